@@ -1,0 +1,20 @@
+//! Users, sessions and the validated value types they are made of.
+
+mod email;
+mod ids;
+mod password;
+mod session;
+mod user;
+mod username;
+
+pub use email::{Email, EmailError};
+pub use ids::{SessionId, UserId};
+pub use password::{Password, PasswordError, PasswordHash};
+pub use session::{ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary};
+pub use user::{FullName, FullNameError, User, UserView};
+pub use username::{Username, UsernameError};
+
+/// Whether a string holds a character no field accepts (PostgreSQL cannot store NUL).
+pub(crate) fn has_nul(raw: &str) -> bool {
+    raw.contains('\0')
+}

@@ -1,0 +1,102 @@
+use time::OffsetDateTime;
+
+use super::{SessionId, UserId};
+
+/// The SHA-256 of a refresh token, hex-encoded: the only form in which a
+/// refresh token is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RefreshTokenHash(String);
+
+impl RefreshTokenHash {
+    /// Wraps a hex digest.
+    #[must_use]
+    pub fn new(hex: String) -> Self {
+        Self(hex)
+    }
+
+    /// The hex digest.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a login came from, as recorded on its session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The `User-Agent` header, shortened.
+    pub user_agent: Option<String>,
+    /// The peer's IP address.
+    pub ip: Option<String>,
+}
+
+impl ClientInfo {
+    /// Longest user agent kept.
+    pub const MAX_USER_AGENT: usize = 256;
+
+    /// Builds client info, cutting the user agent to a storable length and
+    /// dropping characters PostgreSQL cannot store.
+    #[must_use]
+    pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
+        let user_agent = user_agent.map(|ua| {
+            ua.chars()
+                .filter(|c| !c.is_control())
+                .take(Self::MAX_USER_AGENT)
+                .collect()
+        });
+        Self { user_agent, ip }
+    }
+}
+
+/// A session to be stored at login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    /// The session's id (the `sid` of its access tokens).
+    pub id: SessionId,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// Hash of the first refresh token.
+    pub refresh_token_hash: RefreshTokenHash,
+    /// Login time.
+    pub created_at: OffsetDateTime,
+    /// When the refresh token stops working.
+    pub expires_at: OffsetDateTime,
+    /// Where the login came from.
+    pub client: ClientInfo,
+}
+
+/// A stored session: one chain of refresh tokens from one login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The session's id.
+    pub id: SessionId,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// Login time.
+    pub created_at: OffsetDateTime,
+    /// Last login or refresh.
+    pub last_used_at: OffsetDateTime,
+    /// When the current refresh token stops working.
+    pub expires_at: OffsetDateTime,
+    /// When it was ended, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Where the login came from.
+    pub client: ClientInfo,
+}
+
+impl Session {
+    /// Neither revoked nor expired at `now`.
+    #[must_use]
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A live session as listed to its owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session.
+    pub session: Session,
+    /// Whether the caller's own access token belongs to it.
+    pub current: bool,
+}

@@ -1,0 +1,86 @@
+//! The use cases. Each holds its ports behind `Arc<dyn …>`: one concrete
+//! service type keeps the HTTP layer free of generics and compiles once,
+//! while tests still swap any port for a mock.
+
+mod auth;
+mod users;
+
+use std::sync::Arc;
+
+pub use auth::{
+    AuthConfig, AuthService, AuthenticateError, Authenticated, IssuedTokens, LoginError,
+    LoginRequest, RefreshError, RegisterError, RegisterUser,
+};
+pub use users::{
+    CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,
+    RestoreUserError, UpdateUserError, UserChanges, UserService,
+};
+
+use crate::PortError;
+use crate::model::{PasswordError, User, UserId};
+use crate::ports::{
+    Clock, PasswordHasher, SaveUserError, SessionRepository, TokenIssuer, UserRepository,
+};
+
+/// Every port a use case may need, shared by all services.
+#[derive(Clone)]
+pub struct Ports {
+    /// User storage.
+    pub users: Arc<dyn UserRepository>,
+    /// Session storage.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Token signing.
+    pub tokens: Arc<dyn TokenIssuer>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Why [`insert_user`] failed; each use case maps it to its own error.
+#[derive(Debug)]
+enum NewUserError {
+    EmailTaken,
+    UsernameTaken,
+    WeakPassword(PasswordError),
+    Port(PortError),
+}
+
+impl From<PortError> for NewUserError {
+    fn from(err: PortError) -> Self {
+        Self::Port(err)
+    }
+}
+
+/// Checks the password against the new user's own details, hashes it and
+/// stores the user: the one way a user comes into existence.
+async fn insert_user(ports: &Ports, cmd: CreateUser) -> Result<User, NewUserError> {
+    cmd.password
+        .check_not_personal(cmd.username.as_str(), cmd.email.local_part())
+        .map_err(NewUserError::WeakPassword)?;
+    let now = ports.clock.now();
+    let user = User {
+        id: UserId::generate(),
+        email: cmd.email,
+        username: cmd.username,
+        full_name: cmd.full_name,
+        password_hash: ports.hasher.hash(&cmd.password).await?,
+        is_active: cmd.is_active.unwrap_or(true),
+        is_superuser: cmd.is_superuser.unwrap_or(false),
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+    };
+    ports.users.insert(&user).await.map_err(|err| match err {
+        SaveUserError::EmailTaken => NewUserError::EmailTaken,
+        SaveUserError::UsernameTaken => NewUserError::UsernameTaken,
+        SaveUserError::NotFound => {
+            NewUserError::Port(PortError::unexpected("insert reported not found"))
+        }
+        SaveUserError::Port(err) => NewUserError::Port(err),
+    })?;
+    Ok(user)
+}
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,777 @@
+//! Registration, login, token refresh and request authentication.
+
+use secrecy::SecretString;
+use time::{Duration, OffsetDateTime};
+use tracing::{info, warn};
+
+use super::{CreateUser, NewUserError, Ports};
+use crate::PortError;
+use crate::model::{
+    ClientInfo, Email, FullName, NewSession, Password, PasswordError, SessionId, User, UserId,
+    Username,
+};
+use crate::ports::{RefreshToken, TokenError};
+
+/// Settings of the authentication use cases.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthConfig {
+    /// How long a refresh token (and so an idle session) lives.
+    pub refresh_token_ttl: Duration,
+}
+
+/// A self-registration.
+#[derive(Debug)]
+pub struct RegisterUser {
+    /// Address.
+    pub email: Email,
+    /// Login name.
+    pub username: Username,
+    /// Password, length-checked.
+    pub password: Password,
+    /// Display name.
+    pub full_name: Option<FullName>,
+}
+
+/// Why a registration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The address belongs to another account.
+    #[error("email already registered")]
+    EmailTaken,
+    /// The username belongs to another account.
+    #[error("username already taken")]
+    UsernameTaken,
+    /// The password contains personal information.
+    #[error(transparent)]
+    WeakPassword(PasswordError),
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl From<NewUserError> for RegisterError {
+    fn from(err: NewUserError) -> Self {
+        match err {
+            NewUserError::EmailTaken => Self::EmailTaken,
+            NewUserError::UsernameTaken => Self::UsernameTaken,
+            NewUserError::WeakPassword(err) => Self::WeakPassword(err),
+            NewUserError::Port(err) => Self::Port(err),
+        }
+    }
+}
+
+/// Credentials presented at login.
+#[derive(Debug)]
+pub struct LoginRequest {
+    /// E-mail address or username, any case.
+    pub login: String,
+    /// The password as typed.
+    pub password: SecretString,
+    /// Where the request came from.
+    pub client: ClientInfo,
+}
+
+/// Tokens handed out at login and refresh.
+#[derive(Clone, Debug)]
+pub struct IssuedTokens {
+    /// Signed access token.
+    pub access_token: String,
+    /// Opaque refresh token.
+    pub refresh_token: SecretString,
+    /// Access-token lifetime in seconds.
+    pub expires_in: i64,
+    /// Whose tokens these are.
+    pub user_id: UserId,
+    /// The session they belong to.
+    pub session_id: SessionId,
+}
+
+/// Why a login failed. Unknown, wrong and deactivated look the same.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown account, wrong password or deactivated account.
+    #[error("incorrect email or password")]
+    InvalidCredentials,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a refresh failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired, revoked or spent token, or a deactivated user.
+    #[error("invalid refresh token")]
+    InvalidToken,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// The caller behind a valid access token.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// The caller, active.
+    pub user: User,
+    /// The session their token belongs to.
+    pub session_id: SessionId,
+}
+
+/// Why a request could not be authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticateError {
+    /// Bad token, ended session or deactivated user.
+    #[error("could not validate credentials")]
+    InvalidToken,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// The authentication use cases.
+#[derive(Clone)]
+pub struct AuthService {
+    ports: Ports,
+    config: AuthConfig,
+}
+
+impl AuthService {
+    /// Builds the service.
+    #[must_use]
+    pub fn new(ports: Ports, config: AuthConfig) -> Self {
+        Self { ports, config }
+    }
+
+    /// Creates an ordinary, active account.
+    ///
+    /// # Errors
+    /// [`RegisterError`].
+    #[tracing::instrument(skip_all, fields(username = %cmd.username))]
+    pub async fn register(&self, cmd: RegisterUser) -> Result<User, RegisterError> {
+        let cmd = CreateUser {
+            email: cmd.email,
+            username: cmd.username,
+            password: cmd.password,
+            full_name: cmd.full_name,
+            is_active: None,
+            is_superuser: None,
+        };
+        let user = super::insert_user(&self.ports, cmd).await?;
+        info!(user_id = %user.id, "user registered");
+        Ok(user)
+    }
+
+    /// Checks credentials and opens a session.
+    ///
+    /// Every failure path verifies one bcrypt hash, so an unknown account, a
+    /// deactivated one and a wrong password take the same time.
+    ///
+    /// # Errors
+    /// [`LoginError`].
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, request: LoginRequest) -> Result<IssuedTokens, LoginError> {
+        let login = request.login.trim().to_lowercase();
+        let found = self.ports.users.find_by_login(&login).await?;
+        let hash = found.as_ref().map_or_else(
+            || self.ports.hasher.dummy_hash(),
+            |user| user.password_hash.clone(),
+        );
+        let matches = self.ports.hasher.verify(&request.password, &hash).await?;
+        let user = match found {
+            Some(user) if matches && user.is_active => user,
+            Some(user) => {
+                warn!(user_id = %user.id, reason = if matches { "inactive" } else { "password" }, "login failed");
+                return Err(LoginError::InvalidCredentials);
+            }
+            None => {
+                warn!(reason = "unknown account", "login failed");
+                return Err(LoginError::InvalidCredentials);
+            }
+        };
+        let now = self.ports.clock.now();
+        let refresh = self.ports.tokens.new_refresh_token()?;
+        let session = NewSession {
+            id: SessionId::generate(),
+            user_id: user.id,
+            refresh_token_hash: refresh.hash.clone(),
+            created_at: now,
+            expires_at: now + self.config.refresh_token_ttl,
+            client: request.client,
+        };
+        self.ports.sessions.create(&session).await?;
+        self.ports.users.record_login(user.id, now).await?;
+        info!(user_id = %user.id, session_id = %session.id, "login succeeded");
+        Ok(self.issue(user.id, session.id, refresh, now)?)
+    }
+
+    /// Spends a refresh token for a new token pair in the same session.
+    ///
+    /// A token that was already spent is taken as stolen: its whole session is
+    /// revoked, so neither the thief nor the victim can go on with it.
+    ///
+    /// # Errors
+    /// [`RefreshError`].
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, presented: &str) -> Result<IssuedTokens, RefreshError> {
+        let hash = self.ports.tokens.hash_refresh_token(presented);
+        let now = self.ports.clock.now();
+        let Some(session) = self.ports.sessions.find_by_refresh_token(&hash).await? else {
+            if let Some(session_id) = self.ports.sessions.find_by_spent_token(&hash).await? {
+                warn!(%session_id, "spent refresh token presented again; revoking its session");
+                self.ports.sessions.revoke(session_id, now).await?;
+            }
+            return Err(RefreshError::InvalidToken);
+        };
+        if !session.is_live(now) {
+            return Err(RefreshError::InvalidToken);
+        }
+        let active = self
+            .ports
+            .users
+            .find_by_id(session.user_id)
+            .await?
+            .is_some_and(|u| u.is_active);
+        if !active {
+            self.ports.sessions.revoke(session.id, now).await?;
+            return Err(RefreshError::InvalidToken);
+        }
+        let next = self.ports.tokens.new_refresh_token()?;
+        let expires_at = now + self.config.refresh_token_ttl;
+        if !self
+            .ports
+            .sessions
+            .rotate(session.id, &hash, &next.hash, now, expires_at)
+            .await?
+        {
+            // Another request spent the same token between our read and write.
+            warn!(session_id = %session.id, "refresh token raced; revoking its session");
+            self.ports.sessions.revoke(session.id, now).await?;
+            return Err(RefreshError::InvalidToken);
+        }
+        Ok(self.issue(session.user_id, session.id, next, now)?)
+    }
+
+    /// Resolves a bearer token to an active user with a live session.
+    ///
+    /// # Errors
+    /// [`AuthenticateError`].
+    pub async fn authenticate(
+        &self,
+        access_token: &str,
+    ) -> Result<Authenticated, AuthenticateError> {
+        let claims = self
+            .ports
+            .tokens
+            .verify_access_token(access_token)
+            .map_err(|err| match err {
+                TokenError::Invalid(reason) => {
+                    tracing::debug!(%reason, "access token refused");
+                    AuthenticateError::InvalidToken
+                }
+                TokenError::Port(err) => AuthenticateError::Port(err),
+            })?;
+        let now = self.ports.clock.now();
+        let user = self
+            .ports
+            .sessions
+            .find_active_user(claims.user_id, claims.session_id, now)
+            .await?
+            .ok_or(AuthenticateError::InvalidToken)?;
+        Ok(Authenticated {
+            user,
+            session_id: claims.session_id,
+        })
+    }
+
+    fn issue(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        refresh: RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<IssuedTokens, PortError> {
+        let access = self
+            .ports
+            .tokens
+            .issue_access_token(user_id, session_id, now)
+            .map_err(|err| match err {
+                TokenError::Port(err) => err,
+                TokenError::Invalid(reason) => PortError::unexpected(reason),
+            })?;
+        Ok(IssuedTokens {
+            access_token: access.token,
+            refresh_token: refresh.secret,
+            expires_in: access.expires_in,
+            user_id,
+            session_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::model::{PasswordHash, RefreshTokenHash, Session};
+    use crate::ports::{AccessClaims, AccessToken, SaveUserError};
+    use crate::services::fixtures::{Mocks, NOW, password, user};
+
+    fn service(mocks: Mocks) -> AuthService {
+        AuthService::new(
+            mocks.ports(),
+            AuthConfig {
+                refresh_token_ttl: Duration::days(7),
+            },
+        )
+    }
+
+    fn registration(name: &str, pw: &str) -> RegisterUser {
+        RegisterUser {
+            email: Email::parse(&format!("{name}@example.com")).unwrap(),
+            username: Username::parse(name).unwrap(),
+            password: password(pw),
+            full_name: None,
+        }
+    }
+
+    fn expect_tokens(mocks: &mut Mocks) {
+        mocks.tokens.expect_new_refresh_token().returning(|| {
+            Ok(RefreshToken {
+                secret: SecretString::from("fresh"),
+                hash: RefreshTokenHash::new("fresh-hash".into()),
+            })
+        });
+        mocks
+            .tokens
+            .expect_issue_access_token()
+            .returning(|_, _, _| {
+                Ok(AccessToken {
+                    token: "jwt".into(),
+                    expires_in: 1800,
+                })
+            });
+    }
+
+    fn login(login: &str, pw: &str) -> LoginRequest {
+        LoginRequest {
+            login: login.into(),
+            password: SecretString::from(pw),
+            client: ClientInfo::default(),
+        }
+    }
+
+    fn session(user: &User) -> Session {
+        Session {
+            id: SessionId::generate(),
+            user_id: user.id,
+            created_at: NOW,
+            last_used_at: NOW,
+            expires_at: NOW + Duration::days(1),
+            revoked_at: None,
+            client: ClientInfo::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn register_stores_an_active_ordinary_user_with_a_hashed_password() {
+        let mut mocks = Mocks::default();
+        mocks
+            .hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash::new("bcrypt".into())));
+        mocks
+            .users
+            .expect_insert()
+            .withf(|u| {
+                u.is_active
+                    && !u.is_superuser
+                    && u.password_hash.as_str() == "bcrypt"
+                    && u.created_at == NOW
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let user = service(mocks)
+            .register(registration("ada", "correct horse battery"))
+            .await
+            .unwrap();
+        assert_eq!(user.username.as_str(), "ada");
+        assert_eq!(user.last_login_at, None);
+    }
+
+    #[tokio::test]
+    async fn register_refuses_a_password_containing_the_username_before_hashing() {
+        let mocks = Mocks::default(); // no hash or insert expected
+        let err = service(mocks)
+            .register(registration("ada", "xx-ADA-1234"))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            RegisterError::WeakPassword(PasswordError::ContainsUsername)
+        ));
+    }
+
+    #[tokio::test]
+    async fn register_reports_the_unique_constraint_that_refused_the_row() {
+        for (save, expected) in [
+            (SaveUserError::EmailTaken, "email"),
+            (SaveUserError::UsernameTaken, "username"),
+        ] {
+            let mut mocks = Mocks::default();
+            mocks
+                .hasher
+                .expect_hash()
+                .returning(|_| Ok(PasswordHash::new("h".into())));
+            let mut save = Some(save);
+            mocks
+                .users
+                .expect_insert()
+                .returning(move |_| Err(save.take().unwrap()));
+            let err = service(mocks)
+                .register(registration("ada", "correct horse"))
+                .await
+                .unwrap_err();
+            match (err, expected) {
+                (RegisterError::EmailTaken, "email")
+                | (RegisterError::UsernameTaken, "username") => {}
+                (err, _) => panic!("unexpected {err:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn login_with_the_right_password_opens_a_session_and_records_the_login() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .with(eq("ada@example.com"))
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks
+            .sessions
+            .expect_create()
+            .withf(move |s| {
+                s.user_id == id
+                    && s.expires_at == NOW + Duration::days(7)
+                    && s.refresh_token_hash.as_str() == "fresh-hash"
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        mocks
+            .users
+            .expect_record_login()
+            .with(eq(id), eq(NOW))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        expect_tokens(&mut mocks);
+        let tokens = service(mocks)
+            .login(login("  Ada@Example.com ", "pw"))
+            .await
+            .unwrap();
+        assert_eq!(tokens.access_token, "jwt");
+        assert_eq!(tokens.expires_in, 1800);
+        assert_eq!(tokens.user_id, id);
+    }
+
+    #[tokio::test]
+    async fn login_verifies_a_dummy_hash_for_an_unknown_account() {
+        let mut mocks = Mocks::default();
+        mocks.users.expect_find_by_login().returning(|_| Ok(None));
+        mocks
+            .hasher
+            .expect_dummy_hash()
+            .times(1)
+            .returning(|| PasswordHash::new("dummy".into()));
+        mocks
+            .hasher
+            .expect_verify()
+            .withf(|_, hash| hash.as_str() == "dummy")
+            .times(1)
+            .returning(|_, _| Ok(false));
+        let err = service(mocks)
+            .login(login("nobody", "pw"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn login_refuses_a_wrong_password_after_verifying_it() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(false));
+        let err = service(mocks)
+            .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn login_refuses_a_deactivated_user_even_with_the_right_password() {
+        let ada = User {
+            is_active: false,
+            ..user("ada")
+        };
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(true));
+        let err = service(mocks)
+            .login(login("ada", "right"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn refresh_rotates_the_token_within_the_same_session() {
+        let ada = user("ada");
+        let live = session(&ada);
+        let sid = live.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("old".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |_| Ok(Some(live.clone())));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .sessions
+            .expect_rotate()
+            .withf(move |id, old, new, now, exp| {
+                *id == sid
+                    && old.as_str() == "old"
+                    && new.as_str() == "fresh-hash"
+                    && *now == NOW
+                    && *exp == NOW + Duration::days(7)
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(true));
+        expect_tokens(&mut mocks);
+        let tokens = service(mocks).refresh("old-secret").await.unwrap();
+        assert_eq!(tokens.session_id, sid);
+    }
+
+    #[tokio::test]
+    async fn refresh_with_a_spent_token_revokes_the_whole_session() {
+        let sid = SessionId::generate();
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("spent".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(|_| Ok(None));
+        mocks
+            .sessions
+            .expect_find_by_spent_token()
+            .returning(move |_| Ok(Some(sid)));
+        mocks
+            .sessions
+            .expect_revoke()
+            .with(eq(sid), eq(NOW))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let err = service(mocks).refresh("spent-secret").await.unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidToken));
+    }
+
+    #[tokio::test]
+    async fn refresh_with_an_unknown_token_revokes_nothing() {
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("x".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(|_| Ok(None));
+        mocks
+            .sessions
+            .expect_find_by_spent_token()
+            .returning(|_| Ok(None));
+        let err = service(mocks).refresh("garbage").await.unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidToken));
+    }
+
+    #[tokio::test]
+    async fn refresh_of_an_expired_or_revoked_session_is_refused() {
+        let ada = user("ada");
+        for s in [
+            Session {
+                expires_at: NOW,
+                ..session(&ada)
+            },
+            Session {
+                revoked_at: Some(NOW),
+                ..session(&ada)
+            },
+        ] {
+            let mut mocks = Mocks::default();
+            mocks
+                .tokens
+                .expect_hash_refresh_token()
+                .returning(|_| RefreshTokenHash::new("x".into()));
+            mocks
+                .sessions
+                .expect_find_by_refresh_token()
+                .returning(move |_| Ok(Some(s.clone())));
+            let err = service(mocks).refresh("t").await.unwrap_err();
+            assert!(matches!(err, RefreshError::InvalidToken));
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_that_loses_a_race_revokes_the_session_instead_of_forking_it() {
+        let ada = user("ada");
+        let live = session(&ada);
+        let sid = live.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("old".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |_| Ok(Some(live.clone())));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.tokens.expect_new_refresh_token().returning(|| {
+            Ok(RefreshToken {
+                secret: SecretString::from("n"),
+                hash: RefreshTokenHash::new("n".into()),
+            })
+        });
+        mocks
+            .sessions
+            .expect_rotate()
+            .returning(|_, _, _, _, _| Ok(false));
+        mocks
+            .sessions
+            .expect_revoke()
+            .with(eq(sid), eq(NOW))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let err = service(mocks).refresh("old").await.unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidToken));
+    }
+
+    #[tokio::test]
+    async fn refresh_for_a_deactivated_user_is_refused() {
+        let ada = User {
+            is_active: false,
+            ..user("ada")
+        };
+        let live = session(&ada);
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("old".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |_| Ok(Some(live.clone())));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .sessions
+            .expect_revoke()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        assert!(matches!(
+            service(mocks).refresh("old").await,
+            Err(RefreshError::InvalidToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn authenticate_resolves_the_user_of_a_live_session() {
+        let ada = user("ada");
+        let (uid, sid) = (ada.id, SessionId::generate());
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_verify_access_token()
+            .returning(move |_| {
+                Ok(AccessClaims {
+                    user_id: uid,
+                    session_id: sid,
+                })
+            });
+        mocks
+            .sessions
+            .expect_find_active_user()
+            .with(eq(uid), eq(sid), eq(NOW))
+            .returning(move |_, _, _| Ok(Some(ada.clone())));
+        let auth = service(mocks).authenticate("jwt").await.unwrap();
+        assert_eq!((auth.user.id, auth.session_id), (uid, sid));
+    }
+
+    #[tokio::test]
+    async fn authenticate_refuses_a_valid_token_whose_session_ended() {
+        let mut mocks = Mocks::default();
+        mocks.tokens.expect_verify_access_token().returning(|_| {
+            Ok(AccessClaims {
+                user_id: UserId::generate(),
+                session_id: SessionId::generate(),
+            })
+        });
+        mocks
+            .sessions
+            .expect_find_active_user()
+            .returning(|_, _, _| Ok(None));
+        assert!(matches!(
+            service(mocks).authenticate("jwt").await,
+            Err(AuthenticateError::InvalidToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn authenticate_refuses_a_bad_token_without_touching_storage() {
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_verify_access_token()
+            .returning(|_| Err(TokenError::Invalid("bad signature".into())));
+        assert!(matches!(
+            service(mocks).authenticate("jwt").await,
+            Err(AuthenticateError::InvalidToken)
+        ));
+    }
+}

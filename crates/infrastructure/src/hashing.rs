@@ -1,0 +1,136 @@
+//! [`PasswordHasher`] with bcrypt, run on tokio's blocking pool.
+//!
+//! bcrypt uses at most 72 bytes of a password. The crate's `non_truncating_*`
+//! functions count the C terminator too and so refuse exactly 72 bytes, which
+//! bcrypt does use in full; the length is therefore checked here instead.
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use userhub_domain::PortError;
+use userhub_domain::model::{Password, PasswordHash};
+use userhub_domain::ports::PasswordHasher;
+
+/// bcrypt at a fixed cost. Hashing takes hundreds of milliseconds at the
+/// default cost, so it never runs on the async executor.
+#[derive(Clone, Debug)]
+pub struct BcryptPasswordHasher {
+    cost: u32,
+    dummy: PasswordHash,
+}
+
+impl BcryptPasswordHasher {
+    /// A hasher at `cost`, with a dummy hash made at that cost so that a login
+    /// for an unknown account costs the same as one for a known account.
+    ///
+    /// # Errors
+    /// [`PortError`] when `cost` is outside bcrypt's range (4–31).
+    pub async fn new(cost: u32) -> Result<Self, PortError> {
+        let dummy = blocking(move || {
+            let mut random = [0_u8; 32];
+            getrandom::fill(&mut random).map_err(|e| PortError::unexpected(e.to_string()))?;
+            bcrypt::hash(random, cost).map_err(PortError::unexpected)
+        })
+        .await?;
+        Ok(Self {
+            cost,
+            dummy: PasswordHash::new(dummy),
+        })
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for BcryptPasswordHasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, PortError> {
+        let secret = password.secret().clone();
+        let cost = self.cost;
+        let hash = blocking(move || {
+            let bytes = secret.expose_secret().as_bytes();
+            if bytes.len() > Password::MAX_BYTES {
+                return Err(PortError::unexpected(
+                    "password longer than bcrypt can hold",
+                ));
+            }
+            bcrypt::hash(bytes, cost).map_err(PortError::unexpected)
+        })
+        .await?;
+        Ok(PasswordHash::new(hash))
+    }
+
+    async fn verify(
+        &self,
+        password: &SecretString,
+        hash: &PasswordHash,
+    ) -> Result<bool, PortError> {
+        let secret = password.clone();
+        let hash = hash.as_str().to_owned();
+        blocking(move || {
+            let bytes = secret.expose_secret().as_bytes();
+            // Longer than bcrypt can hold: it cannot be the stored password,
+            // though its first 72 bytes might be. Verify anyway for equal timing.
+            let fits = bytes.len() <= Password::MAX_BYTES;
+            let matches = bcrypt::verify(bytes, &hash).map_err(PortError::unexpected)?;
+            Ok(fits && matches)
+        })
+        .await
+    }
+
+    fn dummy_hash(&self) -> PasswordHash {
+        self.dummy.clone()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, PortError> + Send + 'static,
+) -> Result<T, PortError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(PortError::unexpected)?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn password(raw: &str) -> Password {
+        Password::new(SecretString::from(raw)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_no_other() {
+        let hasher = BcryptPasswordHasher::new(4).await.unwrap();
+        let hash = hasher.hash(&password("correct horse")).await.unwrap();
+        assert!(hash.as_str().starts_with("$2b$04$"));
+        assert!(
+            hasher
+                .verify(&SecretString::from("correct horse"), &hash)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(&SecretString::from("correct horsE"), &hash)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_password_longer_than_72_bytes_never_matches_its_truncation() {
+        let hasher = BcryptPasswordHasher::new(4).await.unwrap();
+        let hash = hasher.hash(&password(&"a".repeat(72))).await.unwrap();
+        assert!(
+            !hasher
+                .verify(&SecretString::from("a".repeat(73)), &hash)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_has_the_configured_cost() {
+        let hasher = BcryptPasswordHasher::new(5).await.unwrap();
+        assert!(hasher.dummy_hash().as_str().starts_with("$2b$05$"));
+    }
+}

@@ -1,0 +1,177 @@
+//! [`SessionRepository`] on SeaORM.
+
+use async_trait::async_trait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+};
+use time::OffsetDateTime;
+use userhub_domain::PortError;
+use userhub_domain::model::{
+    ClientInfo, NewSession, RefreshTokenHash, Session, SessionId, User, UserId,
+};
+use userhub_domain::ports::SessionRepository;
+
+use super::users::to_domain as user_to_domain;
+use super::{Database, port_error};
+use crate::entities::{session, spent_refresh_token, user};
+
+/// Sessions stored in `sessions`, spent refresh tokens in `spent_refresh_tokens`.
+#[derive(Clone, Debug)]
+pub struct SeaOrmSessionRepository {
+    db: Database,
+}
+
+impl SeaOrmSessionRepository {
+    /// A repository on this database.
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl SessionRepository for SeaOrmSessionRepository {
+    async fn create(&self, s: &NewSession) -> Result<(), PortError> {
+        let row = session::ActiveModel {
+            id: Set(s.id.as_uuid()),
+            user_id: Set(s.user_id.as_uuid()),
+            refresh_token_hash: Set(s.refresh_token_hash.as_str().to_owned()),
+            created_at: Set(s.created_at),
+            last_used_at: Set(s.created_at),
+            expires_at: Set(s.expires_at),
+            revoked_at: Set(None),
+            user_agent: Set(s.client.user_agent.clone()),
+            ip: Set(s.client.ip.clone()),
+        };
+        session::Entity::insert(row)
+            .exec_without_returning(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn find_by_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<Session>, PortError> {
+        let row = session::Entity::find()
+            .filter(session::Column::RefreshTokenHash.eq(hash.as_str()))
+            .one(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(row.map(to_domain))
+    }
+
+    async fn find_by_spent_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<SessionId>, PortError> {
+        let row = spent_refresh_token::Entity::find_by_id(hash.as_str().to_owned())
+            .one(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(row.map(|r| SessionId::from_uuid(r.session_id)))
+    }
+
+    async fn rotate(
+        &self,
+        id: SessionId,
+        old: &RefreshTokenHash,
+        new: &RefreshTokenHash,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        // Compare-and-swap on the current hash: of two concurrent refreshes
+        // of one token, exactly one updates the row.
+        let swapped = session::Entity::update_many()
+            .col_expr(session::Column::RefreshTokenHash, Expr::value(new.as_str()))
+            .col_expr(session::Column::LastUsedAt, Expr::value(now))
+            .col_expr(session::Column::ExpiresAt, Expr::value(expires_at))
+            .filter(session::Column::Id.eq(id.as_uuid()))
+            .filter(session::Column::RefreshTokenHash.eq(old.as_str()))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(port_error)?
+            .rows_affected
+            == 1;
+        if !swapped {
+            txn.rollback().await.map_err(port_error)?;
+            return Ok(false);
+        }
+        let spent = spent_refresh_token::ActiveModel {
+            token_hash: Set(old.as_str().to_owned()),
+            session_id: Set(id.as_uuid()),
+            spent_at: Set(now),
+        };
+        spent_refresh_token::Entity::insert(spent)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(port_error)?;
+        txn.commit().await.map_err(port_error)?;
+        Ok(true)
+    }
+
+    async fn revoke(&self, id: SessionId, now: OffsetDateTime) -> Result<(), PortError> {
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::Id.eq(id.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn revoke_all_for_user(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), PortError> {
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::UserId.eq(user_id.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn find_active_user(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, PortError> {
+        let row = user::Entity::find()
+            .inner_join(session::Entity)
+            .filter(session::Column::Id.eq(session_id.as_uuid()))
+            .filter(user::Column::Id.eq(user_id.as_uuid()))
+            .filter(user::Column::IsActive.eq(true))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .limit(1)
+            .one(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        row.map(user_to_domain).transpose()
+    }
+}
+
+fn to_domain(row: session::Model) -> Session {
+    Session {
+        id: SessionId::from_uuid(row.id),
+        user_id: UserId::from_uuid(row.user_id),
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+        client: ClientInfo {
+            user_agent: row.user_agent,
+            ip: row.ip,
+        },
+    }
+}

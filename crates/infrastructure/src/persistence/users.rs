@@ -1,0 +1,194 @@
+//! [`UserRepository`] on SeaORM.
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr,
+};
+use time::OffsetDateTime;
+use userhub_domain::PortError;
+use userhub_domain::model::{Email, FullName, PasswordHash, User, UserId, Username};
+use userhub_domain::ports::{SaveUserError, UserPage, UserQuery, UserRepository, UserSortField};
+
+use super::{Database, escape_like, port_error};
+use crate::entities::user;
+
+/// Users stored in the `users` table.
+#[derive(Clone, Debug)]
+pub struct SeaOrmUserRepository {
+    db: Database,
+}
+
+impl SeaOrmUserRepository {
+    /// A repository on this database.
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl UserRepository for SeaOrmUserRepository {
+    async fn insert(&self, u: &User) -> Result<(), SaveUserError> {
+        user::Entity::insert(active_model(u))
+            .exec_without_returning(self.db.connection())
+            .await
+            .map_err(save_error)?;
+        Ok(())
+    }
+
+    async fn update(&self, u: &User) -> Result<(), SaveUserError> {
+        let result = user::Entity::update_many()
+            .set(active_model(u))
+            .filter(user::Column::Id.eq(u.id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(save_error)?;
+        if result.rows_affected == 0 {
+            return Err(SaveUserError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError> {
+        let row = user::Entity::find_by_id(id.as_uuid())
+            .one(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        row.map(to_domain).transpose()
+    }
+
+    async fn find_by_login(&self, login: &str) -> Result<Option<User>, PortError> {
+        let row = user::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(user::Column::Email.eq(login))
+                    .add(user::Column::Username.eq(login)),
+            )
+            .one(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        row.map(to_domain).transpose()
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError> {
+        let mut select = user::Entity::find();
+        if let Some(active) = query.is_active {
+            select = select.filter(user::Column::IsActive.eq(active));
+        }
+        if let Some(superuser) = query.is_superuser {
+            select = select.filter(user::Column::IsSuperuser.eq(superuser));
+        }
+        if let Some(term) = &query.search {
+            let pattern = format!("%{}%", escape_like(term));
+            let like = || LikeExpr::new(pattern.clone()).escape('\\');
+            // Emails and usernames are stored lower-cased; only full names need LOWER().
+            let mut any = Condition::any()
+                .add(user::Column::Username.like(like()))
+                .add(Expr::expr(Func::lower(Expr::col(user::Column::FullName))).like(like()));
+            if query.search_email {
+                any = any.add(user::Column::Email.like(like()));
+            }
+            select = select.filter(any);
+        }
+        let order = if query.sort.descending {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
+        let column = match query.sort.field {
+            // SQLite keeps timestamps as RFC 3339 text whose fraction varies in
+            // length, so text order is not time order there; UUIDv7 ids are
+            // minted at creation and are.
+            UserSortField::CreatedAt if self.db.backend() == DbBackend::Sqlite => user::Column::Id,
+            UserSortField::CreatedAt => user::Column::CreatedAt,
+            UserSortField::Username => user::Column::Username,
+            UserSortField::Email => user::Column::Email,
+        };
+        let conn = self.db.connection();
+        let page = select
+            .clone()
+            .order_by(column, order.clone())
+            .order_by(user::Column::Id, order)
+            .offset(query.skip)
+            .limit(query.limit);
+        let (rows, total) =
+            tokio::try_join!(page.all(conn), select.count(conn)).map_err(port_error)?;
+        let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+        Ok(UserPage { items, total })
+    }
+
+    async fn count_active_superusers(&self) -> Result<u64, PortError> {
+        user::Entity::find()
+            .filter(user::Column::IsActive.eq(true))
+            .filter(user::Column::IsSuperuser.eq(true))
+            .count(self.db.connection())
+            .await
+            .map_err(port_error)
+    }
+
+    async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::LastLoginAt, Expr::value(at))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+}
+
+fn active_model(u: &User) -> user::ActiveModel {
+    user::ActiveModel {
+        id: Set(u.id.as_uuid()),
+        email: Set(u.email.as_str().to_owned()),
+        username: Set(u.username.as_str().to_owned()),
+        full_name: Set(u.full_name.as_ref().map(|n| n.as_str().to_owned())),
+        password_hash: Set(u.password_hash.as_str().to_owned()),
+        is_active: Set(u.is_active),
+        is_superuser: Set(u.is_superuser),
+        created_at: Set(u.created_at),
+        updated_at: Set(u.updated_at),
+        last_login_at: Set(u.last_login_at),
+    }
+}
+
+/// Rebuilds a domain user from a row; a row that breaks the domain's rules
+/// is a storage fault, not a client error.
+pub(super) fn to_domain(row: user::Model) -> Result<User, PortError> {
+    let corrupt = |field: &str| {
+        PortError::unexpected(format!("stored user {} has an invalid {field}", row.id))
+    };
+    Ok(User {
+        id: UserId::from_uuid(row.id),
+        email: Email::parse(&row.email).map_err(|_| corrupt("email"))?,
+        username: Username::parse(&row.username).map_err(|_| corrupt("username"))?,
+        full_name: row
+            .full_name
+            .as_deref()
+            .map(FullName::parse)
+            .transpose()
+            .map_err(|_| corrupt("full_name"))?,
+        password_hash: PasswordHash::new(row.password_hash.clone()),
+        is_active: row.is_active,
+        is_superuser: row.is_superuser,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        last_login_at: row.last_login_at,
+    })
+}
+
+/// Turns the unique indexes' refusals into the domain's outcomes. Both
+/// PostgreSQL (`uq_users_email`) and SQLite (`users.email`) name the column.
+fn save_error(err: DbErr) -> SaveUserError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("username") => {
+            SaveUserError::UsernameTaken
+        }
+        Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("email") => {
+            SaveUserError::EmailTaken
+        }
+        _ => SaveUserError::Port(port_error(err)),
+    }
+}

@@ -1,0 +1,284 @@
+//! [`TokenIssuer`] with signed JWT access tokens and opaque refresh tokens.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use userhub_domain::PortError;
+use userhub_domain::model::{RefreshTokenHash, SessionId, UserId};
+use userhub_domain::ports::{AccessClaims, AccessToken, RefreshToken, TokenError, TokenIssuer};
+use uuid::Uuid;
+
+/// The only `typ` an access token may carry.
+const ACCESS: &str = "access";
+
+/// Settings of the token issuer.
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    /// HMAC key, at least 32 bytes.
+    pub secret: SecretString,
+    /// `iss` written and required.
+    pub issuer: String,
+    /// `aud` written and required.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_token_ttl: Duration,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    sid: Uuid,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    jti: Uuid,
+    iss: String,
+    aud: String,
+    typ: String,
+}
+
+/// Signs HS256 access tokens; the algorithm is pinned on decode.
+#[derive(Clone)]
+pub struct JwtTokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    settings: JwtSettings,
+}
+
+impl JwtTokenIssuer {
+    /// Builds the issuer.
+    #[must_use]
+    pub fn new(settings: JwtSettings) -> Self {
+        let key = settings.secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = settings.leeway_seconds;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
+        Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+            settings,
+        }
+    }
+}
+
+impl std::fmt::Debug for JwtTokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtTokenIssuer")
+            .field("issuer", &self.settings.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenIssuer for JwtTokenIssuer {
+    fn issue_access_token(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<AccessToken, TokenError> {
+        let iat = now.unix_timestamp();
+        let expires_in = self.settings.access_token_ttl.whole_seconds();
+        let claims = Claims {
+            sub: user.as_uuid(),
+            sid: session.as_uuid(),
+            iat,
+            nbf: iat,
+            exp: iat + expires_in,
+            jti: Uuid::new_v4(),
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            typ: ACCESS.to_owned(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Port(PortError::unexpected(e)))?;
+        Ok(AccessToken { token, expires_in })
+    }
+
+    fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if data.claims.typ != ACCESS {
+            return Err(TokenError::Invalid(format!("typ is {:?}", data.claims.typ)));
+        }
+        Ok(AccessClaims {
+            user_id: UserId::from_uuid(data.claims.sub),
+            session_id: SessionId::from_uuid(data.claims.sid),
+        })
+    }
+
+    fn new_refresh_token(&self) -> Result<RefreshToken, PortError> {
+        let mut random = [0_u8; 32];
+        getrandom::fill(&mut random).map_err(|e| PortError::unexpected(e.to_string()))?;
+        let secret = URL_SAFE_NO_PAD.encode(random);
+        let hash = self.hash_refresh_token(&secret);
+        Ok(RefreshToken {
+            secret: SecretString::from(secret),
+            hash,
+        })
+    }
+
+    fn hash_refresh_token(&self, token: &str) -> RefreshTokenHash {
+        let digest = Sha256::digest(token.as_bytes());
+        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+        RefreshTokenHash::new(hex)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn issuer() -> JwtTokenIssuer {
+        JwtTokenIssuer::new(JwtSettings {
+            secret: SecretString::from("k".repeat(32)),
+            issuer: "userhub".into(),
+            audience: "userhub-api".into(),
+            access_token_ttl: Duration::minutes(30),
+            leeway_seconds: 5,
+        })
+    }
+
+    fn sign(claims: &serde_json::Value, alg: Algorithm, key: &[u8]) -> String {
+        jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(key)).unwrap()
+    }
+
+    fn claims(overrides: &[(&str, serde_json::Value)]) -> serde_json::Value {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut claims = serde_json::json!({
+            "sub": Uuid::now_v7(), "sid": Uuid::now_v7(), "iat": now, "nbf": now, "exp": now + 600,
+            "jti": Uuid::new_v4(), "iss": "userhub", "aud": "userhub-api", "typ": "access"
+        });
+        for (key, value) in overrides {
+            claims[*key] = value.clone();
+        }
+        claims
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_its_user_and_session() {
+        let issuer = issuer();
+        let (user, session) = (UserId::generate(), SessionId::generate());
+        let token = issuer
+            .issue_access_token(user, session, OffsetDateTime::now_utc())
+            .unwrap();
+        assert_eq!(token.expires_in, 1800);
+        let verified = issuer.verify_access_token(&token.token).unwrap();
+        assert_eq!((verified.user_id, verified.session_id), (user, session));
+    }
+
+    #[test]
+    fn tokens_failing_any_check_are_refused() {
+        let key = "k".repeat(32);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let cases = [
+            (
+                "expired",
+                sign(
+                    &claims(&[("exp", (now - 60).into())]),
+                    Algorithm::HS256,
+                    key.as_bytes(),
+                ),
+            ),
+            (
+                "not yet valid",
+                sign(
+                    &claims(&[("nbf", (now + 60).into())]),
+                    Algorithm::HS256,
+                    key.as_bytes(),
+                ),
+            ),
+            (
+                "wrong issuer",
+                sign(
+                    &claims(&[("iss", "evil".into())]),
+                    Algorithm::HS256,
+                    key.as_bytes(),
+                ),
+            ),
+            (
+                "wrong audience",
+                sign(
+                    &claims(&[("aud", "other".into())]),
+                    Algorithm::HS256,
+                    key.as_bytes(),
+                ),
+            ),
+            (
+                "refresh type",
+                sign(
+                    &claims(&[("typ", "refresh".into())]),
+                    Algorithm::HS256,
+                    key.as_bytes(),
+                ),
+            ),
+            (
+                "other key",
+                sign(&claims(&[]), Algorithm::HS256, "x".repeat(32).as_bytes()),
+            ),
+            (
+                "other algorithm",
+                sign(&claims(&[]), Algorithm::HS512, key.as_bytes()),
+            ),
+            ("missing nbf", {
+                let mut c = claims(&[]);
+                c.as_object_mut().unwrap().remove("nbf");
+                sign(&c, Algorithm::HS256, key.as_bytes())
+            }),
+        ];
+        let issuer = issuer();
+        for (case, token) in cases {
+            assert!(
+                matches!(
+                    issuer.verify_access_token(&token),
+                    Err(TokenError::Invalid(_))
+                ),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unsigned_token_is_refused() {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(claims(&[]).to_string());
+        let token = format!("{header}.{body}.");
+        assert!(matches!(
+            issuer().verify_access_token(&token),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn refresh_tokens_carry_256_random_bits_and_are_stored_hashed() {
+        let issuer = issuer();
+        let (a, b) = (
+            issuer.new_refresh_token().unwrap(),
+            issuer.new_refresh_token().unwrap(),
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(a.secret.expose_secret())
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_ne!(a.secret.expose_secret(), b.secret.expose_secret());
+        assert_eq!(a.hash.as_str().len(), 64);
+        assert_eq!(issuer.hash_refresh_token(a.secret.expose_secret()), a.hash);
+        assert!(!a.hash.as_str().contains(a.secret.expose_secret()));
+    }
+}

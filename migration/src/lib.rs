@@ -1,0 +1,18 @@
+//! UserHub's schema, as ordered migrations. The server applies pending ones
+//! at start; operators can run them themselves with the `migration` binary.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_users_and_sessions;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(
+            m20261125_000001_create_users_and_sessions::Migration,
+        )]
+    }
+}
