@@ -1,1 +1,9 @@
-//! x
+//! The UserHub server: settings, telemetry and the wiring of adapters into
+//! use cases. Only this crate names concrete adapter types.
+
+mod application;
+pub mod settings;
+pub mod telemetry;
+
+pub use application::Application;
+pub use settings::Settings;

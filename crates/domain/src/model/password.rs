@@ -64,7 +64,7 @@ impl Password {
         email_local_part: &str,
     ) -> Result<(), PasswordError> {
         let lower = self.0.expose_secret().to_lowercase();
-        if lower.contains(&username.to_lowercase()) {
+        if !username.is_empty() && lower.contains(&username.to_lowercase()) {
             return Err(PasswordError::ContainsUsername);
         }
         if email_local_part.chars().count() >= 3 && lower.contains(&email_local_part.to_lowercase())
@@ -155,6 +155,11 @@ mod tests {
             Err(PasswordError::ContainsEmail)
         );
         assert_eq!(p.check_not_personal("zzz", "qq"), Ok(()));
+        assert_eq!(
+            p.check_not_personal("", ""),
+            Ok(()),
+            "unknown details are not matched"
+        );
     }
 
     #[test]

@@ -1,0 +1,299 @@
+//! [`ApiError`]: every failure a request can end in, with the FastAPI-shaped
+//! bodies of API.md.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use userhub_domain::PortError;
+use userhub_domain::model::PasswordError;
+use userhub_domain::services::{
+    AuthenticateError, CreateUserError, DeleteUserError, GetUserError, ListUsersError, LoginError,
+    RefreshError, RegisterError, RestoreUserError, UpdateUserError,
+};
+
+/// One entry of a 422 body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Machine-readable kind, as pydantic names it (`string_too_short`, `missing`, …).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Where: `["body", "password"]`, `["query", "limit"]`, `["path", "id"]`.
+    pub loc: Vec<String>,
+    /// Human-readable message; never contains a submitted secret.
+    pub msg: String,
+}
+
+impl FieldError {
+    /// An error at `source` (`body`, `query`, …) and `field`.
+    pub fn new(kind: &'static str, source: &str, field: &str, msg: impl Into<String>) -> Self {
+        let mut loc = vec![source.to_owned()];
+        loc.extend(
+            field
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+        Self {
+            kind,
+            loc,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 422 with one entry per failing field.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 400.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// 401 with `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// 413.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// 415.
+    #[error("unsupported media type")]
+    UnsupportedMediaType(&'static str),
+    /// 503 with `Retry-After`; the cause was logged where it happened.
+    #[error("service unavailable")]
+    Unavailable,
+    /// 500; the cause was logged where it happened.
+    #[error("internal server error")]
+    Internal,
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn field(kind: &'static str, source: &str, field: &str, msg: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(kind, source, field, msg)])
+    }
+
+    fn weak_password(err: PasswordError) -> Self {
+        Self::field(
+            crate::validation::kind_of(&err.to_string()),
+            "body",
+            "password",
+            err.to_string(),
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    detail: &'a str,
+}
+
+#[derive(Serialize)]
+struct Details<'a> {
+    detail: &'a [FieldError],
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unauthorized(_) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            _ => {}
+        }
+        match self {
+            Self::Validation(errors) => response.json(Details { detail: errors }),
+            Self::BadRequest(msg)
+            | Self::Unauthorized(msg)
+            | Self::Forbidden(msg)
+            | Self::NotFound(msg)
+            | Self::Conflict(msg)
+            | Self::UnsupportedMediaType(msg) => response.json(Detail { detail: msg }),
+            Self::MethodNotAllowed => response.json(Detail {
+                detail: "Method Not Allowed",
+            }),
+            Self::PayloadTooLarge => response.json(Detail {
+                detail: "Request body too large",
+            }),
+            Self::Unavailable => response.json(Detail {
+                detail: "Service temporarily unavailable",
+            }),
+            Self::Internal => response.json(Detail {
+                detail: "Internal Server Error",
+            }),
+        }
+    }
+}
+
+impl From<PortError> for ApiError {
+    fn from(err: PortError) -> Self {
+        // Logged here, inside the request's span, so the log line carries its id.
+        match &err {
+            PortError::Unavailable(_) => {
+                tracing::warn!(error = %error_chain(&err), "backing service unavailable");
+                Self::Unavailable
+            }
+            PortError::Unexpected(_) => {
+                tracing::error!(error = %error_chain(&err), "request failed");
+                Self::Internal
+            }
+        }
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+const EMAIL_TAKEN: &str = "Email already registered";
+const USERNAME_TAKEN: &str = "Username already taken";
+const FORBIDDEN: &str = "Not enough permissions";
+const USER_NOT_FOUND: &str = "User not found";
+
+impl From<RegisterError> for ApiError {
+    fn from(err: RegisterError) -> Self {
+        match err {
+            RegisterError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
+            RegisterError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
+            RegisterError::WeakPassword(e) => Self::weak_password(e),
+            RegisterError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(err: LoginError) -> Self {
+        match err {
+            LoginError::InvalidCredentials => Self::Unauthorized("Incorrect email or password"),
+            LoginError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(err: RefreshError) -> Self {
+        match err {
+            RefreshError::InvalidToken => Self::Unauthorized("Invalid or expired refresh token"),
+            RefreshError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<AuthenticateError> for ApiError {
+    fn from(err: AuthenticateError) -> Self {
+        match err {
+            AuthenticateError::InvalidToken => Self::Unauthorized("Could not validate credentials"),
+            AuthenticateError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListUsersError> for ApiError {
+    fn from(err: ListUsersError) -> Self {
+        match err {
+            ListUsersError::Forbidden => Self::Forbidden("Only superusers can filter on is_active"),
+            ListUsersError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<GetUserError> for ApiError {
+    fn from(err: GetUserError) -> Self {
+        match err {
+            GetUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            GetUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<CreateUserError> for ApiError {
+    fn from(err: CreateUserError) -> Self {
+        match err {
+            CreateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            CreateUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
+            CreateUserError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
+            CreateUserError::WeakPassword(e) => Self::weak_password(e),
+            CreateUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<UpdateUserError> for ApiError {
+    fn from(err: UpdateUserError) -> Self {
+        match err {
+            UpdateUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            UpdateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            UpdateUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
+            UpdateUserError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
+            UpdateUserError::WeakPassword(e) => Self::weak_password(e),
+            UpdateUserError::LastSuperuser => {
+                Self::Conflict("The last active superuser cannot be deactivated or demoted")
+            }
+            UpdateUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<DeleteUserError> for ApiError {
+    fn from(err: DeleteUserError) -> Self {
+        match err {
+            DeleteUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            DeleteUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            DeleteUserError::LastSuperuser => {
+                Self::Conflict("The last active superuser cannot be deleted")
+            }
+            DeleteUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<RestoreUserError> for ApiError {
+    fn from(err: RestoreUserError) -> Self {
+        match err {
+            RestoreUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            RestoreUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            RestoreUserError::Port(e) => e.into(),
+        }
+    }
+}

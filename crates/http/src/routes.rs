@@ -1,0 +1,30 @@
+//! Routes, one module per resource.
+
+mod auth;
+mod health;
+mod users;
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::ApiError;
+
+/// Registers every route. Paths are written without a trailing slash; the
+/// path-normalising middleware serves them with one too.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    auth::configure(cfg);
+    users::configure(cfg);
+}
+
+/// A resource whose unsupported methods get a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("Not Found"))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,192 @@
+//! [`Application`]: connects, migrates, wires and binds, so that tests can
+//! run the real server on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use secrecy::{ExposeSecret, SecretString};
+use time::Duration;
+use userhub_domain::model::{Email, Password, Username};
+use userhub_domain::ports::SystemClock;
+use userhub_domain::services::{AuthConfig, AuthService, CreateUser, Ports, UserService};
+use userhub_http::{ApiSettings, ApiState, build_app};
+use userhub_infrastructure::{
+    BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, SeaOrmSessionRepository,
+    SeaOrmUserRepository,
+};
+
+use crate::Settings;
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    database: Database,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations (unless turned off),
+    /// creates the first superuser if configured, and binds the listener.
+    ///
+    /// # Errors
+    /// Bad settings, an unreachable database, a failed migration, a taken port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let jwt_secret = settings.jwt_secret()?;
+        let database = Database::connect(&settings.database())
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to the database at {}",
+                    redact(settings.database_url())
+                )
+            })?;
+        if settings.run_migrations {
+            Migrator::up(database.connection(), None)
+                .await
+                .context("applying migrations")?;
+        }
+        let hasher = BcryptPasswordHasher::new(settings.bcrypt_cost)
+            .await
+            .context("BCRYPT_COST")?;
+        let tokens = JwtTokenIssuer::new(JwtSettings {
+            secret: jwt_secret,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            access_token_ttl: Duration::minutes(settings.access_token_expire_minutes.max(1)),
+            leeway_seconds: settings.jwt_leeway_seconds,
+        });
+        let ports = Ports {
+            users: Arc::new(SeaOrmUserRepository::new(database.clone())),
+            sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
+            hasher: Arc::new(hasher),
+            tokens: Arc::new(tokens),
+            clock: Arc::new(SystemClock),
+        };
+        let auth = AuthService::new(
+            ports.clone(),
+            AuthConfig {
+                refresh_token_ttl: Duration::days(settings.refresh_token_expire_days.max(1)),
+            },
+        );
+        let users = UserService::new(ports);
+        ensure_first_superuser(&users, &settings).await?;
+
+        let state = web::Data::new(ApiState {
+            auth,
+            users,
+            health: Arc::new(database.clone()),
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        let api = ApiSettings {
+            cors_origins: settings.cors_origins(),
+            max_body_bytes: settings.max_body_bytes,
+        };
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || build_app(state.clone(), api.clone()))
+            .listen(listener)?
+            // Signals are handled in `run_until_stopped`, so SIGINT drains too.
+            .disable_signals()
+            .shutdown_timeout(30);
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        tracing::info!(address = %settings.host, port, "listening");
+        Ok(Self {
+            port,
+            server: server.run(),
+            database,
+        })
+    }
+
+    /// The bound port (useful when configured as 0).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server.
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
+    ///
+    /// # Errors
+    /// An I/O error of the server.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight requests");
+            handle.stop(true).await;
+        });
+        self.server.await?;
+        self.database.close().await?;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn ensure_first_superuser(users: &UserService, settings: &Settings) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (
+        &settings.first_superuser_email,
+        &settings.first_superuser_password,
+    ) else {
+        return Ok(());
+    };
+    let cmd = CreateUser {
+        email: Email::parse(email).context("FIRST_SUPERUSER_EMAIL")?,
+        username: Username::parse(&settings.first_superuser_username)
+            .context("FIRST_SUPERUSER_USERNAME")?,
+        password: Password::new(SecretString::from(password.expose_secret().to_owned()))
+            .context("FIRST_SUPERUSER_PASSWORD")?,
+        full_name: None,
+        is_active: None,
+        is_superuser: None,
+    };
+    users
+        .ensure_superuser(cmd)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first superuser: {e}"))?;
+    Ok(())
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,322 @@
+//! Settings, layered: built-in defaults, `config/default.toml`,
+//! `config/<APP_ENV>.toml`, a `.env` file, then the process environment
+//! (highest). Keys are the environment variable names, lower-cased in TOML.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::telemetry::LogFormat;
+
+/// The SQLite file used when `DATABASE_URL` is empty.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://userhub.db?mode=rwc";
+
+/// Every setting, named after its environment variable.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `development` (default) or `production`; production refuses weak set-ups.
+    pub app_env: String,
+    /// Listen address.
+    pub host: String,
+    /// Listen port; 0 picks a free one.
+    pub port: u16,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// `postgres://…` or `sqlite://…`; empty means [`DEFAULT_DATABASE_URL`].
+    pub database_url: String,
+    /// Most pooled connections.
+    pub db_pool_max_size: u32,
+    /// Connections kept open while idle.
+    pub db_pool_min_idle: u32,
+    /// Seconds a request waits for a pooled connection before answering 503.
+    pub db_acquire_timeout_seconds: u64,
+    /// Seconds an idle connection is kept.
+    pub db_idle_timeout_seconds: u64,
+    /// Seconds opening a connection may take.
+    pub db_connect_timeout_seconds: u64,
+    /// Apply pending migrations at start.
+    pub run_migrations: bool,
+    /// HMAC key for access tokens, at least 32 bytes.
+    pub jwt_secret_key: Option<SecretString>,
+    /// Signing algorithm; only `HS256` is supported.
+    pub jwt_algorithm: String,
+    /// `iss` of issued tokens.
+    pub jwt_issuer: String,
+    /// `aud` of issued tokens.
+    pub jwt_audience: String,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub jwt_leeway_seconds: u64,
+    /// Access-token lifetime.
+    pub access_token_expire_minutes: i64,
+    /// Refresh-token (session) lifetime.
+    pub refresh_token_expire_days: i64,
+    /// Comma-separated origins allowed by CORS.
+    pub cors_origins: String,
+    /// bcrypt work factor.
+    pub bcrypt_cost: u32,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Superuser created at start if absent (needs the password too).
+    pub first_superuser_email: Option<String>,
+    /// Its password.
+    pub first_superuser_password: Option<SecretString>,
+    /// Its username.
+    pub first_superuser_username: String,
+    /// Log filter, `RUST_LOG` syntax.
+    pub rust_log: String,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            app_env: "development".into(),
+            host: "127.0.0.1".into(),
+            port: 8000,
+            workers: 0,
+            database_url: String::new(),
+            db_pool_max_size: 10,
+            db_pool_min_idle: 0,
+            db_acquire_timeout_seconds: 3,
+            db_idle_timeout_seconds: 300,
+            db_connect_timeout_seconds: 5,
+            run_migrations: true,
+            jwt_secret_key: None,
+            jwt_algorithm: "HS256".into(),
+            jwt_issuer: "userhub".into(),
+            jwt_audience: "userhub-api".into(),
+            jwt_leeway_seconds: 5,
+            access_token_expire_minutes: 30,
+            refresh_token_expire_days: 7,
+            cors_origins: String::new(),
+            bcrypt_cost: 12,
+            max_body_bytes: 64 * 1024,
+            first_superuser_email: None,
+            first_superuser_password: None,
+            first_superuser_username: "admin".into(),
+            rust_log: "info".into(),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// Environment variables read, lower-cased.
+const KEYS: &[&str] = &[
+    "app_env",
+    "host",
+    "port",
+    "workers",
+    "database_url",
+    "db_pool_max_size",
+    "db_pool_min_idle",
+    "db_acquire_timeout_seconds",
+    "db_idle_timeout_seconds",
+    "db_connect_timeout_seconds",
+    "run_migrations",
+    "jwt_secret_key",
+    "jwt_algorithm",
+    "jwt_issuer",
+    "jwt_audience",
+    "jwt_leeway_seconds",
+    "access_token_expire_minutes",
+    "refresh_token_expire_days",
+    "cors_origins",
+    "bcrypt_cost",
+    "max_body_bytes",
+    "first_superuser_email",
+    "first_superuser_password",
+    "first_superuser_username",
+    "rust_log",
+    "log_format",
+];
+
+impl Settings {
+    /// Reads the layers from the working directory and the environment.
+    ///
+    /// # Errors
+    /// A malformed file or value.
+    pub fn load() -> anyhow::Result<Self> {
+        // .env fills in variables the environment does not set.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(err) if err.not_found() => {}
+            Err(err) => return Err(err).context("reading .env"),
+        }
+        Self::from_layers(Path::new("config"), Env::raw().only(KEYS))
+    }
+
+    /// Reads `dir/default.toml`, `dir/<app_env>.toml`, then `env`.
+    ///
+    /// # Errors
+    /// A malformed file or value.
+    pub fn from_layers(dir: &Path, env: Env) -> anyhow::Result<Self> {
+        let app_env: String = Figment::new()
+            .merge(Toml::file(dir.join("default.toml")))
+            .merge(env.clone())
+            .extract_inner("app_env")
+            .unwrap_or_else(|_| Self::default().app_env);
+        Figment::new()
+            .merge(Toml::file(dir.join("default.toml")))
+            .merge(Toml::file(dir.join(format!("{app_env}.toml"))))
+            .merge(env)
+            .extract()
+            .context("invalid settings")
+    }
+
+    /// Whether this is a production deployment.
+    #[must_use]
+    pub fn is_production(&self) -> bool {
+        self.app_env.eq_ignore_ascii_case("production")
+    }
+
+    /// The database URL, defaulting to the embedded SQLite file.
+    #[must_use]
+    pub fn database_url(&self) -> &str {
+        if self.database_url.trim().is_empty() {
+            DEFAULT_DATABASE_URL
+        } else {
+            self.database_url.trim()
+        }
+    }
+
+    /// Pool settings for the database adapter.
+    #[must_use]
+    pub fn database(&self) -> userhub_infrastructure::DatabaseSettings {
+        userhub_infrastructure::DatabaseSettings {
+            url: self.database_url().to_owned(),
+            max_connections: self.db_pool_max_size.max(1),
+            min_connections: self.db_pool_min_idle,
+            acquire_timeout: Duration::from_secs(self.db_acquire_timeout_seconds.max(1)),
+            idle_timeout: Duration::from_secs(self.db_idle_timeout_seconds),
+            connect_timeout: Duration::from_secs(self.db_connect_timeout_seconds.max(1)),
+        }
+    }
+
+    /// The CORS origins, split and trimmed.
+    #[must_use]
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The signing key: the configured one, or in development a random key
+    /// for this run (tokens then die with the process).
+    ///
+    /// # Errors
+    /// A missing key in production, or a key shorter than 32 bytes.
+    pub fn jwt_secret(&self) -> anyhow::Result<SecretString> {
+        if !self.jwt_algorithm.eq_ignore_ascii_case("HS256") {
+            bail!(
+                "JWT_ALGORITHM={} is not supported; use HS256",
+                self.jwt_algorithm
+            );
+        }
+        match &self.jwt_secret_key {
+            Some(key) if key.expose_secret().len() >= 32 => Ok(key.clone()),
+            Some(_) => bail!("JWT_SECRET_KEY must be at least 32 bytes"),
+            None if self.is_production() => {
+                bail!("JWT_SECRET_KEY is required when APP_ENV=production")
+            }
+            None => {
+                tracing::warn!(
+                    "JWT_SECRET_KEY is not set: using a random key for this run; tokens end with it"
+                );
+                let mut random = [0_u8; 32];
+                getrandom::fill(&mut random)
+                    .map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+                Ok(SecretString::from(
+                    random
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>(),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use figment::Jail;
+
+    use super::*;
+
+    #[test]
+    fn environment_overrides_toml_which_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_dir("config")?;
+            jail.create_file(
+                "config/default.toml",
+                "port = 9000\nbcrypt_cost = 11\ncors_origins = \"http://a\"",
+            )?;
+            jail.set_env("PORT", "9100");
+            let settings =
+                Settings::from_layers(Path::new("config"), Env::raw().only(KEYS)).unwrap();
+            assert_eq!(settings.port, 9100);
+            assert_eq!(settings.bcrypt_cost, 11);
+            assert_eq!(settings.cors_origins(), vec!["http://a".to_owned()]);
+            assert_eq!(settings.access_token_expire_minutes, 30);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_app_env_file_is_layered_over_the_default_file() {
+        Jail::expect_with(|jail| {
+            jail.create_dir("config")?;
+            jail.create_file("config/default.toml", "port = 9000")?;
+            jail.create_file("config/production.toml", "port = 9200")?;
+            jail.set_env("APP_ENV", "production");
+            let settings =
+                Settings::from_layers(Path::new("config"), Env::raw().only(KEYS)).unwrap();
+            assert_eq!(settings.port, 9200);
+            assert!(settings.is_production());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_a_long_enough_key() {
+        let production = Settings {
+            app_env: "production".into(),
+            ..Settings::default()
+        };
+        assert!(production.jwt_secret().is_err());
+        let short = Settings {
+            jwt_secret_key: Some("short".into()),
+            ..Settings::default()
+        };
+        assert!(short.jwt_secret().is_err());
+        let good = Settings {
+            jwt_secret_key: Some("k".repeat(32).into()),
+            ..production
+        };
+        assert!(good.jwt_secret().is_ok());
+    }
+
+    #[test]
+    fn development_without_a_key_gets_a_random_one() {
+        let a = Settings::default().jwt_secret().unwrap();
+        let b = Settings::default().jwt_secret().unwrap();
+        assert!(a.expose_secret().len() >= 32);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn an_empty_database_url_means_the_embedded_sqlite_file() {
+        assert_eq!(Settings::default().database_url(), DEFAULT_DATABASE_URL);
+    }
+}

@@ -1,0 +1,416 @@
+//! The SeaORM repositories against real databases: round trips, unique
+//! constraints, races, escaping and the session lookups.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use migration::{Migrator, MigratorTrait};
+use time::{Duration, OffsetDateTime};
+use userhub_domain::model::{
+    ClientInfo, Email, NewSession, PasswordHash, RefreshTokenHash, SessionId, User, UserId,
+    Username,
+};
+use userhub_domain::ports::{
+    SaveUserError, SessionRepository, UserQuery, UserRepository, UserSort, UserSortField,
+};
+use userhub_infrastructure::{
+    Database, DatabaseSettings, SeaOrmSessionRepository, SeaOrmUserRepository,
+};
+use userhub_tests::{Backend, TestDatabase};
+
+struct Repos {
+    users: Arc<SeaOrmUserRepository>,
+    sessions: SeaOrmSessionRepository,
+    _db: TestDatabase,
+}
+
+async fn repos(backend: Backend) -> Repos {
+    let db = TestDatabase::create(backend).await;
+    let database = Database::connect(&DatabaseSettings {
+        url: db.url.clone(),
+        max_connections: 4,
+        min_connections: 0,
+        acquire_timeout: StdDuration::from_secs(5),
+        idle_timeout: StdDuration::from_secs(60),
+        connect_timeout: StdDuration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    Migrator::up(database.connection(), None).await.unwrap();
+    Repos {
+        users: Arc::new(SeaOrmUserRepository::new(database.clone())),
+        sessions: SeaOrmSessionRepository::new(database),
+        _db: db,
+    }
+}
+
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap()
+}
+
+fn user(name: &str) -> User {
+    let at = now();
+    User {
+        id: UserId::generate(),
+        email: Email::parse(&format!("{name}@example.com")).unwrap(),
+        username: Username::parse(name).unwrap(),
+        full_name: None,
+        password_hash: PasswordHash::new("$2b$04$hash".into()),
+        is_active: true,
+        is_superuser: false,
+        created_at: at,
+        updated_at: at,
+        last_login_at: None,
+    }
+}
+
+fn session(user: &User, hash: &str) -> NewSession {
+    NewSession {
+        id: SessionId::generate(),
+        user_id: user.id,
+        refresh_token_hash: RefreshTokenHash::new(hash.into()),
+        created_at: now(),
+        expires_at: now() + Duration::days(1),
+        client: ClientInfo::new(Some("agent/1.0"), Some("127.0.0.1".into())),
+    }
+}
+
+on_both_backends!(
+    a_user_round_trips_and_is_found_by_email_or_username,
+    duplicate_email_or_username_is_reported_as_such,
+    concurrent_registrations_of_one_email_end_in_one_user_and_one_email_taken,
+    updating_an_unknown_user_is_not_found,
+    search_matches_wildcards_literally_and_counts_all_matches,
+    listing_sorts_with_ties_broken_by_id_and_pages_do_not_overlap,
+    rotation_is_a_compare_and_swap_and_remembers_spent_tokens,
+    concurrent_rotations_of_one_token_have_one_winner,
+    the_auth_lookup_needs_a_live_session_and_an_active_user,
+);
+
+async fn a_user_round_trips_and_is_found_by_email_or_username(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = User {
+        full_name: Some(userhub_domain::model::FullName::parse("Ada Lovelace").unwrap()),
+        ..user("ada")
+    };
+    r.users.insert(&ada).await.unwrap();
+    assert_eq!(r.users.find_by_id(ada.id).await.unwrap(), Some(ada.clone()));
+    assert_eq!(
+        r.users.find_by_login("ada@example.com").await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(
+        r.users.find_by_login("ada").await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(r.users.find_by_login("nobody").await.unwrap(), None);
+    let at = now();
+    r.users.record_login(ada.id, at).await.unwrap();
+    assert_eq!(
+        r.users
+            .find_by_id(ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_login_at,
+        Some(at)
+    );
+}
+
+async fn duplicate_email_or_username_is_reported_as_such(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada).await.unwrap();
+    let same_email = User {
+        id: UserId::generate(),
+        username: Username::parse("other").unwrap(),
+        ..ada.clone()
+    };
+    assert!(matches!(
+        r.users.insert(&same_email).await,
+        Err(SaveUserError::EmailTaken)
+    ));
+    let same_name = User {
+        id: UserId::generate(),
+        email: Email::parse("x@example.com").unwrap(),
+        ..ada.clone()
+    };
+    assert!(matches!(
+        r.users.insert(&same_name).await,
+        Err(SaveUserError::UsernameTaken)
+    ));
+    let bob = user("bob");
+    r.users.insert(&bob).await.unwrap();
+    let clash = User {
+        email: ada.email.clone(),
+        ..bob
+    };
+    assert!(matches!(
+        r.users.update(&clash).await,
+        Err(SaveUserError::EmailTaken)
+    ));
+}
+
+async fn concurrent_registrations_of_one_email_end_in_one_user_and_one_email_taken(
+    backend: Backend,
+) {
+    let r = repos(backend).await;
+    let attempts = (0..8).map(|i| {
+        let users = r.users.clone();
+        let candidate = User {
+            username: Username::parse(&format!("ada{i}")).unwrap(),
+            ..user("ada")
+        };
+        let candidate = User {
+            id: UserId::generate(),
+            ..candidate
+        };
+        tokio::spawn(async move { users.insert(&candidate).await })
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let ok = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    let taken = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(SaveUserError::EmailTaken))))
+        .count();
+    assert_eq!((ok, taken), (1, 7));
+}
+
+async fn updating_an_unknown_user_is_not_found(backend: Backend) {
+    let r = repos(backend).await;
+    assert!(matches!(
+        r.users.update(&user("ghost")).await,
+        Err(SaveUserError::NotFound)
+    ));
+}
+
+async fn search_matches_wildcards_literally_and_counts_all_matches(backend: Backend) {
+    let r = repos(backend).await;
+    for name in ["a_b", "axb", "abc", "back.slash"] {
+        r.users.insert(&user(name)).await.unwrap();
+    }
+    let mut named = user("percent");
+    named.full_name =
+        Some(userhub_domain::model::FullName::parse("Hundred %Percent\\Done").unwrap());
+    r.users.insert(&named).await.unwrap();
+    let search = |term: &str, search_email: bool| UserQuery {
+        limit: 10,
+        search: Some(term.to_owned()),
+        search_email,
+        ..UserQuery::default()
+    };
+    let names = |page: userhub_domain::ports::UserPage| {
+        let mut names: Vec<String> = page
+            .items
+            .into_iter()
+            .map(|u| u.username.as_str().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(r.users.list(&search("_", false)).await.unwrap()),
+        ["a_b"]
+    );
+    assert_eq!(
+        names(r.users.list(&search("%", false)).await.unwrap()),
+        ["percent"]
+    );
+    assert_eq!(
+        names(r.users.list(&search("\\", false)).await.unwrap()),
+        ["percent"]
+    );
+    assert_eq!(
+        names(r.users.list(&search("hundred %p", false)).await.unwrap()),
+        ["percent"]
+    );
+    // Emails are searched only when asked (for superusers).
+    assert!(
+        r.users
+            .list(&search("example.com", false))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let page = r
+        .users
+        .list(&UserQuery {
+            limit: 2,
+            ..search("example.com", true)
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.items.len(), page.total), (2, 5));
+}
+
+async fn listing_sorts_with_ties_broken_by_id_and_pages_do_not_overlap(backend: Backend) {
+    let r = repos(backend).await;
+    let mut inserted = Vec::new();
+    for name in ["carol", "alice", "bob", "dave", "erin"] {
+        let u = user(name);
+        r.users.insert(&u).await.unwrap();
+        inserted.push(u);
+        tokio::time::sleep(StdDuration::from_millis(2)).await;
+    }
+    let sorted = |field, descending, skip| UserQuery {
+        skip,
+        limit: 2,
+        sort: UserSort { field, descending },
+        ..UserQuery::default()
+    };
+    let mut seen = Vec::new();
+    for skip in [0, 2, 4] {
+        let page = r
+            .users
+            .list(&sorted(UserSortField::Username, false, skip))
+            .await
+            .unwrap();
+        assert_eq!(page.total, 5);
+        seen.extend(
+            page.items
+                .into_iter()
+                .map(|u| u.username.as_str().to_owned()),
+        );
+    }
+    assert_eq!(seen, ["alice", "bob", "carol", "dave", "erin"]);
+    let first = r
+        .users
+        .list(&sorted(UserSortField::Email, true, 0))
+        .await
+        .unwrap();
+    assert_eq!(first.items[0].username.as_str(), "erin");
+    let oldest = r
+        .users
+        .list(&sorted(UserSortField::CreatedAt, false, 0))
+        .await
+        .unwrap();
+    assert_eq!(oldest.items[0].id, inserted[0].id);
+    let newest = r
+        .users
+        .list(&sorted(UserSortField::CreatedAt, true, 0))
+        .await
+        .unwrap();
+    assert_eq!(newest.items[0].id, inserted[4].id);
+}
+
+async fn rotation_is_a_compare_and_swap_and_remembers_spent_tokens(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada).await.unwrap();
+    let s = session(&ada, "h1");
+    r.sessions.create(&s).await.unwrap();
+    let found = r
+        .sessions
+        .find_by_refresh_token(&RefreshTokenHash::new("h1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id, found.client.user_agent.as_deref()),
+        (s.id, Some("agent/1.0"))
+    );
+    let (h1, h2, h3) = (
+        RefreshTokenHash::new("h1".into()),
+        RefreshTokenHash::new("h2".into()),
+        RefreshTokenHash::new("h3".into()),
+    );
+    let later = now() + Duration::days(2);
+    assert!(
+        r.sessions
+            .rotate(s.id, &h1, &h2, now(), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !r.sessions
+            .rotate(s.id, &h1, &h3, now(), later)
+            .await
+            .unwrap(),
+        "h1 is spent"
+    );
+    assert_eq!(r.sessions.find_by_refresh_token(&h1).await.unwrap(), None);
+    assert_eq!(
+        r.sessions.find_by_spent_token(&h1).await.unwrap(),
+        Some(s.id)
+    );
+    let current = r
+        .sessions
+        .find_by_refresh_token(&h2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.expires_at, later);
+    r.sessions.revoke(s.id, now()).await.unwrap();
+    assert!(
+        !r.sessions
+            .rotate(s.id, &h2, &h3, now(), later)
+            .await
+            .unwrap(),
+        "revoked"
+    );
+}
+
+async fn concurrent_rotations_of_one_token_have_one_winner(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada).await.unwrap();
+    let s = session(&ada, "start");
+    r.sessions.create(&s).await.unwrap();
+    let sessions = Arc::new(r.sessions.clone());
+    let attempts = (0..6).map(|i| {
+        let sessions = sessions.clone();
+        tokio::spawn(async move {
+            let (old, new) = (
+                RefreshTokenHash::new("start".into()),
+                RefreshTokenHash::new(format!("next{i}")),
+            );
+            sessions
+                .rotate(s.id, &old, &new, now(), now() + Duration::days(1))
+                .await
+                .unwrap()
+        })
+    });
+    let wins = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+}
+
+async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada).await.unwrap();
+    let live = session(&ada, "live");
+    let expired = NewSession {
+        expires_at: now() - Duration::seconds(1),
+        ..session(&ada, "expired")
+    };
+    r.sessions.create(&live).await.unwrap();
+    r.sessions.create(&expired).await.unwrap();
+    let lookup = |sid| r.sessions.find_active_user(ada.id, sid, now());
+    assert_eq!(lookup(live.id).await.unwrap().map(|u| u.id), Some(ada.id));
+    assert_eq!(lookup(expired.id).await.unwrap(), None);
+    assert_eq!(
+        r.sessions
+            .find_active_user(UserId::generate(), live.id, now())
+            .await
+            .unwrap(),
+        None
+    );
+    r.users
+        .update(&User {
+            is_active: false,
+            ..ada.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(lookup(live.id).await.unwrap(), None, "deactivated");
+    r.users.update(&ada).await.unwrap();
+    r.sessions.revoke_all_for_user(ada.id, now()).await.unwrap();
+    assert_eq!(lookup(live.id).await.unwrap(), None, "revoked");
+}

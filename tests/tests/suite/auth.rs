@@ -1,0 +1,407 @@
+//! `/api/auth`: register, login, refresh, me.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use userhub_tests::{Backend, JWT_KEY, PASSWORD, spawn_app};
+
+on_both_backends!(
+    register_returns_201_with_location_and_the_self_view,
+    register_conflicts_on_a_taken_email_or_username_in_any_case,
+    register_lists_every_invalid_field_without_echoing_the_password,
+    register_refuses_a_password_containing_the_username_or_email,
+    login_accepts_json_and_the_oauth2_form_and_returns_uncacheable_tokens,
+    login_gives_one_answer_for_unknown_wrong_and_deactivated_accounts,
+    refresh_rotates_and_a_reused_token_revokes_the_whole_session,
+    refresh_rejects_unknown_tokens_and_bad_bodies,
+    me_returns_the_caller_with_private_fields,
+    me_refuses_missing_malformed_forged_expired_and_refresh_tokens,
+);
+
+async fn register_returns_201_with_location_and_the_self_view(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = json!({"email": " Ada@Example.COM ", "username": "Ada_L", "password": PASSWORD, "full_name": "Ada Lovelace"});
+    let response = app.post("/api/auth/register/", &body, None).await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let user: Value = response.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/users/{}", user["id"].as_str().unwrap())
+    );
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["username"], "ada_l");
+    assert_eq!(user["full_name"], "Ada Lovelace");
+    assert_eq!(
+        (user["is_active"].as_bool(), user["is_superuser"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(
+        user["last_login_at"].is_null() && user.as_object().unwrap().contains_key("last_login_at")
+    );
+    assert!(user["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        uuid::Uuid::parse_str(user["id"].as_str().unwrap())
+            .unwrap()
+            .get_version_num()
+            == 7
+    );
+    assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+}
+
+async fn register_conflicts_on_a_taken_email_or_username_in_any_case(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("ada").await;
+    let email = json!({"email": "ADA@example.com", "username": "other", "password": PASSWORD});
+    let response = app.post("/api/auth/register", &email, None).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["detail"],
+        "Email already registered"
+    );
+    let username = json!({"email": "new@example.com", "username": "ADA", "password": PASSWORD});
+    let response = app.post("/api/auth/register", &username, None).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["detail"],
+        "Username already taken"
+    );
+}
+
+async fn register_lists_every_invalid_field_without_echoing_the_password(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = json!({"email": "not-an-email", "username": "_xyz", "password": "Sh0rt!", "full_name": "x".repeat(101)});
+    let response = app.post("/api/auth/register", &body, None).await;
+    assert_eq!(response.status(), 422);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("Sh0rt!"));
+    let detail: Value = serde_json::from_str(&text).unwrap();
+    let mut fields: Vec<(String, String)> = detail["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["loc"][1].as_str().unwrap().to_owned(),
+                e["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            ("email".into(), "value_error".into()),
+            ("full_name".into(), "string_too_long".into()),
+            ("password".into(), "string_too_short".into()),
+            ("username".into(), "string_pattern_mismatch".into()),
+        ]
+    );
+    for entry in detail["detail"].as_array().unwrap() {
+        assert_eq!(entry["loc"][0], "body");
+        assert!(entry["msg"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let missing = app
+        .post(
+            "/api/auth/register",
+            &json!({"email": "a@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status(), 422);
+    let detail: Value = missing.json().await.unwrap();
+    assert!(
+        detail["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "missing")
+    );
+}
+
+async fn register_refuses_a_password_containing_the_username_or_email(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (username, email, password) in [
+        ("grace", "g@example.com", "my-GRACE-pass"),
+        ("hopper", "admiral@example.com", "xxAdmiral99"),
+    ] {
+        let body = json!({"email": email, "username": username, "password": password});
+        let response = app.post("/api/auth/register", &body, None).await;
+        assert_eq!(response.status(), 422, "{username}");
+        let text = response.text().await.unwrap();
+        assert!(!text.contains(password));
+        let detail: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(detail["detail"][0]["loc"], json!(["body", "password"]));
+    }
+}
+
+async fn login_accepts_json_and_the_oauth2_form_and_returns_uncacheable_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("ada").await;
+    let json_login = app.login("ADA@example.com", PASSWORD).await;
+    assert_eq!(json_login.status(), 200);
+    assert_eq!(json_login.headers()["cache-control"], "no-store");
+    let tokens: Value = json_login.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "bearer");
+    assert_eq!(tokens["expires_in"], 1800);
+    assert!(tokens["refresh_token"].as_str().unwrap().len() >= 43);
+    for username in ["ada", "ada@example.com"] {
+        let form = app
+            .client
+            .post(app.url("/api/auth/login"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(form.status(), 200, "{username}");
+        assert_eq!(form.headers()["cache-control"], "no-store");
+    }
+    let me: Value = app
+        .get("/api/auth/me", tokens["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(me["last_login_at"].as_str().is_some());
+}
+
+async fn login_gives_one_answer_for_unknown_wrong_and_deactivated_accounts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (id, _, _) = app.user("ada").await;
+    app.register("bob").await;
+    let root = app.root_token().await;
+    assert_eq!(
+        app.delete(&format!("/api/users/{id}"), &root)
+            .await
+            .status(),
+        204
+    );
+    for (login, password) in [
+        ("nobody@example.com", PASSWORD),
+        ("bob", "Wrong-password-1"),
+        ("ada", PASSWORD),
+    ] {
+        let response = app.login(login, password).await;
+        assert_eq!(response.status(), 401, "{login}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({"detail": "Incorrect email or password"})
+        );
+    }
+}
+
+async fn refresh_rotates_and_a_reused_token_revokes_the_whole_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, access, refresh) = app.user("ada").await;
+    let first = app
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": refresh}),
+            None,
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "no-store");
+    let rotated: Value = first.json().await.unwrap();
+    let (new_access, new_refresh) = (
+        rotated["access_token"].as_str().unwrap(),
+        rotated["refresh_token"].as_str().unwrap(),
+    );
+    assert_ne!(new_refresh, refresh);
+    assert_eq!(app.get("/api/auth/me", new_access).await.status(), 200);
+
+    // The spent token again: theft. The whole session ends.
+    let reuse = app
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": refresh}),
+            None,
+        )
+        .await;
+    assert_eq!(reuse.status(), 401);
+    let successor = app
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": new_refresh}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        successor.status(),
+        401,
+        "the successor dies with its session"
+    );
+    assert_eq!(app.get("/api/auth/me", new_access).await.status(), 401);
+    assert_eq!(app.get("/api/auth/me", &access).await.status(), 401);
+    // Another session of the same user is untouched.
+    let other: Value = app.login("ada", PASSWORD).await.json().await.unwrap();
+    assert_eq!(
+        app.get("/api/auth/me", other["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn refresh_rejects_unknown_tokens_and_bad_bodies(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let unknown = app
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": "garbage"}),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(unknown.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        app.post("/api/auth/refresh", &json!({}), None)
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(
+        app.post("/api/auth/refresh", &json!({"refresh_token": 5}), None)
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": "a\u{0}b"}),
+            None
+        )
+        .await
+        .status(),
+        422
+    );
+}
+
+async fn me_returns_the_caller_with_private_fields(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (id, access, _) = app.user("ada").await;
+    let me = app.get("/api/auth/me", &access).await;
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["id"], id.as_str());
+    assert_eq!(me["email"], "ada@example.com");
+}
+
+fn forge(claims: &Value, alg: Algorithm, key: &[u8]) -> String {
+    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(key)).unwrap()
+}
+
+async fn me_refuses_missing_malformed_forged_expired_and_refresh_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, access, refresh) = app.user("ada").await;
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(access.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let with = |key: &str, value: Value| {
+        let mut claims = payload.clone();
+        claims[key] = value;
+        claims
+    };
+    let mut tampered = access.clone();
+    tampered.pop();
+    tampered.push(if access.ends_with('A') { 'B' } else { 'A' });
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(payload.to_string())
+    );
+    let cases = [
+        ("garbage", "not.a.jwt".to_owned()),
+        ("tampered", tampered),
+        ("unsigned", unsigned),
+        ("refresh token", refresh),
+        (
+            "expired",
+            forge(
+                &with("exp", json!(now - 120)),
+                Algorithm::HS256,
+                JWT_KEY.as_bytes(),
+            ),
+        ),
+        (
+            "other key",
+            forge(
+                &payload,
+                Algorithm::HS256,
+                b"another-key-another-key-another-key!",
+            ),
+        ),
+        (
+            "other algorithm",
+            forge(&payload, Algorithm::HS384, JWT_KEY.as_bytes()),
+        ),
+        (
+            "typ refresh",
+            forge(
+                &with("typ", json!("refresh")),
+                Algorithm::HS256,
+                JWT_KEY.as_bytes(),
+            ),
+        ),
+        (
+            "wrong audience",
+            forge(
+                &with("aud", json!("elsewhere")),
+                Algorithm::HS256,
+                JWT_KEY.as_bytes(),
+            ),
+        ),
+        (
+            "unknown session",
+            forge(
+                &with("sid", json!(uuid::Uuid::now_v7())),
+                Algorithm::HS256,
+                JWT_KEY.as_bytes(),
+            ),
+        ),
+    ];
+    for (case, token) in cases {
+        let response = app.get("/api/auth/me", &token).await;
+        assert_eq!(response.status(), 401, "{case}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer", "{case}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["detail"],
+            "Could not validate credentials",
+            "{case}"
+        );
+    }
+    let none = app
+        .client
+        .get(app.url("/api/auth/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.json::<Value>().await.unwrap()["detail"],
+        "Not authenticated"
+    );
+    let basic = app
+        .client
+        .get(app.url("/api/auth/me"))
+        .basic_auth("ada", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    // A correctly forged token (same key) is still tied to a live session.
+    let valid = forge(&payload, Algorithm::HS256, JWT_KEY.as_bytes());
+    assert_eq!(app.get("/api/auth/me", &valid).await.status(), 200);
+}
