@@ -176,10 +176,10 @@ impl TestApp {
     pub async fn wait_for_status(&self, path: &str, status: u16, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {
-            if let Ok(response) = self.client.get(self.url(path)).send().await {
-                if response.status() == status {
-                    return true;
-                }
+            if let Ok(response) = self.client.get(self.url(path)).send().await
+                && response.status() == status
+            {
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -10,3 +10,6 @@ mod validation;
 
 pub use app::{ApiSettings, ApiState, build_app};
 pub use error::ApiError;
+
+#[cfg(test)]
+mod tests;

@@ -162,12 +162,24 @@ impl Settings {
             .merge(env.clone())
             .extract_inner("app_env")
             .unwrap_or_else(|_| Self::default().app_env);
-        Figment::new()
+        let settings: Self = Figment::new()
             .merge(Toml::file(dir.join("default.toml")))
             .merge(Toml::file(dir.join(format!("{app_env}.toml"))))
             .merge(env)
             .extract()
-            .context("invalid settings")
+            .context("invalid settings")?;
+        Ok(settings.without_empty_values())
+    }
+
+    /// `KEY=` (as in a copied `.env.example`) means "not set".
+    fn without_empty_values(mut self) -> Self {
+        let blank = |s: &str| s.trim().is_empty();
+        self.jwt_secret_key = self.jwt_secret_key.filter(|k| !blank(k.expose_secret()));
+        self.first_superuser_email = self.first_superuser_email.filter(|e| !blank(e));
+        self.first_superuser_password = self
+            .first_superuser_password
+            .filter(|p| !blank(p.expose_secret()));
+        self
     }
 
     /// Whether this is a production deployment.
@@ -248,7 +260,8 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    // figment's test jail returns its own (large) error type.
+    #![allow(clippy::result_large_err)]
 
     use figment::Jail;
 
@@ -269,6 +282,19 @@ mod tests {
             assert_eq!(settings.bcrypt_cost, 11);
             assert_eq!(settings.cors_origins(), vec!["http://a".to_owned()]);
             assert_eq!(settings.access_token_expire_minutes, 30);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn empty_values_mean_unset() {
+        Jail::expect_with(|jail| {
+            jail.set_env("JWT_SECRET_KEY", "");
+            jail.set_env("FIRST_SUPERUSER_EMAIL", " ");
+            let settings =
+                Settings::from_layers(Path::new("config"), Env::raw().only(KEYS)).unwrap();
+            assert!(settings.jwt_secret_key.is_none());
+            assert!(settings.first_superuser_email.is_none());
             Ok(())
         });
     }

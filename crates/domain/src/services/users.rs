@@ -298,15 +298,14 @@ impl UserService {
             if flag_changed {
                 return Err(UpdateUserError::Forbidden);
             }
-            if let Some(sent) = password.take() {
-                if !self
+            if let Some(sent) = password.take()
+                && !self
                     .ports
                     .hasher
                     .verify(sent.secret(), &before.password_hash)
                     .await?
-                {
-                    return Err(UpdateUserError::Forbidden);
-                }
+            {
+                return Err(UpdateUserError::Forbidden);
             }
         } else {
             after.is_active = changes.is_active.unwrap_or(after.is_active);

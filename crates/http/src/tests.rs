@@ -1,0 +1,222 @@
+//! The real routes over mocked ports: how domain outcomes and adapter
+//! failures become HTTP responses, without a database.
+
+use std::sync::Arc;
+
+use actix_web::{test, web};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use userhub_domain::PortError;
+use userhub_domain::model::{Email, PasswordHash, SessionId, User, UserId, Username};
+use userhub_domain::ports::{
+    AccessClaims, MockClock, MockHealthProbe, MockPasswordHasher, MockSessionRepository,
+    MockTokenIssuer, MockUserRepository, SaveUserError,
+};
+use userhub_domain::services::{AuthConfig, AuthService, Ports, UserService};
+
+use crate::{ApiSettings, ApiState, build_app};
+
+#[derive(Default)]
+struct Mocks {
+    users: MockUserRepository,
+    sessions: MockSessionRepository,
+    hasher: MockPasswordHasher,
+    tokens: MockTokenIssuer,
+    health: MockHealthProbe,
+}
+
+impl Mocks {
+    fn state(self) -> web::Data<ApiState> {
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(OffsetDateTime::now_utc);
+        let ports = Ports {
+            users: Arc::new(self.users),
+            sessions: Arc::new(self.sessions),
+            hasher: Arc::new(self.hasher),
+            tokens: Arc::new(self.tokens),
+            clock: Arc::new(clock),
+        };
+        web::Data::new(ApiState {
+            auth: AuthService::new(
+                ports.clone(),
+                AuthConfig {
+                    refresh_token_ttl: time::Duration::days(7),
+                },
+            ),
+            users: UserService::new(ports),
+            health: Arc::new(self.health),
+            version: "test",
+        })
+    }
+}
+
+fn settings() -> ApiSettings {
+    ApiSettings {
+        cors_origins: vec![],
+        max_body_bytes: 1024,
+    }
+}
+
+fn ada() -> User {
+    let now = OffsetDateTime::now_utc();
+    User {
+        id: UserId::generate(),
+        email: Email::parse("ada@example.com").unwrap(),
+        username: Username::parse("ada").unwrap(),
+        full_name: None,
+        password_hash: PasswordHash::new("h".into()),
+        is_active: true,
+        is_superuser: false,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+    }
+}
+
+async fn call(
+    mocks: Mocks,
+    request: test::TestRequest,
+) -> (u16, actix_web::http::header::HeaderMap, Value) {
+    let app = test::init_service(build_app(mocks.state(), settings())).await;
+    let response = test::call_service(&app, request.to_request()).await;
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    let body = test::read_body(response).await;
+    (
+        status,
+        headers,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+fn register() -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/api/auth/register")
+        .set_json(json!({"email": "ada@example.com", "username": "ada", "password": "correct horse battery"}))
+}
+
+#[actix_web::test]
+async fn a_unique_violation_reported_by_the_repository_is_a_409() {
+    let mut mocks = Mocks::default();
+    mocks
+        .hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("h".into())));
+    mocks
+        .users
+        .expect_insert()
+        .returning(|_| Err(SaveUserError::EmailTaken));
+    let (status, _, body) = call(mocks, register()).await;
+    assert_eq!(status, 409);
+    assert_eq!(body, json!({"detail": "Email already registered"}));
+}
+
+#[actix_web::test]
+async fn an_unavailable_database_is_a_503_with_retry_after() {
+    let mut mocks = Mocks::default();
+    mocks
+        .users
+        .expect_find_by_login()
+        .returning(|_| Err(PortError::Unavailable("pool timed out".into())));
+    let login = test::TestRequest::post()
+        .uri("/api/auth/login")
+        .set_json(json!({"email": "ada@example.com", "password": "whatever1"}));
+    let (status, headers, body) = call(mocks, login).await;
+    assert_eq!(status, 503);
+    assert_eq!(headers.get("retry-after").unwrap(), "5");
+    assert_eq!(body, json!({"detail": "Service temporarily unavailable"}));
+}
+
+#[actix_web::test]
+async fn an_unexpected_failure_is_an_opaque_500() {
+    let mut mocks = Mocks::default();
+    mocks
+        .hasher
+        .expect_hash()
+        .returning(|_| Ok(PasswordHash::new("h".into())));
+    mocks.users.expect_insert().returning(|_| {
+        Err(SaveUserError::Port(PortError::unexpected(
+            "relation \"users\" does not exist",
+        )))
+    });
+    let (status, _, body) = call(mocks, register()).await;
+    assert_eq!(status, 500);
+    assert_eq!(body, json!({"detail": "Internal Server Error"}));
+}
+
+#[actix_web::test]
+async fn a_bearer_token_is_resolved_through_the_session_lookup() {
+    let user = ada();
+    let (uid, sid) = (user.id, SessionId::generate());
+    let mut mocks = Mocks::default();
+    mocks
+        .tokens
+        .expect_verify_access_token()
+        .withf(|token| token == "good")
+        .returning(move |_| {
+            Ok(AccessClaims {
+                user_id: uid,
+                session_id: sid,
+            })
+        });
+    mocks
+        .sessions
+        .expect_find_active_user()
+        .withf(move |u, s, _| *u == uid && *s == sid)
+        .times(1)
+        .returning(move |_, _, _| Ok(Some(user.clone())));
+    let me = test::TestRequest::get()
+        .uri("/api/auth/me/")
+        .insert_header(("authorization", "Bearer good"));
+    let (status, _, body) = call(mocks, me).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["email"], "ada@example.com");
+}
+
+#[actix_web::test]
+async fn a_token_whose_session_is_gone_is_a_401_with_www_authenticate() {
+    let mut mocks = Mocks::default();
+    mocks.tokens.expect_verify_access_token().returning(|_| {
+        Ok(AccessClaims {
+            user_id: UserId::generate(),
+            session_id: SessionId::generate(),
+        })
+    });
+    mocks
+        .sessions
+        .expect_find_active_user()
+        .returning(|_, _, _| Ok(None));
+    let me = test::TestRequest::get()
+        .uri("/api/auth/me")
+        .insert_header(("authorization", "Bearer revoked"));
+    let (status, headers, body) = call(mocks, me).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+    assert_eq!(body["detail"], "Could not validate credentials");
+}
+
+#[actix_web::test]
+async fn a_body_over_the_limit_is_a_413() {
+    let big = test::TestRequest::post()
+        .uri("/api/auth/register")
+        .insert_header(("content-type", "application/json"))
+        .set_payload(format!("{{\"email\": \"{}\"}}", "a".repeat(2000)));
+    let (status, _, body) = call(Mocks::default(), big).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["detail"], "Request body too large");
+}
+
+#[actix_web::test]
+async fn health_is_503_when_the_probe_fails() {
+    let mut mocks = Mocks::default();
+    mocks
+        .health
+        .expect_check_database()
+        .returning(|| Err(PortError::Unavailable("down".into())));
+    let (status, headers, body) = call(mocks, test::TestRequest::get().uri("/health")).await;
+    assert_eq!(status, 503);
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(
+        body,
+        json!({"status": "unavailable", "database": "unavailable", "version": "test"})
+    );
+}

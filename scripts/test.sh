@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, adapter tests and end-to-end tests,
+# on PostgreSQL and SQLite.
+#
+# PostgreSQL comes from TEST_DATABASE_URL (default: the local server, user
+# postgres). When it cannot be reached:
+#   - with CI=true, this fails: the PostgreSQL tests must run in CI;
+#   - otherwise the PostgreSQL tests are skipped and reported as NOT RUN.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+postgres_reachable() {
+    # The host and port of the URL, probed with bash's /dev/tcp (no client needed).
+    local authority host port
+    authority="${TEST_DATABASE_URL#*://}"
+    authority="${authority%%/*}"
+    authority="${authority##*@}"
+    host="${authority%%:*}"
+    port="${authority##*:}"
+    [[ "$port" == "$authority" ]] && port=5432
+    timeout 3 bash -c ">/dev/tcp/$host/$port" 2>/dev/null
+}
+
+filter=()
+if ! postgres_reachable; then
+    if [[ "${CI:-}" == "true" ]]; then
+        echo "error: PostgreSQL is unreachable at $TEST_DATABASE_URL and CI=true: its tests must run." >&2
+        exit 1
+    fi
+    echo "warning: PostgreSQL is unreachable at $TEST_DATABASE_URL." >&2
+    echo "warning: the PostgreSQL tests (names ending in on_postgres) are NOT RUN." >&2
+    filter=(skip)
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    if [[ ${#filter[@]} -gt 0 ]]; then
+        cargo nextest run --workspace --no-fail-fast -E 'not test(/on_postgres$/)' "$@"
+    else
+        cargo nextest run --workspace --no-fail-fast "$@"
+    fi
+    # nextest does not run doctests.
+    cargo test --workspace --doc --quiet
+else
+    if [[ ${#filter[@]} -gt 0 ]]; then
+        cargo test --workspace --no-fail-fast "$@" -- --skip on_postgres
+    else
+        cargo test --workspace --no-fail-fast "$@"
+    fi
+fi
+
+if [[ ${#filter[@]} -gt 0 ]]; then
+    echo "warning: PostgreSQL tests were NOT RUN (PostgreSQL unreachable)." >&2
+fi
