@@ -174,12 +174,38 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// [`PortError`] when the store fails.
     async fn revoke(&self, id: SessionId, now: OffsetDateTime) -> Result<(), PortError>;
 
-    /// Ends every live session of a user.
+    /// Ends every live session of a user, except `keep` if given.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
-    async fn revoke_all_for_user(&self, user: UserId, now: OffsetDateTime)
-    -> Result<(), PortError>;
+    async fn revoke_all_for_user(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<(), PortError>;
+
+    /// Ends session `session` if it is a live session of `user`; returns
+    /// whether it was.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn revoke_for_user(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<bool, PortError>;
+
+    /// The user's live sessions, newest first.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn list_live_for_user(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, PortError>;
 
     /// In one round trip: the user owning live session `session` if that user
     /// is `user` and is active. This is what authenticates every request.

@@ -8,8 +8,9 @@ mod users;
 use std::sync::Arc;
 
 pub use auth::{
-    AuthConfig, AuthService, AuthenticateError, Authenticated, IssuedTokens, LoginError,
-    LoginRequest, RefreshError, RegisterError, RegisterUser,
+    AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
+    EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterError,
+    RegisterUser,
 };
 pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,

@@ -8,8 +8,9 @@ use serde::Serialize;
 use userhub_domain::PortError;
 use userhub_domain::model::PasswordError;
 use userhub_domain::services::{
-    AuthenticateError, CreateUserError, DeleteUserError, GetUserError, ListUsersError, LoginError,
-    RefreshError, RegisterError, RestoreUserError, UpdateUserError,
+    AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
+    GetUserError, ListUsersError, LoginError, RefreshError, RegisterError, RestoreUserError,
+    UpdateUserError,
 };
 
 /// One entry of a 422 body.
@@ -86,11 +87,11 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(kind, source, field, msg)])
     }
 
-    fn weak_password(err: PasswordError) -> Self {
+    fn weak_password(field: &str, err: PasswordError) -> Self {
         Self::field(
             crate::validation::kind_of(&err.to_string()),
             "body",
-            "password",
+            field,
             err.to_string(),
         )
     }
@@ -196,7 +197,7 @@ impl From<RegisterError> for ApiError {
         match err {
             RegisterError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
             RegisterError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
-            RegisterError::WeakPassword(e) => Self::weak_password(e),
+            RegisterError::WeakPassword(e) => Self::weak_password("password", e),
             RegisterError::Port(e) => e.into(),
         }
     }
@@ -253,7 +254,7 @@ impl From<CreateUserError> for ApiError {
             CreateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
             CreateUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
             CreateUserError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
-            CreateUserError::WeakPassword(e) => Self::weak_password(e),
+            CreateUserError::WeakPassword(e) => Self::weak_password("password", e),
             CreateUserError::Port(e) => e.into(),
         }
     }
@@ -266,7 +267,7 @@ impl From<UpdateUserError> for ApiError {
             UpdateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
             UpdateUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
             UpdateUserError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
-            UpdateUserError::WeakPassword(e) => Self::weak_password(e),
+            UpdateUserError::WeakPassword(e) => Self::weak_password("password", e),
             UpdateUserError::LastSuperuser => {
                 Self::Conflict("The last active superuser cannot be deactivated or demoted")
             }
@@ -294,6 +295,25 @@ impl From<RestoreUserError> for ApiError {
             RestoreUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
             RestoreUserError::Forbidden => Self::Forbidden(FORBIDDEN),
             RestoreUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<EndSessionError> for ApiError {
+    fn from(err: EndSessionError) -> Self {
+        match err {
+            EndSessionError::NotFound => Self::NotFound("Session not found"),
+            EndSessionError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<ChangePasswordError> for ApiError {
+    fn from(err: ChangePasswordError) -> Self {
+        match err {
+            ChangePasswordError::WrongPassword => Self::BadRequest("Incorrect password"),
+            ChangePasswordError::WeakPassword(e) => Self::weak_password("new_password", e),
+            ChangePasswordError::Port(e) => e.into(),
         }
     }
 }

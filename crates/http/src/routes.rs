@@ -2,6 +2,7 @@
 
 mod auth;
 mod health;
+mod sessions;
 mod users;
 
 use actix_web::{HttpResponse, web};
@@ -13,6 +14,7 @@ use crate::error::ApiError;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     auth::configure(cfg);
+    sessions::configure(cfg);
     users::configure(cfg);
 }
 

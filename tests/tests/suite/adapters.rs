@@ -87,6 +87,7 @@ on_both_backends!(
     rotation_is_a_compare_and_swap_and_remembers_spent_tokens,
     concurrent_rotations_of_one_token_have_one_winner,
     the_auth_lookup_needs_a_live_session_and_an_active_user,
+    sessions_are_listed_and_revoked_per_user_only,
 );
 
 async fn a_user_round_trips_and_is_found_by_email_or_username(backend: Backend) {
@@ -411,6 +412,60 @@ async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backen
         .unwrap();
     assert_eq!(lookup(live.id).await.unwrap(), None, "deactivated");
     r.users.update(&ada).await.unwrap();
-    r.sessions.revoke_all_for_user(ada.id, now()).await.unwrap();
+    r.sessions
+        .revoke_all_for_user(ada.id, None, now())
+        .await
+        .unwrap();
     assert_eq!(lookup(live.id).await.unwrap(), None, "revoked");
+}
+
+async fn sessions_are_listed_and_revoked_per_user_only(backend: Backend) {
+    let r = repos(backend).await;
+    let (ada, bob) = (user("ada"), user("bob"));
+    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&bob).await.unwrap();
+    let (a1, a2, a3, b1) = (
+        session(&ada, "a1"),
+        session(&ada, "a2"),
+        session(&ada, "a3"),
+        session(&bob, "b1"),
+    );
+    for s in [&a1, &a2, &a3, &b1] {
+        r.sessions.create(s).await.unwrap();
+    }
+    let live = |u: UserId| r.sessions.list_live_for_user(u, now());
+    let ids = |sessions: Vec<userhub_domain::model::Session>| {
+        sessions.into_iter().map(|s| s.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(live(ada.id).await.unwrap()),
+        [a3.id, a2.id, a1.id],
+        "newest first"
+    );
+    assert!(
+        !r.sessions
+            .revoke_for_user(ada.id, b1.id, now())
+            .await
+            .unwrap(),
+        "not ada's"
+    );
+    assert!(
+        r.sessions
+            .revoke_for_user(ada.id, a1.id, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !r.sessions
+            .revoke_for_user(ada.id, a1.id, now())
+            .await
+            .unwrap(),
+        "already ended"
+    );
+    r.sessions
+        .revoke_all_for_user(ada.id, Some(a2.id), now())
+        .await
+        .unwrap();
+    assert_eq!(ids(live(ada.id).await.unwrap()), [a2.id]);
+    assert_eq!(ids(live(bob.id).await.unwrap()), [b1.id]);
 }

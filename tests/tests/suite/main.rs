@@ -27,4 +27,5 @@ mod adapters;
 mod auth;
 mod bad_input;
 mod health;
+mod sessions;
 mod users;

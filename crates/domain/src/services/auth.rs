@@ -7,10 +7,10 @@ use tracing::{info, warn};
 use super::{CreateUser, NewUserError, Ports};
 use crate::PortError;
 use crate::model::{
-    ClientInfo, Email, FullName, NewSession, Password, PasswordError, SessionId, User, UserId,
-    Username,
+    ClientInfo, Email, FullName, NewSession, Password, PasswordError, SessionId, SessionSummary,
+    User, UserId, Username,
 };
-use crate::ports::{RefreshToken, TokenError};
+use crate::ports::{RefreshToken, SaveUserError, TokenError};
 
 /// Settings of the authentication use cases.
 #[derive(Clone, Copy, Debug)]
@@ -123,6 +123,31 @@ pub enum AuthenticateError {
     /// Bad token, ended session or deactivated user.
     #[error("could not validate credentials")]
     InvalidToken,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a session could not be ended.
+#[derive(Debug, thiserror::Error)]
+pub enum EndSessionError {
+    /// No live session with this id belongs to the caller.
+    #[error("session not found")]
+    NotFound,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a password change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    /// The current password given is wrong.
+    #[error("incorrect password")]
+    WrongPassword,
+    /// The new password contains personal information.
+    #[error(transparent)]
+    WeakPassword(PasswordError),
     /// Infrastructure failure.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -283,6 +308,119 @@ impl AuthService {
         })
     }
 
+    /// Ends the caller's own session: its refresh token and every access
+    /// token carrying its id stop working at once.
+    ///
+    /// # Errors
+    /// [`PortError`].
+    pub async fn logout(&self, caller: &Authenticated) -> Result<(), PortError> {
+        self.ports
+            .sessions
+            .revoke(caller.session_id, self.ports.clock.now())
+            .await?;
+        info!(user_id = %caller.user.id, session_id = %caller.session_id, "logged out");
+        Ok(())
+    }
+
+    /// Ends every session of the caller, this one included.
+    ///
+    /// # Errors
+    /// [`PortError`].
+    pub async fn logout_all(&self, caller: &Authenticated) -> Result<(), PortError> {
+        let now = self.ports.clock.now();
+        self.ports
+            .sessions
+            .revoke_all_for_user(caller.user.id, None, now)
+            .await?;
+        info!(user_id = %caller.user.id, "logged out everywhere");
+        Ok(())
+    }
+
+    /// The caller's live sessions, the current one marked.
+    ///
+    /// # Errors
+    /// [`PortError`].
+    pub async fn sessions(&self, caller: &Authenticated) -> Result<Vec<SessionSummary>, PortError> {
+        let now = self.ports.clock.now();
+        let sessions = self
+            .ports
+            .sessions
+            .list_live_for_user(caller.user.id, now)
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|session| SessionSummary {
+                current: session.id == caller.session_id,
+                session,
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions.
+    ///
+    /// # Errors
+    /// [`EndSessionError::NotFound`] for a session that is not a live one of the caller.
+    pub async fn end_session(
+        &self,
+        caller: &Authenticated,
+        session: SessionId,
+    ) -> Result<(), EndSessionError> {
+        let now = self.ports.clock.now();
+        if !self
+            .ports
+            .sessions
+            .revoke_for_user(caller.user.id, session, now)
+            .await?
+        {
+            return Err(EndSessionError::NotFound);
+        }
+        info!(user_id = %caller.user.id, session_id = %session, "session ended");
+        Ok(())
+    }
+
+    /// Replaces the caller's password after checking the current one, and
+    /// ends every other session (the caller's stays).
+    ///
+    /// # Errors
+    /// [`ChangePasswordError`].
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+    pub async fn change_password(
+        &self,
+        caller: &Authenticated,
+        current: &SecretString,
+        new: Password,
+    ) -> Result<(), ChangePasswordError> {
+        let mut user = caller.user.clone();
+        if !self
+            .ports
+            .hasher
+            .verify(current, &user.password_hash)
+            .await?
+        {
+            warn!("password change refused: wrong current password");
+            return Err(ChangePasswordError::WrongPassword);
+        }
+        new.check_not_personal(user.username.as_str(), user.email.local_part())
+            .map_err(ChangePasswordError::WeakPassword)?;
+        let now = self.ports.clock.now();
+        user.password_hash = self.ports.hasher.hash(&new).await?;
+        user.updated_at = now;
+        self.ports
+            .users
+            .update(&user)
+            .await
+            .map_err(|err| match err {
+                SaveUserError::Port(err) => ChangePasswordError::Port(err),
+                other => ChangePasswordError::Port(PortError::unexpected(other)),
+            })?;
+        self.ports
+            .sessions
+            .revoke_all_for_user(user.id, Some(caller.session_id), now)
+            .await?;
+        info!("password changed; other sessions ended");
+        Ok(())
+    }
+
     fn issue(
         &self,
         user_id: UserId,
@@ -316,7 +454,7 @@ mod tests {
 
     use super::*;
     use crate::model::{PasswordHash, RefreshTokenHash, Session};
-    use crate::ports::{AccessClaims, AccessToken, SaveUserError};
+    use crate::ports::{AccessClaims, AccessToken};
     use crate::services::fixtures::{Mocks, NOW, password, user};
 
     fn service(mocks: Mocks) -> AuthService {
@@ -773,5 +911,123 @@ mod tests {
             service(mocks).authenticate("jwt").await,
             Err(AuthenticateError::InvalidToken)
         ));
+    }
+
+    fn caller(user: &User) -> Authenticated {
+        Authenticated {
+            user: user.clone(),
+            session_id: SessionId::generate(),
+        }
+    }
+
+    #[tokio::test]
+    async fn change_password_checks_the_current_one_and_keeps_only_this_session() {
+        let ada = user("ada");
+        let me = caller(&ada);
+        let (uid, sid) = (ada.id, me.session_id);
+        let mut mocks = Mocks::default();
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(true));
+        mocks
+            .hasher
+            .expect_hash()
+            .times(1)
+            .returning(|_| Ok(PasswordHash::new("new".into())));
+        mocks
+            .users
+            .expect_update()
+            .withf(|u| u.password_hash.as_str() == "new")
+            .times(1)
+            .returning(|_| Ok(()));
+        mocks
+            .sessions
+            .expect_revoke_all_for_user()
+            .with(eq(uid), eq(Some(sid)), eq(NOW))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        service(mocks)
+            .change_password(
+                &me,
+                &SecretString::from("old"),
+                password("brand new secret"),
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn change_password_refuses_a_wrong_current_password_and_changes_nothing() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        let err = service(mocks)
+            .change_password(
+                &caller(&ada),
+                &SecretString::from("wrong"),
+                password("brand new secret"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ChangePasswordError::WrongPassword));
+    }
+
+    #[tokio::test]
+    async fn change_password_refuses_a_new_password_with_the_username() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        let err = service(mocks)
+            .change_password(
+                &caller(&ada),
+                &SecretString::from("old"),
+                password("i-am-ada-1234"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ChangePasswordError::WeakPassword(PasswordError::ContainsUsername)
+        ));
+    }
+
+    #[tokio::test]
+    async fn ending_a_session_that_is_not_the_callers_is_not_found() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks
+            .sessions
+            .expect_revoke_for_user()
+            .returning(|_, _, _| Ok(false));
+        let err = service(mocks)
+            .end_session(&caller(&ada), SessionId::generate())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EndSessionError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn sessions_marks_the_callers_own_session_as_current() {
+        let ada = user("ada");
+        let me = caller(&ada);
+        let (mine, other) = (
+            Session {
+                id: me.session_id,
+                ..session(&ada)
+            },
+            session(&ada),
+        );
+        let mut mocks = Mocks::default();
+        mocks
+            .sessions
+            .expect_list_live_for_user()
+            .returning(move |_, _| Ok(vec![mine.clone(), other.clone()]));
+        let listed = service(mocks).sessions(&me).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|s| s.current).collect::<Vec<_>>(),
+            [true, false]
+        );
     }
 }

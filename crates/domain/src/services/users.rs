@@ -345,7 +345,7 @@ impl UserService {
         if (before.is_active && !after.is_active) || password.is_some() {
             self.ports
                 .sessions
-                .revoke_all_for_user(after.id, now)
+                .revoke_all_for_user(after.id, None, now)
                 .await?;
         }
         info!("user updated");
@@ -385,7 +385,7 @@ impl UserService {
             })?;
         self.ports
             .sessions
-            .revoke_all_for_user(user.id, now)
+            .revoke_all_for_user(user.id, None, now)
             .await?;
         info!("user deactivated");
         Ok(())
@@ -716,9 +716,9 @@ mod tests {
         mocks
             .sessions
             .expect_revoke_all_for_user()
-            .with(eq(bob.id), eq(NOW))
+            .with(eq(bob.id), eq(None), eq(NOW))
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         let changes = UserChanges {
             password: Some(password("new passphrase")),
             ..UserChanges::default()
@@ -783,7 +783,7 @@ mod tests {
             .sessions
             .expect_revoke_all_for_user()
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         let changes = UserChanges {
             is_active: Some(false),
             ..UserChanges::default()
@@ -808,9 +808,9 @@ mod tests {
         mocks
             .sessions
             .expect_revoke_all_for_user()
-            .with(eq(ada.id), eq(NOW))
+            .with(eq(ada.id), eq(None), eq(NOW))
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         UserService::new(mocks.ports())
             .delete(&ada, ada.id)
             .await

@@ -50,7 +50,7 @@ pub(super) struct UserResponse {
     last_login_at: Option<Option<String>>,
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
+pub(super) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -128,16 +129,56 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn revoke_all_for_user(
         &self,
         user_id: UserId,
+        keep: Option<SessionId>,
         now: OffsetDateTime,
     ) -> Result<(), PortError> {
-        session::Entity::update_many()
+        let mut update = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::UserId.eq(user_id.as_uuid()))
-            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::RevokedAt.is_null());
+        if let Some(keep) = keep {
+            update = update.filter(session::Column::Id.ne(keep.as_uuid()));
+        }
+        update
             .exec(self.db.connection())
             .await
             .map_err(port_error)?;
         Ok(())
+    }
+
+    async fn revoke_for_user(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<bool, PortError> {
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::Id.eq(session_id.as_uuid()))
+            .filter(session::Column::UserId.eq(user_id.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .exec(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn list_live_for_user(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, PortError> {
+        let rows = session::Entity::find()
+            .filter(session::Column::UserId.eq(user_id.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            // Session ids are UUIDv7, minted at login: id order is login order.
+            .order_by_desc(session::Column::Id)
+            .all(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(rows.into_iter().map(to_domain).collect())
     }
 
     async fn find_active_user(
