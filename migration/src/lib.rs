@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_users_and_sessions;
+mod m20261125_000002_add_login_lockout;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -11,8 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261125_000001_create_users_and_sessions::Migration,
-        )]
+        vec![
+            Box::new(m20261125_000001_create_users_and_sessions::Migration),
+            Box::new(m20261125_000002_add_login_lockout::Migration),
+        ]
     }
 }

@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 
 use crate::PortError;
 use crate::model::{
-    NewSession, Password, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId,
+    LoginLockout, NewSession, Password, PasswordHash, RefreshTokenHash, Session, SessionId, User,
+    UserId,
 };
 
 /// The outcome of writing a user that a caller can act on.
@@ -117,11 +118,29 @@ pub trait UserRepository: Send + Sync + 'static {
     /// [`PortError`] when the store fails.
     async fn count_active_superusers(&self) -> Result<u64, PortError>;
 
-    /// Sets `last_login_at`.
+    /// Sets `last_login_at` and clears the failed-login state.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError>;
+
+    /// Counts one more failed login, atomically, and returns the new state.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn record_failed_login(&self, id: UserId) -> Result<LoginLockout, PortError>;
+
+    /// Locks logins until `until`, counts the lock and restarts the failure count.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn lock(&self, id: UserId, until: OffsetDateTime) -> Result<(), PortError>;
+
+    /// Clears the failed-login state and any lock.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn clear_lockout(&self, id: UserId) -> Result<(), PortError>;
 }
 
 /// Persistence of sessions and their refresh tokens.

@@ -9,16 +9,16 @@ use std::sync::Arc;
 
 pub use auth::{
     AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
-    EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterError,
-    RegisterUser,
+    EndSessionError, IssuedTokens, LockoutPolicy, LoginError, LoginRequest, RefreshError,
+    RegisterError, RegisterUser,
 };
 pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,
-    RestoreUserError, UpdateUserError, UserChanges, UserService,
+    RestoreUserError, UnlockUserError, UpdateUserError, UserChanges, UserService,
 };
 
 use crate::PortError;
-use crate::model::{PasswordError, User, UserId};
+use crate::model::{LoginLockout, PasswordError, User, UserId};
 use crate::ports::{
     Clock, PasswordHasher, SaveUserError, SessionRepository, TokenIssuer, UserRepository,
 };
@@ -71,6 +71,7 @@ async fn insert_user(ports: &Ports, cmd: CreateUser) -> Result<User, NewUserErro
         created_at: now,
         updated_at: now,
         last_login_at: None,
+        lockout: LoginLockout::default(),
     };
     ports.users.insert(&user).await.map_err(|err| match err {
         SaveUserError::EmailTaken => NewUserError::EmailTaken,

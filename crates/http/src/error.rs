@@ -10,7 +10,7 @@ use userhub_domain::model::PasswordError;
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
     GetUserError, ListUsersError, LoginError, RefreshError, RegisterError, RestoreUserError,
-    UpdateUserError,
+    UnlockUserError, UpdateUserError,
 };
 
 /// One entry of a 422 body.
@@ -73,6 +73,14 @@ pub enum ApiError {
     /// 415.
     #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
+    /// 429 with `Retry-After` in seconds.
+    #[error("too many requests")]
+    TooManyRequests {
+        /// What the client is told.
+        detail: &'static str,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// 503 with `Retry-After`; the cause was logged where it happened.
     #[error("service unavailable")]
     Unavailable,
@@ -119,6 +127,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -134,6 +143,9 @@ impl ResponseError for ApiError {
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
+            Self::TooManyRequests { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
             _ => {}
         }
         match self {
@@ -144,6 +156,7 @@ impl ResponseError for ApiError {
             | Self::NotFound(msg)
             | Self::Conflict(msg)
             | Self::UnsupportedMediaType(msg) => response.json(Detail { detail: msg }),
+            Self::TooManyRequests { detail, .. } => response.json(Detail { detail }),
             Self::MethodNotAllowed => response.json(Detail {
                 detail: "Method Not Allowed",
             }),
@@ -207,6 +220,11 @@ impl From<LoginError> for ApiError {
     fn from(err: LoginError) -> Self {
         match err {
             LoginError::InvalidCredentials => Self::Unauthorized("Incorrect email or password"),
+            LoginError::Locked { retry_after } => Self::TooManyRequests {
+                detail: "Too many failed login attempts; try again later",
+                // Rounded up, so a client that waits this long gets in.
+                retry_after: u64::try_from(retry_after.whole_seconds() + 1).unwrap_or(1),
+            },
             LoginError::Port(e) => e.into(),
         }
     }
@@ -314,6 +332,16 @@ impl From<ChangePasswordError> for ApiError {
             ChangePasswordError::WrongPassword => Self::BadRequest("Incorrect password"),
             ChangePasswordError::WeakPassword(e) => Self::weak_password("new_password", e),
             ChangePasswordError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<UnlockUserError> for ApiError {
+    fn from(err: UnlockUserError) -> Self {
+        match err {
+            UnlockUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            UnlockUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            UnlockUserError::Port(e) => e.into(),
         }
     }
 }

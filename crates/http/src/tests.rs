@@ -7,12 +7,12 @@ use actix_web::{test, web};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{Email, PasswordHash, SessionId, User, UserId, Username};
+use userhub_domain::model::{Email, LoginLockout, PasswordHash, SessionId, User, UserId, Username};
 use userhub_domain::ports::{
     AccessClaims, MockClock, MockHealthProbe, MockPasswordHasher, MockSessionRepository,
     MockTokenIssuer, MockUserRepository, SaveUserError,
 };
-use userhub_domain::services::{AuthConfig, AuthService, Ports, UserService};
+use userhub_domain::services::{AuthConfig, AuthService, LockoutPolicy, Ports, UserService};
 
 use crate::{ApiSettings, ApiState, build_app};
 
@@ -41,6 +41,7 @@ impl Mocks {
                 ports.clone(),
                 AuthConfig {
                     refresh_token_ttl: time::Duration::days(7),
+                    lockout: LockoutPolicy::default(),
                 },
             ),
             users: UserService::new(ports),
@@ -70,6 +71,7 @@ fn ada() -> User {
         created_at: now,
         updated_at: now,
         last_login_at: None,
+        lockout: LoginLockout::default(),
     }
 }
 

@@ -70,6 +70,7 @@ impl Application {
             ports.clone(),
             AuthConfig {
                 refresh_token_ttl: Duration::days(settings.refresh_token_expire_days.max(1)),
+                lockout: settings.lockout(),
             },
         );
         let users = UserService::new(ports);

@@ -62,6 +62,12 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Consecutive failed logins that lock an account; 0 turns locking off.
+    pub login_max_failures: u32,
+    /// Length of the first lock, in seconds; each further lock doubles it.
+    pub login_lockout_seconds: i64,
+    /// Longest lock, in seconds.
+    pub login_lockout_max_seconds: i64,
     /// Superuser created at start if absent (needs the password too).
     pub first_superuser_email: Option<String>,
     /// Its password.
@@ -98,6 +104,9 @@ impl Default for Settings {
             cors_origins: String::new(),
             bcrypt_cost: 12,
             max_body_bytes: 64 * 1024,
+            login_max_failures: 5,
+            login_lockout_seconds: 60,
+            login_lockout_max_seconds: 3600,
             first_superuser_email: None,
             first_superuser_password: None,
             first_superuser_username: "admin".into(),
@@ -130,6 +139,9 @@ const KEYS: &[&str] = &[
     "cors_origins",
     "bcrypt_cost",
     "max_body_bytes",
+    "login_max_failures",
+    "login_lockout_seconds",
+    "login_lockout_max_seconds",
     "first_superuser_email",
     "first_superuser_password",
     "first_superuser_username",
@@ -208,6 +220,20 @@ impl Settings {
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_seconds.max(1)),
             idle_timeout: Duration::from_secs(self.db_idle_timeout_seconds),
             connect_timeout: Duration::from_secs(self.db_connect_timeout_seconds.max(1)),
+        }
+    }
+
+    /// The login lockout policy.
+    #[must_use]
+    pub fn lockout(&self) -> userhub_domain::services::LockoutPolicy {
+        userhub_domain::services::LockoutPolicy {
+            max_failures: self.login_max_failures,
+            base: time::Duration::seconds(self.login_lockout_seconds.max(1)),
+            cap: time::Duration::seconds(
+                self.login_lockout_max_seconds
+                    .max(self.login_lockout_seconds)
+                    .max(1),
+            ),
         }
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration as StdDuration;
 use migration::{Migrator, MigratorTrait};
 use time::{Duration, OffsetDateTime};
 use userhub_domain::model::{
-    ClientInfo, Email, NewSession, PasswordHash, RefreshTokenHash, SessionId, User, UserId,
-    Username,
+    ClientInfo, Email, LoginLockout, NewSession, PasswordHash, RefreshTokenHash, SessionId, User,
+    UserId, Username,
 };
 use userhub_domain::ports::{
     SaveUserError, SessionRepository, UserQuery, UserRepository, UserSort, UserSortField,
@@ -63,6 +63,7 @@ fn user(name: &str) -> User {
         created_at: at,
         updated_at: at,
         last_login_at: None,
+        lockout: LoginLockout::default(),
     }
 }
 
@@ -88,6 +89,7 @@ on_both_backends!(
     concurrent_rotations_of_one_token_have_one_winner,
     the_auth_lookup_needs_a_live_session_and_an_active_user,
     sessions_are_listed_and_revoked_per_user_only,
+    failed_logins_are_counted_atomically_locked_and_reset,
 );
 
 async fn a_user_round_trips_and_is_found_by_email_or_username(backend: Backend) {
@@ -468,4 +470,50 @@ async fn sessions_are_listed_and_revoked_per_user_only(backend: Backend) {
         .unwrap();
     assert_eq!(ids(live(ada.id).await.unwrap()), [a2.id]);
     assert_eq!(ids(live(bob.id).await.unwrap()), [b1.id]);
+}
+
+async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada).await.unwrap();
+    let attempts = (0..6).map(|_| {
+        let users = r.users.clone();
+        tokio::spawn(async move {
+            users
+                .record_failed_login(ada.id)
+                .await
+                .unwrap()
+                .failed_attempts
+        })
+    });
+    let mut counts: Vec<u32> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [1, 2, 3, 4, 5, 6], "no increment lost");
+    let until = now() + Duration::minutes(2);
+    r.users.lock(ada.id, until).await.unwrap();
+    let locked = r.users.find_by_login("ada").await.unwrap().unwrap().lockout;
+    assert_eq!(
+        locked,
+        LoginLockout {
+            failed_attempts: 0,
+            lockouts: 1,
+            locked_until: Some(until)
+        }
+    );
+    r.users.record_failed_login(ada.id).await.unwrap();
+    r.users.record_login(ada.id, now()).await.unwrap();
+    assert_eq!(
+        r.users.find_by_id(ada.id).await.unwrap().unwrap().lockout,
+        LoginLockout::default()
+    );
+    r.users.lock(ada.id, until).await.unwrap();
+    r.users.clear_lockout(ada.id).await.unwrap();
+    assert_eq!(
+        r.users.find_by_id(ada.id).await.unwrap().unwrap().lockout,
+        LoginLockout::default()
+    );
 }

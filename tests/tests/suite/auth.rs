@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use userhub_tests::{Backend, JWT_KEY, PASSWORD, spawn_app};
+use userhub_tests::{Backend, JWT_KEY, PASSWORD, TestDatabase, spawn_app, spawn_app_on};
 
 on_both_backends!(
     register_returns_201_with_location_and_the_self_view,
@@ -18,6 +18,8 @@ on_both_backends!(
     refresh_rejects_unknown_tokens_and_bad_bodies,
     me_returns_the_caller_with_private_fields,
     me_refuses_missing_malformed_forged_expired_and_refresh_tokens,
+    repeated_failures_lock_the_account_with_429_until_a_superuser_unlocks_it,
+    a_successful_login_resets_the_failure_count,
 );
 
 async fn register_returns_201_with_location_and_the_self_view(backend: Backend) {
@@ -404,4 +406,70 @@ async fn me_refuses_missing_malformed_forged_expired_and_refresh_tokens(backend:
     // A correctly forged token (same key) is still tied to a live session.
     let valid = forge(&payload, Algorithm::HS256, JWT_KEY.as_bytes());
     assert_eq!(app.get("/api/auth/me", &valid).await.status(), 200);
+}
+
+async fn locking_app(backend: Backend) -> userhub_tests::TestApp {
+    let db = TestDatabase::create(backend).await;
+    let url = db.url.clone();
+    spawn_app_on(db, url, |s| s.login_max_failures = 3).await
+}
+
+async fn repeated_failures_lock_the_account_with_429_until_a_superuser_unlocks_it(
+    backend: Backend,
+) {
+    let app = locking_app(backend).await;
+    let (id, token, _) = app.user("ada").await;
+    for _ in 0..3 {
+        assert_eq!(app.login("ada", "Wrong-password-1").await.status(), 401);
+    }
+    for password in [PASSWORD, "Wrong-password-1"] {
+        let locked = app.login("ada@example.com", password).await;
+        assert_eq!(locked.status(), 429, "even the right password is refused");
+        let retry: u64 = locked.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=61).contains(&retry), "{retry}");
+        assert!(
+            locked.json::<Value>().await.unwrap()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Too many")
+        );
+    }
+    // The lock is on logins only: existing sessions go on.
+    assert_eq!(app.get("/api/auth/me", &token).await.status(), 200);
+    let unlock = format!("/api/users/{id}/unlock");
+    assert_eq!(
+        app.post(&unlock, &json!({}), Some(&token)).await.status(),
+        403
+    );
+    let root = app.root_token().await;
+    let unlocked = app.post(&unlock, &json!({}), Some(&root)).await;
+    assert_eq!(unlocked.status(), 200);
+    assert_eq!(unlocked.json::<Value>().await.unwrap()["username"], "ada");
+    assert_eq!(app.login("ada", PASSWORD).await.status(), 200);
+    let unknown = format!("/api/users/{}/unlock", uuid::Uuid::now_v7());
+    assert_eq!(
+        app.post(&unknown, &json!({}), Some(&root)).await.status(),
+        404
+    );
+}
+
+async fn a_successful_login_resets_the_failure_count(backend: Backend) {
+    let app = locking_app(backend).await;
+    app.register("ada").await;
+    for _ in 0..2 {
+        assert_eq!(app.login("ada", "Wrong-password-1").await.status(), 401);
+    }
+    assert_eq!(app.login("ada", PASSWORD).await.status(), 200);
+    for _ in 0..2 {
+        assert_eq!(app.login("ada", "Wrong-password-1").await.status(), 401);
+    }
+    assert_eq!(
+        app.login("ada", PASSWORD).await.status(),
+        200,
+        "two plus two failures never reach three"
+    );
 }

@@ -17,6 +17,39 @@ use crate::ports::{RefreshToken, SaveUserError, TokenError};
 pub struct AuthConfig {
     /// How long a refresh token (and so an idle session) lives.
     pub refresh_token_ttl: Duration,
+    /// When failed logins lock an account.
+    pub lockout: LockoutPolicy,
+}
+
+/// Consecutive failed logins lock an account for a period that doubles
+/// with each further lock, up to a cap; a successful login resets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures that trigger a lock; 0 turns locking off.
+    pub max_failures: u32,
+    /// Length of the first lock.
+    pub base: Duration,
+    /// Longest lock.
+    pub cap: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            base: Duration::seconds(60),
+            cap: Duration::hours(1),
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// How long the lock after `previous_locks` earlier ones lasts.
+    #[must_use]
+    pub fn lock_duration(&self, previous_locks: u32) -> Duration {
+        let factor = 2_i32.saturating_pow(previous_locks.min(30));
+        self.base.saturating_mul(factor).min(self.cap)
+    }
 }
 
 /// A self-registration.
@@ -92,6 +125,12 @@ pub enum LoginError {
     /// Unknown account, wrong password or deactivated account.
     #[error("incorrect email or password")]
     InvalidCredentials,
+    /// Too many failed logins: refused, even with the right password, for this long.
+    #[error("account locked")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
     /// Infrastructure failure.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -197,6 +236,12 @@ impl AuthService {
     pub async fn login(&self, request: LoginRequest) -> Result<IssuedTokens, LoginError> {
         let login = request.login.trim().to_lowercase();
         let found = self.ports.users.find_by_login(&login).await?;
+        let now = self.ports.clock.now();
+        if let Some(retry_after) = found.as_ref().and_then(|u| u.lockout.remaining(now)) {
+            // Refused before any bcrypt work, whatever the password.
+            warn!(reason = "locked", "login refused");
+            return Err(LoginError::Locked { retry_after });
+        }
         let hash = found.as_ref().map_or_else(
             || self.ports.hasher.dummy_hash(),
             |user| user.password_hash.clone(),
@@ -206,6 +251,9 @@ impl AuthService {
             Some(user) if matches && user.is_active => user,
             Some(user) => {
                 warn!(user_id = %user.id, reason = if matches { "inactive" } else { "password" }, "login failed");
+                if !matches {
+                    self.count_failure(&user, now).await?;
+                }
                 return Err(LoginError::InvalidCredentials);
             }
             None => {
@@ -213,7 +261,6 @@ impl AuthService {
                 return Err(LoginError::InvalidCredentials);
             }
         };
-        let now = self.ports.clock.now();
         let refresh = self.ports.tokens.new_refresh_token()?;
         let session = NewSession {
             id: SessionId::generate(),
@@ -227,6 +274,21 @@ impl AuthService {
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login succeeded");
         Ok(self.issue(user.id, session.id, refresh, now)?)
+    }
+
+    /// Counts a wrong password and locks the account when the policy says so.
+    async fn count_failure(&self, user: &User, now: OffsetDateTime) -> Result<(), PortError> {
+        let policy = self.config.lockout;
+        if policy.max_failures == 0 {
+            return Ok(());
+        }
+        let state = self.ports.users.record_failed_login(user.id).await?;
+        if state.failed_attempts >= policy.max_failures {
+            let duration = policy.lock_duration(state.lockouts);
+            self.ports.users.lock(user.id, now + duration).await?;
+            warn!(user_id = %user.id, seconds = duration.whole_seconds(), "account locked after failed logins");
+        }
+        Ok(())
     }
 
     /// Spends a refresh token for a new token pair in the same session.
@@ -453,7 +515,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::model::{PasswordHash, RefreshTokenHash, Session};
+    use crate::model::{LoginLockout, PasswordHash, RefreshTokenHash, Session};
     use crate::ports::{AccessClaims, AccessToken};
     use crate::services::fixtures::{Mocks, NOW, password, user};
 
@@ -462,6 +524,7 @@ mod tests {
             mocks.ports(),
             AuthConfig {
                 refresh_token_ttl: Duration::days(7),
+                lockout: LockoutPolicy::default(),
             },
         )
     }
@@ -652,6 +715,16 @@ mod tests {
             .expect_verify()
             .times(1)
             .returning(|_, _| Ok(false));
+        mocks
+            .users
+            .expect_record_failed_login()
+            .times(1)
+            .returning(|_| {
+                Ok(LoginLockout {
+                    failed_attempts: 1,
+                    ..LoginLockout::default()
+                })
+            });
         let err = service(mocks)
             .login(login("ada", "wrong"))
             .await
@@ -1029,5 +1102,129 @@ mod tests {
             listed.iter().map(|s| s.current).collect::<Vec<_>>(),
             [true, false]
         );
+    }
+
+    #[test]
+    fn lock_durations_double_up_to_the_cap() {
+        let policy = LockoutPolicy::default();
+        let secs: Vec<i64> = (0..8)
+            .map(|n| policy.lock_duration(n).whole_seconds())
+            .collect();
+        assert_eq!(secs, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(policy.lock_duration(u32::MAX), Duration::hours(1));
+    }
+
+    #[tokio::test]
+    async fn a_locked_account_is_refused_without_verifying_the_password() {
+        let until = NOW + Duration::seconds(42);
+        let ada = User {
+            lockout: LoginLockout {
+                locked_until: Some(until),
+                ..LoginLockout::default()
+            },
+            ..user("ada")
+        };
+        let mut mocks = Mocks::default(); // no verify expected: calling it would panic
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        let err = service(mocks)
+            .login(login("ada", "right"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LoginError::Locked { retry_after } if retry_after == Duration::seconds(42))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lock_no_longer_refuses() {
+        let ada = User {
+            lockout: LoginLockout {
+                locked_until: Some(NOW),
+                ..LoginLockout::default()
+            },
+            ..user("ada")
+        };
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(true));
+        mocks.sessions.expect_create().returning(|_| Ok(()));
+        mocks
+            .users
+            .expect_record_login()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        expect_tokens(&mut mocks);
+        assert!(service(mocks).login(login("ada", "right")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_fifth_consecutive_failure_locks_for_the_next_doubled_period() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks
+            .users
+            .expect_record_failed_login()
+            .with(eq(id))
+            .times(1)
+            .returning(|_| {
+                Ok(LoginLockout {
+                    failed_attempts: 5,
+                    lockouts: 2,
+                    locked_until: None,
+                })
+            });
+        mocks
+            .users
+            .expect_lock()
+            .with(eq(id), eq(NOW + Duration::seconds(240)))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let err = service(mocks)
+            .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn failures_below_the_limit_are_only_counted() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks
+            .users
+            .expect_record_failed_login()
+            .times(1)
+            .returning(|_| {
+                Ok(LoginLockout {
+                    failed_attempts: 4,
+                    ..LoginLockout::default()
+                })
+            });
+        let err = service(mocks)
+            .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
     }
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::Ports;
-use crate::model::{Email, Password, PasswordHash, User, UserId, Username};
+use crate::model::{Email, LoginLockout, Password, PasswordHash, User, UserId, Username};
 use crate::ports::{
     MockClock, MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockUserRepository,
 };
@@ -50,6 +50,7 @@ pub fn user(name: &str) -> User {
         created_at: NOW,
         updated_at: NOW,
         last_login_at: None,
+        lockout: LoginLockout::default(),
     }
 }
 

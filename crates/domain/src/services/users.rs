@@ -5,7 +5,9 @@ use tracing::info;
 use super::NewUserError;
 use super::Ports;
 use crate::PortError;
-use crate::model::{Email, FullName, Password, PasswordError, User, UserId, UserView, Username};
+use crate::model::{
+    Email, FullName, LoginLockout, Password, PasswordError, User, UserId, UserView, Username,
+};
 use crate::ports::{SaveUserError, UserPage, UserQuery, UserSort};
 
 /// A listing as asked for by a caller, before authorisation.
@@ -158,6 +160,20 @@ pub enum DeleteUserError {
 /// Why a user could not be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreUserError {
+    /// No such user.
+    #[error("user not found")]
+    NotFound,
+    /// The caller is no superuser.
+    #[error("not enough permissions")]
+    Forbidden,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a lockout could not be lifted.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockUserError {
     /// No such user.
     #[error("user not found")]
     NotFound,
@@ -420,6 +436,27 @@ impl UserService {
                 })?;
             info!("user restored");
         }
+        Ok(UserView::for_viewer(user, actor))
+    }
+
+    /// Lifts a login lockout early (superusers only).
+    ///
+    /// # Errors
+    /// [`UnlockUserError`].
+    #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
+    pub async fn unlock(&self, actor: &User, id: UserId) -> Result<UserView, UnlockUserError> {
+        if !actor.is_superuser {
+            return Err(UnlockUserError::Forbidden);
+        }
+        let mut user = self
+            .ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(UnlockUserError::NotFound)?;
+        self.ports.users.clear_lockout(id).await?;
+        user.lockout = LoginLockout::default();
+        info!("login lockout lifted");
         Ok(UserView::for_viewer(user, actor))
     }
 
@@ -918,5 +955,35 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn unlock_is_for_superusers_and_clears_the_lockout() {
+        let bob = User {
+            lockout: LoginLockout {
+                failed_attempts: 3,
+                lockouts: 1,
+                locked_until: Some(NOW),
+            },
+            ..user("bob")
+        };
+        let err = UserService::new(Mocks::default().ports())
+            .unlock(&user("ada"), bob.id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UnlockUserError::Forbidden));
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        mocks
+            .users
+            .expect_clear_lockout()
+            .with(eq(bob.id))
+            .times(1)
+            .returning(|_| Ok(()));
+        let view = UserService::new(mocks.ports())
+            .unlock(&superuser("root"), bob.id)
+            .await
+            .unwrap();
+        assert_eq!(view.user().lockout, LoginLockout::default());
     }
 }

@@ -30,7 +30,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     )
-    .service(super::resource("/api/users/{id}/restore").route(web::post().to(restore)));
+    .service(super::resource("/api/users/{id}/restore").route(web::post().to(restore)))
+    .service(super::resource("/api/users/{id}/unlock").route(web::post().to(unlock)));
 }
 
 /// A user as API.md shows it; `email` and `last_login_at` are absent when
@@ -274,5 +275,14 @@ async fn restore(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = state.users.restore(&caller.0.user, user_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(view)))
+}
+
+async fn unlock(
+    state: web::Data<ApiState>,
+    caller: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let view = state.users.unlock(&caller.0.user, user_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(view)))
 }

@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{Email, FullName, PasswordHash, User, UserId, Username};
+use userhub_domain::model::{Email, FullName, LoginLockout, PasswordHash, User, UserId, Username};
 use userhub_domain::ports::{SaveUserError, UserPage, UserQuery, UserRepository, UserSortField};
 
 use super::{Database, escape_like, port_error};
@@ -131,6 +131,63 @@ impl UserRepository for SeaOrmUserRepository {
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError> {
         user::Entity::update_many()
             .col_expr(user::Column::LastLoginAt, Expr::value(at))
+            .col_expr(user::Column::FailedLoginCount, Expr::value(0))
+            .col_expr(user::Column::LockoutCount, Expr::value(0))
+            .col_expr(
+                user::Column::LockedUntil,
+                Expr::value(Option::<OffsetDateTime>::None),
+            )
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn record_failed_login(&self, id: UserId) -> Result<LoginLockout, PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        // The increment locks the row until commit, so concurrent failures queue up.
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::FailedLoginCount,
+                Expr::col(user::Column::FailedLoginCount).add(1),
+            )
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(port_error)?;
+        let row = user::Entity::find_by_id(id.as_uuid())
+            .one(&txn)
+            .await
+            .map_err(port_error)?;
+        txn.commit().await.map_err(port_error)?;
+        row.map(|r| lockout(&r))
+            .ok_or_else(|| PortError::unexpected(format!("user {id} vanished")))
+    }
+
+    async fn lock(&self, id: UserId, until: OffsetDateTime) -> Result<(), PortError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::LockedUntil, Expr::value(until))
+            .col_expr(
+                user::Column::LockoutCount,
+                Expr::col(user::Column::LockoutCount).add(1),
+            )
+            .col_expr(user::Column::FailedLoginCount, Expr::value(0))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn clear_lockout(&self, id: UserId) -> Result<(), PortError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::FailedLoginCount, Expr::value(0))
+            .col_expr(user::Column::LockoutCount, Expr::value(0))
+            .col_expr(
+                user::Column::LockedUntil,
+                Expr::value(Option::<OffsetDateTime>::None),
+            )
             .filter(user::Column::Id.eq(id.as_uuid()))
             .exec(self.db.connection())
             .await
@@ -151,6 +208,21 @@ fn active_model(u: &User) -> user::ActiveModel {
         created_at: Set(u.created_at),
         updated_at: Set(u.updated_at),
         last_login_at: Set(u.last_login_at),
+        failed_login_count: Set(saturating_i32(u.lockout.failed_attempts)),
+        lockout_count: Set(saturating_i32(u.lockout.lockouts)),
+        locked_until: Set(u.lockout.locked_until),
+    }
+}
+
+fn saturating_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn lockout(row: &user::Model) -> LoginLockout {
+    LoginLockout {
+        failed_attempts: u32::try_from(row.failed_login_count).unwrap_or_default(),
+        lockouts: u32::try_from(row.lockout_count).unwrap_or_default(),
+        locked_until: row.locked_until,
     }
 }
 
@@ -176,6 +248,7 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, PortError> {
         created_at: row.created_at,
         updated_at: row.updated_at,
         last_login_at: row.last_login_at,
+        lockout: lockout(&row),
     })
 }
 
