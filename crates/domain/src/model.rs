@@ -9,7 +9,7 @@ mod username;
 
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
-pub use password::{Password, PasswordError, PasswordHash};
+pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use session::{ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary};
 pub use user::{FullName, FullNameError, LoginLockout, User, UserView};
 pub use username::{Username, UsernameError};

@@ -18,7 +18,7 @@ pub use users::{
 };
 
 use crate::PortError;
-use crate::model::{LoginLockout, PasswordError, User, UserId};
+use crate::model::{LoginLockout, PasswordError, PasswordPolicy, User, UserId};
 use crate::ports::{
     Clock, PasswordHasher, SaveUserError, SessionRepository, TokenIssuer, UserRepository,
 };
@@ -55,9 +55,13 @@ impl From<PortError> for NewUserError {
 
 /// Checks the password against the new user's own details, hashes it and
 /// stores the user: the one way a user comes into existence.
-async fn insert_user(ports: &Ports, cmd: CreateUser) -> Result<User, NewUserError> {
-    cmd.password
-        .check_not_personal(cmd.username.as_str(), cmd.email.local_part())
+async fn insert_user(
+    ports: &Ports,
+    policy: PasswordPolicy,
+    cmd: CreateUser,
+) -> Result<User, NewUserError> {
+    policy
+        .check(&cmd.password, &cmd.username, &cmd.email)
         .map_err(NewUserError::WeakPassword)?;
     let now = ports.clock.now();
     let user = User {

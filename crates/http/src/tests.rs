@@ -7,7 +7,9 @@ use actix_web::{test, web};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{Email, LoginLockout, PasswordHash, SessionId, User, UserId, Username};
+use userhub_domain::model::{
+    Email, LoginLockout, PasswordHash, PasswordPolicy, SessionId, User, UserId, Username,
+};
 use userhub_domain::ports::{
     AccessClaims, MockClock, MockHealthProbe, MockPasswordHasher, MockSessionRepository,
     MockTokenIssuer, MockUserRepository, SaveUserError,
@@ -42,9 +44,10 @@ impl Mocks {
                 AuthConfig {
                     refresh_token_ttl: time::Duration::days(7),
                     lockout: LockoutPolicy::default(),
+                    password_policy: PasswordPolicy::default(),
                 },
             ),
-            users: UserService::new(ports),
+            users: UserService::new(ports, PasswordPolicy::default()),
             health: Arc::new(self.health),
             version: "test",
         })

@@ -71,9 +71,10 @@ impl Application {
             AuthConfig {
                 refresh_token_ttl: Duration::days(settings.refresh_token_expire_days.max(1)),
                 lockout: settings.lockout(),
+                password_policy: settings.password_policy(),
             },
         );
-        let users = UserService::new(ports);
+        let users = UserService::new(ports, settings.password_policy());
         ensure_first_superuser(&users, &settings).await?;
 
         let state = web::Data::new(ApiState {

@@ -62,6 +62,8 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Lowest zxcvbn score (0–4) a new password needs; 0 turns the estimate off.
+    pub password_min_score: u8,
     /// Consecutive failed logins that lock an account; 0 turns locking off.
     pub login_max_failures: u32,
     /// Length of the first lock, in seconds; each further lock doubles it.
@@ -104,6 +106,7 @@ impl Default for Settings {
             cors_origins: String::new(),
             bcrypt_cost: 12,
             max_body_bytes: 64 * 1024,
+            password_min_score: 2,
             login_max_failures: 5,
             login_lockout_seconds: 60,
             login_lockout_max_seconds: 3600,
@@ -139,6 +142,7 @@ const KEYS: &[&str] = &[
     "cors_origins",
     "bcrypt_cost",
     "max_body_bytes",
+    "password_min_score",
     "login_max_failures",
     "login_lockout_seconds",
     "login_lockout_max_seconds",
@@ -234,6 +238,14 @@ impl Settings {
                     .max(self.login_lockout_seconds)
                     .max(1),
             ),
+        }
+    }
+
+    /// The rules for new passwords.
+    #[must_use]
+    pub fn password_policy(&self) -> userhub_domain::model::PasswordPolicy {
+        userhub_domain::model::PasswordPolicy {
+            min_score: self.password_min_score.min(4),
         }
     }
 

@@ -2,6 +2,8 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::{Email, Username};
+
 /// A new password that meets the length rules. It is never printed.
 ///
 /// Personal-information rules need the owner's username and e-mail, so they
@@ -27,6 +29,48 @@ pub enum PasswordError {
     /// Contains the local part of the owner's e-mail address.
     #[error("Password is too weak: it must not contain the email address")]
     ContainsEmail,
+    /// A strength estimate says it would be guessed too soon.
+    #[error("Password is too weak: it is too easy to guess")]
+    TooGuessable,
+}
+
+/// What a new password must be beyond its length: free of the owner's
+/// details, and scored at least `min_score` (0–4) by the zxcvbn estimator,
+/// which also counts the owner's details as known to an attacker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Lowest zxcvbn score accepted; 0 turns the estimate off.
+    pub min_score: u8,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self { min_score: 2 }
+    }
+}
+
+impl PasswordPolicy {
+    /// Checks `password` as the new password of `username` / `email`.
+    ///
+    /// # Errors
+    /// [`PasswordError::ContainsUsername`], [`PasswordError::ContainsEmail`]
+    /// or [`PasswordError::TooGuessable`].
+    pub fn check(
+        &self,
+        password: &Password,
+        username: &Username,
+        email: &Email,
+    ) -> Result<(), PasswordError> {
+        password.check_not_personal(username.as_str(), email.local_part())?;
+        if self.min_score > 0 {
+            let known = [username.as_str(), email.as_str(), email.local_part()];
+            let estimate = zxcvbn::zxcvbn(password.0.expose_secret(), &known);
+            if u8::from(estimate.score()) < self.min_score {
+                return Err(PasswordError::TooGuessable);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Password {
@@ -159,6 +203,35 @@ mod tests {
             p.check_not_personal("", ""),
             Ok(()),
             "unknown details are not matched"
+        );
+    }
+
+    #[test]
+    fn the_policy_refuses_guessable_and_personal_passwords() {
+        let policy = PasswordPolicy::default();
+        let (ada, email) = (
+            Username::parse("ada").unwrap(),
+            Email::parse("lovelace@example.com").unwrap(),
+        );
+        for weak in ["password", "12345678", "qwertyuiop", "aaaaaaaaaa"] {
+            assert_eq!(
+                policy.check(&password(weak).unwrap(), &ada, &email),
+                Err(PasswordError::TooGuessable),
+                "{weak}"
+            );
+        }
+        assert_eq!(
+            policy.check(&password("Lovelace1815").unwrap(), &ada, &email),
+            Err(PasswordError::ContainsEmail)
+        );
+        assert_eq!(
+            policy.check(&password("Tr0ub4dor&3-staple").unwrap(), &ada, &email),
+            Ok(())
+        );
+        let off = PasswordPolicy { min_score: 0 };
+        assert_eq!(
+            off.check(&password("password").unwrap(), &ada, &email),
+            Ok(())
         );
     }
 

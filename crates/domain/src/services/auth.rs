@@ -7,8 +7,8 @@ use tracing::{info, warn};
 use super::{CreateUser, NewUserError, Ports};
 use crate::PortError;
 use crate::model::{
-    ClientInfo, Email, FullName, NewSession, Password, PasswordError, SessionId, SessionSummary,
-    User, UserId, Username,
+    ClientInfo, Email, FullName, NewSession, Password, PasswordError, PasswordPolicy, SessionId,
+    SessionSummary, User, UserId, Username,
 };
 use crate::ports::{RefreshToken, SaveUserError, TokenError};
 
@@ -19,6 +19,8 @@ pub struct AuthConfig {
     pub refresh_token_ttl: Duration,
     /// When failed logins lock an account.
     pub lockout: LockoutPolicy,
+    /// What a new password must be.
+    pub password_policy: PasswordPolicy,
 }
 
 /// Consecutive failed logins lock an account for a period that doubles
@@ -220,7 +222,7 @@ impl AuthService {
             is_active: None,
             is_superuser: None,
         };
-        let user = super::insert_user(&self.ports, cmd).await?;
+        let user = super::insert_user(&self.ports, self.config.password_policy, cmd).await?;
         info!(user_id = %user.id, "user registered");
         Ok(user)
     }
@@ -462,7 +464,9 @@ impl AuthService {
             warn!("password change refused: wrong current password");
             return Err(ChangePasswordError::WrongPassword);
         }
-        new.check_not_personal(user.username.as_str(), user.email.local_part())
+        self.config
+            .password_policy
+            .check(&new, &user.username, &user.email)
             .map_err(ChangePasswordError::WeakPassword)?;
         let now = self.ports.clock.now();
         user.password_hash = self.ports.hasher.hash(&new).await?;
@@ -525,6 +529,7 @@ mod tests {
             AuthConfig {
                 refresh_token_ttl: Duration::days(7),
                 lockout: LockoutPolicy::default(),
+                password_policy: PasswordPolicy::default(),
             },
         )
     }

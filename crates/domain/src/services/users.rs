@@ -6,7 +6,8 @@ use super::NewUserError;
 use super::Ports;
 use crate::PortError;
 use crate::model::{
-    Email, FullName, LoginLockout, Password, PasswordError, User, UserId, UserView, Username,
+    Email, FullName, LoginLockout, Password, PasswordError, PasswordPolicy, User, UserId, UserView,
+    Username,
 };
 use crate::ports::{SaveUserError, UserPage, UserQuery, UserSort};
 
@@ -189,13 +190,17 @@ pub enum UnlockUserError {
 #[derive(Clone)]
 pub struct UserService {
     ports: Ports,
+    password_policy: PasswordPolicy,
 }
 
 impl UserService {
     /// Builds the service.
     #[must_use]
-    pub fn new(ports: Ports) -> Self {
-        Self { ports }
+    pub fn new(ports: Ports, password_policy: PasswordPolicy) -> Self {
+        Self {
+            ports,
+            password_policy,
+        }
     }
 
     /// A page of the users the caller may see.
@@ -255,7 +260,7 @@ impl UserService {
         if !actor.is_superuser {
             return Err(CreateUserError::Forbidden);
         }
-        let user = super::insert_user(&self.ports, cmd).await?;
+        let user = super::insert_user(&self.ports, self.password_policy, cmd).await?;
         info!(user_id = %user.id, is_superuser = user.is_superuser, "user created");
         Ok(UserView::for_viewer(user, actor))
     }
@@ -274,6 +279,7 @@ impl UserService {
         }
         let user = super::insert_user(
             &self.ports,
+            self.password_policy,
             CreateUser {
                 is_active: Some(true),
                 is_superuser: Some(true),
@@ -337,7 +343,8 @@ impl UserService {
             after.full_name = full_name;
         }
         if let Some(new) = &password {
-            new.check_not_personal(after.username.as_str(), after.email.local_part())
+            self.password_policy
+                .check(new, &after.username, &after.email)
                 .map_err(UpdateUserError::WeakPassword)?;
             after.password_hash = self.ports.hasher.hash(new).await?;
         }
@@ -509,7 +516,7 @@ mod tests {
             search: Some("Bo%".into()),
             ..ListUsers::default()
         };
-        let (items, total) = UserService::new(mocks.ports())
+        let (items, total) = UserService::new(mocks.ports(), PasswordPolicy::default())
             .list(&ada, request)
             .await
             .unwrap();
@@ -526,7 +533,7 @@ mod tests {
             is_active: Some(false),
             ..ListUsers::default()
         };
-        let err = UserService::new(Mocks::default().ports())
+        let err = UserService::new(Mocks::default().ports(), PasswordPolicy::default())
             .list(&user("ada"), request)
             .await
             .unwrap_err();
@@ -557,7 +564,7 @@ mod tests {
             search: Some(String::new()),
             ..ListUsers::default()
         };
-        let (items, _) = UserService::new(mocks.ports())
+        let (items, _) = UserService::new(mocks.ports(), PasswordPolicy::default())
             .list(&root, request)
             .await
             .unwrap();
@@ -572,7 +579,7 @@ mod tests {
         };
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        let service = UserService::new(mocks.ports());
+        let service = UserService::new(mocks.ports(), PasswordPolicy::default());
         assert!(matches!(
             service.get(&user("ada"), bob.id).await,
             Err(GetUserError::NotFound)
@@ -593,7 +600,7 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         found(&mut mocks, &ada);
-        let view = UserService::new(mocks.ports())
+        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
             .get(&ada, ada.id)
             .await
             .unwrap();
@@ -614,7 +621,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_is_for_superusers_only() {
-        let err = UserService::new(Mocks::default().ports())
+        let err = UserService::new(Mocks::default().ports(), PasswordPolicy::default())
             .create(&user("ada"), create_cmd("bob", "correct horse"))
             .await
             .unwrap_err();
@@ -634,7 +641,7 @@ mod tests {
             .withf(|u| !u.is_active && u.is_superuser)
             .times(1)
             .returning(|_| Ok(()));
-        let view = UserService::new(mocks.ports())
+        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
             .create(&superuser("root"), create_cmd("bob", "correct horse"))
             .await
             .unwrap();
@@ -650,7 +657,7 @@ mod tests {
             full_name: Some(None),
             ..UserChanges::default()
         };
-        let err = UserService::new(mocks.ports())
+        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
             .update(&user("ada"), bob.id, changes)
             .await
             .unwrap_err();
@@ -679,7 +686,7 @@ mod tests {
             is_superuser: Some(false),
             ..UserChanges::default()
         };
-        let view = UserService::new(mocks.ports())
+        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
             .update(&ada, ada.id, changes)
             .await
             .unwrap();
@@ -701,7 +708,7 @@ mod tests {
             let ada = user("ada");
             let mut mocks = Mocks::default();
             found(&mut mocks, &ada);
-            let err = UserService::new(mocks.ports())
+            let err = UserService::new(mocks.ports(), PasswordPolicy::default())
                 .update(&ada, ada.id, changes)
                 .await
                 .unwrap_err();
@@ -725,7 +732,7 @@ mod tests {
                 password: Some(password("some password")),
                 ..UserChanges::default()
             };
-            let result = UserService::new(mocks.ports())
+            let result = UserService::new(mocks.ports(), PasswordPolicy::default())
                 .update(&ada, ada.id, changes)
                 .await;
             assert_eq!(result.is_ok(), ok, "{result:?}");
@@ -760,7 +767,7 @@ mod tests {
             password: Some(password("new passphrase")),
             ..UserChanges::default()
         };
-        UserService::new(mocks.ports())
+        UserService::new(mocks.ports(), PasswordPolicy::default())
             .update(&superuser("root"), bob.id, changes)
             .await
             .unwrap();
@@ -776,7 +783,7 @@ mod tests {
             password: Some(password("i-am-robert")),
             ..UserChanges::default()
         };
-        let err = UserService::new(mocks.ports())
+        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
             .update(&superuser("root"), bob.id, changes)
             .await
             .unwrap_err();
@@ -799,7 +806,7 @@ mod tests {
             is_superuser: Some(false),
             ..UserChanges::default()
         };
-        let err = UserService::new(mocks.ports())
+        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
             .update(&root, root.id, changes)
             .await
             .unwrap_err();
@@ -825,7 +832,7 @@ mod tests {
             is_active: Some(false),
             ..UserChanges::default()
         };
-        UserService::new(mocks.ports())
+        UserService::new(mocks.ports(), PasswordPolicy::default())
             .update(&superuser("root"), bob.id, changes)
             .await
             .unwrap();
@@ -848,7 +855,7 @@ mod tests {
             .with(eq(ada.id), eq(None), eq(NOW))
             .times(1)
             .returning(|_, _, _| Ok(()));
-        UserService::new(mocks.ports())
+        UserService::new(mocks.ports(), PasswordPolicy::default())
             .delete(&ada, ada.id)
             .await
             .unwrap();
@@ -859,7 +866,7 @@ mod tests {
         let bob = user("bob");
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        let err = UserService::new(mocks.ports())
+        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
             .delete(&user("ada"), bob.id)
             .await
             .unwrap_err();
@@ -874,7 +881,7 @@ mod tests {
         };
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        let err = UserService::new(mocks.ports())
+        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
             .delete(&superuser("root"), bob.id)
             .await
             .unwrap_err();
@@ -890,7 +897,7 @@ mod tests {
             .users
             .expect_count_active_superusers()
             .returning(|| Ok(1));
-        let err = UserService::new(mocks.ports())
+        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
             .delete(&root, root.id)
             .await
             .unwrap_err();
@@ -903,7 +910,7 @@ mod tests {
             is_active: false,
             ..user("bob")
         };
-        let err = UserService::new(Mocks::default().ports())
+        let err = UserService::new(Mocks::default().ports(), PasswordPolicy::default())
             .restore(&user("ada"), bob.id)
             .await
             .unwrap_err();
@@ -917,7 +924,7 @@ mod tests {
             .withf(|u| u.is_active)
             .times(1)
             .returning(|_| Ok(()));
-        let view = UserService::new(mocks.ports())
+        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
             .restore(&superuser("root"), bob.id)
             .await
             .unwrap();
@@ -942,7 +949,7 @@ mod tests {
             .withf(|u| u.is_superuser && u.is_active)
             .times(1)
             .returning(|_| Ok(()));
-        let service = UserService::new(mocks.ports());
+        let service = UserService::new(mocks.ports(), PasswordPolicy::default());
         assert!(
             service
                 .ensure_superuser(create_cmd("bob", "correct horse"))
@@ -967,7 +974,7 @@ mod tests {
             },
             ..user("bob")
         };
-        let err = UserService::new(Mocks::default().ports())
+        let err = UserService::new(Mocks::default().ports(), PasswordPolicy::default())
             .unlock(&user("ada"), bob.id)
             .await
             .unwrap_err();
@@ -980,7 +987,7 @@ mod tests {
             .with(eq(bob.id))
             .times(1)
             .returning(|_| Ok(()));
-        let view = UserService::new(mocks.ports())
+        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
             .unlock(&superuser("root"), bob.id)
             .await
             .unwrap();
