@@ -65,6 +65,8 @@ pub async fn spawn_app_on(
         first_superuser_email: Some(ROOT_EMAIL.into()),
         first_superuser_password: Some(SecretString::from(ROOT_PASSWORD)),
         cors_origins: ALLOWED_ORIGIN.into(),
+        // Every test client is 127.0.0.1; the limit has tests of its own.
+        auth_rate_limit_per_minute: 0,
         ..Settings::default()
     };
     tweak(&mut settings);

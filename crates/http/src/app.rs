@@ -11,6 +11,7 @@ use actix_web::{App, web};
 use userhub_domain::ports::HealthProbe;
 use userhub_domain::services::{AuthService, UserService};
 
+use crate::rate_limit::AuthRateLimit;
 use crate::{middleware, routes};
 
 /// What every handler shares.
@@ -23,6 +24,10 @@ pub struct ApiState {
     pub health: Arc<dyn HealthProbe>,
     /// Reported by `/health`.
     pub version: &'static str,
+    /// Per-IP limit on register, login and refresh; `None` turns it off.
+    pub auth_rate_limit: Option<AuthRateLimit>,
+    /// Take the client's address from `X-Forwarded-For` (set only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
 }
 
 /// HTTP-level settings.

@@ -184,15 +184,13 @@ pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
 }
 
 /// Where a request came from, for its session record.
-pub(crate) fn client_info(req: &HttpRequest) -> ClientInfo {
+pub(crate) fn client_info(req: &HttpRequest, trust_forwarded_for: bool) -> ClientInfo {
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    ClientInfo::new(
-        user_agent,
-        req.peer_addr().map(|addr| addr.ip().to_string()),
-    )
+    let ip = crate::rate_limit::client_ip(req, trust_forwarded_for);
+    ClientInfo::new(user_agent, ip.map(|ip| ip.to_string()))
 }
 
 /// Longest bearer token looked at; anything longer is refused unread.

@@ -7,8 +7,13 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
 use tracing::Instrument;
 use uuid::Uuid;
+
+use crate::app::ApiState;
+use crate::error::ApiError;
+use crate::rate_limit::client_ip;
 
 /// The request-id header, read from clients and always written back.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -66,4 +71,26 @@ pub(crate) async fn request_context(
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
     Ok(response)
+}
+
+/// Refuses a request with 429 and `Retry-After` once its client IP has
+/// spent its budget on the public auth endpoints.
+pub(crate) async fn auth_rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let refusal = req.app_data::<web::Data<ApiState>>().and_then(|state| {
+        let limit = state.auth_rate_limit.as_ref()?;
+        let ip = client_ip(req.request(), state.trust_forwarded_for)?;
+        let wait = limit.check(ip).err()?;
+        tracing::warn!(%ip, "auth rate limit exceeded");
+        Some(ApiError::TooManyRequests {
+            detail: "Too many requests; slow down",
+            retry_after: wait.as_secs() + 1,
+        })
+    });
+    match refusal {
+        Some(err) => Ok(req.into_response(err.error_response())),
+        None => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
 }

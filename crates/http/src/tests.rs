@@ -50,6 +50,8 @@ impl Mocks {
             users: UserService::new(ports, PasswordPolicy::default()),
             health: Arc::new(self.health),
             version: "test",
+            auth_rate_limit: None,
+            trust_forwarded_for: false,
         })
     }
 }

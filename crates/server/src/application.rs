@@ -13,7 +13,7 @@ use time::Duration;
 use userhub_domain::model::{Email, Password, Username};
 use userhub_domain::ports::SystemClock;
 use userhub_domain::services::{AuthConfig, AuthService, CreateUser, Ports, UserService};
-use userhub_http::{ApiSettings, ApiState, build_app};
+use userhub_http::{ApiSettings, ApiState, AuthRateLimit, build_app};
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, SeaOrmSessionRepository,
     SeaOrmUserRepository,
@@ -82,6 +82,8 @@ impl Application {
             users,
             health: Arc::new(database.clone()),
             version: env!("CARGO_PKG_VERSION"),
+            auth_rate_limit: AuthRateLimit::per_minute(settings.auth_rate_limit_per_minute),
+            trust_forwarded_for: settings.trust_forwarded_for,
         });
         let api = ApiSettings {
             cors_origins: settings.cors_origins(),

@@ -62,6 +62,12 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Requests per minute one client IP may make to register, login and
+    /// refresh together; 0 turns the limit off.
+    pub auth_rate_limit_per_minute: u32,
+    /// Take the client IP from the last `X-Forwarded-For` entry: only behind
+    /// a proxy that sets it, or clients could pick their own address.
+    pub trust_forwarded_for: bool,
     /// Lowest zxcvbn score (0–4) a new password needs; 0 turns the estimate off.
     pub password_min_score: u8,
     /// Consecutive failed logins that lock an account; 0 turns locking off.
@@ -106,6 +112,8 @@ impl Default for Settings {
             cors_origins: String::new(),
             bcrypt_cost: 12,
             max_body_bytes: 64 * 1024,
+            auth_rate_limit_per_minute: 30,
+            trust_forwarded_for: false,
             password_min_score: 2,
             login_max_failures: 5,
             login_lockout_seconds: 60,
@@ -142,6 +150,8 @@ const KEYS: &[&str] = &[
     "cors_origins",
     "bcrypt_cost",
     "max_body_bytes",
+    "auth_rate_limit_per_minute",
+    "trust_forwarded_for",
     "password_min_score",
     "login_max_failures",
     "login_lockout_seconds",

@@ -20,6 +20,8 @@ on_both_backends!(
     me_refuses_missing_malformed_forged_expired_and_refresh_tokens,
     repeated_failures_lock_the_account_with_429_until_a_superuser_unlocks_it,
     a_successful_login_resets_the_failure_count,
+    the_public_auth_endpoints_share_a_per_ip_budget,
+    forwarded_addresses_count_only_behind_a_trusted_proxy,
 );
 
 async fn register_returns_201_with_location_and_the_self_view(backend: Backend) {
@@ -473,5 +475,96 @@ async fn a_successful_login_resets_the_failure_count(backend: Backend) {
         app.login("ada", PASSWORD).await.status(),
         200,
         "two plus two failures never reach three"
+    );
+}
+
+async fn limited_app(backend: Backend, trust_forwarded_for: bool) -> userhub_tests::TestApp {
+    let db = TestDatabase::create(backend).await;
+    let url = db.url.clone();
+    spawn_app_on(db, url, |s| {
+        s.auth_rate_limit_per_minute = 3;
+        s.trust_forwarded_for = trust_forwarded_for;
+    })
+    .await
+}
+
+async fn the_public_auth_endpoints_share_a_per_ip_budget(backend: Backend) {
+    let app = limited_app(backend, false).await;
+    app.register("ada").await;
+    assert_eq!(app.login("ada", PASSWORD).await.status(), 200);
+    assert_eq!(
+        app.post("/api/auth/refresh", &json!({"refresh_token": "x"}), None)
+            .await
+            .status(),
+        401
+    );
+    let limited = app.login("ada", PASSWORD).await;
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=21).contains(&retry), "{retry}");
+    assert_eq!(
+        limited.json::<Value>().await.unwrap()["detail"],
+        "Too many requests; slow down"
+    );
+    // A spoofed X-Forwarded-For does not buy a new budget.
+    let spoofed = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({"email": "ada", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), 429);
+    // Other endpoints are not limited.
+    assert_eq!(
+        app.client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy(backend: Backend) {
+    let app = limited_app(backend, true).await;
+    app.register("ada").await;
+    let login_from = |ip: &'static str| {
+        app.client
+            .post(app.url("/api/auth/login"))
+            .header("x-forwarded-for", format!("10.9.9.9, {ip}"))
+            .json(&json!({"email": "ada", "password": PASSWORD}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(login_from("198.51.100.1").await.unwrap().status(), 200);
+    }
+    assert_eq!(login_from("198.51.100.1").await.unwrap().status(), 429);
+    let other = login_from("198.51.100.2").await.unwrap();
+    assert_eq!(
+        other.status(),
+        200,
+        "another client behind the proxy has its own budget"
+    );
+    let tokens: Value = other.json().await.unwrap();
+    let sessions: Vec<Value> = app
+        .get(
+            "/api/auth/sessions",
+            tokens["access_token"].as_str().unwrap(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s["ip"] == "198.51.100.2" && s["current"] == true)
     );
 }

@@ -1,6 +1,7 @@
 //! `/api/auth`: registration, login, refresh and the current user.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use garde::Validate;
 use secrecy::{ExposeSecret, SecretString};
@@ -12,13 +13,26 @@ use super::users::{UserResponse, created};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::extract::{CurrentUser, JsonOrForm, ValidJson, client_info};
-use crate::validation;
+use crate::{middleware, validation};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/api/auth/register").route(web::post().to(register)))
-        .service(super::resource("/api/auth/login").route(web::post().to(login)))
-        .service(super::resource("/api/auth/refresh").route(web::post().to(refresh)))
-        .service(super::resource("/api/auth/me").route(web::get().to(me)));
+    let limited = || from_fn(middleware::auth_rate_limit);
+    cfg.service(
+        super::resource("/api/auth/register")
+            .wrap(limited())
+            .route(web::post().to(register)),
+    )
+    .service(
+        super::resource("/api/auth/login")
+            .wrap(limited())
+            .route(web::post().to(login)),
+    )
+    .service(
+        super::resource("/api/auth/refresh")
+            .wrap(limited())
+            .route(web::post().to(refresh)),
+    )
+    .service(super::resource("/api/auth/me").route(web::get().to(me)));
 }
 
 /// Longest login name or password looked at; both are checked later anyway.
@@ -111,7 +125,7 @@ async fn login(
     let request = LoginRequest {
         login,
         password: SecretString::from(password),
-        client: client_info(&req),
+        client: client_info(&req, state.trust_forwarded_for),
     };
     let tokens = state.auth.login(request).await?;
     Ok(token_response(&tokens))
