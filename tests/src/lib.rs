@@ -50,6 +50,20 @@ pub async fn spawn_app_on(
     url: String,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    let address = spawn_server(url, tweak).await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        db,
+    }
+}
+
+/// Starts a server on the database at `url`; returns its base address.
+pub async fn spawn_server(url: String, tweak: impl FnOnce(&mut Settings)) -> String {
     if std::env::var_os("TEST_LOG").is_some() {
         telemetry::init("info", telemetry::LogFormat::Pretty);
     }
@@ -75,15 +89,7 @@ pub async fn spawn_app_on(
         .expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    TestApp {
-        address,
-        client,
-        db,
-    }
+    address
 }
 
 impl TestApp {

@@ -216,6 +216,13 @@ pub trait SessionRepository: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<bool, PortError>;
 
+    /// Deletes sessions that ended (revoked, or expired before `now`) with
+    /// their spent tokens; returns how many.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn purge_ended(&self, now: OffsetDateTime) -> Result<u64, PortError>;
+
     /// The user's live sessions, newest first.
     ///
     /// # Errors
@@ -256,6 +263,10 @@ pub trait PasswordHasher: Send + Sync + 'static {
     /// [`PortError`] when the hash is unreadable or hashing fails.
     async fn verify(&self, password: &SecretString, hash: &PasswordHash)
     -> Result<bool, PortError>;
+
+    /// Whether `hash` was made with other parameters (an older cost, say)
+    /// than new hashes get, so it should be replaced at the next login.
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool;
 
     /// A valid hash of a random secret at the configured cost, verified
     /// against when no account matches so that every failed login costs the same.

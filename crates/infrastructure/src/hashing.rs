@@ -74,6 +74,16 @@ impl PasswordHasher for BcryptPasswordHasher {
         .await
     }
 
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        // Modular crypt format: `$2b$<cost>$<salt and hash>`.
+        let cost = hash
+            .as_str()
+            .split('$')
+            .nth(2)
+            .and_then(|c| c.parse::<u32>().ok());
+        cost != Some(self.cost)
+    }
+
     fn dummy_hash(&self) -> PasswordHash {
         self.dummy.clone()
     }
@@ -126,6 +136,18 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_of_another_cost_need_rehashing() {
+        let (old, current) = (
+            BcryptPasswordHasher::new(4).await.unwrap(),
+            BcryptPasswordHasher::new(5).await.unwrap(),
+        );
+        let hash = old.hash(&password("correct horse")).await.unwrap();
+        assert!(current.needs_rehash(&hash));
+        assert!(!old.needs_rehash(&hash));
+        assert!(current.needs_rehash(&PasswordHash::new("garbage".into())));
     }
 
     #[tokio::test]

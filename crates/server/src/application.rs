@@ -26,6 +26,7 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    cleanup: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -75,6 +76,12 @@ impl Application {
             },
         );
         let users = UserService::new(ports, settings.password_policy());
+        let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
+            tokio::spawn(purge_sessions_every(
+                auth.clone(),
+                settings.session_cleanup_interval_seconds,
+            ))
+        });
         ensure_first_superuser(&users, &settings).await?;
 
         let state = web::Data::new(ApiState {
@@ -105,6 +112,7 @@ impl Application {
             port,
             server: server.run(),
             database,
+            cleanup,
         })
     }
 
@@ -132,8 +140,22 @@ impl Application {
             handle.stop(true).await;
         });
         self.server.await?;
+        if let Some(cleanup) = self.cleanup {
+            cleanup.abort();
+        }
         self.database.close().await?;
         Ok(())
+    }
+}
+
+/// Deletes ended sessions now and then, so the table stays small.
+async fn purge_sessions_every(auth: AuthService, seconds: u64) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
+    loop {
+        interval.tick().await;
+        if let Err(err) = auth.purge_ended_sessions().await {
+            tracing::warn!(error = %err, "deleting ended sessions failed; will retry");
+        }
     }
 }
 

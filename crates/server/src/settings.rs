@@ -16,6 +16,9 @@ use crate::telemetry::LogFormat;
 /// The SQLite file used when `DATABASE_URL` is empty.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://userhub.db?mode=rwc";
 
+/// The lowest bcrypt cost a deployed server accepts.
+pub const MIN_BCRYPT_COST: u32 = 10;
+
 /// Every setting, named after its environment variable.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
@@ -68,6 +71,8 @@ pub struct Settings {
     /// Take the client IP from the last `X-Forwarded-For` entry: only behind
     /// a proxy that sets it, or clients could pick their own address.
     pub trust_forwarded_for: bool,
+    /// Seconds between deletions of ended sessions; 0 turns them off.
+    pub session_cleanup_interval_seconds: u64,
     /// Lowest zxcvbn score (0–4) a new password needs; 0 turns the estimate off.
     pub password_min_score: u8,
     /// Consecutive failed logins that lock an account; 0 turns locking off.
@@ -114,6 +119,7 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             auth_rate_limit_per_minute: 30,
             trust_forwarded_for: false,
+            session_cleanup_interval_seconds: 3600,
             password_min_score: 2,
             login_max_failures: 5,
             login_lockout_seconds: 60,
@@ -152,6 +158,7 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "auth_rate_limit_per_minute",
     "trust_forwarded_for",
+    "session_cleanup_interval_seconds",
     "password_min_score",
     "login_max_failures",
     "login_lockout_seconds",
@@ -175,7 +182,24 @@ impl Settings {
             Err(err) if err.not_found() => {}
             Err(err) => return Err(err).context("reading .env"),
         }
-        Self::from_layers(Path::new("config"), Env::raw().only(KEYS))
+        let settings = Self::from_layers(Path::new("config"), Env::raw().only(KEYS))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses settings that are unsafe outside tests (which build their
+    /// settings directly and may use a cheap bcrypt cost).
+    ///
+    /// # Errors
+    /// The first unsafe setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(MIN_BCRYPT_COST..=31).contains(&self.bcrypt_cost) {
+            bail!(
+                "BCRYPT_COST must be between {MIN_BCRYPT_COST} and 31, not {}",
+                self.bcrypt_cost
+            );
+        }
+        Ok(())
     }
 
     /// Reads `dir/default.toml`, `dir/<app_env>.toml`, then `env`.
@@ -379,6 +403,35 @@ mod tests {
             ..production
         };
         assert!(good.jwt_secret().is_ok());
+    }
+
+    #[test]
+    fn a_bcrypt_cost_below_10_is_refused() {
+        assert!(
+            Settings {
+                bcrypt_cost: 9,
+                ..Settings::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Settings {
+                bcrypt_cost: 32,
+                ..Settings::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Settings {
+                bcrypt_cost: 10,
+                ..Settings::default()
+            }
+            .validate()
+            .is_ok()
+        );
+        assert!(Settings::default().validate().is_ok());
     }
 
     #[test]

@@ -90,6 +90,7 @@ on_both_backends!(
     the_auth_lookup_needs_a_live_session_and_an_active_user,
     sessions_are_listed_and_revoked_per_user_only,
     failed_logins_are_counted_atomically_locked_and_reset,
+    purging_deletes_ended_sessions_and_their_spent_tokens_only,
 );
 
 async fn a_user_round_trips_and_is_found_by_email_or_username(backend: Backend) {
@@ -516,4 +517,44 @@ async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend)
         r.users.find_by_id(ada.id).await.unwrap().unwrap().lockout,
         LoginLockout::default()
     );
+}
+
+async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada).await.unwrap();
+    let live = session(&ada, "live");
+    let revoked = session(&ada, "revoked");
+    let expired = NewSession {
+        expires_at: now() - Duration::seconds(1),
+        ..session(&ada, "expired")
+    };
+    for s in [&live, &revoked, &expired] {
+        r.sessions.create(s).await.unwrap();
+    }
+    let (old, new) = (
+        RefreshTokenHash::new("revoked".into()),
+        RefreshTokenHash::new("revoked2".into()),
+    );
+    assert!(
+        r.sessions
+            .rotate(revoked.id, &old, &new, now(), now() + Duration::days(1))
+            .await
+            .unwrap()
+    );
+    r.sessions.revoke(revoked.id, now()).await.unwrap();
+    assert_eq!(r.sessions.purge_ended(now()).await.unwrap(), 2);
+    assert_eq!(
+        r.sessions.find_by_spent_token(&old).await.unwrap(),
+        None,
+        "spent tokens go with their session"
+    );
+    assert!(
+        r.sessions
+            .find_by_refresh_token(&RefreshTokenHash::new("live".into()))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(r.sessions.purge_ended(now()).await.unwrap(), 0);
 }

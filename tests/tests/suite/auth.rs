@@ -5,7 +5,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use userhub_tests::{Backend, JWT_KEY, PASSWORD, TestDatabase, spawn_app, spawn_app_on};
+use userhub_tests::{
+    Backend, JWT_KEY, PASSWORD, TestDatabase, spawn_app, spawn_app_on, spawn_server,
+};
 
 on_both_backends!(
     register_returns_201_with_location_and_the_self_view,
@@ -22,6 +24,7 @@ on_both_backends!(
     a_successful_login_resets_the_failure_count,
     the_public_auth_endpoints_share_a_per_ip_budget,
     forwarded_addresses_count_only_behind_a_trusted_proxy,
+    a_hash_of_an_older_cost_is_replaced_at_the_next_login,
 );
 
 async fn register_returns_201_with_location_and_the_self_view(backend: Backend) {
@@ -566,5 +569,45 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy(backend: Backend)
         sessions
             .iter()
             .any(|s| s["ip"] == "198.51.100.2" && s["current"] == true)
+    );
+}
+
+async fn stored_hash(url: &str, username: &str) -> String {
+    use sea_orm::{ConnectionTrait, Statement};
+    let conn = sea_orm::Database::connect(url).await.unwrap();
+    let sql = format!("SELECT password_hash FROM users WHERE username = '{username}'");
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    let hash: String = row.try_get("", "password_hash").unwrap();
+    conn.close().await.unwrap();
+    hash
+}
+
+async fn a_hash_of_an_older_cost_is_replaced_at_the_next_login(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("ada").await;
+    assert!(stored_hash(&app.db.url, "ada").await.starts_with("$2b$04$"));
+    // The operator raises the cost and restarts.
+    let address = spawn_server(app.db.url.clone(), |s| s.bcrypt_cost = 5).await;
+    let login = |password: &'static str| {
+        app.client
+            .post(format!("{address}/api/auth/login"))
+            .json(&json!({"email": "ada", "password": password}))
+            .send()
+    };
+    assert_eq!(login("Wrong-password-1").await.unwrap().status(), 401);
+    assert!(
+        stored_hash(&app.db.url, "ada").await.starts_with("$2b$04$"),
+        "a failed login changes nothing"
+    );
+    assert_eq!(login(PASSWORD).await.unwrap().status(), 200);
+    assert!(stored_hash(&app.db.url, "ada").await.starts_with("$2b$05$"));
+    assert_eq!(
+        login(PASSWORD).await.unwrap().status(),
+        200,
+        "the new hash verifies"
     );
 }

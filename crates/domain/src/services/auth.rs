@@ -273,9 +273,55 @@ impl AuthService {
             client: request.client,
         };
         self.ports.sessions.create(&session).await?;
+        self.rehash_if_outdated(&user, request.password).await?;
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login succeeded");
         Ok(self.issue(user.id, session.id, refresh, now)?)
+    }
+
+    /// Replaces a hash made at an older cost, now that the password is known.
+    async fn rehash_if_outdated(
+        &self,
+        user: &User,
+        password: SecretString,
+    ) -> Result<(), PortError> {
+        if !self.ports.hasher.needs_rehash(&user.password_hash) {
+            return Ok(());
+        }
+        // A stored password always meets the length rules; if not, keep the old hash.
+        let Ok(password) = Password::new(password) else {
+            return Ok(());
+        };
+        let updated = User {
+            password_hash: self.ports.hasher.hash(&password).await?,
+            ..user.clone()
+        };
+        self.ports
+            .users
+            .update(&updated)
+            .await
+            .map_err(|err| match err {
+                SaveUserError::Port(err) => err,
+                other => PortError::unexpected(other),
+            })?;
+        info!(user_id = %user.id, "password re-hashed at the configured cost");
+        Ok(())
+    }
+
+    /// Deletes ended sessions so that the table does not grow without bound.
+    ///
+    /// # Errors
+    /// [`PortError`].
+    pub async fn purge_ended_sessions(&self) -> Result<u64, PortError> {
+        let purged = self
+            .ports
+            .sessions
+            .purge_ended(self.ports.clock.now())
+            .await?;
+        if purged > 0 {
+            info!(purged, "ended sessions deleted");
+        }
+        Ok(purged)
     }
 
     /// Counts a wrong password and locks the account when the policy says so.
@@ -544,6 +590,8 @@ mod tests {
     }
 
     fn expect_tokens(mocks: &mut Mocks) {
+        // Hashes are current unless a test says otherwise.
+        mocks.hasher.expect_needs_rehash().return_const(false);
         mocks.tokens.expect_new_refresh_token().returning(|| {
             Ok(RefreshToken {
                 secret: SecretString::from("fresh"),
@@ -1231,5 +1279,68 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn a_hash_of_an_older_cost_is_replaced_at_a_successful_login() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.hasher.expect_needs_rehash().return_const(true);
+        mocks
+            .hasher
+            .expect_hash()
+            .times(1)
+            .returning(|_| Ok(PasswordHash::new("$2b$12$new".into())));
+        mocks
+            .users
+            .expect_update()
+            .withf(move |u| u.id == id && u.password_hash.as_str() == "$2b$12$new")
+            .times(1)
+            .returning(|_| Ok(()));
+        mocks.sessions.expect_create().returning(|_| Ok(()));
+        mocks
+            .users
+            .expect_record_login()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        mocks.tokens.expect_new_refresh_token().returning(|| {
+            Ok(RefreshToken {
+                secret: SecretString::from("r"),
+                hash: RefreshTokenHash::new("r".into()),
+            })
+        });
+        mocks
+            .tokens
+            .expect_issue_access_token()
+            .returning(|_, _, _| {
+                Ok(AccessToken {
+                    token: "jwt".into(),
+                    expires_in: 1800,
+                })
+            });
+        assert!(
+            service(mocks)
+                .login(login("ada", "correct horse battery"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn purging_deletes_sessions_ended_by_now() {
+        let mut mocks = Mocks::default();
+        mocks
+            .sessions
+            .expect_purge_ended()
+            .with(eq(NOW))
+            .times(1)
+            .returning(|_| Ok(3));
+        assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 3);
     }
 }

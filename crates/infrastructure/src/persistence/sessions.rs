@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -162,6 +162,34 @@ impl SessionRepository for SeaOrmSessionRepository {
             .await
             .map_err(port_error)?;
         Ok(result.rows_affected == 1)
+    }
+
+    async fn purge_ended(&self, now: OffsetDateTime) -> Result<u64, PortError> {
+        let ended = Condition::any()
+            .add(session::Column::RevokedAt.is_not_null())
+            .add(session::Column::ExpiresAt.lte(now));
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        // Spent tokens first: not every SQLite connection enforces the cascade.
+        spent_refresh_token::Entity::delete_many()
+            .filter(
+                spent_refresh_token::Column::SessionId.in_subquery(
+                    session::Entity::find()
+                        .select_only()
+                        .column(session::Column::Id)
+                        .filter(ended.clone())
+                        .into_query(),
+                ),
+            )
+            .exec(&txn)
+            .await
+            .map_err(port_error)?;
+        let deleted = session::Entity::delete_many()
+            .filter(ended)
+            .exec(&txn)
+            .await
+            .map_err(port_error)?;
+        txn.commit().await.map_err(port_error)?;
+        Ok(deleted.rows_affected)
     }
 
     async fn list_live_for_user(
