@@ -162,14 +162,15 @@ pub trait SessionRepository: Send + Sync + 'static {
         hash: &RefreshTokenHash,
     ) -> Result<Option<Session>, PortError>;
 
-    /// The session that once had this refresh token and has since rotated it.
+    /// The session that once had this refresh token and has since rotated
+    /// it, and when it was spent.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
     async fn find_by_spent_token(
         &self,
         hash: &RefreshTokenHash,
-    ) -> Result<Option<SessionId>, PortError>;
+    ) -> Result<Option<(SessionId, OffsetDateTime)>, PortError>;
 
     /// Replaces the current token `old` by `new` and records `old` as spent,
     /// atomically: returns `false`, changing nothing, when `old` is no longer
@@ -331,11 +332,17 @@ pub trait TokenIssuer: Send + Sync + 'static {
     /// [`TokenError::Invalid`] for any token that is not a valid access token.
     fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError>;
 
-    /// A new random refresh token.
+    /// A new random refresh token, for a new session.
     ///
     /// # Errors
     /// [`PortError`] when the system's randomness fails.
     fn new_refresh_token(&self) -> Result<RefreshToken, PortError>;
+
+    /// The token that replaces `presented` at its refresh. It MUST be derived
+    /// from `presented` with a server-side secret (a keyed hash), so that the
+    /// same token always has the same successor and nobody without the
+    /// secret can compute it.
+    fn successor_refresh_token(&self, presented: &str) -> RefreshToken;
 
     /// The hash under which a presented refresh token would be stored.
     fn hash_refresh_token(&self, token: &str) -> RefreshTokenHash;

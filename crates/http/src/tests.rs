@@ -43,6 +43,7 @@ impl Mocks {
                 ports.clone(),
                 AuthConfig {
                     refresh_token_ttl: time::Duration::days(7),
+                    refresh_reuse_grace: time::Duration::ZERO,
                     lockout: LockoutPolicy::default(),
                     password_policy: PasswordPolicy::default(),
                 },

@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -127,6 +128,22 @@ impl TokenIssuer for JwtTokenIssuer {
             secret: SecretString::from(secret),
             hash,
         })
+    }
+
+    fn successor_refresh_token(&self, presented: &str) -> RefreshToken {
+        // Keyed and domain-separated: the same token always has the same
+        // successor, and only the holder of the key can compute it.
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.settings.secret.expose_secret().as_bytes())
+                .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(b"userhub refresh-token successor\0");
+        mac.update(presented.as_bytes());
+        let secret = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let hash = self.hash_refresh_token(&secret);
+        RefreshToken {
+            secret: SecretString::from(secret),
+            hash,
+        }
     }
 
     fn hash_refresh_token(&self, token: &str) -> RefreshTokenHash {
@@ -260,6 +277,29 @@ mod tests {
             issuer().verify_access_token(&token),
             Err(TokenError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_successor_is_fixed_by_its_predecessor_and_the_key() {
+        let issuer = issuer();
+        let first = issuer.new_refresh_token().unwrap();
+        let a = issuer.successor_refresh_token(first.secret.expose_secret());
+        let b = issuer.successor_refresh_token(first.secret.expose_secret());
+        assert_eq!(a.secret.expose_secret(), b.secret.expose_secret());
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(a.secret.expose_secret())
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_ne!(a.secret.expose_secret(), first.secret.expose_secret());
+        let other_key = JwtTokenIssuer::new(JwtSettings {
+            secret: SecretString::from("z".repeat(32)),
+            ..issuer.settings.clone()
+        });
+        let c = other_key.successor_refresh_token(first.secret.expose_secret());
+        assert_ne!(a.secret.expose_secret(), c.secret.expose_secret());
     }
 
     #[test]

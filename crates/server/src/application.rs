@@ -71,6 +71,7 @@ impl Application {
             ports.clone(),
             AuthConfig {
                 refresh_token_ttl: Duration::days(settings.refresh_token_expire_days.max(1)),
+                refresh_reuse_grace: Duration::seconds(settings.refresh_reuse_grace_seconds.max(0)),
                 lockout: settings.lockout(),
                 password_policy: settings.password_policy(),
             },

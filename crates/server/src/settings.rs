@@ -65,6 +65,9 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a spent refresh token still yields its successor (for a
+    /// client that raced two refreshes); 0 treats every reuse as theft.
+    pub refresh_reuse_grace_seconds: i64,
     /// Requests per minute one client IP may make to register, login and
     /// refresh together; 0 turns the limit off.
     pub auth_rate_limit_per_minute: u32,
@@ -117,6 +120,7 @@ impl Default for Settings {
             cors_origins: String::new(),
             bcrypt_cost: 12,
             max_body_bytes: 64 * 1024,
+            refresh_reuse_grace_seconds: 0,
             auth_rate_limit_per_minute: 30,
             trust_forwarded_for: false,
             session_cleanup_interval_seconds: 3600,
@@ -156,6 +160,7 @@ const KEYS: &[&str] = &[
     "cors_origins",
     "bcrypt_cost",
     "max_body_bytes",
+    "refresh_reuse_grace_seconds",
     "auth_rate_limit_per_minute",
     "trust_forwarded_for",
     "session_cleanup_interval_seconds",

@@ -25,6 +25,8 @@ on_both_backends!(
     the_public_auth_endpoints_share_a_per_ip_budget,
     forwarded_addresses_count_only_behind_a_trusted_proxy,
     a_hash_of_an_older_cost_is_replaced_at_the_next_login,
+    concurrent_refreshes_of_one_token_never_fork_the_session,
+    within_the_grace_window_racing_refreshes_get_the_same_successor,
 );
 
 async fn register_returns_201_with_location_and_the_self_view(backend: Backend) {
@@ -610,4 +612,68 @@ async fn a_hash_of_an_older_cost_is_replaced_at_the_next_login(backend: Backend)
         200,
         "the new hash verifies"
     );
+}
+
+async fn concurrent_refreshes_of_one_token_never_fork_the_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, _, refresh) = app.user("ada").await;
+    let body = json!({"refresh_token": refresh});
+    let attempts = (0..6).map(|_| app.post("/api/auth/refresh", &body, None));
+    let responses = futures_util::future::join_all(attempts).await;
+    let winners: Vec<&reqwest::Response> = responses.iter().filter(|r| r.status() == 200).collect();
+    assert!(
+        winners.len() <= 1,
+        "{} refreshes of one token succeeded",
+        winners.len()
+    );
+    assert!(
+        responses
+            .iter()
+            .all(|r| r.status() == 200 || r.status() == 401)
+    );
+}
+
+async fn within_the_grace_window_racing_refreshes_get_the_same_successor(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let url = db.url.clone();
+    let app = spawn_app_on(db, url, |s| s.refresh_reuse_grace_seconds = 30).await;
+    let (_, _, refresh) = app.user("ada").await;
+    let body = json!({"refresh_token": refresh});
+    let attempts = (0..4).map(|_| app.post("/api/auth/refresh", &body, None));
+    let mut successors = Vec::new();
+    for response in futures_util::future::join_all(attempts).await {
+        assert_eq!(response.status(), 200);
+        let tokens: Value = response.json().await.unwrap();
+        successors.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "one successor for all: {successors:?}");
+    let next = app
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": successors[0]}),
+            None,
+        )
+        .await;
+    assert_eq!(next.status(), 200, "the session lives on");
+    let newest: Value = next.json().await.unwrap();
+    // Two generations back is outside what a race explains: theft.
+    assert_eq!(
+        app.post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": refresh}),
+            None
+        )
+        .await
+        .status(),
+        401
+    );
+    let after = app
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": newest["refresh_token"]}),
+            None,
+        )
+        .await;
+    assert_eq!(after.status(), 401, "the session was revoked");
 }

@@ -17,6 +17,9 @@ use crate::ports::{RefreshToken, SaveUserError, TokenError};
 pub struct AuthConfig {
     /// How long a refresh token (and so an idle session) lives.
     pub refresh_token_ttl: Duration,
+    /// How long after a refresh the spent token still yields the same
+    /// successor (for clients that raced two refreshes); zero means never.
+    pub refresh_reuse_grace: Duration,
     /// When failed logins lock an account.
     pub lockout: LockoutPolicy,
     /// What a new password must be.
@@ -341,8 +344,11 @@ impl AuthService {
 
     /// Spends a refresh token for a new token pair in the same session.
     ///
-    /// A token that was already spent is taken as stolen: its whole session is
-    /// revoked, so neither the thief nor the victim can go on with it.
+    /// A token that was already spent is taken as stolen and its whole
+    /// session is revoked, unless it was spent less than the grace window
+    /// ago and its successor is still current: then the caller raced its own
+    /// refresh and gets that same successor. Of concurrent refreshes of one
+    /// token exactly one rotates; the others are reuse.
     ///
     /// # Errors
     /// [`RefreshError`].
@@ -350,40 +356,63 @@ impl AuthService {
     pub async fn refresh(&self, presented: &str) -> Result<IssuedTokens, RefreshError> {
         let hash = self.ports.tokens.hash_refresh_token(presented);
         let now = self.ports.clock.now();
-        let Some(session) = self.ports.sessions.find_by_refresh_token(&hash).await? else {
-            if let Some(session_id) = self.ports.sessions.find_by_spent_token(&hash).await? {
-                warn!(%session_id, "spent refresh token presented again; revoking its session");
-                self.ports.sessions.revoke(session_id, now).await?;
+        if let Some(session) = self.ports.sessions.find_by_refresh_token(&hash).await? {
+            if !session.is_live(now) {
+                return Err(RefreshError::InvalidToken);
             }
+            self.ensure_active(session.user_id, session.id, now).await?;
+            let next = self.ports.tokens.successor_refresh_token(presented);
+            let expires_at = now + self.config.refresh_token_ttl;
+            if self
+                .ports
+                .sessions
+                .rotate(session.id, &hash, &next.hash, now, expires_at)
+                .await?
+            {
+                return Ok(self.issue(session.user_id, session.id, next, now)?);
+            }
+            // Another request spent the same token between our read and write.
+        }
+        let Some((session_id, spent_at)) = self.ports.sessions.find_by_spent_token(&hash).await?
+        else {
             return Err(RefreshError::InvalidToken);
         };
-        if !session.is_live(now) {
-            return Err(RefreshError::InvalidToken);
+        let grace = self.config.refresh_reuse_grace;
+        if grace.is_positive() && now - spent_at <= grace {
+            let next = self.ports.tokens.successor_refresh_token(presented);
+            let current = self
+                .ports
+                .sessions
+                .find_by_refresh_token(&next.hash)
+                .await?;
+            if let Some(session) = current.filter(|s| s.id == session_id && s.is_live(now)) {
+                self.ensure_active(session.user_id, session.id, now).await?;
+                return Ok(self.issue(session.user_id, session.id, next, now)?);
+            }
         }
+        warn!(%session_id, "spent refresh token presented again; revoking its session");
+        self.ports.sessions.revoke(session_id, now).await?;
+        Err(RefreshError::InvalidToken)
+    }
+
+    /// Refuses (and ends) the session of a user who is no longer active.
+    async fn ensure_active(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<(), RefreshError> {
         let active = self
             .ports
             .users
-            .find_by_id(session.user_id)
+            .find_by_id(user)
             .await?
             .is_some_and(|u| u.is_active);
         if !active {
-            self.ports.sessions.revoke(session.id, now).await?;
+            self.ports.sessions.revoke(session, now).await?;
             return Err(RefreshError::InvalidToken);
         }
-        let next = self.ports.tokens.new_refresh_token()?;
-        let expires_at = now + self.config.refresh_token_ttl;
-        if !self
-            .ports
-            .sessions
-            .rotate(session.id, &hash, &next.hash, now, expires_at)
-            .await?
-        {
-            // Another request spent the same token between our read and write.
-            warn!(session_id = %session.id, "refresh token raced; revoking its session");
-            self.ports.sessions.revoke(session.id, now).await?;
-            return Err(RefreshError::InvalidToken);
-        }
-        Ok(self.issue(session.user_id, session.id, next, now)?)
+        Ok(())
     }
 
     /// Resolves a bearer token to an active user with a live session.
@@ -564,16 +593,23 @@ mod tests {
 
     use mockall::predicate::eq;
 
+    use secrecy::ExposeSecret;
+
     use super::*;
     use crate::model::{LoginLockout, PasswordHash, RefreshTokenHash, Session};
     use crate::ports::{AccessClaims, AccessToken};
     use crate::services::fixtures::{Mocks, NOW, password, user};
 
     fn service(mocks: Mocks) -> AuthService {
+        service_with_grace(mocks, Duration::ZERO)
+    }
+
+    fn service_with_grace(mocks: Mocks, grace: Duration) -> AuthService {
         AuthService::new(
             mocks.ports(),
             AuthConfig {
                 refresh_token_ttl: Duration::days(7),
+                refresh_reuse_grace: grace,
                 lockout: LockoutPolicy::default(),
                 password_policy: PasswordPolicy::default(),
             },
@@ -590,6 +626,13 @@ mod tests {
     }
 
     fn expect_tokens(mocks: &mut Mocks) {
+        mocks
+            .tokens
+            .expect_successor_refresh_token()
+            .returning(|_| RefreshToken {
+                secret: SecretString::from("fresh"),
+                hash: RefreshTokenHash::new("fresh-hash".into()),
+            });
         // Hashes are current unless a test says otherwise.
         mocks.hasher.expect_needs_rehash().return_const(false);
         mocks.tokens.expect_new_refresh_token().returning(|| {
@@ -858,7 +901,7 @@ mod tests {
         mocks
             .sessions
             .expect_find_by_spent_token()
-            .returning(move |_| Ok(Some(sid)));
+            .returning(move |_| Ok(Some((sid, NOW - Duration::seconds(10)))));
         mocks
             .sessions
             .expect_revoke()
@@ -933,16 +976,22 @@ mod tests {
             .users
             .expect_find_by_id()
             .returning(move |_| Ok(Some(ada.clone())));
-        mocks.tokens.expect_new_refresh_token().returning(|| {
-            Ok(RefreshToken {
+        mocks
+            .tokens
+            .expect_successor_refresh_token()
+            .returning(|_| RefreshToken {
                 secret: SecretString::from("n"),
                 hash: RefreshTokenHash::new("n".into()),
-            })
-        });
+            });
         mocks
             .sessions
             .expect_rotate()
             .returning(|_, _, _, _, _| Ok(false));
+        // The winner recorded the token as spent a moment ago.
+        mocks
+            .sessions
+            .expect_find_by_spent_token()
+            .returning(move |_| Ok(Some((sid, NOW))));
         mocks
             .sessions
             .expect_revoke()
@@ -1342,5 +1391,77 @@ mod tests {
             .times(1)
             .returning(|_| Ok(3));
         assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 3);
+    }
+
+    /// A spent token `old` of a session whose current token is `succ`.
+    fn spent_within(mocks: &mut Mocks, session: &Session, spent_at: OffsetDateTime) {
+        let (live, sid) = (session.clone(), session.id);
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("old".into()));
+        mocks
+            .tokens
+            .expect_successor_refresh_token()
+            .returning(|_| RefreshToken {
+                secret: SecretString::from("succ"),
+                hash: RefreshTokenHash::new("succ".into()),
+            });
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |hash| Ok((hash.as_str() == "succ").then(|| live.clone())));
+        mocks
+            .sessions
+            .expect_find_by_spent_token()
+            .returning(move |_| Ok(Some((sid, spent_at))));
+    }
+
+    #[tokio::test]
+    async fn within_the_grace_window_a_spent_token_yields_the_same_successor() {
+        let ada = user("ada");
+        let live = session(&ada);
+        let mut mocks = Mocks::default();
+        spent_within(&mut mocks, &live, NOW - Duration::seconds(3));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .tokens
+            .expect_issue_access_token()
+            .returning(|_, _, _| {
+                Ok(AccessToken {
+                    token: "jwt".into(),
+                    expires_in: 1800,
+                })
+            });
+        // Neither rotate nor revoke is expected.
+        let tokens = service_with_grace(mocks, Duration::seconds(5))
+            .refresh("old-secret")
+            .await
+            .unwrap();
+        assert_eq!(tokens.refresh_token.expose_secret(), "succ");
+        assert_eq!(tokens.session_id, live.id);
+    }
+
+    #[tokio::test]
+    async fn after_the_grace_window_a_spent_token_revokes_the_session() {
+        let ada = user("ada");
+        let live = session(&ada);
+        let sid = live.id;
+        let mut mocks = Mocks::default();
+        spent_within(&mut mocks, &live, NOW - Duration::seconds(6));
+        mocks
+            .sessions
+            .expect_revoke()
+            .with(eq(sid), eq(NOW))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let err = service_with_grace(mocks, Duration::seconds(5))
+            .refresh("old-secret")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidToken));
     }
 }

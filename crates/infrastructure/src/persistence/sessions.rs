@@ -67,12 +67,12 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn find_by_spent_token(
         &self,
         hash: &RefreshTokenHash,
-    ) -> Result<Option<SessionId>, PortError> {
+    ) -> Result<Option<(SessionId, OffsetDateTime)>, PortError> {
         let row = spent_refresh_token::Entity::find_by_id(hash.as_str().to_owned())
             .one(self.db.connection())
             .await
             .map_err(port_error)?;
-        Ok(row.map(|r| SessionId::from_uuid(r.session_id)))
+        Ok(row.map(|r| (SessionId::from_uuid(r.session_id), r.spent_at)))
     }
 
     async fn rotate(
