@@ -28,6 +28,8 @@ pub struct ApiState {
     pub auth_rate_limit: Option<AuthRateLimit>,
     /// Take the client's address from `X-Forwarded-For` (set only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// The JWK Set served at `/.well-known/jwks.json`, as JSON.
+    pub jwks: String,
 }
 
 /// HTTP-level settings.

@@ -53,6 +53,7 @@ impl Mocks {
             version: "test",
             auth_rate_limit: None,
             trust_forwarded_for: false,
+            jwks: r#"{"keys":[]}"#.into(),
         })
     }
 }

@@ -8,4 +8,4 @@ pub mod tokens;
 
 pub use hashing::BcryptPasswordHasher;
 pub use persistence::{Database, DatabaseSettings, SeaOrmSessionRepository, SeaOrmUserRepository};
-pub use tokens::{JwtSettings, JwtTokenIssuer};
+pub use tokens::{JwtSettings, JwtTokenIssuer, SigningKey};

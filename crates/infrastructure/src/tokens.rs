@@ -3,6 +3,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -16,11 +20,34 @@ use uuid::Uuid;
 /// The only `typ` an access token may carry.
 const ACCESS: &str = "access";
 
+/// How access tokens are signed.
+#[derive(Clone, Debug)]
+pub enum SigningKey {
+    /// HS256 with a shared secret of at least 32 bytes.
+    Hmac(SecretString),
+    /// RS256 with an RSA key pair (PEM).
+    Rsa {
+        /// PKCS#1 or PKCS#8 private key.
+        private_pem: SecretString,
+        /// SPKI public key, published at the JWKS endpoint.
+        public_pem: String,
+    },
+    /// EdDSA with an Ed25519 key pair (PEM).
+    Ed25519 {
+        /// PKCS#8 private key.
+        private_pem: SecretString,
+        /// SPKI public key, published at the JWKS endpoint.
+        public_pem: String,
+    },
+}
+
 /// Settings of the token issuer.
 #[derive(Clone, Debug)]
 pub struct JwtSettings {
-    /// HMAC key, at least 32 bytes.
-    pub secret: SecretString,
+    /// The signing key and so the algorithm.
+    pub signing: SigningKey,
+    /// Key of the keyed hash that derives successor refresh tokens.
+    pub refresh_secret: SecretString,
     /// `iss` written and required.
     pub issuer: String,
     /// `aud` written and required.
@@ -44,34 +71,124 @@ struct Claims {
     typ: String,
 }
 
-/// Signs HS256 access tokens; the algorithm is pinned on decode.
+/// Signs access tokens with one algorithm, and accepts only that one.
 #[derive(Clone)]
 pub struct JwtTokenIssuer {
+    algorithm: Algorithm,
+    kid: Option<String>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    jwks: JwkSet,
     settings: JwtSettings,
 }
 
 impl JwtTokenIssuer {
     /// Builds the issuer.
-    #[must_use]
-    pub fn new(settings: JwtSettings) -> Self {
-        let key = settings.secret.expose_secret().as_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
+    ///
+    /// # Errors
+    /// A key that does not parse.
+    pub fn new(settings: JwtSettings) -> Result<Self, jsonwebtoken::errors::Error> {
+        let (algorithm, encoding, decoding, public_jwk) = match &settings.signing {
+            SigningKey::Hmac(secret) => {
+                let key = secret.expose_secret().as_bytes();
+                (
+                    Algorithm::HS256,
+                    EncodingKey::from_secret(key),
+                    DecodingKey::from_secret(key),
+                    None,
+                )
+            }
+            SigningKey::Rsa {
+                private_pem,
+                public_pem,
+            } => {
+                let encoding = EncodingKey::from_rsa_pem(private_pem.expose_secret().as_bytes())?;
+                let jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256)?;
+                (
+                    Algorithm::RS256,
+                    encoding,
+                    DecodingKey::from_rsa_pem(public_pem.as_bytes())?,
+                    Some(jwk),
+                )
+            }
+            SigningKey::Ed25519 {
+                private_pem,
+                public_pem,
+            } => {
+                let encoding = EncodingKey::from_ed_pem(private_pem.expose_secret().as_bytes())?;
+                let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes())?;
+                (
+                    Algorithm::EdDSA,
+                    encoding,
+                    decoding,
+                    Some(ed25519_jwk(public_pem)?),
+                )
+            }
+        };
+        let mut validation = Validation::new(algorithm);
         validation.leeway = settings.leeway_seconds;
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
-        Self {
-            encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
+        // Public keys are published with a kid (their RFC 7638 thumbprint) and `use: sig`.
+        let public_jwk = public_jwk.map(|mut jwk| {
+            let kid = jwk.thumbprint(ThumbprintHash::SHA256);
+            jwk.common.key_id = Some(kid);
+            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+            jwk
+        });
+        let kid = public_jwk
+            .as_ref()
+            .and_then(|jwk| jwk.common.key_id.clone());
+        let jwks = JwkSet {
+            keys: public_jwk.into_iter().collect(),
+        };
+        Ok(Self {
+            algorithm,
+            kid,
+            encoding,
+            decoding,
             validation,
+            jwks,
             settings,
-        }
+        })
     }
+
+    /// The public keys that verify this issuer's tokens, as a JWK Set
+    /// (empty for HS256: a shared secret is never published).
+    #[must_use]
+    pub fn jwks(&self) -> &JwkSet {
+        &self.jwks
+    }
+}
+
+/// The JWK of an Ed25519 public key: the last 32 bytes of its SPKI DER.
+fn ed25519_jwk(public_pem: &str) -> Result<Jwk, jsonwebtoken::errors::Error> {
+    use base64::engine::general_purpose::STANDARD;
+    let invalid =
+        || jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat);
+    let body: String = public_pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = STANDARD.decode(body.trim()).map_err(|_| invalid())?;
+    let raw = der
+        .get(der.len().checked_sub(32).ok_or_else(invalid)?..)
+        .ok_or_else(invalid)?;
+    Ok(Jwk {
+        common: CommonParameters {
+            key_algorithm: Some(KeyAlgorithm::EdDSA),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: URL_SAFE_NO_PAD.encode(raw),
+        }),
+    })
 }
 
 impl std::fmt::Debug for JwtTokenIssuer {
@@ -102,7 +219,9 @@ impl TokenIssuer for JwtTokenIssuer {
             aud: self.settings.audience.clone(),
             typ: ACCESS.to_owned(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let mut header = Header::new(self.algorithm);
+        header.kid.clone_from(&self.kid);
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
             .map_err(|e| TokenError::Port(PortError::unexpected(e)))?;
         Ok(AccessToken { token, expires_in })
     }
@@ -133,9 +252,10 @@ impl TokenIssuer for JwtTokenIssuer {
     fn successor_refresh_token(&self, presented: &str) -> RefreshToken {
         // Keyed and domain-separated: the same token always has the same
         // successor, and only the holder of the key can compute it.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(self.settings.secret.expose_secret().as_bytes())
-                .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(
+            self.settings.refresh_secret.expose_secret().as_bytes(),
+        )
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(b"userhub refresh-token successor\0");
         mac.update(presented.as_bytes());
         let secret = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -160,13 +280,41 @@ mod tests {
     use super::*;
 
     fn issuer() -> JwtTokenIssuer {
+        issuer_with(SigningKey::Hmac(SecretString::from("k".repeat(32))))
+    }
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../../tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn rsa() -> SigningKey {
+        SigningKey::Rsa {
+            private_pem: fixture("rsa-private.pem").into(),
+            public_pem: fixture("rsa-public.pem"),
+        }
+    }
+
+    fn ed25519() -> SigningKey {
+        SigningKey::Ed25519 {
+            private_pem: fixture("ed25519-private.pem").into(),
+            public_pem: fixture("ed25519-public.pem"),
+        }
+    }
+
+    fn issuer_with(signing: SigningKey) -> JwtTokenIssuer {
         JwtTokenIssuer::new(JwtSettings {
-            secret: SecretString::from("k".repeat(32)),
+            signing,
+            refresh_secret: SecretString::from("r".repeat(32)),
             issuer: "userhub".into(),
             audience: "userhub-api".into(),
             access_token_ttl: Duration::minutes(30),
             leeway_seconds: 5,
         })
+        .unwrap()
     }
 
     fn sign(claims: &serde_json::Value, alg: Algorithm, key: &[u8]) -> String {
@@ -295,9 +443,10 @@ mod tests {
         );
         assert_ne!(a.secret.expose_secret(), first.secret.expose_secret());
         let other_key = JwtTokenIssuer::new(JwtSettings {
-            secret: SecretString::from("z".repeat(32)),
+            refresh_secret: SecretString::from("z".repeat(32)),
             ..issuer.settings.clone()
-        });
+        })
+        .unwrap();
         let c = other_key.successor_refresh_token(first.secret.expose_secret());
         assert_ne!(a.secret.expose_secret(), c.secret.expose_secret());
     }
@@ -320,5 +469,58 @@ mod tests {
         assert_eq!(a.hash.as_str().len(), 64);
         assert_eq!(issuer.hash_refresh_token(a.secret.expose_secret()), a.hash);
         assert!(!a.hash.as_str().contains(a.secret.expose_secret()));
+    }
+
+    #[test]
+    fn asymmetric_tokens_verify_with_the_published_key_and_carry_its_kid() {
+        for (signing, alg, kty) in [
+            (rsa(), Algorithm::RS256, "RSA"),
+            (ed25519(), Algorithm::EdDSA, "OKP"),
+        ] {
+            let issuer = issuer_with(signing);
+            let (user, session) = (UserId::generate(), SessionId::generate());
+            let token = issuer
+                .issue_access_token(user, session, OffsetDateTime::now_utc())
+                .unwrap()
+                .token;
+            assert_eq!(issuer.verify_access_token(&token).unwrap().user_id, user);
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            let jwk = &issuer.jwks().keys[0];
+            assert_eq!(
+                (header.alg, header.kid.as_ref()),
+                (alg, jwk.common.key_id.as_ref())
+            );
+            assert_eq!(serde_json::to_value(jwk).unwrap()["kty"], kty);
+            let from_jwks = DecodingKey::from_jwk(jwk).unwrap();
+            assert!(jsonwebtoken::decode::<Claims>(&token, &from_jwks, &issuer.validation).is_ok());
+        }
+        assert!(
+            issuer().jwks().keys.is_empty(),
+            "a shared secret is never published"
+        );
+    }
+
+    #[test]
+    fn an_hs256_token_keyed_with_the_public_key_is_refused() {
+        let issuer = issuer_with(rsa());
+        let forged = sign(
+            &claims(&[]),
+            Algorithm::HS256,
+            fixture("rsa-public.pem").as_bytes(),
+        );
+        assert!(matches!(
+            issuer.verify_access_token(&forged),
+            Err(TokenError::Invalid(_))
+        ));
+        let ed = issuer_with(ed25519());
+        let forged = sign(
+            &claims(&[]),
+            Algorithm::HS256,
+            fixture("ed25519-public.pem").as_bytes(),
+        );
+        assert!(matches!(
+            ed.verify_access_token(&forged),
+            Err(TokenError::Invalid(_))
+        ));
     }
 }

@@ -36,7 +36,7 @@ impl Application {
     /// # Errors
     /// Bad settings, an unreachable database, a failed migration, a taken port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let jwt_secret = settings.jwt_secret()?;
+        let (signing, refresh_secret) = settings.jwt_keys()?;
         let database = Database::connect(&settings.database())
             .await
             .with_context(|| {
@@ -54,12 +54,15 @@ impl Application {
             .await
             .context("BCRYPT_COST")?;
         let tokens = JwtTokenIssuer::new(JwtSettings {
-            secret: jwt_secret,
+            signing,
+            refresh_secret,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             access_token_ttl: Duration::minutes(settings.access_token_expire_minutes.max(1)),
             leeway_seconds: settings.jwt_leeway_seconds,
-        });
+        })
+        .context("JWT signing keys")?;
+        let jwks = serde_json::to_string(tokens.jwks())?;
         let ports = Ports {
             users: Arc::new(SeaOrmUserRepository::new(database.clone())),
             sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
@@ -92,6 +95,7 @@ impl Application {
             version: env!("CARGO_PKG_VERSION"),
             auth_rate_limit: AuthRateLimit::per_minute(settings.auth_rate_limit_per_minute),
             trust_forwarded_for: settings.trust_forwarded_for,
+            jwks,
         });
         let api = ApiSettings {
             cors_origins: settings.cors_origins(),

@@ -11,6 +11,8 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use userhub_infrastructure::SigningKey;
+
 use crate::telemetry::LogFormat;
 
 /// The SQLite file used when `DATABASE_URL` is empty.
@@ -47,8 +49,12 @@ pub struct Settings {
     pub run_migrations: bool,
     /// HMAC key for access tokens, at least 32 bytes.
     pub jwt_secret_key: Option<SecretString>,
-    /// Signing algorithm; only `HS256` is supported.
+    /// Signing algorithm: `HS256`, `RS256` or `EdDSA`.
     pub jwt_algorithm: String,
+    /// PEM private key for RS256 / EdDSA.
+    pub jwt_private_key_file: Option<String>,
+    /// PEM public key for RS256 / EdDSA, published as a JWK Set.
+    pub jwt_public_key_file: Option<String>,
     /// `iss` of issued tokens.
     pub jwt_issuer: String,
     /// `aud` of issued tokens.
@@ -112,6 +118,8 @@ impl Default for Settings {
             run_migrations: true,
             jwt_secret_key: None,
             jwt_algorithm: "HS256".into(),
+            jwt_private_key_file: None,
+            jwt_public_key_file: None,
             jwt_issuer: "userhub".into(),
             jwt_audience: "userhub-api".into(),
             jwt_leeway_seconds: 5,
@@ -152,6 +160,8 @@ const KEYS: &[&str] = &[
     "run_migrations",
     "jwt_secret_key",
     "jwt_algorithm",
+    "jwt_private_key_file",
+    "jwt_public_key_file",
     "jwt_issuer",
     "jwt_audience",
     "jwt_leeway_seconds",
@@ -299,18 +309,57 @@ impl Settings {
             .collect()
     }
 
-    /// The signing key: the configured one, or in development a random key
+    /// The access-token signing key for `JWT_ALGORITHM`, and the key that
+    /// derives successor refresh tokens.
+    ///
+    /// HS256 signs with `JWT_SECRET_KEY`. RS256 and EdDSA sign with the PEM
+    /// key pair in `JWT_PRIVATE_KEY_FILE` / `JWT_PUBLIC_KEY_FILE` (the public
+    /// key is served at `/.well-known/jwks.json`); refresh successors then use
+    /// `JWT_SECRET_KEY` if set, else the private key.
+    ///
+    /// # Errors
+    /// An unknown algorithm, a missing or unreadable key.
+    pub fn jwt_keys(&self) -> anyhow::Result<(SigningKey, SecretString)> {
+        let algorithm = self.jwt_algorithm.trim().to_ascii_uppercase();
+        if algorithm == "HS256" {
+            let secret = self.jwt_secret()?;
+            return Ok((SigningKey::Hmac(secret.clone()), secret));
+        }
+        let read = |path: &Option<String>, name: &str| -> anyhow::Result<String> {
+            let path = path.as_deref().filter(|p| !p.trim().is_empty());
+            let path = path.with_context(|| format!("JWT_ALGORITHM={algorithm} needs {name}"))?;
+            std::fs::read_to_string(path).with_context(|| format!("reading {name} ({path})"))
+        };
+        let private_pem =
+            SecretString::from(read(&self.jwt_private_key_file, "JWT_PRIVATE_KEY_FILE")?);
+        let public_pem = read(&self.jwt_public_key_file, "JWT_PUBLIC_KEY_FILE")?;
+        let refresh_secret = match &self.jwt_secret_key {
+            Some(_) => self.jwt_secret()?,
+            None => private_pem.clone(),
+        };
+        let signing = match algorithm.as_str() {
+            "RS256" => SigningKey::Rsa {
+                private_pem,
+                public_pem,
+            },
+            "EDDSA" => SigningKey::Ed25519 {
+                private_pem,
+                public_pem,
+            },
+            _ => bail!(
+                "JWT_ALGORITHM={} is not supported; use HS256, RS256 or EdDSA",
+                self.jwt_algorithm
+            ),
+        };
+        Ok((signing, refresh_secret))
+    }
+
+    /// The HMAC key: the configured one, or in development a random key
     /// for this run (tokens then die with the process).
     ///
     /// # Errors
     /// A missing key in production, or a key shorter than 32 bytes.
     pub fn jwt_secret(&self) -> anyhow::Result<SecretString> {
-        if !self.jwt_algorithm.eq_ignore_ascii_case("HS256") {
-            bail!(
-                "JWT_ALGORITHM={} is not supported; use HS256",
-                self.jwt_algorithm
-            );
-        }
         match &self.jwt_secret_key {
             Some(key) if key.expose_secret().len() >= 32 => Ok(key.clone()),
             Some(_) => bail!("JWT_SECRET_KEY must be at least 32 bytes"),
@@ -437,6 +486,31 @@ mod tests {
             .is_ok()
         );
         assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn asymmetric_algorithms_need_both_key_files() {
+        let rs = Settings {
+            jwt_algorithm: "RS256".into(),
+            ..Settings::default()
+        };
+        assert!(rs.jwt_keys().is_err());
+        let unknown = Settings {
+            jwt_algorithm: "none".into(),
+            ..Settings::default()
+        };
+        assert!(unknown.jwt_keys().is_err());
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
+        let ed = Settings {
+            jwt_algorithm: "EdDSA".into(),
+            jwt_private_key_file: Some(format!("{fixtures}/ed25519-private.pem")),
+            jwt_public_key_file: Some(format!("{fixtures}/ed25519-public.pem")),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            ed.jwt_keys().unwrap().0,
+            SigningKey::Ed25519 { .. }
+        ));
     }
 
     #[test]

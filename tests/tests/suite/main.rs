@@ -28,4 +28,5 @@ mod auth;
 mod bad_input;
 mod health;
 mod sessions;
+mod signing;
 mod users;

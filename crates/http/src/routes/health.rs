@@ -1,4 +1,5 @@
-//! `/health` and `/health/live`.
+//! Operational endpoints: `/health`, `/health/live` and the public keys
+//! at `/.well-known/jwks.json`.
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use crate::app::ApiState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/health").route(web::get().to(health)))
-        .service(super::resource("/health/live").route(web::get().to(live)));
+        .service(super::resource("/health/live").route(web::get().to(live)))
+        .service(super::resource("/.well-known/jwks.json").route(web::get().to(jwks)));
 }
 
 #[derive(Serialize)]
@@ -48,4 +50,12 @@ async fn health(state: web::Data<ApiState>) -> HttpResponse {
 
 async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// The keys that verify access tokens, for other services (empty with HS256).
+async fn jwks(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(state.jwks.clone())
 }
