@@ -52,14 +52,43 @@ struct RegisterRequest {
 
 impl RegisterRequest {
     fn try_into_domain(self) -> Result<RegisterUser, ApiError> {
+        let fields = NewUserFields::parse(
+            &self.email,
+            &self.username,
+            self.password,
+            self.full_name.as_deref(),
+        )?;
         Ok(RegisterUser {
-            email: Email::parse(&self.email).map_err(|e| invalid("email", e))?,
-            username: Username::parse(&self.username).map_err(|e| invalid("username", e))?,
-            password: Password::new(SecretString::from(self.password))
+            email: fields.email,
+            username: fields.username,
+            password: fields.password,
+            full_name: fields.full_name,
+        })
+    }
+}
+
+/// The fields every new user is made of, as domain values.
+pub(super) struct NewUserFields {
+    pub(super) email: Email,
+    pub(super) username: Username,
+    pub(super) password: Password,
+    pub(super) full_name: Option<FullName>,
+}
+
+impl NewUserFields {
+    /// Converts fields that passed their garde rules.
+    pub(super) fn parse(
+        email: &str,
+        username: &str,
+        password: String,
+        full_name: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            email: Email::parse(email).map_err(|e| invalid("email", e))?,
+            username: Username::parse(username).map_err(|e| invalid("username", e))?,
+            password: Password::new(SecretString::from(password))
                 .map_err(|e| invalid("password", e))?,
-            full_name: self
-                .full_name
-                .as_deref()
+            full_name: full_name
                 .map(FullName::parse)
                 .transpose()
                 .map_err(|e| invalid("full_name", e))?,

@@ -11,7 +11,7 @@ use userhub_domain::model::{Email, FullName, Password, UserView, Username};
 use userhub_domain::ports::{UserSort, UserSortField};
 use userhub_domain::services::{CreateUser, ListUsers, UserChanges};
 
-use super::auth::invalid;
+use super::auth::{NewUserFields, invalid};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::extract::{CurrentUser, ValidJson, ValidQuery, user_id};
@@ -186,17 +186,12 @@ async fn create(
     body: ValidJson<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
+    let fields = NewUserFields::parse(&b.email, &b.username, b.password, b.full_name.as_deref())?;
     let cmd = CreateUser {
-        email: Email::parse(&b.email).map_err(|e| invalid("email", e))?,
-        username: Username::parse(&b.username).map_err(|e| invalid("username", e))?,
-        password: Password::new(SecretString::from(b.password))
-            .map_err(|e| invalid("password", e))?,
-        full_name: b
-            .full_name
-            .as_deref()
-            .map(FullName::parse)
-            .transpose()
-            .map_err(|e| invalid("full_name", e))?,
+        email: fields.email,
+        username: fields.username,
+        password: fields.password,
+        full_name: fields.full_name,
         is_active: b.is_active,
         is_superuser: b.is_superuser,
     };
