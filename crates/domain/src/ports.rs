@@ -23,6 +23,9 @@ pub enum SaveUserError {
     /// No user has this id (update only).
     #[error("user not found")]
     NotFound,
+    /// The change would leave no active superuser.
+    #[error("the last active superuser must stay")]
+    LastSuperuser,
     /// The store failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -112,11 +115,14 @@ pub trait UserRepository: Send + Sync + 'static {
     /// [`PortError`] when the store fails.
     async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError>;
 
-    /// How many users are both active and superusers.
+    /// Like [`UserRepository::update`], for a change that takes away an
+    /// active superuser (deactivation or demotion).
     ///
     /// # Errors
-    /// [`PortError`] when the store fails.
-    async fn count_active_superusers(&self) -> Result<u64, PortError>;
+    /// MUST return [`SaveUserError::LastSuperuser`], changing nothing, when
+    /// no other active superuser would remain, checked atomically with the
+    /// write so that concurrent demotions cannot remove the last two.
+    async fn update_unless_last_superuser(&self, user: &User) -> Result<(), SaveUserError>;
 
     /// Sets `last_login_at` and clears the failed-login state.
     ///

@@ -80,8 +80,8 @@ async fn insert_user(
     ports.users.insert(&user).await.map_err(|err| match err {
         SaveUserError::EmailTaken => NewUserError::EmailTaken,
         SaveUserError::UsernameTaken => NewUserError::UsernameTaken,
-        SaveUserError::NotFound => {
-            NewUserError::Port(PortError::unexpected("insert reported not found"))
+        SaveUserError::NotFound | SaveUserError::LastSuperuser => {
+            NewUserError::Port(PortError::unexpected("insert reported an update outcome"))
         }
         SaveUserError::Port(err) => NewUserError::Port(err),
     })?;

@@ -91,6 +91,7 @@ on_both_backends!(
     sessions_are_listed_and_revoked_per_user_only,
     failed_logins_are_counted_atomically_locked_and_reset,
     purging_deletes_ended_sessions_and_their_spent_tokens_only,
+    concurrent_demotions_never_remove_the_last_active_superuser,
 );
 
 async fn a_user_round_trips_and_is_found_by_email_or_username(backend: Backend) {
@@ -561,4 +562,58 @@ async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Bac
             .is_some()
     );
     assert_eq!(r.sessions.purge_ended(now()).await.unwrap(), 0);
+}
+
+async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Backend) {
+    let r = repos(backend).await;
+    for round in 0..5 {
+        let (a, b) = (
+            User {
+                is_superuser: true,
+                ..user(&format!("root{round}a"))
+            },
+            User {
+                is_superuser: true,
+                ..user(&format!("root{round}b"))
+            },
+        );
+        r.users.insert(&a).await.unwrap();
+        r.users.insert(&b).await.unwrap();
+        let demote = |u: &User| {
+            let users = r.users.clone();
+            let gone = User {
+                is_active: false,
+                ..u.clone()
+            };
+            tokio::spawn(async move { users.update_unless_last_superuser(&gone).await })
+        };
+        let (first, second) = (demote(&a), demote(&b));
+        let outcomes = [first.await.unwrap(), second.await.unwrap()];
+        let ok = outcomes.iter().filter(|o| o.is_ok()).count();
+        let refused = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(SaveUserError::LastSuperuser)))
+            .count();
+        assert_eq!((ok, refused), (1, 1), "round {round}: {outcomes:?}");
+        // The survivor is now the last one; demote it unguarded so the next pair stands alone.
+        let survivor = if outcomes[0].is_ok() { &b } else { &a };
+        let plain = User {
+            is_superuser: false,
+            ..survivor.clone()
+        };
+        assert!(matches!(
+            r.users.update_unless_last_superuser(&plain).await,
+            Err(SaveUserError::LastSuperuser)
+        ));
+        r.users.update(&plain).await.unwrap();
+    }
+    let ghost = User {
+        is_superuser: true,
+        is_active: false,
+        ..user("ghost")
+    };
+    assert!(matches!(
+        r.users.update_unless_last_superuser(&ghost).await,
+        Err(SaveUserError::NotFound)
+    ));
 }

@@ -350,21 +350,20 @@ impl UserService {
         }
         let loses_superuser =
             before.is_active && before.is_superuser && !(after.is_active && after.is_superuser);
-        if loses_superuser && self.ports.users.count_active_superusers().await? <= 1 {
-            return Err(UpdateUserError::LastSuperuser);
-        }
         let now = self.ports.clock.now();
         after.updated_at = now;
-        self.ports
-            .users
-            .update(&after)
-            .await
-            .map_err(|err| match err {
-                SaveUserError::EmailTaken => UpdateUserError::EmailTaken,
-                SaveUserError::UsernameTaken => UpdateUserError::UsernameTaken,
-                SaveUserError::NotFound => UpdateUserError::NotFound,
-                SaveUserError::Port(err) => UpdateUserError::Port(err),
-            })?;
+        let saved = if loses_superuser {
+            self.ports.users.update_unless_last_superuser(&after).await
+        } else {
+            self.ports.users.update(&after).await
+        };
+        saved.map_err(|err| match err {
+            SaveUserError::EmailTaken => UpdateUserError::EmailTaken,
+            SaveUserError::UsernameTaken => UpdateUserError::UsernameTaken,
+            SaveUserError::NotFound => UpdateUserError::NotFound,
+            SaveUserError::LastSuperuser => UpdateUserError::LastSuperuser,
+            SaveUserError::Port(err) => UpdateUserError::Port(err),
+        })?;
         if (before.is_active && !after.is_active) || password.is_some() {
             self.ports
                 .sessions
@@ -391,21 +390,20 @@ impl UserService {
         if !actor.is_superuser && actor.id != user.id {
             return Err(DeleteUserError::Forbidden);
         }
-        if user.is_superuser && self.ports.users.count_active_superusers().await? <= 1 {
-            return Err(DeleteUserError::LastSuperuser);
-        }
         let now = self.ports.clock.now();
         user.is_active = false;
         user.updated_at = now;
-        self.ports
-            .users
-            .update(&user)
-            .await
-            .map_err(|err| match err {
-                SaveUserError::NotFound => DeleteUserError::NotFound,
-                SaveUserError::Port(err) => DeleteUserError::Port(err),
-                other => DeleteUserError::Port(PortError::unexpected(other)),
-            })?;
+        let saved = if user.is_superuser {
+            self.ports.users.update_unless_last_superuser(&user).await
+        } else {
+            self.ports.users.update(&user).await
+        };
+        saved.map_err(|err| match err {
+            SaveUserError::NotFound => DeleteUserError::NotFound,
+            SaveUserError::LastSuperuser => DeleteUserError::LastSuperuser,
+            SaveUserError::Port(err) => DeleteUserError::Port(err),
+            other => DeleteUserError::Port(PortError::unexpected(other)),
+        })?;
         self.ports
             .sessions
             .revoke_all_for_user(user.id, None, now)
@@ -800,8 +798,10 @@ mod tests {
         found(&mut mocks, &root);
         mocks
             .users
-            .expect_count_active_superusers()
-            .returning(|| Ok(1));
+            .expect_update_unless_last_superuser()
+            .withf(|u| !u.is_superuser)
+            .times(1)
+            .returning(|_| Err(SaveUserError::LastSuperuser));
         let changes = UserChanges {
             is_superuser: Some(false),
             ..UserChanges::default()
@@ -895,8 +895,10 @@ mod tests {
         found(&mut mocks, &root);
         mocks
             .users
-            .expect_count_active_superusers()
-            .returning(|| Ok(1));
+            .expect_update_unless_last_superuser()
+            .withf(|u| !u.is_active)
+            .times(1)
+            .returning(|_| Err(SaveUserError::LastSuperuser));
         let err = UserService::new(mocks.ports(), PasswordPolicy::default())
             .delete(&root, root.id)
             .await

@@ -1,7 +1,7 @@
 //! [`UserRepository`] on SeaORM.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
@@ -119,13 +119,54 @@ impl UserRepository for SeaOrmUserRepository {
         Ok(UserPage { items, total })
     }
 
-    async fn count_active_superusers(&self) -> Result<u64, PortError> {
-        user::Entity::find()
-            .filter(user::Column::IsActive.eq(true))
-            .filter(user::Column::IsSuperuser.eq(true))
-            .count(self.db.connection())
+    async fn update_unless_last_superuser(&self, u: &User) -> Result<(), SaveUserError> {
+        let id = u.id.as_uuid();
+        let txn = self.db.connection().begin().await.map_err(save_error)?;
+        if self.db.backend() == DbBackend::Postgres {
+            // Lock every active superuser: a concurrent demotion waits here,
+            // then sees this one's outcome. (SQLite serialises writers anyway,
+            // and its single UPDATE below runs under the write lock.)
+            user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::IsActive.eq(true))
+                .filter(user::Column::IsSuperuser.eq(true))
+                .lock_exclusive()
+                .into_tuple::<uuid::Uuid>()
+                .all(&txn)
+                .await
+                .map_err(save_error)?;
+        }
+        let other = Alias::new("other");
+        let another_superuser = Query::select()
+            .expr(Expr::val(1))
+            .from_as(user::Entity, other.clone())
+            .and_where(Expr::col((other.clone(), user::Column::IsActive)).eq(true))
+            .and_where(Expr::col((other.clone(), user::Column::IsSuperuser)).eq(true))
+            .and_where(Expr::col((other, user::Column::Id)).ne(id))
+            .to_owned();
+        let updated = user::Entity::update_many()
+            .set(active_model(u))
+            .filter(user::Column::Id.eq(id))
+            .filter(Expr::exists(another_superuser))
+            .exec(&txn)
             .await
-            .map_err(port_error)
+            .map_err(save_error)?;
+        if updated.rows_affected == 0 {
+            let exists = user::Entity::find_by_id(id)
+                .one(&txn)
+                .await
+                .map_err(save_error)?
+                .is_some();
+            txn.rollback().await.map_err(save_error)?;
+            return Err(if exists {
+                SaveUserError::LastSuperuser
+            } else {
+                SaveUserError::NotFound
+            });
+        }
+        txn.commit().await.map_err(save_error)?;
+        Ok(())
     }
 
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError> {
