@@ -363,6 +363,20 @@ pub trait HealthProbe: Send + Sync + 'static {
     /// # Errors
     /// [`PortError::Unavailable`] when it does not.
     async fn check_database(&self) -> Result<(), PortError>;
+
+    /// How the connection pool is used right now, for metrics.
+    fn pool_status(&self) -> PoolStatus;
+}
+
+/// A snapshot of the database connection pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open, idle or in use.
+    pub size: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+    /// The most connections the pool may open.
+    pub max: u32,
 }
 
 /// The time, injectable for tests.

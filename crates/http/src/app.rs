@@ -30,6 +30,8 @@ pub struct ApiState {
     pub trust_forwarded_for: bool,
     /// The JWK Set served at `/.well-known/jwks.json`, as JSON.
     pub jwks: String,
+    /// What `/metrics` renders.
+    pub metrics: crate::Metrics,
 }
 
 /// HTTP-level settings.

@@ -4,13 +4,17 @@
 mod app;
 mod error;
 mod extract;
+mod metrics;
 mod middleware;
+mod openapi;
 mod rate_limit;
 mod routes;
 mod validation;
 
 pub use app::{ApiSettings, ApiState, build_app};
 pub use error::ApiError;
+pub use metrics::Metrics;
+pub use openapi::ApiDoc;
 pub use rate_limit::AuthRateLimit;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::rate_limit::client_ip;
+use crate::{metrics, openapi};
 
 /// The request-id header, read from clients and always written back.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,6 +39,8 @@ pub(crate) async fn request_context(
         .and_then(|v| v.to_str().ok())
         .filter(|v| sane(v))
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+    let method = req.method().clone();
+    let is_docs = req.path() == "/docs" || req.path().starts_with("/docs/");
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
     // Handlers' and extractors' errors arrive here as responses already;
@@ -47,13 +50,21 @@ pub(crate) async fn request_context(
         .instrument(span.clone())
         .await?
         .map_into_boxed_body();
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
     span.in_scope(|| {
         tracing::info!(
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            status,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
             "request served"
         );
     });
+    metrics::record_request(
+        &method,
+        response.request().match_pattern().as_deref(),
+        status,
+        elapsed,
+    );
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);
@@ -68,7 +79,11 @@ pub(crate) async fn request_context(
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        HeaderValue::from_static(if is_docs {
+            openapi::DOCS_CSP
+        } else {
+            "default-src 'none'; frame-ancestors 'none'"
+        }),
     );
     Ok(response)
 }

@@ -1,9 +1,9 @@
 //! Routes, one module per resource.
 
-mod auth;
-mod health;
-mod sessions;
-mod users;
+pub(crate) mod auth;
+pub(crate) mod health;
+pub(crate) mod sessions;
+pub(crate) mod users;
 
 use actix_web::{HttpResponse, web};
 

@@ -54,6 +54,7 @@ impl Mocks {
             auth_rate_limit: None,
             trust_forwarded_for: false,
             jwks: r#"{"keys":[]}"#.into(),
+            metrics: crate::Metrics::global(),
         })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 use userhub_domain::PortError;
-use userhub_domain::ports::HealthProbe;
+use userhub_domain::ports::{HealthProbe, PoolStatus};
 
 pub use sessions::SeaOrmSessionRepository;
 pub use users::SeaOrmUserRepository;
@@ -84,6 +84,32 @@ impl Database {
 impl HealthProbe for Database {
     async fn check_database(&self) -> Result<(), PortError> {
         self.conn.ping().await.map_err(port_error)
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let (size, idle, max) = match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+        };
+        PoolStatus {
+            size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use time::Duration;
 use userhub_domain::model::{Email, Password, Username};
 use userhub_domain::ports::SystemClock;
 use userhub_domain::services::{AuthConfig, AuthService, CreateUser, Ports, UserService};
-use userhub_http::{ApiSettings, ApiState, AuthRateLimit, build_app};
+use userhub_http::{ApiSettings, ApiState, AuthRateLimit, Metrics, build_app};
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, SeaOrmSessionRepository,
     SeaOrmUserRepository,
@@ -26,7 +26,8 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
-    cleanup: Option<tokio::task::JoinHandle<()>>,
+    /// Periodic tasks, stopped with the server.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -87,6 +88,8 @@ impl Application {
             ))
         });
         ensure_first_superuser(&users, &settings).await?;
+        let metrics = Metrics::global();
+        let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
 
         let state = web::Data::new(ApiState {
             auth,
@@ -96,6 +99,7 @@ impl Application {
             auth_rate_limit: AuthRateLimit::per_minute(settings.auth_rate_limit_per_minute),
             trust_forwarded_for: settings.trust_forwarded_for,
             jwks,
+            metrics: metrics.clone(),
         });
         let api = ApiSettings {
             cors_origins: settings.cors_origins(),
@@ -117,7 +121,7 @@ impl Application {
             port,
             server: server.run(),
             database,
-            cleanup,
+            background: cleanup.into_iter().chain([upkeep]).collect(),
         })
     }
 
@@ -145,11 +149,21 @@ impl Application {
             handle.stop(true).await;
         });
         self.server.await?;
-        if let Some(cleanup) = self.cleanup {
-            cleanup.abort();
+        for task in self.background {
+            task.abort();
         }
         self.database.close().await?;
         Ok(())
+    }
+}
+
+/// Folds histogram samples into buckets now and then, so that memory stays
+/// flat whether or not anyone scrapes `/metrics`.
+async fn upkeep_every(metrics: Metrics) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        metrics.run_upkeep();
     }
 }
 

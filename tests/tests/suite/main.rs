@@ -26,6 +26,7 @@ macro_rules! on_both_backends {
 mod adapters;
 mod auth;
 mod bad_input;
+mod docs;
 mod health;
 mod sessions;
 mod signing;

@@ -7,13 +7,15 @@ use garde::Validate;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Email, FullName, Password, UserView, Username};
-use userhub_domain::services::{IssuedTokens, LoginRequest, RegisterUser};
+use userhub_domain::services::{IssuedTokens, LoginError, LoginRequest, RegisterUser};
+use utoipa::ToSchema;
 
 use super::users::{UserResponse, created};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::extract::{CurrentUser, JsonOrForm, ValidJson, client_info};
-use crate::{middleware, validation};
+use crate::openapi::{HttpError, TooManyRequests};
+use crate::{metrics, middleware, validation};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     let limited = || from_fn(middleware::auth_rate_limit);
@@ -38,15 +40,30 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 /// Longest login name or password looked at; both are checked later anyway.
 const MAX_CREDENTIAL: usize = 1024;
 
-#[derive(Deserialize, Validate)]
-struct RegisterRequest {
+/// A new account.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"email": "ada@example.com", "username": "ada", "password": "correct horse battery staple", "full_name": "Ada Lovelace"}))]
+pub(crate) struct RegisterRequest {
+    /// A valid address; trimmed and lower-cased before storage; unique.
     #[garde(custom(validation::email))]
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// Lower-cased before storage; unique.
     #[garde(custom(validation::username))]
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )]
     username: String,
+    /// 8–72 bytes, not containing the username or the e-mail's local part,
+    /// and strong enough by the zxcvbn estimate.
     #[garde(custom(validation::new_password(Some(&self.username), Some(&self.email))))]
+    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
+    /// At most 100 characters, no control characters.
     #[garde(inner(custom(validation::full_name)))]
+    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<String>,
 }
 
@@ -102,31 +119,59 @@ pub(super) fn invalid(field: &str, err: impl ToString) -> ApiError {
     ApiError::field(validation::kind_of(&msg), "body", field, msg)
 }
 
-async fn register(
+/// Creates an account and returns it.
+#[utoipa::path(
+    post,
+    path = "/api/auth/register",
+    operation_id = "register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The new user, as its owner sees it", body = UserResponse,
+            headers(("Location" = String, description = "The user's URL"))),
+        (status = 409, description = "Email or username taken", body = HttpError,
+            example = json!({"detail": "Email already registered"})),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn register(
     state: web::Data<ApiState>,
     body: ValidJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user = state.auth.register(body.0.try_into_domain()?).await?;
+    metrics::record_registration("register");
     Ok(created(UserView::own(user)))
 }
 
-#[derive(Deserialize, Validate)]
-struct LoginJson {
+/// Credentials as JSON; `email` may also hold the username.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
+pub(crate) struct LoginJson {
+    /// The account's e-mail address or username.
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
+    #[schema(min_length = 1, max_length = 1024)]
     email: String,
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
+    #[schema(min_length = 1, max_length = 1024, format = Password)]
     password: String,
 }
 
 /// The OAuth2 password flow's form; `username` may hold an e-mail.
-#[derive(Deserialize, Validate)]
-struct LoginForm {
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"username": "ada@example.com", "password": "correct horse battery staple", "grant_type": "password"}))]
+pub(crate) struct LoginForm {
+    /// The account's e-mail address or username.
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
+    #[schema(min_length = 1, max_length = 1024)]
     username: String,
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
+    #[schema(min_length = 1, max_length = 1024, format = Password)]
     password: String,
+    /// `password` when sent.
     #[garde(inner(custom(grant_type_rule)))]
+    #[schema(pattern = "^password$")]
     grant_type: Option<String>,
+    /// Accepted and ignored.
     #[garde(skip)]
     #[allow(dead_code)]
     scope: Option<String>,
@@ -142,7 +187,27 @@ fn grant_type_rule(value: &str, _: &()) -> garde::Result {
     }
 }
 
-async fn login(
+/// Exchanges credentials for an access token and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body(content(
+        (LoginJson = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "A new session's tokens", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 401, description = "Unknown account, wrong password or deactivated account, alike",
+            body = HttpError,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`")),
+            example = json!({"detail": "Incorrect email or password"})),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn login(
     state: web::Data<ApiState>,
     req: HttpRequest,
     body: JsonOrForm<LoginJson, LoginForm>,
@@ -156,17 +221,43 @@ async fn login(
         password: SecretString::from(password),
         client: client_info(&req, state.trust_forwarded_for),
     };
-    let tokens = state.auth.login(request).await?;
-    Ok(token_response(&tokens))
+    let outcome = state.auth.login(request).await;
+    match &outcome {
+        Ok(_) => metrics::record_login("success"),
+        Err(LoginError::InvalidCredentials) => metrics::record_login("failure"),
+        Err(LoginError::Locked { .. }) => metrics::record_login("locked"),
+        Err(LoginError::Port(_)) => {}
+    }
+    Ok(token_response(&outcome?))
 }
 
-#[derive(Deserialize, Validate)]
-struct RefreshRequest {
+/// A refresh token to spend.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"refresh_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"}))]
+pub(crate) struct RefreshRequest {
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
+    #[schema(min_length = 1, max_length = 1024)]
     refresh_token: String,
 }
 
-async fn refresh(
+/// Spends a refresh token for a new pair in the same session.
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    operation_id = "refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "The session's new tokens; the old refresh token is spent",
+            body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 401, description = "Unknown, expired, revoked or already-spent token",
+            body = HttpError,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`")),
+            example = json!({"detail": "Invalid or expired refresh token"})),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn refresh(
     state: web::Data<ApiState>,
     body: ValidJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -174,15 +265,32 @@ async fn refresh(
     Ok(token_response(&tokens))
 }
 
-async fn me(caller: CurrentUser) -> HttpResponse {
+/// The caller.
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    operation_id = "me",
+    tag = "auth",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses((status = 200, description = "The caller, as its owner sees it", body = UserResponse))
+)]
+pub(crate) async fn me(caller: CurrentUser) -> HttpResponse {
     HttpResponse::Ok().json(UserResponse::from(UserView::own(caller.0.user)))
 }
 
-#[derive(Serialize)]
-struct TokenResponse<'a> {
+/// A session's tokens.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl", "refresh_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4", "token_type": "bearer", "expires_in": 1800}))]
+pub(crate) struct TokenResponse<'a> {
+    /// A JWT for `Authorization: Bearer`.
     access_token: &'a str,
+    /// Opaque; spend it at `/api/auth/refresh`.
     refresh_token: &'a str,
+    /// Always `bearer`.
+    #[schema(pattern = "^bearer$")]
     token_type: &'static str,
+    /// The access token's lifetime in seconds.
+    #[schema(minimum = 1)]
     expires_in: i64,
 }
 

@@ -6,12 +6,14 @@ use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Password, SessionId};
+use utoipa::ToSchema;
 
 use super::auth::invalid;
 use super::users::rfc3339;
 use crate::app::ApiState;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{CurrentUser, ValidJson};
+use crate::openapi::HttpError;
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -24,12 +26,33 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn logout(state: web::Data<ApiState>, caller: CurrentUser) -> Result<HttpResponse, ApiError> {
+/// Ends the caller's session.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    operation_id = "logout",
+    tag = "sessions",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses((status = 204, description = "The session's tokens stop working at once"))
+)]
+pub(crate) async fn logout(
+    state: web::Data<ApiState>,
+    caller: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     state.auth.logout(&caller.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn logout_all(
+/// Ends every session of the caller.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout-all",
+    operation_id = "logout_all",
+    tag = "sessions",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses((status = 204, description = "Every session of the user ended"))
+)]
+pub(crate) async fn logout_all(
     state: web::Data<ApiState>,
     caller: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
@@ -37,17 +60,37 @@ async fn logout_all(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
-struct SessionResponse {
+/// One live session.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": "0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e60", "created_at": "2026-11-25T10:00:00Z", "last_used_at": "2026-11-25T10:30:00Z", "user_agent": "Mozilla/5.0", "ip": "203.0.113.7", "current": true}))]
+pub(crate) struct SessionResponse {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     last_used_at: String,
+    #[schema(required = true)]
     user_agent: Option<String>,
+    #[schema(required = true)]
     ip: Option<String>,
+    /// Whether the caller's token belongs to this session.
     current: bool,
 }
 
-async fn list(state: web::Data<ApiState>, caller: CurrentUser) -> Result<HttpResponse, ApiError> {
+/// The caller's live sessions.
+#[utoipa::path(
+    get,
+    path = "/api/auth/sessions",
+    operation_id = "list_sessions",
+    tag = "sessions",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses((status = 200, description = "Live sessions, newest first", body = Vec<SessionResponse>))
+)]
+pub(crate) async fn list(
+    state: web::Data<ApiState>,
+    caller: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     let sessions = state.auth.sessions(&caller.0).await?;
     let body: Vec<SessionResponse> = sessions
         .into_iter()
@@ -63,7 +106,20 @@ async fn list(state: web::Data<ApiState>, caller: CurrentUser) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(body))
 }
 
-async fn end(
+/// Ends one of the caller's sessions.
+#[utoipa::path(
+    delete,
+    path = "/api/auth/sessions/{id}",
+    operation_id = "end_session",
+    tag = "sessions",
+    params(("id" = String, Path, format = Uuid, description = "The session's id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "The session ended"),
+        (status = 404, description = "Not one of the caller's live sessions", body = HttpError),
+    )
+)]
+pub(crate) async fn end(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: web::Path<String>,
@@ -82,16 +138,35 @@ async fn end(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, Validate)]
-struct ChangePasswordRequest {
+/// The current password and its replacement.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"current_password": "correct horse battery staple", "new_password": "purple monkey dishwasher 42"}))]
+pub(crate) struct ChangePasswordRequest {
     #[garde(custom(validation::required(1024)))]
+    #[schema(min_length = 1, max_length = 1024, format = Password)]
     current_password: String,
     // The personal-information rule needs the caller's details: the domain checks it.
+    /// 8–72 bytes, strong enough, without the username or e-mail.
     #[garde(custom(validation::new_password(None, None)))]
+    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     new_password: String,
 }
 
-async fn change_password(
+/// Changes the caller's password and ends every other session.
+#[utoipa::path(
+    post,
+    path = "/api/auth/change-password",
+    operation_id = "change_password",
+    tag = "sessions",
+    request_body = ChangePasswordRequest,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Changed; the caller's session stays"),
+        (status = 400, description = "Wrong current password", body = HttpError,
+            example = json!({"detail": "Incorrect password"})),
+    )
+)]
+pub(crate) async fn change_password(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     body: ValidJson<ChangePasswordRequest>,

@@ -10,11 +10,13 @@ use time::format_description::well_known::Rfc3339;
 use userhub_domain::model::{Email, FullName, Password, UserView, Username};
 use userhub_domain::ports::{UserSort, UserSortField};
 use userhub_domain::services::{CreateUser, ListUsers, UserChanges};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{NewUserFields, invalid};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::extract::{CurrentUser, ValidJson, ValidQuery, user_id};
+use crate::openapi::HttpError;
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -34,20 +36,29 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     .service(super::resource("/api/users/{id}/unlock").route(web::post().to(unlock)));
 }
 
-/// A user as API.md shows it; `email` and `last_login_at` are absent when
-/// the caller may not read them.
-#[derive(Serialize)]
-pub(super) struct UserResponse {
+/// A user; `email` and `last_login_at` are absent when the caller may not
+/// read them.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": "0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e5f", "email": "ada@example.com", "username": "ada", "full_name": "Ada Lovelace", "is_active": true, "is_superuser": false, "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z", "last_login_at": null}))]
+pub(crate) struct UserResponse {
+    #[schema(format = Uuid)]
     id: String,
+    /// Present only to the user and to superusers.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Email, nullable = false)]
     email: Option<String>,
     username: String,
+    #[schema(required = true)]
     full_name: Option<String>,
     is_active: bool,
     is_superuser: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+    /// Present only to the user and to superusers; `null` before the first login.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_login_at: Option<Option<String>>,
 }
 
@@ -80,22 +91,51 @@ pub(super) fn created(view: UserView) -> HttpResponse {
         .json(UserResponse::from(view))
 }
 
-#[derive(Deserialize, Validate)]
-struct ListQuery {
+#[derive(Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Rows to skip.
     #[garde(inner(custom(validation::within(0, i64::MAX))))]
+    #[param(minimum = 0, default = 0)]
     skip: Option<i64>,
+    /// Rows to return.
     #[garde(inner(custom(validation::within(1, 100))))]
+    #[param(minimum = 1, maximum = 100, default = 10)]
     limit: Option<i64>,
+    /// Case-insensitive substring of the username or full name (and the
+    /// e-mail, for superusers); empty means no search.
     #[garde(inner(custom(validation::bounded(100))))]
+    #[param(max_length = 100, pattern = "^[^\\x00]*$")]
     search: Option<String>,
+    /// Order; ties break on the id.
     #[garde(inner(custom(sort_rule)))]
+    #[param(inline, value_type = Option<SortKey>)]
     sort: Option<String>,
+    /// Superusers only.
     #[serde(default, deserialize_with = "validation::query_bool")]
     #[garde(skip)]
     is_active: Option<bool>,
     #[serde(default, deserialize_with = "validation::query_bool")]
     #[garde(skip)]
     is_superuser: Option<bool>,
+}
+
+/// The orders a listing can take; `-` means descending.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) enum SortKey {
+    #[schema(rename = "created_at")]
+    CreatedAt,
+    #[schema(rename = "-created_at")]
+    CreatedAtDesc,
+    #[schema(rename = "username")]
+    Username,
+    #[schema(rename = "-username")]
+    UsernameDesc,
+    #[schema(rename = "email")]
+    Email,
+    #[schema(rename = "-email")]
+    EmailDesc,
 }
 
 const SORTS: &str =
@@ -120,15 +160,31 @@ fn sort_rule(value: &str, _: &()) -> garde::Result {
         .ok_or_else(|| garde::Error::new(SORTS))
 }
 
-#[derive(Serialize)]
-struct UserPage {
+/// One page of users.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserPage {
     items: Vec<UserResponse>,
+    /// Every user matching the query.
     total: u64,
     skip: u64,
+    #[schema(minimum = 1, maximum = 100)]
     limit: u64,
 }
 
-async fn list(
+/// Lists users, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    operation_id = "list_users",
+    tag = "users",
+    params(ListQuery),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 403, description = "A non-superuser filtered on `is_active`", body = HttpError),
+    )
+)]
+pub(crate) async fn list(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     query: ValidQuery<ListQuery>,
@@ -155,7 +211,20 @@ async fn list(
     }))
 }
 
-async fn get(
+/// One user.
+#[utoipa::path(
+    get,
+    path = "/api/users/{id}",
+    operation_id = "get_user",
+    tag = "users",
+    params(("id" = String, Path, format = Uuid, description = "The user's id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        (status = 404, description = "Unknown user (or deactivated, to a non-superuser)", body = HttpError),
+    )
+)]
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: web::Path<String>,
@@ -164,23 +233,51 @@ async fn get(
     Ok(HttpResponse::Ok().json(UserResponse::from(view)))
 }
 
-#[derive(Deserialize, Validate)]
-struct CreateUserRequest {
+/// A user made by a superuser.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"email": "grace@example.com", "username": "grace", "password": "correct horse battery staple", "full_name": "Grace Hopper", "is_superuser": false}))]
+pub(crate) struct CreateUserRequest {
     #[garde(custom(validation::email))]
+    #[schema(format = Email, max_length = 254)]
     email: String,
     #[garde(custom(validation::username))]
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )]
     username: String,
+    /// 8–72 bytes, strong enough, without the username or e-mail.
     #[garde(custom(validation::new_password(Some(&self.username), Some(&self.email))))]
+    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
     #[garde(inner(custom(validation::full_name)))]
+    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<String>,
+    /// Default `true`.
     #[garde(skip)]
     is_active: Option<bool>,
+    /// Default `false`.
     #[garde(skip)]
     is_superuser: Option<bool>,
 }
 
-async fn create(
+/// Creates a user (superusers only).
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    operation_id = "create_user",
+    tag = "users",
+    request_body = CreateUserRequest,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 201, description = "The new user", body = UserResponse,
+            headers(("Location" = String, description = "The user's URL"))),
+        (status = 403, description = "The caller is not a superuser", body = HttpError),
+        (status = 409, description = "Email or username taken", body = HttpError),
+    )
+)]
+pub(crate) async fn create(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     body: ValidJson<CreateUserRequest>,
@@ -195,29 +292,60 @@ async fn create(
         is_active: b.is_active,
         is_superuser: b.is_superuser,
     };
-    Ok(created(state.users.create(&caller.0.user, cmd).await?))
+    let view = state.users.create(&caller.0.user, cmd).await?;
+    crate::metrics::record_registration("admin");
+    Ok(created(view))
 }
 
-/// Every field optional; `full_name: null` clears the name.
-#[derive(Deserialize, Validate)]
-struct UpdateUserRequest {
+/// Every field optional; `full_name: null` clears the name. `password`,
+/// `is_active` and `is_superuser` are superuser-only unless unchanged.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"full_name": "Ada King"}))]
+pub(crate) struct UpdateUserRequest {
     #[garde(inner(custom(validation::email)))]
+    #[schema(format = Email, max_length = 254, nullable = false)]
     email: Option<String>,
     #[garde(inner(custom(validation::username)))]
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        nullable = false
+    )]
     username: Option<String>,
     #[serde(default, deserialize_with = "validation::double_option")]
     #[garde(inner(inner(custom(validation::full_name))))]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<Option<String>>,
     // Personal-information rules need the final username and e-mail: the domain checks them.
     #[garde(inner(custom(validation::new_password(None, None))))]
+    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password, nullable = false)]
     password: Option<String>,
     #[garde(skip)]
+    #[schema(nullable = false)]
     is_active: Option<bool>,
     #[garde(skip)]
+    #[schema(nullable = false)]
     is_superuser: Option<bool>,
 }
 
-async fn update(
+/// Changes some of a user's fields (PATCH does the same).
+#[utoipa::path(
+    put,
+    path = "/api/users/{id}",
+    operation_id = "update_user",
+    tag = "users",
+    request_body = UpdateUserRequest,
+    params(("id" = String, Path, format = Uuid, description = "The user's id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 403, description = "Not the user, or a superuser-only field changed", body = HttpError),
+        (status = 404, description = "Unknown user", body = HttpError),
+        (status = 409, description = "Email or username taken, or the last active superuser demoted", body = HttpError),
+    )
+)]
+pub(crate) async fn update(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: web::Path<String>,
@@ -255,7 +383,22 @@ async fn update(
     Ok(HttpResponse::Ok().json(UserResponse::from(view)))
 }
 
-async fn delete(
+/// Soft-deletes a user and ends its sessions.
+#[utoipa::path(
+    delete,
+    path = "/api/users/{id}",
+    operation_id = "delete_user",
+    tag = "users",
+    params(("id" = String, Path, format = Uuid, description = "The user's id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Deactivated"),
+        (status = 403, description = "Neither the user nor a superuser", body = HttpError),
+        (status = 404, description = "Unknown or already deleted user", body = HttpError),
+        (status = 409, description = "The last active superuser", body = HttpError),
+    )
+)]
+pub(crate) async fn delete(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: web::Path<String>,
@@ -264,7 +407,21 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn restore(
+/// Reactivates a soft-deleted user (superusers only).
+#[utoipa::path(
+    post,
+    path = "/api/users/{id}/restore",
+    operation_id = "restore_user",
+    tag = "users",
+    params(("id" = String, Path, format = Uuid, description = "The user's id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The restored user", body = UserResponse),
+        (status = 403, description = "The caller is not a superuser", body = HttpError),
+        (status = 404, description = "Unknown user", body = HttpError),
+    )
+)]
+pub(crate) async fn restore(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: web::Path<String>,
@@ -273,7 +430,21 @@ async fn restore(
     Ok(HttpResponse::Ok().json(UserResponse::from(view)))
 }
 
-async fn unlock(
+/// Lifts a login lockout (superusers only).
+#[utoipa::path(
+    post,
+    path = "/api/users/{id}/unlock",
+    operation_id = "unlock_user",
+    tag = "users",
+    params(("id" = String, Path, format = Uuid, description = "The user's id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The user, unlocked", body = UserResponse),
+        (status = 403, description = "The caller is not a superuser", body = HttpError),
+        (status = 404, description = "Unknown user", body = HttpError),
+    )
+)]
+pub(crate) async fn unlock(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: web::Path<String>,

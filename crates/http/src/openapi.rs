@@ -1,0 +1,269 @@
+//! The OpenAPI 3.1 document, generated from the handlers and their types,
+//! and the Swagger UI that renders it at `/docs`.
+
+use std::sync::{Arc, LazyLock};
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+};
+use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr};
+use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+
+use crate::routes::{auth, health, sessions, users};
+
+/// A FastAPI-shaped error: `{"detail": "…"}`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"detail": "User not found"}))]
+pub(crate) struct HttpError {
+    /// What went wrong, for people.
+    detail: String,
+}
+
+/// One failing field of a 422.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ValidationError {
+    /// Where: `["body", "password"]`, `["query", "limit"]`, `["path", "id"]`.
+    loc: Vec<String>,
+    /// What is wrong; never echoes a submitted secret.
+    msg: String,
+    /// The pydantic error kind, such as `string_too_short` or `missing`.
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// A 422 body: one entry per failing field.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"detail": [{"type": "string_too_short", "loc": ["body", "password"], "msg": "String should have at least 8 bytes"}]}))]
+pub(crate) struct HttpValidationError {
+    detail: Vec<ValidationError>,
+}
+
+/// 429: an account lockout or the per-IP limit.
+#[derive(ToResponse)]
+#[response(
+    description = "Too many attempts: a locked account or the per-IP limit",
+    headers(("Retry-After" = u64, description = "Seconds to wait")),
+    example = json!({"detail": "Too many failed login attempts; try again later"})
+)]
+#[allow(dead_code)]
+pub(crate) struct TooManyRequests(HttpError);
+
+/// UserHub's API, as served.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "UserHub",
+        description = "User management and authentication. Errors are FastAPI-shaped: `{\"detail\": …}`.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::me,
+        sessions::logout, sessions::logout_all, sessions::list, sessions::end,
+        sessions::change_password,
+        users::list, users::create, users::get, users::update, users::delete,
+        users::restore, users::unlock,
+        health::health, health::live, health::jwks, health::metrics,
+    ),
+    components(schemas(HttpValidationError, ValidationError), responses(TooManyRequests)),
+    modifiers(&Conventions),
+    tags(
+        (name = "auth", description = "Registration, login, tokens and the current user"),
+        (name = "sessions", description = "The caller's sessions and password"),
+        (name = "users", description = "User management"),
+        (name = "operations", description = "Health, public keys and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document served at `/openapi.json`, rendered once.
+pub(crate) static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| String::from("{}"))
+});
+
+/// The responses every operation of a kind can give, added in one place so
+/// that no operation forgets one: 401 wherever a token is needed, 413, 415
+/// and 422 wherever input is read, 503 wherever the database is used.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from `/api/auth/login`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::Password(Password::new(
+                    "/api/auth/login",
+                    Scopes::new(),
+                ))],
+                "The OAuth2 password flow: log in with your e-mail (or username) and password",
+            )),
+        );
+        let shared = [
+            (
+                "Unauthorized",
+                error(
+                    "Missing, invalid or expired token; ended session or deactivated user",
+                    Some(("WWW-Authenticate", "`Bearer`")),
+                ),
+            ),
+            ("ValidationFailed", validation_failed()),
+            (
+                "PayloadTooLarge",
+                error("The body is larger than `MAX_BODY_BYTES`", None),
+            ),
+            (
+                "UnsupportedMediaType",
+                error("The body is not JSON (or, for login, a form)", None),
+            ),
+            (
+                "Unavailable",
+                error(
+                    "The database cannot be reached",
+                    Some(("Retry-After", "Seconds to wait")),
+                ),
+            ),
+        ];
+        for (name, response) in shared {
+            components
+                .responses
+                .insert(name.to_owned(), RefOr::T(response));
+        }
+
+        for (path, item) in &mut doc.paths.paths {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                add_conventional(path, op);
+            }
+        }
+        // PATCH is served like PUT.
+        if let Some(item) = doc.paths.paths.get_mut("/api/users/{id}") {
+            if let Some(mut patch) = item.put.clone() {
+                patch.operation_id = Some("patch_user".to_owned());
+                item.patch = Some(patch);
+            }
+        }
+    }
+}
+
+fn add_conventional(path: &str, op: &mut Operation) {
+    let mut add = |status: &str, name: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+    };
+    if op.security.is_some() {
+        add("401", "Unauthorized");
+    }
+    if op.request_body.is_some() {
+        add("413", "PayloadTooLarge");
+        add("415", "UnsupportedMediaType");
+    }
+    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    if op.request_body.is_some() || has_params {
+        add("422", "ValidationFailed");
+    }
+    if path.starts_with("/api/") {
+        add("503", "Unavailable");
+    }
+}
+
+fn error(description: &str, header: Option<(&str, &str)>) -> Response {
+    let mut response = ResponseBuilder::new().description(description).content(
+        "application/json",
+        Content::new(Some(RefOr::Ref(Ref::from_schema_name("HttpError")))),
+    );
+    if let Some((name, text)) = header {
+        response = response.header(
+            name,
+            HeaderBuilder::new()
+                .schema(String::schema())
+                .description(Some(text))
+                .build(),
+        );
+    }
+    response.build()
+}
+
+fn validation_failed() -> Response {
+    ResponseBuilder::new()
+        .description("Invalid input: one entry per failing field")
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(Ref::from_schema_name(
+                "HttpValidationError",
+            )))),
+        )
+        .build()
+}
+
+/// Swagger UI's settings: the document to show, and tokens kept across reloads.
+static SWAGGER: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> = LazyLock::new(|| {
+    Arc::new(
+        utoipa_swagger_ui::Config::from("/openapi.json")
+            .persist_authorization(true)
+            .try_it_out_enabled(true),
+    )
+});
+
+/// The Swagger UI page needs scripts and styles of its own origin, inline
+/// styles and data: images; nothing from elsewhere.
+pub(crate) const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+/// `GET /openapi.json`.
+pub(crate) async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(DOCUMENT.as_str())
+}
+
+/// `GET /docs` and the files under it, all served from the binary.
+pub(crate) async fn docs(tail: Option<web::Path<String>>) -> HttpResponse {
+    let tail = tail.map(web::Path::into_inner).unwrap_or_default();
+    match utoipa_swagger_ui::serve(&tail, SWAGGER.clone()) {
+        Ok(Some(file)) => {
+            let body = if tail.is_empty() || tail == "index.html" {
+                // The page's links are relative; `/docs` and `/docs/` must both find them.
+                String::from_utf8_lossy(&file.bytes)
+                    .replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1)
+                    .into_bytes()
+            } else {
+                file.bytes.into_owned()
+            };
+            HttpResponse::Ok()
+                .content_type(file.content_type)
+                .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+                .body(body)
+        }
+        Ok(None) => HttpResponse::NotFound().json(serde_json::json!({"detail": "Not Found"})),
+        Err(err) => {
+            tracing::error!(error = %err, "serving Swagger UI failed");
+            HttpResponse::InternalServerError()
+                .json(serde_json::json!({"detail": "Internal Server Error"}))
+        }
+    }
+}
