@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests, adapter tests and end-to-end tests,
-# on PostgreSQL and SQLite.
+# Runs the whole test suite: unit tests, adapter tests and end-to-end tests
+# on PostgreSQL and SQLite, then the schema fuzzer (scripts/fuzz.sh) and the
+# browser tests (scripts/browser-test.sh), which install what they need.
+# SKIP_FUZZ=1 or SKIP_BROWSER=1 leaves one out (reported as NOT RUN; refused
+# with CI=true). Arguments go to the cargo test run.
 #
 # PostgreSQL comes from TEST_DATABASE_URL (default: the local server, user
 # postgres). When it cannot be reached:
@@ -50,6 +53,26 @@ else
     fi
 fi
 
+not_run=()
+for step in fuzz browser; do
+    skip_var="SKIP_${step^^}"
+    if [[ "${!skip_var:-}" == "1" ]]; then
+        if [[ "${CI:-}" == "true" ]]; then
+            echo "error: $skip_var=1 and CI=true: every test must run in CI." >&2
+            exit 1
+        fi
+        not_run+=("$step")
+        continue
+    fi
+    case "$step" in
+        fuzz) ./scripts/fuzz.sh ;;
+        browser) ./scripts/browser-test.sh ;;
+    esac
+done
+
 if [[ ${#filter[@]} -gt 0 ]]; then
     echo "warning: PostgreSQL tests were NOT RUN (PostgreSQL unreachable)." >&2
 fi
+for step in "${not_run[@]}"; do
+    echo "warning: the $step tests were NOT RUN (SKIP_${step^^}=1)." >&2
+done

@@ -61,9 +61,12 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(&'static str),
-    /// 405.
+    /// 405 with `Allow`.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed {
+        /// The methods the resource serves, comma-separated.
+        allow: &'static str,
+    },
     /// 409.
     #[error("{0}")]
     Conflict(&'static str),
@@ -123,7 +126,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -146,6 +149,9 @@ impl ResponseError for ApiError {
             Self::TooManyRequests { retry_after, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
             _ => {}
         }
         match self {
@@ -157,7 +163,7 @@ impl ResponseError for ApiError {
             | Self::Conflict(msg)
             | Self::UnsupportedMediaType(msg) => response.json(Detail { detail: msg }),
             Self::TooManyRequests { detail, .. } => response.json(Detail { detail }),
-            Self::MethodNotAllowed => response.json(Detail {
+            Self::MethodNotAllowed { .. } => response.json(Detail {
                 detail: "Method Not Allowed",
             }),
             Self::PayloadTooLarge => response.json(Detail {

@@ -159,11 +159,11 @@ impl Modify for Conventions {
             }
         }
         // PATCH is served like PUT.
-        if let Some(item) = doc.paths.paths.get_mut("/api/users/{id}") {
-            if let Some(mut patch) = item.put.clone() {
-                patch.operation_id = Some("patch_user".to_owned());
-                item.patch = Some(patch);
-            }
+        if let Some(item) = doc.paths.paths.get_mut("/api/users/{id}")
+            && let Some(mut patch) = item.put.clone()
+        {
+            patch.operation_id = Some("patch_user".to_owned());
+            item.patch = Some(patch);
         }
     }
 }

@@ -12,6 +12,7 @@ on_both_backends!(
     a_preflight_from_an_allowed_origin_is_answered_and_others_get_no_cors_headers,
     unknown_paths_and_methods_get_json_404_and_405,
     security_headers_are_on_every_response,
+    every_405_names_the_allowed_methods,
 );
 
 async fn health_reports_the_database_and_version(backend: Backend) {
@@ -113,10 +114,34 @@ async fn unknown_paths_and_methods_get_json_404_and_405(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.headers()["allow"], "POST");
     assert_eq!(
         wrong.json::<Value>().await.unwrap()["detail"],
         "Method Not Allowed"
     );
+}
+
+async fn every_405_names_the_allowed_methods(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let id = uuid::Uuid::now_v7();
+    for (path, allow) in [
+        ("/api/users".to_owned(), "GET, POST"),
+        (format!("/api/users/{id}"), "GET, PUT, PATCH, DELETE"),
+        ("/api/auth/me".to_owned(), "GET"),
+        ("/docs".to_owned(), "GET"),
+    ] {
+        let response = app
+            .client
+            .request(
+                reqwest::Method::from_bytes(b"TRACE").unwrap(),
+                app.url(&path),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        assert_eq!(response.headers()["allow"], allow, "{path}");
+    }
 }
 
 async fn security_headers_are_on_every_response(backend: Backend) {

@@ -20,21 +20,21 @@ use crate::{metrics, middleware, validation};
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     let limited = || from_fn(middleware::auth_rate_limit);
     cfg.service(
-        super::resource("/api/auth/register")
+        super::resource("/api/auth/register", "POST")
             .wrap(limited())
             .route(web::post().to(register)),
     )
     .service(
-        super::resource("/api/auth/login")
+        super::resource("/api/auth/login", "POST")
             .wrap(limited())
             .route(web::post().to(login)),
     )
     .service(
-        super::resource("/api/auth/refresh")
+        super::resource("/api/auth/refresh", "POST")
             .wrap(limited())
             .route(web::post().to(refresh)),
     )
-    .service(super::resource("/api/auth/me").route(web::get().to(me)));
+    .service(super::resource("/api/auth/me", "GET").route(web::get().to(me)));
 }
 
 /// Longest login name or password looked at; both are checked later anyway.

@@ -12,13 +12,13 @@ use crate::app::ApiState;
 use crate::openapi;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/health").route(web::get().to(health)))
-        .service(super::resource("/health/live").route(web::get().to(live)))
-        .service(super::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
-        .service(super::resource("/metrics").route(web::get().to(metrics)))
-        .service(super::resource("/openapi.json").route(web::get().to(openapi::document)))
-        .service(super::resource("/docs").route(web::get().to(openapi::docs)))
-        .service(super::resource("/docs/{tail:.*}").route(web::get().to(openapi::docs)));
+    cfg.service(super::resource("/health", "GET").route(web::get().to(health)))
+        .service(super::resource("/health/live", "GET").route(web::get().to(live)))
+        .service(super::resource("/.well-known/jwks.json", "GET").route(web::get().to(jwks)))
+        .service(super::resource("/metrics", "GET").route(web::get().to(metrics)))
+        .service(super::resource("/openapi.json", "GET").route(web::get().to(openapi::document)))
+        .service(super::resource("/docs", "GET").route(web::get().to(openapi::docs)))
+        .service(super::resource("/docs/{tail:.*}", "GET").route(web::get().to(openapi::docs)));
 }
 
 /// The service's and its database's state.

@@ -17,12 +17,13 @@ use crate::openapi::HttpError;
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/api/auth/logout").route(web::post().to(logout)))
-        .service(super::resource("/api/auth/logout-all").route(web::post().to(logout_all)))
-        .service(super::resource("/api/auth/sessions").route(web::get().to(list)))
-        .service(super::resource("/api/auth/sessions/{id}").route(web::delete().to(end)))
+    cfg.service(super::resource("/api/auth/logout", "POST").route(web::post().to(logout)))
+        .service(super::resource("/api/auth/logout-all", "POST").route(web::post().to(logout_all)))
+        .service(super::resource("/api/auth/sessions", "GET").route(web::get().to(list)))
+        .service(super::resource("/api/auth/sessions/{id}", "DELETE").route(web::delete().to(end)))
         .service(
-            super::resource("/api/auth/change-password").route(web::post().to(change_password)),
+            super::resource("/api/auth/change-password", "POST")
+                .route(web::post().to(change_password)),
         );
 }
 

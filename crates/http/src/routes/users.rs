@@ -21,19 +21,19 @@ use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/api/users")
+        super::resource("/api/users", "GET, POST")
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
     .service(
-        super::resource("/api/users/{id}")
+        super::resource("/api/users/{id}", "GET, PUT, PATCH, DELETE")
             .route(web::get().to(get))
             .route(web::put().to(update))
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     )
-    .service(super::resource("/api/users/{id}/restore").route(web::post().to(restore)))
-    .service(super::resource("/api/users/{id}/unlock").route(web::post().to(unlock)));
+    .service(super::resource("/api/users/{id}/restore", "POST").route(web::post().to(restore)))
+    .service(super::resource("/api/users/{id}/unlock", "POST").route(web::post().to(unlock)));
 }
 
 /// A user; `email` and `last_login_at` are absent when the caller may not
@@ -297,20 +297,20 @@ pub(crate) async fn create(
     Ok(created(view))
 }
 
-/// Every field optional; `full_name: null` clears the name. `password`,
-/// `is_active` and `is_superuser` are superuser-only unless unchanged.
+/// Every field optional: an absent field (or `null`) stays as it is, except
+/// `full_name: null`, which clears the name. `password`, `is_active` and
+/// `is_superuser` are superuser-only unless unchanged.
 #[derive(Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"full_name": "Ada King"}))]
 pub(crate) struct UpdateUserRequest {
     #[garde(inner(custom(validation::email)))]
-    #[schema(format = Email, max_length = 254, nullable = false)]
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     #[garde(inner(custom(validation::username)))]
     #[schema(
         min_length = 3,
         max_length = 32,
-        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-        nullable = false
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
     )]
     username: Option<String>,
     #[serde(default, deserialize_with = "validation::double_option")]
@@ -319,13 +319,11 @@ pub(crate) struct UpdateUserRequest {
     full_name: Option<Option<String>>,
     // Personal-information rules need the final username and e-mail: the domain checks them.
     #[garde(inner(custom(validation::new_password(None, None))))]
-    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password, nullable = false)]
+    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: Option<String>,
     #[garde(skip)]
-    #[schema(nullable = false)]
     is_active: Option<bool>,
     #[garde(skip)]
-    #[schema(nullable = false)]
     is_superuser: Option<bool>,
 }
 
