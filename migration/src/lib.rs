@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_users_and_sessions;
 mod m20261125_000002_add_login_lockout;
+mod m20261125_000003_user_counts_and_search_indexes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_users_and_sessions::Migration),
             Box::new(m20261125_000002_add_login_lockout::Migration),
+            Box::new(m20261125_000003_user_counts_and_search_indexes::Migration),
         ]
     }
 }

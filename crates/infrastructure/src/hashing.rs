@@ -1,21 +1,28 @@
-//! [`PasswordHasher`] with bcrypt, run on tokio's blocking pool.
+//! [`PasswordHasher`] with bcrypt, run on tokio's blocking pool, at most one
+//! hash per core at a time.
 //!
 //! bcrypt uses at most 72 bytes of a password. The crate's `non_truncating_*`
 //! functions count the C terminator too and so refuse exactly 72 bytes, which
 //! bcrypt does use in full; the length is therefore checked here instead.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
 use userhub_domain::PortError;
 use userhub_domain::model::{Password, PasswordHash};
 use userhub_domain::ports::PasswordHasher;
 
 /// bcrypt at a fixed cost. Hashing takes hundreds of milliseconds at the
-/// default cost, so it never runs on the async executor.
+/// default cost, so it never runs on the async executor; and no more hashes
+/// run at once than there are cores, so that a login storm queues instead
+/// of crowding out the threads that answer every other request.
 #[derive(Clone, Debug)]
 pub struct BcryptPasswordHasher {
     cost: u32,
     dummy: PasswordHash,
+    slots: Arc<Semaphore>,
 }
 
 impl BcryptPasswordHasher {
@@ -31,10 +38,21 @@ impl BcryptPasswordHasher {
             bcrypt::hash(random, cost).map_err(PortError::unexpected)
         })
         .await?;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Self {
             cost,
             dummy: PasswordHash::new(dummy),
+            slots: Arc::new(Semaphore::new(cores)),
         })
+    }
+
+    /// Runs `work` on the blocking pool once a core is free for it.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, PortError> + Send + 'static,
+    ) -> Result<T, PortError> {
+        let _slot = self.slots.acquire().await.map_err(PortError::unexpected)?;
+        blocking(work).await
     }
 }
 
@@ -43,16 +61,17 @@ impl PasswordHasher for BcryptPasswordHasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, PortError> {
         let secret = password.secret().clone();
         let cost = self.cost;
-        let hash = blocking(move || {
-            let bytes = secret.expose_secret().as_bytes();
-            if bytes.len() > Password::MAX_BYTES {
-                return Err(PortError::unexpected(
-                    "password longer than bcrypt can hold",
-                ));
-            }
-            bcrypt::hash(bytes, cost).map_err(PortError::unexpected)
-        })
-        .await?;
+        let hash = self
+            .run(move || {
+                let bytes = secret.expose_secret().as_bytes();
+                if bytes.len() > Password::MAX_BYTES {
+                    return Err(PortError::unexpected(
+                        "password longer than bcrypt can hold",
+                    ));
+                }
+                bcrypt::hash(bytes, cost).map_err(PortError::unexpected)
+            })
+            .await?;
         Ok(PasswordHash::new(hash))
     }
 
@@ -63,7 +82,7 @@ impl PasswordHasher for BcryptPasswordHasher {
     ) -> Result<bool, PortError> {
         let secret = password.clone();
         let hash = hash.as_str().to_owned();
-        blocking(move || {
+        self.run(move || {
             let bytes = secret.expose_secret().as_bytes();
             // Longer than bcrypt can hold: it cannot be the stored password,
             // though its first 72 bytes might be. Verify anyway for equal timing.
@@ -148,6 +167,36 @@ mod tests {
         assert!(current.needs_rehash(&hash));
         assert!(!old.needs_rehash(&hash));
         assert!(current.needs_rehash(&PasswordHash::new("garbage".into())));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_hashes_run_at_once_than_there_are_cores() {
+        let hasher = BcryptPasswordHasher::new(4).await.unwrap();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..cores * 4)
+            .map(|_| {
+                let (hasher, running, peak) = (hasher.clone(), running.clone(), peak.clone());
+                tokio::spawn(async move {
+                    hasher
+                        .run(move || {
+                            use std::sync::atomic::Ordering::SeqCst;
+                            let now = running.fetch_add(1, SeqCst) + 1;
+                            peak.fetch_max(now, SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            running.fetch_sub(1, SeqCst);
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
+        let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(peak >= 1 && peak <= cores, "peak {peak} with {cores} cores");
     }
 
     #[tokio::test]

@@ -92,7 +92,80 @@ on_both_backends!(
     failed_logins_are_counted_atomically_locked_and_reset,
     purging_deletes_ended_sessions_and_their_spent_tokens_only,
     concurrent_demotions_never_remove_the_last_active_superuser,
+    unsearched_totals_follow_every_insert_update_and_delete,
 );
+
+/// The unsearched `total` comes from counters kept by triggers; it must
+/// equal a real count after every kind of change, for every filter.
+async fn unsearched_totals_follow_every_insert_update_and_delete(backend: Backend) {
+    let r = repos(backend).await;
+    let mut users = Vec::new();
+    for (i, (active, superuser)) in [(true, false), (true, true), (false, false), (true, false)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut u = user(&format!("counted{i}"));
+        u.is_active = active;
+        u.is_superuser = superuser;
+        r.users.insert(&u).await.unwrap();
+        users.push(u);
+    }
+    let total = |is_active: Option<bool>, is_superuser: Option<bool>| {
+        let users = r.users.clone();
+        async move {
+            users
+                .list(&UserQuery {
+                    limit: 1,
+                    is_active,
+                    is_superuser,
+                    ..UserQuery::default()
+                })
+                .await
+                .unwrap()
+                .total
+        }
+    };
+    let all = [None, Some(true), Some(false)];
+    let expect = |users: &[User], a: Option<bool>, s: Option<bool>| {
+        users
+            .iter()
+            .filter(|u| a.is_none_or(|a| u.is_active == a) && s.is_none_or(|s| u.is_superuser == s))
+            .count() as u64
+    };
+    for a in all {
+        for s in all {
+            assert_eq!(total(a, s).await, expect(&users, a, s), "{a:?} {s:?}");
+        }
+    }
+    // Deactivate one, promote another, touch a third without changing flags.
+    users[0].is_active = false;
+    r.users.update(&users[0]).await.unwrap();
+    users[3].is_superuser = true;
+    r.users.update(&users[3]).await.unwrap();
+    users[2].full_name = Some(userhub_domain::model::FullName::parse("Still Inactive").unwrap());
+    r.users.update(&users[2]).await.unwrap();
+    r.users.record_login(users[1].id, now()).await.unwrap();
+    for a in all {
+        for s in all {
+            assert_eq!(
+                total(a, s).await,
+                expect(&users, a, s),
+                "{a:?} {s:?} after updates"
+            );
+        }
+    }
+    // A search counts the matching rows themselves.
+    let searched = r
+        .users
+        .list(&UserQuery {
+            limit: 1,
+            search: Some("counted".into()),
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(searched.total, 4);
+}
 
 async fn a_user_round_trips_and_is_found_by_email_or_username(backend: Backend) {
     let r = repos(backend).await;

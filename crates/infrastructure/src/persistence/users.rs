@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -25,6 +25,30 @@ impl SeaOrmUserRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
         Self { db }
+    }
+}
+
+impl SeaOrmUserRepository {
+    /// How many users match the flags, from the counters the database keeps
+    /// per (`is_active`, `is_superuser`) pair: four rows at most, however
+    /// many users there are.
+    async fn count_from_counters(&self, query: &UserQuery) -> Result<u64, DbErr> {
+        let mut stmt = Query::select();
+        // SUM over bigint is numeric on PostgreSQL: cast it back.
+        stmt.expr(Expr::cust("CAST(COALESCE(SUM(n), 0) AS BIGINT)"))
+            .from(Alias::new("user_counts"));
+        if let Some(active) = query.is_active {
+            stmt.and_where(Expr::col(Alias::new("is_active")).eq(active));
+        }
+        if let Some(superuser) = query.is_superuser {
+            stmt.and_where(Expr::col(Alias::new("is_superuser")).eq(superuser));
+        }
+        let row = self.db.connection().query_one(&stmt).await?;
+        let total: i64 = match row {
+            Some(row) => row.try_get_by_index(0)?,
+            None => 0,
+        };
+        Ok(u64::try_from(total).unwrap_or(0))
     }
 }
 
@@ -107,14 +131,22 @@ impl UserRepository for SeaOrmUserRepository {
             UserSortField::Email => user::Column::Email,
         };
         let conn = self.db.connection();
+        let searched = query.search.is_some();
         let page = select
             .clone()
             .order_by(column, order.clone())
             .order_by(user::Column::Id, order)
             .offset(query.skip)
             .limit(query.limit);
-        let (rows, total) =
-            tokio::try_join!(page.all(conn), select.count(conn)).map_err(port_error)?;
+        let total = async {
+            if searched {
+                // Matches are few and found through the search indexes.
+                select.count(conn).await
+            } else {
+                self.count_from_counters(query).await
+            }
+        };
+        let (rows, total) = tokio::try_join!(page.all(conn), total).map_err(port_error)?;
         let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
         Ok(UserPage { items, total })
     }
