@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# UserHub's benchmark: the release server on a fresh, seeded PostgreSQL
+# database, loaded over loopback by wrk, next to the machine's own ceilings
+# (pgbench running the same SQL; bcrypt verifications on every core).
+#
+#   bench/run.sh [--users N] [--duration SECONDS] [--connections C]
+#
+# Defaults: 10 000 users, 15 s per workload, 64 connections. Results go to
+# bench/results/<users>.md (a table) and the console. Needs PostgreSQL at
+# BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres,
+# a user that can create databases); installs wrk when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+users=10000
+duration=15
+connections=64
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --users) users="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        --connections) connections="$2"; shift 2 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+admin_url="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+db="userhub_bench_${users}"
+db_url="${admin_url%/*}/$db"
+password="bench-Password-42!"
+cores="$(nproc)"
+export BENCH_LUA="$PWD/bench/lua"
+work="$(mktemp -d)"
+results="bench/results/${users}.md"
+mkdir -p bench/results
+
+need() { command -v "$1" >/dev/null; }
+if ! need wrk; then
+    echo "== installing wrk"
+    sudo_cmd=(); [[ "$(id -u)" -ne 0 ]] && sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get install -y -qq wrk >/dev/null
+fi
+need pgbench && need psql || { echo "error: pgbench and psql are required" >&2; exit 1; }
+
+echo "== building (release)"
+cargo build --release --quiet -p userhub-server
+cargo build --release --quiet -p userhub-infrastructure --example bcrypt_ceiling
+target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+server_bin="$target/release/userhub-server"
+
+server_pid=""
+stop_server() {
+    if [[ -n "$server_pid" ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+trap 'stop_server; rm -rf "$work"' EXIT
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+api="http://127.0.0.1:$port"
+
+# Starts the server; writes the milliseconds from exec to the first 200 to
+# $work/startup_ms.
+start_server() {
+    local started_ns ready_ns
+    started_ns="$(date +%s%N)"
+    env APP_ENV=production HOST=127.0.0.1 PORT="$port" \
+        DATABASE_URL="$db_url" JWT_SECRET_KEY="bench-signing-key-of-at-least-32-bytes!" \
+        BCRYPT_COST=12 AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_MAX_FAILURES=0 \
+        DB_POOL_MAX_SIZE="${BENCH_POOL_SIZE:-32}" RUST_LOG=warn \
+        "$server_bin" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    until curl -fs "$api/health/live" >/dev/null 2>&1; do
+        kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+        sleep 0.005
+    done
+    ready_ns="$(date +%s%N)"
+    echo $(((ready_ns - started_ns) / 1000000)) > "$work/startup_ms"
+}
+
+echo "== fresh database $db with $users users"
+psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+psql "$admin_url" -qc "CREATE DATABASE $db" >/dev/null
+start_server  # applies the migrations
+# One account made through the API gives the cost-12 hash every seeded user shares.
+curl -fsS -X POST "$api/api/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"seed@bench.example\",\"username\":\"seed\",\"password\":\"$password\"}" >/dev/null
+stop_server
+psql "$db_url" -q <<SQL
+ALTER TABLE users DISABLE TRIGGER USER;
+INSERT INTO users (id, email, username, full_name, password_hash, is_active, is_superuser,
+                   created_at, updated_at, failed_login_count, lockout_count)
+SELECT md5('user' || g)::uuid, 'user' || g || '@bench.example', 'user' || g,
+       'Bench User ' || g, (SELECT password_hash FROM users WHERE username = 'seed'),
+       g % 50 <> 0, g % 1000 = 0,
+       now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval, 0, 0
+FROM generate_series(0, $users - 1) AS g;
+ALTER TABLE users ENABLE TRIGGER USER;
+UPDATE user_counts c SET n = (SELECT count(*) FROM users u
+    WHERE u.is_active = c.is_active AND u.is_superuser = c.is_superuser);
+VACUUM ANALYZE users;
+SQL
+psql "$db_url" -Atc "SELECT id FROM users WHERE is_active ORDER BY random() LIMIT 2000" > "$work/ids"
+
+start_server
+startup_ms="$(cat "$work/startup_ms")"
+echo "== server ready in ${startup_ms} ms (up-to-date database)"
+
+login() {
+    curl -fsS -X POST "$api/api/auth/login" -H 'content-type: application/json' \
+        -d "{\"email\":\"$1\",\"password\":\"$password\"}"
+}
+token="$(login user1@bench.example | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+me_id="$(curl -fsS "$api/api/auth/me" -H "authorization: Bearer $token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+session_id="$(python3 - "$token" <<'PY'
+import base64, json, sys
+payload = sys.argv[1].split(".")[1]
+print(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"])
+PY
+)"
+search_term="${BENCH_SEARCH:-user4242}"
+
+rss_reset() { echo 5 > "/proc/$server_pid/clear_refs"; }
+rss_peak_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
+
+declare -A rps p50 p99 errs rss
+# run_wrk <name> <threads> <connections> <script> <path> [args...]
+run_wrk() {
+    local name="$1" threads="$2" conns="$3" script="$4" path="$5"
+    shift 5
+    rss_reset
+    local out
+    out="$(wrk -t"$threads" -c"$conns" -d"${duration}s" --timeout 10s -s "bench/lua/$script" "$api$path" -- "$@")"
+    local line
+    line="$(grep '^RESULT' <<<"$out")"
+    rps[$name]="$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")"
+    p50[$name]="$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")"
+    p99[$name]="$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")"
+    errs[$name]="$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")"
+    rss[$name]="$(rss_peak_mb)"
+    printf '%-4s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s  peak RSS %s MB\n' \
+        "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${errs[$name]}" "${rss[$name]}"
+}
+
+echo "== workloads: ${duration}s each, $connections connections"
+run_wrk W1 2 "$connections" plain.lua /health/live
+run_wrk W2 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
+run_wrk W3 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+run_wrk W4 2 "$connections" get.lua /api/users "$token" "/api/users?limit=10"
+run_wrk W5 2 "$connections" get.lua /api/users "$token" "/api/users?search=$search_term"
+# W6 alone, then again with a steady W2 probe (50 req/s) alongside: logins
+# must not starve everything else. Logins take hundreds of milliseconds, so
+# these runs are longer and use fewer connections (4 per core) than the rest.
+login_seconds=$((duration < 20 ? 20 : duration))
+duration_saved="$duration"
+duration="$login_seconds"
+run_wrk W6 2 $((cores * 4)) login.lua /api/auth/login "$users" "$password"
+python3 bench/probe.py "$api" "$token" /api/auth/me "$login_seconds" 50 > "$work/w2-during-w6" &
+side=$!
+run_wrk W6+W2 2 $((cores * 4)) login.lua /api/auth/login "$users" "$password"
+wait "$side"
+duration="$duration_saved"
+side_line="$(grep '^RESULT' "$work/w2-during-w6")"
+echo "W2 probe during W6: $side_line"
+# W7: chains of refreshes, one connection per chain.
+for i in $(seq 1 8); do
+    login "user$((i + 10))@bench.example" | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
+done > "$work/refresh_tokens"
+run_wrk W7 8 8 refresh.lua /api/auth/refresh "$work/refresh_tokens"
+stop_server
+
+echo "== ceilings"
+# The SQL each workload issues (taken from PostgreSQL's statement log; see
+# bench/sql/), run by pgbench with prepared statements at the same
+# concurrency, as the database ceiling.
+pgb() {
+    local script="$1"
+    shift
+    pgbench -n -M prepared -c "$connections" -j "$cores" -T "$duration" -f "bench/sql/$script" "$@" "$db_url" 2>/dev/null |
+        awk '/^tps = / {print $3}'
+}
+ceil_w2="$(pgb auth.sql -D uid="$me_id" -D sid="$session_id")"
+ceil_w3="$(pgb user_by_id.sql -D uid="$me_id" -D sid="$session_id" -D users="$users")"
+ceil_w4="$(pgb list.sql -D uid="$me_id" -D sid="$session_id")"
+ceil_w5="$(pgb search.sql -D uid="$me_id" -D sid="$session_id" -D pattern="%${search_term}%")"
+ceil_w6="$(cargo run --release --quiet -p userhub-infrastructure --example bcrypt_ceiling -- 12 "$duration" |
+    sed -E 's/verifications_per_second=([0-9.]+).*/\1/')"
+echo "pgbench tps: W2 $ceil_w2, W3 $ceil_w3, W4 $ceil_w4, W5 $ceil_w5; bcrypt/s (cost 12, $cores threads): $ceil_w6"
+
+ratio() { python3 -c "print(f'{float($1) / float($2) * 100:.0f} %')"; }
+{
+    echo "### $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    echo "Server ready ${startup_ms} ms after start (up-to-date database). ${duration} s per workload, $connections connections (W6: ${login_seconds} s, $((cores * 4)) connections; W7: 8 sequential chains). Pool: ${BENCH_POOL_SIZE:-32} connections."
+    echo
+    echo "| Workload | req/s | p50 ms | p99 ms | errors | peak RSS MB | ceiling | ratio |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| W1 GET /health/live | ${rps[W1]} | ${p50[W1]} | ${p99[W1]} | ${errs[W1]} | ${rss[W1]} | — | — |"
+    echo "| W2 GET /api/auth/me | ${rps[W2]} | ${p50[W2]} | ${p99[W2]} | ${errs[W2]} | ${rss[W2]} | $ceil_w2 (pgbench) | $(ratio "${rps[W2]}" "$ceil_w2") |"
+    echo "| W3 GET /api/users/{id} | ${rps[W3]} | ${p50[W3]} | ${p99[W3]} | ${errs[W3]} | ${rss[W3]} | $ceil_w3 (pgbench) | $(ratio "${rps[W3]}" "$ceil_w3") |"
+    echo "| W4 GET /api/users?limit=10 | ${rps[W4]} | ${p50[W4]} | ${p99[W4]} | ${errs[W4]} | ${rss[W4]} | $ceil_w4 (pgbench) | $(ratio "${rps[W4]}" "$ceil_w4") |"
+    echo "| W5 GET /api/users?search=$search_term | ${rps[W5]} | ${p50[W5]} | ${p99[W5]} | ${errs[W5]} | ${rss[W5]} | $ceil_w5 (pgbench) | $(ratio "${rps[W5]}" "$ceil_w5") |"
+    echo "| W6 POST /api/auth/login | ${rps[W6]} | ${p50[W6]} | ${p99[W6]} | ${errs[W6]} | ${rss[W6]} | $ceil_w6 (bcrypt/s) | $(ratio "${rps[W6]}" "$ceil_w6") |"
+    echo "| W6 with the W2 probe | ${rps[W6+W2]} | ${p50[W6+W2]} | ${p99[W6+W2]} | ${errs[W6+W2]} | ${rss[W6+W2]} | $ceil_w6 (bcrypt/s) | $(ratio "${rps[W6+W2]}" "$ceil_w6") |"
+    echo "| W7 POST /api/auth/refresh | ${rps[W7]} | ${p50[W7]} | ${p99[W7]} | ${errs[W7]} | ${rss[W7]} | — | — |"
+    echo
+    echo "W2 probe (50 req/s on one connection) during W6: \`$side_line\`"
+} | tee "$results"

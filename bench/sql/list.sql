@@ -1,0 +1,5 @@
+-- W4 GET /api/users?limit=10 (a non-superuser): authentication, the page,
+-- and the total from the counters.
+SELECT "users"."id", "users"."email", "users"."username", "users"."full_name", "users"."password_hash", "users"."is_active", "users"."is_superuser", "users"."created_at", "users"."updated_at", "users"."last_login_at", "users"."failed_login_count", "users"."lockout_count", "users"."locked_until" FROM "users" INNER JOIN "sessions" ON "users"."id" = "sessions"."user_id" WHERE "sessions"."id" = :sid AND "users"."id" = :uid AND "users"."is_active" = true AND "sessions"."revoked_at" IS NULL AND "sessions"."expires_at" > now() LIMIT 1;
+SELECT "users"."id", "users"."email", "users"."username", "users"."full_name", "users"."password_hash", "users"."is_active", "users"."is_superuser", "users"."created_at", "users"."updated_at", "users"."last_login_at", "users"."failed_login_count", "users"."lockout_count", "users"."locked_until" FROM "users" WHERE "users"."is_active" = true ORDER BY "users"."created_at" ASC, "users"."id" ASC LIMIT 10 OFFSET 0;
+SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM "user_counts" WHERE "is_active" = true;
