@@ -69,6 +69,9 @@ pub struct UserQuery {
     pub is_active: Option<bool>,
     /// Only users with this `is_superuser`.
     pub is_superuser: Option<bool>,
+    /// Keyset pagination: start right after this user in `sort` order (then
+    /// apply `skip`). A deep page costs as little as the first this way.
+    pub after: Option<UserId>,
 }
 
 /// One page of users and the number of users matching the filters.

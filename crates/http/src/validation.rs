@@ -22,6 +22,7 @@ pub(crate) fn kind_of(msg: &str) -> &'static str {
         ("Input should be a valid integer", "int_parsing"),
         ("Input should be a valid boolean", "bool_parsing"),
         ("Input should be a valid string", "string_type"),
+        ("Input should be a valid UUID", "uuid_parsing"),
         (
             "Input should be a valid dictionary",
             "model_attributes_type",

@@ -26,6 +26,8 @@ pub struct ListUsers {
     pub is_active: Option<bool>,
     /// Filter on `is_superuser`.
     pub is_superuser: Option<bool>,
+    /// Continue after this user (the last of the previous page).
+    pub after: Option<UserId>,
 }
 
 /// A user created by a superuser.
@@ -230,6 +232,7 @@ impl UserService {
             sort: request.sort,
             is_active,
             is_superuser: request.is_superuser,
+            after: request.after,
         };
         let UserPage { items, total } = self.ports.users.list(&query).await?;
         let views = items
@@ -541,6 +544,7 @@ mod tests {
     #[tokio::test]
     async fn list_lets_superusers_filter_and_search_emails_and_see_them() {
         let root = superuser("root");
+        let cursor = UserId::generate();
         let bob = User {
             is_active: false,
             ..user("bob")
@@ -549,7 +553,12 @@ mod tests {
         mocks
             .users
             .expect_list()
-            .withf(|q| q.is_active == Some(false) && q.search_email && q.search.is_none())
+            .withf(move |q| {
+                q.is_active == Some(false)
+                    && q.search_email
+                    && q.search.is_none()
+                    && q.after == Some(cursor)
+            })
             .returning(move |_| {
                 Ok(UserPage {
                     items: vec![bob.clone()],
@@ -560,6 +569,7 @@ mod tests {
             limit: 10,
             is_active: Some(false),
             search: Some(String::new()),
+            after: Some(cursor),
             ..ListUsers::default()
         };
         let (items, _) = UserService::new(mocks.ports(), PasswordPolicy::default())

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use userhub_domain::model::{Email, FullName, Password, UserView, Username};
+use userhub_domain::model::{Email, FullName, Password, UserId, UserView, Username};
 use userhub_domain::ports::{UserSort, UserSortField};
 use userhub_domain::services::{CreateUser, ListUsers, UserChanges};
 use utoipa::{IntoParams, ToSchema};
@@ -118,6 +118,18 @@ pub(crate) struct ListQuery {
     #[serde(default, deserialize_with = "validation::query_bool")]
     #[garde(skip)]
     is_superuser: Option<bool>,
+    /// Keyset pagination: the `next_cursor` of the previous page. The page
+    /// then starts right after that user in the chosen order (and `skip`
+    /// counts from there), so deep pages cost as little as the first.
+    #[garde(inner(custom(cursor_rule)))]
+    #[param(value_type = Option<String>, format = Uuid)]
+    cursor: Option<String>,
+}
+
+fn cursor_rule(value: &str, _: &()) -> garde::Result {
+    uuid::Uuid::parse_str(value)
+        .map(drop)
+        .map_err(|_| garde::Error::new("Input should be a valid UUID"))
 }
 
 /// The orders a listing can take; `-` means descending.
@@ -169,6 +181,10 @@ pub(crate) struct UserPage {
     skip: u64,
     #[schema(minimum = 1, maximum = 100)]
     limit: u64,
+    /// Pass as `cursor` for the page after this one; `null` when this page
+    /// is not full (nothing follows).
+    #[schema(required = true, format = Uuid)]
+    next_cursor: Option<String>,
 }
 
 /// Lists users, a page at a time.
@@ -200,14 +216,25 @@ pub(crate) async fn list(
         sort: q.sort.as_deref().and_then(parse_sort).unwrap_or_default(),
         is_active: q.is_active,
         is_superuser: q.is_superuser,
+        after: q
+            .cursor
+            .as_deref()
+            .and_then(|c| uuid::Uuid::parse_str(c).ok())
+            .map(UserId::from_uuid),
     };
     let (views, total) = state.users.list(&caller.0.user, request).await?;
+    let full = u64::try_from(views.len()).unwrap_or(u64::MAX) == limit;
+    let next_cursor = views
+        .last()
+        .filter(|_| full)
+        .map(|last| last.user().id.to_string());
     let items = views.into_iter().map(UserResponse::from).collect();
     Ok(HttpResponse::Ok().json(UserPage {
         items,
         total,
         skip,
         limit,
+        next_cursor,
     }))
 }
 

@@ -130,6 +130,29 @@ impl UserRepository for SeaOrmUserRepository {
             UserSortField::Username => user::Column::Username,
             UserSortField::Email => user::Column::Email,
         };
+        // The total ignores the cursor, as it ignores skip and limit.
+        let matching = select.clone();
+        if let Some(after) = query.after {
+            // (key, id) beyond the cursor row's, in the listing's direction:
+            // one index range scan however deep the page.
+            let cursor = Alias::new("cursor_row");
+            let cursor_key = Query::select()
+                .column((cursor.clone(), column))
+                .column((cursor.clone(), user::Column::Id))
+                .from_as(user::Entity, cursor.clone())
+                .and_where(Expr::col((cursor, user::Column::Id)).eq(after.as_uuid()))
+                .to_owned();
+            let key = Expr::tuple([
+                Expr::col((user::Entity, column)),
+                Expr::col((user::Entity, user::Column::Id)),
+            ]);
+            let beyond = Expr::SubQuery(None, Box::new(cursor_key.into()));
+            select = select.filter(if query.sort.descending {
+                key.lt(beyond)
+            } else {
+                key.gt(beyond)
+            });
+        }
         let conn = self.db.connection();
         let searched = query.search.is_some();
         let page = select
@@ -141,7 +164,7 @@ impl UserRepository for SeaOrmUserRepository {
         let total = async {
             if searched {
                 // Matches are few and found through the search indexes.
-                select.count(conn).await
+                matching.count(conn).await
             } else {
                 self.count_from_counters(query).await
             }
