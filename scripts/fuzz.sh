@@ -47,12 +47,18 @@ start_server "$db_url"
 echo "== server at $SERVER_URL; $examples examples per operation"
 
 mkdir -p build
+# Every check but use_after_free: DELETE /api/users/{id} is a soft delete by
+# the contract. The user stays readable to superusers (is_active false) and
+# POST .../restore brings it back, so the 200 this superuser run gets after
+# a DELETE is the documented answer. (The HTTP suite tests the 404 that
+# ordinary users get.)
 (
     cd fuzz
     USERHUB_URL="$SERVER_URL" USERHUB_EMAIL="$ROOT_EMAIL" USERHUB_PASSWORD="$ROOT_PASSWORD" \
         SCHEMATHESIS_HOOKS=hooks \
         "../$venv/bin/st" --config-file schemathesis.toml run "$SERVER_URL/openapi.json" \
         --checks all \
+        --exclude-checks use_after_free \
         --max-examples "$examples" \
         --request-timeout 30 \
         --report junit --report-dir ../build/fuzz-report \
