@@ -14,12 +14,14 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+const CREATE_COUNTS: &str = "CREATE TABLE user_counts (
+    is_active boolean NOT NULL,
+    is_superuser boolean NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (is_active, is_superuser))";
+
 const POSTGRES_UP: &[&str] = &[
-    "CREATE TABLE user_counts (
-        is_active boolean NOT NULL,
-        is_superuser boolean NOT NULL,
-        n bigint NOT NULL,
-        PRIMARY KEY (is_active, is_superuser))",
+    CREATE_COUNTS,
     "INSERT INTO user_counts (is_active, is_superuser, n)
         SELECT a, s, (SELECT count(*) FROM users WHERE is_active = a AND is_superuser = s)
         FROM (VALUES (true), (false)) AS active(a), (VALUES (true), (false)) AS superuser(s)",
@@ -66,11 +68,7 @@ const POSTGRES_DOWN: &[&str] = &[
 ];
 
 const SQLITE_UP: &[&str] = &[
-    "CREATE TABLE user_counts (
-        is_active boolean NOT NULL,
-        is_superuser boolean NOT NULL,
-        n bigint NOT NULL,
-        PRIMARY KEY (is_active, is_superuser))",
+    CREATE_COUNTS,
     "INSERT INTO user_counts (is_active, is_superuser, n)
         SELECT a, s, (SELECT count(*) FROM users WHERE is_active = a AND is_superuser = s)
         FROM (SELECT 1 AS a UNION ALL SELECT 0), (SELECT 1 AS s UNION ALL SELECT 0)",

@@ -14,7 +14,8 @@ use userhub_domain::services::{
 };
 
 /// One entry of a 422 body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ValidationError)]
 pub struct FieldError {
     /// Machine-readable kind, as pydantic names it (`string_too_short`, `missing`, …).
     #[serde(rename = "type")]
@@ -65,7 +66,7 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed {
         /// The methods the resource serves, comma-separated.
-        allow: &'static str,
+        allow: String,
     },
     /// 409.
     #[error("{0}")]
@@ -108,13 +109,18 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+/// A FastAPI-shaped error: `{"detail": "…"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": "User not found"}))]
+pub(crate) struct HttpError<'a> {
+    /// What went wrong, for people.
     detail: &'a str,
 }
 
-#[derive(Serialize)]
-struct Details<'a> {
+/// A 422 body: one entry per failing field.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": [{"type": "string_too_short", "loc": ["body", "password"], "msg": "String should have at least 8 bytes"}]}))]
+pub(crate) struct HttpValidationError<'a> {
     detail: &'a [FieldError],
 }
 
@@ -150,29 +156,29 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             Self::MethodNotAllowed { allow } => {
-                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+                response.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }
         match self {
-            Self::Validation(errors) => response.json(Details { detail: errors }),
+            Self::Validation(errors) => response.json(HttpValidationError { detail: errors }),
             Self::BadRequest(msg)
             | Self::Unauthorized(msg)
             | Self::Forbidden(msg)
             | Self::NotFound(msg)
             | Self::Conflict(msg)
-            | Self::UnsupportedMediaType(msg) => response.json(Detail { detail: msg }),
-            Self::TooManyRequests { detail, .. } => response.json(Detail { detail }),
-            Self::MethodNotAllowed { .. } => response.json(Detail {
+            | Self::UnsupportedMediaType(msg) => response.json(HttpError { detail: msg }),
+            Self::TooManyRequests { detail, .. } => response.json(HttpError { detail }),
+            Self::MethodNotAllowed { .. } => response.json(HttpError {
                 detail: "Method Not Allowed",
             }),
-            Self::PayloadTooLarge => response.json(Detail {
+            Self::PayloadTooLarge => response.json(HttpError {
                 detail: "Request body too large",
             }),
-            Self::Unavailable => response.json(Detail {
+            Self::Unavailable => response.json(HttpError {
                 detail: "Service temporarily unavailable",
             }),
-            Self::Internal => response.json(Detail {
+            Self::Internal => response.json(HttpError {
                 detail: "Internal Server Error",
             }),
         }

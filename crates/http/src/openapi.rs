@@ -5,43 +5,16 @@ use std::sync::{Arc, LazyLock};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{
     Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
 };
 use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr};
-use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
 
+use crate::error::{ApiError, FieldError, HttpError, HttpValidationError};
 use crate::routes::{auth, health, sessions, users};
-
-/// A FastAPI-shaped error: `{"detail": "…"}`.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"detail": "User not found"}))]
-pub(crate) struct HttpError {
-    /// What went wrong, for people.
-    detail: String,
-}
-
-/// One failing field of a 422.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ValidationError {
-    /// Where: `["body", "password"]`, `["query", "limit"]`, `["path", "id"]`.
-    loc: Vec<String>,
-    /// What is wrong; never echoes a submitted secret.
-    msg: String,
-    /// The pydantic error kind, such as `string_too_short` or `missing`.
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-/// A 422 body: one entry per failing field.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"detail": [{"type": "string_too_short", "loc": ["body", "password"], "msg": "String should have at least 8 bytes"}]}))]
-pub(crate) struct HttpValidationError {
-    detail: Vec<ValidationError>,
-}
 
 /// 429: an account lockout or the per-IP limit.
 #[derive(ToResponse)]
@@ -51,7 +24,7 @@ pub(crate) struct HttpValidationError {
     example = json!({"detail": "Too many failed login attempts; try again later"})
 )]
 #[allow(dead_code)]
-pub(crate) struct TooManyRequests(HttpError);
+pub(crate) struct TooManyRequests(HttpError<'static>);
 
 /// UserHub's API, as served.
 #[derive(OpenApi)]
@@ -69,7 +42,7 @@ pub(crate) struct TooManyRequests(HttpError);
         users::restore, users::unlock,
         health::health, health::live, health::jwks, health::metrics,
     ),
-    components(schemas(HttpValidationError, ValidationError), responses(TooManyRequests)),
+    components(schemas(HttpValidationError, FieldError), responses(TooManyRequests)),
     modifiers(&Conventions),
     tags(
         (name = "auth", description = "Registration, login, tokens and the current user"),
@@ -242,28 +215,24 @@ pub(crate) async fn document() -> HttpResponse {
 }
 
 /// `GET /docs` and the files under it, all served from the binary.
-pub(crate) async fn docs(tail: Option<web::Path<String>>) -> HttpResponse {
+pub(crate) async fn docs(tail: Option<web::Path<String>>) -> Result<HttpResponse, ApiError> {
     let tail = tail.map(web::Path::into_inner).unwrap_or_default();
-    match utoipa_swagger_ui::serve(&tail, SWAGGER.clone()) {
-        Ok(Some(file)) => {
-            let body = if tail.is_empty() || tail == "index.html" {
-                // The page's links are relative; `/docs` and `/docs/` must both find them.
-                String::from_utf8_lossy(&file.bytes)
-                    .replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1)
-                    .into_bytes()
-            } else {
-                file.bytes.into_owned()
-            };
-            HttpResponse::Ok()
-                .content_type(file.content_type)
-                .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-                .body(body)
-        }
-        Ok(None) => HttpResponse::NotFound().json(serde_json::json!({"detail": "Not Found"})),
-        Err(err) => {
+    let file = utoipa_swagger_ui::serve(&tail, SWAGGER.clone())
+        .map_err(|err| {
             tracing::error!(error = %err, "serving Swagger UI failed");
-            HttpResponse::InternalServerError()
-                .json(serde_json::json!({"detail": "Internal Server Error"}))
-        }
-    }
+            ApiError::Internal
+        })?
+        .ok_or(ApiError::NotFound("Not Found"))?;
+    let body = if tail.is_empty() || tail == "index.html" {
+        // The page's links are relative; `/docs` and `/docs/` must both find them.
+        String::from_utf8_lossy(&file.bytes)
+            .replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1)
+            .into_bytes()
+    } else {
+        file.bytes.into_owned()
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .body(body))
 }

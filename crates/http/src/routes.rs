@@ -5,7 +5,8 @@ pub(crate) mod health;
 pub(crate) mod sessions;
 pub(crate) mod users;
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::Method;
+use actix_web::{HttpResponse, Resource, Route, web};
 
 use crate::error::ApiError;
 
@@ -18,15 +19,25 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
 }
 
-/// A resource whose other methods get a JSON 405 naming the `allow`ed ones.
-fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move || method_not_allowed(allow)))
+/// A resource serving each route under its method; any other method gets a
+/// JSON 405 whose `Allow` lists those methods.
+fn resource<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
+    let allow = routes
+        .iter()
+        .map(|(method, _)| method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fallback = web::to(move || method_not_allowed(allow.clone()));
+    routes.into_iter().fold(
+        web::resource(path).default_service(fallback),
+        |resource, (method, route)| resource.route(route.method(method)),
+    )
 }
 
 pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("Not Found"))
 }
 
-async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+async fn method_not_allowed(allow: String) -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed { allow })
 }

@@ -87,29 +87,18 @@ impl HealthProbe for Database {
     }
 
     fn pool_status(&self) -> PoolStatus {
-        let (size, idle, max) = match self.backend() {
-            DbBackend::Postgres => {
-                let pool = self.conn.get_postgres_connection_pool();
-                (
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
-            }
-            _ => {
-                let pool = self.conn.get_sqlite_connection_pool();
-                (
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
-            }
-        };
-        PoolStatus {
-            size,
-            idle: u32::try_from(idle).unwrap_or(u32::MAX),
-            max,
+        match self.backend() {
+            DbBackend::Postgres => pool_status(self.conn.get_postgres_connection_pool()),
+            _ => pool_status(self.conn.get_sqlite_connection_pool()),
         }
+    }
+}
+
+fn pool_status<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolStatus {
+    PoolStatus {
+        size: pool.size(),
+        idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        max: pool.options().get_max_connections(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `/api/auth`: registration, login, refresh and the current user.
 
+use actix_web::http::Method;
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,28 +14,24 @@ use utoipa::ToSchema;
 use super::users::{UserResponse, created};
 use crate::app::ApiState;
 use crate::error::ApiError;
+use crate::error::HttpError;
 use crate::extract::{CurrentUser, JsonOrForm, ValidJson, client_info};
-use crate::openapi::{HttpError, TooManyRequests};
+use crate::openapi::TooManyRequests;
 use crate::{metrics, middleware, validation};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     let limited = || from_fn(middleware::auth_rate_limit);
     cfg.service(
-        super::resource("/api/auth/register", "POST")
-            .wrap(limited())
-            .route(web::post().to(register)),
+        super::resource("/api/auth/register", [(Method::POST, web::to(register))]).wrap(limited()),
     )
+    .service(super::resource("/api/auth/login", [(Method::POST, web::to(login))]).wrap(limited()))
     .service(
-        super::resource("/api/auth/login", "POST")
-            .wrap(limited())
-            .route(web::post().to(login)),
+        super::resource("/api/auth/refresh", [(Method::POST, web::to(refresh))]).wrap(limited()),
     )
-    .service(
-        super::resource("/api/auth/refresh", "POST")
-            .wrap(limited())
-            .route(web::post().to(refresh)),
-    )
-    .service(super::resource("/api/auth/me", "GET").route(web::get().to(me)));
+    .service(super::resource(
+        "/api/auth/me",
+        [(Method::GET, web::to(me))],
+    ));
 }
 
 /// Longest login name or password looked at; both are checked later anyway.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -12,13 +13,31 @@ use crate::app::ApiState;
 use crate::openapi;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/health", "GET").route(web::get().to(health)))
-        .service(super::resource("/health/live", "GET").route(web::get().to(live)))
-        .service(super::resource("/.well-known/jwks.json", "GET").route(web::get().to(jwks)))
-        .service(super::resource("/metrics", "GET").route(web::get().to(metrics)))
-        .service(super::resource("/openapi.json", "GET").route(web::get().to(openapi::document)))
-        .service(super::resource("/docs", "GET").route(web::get().to(openapi::docs)))
-        .service(super::resource("/docs/{tail:.*}", "GET").route(web::get().to(openapi::docs)));
+    cfg.service(super::resource("/health", [(Method::GET, web::to(health))]))
+        .service(super::resource(
+            "/health/live",
+            [(Method::GET, web::to(live))],
+        ))
+        .service(super::resource(
+            "/.well-known/jwks.json",
+            [(Method::GET, web::to(jwks))],
+        ))
+        .service(super::resource(
+            "/metrics",
+            [(Method::GET, web::to(metrics))],
+        ))
+        .service(super::resource(
+            "/openapi.json",
+            [(Method::GET, web::to(openapi::document))],
+        ))
+        .service(super::resource(
+            "/docs",
+            [(Method::GET, web::to(openapi::docs))],
+        ))
+        .service(super::resource(
+            "/docs/{tail:.*}",
+            [(Method::GET, web::to(openapi::docs))],
+        ));
 }
 
 /// The service's and its database's state.

@@ -1,6 +1,7 @@
 //! The caller's own sessions: logout, logout everywhere, listing, ending
 //! one, and changing the password.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use garde::Validate;
 use secrecy::SecretString;
@@ -11,20 +12,32 @@ use utoipa::ToSchema;
 use super::auth::invalid;
 use super::users::rfc3339;
 use crate::app::ApiState;
+use crate::error::HttpError;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{CurrentUser, ValidJson};
-use crate::openapi::HttpError;
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/api/auth/logout", "POST").route(web::post().to(logout)))
-        .service(super::resource("/api/auth/logout-all", "POST").route(web::post().to(logout_all)))
-        .service(super::resource("/api/auth/sessions", "GET").route(web::get().to(list)))
-        .service(super::resource("/api/auth/sessions/{id}", "DELETE").route(web::delete().to(end)))
-        .service(
-            super::resource("/api/auth/change-password", "POST")
-                .route(web::post().to(change_password)),
-        );
+    cfg.service(super::resource(
+        "/api/auth/logout",
+        [(Method::POST, web::to(logout))],
+    ))
+    .service(super::resource(
+        "/api/auth/logout-all",
+        [(Method::POST, web::to(logout_all))],
+    ))
+    .service(super::resource(
+        "/api/auth/sessions",
+        [(Method::GET, web::to(list))],
+    ))
+    .service(super::resource(
+        "/api/auth/sessions/{id}",
+        [(Method::DELETE, web::to(end))],
+    ))
+    .service(super::resource(
+        "/api/auth/change-password",
+        [(Method::POST, web::to(change_password))],
+    ));
 }
 
 /// Ends the caller's session.

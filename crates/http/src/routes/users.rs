@@ -1,5 +1,6 @@
 //! `/api/users`: listing, reading, creating, updating, deleting and restoring users.
 
+use actix_web::http::Method;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use garde::Validate;
@@ -15,25 +16,35 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{NewUserFields, invalid};
 use crate::app::ApiState;
 use crate::error::ApiError;
+use crate::error::HttpError;
 use crate::extract::{CurrentUser, ValidJson, ValidQuery, user_id};
-use crate::openapi::HttpError;
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        super::resource("/api/users", "GET, POST")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        super::resource("/api/users/{id}", "GET, PUT, PATCH, DELETE")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(super::resource("/api/users/{id}/restore", "POST").route(web::post().to(restore)))
-    .service(super::resource("/api/users/{id}/unlock", "POST").route(web::post().to(unlock)));
+    cfg.service(super::resource(
+        "/api/users",
+        [
+            (Method::GET, web::to(list)),
+            (Method::POST, web::to(create)),
+        ],
+    ))
+    .service(super::resource(
+        "/api/users/{id}",
+        [
+            (Method::GET, web::to(get)),
+            (Method::PUT, web::to(update)),
+            (Method::PATCH, web::to(update)),
+            (Method::DELETE, web::to(delete)),
+        ],
+    ))
+    .service(super::resource(
+        "/api/users/{id}/restore",
+        [(Method::POST, web::to(restore))],
+    ))
+    .service(super::resource(
+        "/api/users/{id}/unlock",
+        [(Method::POST, web::to(unlock))],
+    ));
 }
 
 /// A user; `email` and `last_login_at` are absent when the caller may not
