@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_users_and_sessions;
 mod m20261125_000002_add_login_lockout;
 mod m20261125_000003_user_counts_and_search_indexes;
+mod m20261127_000004_versions_and_login_throttle;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_users_and_sessions::Migration),
             Box::new(m20261125_000002_add_login_lockout::Migration),
             Box::new(m20261125_000003_user_counts_and_search_indexes::Migration),
+            Box::new(m20261127_000004_versions_and_login_throttle::Migration),
         ]
     }
 }

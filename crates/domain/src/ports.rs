@@ -3,26 +3,64 @@
 
 use async_trait::async_trait;
 use secrecy::SecretString;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::PortError;
 use crate::model::{
-    LoginLockout, NewSession, Password, PasswordHash, RefreshTokenHash, Session, SessionId, User,
-    UserId,
+    Email, FullName, NewSession, Password, PasswordHash, RefreshTokenHash, Session, SessionId,
+    User, UserId, Username,
 };
 
-/// The outcome of writing a user that a caller can act on.
+/// Why a new user was not stored.
 #[derive(Debug, thiserror::Error)]
-pub enum SaveUserError {
+pub enum InsertUserError {
     /// Another user has this e-mail address.
     #[error("email already registered")]
     EmailTaken,
     /// Another user has this username.
     #[error("username already taken")]
     UsernameTaken,
-    /// No user has this id (update only).
+    /// The store failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// The columns one change writes; `None` leaves a column as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)] // each field is the column of the same name
+pub struct UserPatch {
+    pub email: Option<Email>,
+    pub username: Option<Username>,
+    /// `Some(None)` clears the name.
+    pub full_name: Option<Option<FullName>>,
+    pub password_hash: Option<PasswordHash>,
+    pub is_active: Option<bool>,
+    pub is_superuser: Option<bool>,
+}
+
+impl UserPatch {
+    /// Whether the patch writes nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Why a conditional update of a user wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchUserError {
+    /// No user has this id.
     #[error("user not found")]
     NotFound,
+    /// The user's version is no longer the one the change was computed from.
+    #[error("the user changed since it was read")]
+    Stale,
+    /// Another user has this e-mail address.
+    #[error("email already registered")]
+    EmailTaken,
+    /// Another user has this username.
+    #[error("username already taken")]
+    UsernameTaken,
     /// The change would leave no active superuser.
     #[error("the last active superuser must stay")]
     LastSuperuser,
@@ -69,9 +107,42 @@ pub struct UserQuery {
     pub is_active: Option<bool>,
     /// Only users with this `is_superuser`.
     pub is_superuser: Option<bool>,
-    /// Keyset pagination: start right after this user in `sort` order (then
-    /// apply `skip`). A deep page costs as little as the first this way.
-    pub after: Option<UserId>,
+    /// Keyset pagination: start right after this position in `sort` order
+    /// (then apply `skip`). A deep page costs as little as the first this way.
+    pub after: Option<UserCursor>,
+}
+
+/// The value a listing is ordered by, of one row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SortValue {
+    /// `created_at`.
+    Time(OffsetDateTime),
+    /// `username` or `email`.
+    Text(String),
+}
+
+/// A position in a listing: the sort value and id of a row the caller was
+/// shown. It holds values, not a reference to a row, so a listing is never
+/// positioned relative to a row the caller cannot see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserCursor {
+    /// The row's value of the sort column.
+    pub value: SortValue,
+    /// The row's id, which breaks ties.
+    pub id: UserId,
+}
+
+impl UserCursor {
+    /// The position of `user` in a listing ordered by `field`.
+    #[must_use]
+    pub fn of(user: &User, field: UserSortField) -> Self {
+        let value = match field {
+            UserSortField::CreatedAt => SortValue::Time(user.created_at),
+            UserSortField::Username => SortValue::Text(user.username.as_str().to_owned()),
+            UserSortField::Email => SortValue::Text(user.email.as_str().to_owned()),
+        };
+        Self { value, id: user.id }
+    }
 }
 
 /// One page of users and the number of users matching the filters.
@@ -83,84 +154,131 @@ pub struct UserPage {
     pub total: u64,
 }
 
-/// Persistence of users.
+/// Persistence of users. Every write names the columns it changes and the
+/// state it depends on, so that no write can undo a concurrent one it did
+/// not see.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync + 'static {
     /// Stores a new user.
     ///
     /// # Errors
-    /// MUST return [`SaveUserError::EmailTaken`] or [`SaveUserError::UsernameTaken`]
+    /// MUST return [`InsertUserError::EmailTaken`] or [`InsertUserError::UsernameTaken`]
     /// when the store's unique constraint refuses the row, whatever the race.
-    async fn insert(&self, user: &User) -> Result<(), SaveUserError>;
+    async fn insert(&self, user: &User) -> Result<(), InsertUserError>;
 
-    /// Overwrites every field of an existing user.
+    /// Writes the columns of `patch` (and `updated_at`) if the user's
+    /// version is still `version`, bumps the version and returns the user as
+    /// stored afterwards. With `keep_a_superuser`, also refuses (changing
+    /// nothing) when no other active superuser would remain, checked
+    /// atomically with the write.
     ///
     /// # Errors
-    /// As [`UserRepository::insert`], plus [`SaveUserError::NotFound`].
-    async fn update(&self, user: &User) -> Result<(), SaveUserError>;
+    /// [`PatchUserError::Stale`] when the version moved on (re-read and
+    /// re-apply the rules), and the outcomes the constraints decide.
+    async fn update(
+        &self,
+        id: UserId,
+        version: u64,
+        patch: &UserPatch,
+        keep_a_superuser: bool,
+        at: OffsetDateTime,
+    ) -> Result<User, PatchUserError>;
+
+    /// Replaces the password hash if it is still `old` and the user is
+    /// active; returns whether it did. A password reset or deactivation that
+    /// landed in between wins.
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+        at: OffsetDateTime,
+    ) -> Result<bool, PortError>;
 
     /// The user with this id, active or not.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError>;
 
     /// The user whose e-mail or username equals `login` (already lower-cased).
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn find_by_login(&self, login: &str) -> Result<Option<User>, PortError>;
 
     /// A page of users matching `query`, and how many match in all.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError>;
 
-    /// Like [`UserRepository::update`], for a change that takes away an
-    /// active superuser (deactivation or demotion).
-    ///
-    /// # Errors
-    /// MUST return [`SaveUserError::LastSuperuser`], changing nothing, when
-    /// no other active superuser would remain, checked atomically with the
-    /// write so that concurrent demotions cannot remove the last two.
-    async fn update_unless_last_superuser(&self, user: &User) -> Result<(), SaveUserError>;
-
-    /// Sets `last_login_at` and clears the failed-login state.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
+    /// Sets `last_login_at`.
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError>;
+}
 
-    /// Counts one more failed login, atomically, and returns the new state.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
-    async fn record_failed_login(&self, id: UserId) -> Result<LoginLockout, PortError>;
+/// Failed-login state of one login name, as the throttle holds it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Failures from this (name, address) pair since its last lock or success.
+    pub pair_failures: u32,
+    /// Locks of this pair since its last success (each lasts twice the last).
+    pub pair_lockouts: u32,
+    /// The pair is refused until then.
+    pub pair_locked_until: Option<OffsetDateTime>,
+    /// Failures of the name from every address within the current window.
+    pub name_failures: u32,
+    /// When the name's current window began.
+    pub name_window_start: Option<OffsetDateTime>,
+}
 
-    /// Locks logins until `until`, counts the lock and restarts the failure count.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
-    async fn lock(&self, id: UserId, until: OffsetDateTime) -> Result<(), PortError>;
+/// Failed logins, counted per login name as typed (whether or not an
+/// account has it) and per (name, client address), shared by every server
+/// instance.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait LoginThrottle: Send + Sync + 'static {
+    /// The state of `name` and of the pair (`name`, `address`).
+    async fn state(&self, name: &str, address: &str) -> Result<ThrottleState, PortError>;
 
-    /// Clears the failed-login state and any lock.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
-    async fn clear_lockout(&self, id: UserId) -> Result<(), PortError>;
+    /// Counts one failure, atomically: the pair's count only if the pair is
+    /// not locked at `now` (failures in flight when a lock lands neither
+    /// re-lock nor escalate it), the name's count in a window of `window`
+    /// that restarts once it has passed. Returns the new state.
+    async fn record_failure(
+        &self,
+        name: &str,
+        address: &str,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<ThrottleState, PortError>;
+
+    /// Locks the pair until `until`, counts the lock and restarts its
+    /// failure count, unless it is already locked at `now`; returns whether
+    /// this call locked it.
+    async fn lock_pair(
+        &self,
+        name: &str,
+        address: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, PortError>;
+
+    /// Forgets the pair's failures and locks (after a successful login).
+    async fn clear_pair(&self, name: &str, address: &str) -> Result<(), PortError>;
+
+    /// Forgets every failure and lock of these names (an administrator's unlock).
+    async fn clear_names(&self, names: &[String]) -> Result<(), PortError>;
+
+    /// Deletes state last touched before `before`; returns how many rows.
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
 }
 
 /// Persistence of sessions and their refresh tokens.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
-    /// Stores a new session.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
-    async fn create(&self, session: &NewSession) -> Result<(), PortError>;
+    /// Stores a new session if its user is still active and still has
+    /// `password_hash`, checked atomically with the insert; returns whether
+    /// it did. A login whose password was checked just before a
+    /// deactivation or password reset landed gets no session.
+    async fn create(
+        &self,
+        session: &NewSession,
+        password_hash: &PasswordHash,
+    ) -> Result<bool, PortError>;
 
     /// The session whose *current* refresh token has this hash, live or not.
     ///

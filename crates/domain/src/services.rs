@@ -3,24 +3,27 @@
 //! while tests still swap any port for a mock.
 
 mod auth;
+mod throttle;
 mod users;
 
 use std::sync::Arc;
 
 pub use auth::{
     AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
-    EndSessionError, IssuedTokens, LockoutPolicy, LoginError, LoginRequest, RefreshError,
-    RegisterError, RegisterUser,
+    EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterError,
+    RegisterUser,
 };
+pub use throttle::LockoutPolicy;
 pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,
-    RestoreUserError, UnlockUserError, UpdateUserError, UserChanges, UserService,
+    RestoreUserError, UnlockUserError, UpdateUserError, UserChanges, UserListing, UserService,
 };
 
 use crate::PortError;
-use crate::model::{LoginLockout, PasswordError, PasswordPolicy, User, UserId};
+use crate::model::{PasswordError, PasswordPolicy, User, UserId};
 use crate::ports::{
-    Clock, PasswordHasher, SaveUserError, SessionRepository, TokenIssuer, UserRepository,
+    Clock, InsertUserError, LoginThrottle, PasswordHasher, SessionRepository, TokenIssuer,
+    UserRepository,
 };
 
 /// Every port a use case may need, shared by all services.
@@ -30,6 +33,8 @@ pub struct Ports {
     pub users: Arc<dyn UserRepository>,
     /// Session storage.
     pub sessions: Arc<dyn SessionRepository>,
+    /// Failed-login counts and locks.
+    pub throttle: Arc<dyn LoginThrottle>,
     /// Password hashing.
     pub hasher: Arc<dyn PasswordHasher>,
     /// Token signing.
@@ -75,15 +80,12 @@ async fn insert_user(
         created_at: now,
         updated_at: now,
         last_login_at: None,
-        lockout: LoginLockout::default(),
+        version: 1,
     };
     ports.users.insert(&user).await.map_err(|err| match err {
-        SaveUserError::EmailTaken => NewUserError::EmailTaken,
-        SaveUserError::UsernameTaken => NewUserError::UsernameTaken,
-        SaveUserError::NotFound | SaveUserError::LastSuperuser => {
-            NewUserError::Port(PortError::unexpected("insert reported an update outcome"))
-        }
-        SaveUserError::Port(err) => NewUserError::Port(err),
+        InsertUserError::EmailTaken => NewUserError::EmailTaken,
+        InsertUserError::UsernameTaken => NewUserError::UsernameTaken,
+        InsertUserError::Port(err) => NewUserError::Port(err),
     })?;
     Ok(user)
 }

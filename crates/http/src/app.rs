@@ -4,14 +4,16 @@ use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, web};
 use userhub_domain::ports::HealthProbe;
 use userhub_domain::services::{AuthService, UserService};
 
-use crate::rate_limit::AuthRateLimit;
+use crate::cursor::CursorKey;
+use crate::error::ApiError;
+use crate::rate_limit::{AuthRateLimit, HashBudget};
 use crate::{middleware, routes};
 
 /// What every handler shares.
@@ -26,12 +28,32 @@ pub struct ApiState {
     pub version: &'static str,
     /// Per-IP limit on register, login and refresh; `None` turns it off.
     pub auth_rate_limit: Option<AuthRateLimit>,
+    /// Per-caller budget on requests that hash a password; `None` turns it off.
+    pub hash_budget: Option<HashBudget>,
     /// Take the client's address from `X-Forwarded-For` (set only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Seals the listings' `next_cursor`.
+    pub cursor_key: CursorKey,
     /// The JWK Set served at `/.well-known/jwks.json`, as JSON.
     pub jwks: String,
     /// What `/metrics` renders.
     pub metrics: crate::Metrics,
+}
+
+impl ApiState {
+    /// Spends one unit of `caller`'s hashing budget, or refuses with 429.
+    pub(crate) fn spend_hash_budget(&self, caller: String) -> Result<(), ApiError> {
+        let Some(budget) = &self.hash_budget else {
+            return Ok(());
+        };
+        budget.check(caller).map_err(|wait| {
+            tracing::warn!("password hashing budget exceeded");
+            ApiError::TooManyRequests {
+                detail: "Too many requests; slow down",
+                retry_after: wait.as_secs() + 1,
+            }
+        })
+    }
 }
 
 /// HTTP-level settings.
@@ -63,8 +85,16 @@ pub fn build_app(
         .default_service(web::to(routes::not_found))
         .wrap(cors(&settings.cors_origins))
         .wrap(from_fn(middleware::request_context))
-        // Outermost: it rewrites the path, which needs the only reference to the request.
+        // Outermost: these rewrite the request, which needs its only reference.
         .wrap(NormalizePath::new(TrailingSlash::Trim))
+        .wrap_fn(|mut req, srv| {
+            // HEAD is served as GET; the HTTP layer remembers the request
+            // was HEAD and sends the status and headers without the body.
+            if req.method() == Method::HEAD {
+                req.head_mut().method = Method::GET;
+            }
+            srv.call(req)
+        })
 }
 
 fn cors(origins: &[String]) -> Cors {

@@ -71,6 +71,12 @@ pub enum ApiError {
     /// 409.
     #[error("{0}")]
     Conflict(&'static str),
+    /// 412: `If-Match` names a version that is no longer current.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// 431: the request's header block is larger than allowed.
+    #[error("request header fields too large")]
+    HeadersTooLarge,
     /// 413.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -134,6 +140,8 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -174,6 +182,12 @@ impl ResponseError for ApiError {
             }),
             Self::PayloadTooLarge => response.json(HttpError {
                 detail: "Request body too large",
+            }),
+            Self::PreconditionFailed => response.json(HttpError {
+                detail: "The user changed since it was read",
+            }),
+            Self::HeadersTooLarge => response.json(HttpError {
+                detail: "Request header fields too large",
             }),
             Self::Unavailable => response.json(HttpError {
                 detail: "Service temporarily unavailable",
@@ -216,6 +230,14 @@ const EMAIL_TAKEN: &str = "Email already registered";
 const USERNAME_TAKEN: &str = "Username already taken";
 const FORBIDDEN: &str = "Not enough permissions";
 const USER_NOT_FOUND: &str = "User not found";
+const CHANGED_MEANWHILE: &str = "The user changed while the request ran; try again";
+const TOO_MANY_PASSWORD_FAILURES: &str = "Too many failed login attempts; try again later";
+
+/// Seconds to announce in `Retry-After`, rounded up so that a client that
+/// waits this long gets through.
+fn retry_after_seconds(wait: time::Duration) -> u64 {
+    u64::try_from(wait.whole_seconds() + 1).unwrap_or(1)
+}
 
 impl From<RegisterError> for ApiError {
     fn from(err: RegisterError) -> Self {
@@ -233,9 +255,8 @@ impl From<LoginError> for ApiError {
         match err {
             LoginError::InvalidCredentials => Self::Unauthorized("Incorrect email or password"),
             LoginError::Locked { retry_after } => Self::TooManyRequests {
-                detail: "Too many failed login attempts; try again later",
-                // Rounded up, so a client that waits this long gets in.
-                retry_after: u64::try_from(retry_after.whole_seconds() + 1).unwrap_or(1),
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
             },
             LoginError::Port(e) => e.into(),
         }
@@ -263,7 +284,10 @@ impl From<AuthenticateError> for ApiError {
 impl From<ListUsersError> for ApiError {
     fn from(err: ListUsersError) -> Self {
         match err {
-            ListUsersError::Forbidden => Self::Forbidden("Only superusers can filter on is_active"),
+            ListUsersError::FilterForbidden => {
+                Self::Forbidden("Only superusers can filter on is_active")
+            }
+            ListUsersError::SortForbidden => Self::Forbidden("Only superusers can sort by email"),
             ListUsersError::Port(e) => e.into(),
         }
     }
@@ -301,6 +325,12 @@ impl From<UpdateUserError> for ApiError {
             UpdateUserError::LastSuperuser => {
                 Self::Conflict("The last active superuser cannot be deactivated or demoted")
             }
+            UpdateUserError::PreconditionFailed => Self::PreconditionFailed,
+            UpdateUserError::Conflict => Self::Conflict(CHANGED_MEANWHILE),
+            UpdateUserError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
             UpdateUserError::Port(e) => e.into(),
         }
     }
@@ -314,6 +344,8 @@ impl From<DeleteUserError> for ApiError {
             DeleteUserError::LastSuperuser => {
                 Self::Conflict("The last active superuser cannot be deleted")
             }
+            DeleteUserError::PreconditionFailed => Self::PreconditionFailed,
+            DeleteUserError::Conflict => Self::Conflict(CHANGED_MEANWHILE),
             DeleteUserError::Port(e) => e.into(),
         }
     }
@@ -324,6 +356,7 @@ impl From<RestoreUserError> for ApiError {
         match err {
             RestoreUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
             RestoreUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            RestoreUserError::Conflict => Self::Conflict(CHANGED_MEANWHILE),
             RestoreUserError::Port(e) => e.into(),
         }
     }
@@ -343,6 +376,10 @@ impl From<ChangePasswordError> for ApiError {
         match err {
             ChangePasswordError::WrongPassword => Self::BadRequest("Incorrect password"),
             ChangePasswordError::WeakPassword(e) => Self::weak_password("new_password", e),
+            ChangePasswordError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
             ChangePasswordError::Port(e) => e.into(),
         }
     }

@@ -44,48 +44,148 @@ async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<web::Byte
     })
 }
 
-/// Deserialises JSON, naming the failing field.
-pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            json_invalid()
-        } else {
-            ApiError::Validation(vec![validation::from_serde(
-                "body",
-                &path,
-                &inner.to_string(),
-            )])
+/// At most this many fields are reported in one 422.
+const MAX_FIELD_ERRORS: usize = 32;
+
+/// The top-level field an error is about, if any.
+fn field_of(error: &FieldError) -> Option<&str> {
+    error.loc.get(1).map(String::as_str)
+}
+
+/// Deserialises a body or query string and checks its garde rules,
+/// reporting every failing field at once, as pydantic does: a field of the
+/// wrong type is set aside and a missing one stood in for (every required
+/// field of this API is a string), then deserialisation is tried again, so
+/// that the fields after the first failure are checked too.
+fn parse_all<T, S>(source: &str, mut input: S) -> Result<T, ApiError>
+where
+    T: Validate<Context = ()>,
+    S: FieldSource<T>,
+{
+    let mut errors: Vec<FieldError> = Vec::new();
+    let parsed = loop {
+        match input.deserialize() {
+            Ok(value) => break Some(value),
+            Err((path, message)) => {
+                let error = validation::from_serde(source, &path, &message);
+                let field = field_of(&error).map(str::to_owned);
+                let repaired = match (&field, error.kind) {
+                    (Some(field), "missing") => input.stand_in(field),
+                    (Some(field), _) => input.remove(field),
+                    (None, _) => false,
+                };
+                let seen = field
+                    .as_deref()
+                    .is_some_and(|f| errors.iter().any(|e| field_of(e) == Some(f)));
+                if !seen {
+                    errors.push(error);
+                }
+                if !repaired || errors.len() >= MAX_FIELD_ERRORS {
+                    break None;
+                }
+            }
         }
-    })?;
-    de.end().map_err(|_| json_invalid())?;
-    Ok(value)
+    };
+    if let Some(value) = parsed {
+        if let Err(report) = value.validate() {
+            let failed: Vec<FieldError> = validation::from_report(source, &report)
+                .into_iter()
+                .filter(|e| {
+                    !errors
+                        .iter()
+                        .any(|seen| field_of(seen).is_some() && field_of(seen) == field_of(e))
+                })
+                .collect();
+            errors.extend(failed);
+        }
+        if errors.is_empty() {
+            return Ok(value);
+        }
+    }
+    Err(ApiError::Validation(errors))
+}
+
+/// Input that can be deserialised again after a field is set aside.
+trait FieldSource<T> {
+    /// `Err((path, serde's message))` on failure.
+    fn deserialize(&self) -> Result<T, (String, String)>;
+    /// Removes `field`; returns whether it was there.
+    fn remove(&mut self, field: &str) -> bool;
+    /// Adds an empty string as `field`; returns whether it could.
+    fn stand_in(&mut self, field: &str) -> bool;
+}
+
+struct JsonSource(serde_json::Value);
+
+impl<T: DeserializeOwned> FieldSource<T> for JsonSource {
+    fn deserialize(&self) -> Result<T, (String, String)> {
+        serde_path_to_error::deserialize(&self.0)
+            .map_err(|err| (err.path().to_string(), err.into_inner().to_string()))
+    }
+
+    fn remove(&mut self, field: &str) -> bool {
+        self.0
+            .as_object_mut()
+            .is_some_and(|object| object.remove(field).is_some())
+    }
+
+    fn stand_in(&mut self, field: &str) -> bool {
+        self.0.as_object_mut().is_some_and(|object| {
+            object
+                .insert(field.to_owned(), serde_json::Value::String(String::new()))
+                .is_none()
+        })
+    }
+}
+
+struct UrlencodedSource(Vec<(String, String)>);
+
+impl<T: DeserializeOwned> FieldSource<T> for UrlencodedSource {
+    fn deserialize(&self) -> Result<T, (String, String)> {
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&self.0)
+            .finish();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map_err(|err| (err.path().to_string(), err.into_inner().to_string()))
+    }
+
+    fn remove(&mut self, field: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|(k, _)| k != field);
+        self.0.len() != before
+    }
+
+    fn stand_in(&mut self, field: &str) -> bool {
+        if self.0.iter().any(|(k, _)| k == field) {
+            return false;
+        }
+        self.0.push((field.to_owned(), String::new()));
+        true
+    }
+}
+
+/// Deserialises and validates a JSON body, naming every failing field.
+pub(crate) fn parse_json<T>(body: &[u8]) -> Result<T, ApiError>
+where
+    T: DeserializeOwned + Validate<Context = ()>,
+{
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| json_invalid())?;
+    parse_all("body", JsonSource(value))
 }
 
 fn json_invalid() -> ApiError {
     ApiError::field("json_invalid", "body", "", "JSON decode error")
 }
 
-/// Deserialises `application/x-www-form-urlencoded` or a query string.
-fn parse_urlencoded<T: DeserializeOwned>(source: &str, raw: &[u8]) -> Result<T, ApiError> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = err.path().to_string();
-        ApiError::Validation(vec![validation::from_serde(
-            source,
-            &path,
-            &err.into_inner().to_string(),
-        )])
-    })
-}
-
-fn validate<T: Validate<Context = ()>>(source: &str, value: T) -> Result<T, ApiError> {
-    value
-        .validate()
-        .map_err(|report| ApiError::Validation(validation::from_report(source, &report)))?;
-    Ok(value)
+/// Deserialises and validates `application/x-www-form-urlencoded` or a
+/// query string, naming every failing field.
+fn parse_urlencoded<T>(source: &str, raw: &[u8]) -> Result<T, ApiError>
+where
+    T: DeserializeOwned + Validate<Context = ()>,
+{
+    let pairs = form_urlencoded::parse(raw).into_owned().collect();
+    parse_all(source, UrlencodedSource(pairs))
 }
 
 /// A JSON body that deserialised and passed its garde rules.
@@ -108,7 +208,7 @@ where
                 ));
             }
             let body = read_body(&req, &mut payload).await?;
-            Ok(Self(validate("body", parse_json(&body)?)?))
+            Ok(Self(parse_json(&body)?))
         })
     }
 }
@@ -124,9 +224,7 @@ where
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = parse_urlencoded("query", req.query_string().as_bytes())
-            .and_then(|value| validate("query", value))
-            .map(Self);
+        let result = parse_urlencoded("query", req.query_string().as_bytes()).map(Self);
         std::future::ready(result)
     }
 }
@@ -160,12 +258,9 @@ where
             }
             let body = read_body(&req, &mut payload).await?;
             if form {
-                Ok(Self::Form(validate(
-                    "body",
-                    parse_urlencoded("body", &body)?,
-                )?))
+                Ok(Self::Form(parse_urlencoded("body", &body)?))
             } else {
-                Ok(Self::Json(validate("body", parse_json(&body)?)?))
+                Ok(Self::Json(parse_json(&body)?))
             }
         })
     }

@@ -2,6 +2,7 @@
 //! top of the domain's use cases.
 
 mod app;
+mod cursor;
 mod error;
 mod extract;
 mod metrics;
@@ -12,10 +13,11 @@ mod routes;
 mod validation;
 
 pub use app::{ApiSettings, ApiState, build_app};
+pub use cursor::CursorKey;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
-pub use rate_limit::AuthRateLimit;
+pub use rate_limit::{AuthRateLimit, HashBudget};
 
 #[cfg(test)]
 mod tests;

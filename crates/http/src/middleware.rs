@@ -65,7 +65,12 @@ pub(crate) async fn request_context(
         status,
         elapsed,
     );
+    let is_api = response.request().path().starts_with("/api/");
     let headers = response.headers_mut();
+    if is_api && !headers.contains_key(header::CACHE_CONTROL) {
+        // Every API response may carry personal data or tokens.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);
     }

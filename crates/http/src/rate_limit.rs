@@ -41,6 +41,37 @@ impl AuthRateLimit {
     }
 }
 
+/// A budget of password-hash work per caller (an account, or an address
+/// for anonymous calls), so that no single caller can keep the hashing
+/// workers busy for everyone else.
+#[derive(Clone)]
+pub struct HashBudget {
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    clock: DefaultClock,
+}
+
+impl HashBudget {
+    /// `n` hashing requests per minute per caller (bursts of up to `n`);
+    /// `None` when `n` is 0.
+    #[must_use]
+    pub fn per_minute(n: u32) -> Option<Self> {
+        NonZeroU32::new(n).map(|n| Self {
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(n))),
+            clock: DefaultClock::default(),
+        })
+    }
+
+    /// Takes one hashing request from `caller`'s budget, or says how long to wait.
+    pub(crate) fn check(&self, caller: String) -> Result<(), Duration> {
+        if self.limiter.len() > MAX_TRACKED {
+            self.limiter.retain_recent();
+        }
+        self.limiter
+            .check_key(&caller)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
 /// The client's address: the TCP peer, or, when the server sits behind a
 /// trusted proxy, the last address that proxy appended to `X-Forwarded-For`
 /// (earlier entries are whatever the client claimed, so they are ignored).

@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    Email, LoginLockout, PasswordHash, PasswordPolicy, SessionId, User, UserId, Username,
+    Email, PasswordHash, PasswordPolicy, SessionId, User, UserId, Username,
 };
 use userhub_domain::ports::{
-    AccessClaims, MockClock, MockHealthProbe, MockPasswordHasher, MockSessionRepository,
-    MockTokenIssuer, MockUserRepository, SaveUserError,
+    AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockLoginThrottle,
+    MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockUserRepository,
 };
 use userhub_domain::services::{AuthConfig, AuthService, LockoutPolicy, Ports, UserService};
 
@@ -22,6 +22,7 @@ use crate::{ApiSettings, ApiState, build_app};
 struct Mocks {
     users: MockUserRepository,
     sessions: MockSessionRepository,
+    throttle: MockLoginThrottle,
     hasher: MockPasswordHasher,
     tokens: MockTokenIssuer,
     health: MockHealthProbe,
@@ -34,6 +35,7 @@ impl Mocks {
         let ports = Ports {
             users: Arc::new(self.users),
             sessions: Arc::new(self.sessions),
+            throttle: Arc::new(self.throttle),
             hasher: Arc::new(self.hasher),
             tokens: Arc::new(self.tokens),
             clock: Arc::new(clock),
@@ -48,11 +50,13 @@ impl Mocks {
                     password_policy: PasswordPolicy::default(),
                 },
             ),
-            users: UserService::new(ports, PasswordPolicy::default()),
+            users: UserService::new(ports, PasswordPolicy::default(), LockoutPolicy::default()),
             health: Arc::new(self.health),
             version: "test",
             auth_rate_limit: None,
+            hash_budget: None,
             trust_forwarded_for: false,
+            cursor_key: crate::CursorKey::derive(b"test"),
             jwks: r#"{"keys":[]}"#.into(),
             metrics: crate::Metrics::global(),
         })
@@ -79,7 +83,7 @@ fn ada() -> User {
         created_at: now,
         updated_at: now,
         last_login_at: None,
-        lockout: LoginLockout::default(),
+        version: 1,
     }
 }
 
@@ -114,7 +118,7 @@ async fn a_unique_violation_reported_by_the_repository_is_a_409() {
     mocks
         .users
         .expect_insert()
-        .returning(|_| Err(SaveUserError::EmailTaken));
+        .returning(|_| Err(InsertUserError::EmailTaken));
     let (status, _, body) = call(mocks, register()).await;
     assert_eq!(status, 409);
     assert_eq!(body, json!({"detail": "Email already registered"}));
@@ -124,9 +128,9 @@ async fn a_unique_violation_reported_by_the_repository_is_a_409() {
 async fn an_unavailable_database_is_a_503_with_retry_after() {
     let mut mocks = Mocks::default();
     mocks
-        .users
-        .expect_find_by_login()
-        .returning(|_| Err(PortError::Unavailable("pool timed out".into())));
+        .throttle
+        .expect_state()
+        .returning(|_, _| Err(PortError::Unavailable("pool timed out".into())));
     let login = test::TestRequest::post()
         .uri("/api/auth/login")
         .set_json(json!({"email": "ada@example.com", "password": "whatever1"}));
@@ -144,7 +148,7 @@ async fn an_unexpected_failure_is_an_opaque_500() {
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("h".into())));
     mocks.users.expect_insert().returning(|_| {
-        Err(SaveUserError::Port(PortError::unexpected(
+        Err(InsertUserError::Port(PortError::unexpected(
             "relation \"users\" does not exist",
         )))
     });

@@ -7,5 +7,7 @@ pub mod persistence;
 pub mod tokens;
 
 pub use hashing::BcryptPasswordHasher;
-pub use persistence::{Database, DatabaseSettings, SeaOrmSessionRepository, SeaOrmUserRepository};
+pub use persistence::{
+    Database, DatabaseSettings, SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository,
+};
 pub use tokens::{JwtSettings, JwtTokenIssuer, SigningKey};

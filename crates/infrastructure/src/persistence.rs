@@ -1,6 +1,7 @@
 //! SeaORM persistence on PostgreSQL or SQLite, chosen by the database URL.
 
 mod sessions;
+mod throttle;
 mod users;
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use userhub_domain::PortError;
 use userhub_domain::ports::{HealthProbe, PoolStatus};
 
 pub use sessions::SeaOrmSessionRepository;
+pub use throttle::SeaOrmLoginThrottle;
 pub use users::SeaOrmUserRepository;
 
 /// Connection-pool settings.

@@ -13,10 +13,12 @@ use time::Duration;
 use userhub_domain::model::{Email, Password, Username};
 use userhub_domain::ports::SystemClock;
 use userhub_domain::services::{AuthConfig, AuthService, CreateUser, Ports, UserService};
-use userhub_http::{ApiSettings, ApiState, AuthRateLimit, Metrics, build_app};
+use userhub_http::{
+    ApiSettings, ApiState, AuthRateLimit, CursorKey, HashBudget, Metrics, build_app,
+};
 use userhub_infrastructure::{
-    BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, SeaOrmSessionRepository,
-    SeaOrmUserRepository,
+    BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, SeaOrmLoginThrottle,
+    SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 
 use crate::Settings;
@@ -54,6 +56,7 @@ impl Application {
         let hasher = BcryptPasswordHasher::new(settings.bcrypt_cost)
             .await
             .context("BCRYPT_COST")?;
+        let cursor_key = CursorKey::derive(refresh_secret.expose_secret().as_bytes());
         let tokens = JwtTokenIssuer::new(JwtSettings {
             signing,
             refresh_secret,
@@ -67,6 +70,7 @@ impl Application {
         let ports = Ports {
             users: Arc::new(SeaOrmUserRepository::new(database.clone())),
             sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
+            throttle: Arc::new(SeaOrmLoginThrottle::new(database.clone())),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
             clock: Arc::new(SystemClock),
@@ -80,7 +84,7 @@ impl Application {
                 password_policy: settings.password_policy(),
             },
         );
-        let users = UserService::new(ports, settings.password_policy());
+        let users = UserService::new(ports, settings.password_policy(), settings.lockout());
         let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
             tokio::spawn(purge_sessions_every(
                 auth.clone(),
@@ -97,7 +101,9 @@ impl Application {
             health: Arc::new(database.clone()),
             version: env!("CARGO_PKG_VERSION"),
             auth_rate_limit: AuthRateLimit::per_minute(settings.auth_rate_limit_per_minute),
+            hash_budget: HashBudget::per_minute(settings.password_hash_budget_per_minute),
             trust_forwarded_for: settings.trust_forwarded_for,
+            cursor_key,
             jwks,
             metrics: metrics.clone(),
         });
@@ -110,6 +116,10 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || build_app(state.clone(), api.clone()))
             .listen(listener)?
+            // A connection must send a complete request head within this
+            // time, whether it sent nothing or part of one; then it is closed.
+            .client_request_timeout(std::time::Duration::from_secs(5))
+            .client_disconnect_timeout(std::time::Duration::from_secs(1))
             // Signals are handled in `run_until_stopped`, so SIGINT drains too.
             .disable_signals()
             .shutdown_timeout(30);

@@ -90,6 +90,14 @@ pub struct Settings {
     pub login_lockout_seconds: i64,
     /// Longest lock, in seconds.
     pub login_lockout_max_seconds: i64,
+    /// Failed password checks of one login name per hour, from every
+    /// address, after which the name is refused until the hour is over; 0
+    /// turns the budget off.
+    pub login_max_failures_per_name_per_hour: u32,
+    /// Requests per minute one caller may make to endpoints that hash a
+    /// password behind authentication (change-password, a profile update
+    /// with a password, creating a user); 0 turns the budget off.
+    pub password_hash_budget_per_minute: u32,
     /// Superuser created at start if absent (needs the password too).
     pub first_superuser_email: Option<String>,
     /// Its password.
@@ -136,6 +144,8 @@ impl Default for Settings {
             login_max_failures: 5,
             login_lockout_seconds: 60,
             login_lockout_max_seconds: 3600,
+            login_max_failures_per_name_per_hour: 100,
+            password_hash_budget_per_minute: 10,
             first_superuser_email: None,
             first_superuser_password: None,
             first_superuser_username: "admin".into(),
@@ -178,6 +188,8 @@ const KEYS: &[&str] = &[
     "login_max_failures",
     "login_lockout_seconds",
     "login_lockout_max_seconds",
+    "login_max_failures_per_name_per_hour",
+    "password_hash_budget_per_minute",
     "first_superuser_email",
     "first_superuser_password",
     "first_superuser_username",
@@ -287,6 +299,7 @@ impl Settings {
                     .max(self.login_lockout_seconds)
                     .max(1),
             ),
+            max_failures_per_name_per_hour: self.login_max_failures_per_name_per_hour,
         }
     }
 

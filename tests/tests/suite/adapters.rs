@@ -7,21 +7,51 @@ use std::time::Duration as StdDuration;
 use migration::{Migrator, MigratorTrait};
 use time::{Duration, OffsetDateTime};
 use userhub_domain::model::{
-    ClientInfo, Email, LoginLockout, NewSession, PasswordHash, RefreshTokenHash, SessionId, User,
-    UserId, Username,
+    ClientInfo, Email, NewSession, PasswordHash, RefreshTokenHash, SessionId, User, UserId,
+    Username,
 };
 use userhub_domain::ports::{
-    SaveUserError, SessionRepository, UserQuery, UserRepository, UserSort, UserSortField,
+    InsertUserError, LoginThrottle, PatchUserError, SessionRepository, UserPatch, UserQuery,
+    UserRepository, UserSort, UserSortField,
 };
 use userhub_infrastructure::{
-    Database, DatabaseSettings, SeaOrmSessionRepository, SeaOrmUserRepository,
+    Database, DatabaseSettings, SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 use userhub_tests::{Backend, TestDatabase};
 
 struct Repos {
     users: Arc<SeaOrmUserRepository>,
-    sessions: SeaOrmSessionRepository,
+    sessions: Arc<SeaOrmSessionRepository>,
+    throttle: Arc<SeaOrmLoginThrottle>,
     _db: TestDatabase,
+}
+
+impl Repos {
+    /// Writes the fields in which `after` differs from `before`, at `before`'s version.
+    async fn save(&self, before: &User, after: &User) -> Result<User, PatchUserError> {
+        self.users
+            .update(
+                before.id,
+                before.version,
+                &diff(before, after),
+                false,
+                now(),
+            )
+            .await
+    }
+}
+
+/// The patch that turns `before` into `after`.
+fn diff(before: &User, after: &User) -> UserPatch {
+    UserPatch {
+        email: (after.email != before.email).then(|| after.email.clone()),
+        username: (after.username != before.username).then(|| after.username.clone()),
+        full_name: (after.full_name != before.full_name).then(|| after.full_name.clone()),
+        password_hash: (after.password_hash != before.password_hash)
+            .then(|| after.password_hash.clone()),
+        is_active: (after.is_active != before.is_active).then_some(after.is_active),
+        is_superuser: (after.is_superuser != before.is_superuser).then_some(after.is_superuser),
+    }
 }
 
 async fn repos(backend: Backend) -> Repos {
@@ -39,7 +69,8 @@ async fn repos(backend: Backend) -> Repos {
     Migrator::up(database.connection(), None).await.unwrap();
     Repos {
         users: Arc::new(SeaOrmUserRepository::new(database.clone())),
-        sessions: SeaOrmSessionRepository::new(database),
+        sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
+        throttle: Arc::new(SeaOrmLoginThrottle::new(database)),
         _db: db,
     }
 }
@@ -63,7 +94,7 @@ fn user(name: &str) -> User {
         created_at: at,
         updated_at: at,
         last_login_at: None,
-        lockout: LoginLockout::default(),
+        version: 1,
     }
 }
 
@@ -93,6 +124,8 @@ on_both_backends!(
     purging_deletes_ended_sessions_and_their_spent_tokens_only,
     concurrent_demotions_never_remove_the_last_active_superuser,
     unsearched_totals_follow_every_insert_update_and_delete,
+    writes_are_conditional_on_the_version_read,
+    an_administrators_decision_survives_the_users_concurrent_writes,
 );
 
 /// The unsearched `total` comes from counters kept by triggers; it must
@@ -138,12 +171,13 @@ async fn unsearched_totals_follow_every_insert_update_and_delete(backend: Backen
         }
     }
     // Deactivate one, promote another, touch a third without changing flags.
+    let before = users.clone();
     users[0].is_active = false;
-    r.users.update(&users[0]).await.unwrap();
+    r.save(&before[0], &users[0]).await.unwrap();
     users[3].is_superuser = true;
-    r.users.update(&users[3]).await.unwrap();
+    r.save(&before[3], &users[3]).await.unwrap();
     users[2].full_name = Some(userhub_domain::model::FullName::parse("Still Inactive").unwrap());
-    r.users.update(&users[2]).await.unwrap();
+    r.save(&before[2], &users[2]).await.unwrap();
     r.users.record_login(users[1].id, now()).await.unwrap();
     for a in all {
         for s in all {
@@ -208,7 +242,7 @@ async fn duplicate_email_or_username_is_reported_as_such(backend: Backend) {
     };
     assert!(matches!(
         r.users.insert(&same_email).await,
-        Err(SaveUserError::EmailTaken)
+        Err(InsertUserError::EmailTaken)
     ));
     let same_name = User {
         id: UserId::generate(),
@@ -217,17 +251,17 @@ async fn duplicate_email_or_username_is_reported_as_such(backend: Backend) {
     };
     assert!(matches!(
         r.users.insert(&same_name).await,
-        Err(SaveUserError::UsernameTaken)
+        Err(InsertUserError::UsernameTaken)
     ));
     let bob = user("bob");
     r.users.insert(&bob).await.unwrap();
     let clash = User {
         email: ada.email.clone(),
-        ..bob
+        ..bob.clone()
     };
     assert!(matches!(
-        r.users.update(&clash).await,
-        Err(SaveUserError::EmailTaken)
+        r.save(&bob, &clash).await,
+        Err(PatchUserError::EmailTaken)
     ));
 }
 
@@ -251,16 +285,21 @@ async fn concurrent_registrations_of_one_email_end_in_one_user_and_one_email_tak
     let ok = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
     let taken = results
         .iter()
-        .filter(|r| matches!(r, Ok(Err(SaveUserError::EmailTaken))))
+        .filter(|r| matches!(r, Ok(Err(InsertUserError::EmailTaken))))
         .count();
     assert_eq!((ok, taken), (1, 7));
 }
 
 async fn updating_an_unknown_user_is_not_found(backend: Backend) {
     let r = repos(backend).await;
+    let ghost = user("ghost");
+    let renamed = User {
+        full_name: Some(userhub_domain::model::FullName::parse("Ghost").unwrap()),
+        ..ghost.clone()
+    };
     assert!(matches!(
-        r.users.update(&user("ghost")).await,
-        Err(SaveUserError::NotFound)
+        r.save(&ghost, &renamed).await,
+        Err(PatchUserError::NotFound)
     ));
 }
 
@@ -379,7 +418,12 @@ async fn rotation_is_a_compare_and_swap_and_remembers_spent_tokens(backend: Back
     let ada = user("ada");
     r.users.insert(&ada).await.unwrap();
     let s = session(&ada, "h1");
-    r.sessions.create(&s).await.unwrap();
+    assert!(
+        r.sessions
+            .create(&s, &PasswordHash::new("$2b$04$hash".into()))
+            .await
+            .unwrap()
+    );
     let found = r
         .sessions
         .find_by_refresh_token(&RefreshTokenHash::new("h1".into()))
@@ -440,7 +484,12 @@ async fn concurrent_rotations_of_one_token_have_one_winner(backend: Backend) {
     let ada = user("ada");
     r.users.insert(&ada).await.unwrap();
     let s = session(&ada, "start");
-    r.sessions.create(&s).await.unwrap();
+    assert!(
+        r.sessions
+            .create(&s, &PasswordHash::new("$2b$04$hash".into()))
+            .await
+            .unwrap()
+    );
     let sessions = Arc::new(r.sessions.clone());
     let attempts = (0..6).map(|i| {
         let sessions = sessions.clone();
@@ -472,8 +521,13 @@ async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backen
         expires_at: now() - Duration::seconds(1),
         ..session(&ada, "expired")
     };
-    r.sessions.create(&live).await.unwrap();
-    r.sessions.create(&expired).await.unwrap();
+    assert!(r.sessions.create(&live, &ada.password_hash).await.unwrap());
+    assert!(
+        r.sessions
+            .create(&expired, &ada.password_hash)
+            .await
+            .unwrap()
+    );
     let lookup = |sid| r.sessions.find_active_user(ada.id, sid, now());
     assert_eq!(lookup(live.id).await.unwrap().map(|u| u.id), Some(ada.id));
     assert_eq!(lookup(expired.id).await.unwrap(), None);
@@ -484,15 +538,18 @@ async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backen
             .unwrap(),
         None
     );
-    r.users
-        .update(&User {
-            is_active: false,
-            ..ada.clone()
-        })
+    let gone = r
+        .save(
+            &ada,
+            &User {
+                is_active: false,
+                ..ada.clone()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(lookup(live.id).await.unwrap(), None, "deactivated");
-    r.users.update(&ada).await.unwrap();
+    r.save(&gone, &ada).await.unwrap();
     r.sessions
         .revoke_all_for_user(ada.id, None, now())
         .await
@@ -512,7 +569,12 @@ async fn sessions_are_listed_and_revoked_per_user_only(backend: Backend) {
         session(&bob, "b1"),
     );
     for s in [&a1, &a2, &a3, &b1] {
-        r.sessions.create(s).await.unwrap();
+        assert!(
+            r.sessions
+                .create(s, &PasswordHash::new("$2b$04$hash".into()))
+                .await
+                .unwrap()
+        );
     }
     let live = |u: UserId| r.sessions.list_live_for_user(u, now());
     let ids = |sessions: Vec<userhub_domain::model::Session>| {
@@ -553,47 +615,112 @@ async fn sessions_are_listed_and_revoked_per_user_only(backend: Backend) {
 
 async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend) {
     let r = repos(backend).await;
-    let ada = user("ada");
-    r.users.insert(&ada).await.unwrap();
+    let t = now();
+    // Concurrent failures of one pair: every one counted, none lost.
     let attempts = (0..6).map(|_| {
-        let users = r.users.clone();
+        let throttle = r.throttle.clone();
         tokio::spawn(async move {
-            users
-                .record_failed_login(ada.id)
+            throttle
+                .record_failure("ada", "10.0.0.1", t, Duration::HOUR)
                 .await
                 .unwrap()
-                .failed_attempts
         })
     });
-    let mut counts: Vec<u32> = futures_util::future::join_all(attempts)
+    let states: Vec<_> = futures_util::future::join_all(attempts)
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect();
+    let mut counts: Vec<u32> = states.iter().map(|s| s.pair_failures).collect();
     counts.sort_unstable();
     assert_eq!(counts, [1, 2, 3, 4, 5, 6], "no increment lost");
-    let until = now() + Duration::minutes(2);
-    r.users.lock(ada.id, until).await.unwrap();
-    let locked = r.users.find_by_login("ada").await.unwrap().unwrap().lockout;
+    let mut by_name: Vec<u32> = states.iter().map(|s| s.name_failures).collect();
+    by_name.sort_unstable();
+    assert_eq!(by_name, [1, 2, 3, 4, 5, 6]);
+
+    // Of concurrent lock attempts one locks; failures in flight while
+    // locked are not counted, so nothing re-locks or escalates.
+    let until = t + Duration::minutes(1);
+    let locks = (0..4).map(|_| {
+        let throttle = r.throttle.clone();
+        tokio::spawn(async move { throttle.lock_pair("ada", "10.0.0.1", t, until).await })
+    });
+    let locked = futures_util::future::join_all(locks)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(true))))
+        .count();
+    assert_eq!(locked, 1);
+    let state = r
+        .throttle
+        .record_failure("ada", "10.0.0.1", t, Duration::HOUR)
+        .await
+        .unwrap();
     assert_eq!(
-        locked,
-        LoginLockout {
-            failed_attempts: 0,
-            lockouts: 1,
-            locked_until: Some(until)
-        }
+        (
+            state.pair_failures,
+            state.pair_lockouts,
+            state.pair_locked_until
+        ),
+        (0, 1, Some(until))
     );
-    r.users.record_failed_login(ada.id).await.unwrap();
-    r.users.record_login(ada.id, now()).await.unwrap();
     assert_eq!(
-        r.users.find_by_id(ada.id).await.unwrap().unwrap().lockout,
-        LoginLockout::default()
+        state.name_failures, 7,
+        "the name's budget counts every failure"
     );
-    r.users.lock(ada.id, until).await.unwrap();
-    r.users.clear_lockout(ada.id).await.unwrap();
+    assert!(
+        !r.throttle
+            .lock_pair("ada", "10.0.0.1", t, until)
+            .await
+            .unwrap()
+    );
+
+    // Another address of the same name is not locked, an unknown name's state is empty.
+    let elsewhere = r.throttle.state("ada", "10.0.0.2").await.unwrap();
     assert_eq!(
-        r.users.find_by_id(ada.id).await.unwrap().unwrap().lockout,
-        LoginLockout::default()
+        (elsewhere.pair_locked_until, elsewhere.name_failures),
+        (None, 7)
+    );
+    assert_eq!(
+        r.throttle.state("nobody", "10.0.0.1").await.unwrap(),
+        Default::default()
+    );
+
+    // The name's window restarts once it has passed.
+    let later = t + Duration::HOUR;
+    let state = r
+        .throttle
+        .record_failure("ada", "10.0.0.2", later, Duration::HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        (state.name_failures, state.name_window_start),
+        (1, Some(later))
+    );
+
+    // Success forgets the pair; an unlock forgets the name everywhere; purge forgets old rows.
+    r.throttle.clear_pair("ada", "10.0.0.1").await.unwrap();
+    assert_eq!(
+        r.throttle
+            .state("ada", "10.0.0.1")
+            .await
+            .unwrap()
+            .pair_lockouts,
+        0
+    );
+    r.throttle
+        .record_failure("bob", "10.0.0.1", t, Duration::HOUR)
+        .await
+        .unwrap();
+    r.throttle.clear_names(&["ada".to_owned()]).await.unwrap();
+    assert_eq!(
+        r.throttle.state("ada", "10.0.0.2").await.unwrap(),
+        Default::default()
+    );
+    assert_eq!(r.throttle.purge(t + Duration::seconds(1)).await.unwrap(), 2);
+    assert_eq!(
+        r.throttle.state("bob", "10.0.0.1").await.unwrap(),
+        Default::default()
     );
 }
 
@@ -608,7 +735,12 @@ async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Bac
         ..session(&ada, "expired")
     };
     for s in [&live, &revoked, &expired] {
-        r.sessions.create(s).await.unwrap();
+        assert!(
+            r.sessions
+                .create(s, &PasswordHash::new("$2b$04$hash".into()))
+                .await
+                .unwrap()
+        );
     }
     let (old, new) = (
         RefreshTokenHash::new("revoked".into()),
@@ -639,6 +771,10 @@ async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Bac
 
 async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Backend) {
     let r = repos(backend).await;
+    let deactivate = UserPatch {
+        is_active: Some(false),
+        ..UserPatch::default()
+    };
     for round in 0..5 {
         let (a, b) = (
             User {
@@ -654,39 +790,162 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
         r.users.insert(&b).await.unwrap();
         let demote = |u: &User| {
             let users = r.users.clone();
-            let gone = User {
-                is_active: false,
-                ..u.clone()
-            };
-            tokio::spawn(async move { users.update_unless_last_superuser(&gone).await })
+            let (id, patch) = (u.id, deactivate.clone());
+            tokio::spawn(async move { users.update(id, 1, &patch, true, now()).await })
         };
         let (first, second) = (demote(&a), demote(&b));
         let outcomes = [first.await.unwrap(), second.await.unwrap()];
         let ok = outcomes.iter().filter(|o| o.is_ok()).count();
         let refused = outcomes
             .iter()
-            .filter(|o| matches!(o, Err(SaveUserError::LastSuperuser)))
+            .filter(|o| matches!(o, Err(PatchUserError::LastSuperuser)))
             .count();
         assert_eq!((ok, refused), (1, 1), "round {round}: {outcomes:?}");
         // The survivor is now the last one; demote it unguarded so the next pair stands alone.
         let survivor = if outcomes[0].is_ok() { &b } else { &a };
-        let plain = User {
-            is_superuser: false,
-            ..survivor.clone()
+        let plain = UserPatch {
+            is_superuser: Some(false),
+            ..UserPatch::default()
         };
         assert!(matches!(
-            r.users.update_unless_last_superuser(&plain).await,
-            Err(SaveUserError::LastSuperuser)
+            r.users.update(survivor.id, 1, &plain, true, now()).await,
+            Err(PatchUserError::LastSuperuser)
         ));
-        r.users.update(&plain).await.unwrap();
+        r.users
+            .update(survivor.id, 1, &plain, false, now())
+            .await
+            .unwrap();
     }
-    let ghost = User {
-        is_superuser: true,
-        is_active: false,
-        ..user("ghost")
-    };
     assert!(matches!(
-        r.users.update_unless_last_superuser(&ghost).await,
-        Err(SaveUserError::NotFound)
+        r.users
+            .update(UserId::generate(), 1, &deactivate, true, now())
+            .await,
+        Err(PatchUserError::NotFound)
     ));
+}
+
+/// A write computed from an old version is refused, whatever it changes;
+/// the version moves with every write.
+async fn writes_are_conditional_on_the_version_read(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada).await.unwrap();
+    let renamed = r
+        .save(
+            &ada,
+            &User {
+                full_name: Some(userhub_domain::model::FullName::parse("Ada").unwrap()),
+                ..ada.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.version, 2);
+    let stale = r
+        .save(
+            &ada,
+            &User {
+                is_active: false,
+                ..ada.clone()
+            },
+        )
+        .await;
+    assert!(matches!(stale, Err(PatchUserError::Stale)), "{stale:?}");
+    r.users.record_login(ada.id, now()).await.unwrap();
+    let stored = r.users.find_by_id(ada.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 3);
+    assert!(stored.is_active);
+    assert_eq!(stored.full_name, renamed.full_name);
+}
+
+/// Races of the kind that used to undo an administrator's decision: the
+/// user's own in-flight writes against a deactivation, a demotion and a
+/// password reset, many rounds. The administrator's decision always stands.
+async fn an_administrators_decision_survives_the_users_concurrent_writes(backend: Backend) {
+    let r = repos(backend).await;
+    for round in 0..20 {
+        let target = User {
+            is_superuser: true,
+            ..user(&format!("target{round}"))
+        };
+        r.users.insert(&target).await.unwrap();
+        // Keep another superuser so that demotions are allowed.
+        r.users
+            .insert(&User {
+                is_superuser: true,
+                ..user(&format!("keeper{round}"))
+            })
+            .await
+            .unwrap();
+        let reset = PasswordHash::new(format!("$2b$04$reset{round}"));
+        // The user's writes: a profile change at the version they read, a
+        // password change conditional on the hash they proved, a login.
+        let own = {
+            let (users, sessions, target) = (r.users.clone(), r.sessions.clone(), target.clone());
+            tokio::spawn(async move {
+                for i in 0..5 {
+                    let patch = UserPatch {
+                        full_name: Some(Some(
+                            userhub_domain::model::FullName::parse(&format!("N{i}")).unwrap(),
+                        )),
+                        ..UserPatch::default()
+                    };
+                    let _ = users
+                        .update(target.id, target.version, &patch, false, now())
+                        .await;
+                    let _ = users
+                        .replace_password_hash(
+                            target.id,
+                            &target.password_hash,
+                            &PasswordHash::new(format!("$2b$04$mine{i}")),
+                            now(),
+                        )
+                        .await;
+                    let _ = sessions
+                        .create(
+                            &session(&target, &format!("s{round}-{i}")),
+                            &target.password_hash,
+                        )
+                        .await;
+                }
+            })
+        };
+        // The administrator's decision, at the version read now.
+        let admin = {
+            let users = r.users.clone();
+            let sessions = r.sessions.clone();
+            let (id, reset) = (target.id, reset.clone());
+            tokio::spawn(async move {
+                loop {
+                    let current = users.find_by_id(id).await.unwrap().unwrap();
+                    let patch = UserPatch {
+                        is_active: Some(false),
+                        is_superuser: Some(false),
+                        password_hash: Some(reset.clone()),
+                        ..UserPatch::default()
+                    };
+                    match users.update(id, current.version, &patch, true, now()).await {
+                        Ok(_) => break,
+                        Err(PatchUserError::Stale) => {}
+                        Err(err) => panic!("{err:?}"),
+                    }
+                }
+                sessions.revoke_all_for_user(id, None, now()).await.unwrap();
+            })
+        };
+        own.await.unwrap();
+        admin.await.unwrap();
+        let stored = r.users.find_by_id(target.id).await.unwrap().unwrap();
+        assert!(!stored.is_active, "round {round}: deactivation undone");
+        assert!(!stored.is_superuser, "round {round}: demotion undone");
+        assert_eq!(stored.password_hash, reset, "round {round}: reset undone");
+        assert!(
+            r.sessions
+                .list_live_for_user(target.id, now())
+                .await
+                .unwrap()
+                .is_empty(),
+            "round {round}: a session outlived the reset"
+        );
+    }
 }

@@ -23,6 +23,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod abuse;
 mod adapters;
 mod auth;
 mod bad_input;

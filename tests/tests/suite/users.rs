@@ -63,11 +63,11 @@ async fn list_cursor_walks_every_order_like_skip_does(backend: Backend) {
         }
         assert_eq!(by_cursor, by_skip, "{sort}");
     }
-    let bad = app.get("/api/users?cursor=not-a-uuid", &root).await;
+    let bad = app.get("/api/users?cursor=not-a-cursor", &root).await;
     assert_eq!(bad.status(), 422);
     let body: Value = bad.json().await.unwrap();
     assert_eq!(body["detail"][0]["loc"], json!(["query", "cursor"]));
-    assert_eq!(body["detail"][0]["type"], "uuid_parsing");
+    assert_eq!(body["detail"][0]["type"], "value_error");
 }
 
 fn ids(page: &Value) -> Vec<String> {

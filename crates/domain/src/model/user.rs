@@ -1,6 +1,6 @@
 use std::fmt;
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::{Email, PasswordHash, UserId, Username};
 
@@ -50,27 +50,6 @@ impl fmt::Display for FullName {
     }
 }
 
-/// Consecutive failed logins of an account and the lock they led to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LoginLockout {
-    /// Failed logins since the last success or lock.
-    pub failed_attempts: u32,
-    /// Locks since the last successful login (each one lasts twice the last).
-    pub lockouts: u32,
-    /// Logins are refused until then.
-    pub locked_until: Option<OffsetDateTime>,
-}
-
-impl LoginLockout {
-    /// How long the account stays locked, if it is locked at `now`.
-    #[must_use]
-    pub fn remaining(&self, now: OffsetDateTime) -> Option<Duration> {
-        self.locked_until
-            .filter(|until| *until > now)
-            .map(|until| until - now)
-    }
-}
-
 /// A UserHub account. A soft-deleted user is one with `is_active == false`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -94,8 +73,9 @@ pub struct User {
     pub updated_at: OffsetDateTime,
     /// When the user last logged in successfully.
     pub last_login_at: Option<OffsetDateTime>,
-    /// Failed-login state.
-    pub lockout: LoginLockout,
+    /// Bumped by every write: the store's compare-and-swap token and the
+    /// `ETag` clients may send back in `If-Match`.
+    pub version: u64,
 }
 
 /// A user as one particular caller may see it: `email` and `last_login_at`

@@ -4,13 +4,14 @@ use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
+use super::throttle::{LockoutPolicy, Throttle};
 use super::{CreateUser, NewUserError, Ports};
 use crate::PortError;
 use crate::model::{
     ClientInfo, Email, FullName, NewSession, Password, PasswordError, PasswordPolicy, SessionId,
     SessionSummary, User, UserId, Username,
 };
-use crate::ports::{RefreshToken, SaveUserError, TokenError};
+use crate::ports::{RefreshToken, TokenError};
 
 /// Settings of the authentication use cases.
 #[derive(Clone, Copy, Debug)]
@@ -20,41 +21,10 @@ pub struct AuthConfig {
     /// How long after a refresh the spent token still yields the same
     /// successor (for clients that raced two refreshes); zero means never.
     pub refresh_reuse_grace: Duration,
-    /// When failed logins lock an account.
+    /// When failed password checks refuse further tries.
     pub lockout: LockoutPolicy,
     /// What a new password must be.
     pub password_policy: PasswordPolicy,
-}
-
-/// Consecutive failed logins lock an account for a period that doubles
-/// with each further lock, up to a cap; a successful login resets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    /// Failures that trigger a lock; 0 turns locking off.
-    pub max_failures: u32,
-    /// Length of the first lock.
-    pub base: Duration,
-    /// Longest lock.
-    pub cap: Duration,
-}
-
-impl Default for LockoutPolicy {
-    fn default() -> Self {
-        Self {
-            max_failures: 5,
-            base: Duration::seconds(60),
-            cap: Duration::hours(1),
-        }
-    }
-}
-
-impl LockoutPolicy {
-    /// How long the lock after `previous_locks` earlier ones lasts.
-    #[must_use]
-    pub fn lock_duration(&self, previous_locks: u32) -> Duration {
-        let factor = 2_i32.saturating_pow(previous_locks.min(30));
-        self.base.saturating_mul(factor).min(self.cap)
-    }
 }
 
 /// A self-registration.
@@ -186,9 +156,16 @@ pub enum EndSessionError {
 /// Why a password change failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangePasswordError {
-    /// The current password given is wrong.
+    /// The current password given is wrong (or no longer current).
     #[error("incorrect password")]
     WrongPassword,
+    /// Too many wrong passwords for this user from this address: refused
+    /// before any check, for this long.
+    #[error("too many failed password checks")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
     /// The new password contains personal information.
     #[error(transparent)]
     WeakPassword(PasswordError),
@@ -202,13 +179,19 @@ pub enum ChangePasswordError {
 pub struct AuthService {
     ports: Ports,
     config: AuthConfig,
+    throttle: Throttle,
 }
 
 impl AuthService {
     /// Builds the service.
     #[must_use]
     pub fn new(ports: Ports, config: AuthConfig) -> Self {
-        Self { ports, config }
+        let throttle = Throttle::new(ports.throttle.clone(), config.lockout);
+        Self {
+            ports,
+            config,
+            throttle,
+        }
     }
 
     /// Creates an ordinary, active account.
@@ -233,20 +216,24 @@ impl AuthService {
     /// Checks credentials and opens a session.
     ///
     /// Every failure path verifies one bcrypt hash, so an unknown account, a
-    /// deactivated one and a wrong password take the same time.
+    /// deactivated one and a wrong password take the same time, and all
+    /// three count against the login name as typed, so that a lockout says
+    /// nothing about which accounts exist either.
     ///
     /// # Errors
     /// [`LoginError`].
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, request: LoginRequest) -> Result<IssuedTokens, LoginError> {
         let login = request.login.trim().to_lowercase();
-        let found = self.ports.users.find_by_login(&login).await?;
+        let address = request.client.ip.clone();
+        let address = address.as_deref();
         let now = self.ports.clock.now();
-        if let Some(retry_after) = found.as_ref().and_then(|u| u.lockout.remaining(now)) {
+        if let Some(retry_after) = self.throttle.refusal(&login, address, now).await? {
             // Refused before any bcrypt work, whatever the password.
             warn!(reason = "locked", "login refused");
             return Err(LoginError::Locked { retry_after });
         }
+        let found = self.ports.users.find_by_login(&login).await?;
         let hash = found.as_ref().map_or_else(
             || self.ports.hasher.dummy_hash(),
             |user| user.password_hash.clone(),
@@ -254,15 +241,17 @@ impl AuthService {
         let matches = self.ports.hasher.verify(&request.password, &hash).await?;
         let user = match found {
             Some(user) if matches && user.is_active => user,
-            Some(user) => {
-                warn!(user_id = %user.id, reason = if matches { "inactive" } else { "password" }, "login failed");
-                if !matches {
-                    self.count_failure(&user, now).await?;
-                }
-                return Err(LoginError::InvalidCredentials);
-            }
-            None => {
-                warn!(reason = "unknown account", "login failed");
+            other => {
+                let reason = match &other {
+                    None => "unknown account",
+                    Some(_) if matches => "inactive",
+                    Some(_) => "password",
+                };
+                warn!(
+                    user_id = other.map(|u| u.id.to_string()),
+                    reason, "login failed"
+                );
+                self.throttle.failed(&login, address, now).await?;
                 return Err(LoginError::InvalidCredentials);
             }
         };
@@ -275,14 +264,25 @@ impl AuthService {
             expires_at: now + self.config.refresh_token_ttl,
             client: request.client,
         };
-        self.ports.sessions.create(&session).await?;
+        if !self
+            .ports
+            .sessions
+            .create(&session, &user.password_hash)
+            .await?
+        {
+            // Deactivated, or given a new password, while bcrypt ran.
+            warn!(user_id = %user.id, reason = "changed meanwhile", "login failed");
+            return Err(LoginError::InvalidCredentials);
+        }
+        self.throttle.succeeded(&login, address).await?;
         self.rehash_if_outdated(&user, request.password).await?;
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login succeeded");
         Ok(self.issue(user.id, session.id, refresh, now)?)
     }
 
-    /// Replaces a hash made at an older cost, now that the password is known.
+    /// Replaces a hash made at an older cost, now that the password is
+    /// known, unless the password changed meanwhile.
     async fn rehash_if_outdated(
         &self,
         user: &User,
@@ -295,51 +295,35 @@ impl AuthService {
         let Ok(password) = Password::new(password) else {
             return Ok(());
         };
-        let updated = User {
-            password_hash: self.ports.hasher.hash(&password).await?,
-            ..user.clone()
-        };
-        self.ports
+        let new = self.ports.hasher.hash(&password).await?;
+        let now = self.ports.clock.now();
+        if self
+            .ports
             .users
-            .update(&updated)
-            .await
-            .map_err(|err| match err {
-                SaveUserError::Port(err) => err,
-                other => PortError::unexpected(other),
-            })?;
-        info!(user_id = %user.id, "password re-hashed at the configured cost");
+            .replace_password_hash(user.id, &user.password_hash, &new, now)
+            .await?
+        {
+            info!(user_id = %user.id, "password re-hashed at the configured cost");
+        }
         Ok(())
     }
 
-    /// Deletes ended sessions so that the table does not grow without bound.
+    /// Deletes ended sessions and stale failed-login state, so that neither
+    /// table grows without bound.
     ///
     /// # Errors
     /// [`PortError`].
     pub async fn purge_ended_sessions(&self) -> Result<u64, PortError> {
-        let purged = self
-            .ports
-            .sessions
-            .purge_ended(self.ports.clock.now())
-            .await?;
-        if purged > 0 {
-            info!(purged, "ended sessions deleted");
+        let now = self.ports.clock.now();
+        let purged = self.ports.sessions.purge_ended(now).await?;
+        let forgotten = self.throttle.purge(now).await?;
+        if purged > 0 || forgotten > 0 {
+            info!(
+                purged,
+                forgotten, "ended sessions and old login failures deleted"
+            );
         }
-        Ok(purged)
-    }
-
-    /// Counts a wrong password and locks the account when the policy says so.
-    async fn count_failure(&self, user: &User, now: OffsetDateTime) -> Result<(), PortError> {
-        let policy = self.config.lockout;
-        if policy.max_failures == 0 {
-            return Ok(());
-        }
-        let state = self.ports.users.record_failed_login(user.id).await?;
-        if state.failed_attempts >= policy.max_failures {
-            let duration = policy.lock_duration(state.lockouts);
-            self.ports.users.lock(user.id, now + duration).await?;
-            warn!(user_id = %user.id, seconds = duration.whole_seconds(), "account locked after failed logins");
-        }
-        Ok(())
+        Ok(purged + forgotten)
     }
 
     /// Spends a refresh token for a new token pair in the same session.
@@ -518,7 +502,11 @@ impl AuthService {
     }
 
     /// Replaces the caller's password after checking the current one, and
-    /// ends every other session (the caller's stays).
+    /// ends every other session (the caller's stays). A wrong current
+    /// password counts as a failed login of the caller's username from this
+    /// address, so a stolen access token is no password-guessing oracle.
+    /// The write succeeds only if the password is still the one checked: of
+    /// concurrent changes one wins, and a reset that landed meanwhile stands.
     ///
     /// # Errors
     /// [`ChangePasswordError`].
@@ -526,10 +514,17 @@ impl AuthService {
     pub async fn change_password(
         &self,
         caller: &Authenticated,
+        client: &ClientInfo,
         current: &SecretString,
         new: Password,
     ) -> Result<(), ChangePasswordError> {
-        let mut user = caller.user.clone();
+        let user = &caller.user;
+        let name = user.username.as_str();
+        let address = client.ip.as_deref();
+        let now = self.ports.clock.now();
+        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
+            return Err(ChangePasswordError::Locked { retry_after });
+        }
         if !self
             .ports
             .hasher
@@ -537,23 +532,24 @@ impl AuthService {
             .await?
         {
             warn!("password change refused: wrong current password");
+            self.throttle.failed(name, address, now).await?;
             return Err(ChangePasswordError::WrongPassword);
         }
         self.config
             .password_policy
             .check(&new, &user.username, &user.email)
             .map_err(ChangePasswordError::WeakPassword)?;
+        let hash = self.ports.hasher.hash(&new).await?;
         let now = self.ports.clock.now();
-        user.password_hash = self.ports.hasher.hash(&new).await?;
-        user.updated_at = now;
-        self.ports
+        if !self
+            .ports
             .users
-            .update(&user)
-            .await
-            .map_err(|err| match err {
-                SaveUserError::Port(err) => ChangePasswordError::Port(err),
-                other => ChangePasswordError::Port(PortError::unexpected(other)),
-            })?;
+            .replace_password_hash(user.id, &user.password_hash, &hash, now)
+            .await?
+        {
+            warn!("password change refused: the password changed meanwhile");
+            return Err(ChangePasswordError::WrongPassword);
+        }
         self.ports
             .sessions
             .revoke_all_for_user(user.id, Some(caller.session_id), now)
@@ -596,8 +592,9 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::model::{LoginLockout, PasswordHash, RefreshTokenHash, Session};
+    use crate::model::{PasswordHash, RefreshTokenHash, Session};
     use crate::ports::{AccessClaims, AccessToken};
+    use crate::ports::{InsertUserError, ThrottleState};
     use crate::services::fixtures::{Mocks, NOW, password, user};
 
     fn service(mocks: Mocks) -> AuthService {
@@ -714,8 +711,8 @@ mod tests {
     #[tokio::test]
     async fn register_reports_the_unique_constraint_that_refused_the_row() {
         for (save, expected) in [
-            (SaveUserError::EmailTaken, "email"),
-            (SaveUserError::UsernameTaken, "username"),
+            (InsertUserError::EmailTaken, "email"),
+            (InsertUserError::UsernameTaken, "username"),
         ] {
             let mut mocks = Mocks::default();
             mocks
@@ -753,13 +750,15 @@ mod tests {
         mocks
             .sessions
             .expect_create()
-            .withf(move |s| {
+            .withf(move |s, hash| {
                 s.user_id == id
                     && s.expires_at == NOW + Duration::days(7)
                     && s.refresh_token_hash.as_str() == "fresh-hash"
+                    && hash.as_str() == "hash-of-ada"
             })
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(true));
+        mocks.throttle_permissive();
         mocks
             .users
             .expect_record_login()
@@ -779,6 +778,14 @@ mod tests {
     #[tokio::test]
     async fn login_verifies_a_dummy_hash_for_an_unknown_account() {
         let mut mocks = Mocks::default();
+        // An unknown name's failures count like a known one's.
+        mocks.throttle_clear();
+        mocks
+            .throttle
+            .expect_record_failure()
+            .withf(|name, _, _, _| name == "nobody")
+            .times(1)
+            .returning(|_, _, _, _| Ok(ThrottleState::default()));
         mocks.users.expect_find_by_login().returning(|_| Ok(None));
         mocks
             .hasher
@@ -811,16 +818,15 @@ mod tests {
             .expect_verify()
             .times(1)
             .returning(|_, _| Ok(false));
+        mocks.throttle_clear();
         mocks
-            .users
-            .expect_record_failed_login()
+            .throttle
+            .expect_record_failure()
+            .withf(|name, address, at, window| {
+                name == "ada" && address == "unknown" && *at == NOW && *window == Duration::HOUR
+            })
             .times(1)
-            .returning(|_| {
-                Ok(LoginLockout {
-                    failed_attempts: 1,
-                    ..LoginLockout::default()
-                })
-            });
+            .returning(|_, _, _, _| Ok(ThrottleState::default()));
         let err = service(mocks)
             .login(login("ada", "wrong"))
             .await
@@ -835,6 +841,7 @@ mod tests {
             ..user("ada")
         };
         let mut mocks = Mocks::default();
+        mocks.throttle_permissive();
         mocks
             .users
             .expect_find_by_login()
@@ -1111,12 +1118,16 @@ mod tests {
             .expect_hash()
             .times(1)
             .returning(|_| Ok(PasswordHash::new("new".into())));
+        mocks.throttle_clear();
+        // Written only if the hash is still the one the current password matched.
         mocks
             .users
-            .expect_update()
-            .withf(|u| u.password_hash.as_str() == "new")
+            .expect_replace_password_hash()
+            .withf(move |id, old, new, _| {
+                *id == uid && old.as_str() == "hash-of-ada" && new.as_str() == "new"
+            })
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _, _, _| Ok(true));
         mocks
             .sessions
             .expect_revoke_all_for_user()
@@ -1126,6 +1137,7 @@ mod tests {
         service(mocks)
             .change_password(
                 &me,
+                &ClientInfo::default(),
                 &SecretString::from("old"),
                 password("brand new secret"),
             )
@@ -1138,9 +1150,18 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        // A wrong current password counts as a failed login of the user.
+        mocks.throttle_clear();
+        mocks
+            .throttle
+            .expect_record_failure()
+            .withf(|name, _, _, _| name == "ada")
+            .times(1)
+            .returning(|_, _, _, _| Ok(ThrottleState::default()));
         let err = service(mocks)
             .change_password(
                 &caller(&ada),
+                &ClientInfo::default(),
                 &SecretString::from("wrong"),
                 password("brand new secret"),
             )
@@ -1153,10 +1174,12 @@ mod tests {
     async fn change_password_refuses_a_new_password_with_the_username() {
         let ada = user("ada");
         let mut mocks = Mocks::default();
+        mocks.throttle_clear();
         mocks.hasher.expect_verify().returning(|_, _| Ok(true));
         let err = service(mocks)
             .change_password(
                 &caller(&ada),
+                &ClientInfo::default(),
                 &SecretString::from("old"),
                 password("i-am-ada-1234"),
             )
@@ -1206,31 +1229,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn lock_durations_double_up_to_the_cap() {
-        let policy = LockoutPolicy::default();
-        let secs: Vec<i64> = (0..8)
-            .map(|n| policy.lock_duration(n).whole_seconds())
-            .collect();
-        assert_eq!(secs, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
-        assert_eq!(policy.lock_duration(u32::MAX), Duration::hours(1));
-    }
-
     #[tokio::test]
-    async fn a_locked_account_is_refused_without_verifying_the_password() {
-        let until = NOW + Duration::seconds(42);
-        let ada = User {
-            lockout: LoginLockout {
-                locked_until: Some(until),
-                ..LoginLockout::default()
-            },
-            ..user("ada")
-        };
-        let mut mocks = Mocks::default(); // no verify expected: calling it would panic
+    async fn a_locked_name_is_refused_without_reading_the_account_or_the_password() {
+        // No find_by_login or verify expected: calling either would panic.
+        let mut mocks = Mocks::default();
         mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
+            .throttle
+            .expect_state()
+            .withf(|name, address| name == "ada" && address == "unknown")
+            .returning(|_, _| {
+                Ok(ThrottleState {
+                    pair_locked_until: Some(NOW + Duration::seconds(42)),
+                    ..ThrottleState::default()
+                })
+            });
         let err = service(mocks)
             .login(login("ada", "right"))
             .await
@@ -1241,15 +1253,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_expired_lock_no_longer_refuses() {
-        let ada = User {
-            lockout: LoginLockout {
-                locked_until: Some(NOW),
-                ..LoginLockout::default()
-            },
-            ..user("ada")
-        };
+    async fn an_exhausted_name_budget_refuses_from_every_address() {
         let mut mocks = Mocks::default();
+        mocks.throttle.expect_state().returning(|_, _| {
+            Ok(ThrottleState {
+                name_failures: 100,
+                name_window_start: Some(NOW - Duration::minutes(15)),
+                ..ThrottleState::default()
+            })
+        });
+        let err = service(mocks)
+            .login(login("ada", "right"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LoginError::Locked { retry_after } if retry_after == Duration::minutes(45))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lock_no_longer_refuses() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.throttle.expect_state().returning(|_, _| {
+            Ok(ThrottleState {
+                pair_locked_until: Some(NOW),
+                ..ThrottleState::default()
+            })
+        });
+        mocks.throttle.expect_clear_pair().returning(|_, _| Ok(()));
         mocks
             .users
             .expect_find_by_login()
@@ -1259,7 +1291,7 @@ mod tests {
             .expect_verify()
             .times(1)
             .returning(|_, _| Ok(true));
-        mocks.sessions.expect_create().returning(|_| Ok(()));
+        mocks.sessions.expect_create().returning(|_, _| Ok(true));
         mocks
             .users
             .expect_record_login()
@@ -1270,33 +1302,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_fifth_consecutive_failure_locks_for_the_next_doubled_period() {
+    async fn the_fifth_failure_of_a_pair_locks_it_for_the_next_doubled_period() {
         let ada = user("ada");
-        let id = ada.id;
         let mut mocks = Mocks::default();
         mocks
             .users
             .expect_find_by_login()
             .returning(move |_| Ok(Some(ada.clone())));
         mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.throttle_clear();
         mocks
-            .users
-            .expect_record_failed_login()
-            .with(eq(id))
+            .throttle
+            .expect_record_failure()
             .times(1)
-            .returning(|_| {
-                Ok(LoginLockout {
-                    failed_attempts: 5,
-                    lockouts: 2,
-                    locked_until: None,
+            .returning(|_, _, _, _| {
+                Ok(ThrottleState {
+                    pair_failures: 5,
+                    pair_lockouts: 2,
+                    ..ThrottleState::default()
                 })
             });
         mocks
-            .users
-            .expect_lock()
-            .with(eq(id), eq(NOW + Duration::seconds(240)))
+            .throttle
+            .expect_lock_pair()
+            .withf(|name, address, now, until| {
+                name == "ada"
+                    && address == "unknown"
+                    && *now == NOW
+                    && *until == NOW + Duration::seconds(240)
+            })
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _, _| Ok(true));
         let err = service(mocks)
             .login(login("ada", "wrong"))
             .await
@@ -1313,18 +1349,46 @@ mod tests {
             .expect_find_by_login()
             .returning(move |_| Ok(Some(ada.clone())));
         mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.throttle_clear();
         mocks
-            .users
-            .expect_record_failed_login()
+            .throttle
+            .expect_record_failure()
             .times(1)
-            .returning(|_| {
-                Ok(LoginLockout {
-                    failed_attempts: 4,
-                    ..LoginLockout::default()
+            .returning(|_, _, _, _| {
+                Ok(ThrottleState {
+                    pair_failures: 4,
+                    ..ThrottleState::default()
                 })
             });
+        mocks.throttle.expect_lock_pair().never();
         let err = service(mocks)
             .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn a_login_whose_user_changed_while_bcrypt_ran_gets_no_session() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.throttle_permissive();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.tokens.expect_new_refresh_token().returning(|| {
+            Ok(RefreshToken {
+                secret: SecretString::from("r"),
+                hash: RefreshTokenHash::new("r".into()),
+            })
+        });
+        // Deactivated or given a new password meanwhile: the insert's condition fails.
+        mocks.sessions.expect_create().returning(|_, _| Ok(false));
+        mocks.users.expect_record_login().never();
+        let err = service(mocks)
+            .login(login("ada", "right"))
             .await
             .unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
@@ -1348,11 +1412,14 @@ mod tests {
             .returning(|_| Ok(PasswordHash::new("$2b$12$new".into())));
         mocks
             .users
-            .expect_update()
-            .withf(move |u| u.id == id && u.password_hash.as_str() == "$2b$12$new")
+            .expect_replace_password_hash()
+            .withf(move |i, old, new, _| {
+                *i == id && old.as_str() == "hash-of-ada" && new.as_str() == "$2b$12$new"
+            })
             .times(1)
-            .returning(|_| Ok(()));
-        mocks.sessions.expect_create().returning(|_| Ok(()));
+            .returning(|_, _, _, _| Ok(true));
+        mocks.sessions.expect_create().returning(|_, _| Ok(true));
+        mocks.throttle_permissive();
         mocks
             .users
             .expect_record_login()
@@ -1390,7 +1457,14 @@ mod tests {
             .with(eq(NOW))
             .times(1)
             .returning(|_| Ok(3));
-        assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 3);
+        // Failed-login state is kept twice as long as the longest lock or window.
+        mocks
+            .throttle
+            .expect_purge()
+            .with(eq(NOW - Duration::hours(2)))
+            .times(1)
+            .returning(|_| Ok(2));
+        assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 5);
     }
 
     /// A spent token `old` of a session whose current token is `succ`.

@@ -8,9 +8,10 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::Ports;
-use crate::model::{Email, LoginLockout, Password, PasswordHash, User, UserId, Username};
+use crate::model::{Email, Password, PasswordHash, User, UserId, Username};
 use crate::ports::{
-    MockClock, MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockUserRepository,
+    MockClock, MockLoginThrottle, MockPasswordHasher, MockSessionRepository, MockTokenIssuer,
+    MockUserRepository, ThrottleState,
 };
 
 pub const NOW: OffsetDateTime = datetime!(2026-11-25 10:00 UTC);
@@ -20,6 +21,7 @@ pub const NOW: OffsetDateTime = datetime!(2026-11-25 10:00 UTC);
 pub struct Mocks {
     pub users: MockUserRepository,
     pub sessions: MockSessionRepository,
+    pub throttle: MockLoginThrottle,
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenIssuer,
 }
@@ -31,6 +33,7 @@ impl Mocks {
         Ports {
             users: Arc::new(self.users),
             sessions: Arc::new(self.sessions),
+            throttle: Arc::new(self.throttle),
             hasher: Arc::new(self.hasher),
             tokens: Arc::new(self.tokens),
             clock: Arc::new(clock),
@@ -50,7 +53,7 @@ pub fn user(name: &str) -> User {
         created_at: NOW,
         updated_at: NOW,
         last_login_at: None,
-        lockout: LoginLockout::default(),
+        version: 1,
     }
 }
 
@@ -63,4 +66,31 @@ pub fn superuser(name: &str) -> User {
 
 pub fn password(raw: &str) -> Password {
     Password::new(SecretString::from(raw)).unwrap()
+}
+
+impl Mocks {
+    /// A throttle with no failures recorded for anyone.
+    pub fn throttle_clear(&mut self) {
+        self.throttle
+            .expect_state()
+            .returning(|_, _| Ok(ThrottleState::default()));
+    }
+}
+
+impl Mocks {
+    /// A throttle that records failures and forgets them on success, with
+    /// nobody locked.
+    pub fn throttle_permissive(&mut self) {
+        self.throttle_clear();
+        self.throttle
+            .expect_record_failure()
+            .returning(|_, _, _, _| {
+                Ok(ThrottleState {
+                    pair_failures: 1,
+                    name_failures: 1,
+                    ..ThrottleState::default()
+                })
+            });
+        self.throttle.expect_clear_pair().returning(|_, _| Ok(()));
+    }
 }

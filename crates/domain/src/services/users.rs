@@ -1,15 +1,23 @@
 //! User management: who may read, create, change, delete and restore whom.
 
-use tracing::info;
+use time::Duration;
+use tracing::{info, warn};
 
-use super::NewUserError;
 use super::Ports;
+use super::throttle::{LockoutPolicy, Throttle};
+use super::{NewUserError, insert_user};
 use crate::PortError;
 use crate::model::{
-    Email, FullName, LoginLockout, Password, PasswordError, PasswordPolicy, User, UserId, UserView,
-    Username,
+    ClientInfo, Email, FullName, Password, PasswordError, PasswordHash, PasswordPolicy, User,
+    UserId, UserView, Username,
 };
-use crate::ports::{SaveUserError, UserPage, UserQuery, UserSort};
+use crate::ports::{
+    PatchUserError, UserCursor, UserPage, UserPatch, UserQuery, UserSort, UserSortField,
+};
+
+/// How often a change computed from a row that moved on meanwhile is
+/// re-read and re-applied before the caller gets 409.
+const MAX_ATTEMPTS: usize = 5;
 
 /// A listing as asked for by a caller, before authorisation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,8 +34,19 @@ pub struct ListUsers {
     pub is_active: Option<bool>,
     /// Filter on `is_superuser`.
     pub is_superuser: Option<bool>,
-    /// Continue after this user (the last of the previous page).
-    pub after: Option<UserId>,
+    /// Continue after this position (the last row of the previous page).
+    pub after: Option<UserCursor>,
+}
+
+/// A page of users as one caller may see them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserListing {
+    /// The page.
+    pub items: Vec<UserView>,
+    /// Every user matching the filters.
+    pub total: u64,
+    /// Where the next page starts; `None` when this page is not full.
+    pub next: Option<UserCursor>,
 }
 
 /// A user created by a superuser.
@@ -69,7 +88,10 @@ pub struct UserChanges {
 pub enum ListUsersError {
     /// Only superusers may list deactivated users.
     #[error("only superusers can filter on is_active")]
-    Forbidden,
+    FilterForbidden,
+    /// Only superusers may order by e-mail: the order would reveal addresses.
+    #[error("only superusers can sort by email")]
+    SortForbidden,
     /// Infrastructure failure.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -138,6 +160,18 @@ pub enum UpdateUserError {
     /// The change would leave no active superuser.
     #[error("the last active superuser cannot be deactivated or demoted")]
     LastSuperuser,
+    /// The user changed since the version the client sent in `If-Match`.
+    #[error("the user changed since it was read")]
+    PreconditionFailed,
+    /// The user kept changing under this request.
+    #[error("the user changed while this request ran; try again")]
+    Conflict,
+    /// Too many wrong passwords for this user from this address.
+    #[error("too many failed password checks")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
     /// Infrastructure failure.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -155,6 +189,12 @@ pub enum DeleteUserError {
     /// The last active superuser.
     #[error("the last active superuser cannot be deleted")]
     LastSuperuser,
+    /// The user changed since the version the client sent in `If-Match`.
+    #[error("the user changed since it was read")]
+    PreconditionFailed,
+    /// The user kept changing under this request.
+    #[error("the user changed while this request ran; try again")]
+    Conflict,
     /// Infrastructure failure.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -169,6 +209,9 @@ pub enum RestoreUserError {
     /// The caller is no superuser.
     #[error("not enough permissions")]
     Forbidden,
+    /// The user kept changing under this request.
+    #[error("the user changed while this request ran; try again")]
+    Conflict,
     /// Infrastructure failure.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -193,19 +236,23 @@ pub enum UnlockUserError {
 pub struct UserService {
     ports: Ports,
     password_policy: PasswordPolicy,
+    throttle: Throttle,
 }
 
 impl UserService {
     /// Builds the service.
     #[must_use]
-    pub fn new(ports: Ports, password_policy: PasswordPolicy) -> Self {
+    pub fn new(ports: Ports, password_policy: PasswordPolicy, lockout: LockoutPolicy) -> Self {
+        let throttle = Throttle::new(ports.throttle.clone(), lockout);
         Self {
             ports,
             password_policy,
+            throttle,
         }
     }
 
-    /// A page of the users the caller may see.
+    /// A page of the users the caller may see. Nothing a non-superuser may
+    /// not read (deactivated users, e-mail addresses) filters or orders it.
     ///
     /// # Errors
     /// [`ListUsersError`].
@@ -213,14 +260,17 @@ impl UserService {
         &self,
         actor: &User,
         request: ListUsers,
-    ) -> Result<(Vec<UserView>, u64), ListUsersError> {
+    ) -> Result<UserListing, ListUsersError> {
         let is_active = if actor.is_superuser {
             request.is_active
         } else if request.is_active == Some(false) {
-            return Err(ListUsersError::Forbidden);
+            return Err(ListUsersError::FilterForbidden);
         } else {
             Some(true)
         };
+        if !actor.is_superuser && request.sort.field == UserSortField::Email {
+            return Err(ListUsersError::SortForbidden);
+        }
         let query = UserQuery {
             skip: request.skip,
             limit: request.limit,
@@ -235,11 +285,16 @@ impl UserService {
             after: request.after,
         };
         let UserPage { items, total } = self.ports.users.list(&query).await?;
-        let views = items
+        let full = u64::try_from(items.len()).unwrap_or(u64::MAX) >= query.limit;
+        let next = items
+            .last()
+            .filter(|_| full)
+            .map(|last| UserCursor::of(last, query.sort.field));
+        let items = items
             .into_iter()
             .map(|user| UserView::for_viewer(user, actor))
             .collect();
-        Ok((views, total))
+        Ok(UserListing { items, total, next })
     }
 
     /// One user, if the caller may see it.
@@ -263,16 +318,18 @@ impl UserService {
         if !actor.is_superuser {
             return Err(CreateUserError::Forbidden);
         }
-        let user = super::insert_user(&self.ports, self.password_policy, cmd).await?;
+        let user = insert_user(&self.ports, self.password_policy, cmd).await?;
         info!(user_id = %user.id, is_superuser = user.is_superuser, "user created");
         Ok(UserView::for_viewer(user, actor))
     }
 
     /// Creates the configured first superuser unless an account with that
-    /// e-mail or username exists. Returns whether it created one.
+    /// e-mail or username exists. Returns whether it created one. Several
+    /// instances starting together may race here: the one whose insert the
+    /// unique constraint refuses simply finds the work done.
     ///
     /// # Errors
-    /// [`CreateUserError`] (never `Forbidden`).
+    /// [`CreateUserError`] (never `Forbidden` nor `…Taken`).
     pub async fn ensure_superuser(&self, cmd: CreateUser) -> Result<bool, CreateUserError> {
         let users = &self.ports.users;
         if users.find_by_login(cmd.email.as_str()).await?.is_some()
@@ -280,21 +337,26 @@ impl UserService {
         {
             return Ok(false);
         }
-        let user = super::insert_user(
-            &self.ports,
-            self.password_policy,
-            CreateUser {
-                is_active: Some(true),
-                is_superuser: Some(true),
-                ..cmd
-            },
-        )
-        .await?;
-        info!(user_id = %user.id, "first superuser created");
-        Ok(true)
+        let cmd = CreateUser {
+            is_active: Some(true),
+            is_superuser: Some(true),
+            ..cmd
+        };
+        match insert_user(&self.ports, self.password_policy, cmd).await {
+            Ok(user) => {
+                info!(user_id = %user.id, "first superuser created");
+                Ok(true)
+            }
+            Err(NewUserError::EmailTaken | NewUserError::UsernameTaken) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
     }
 
-    /// Applies the fields sent, under the field-level permissions of API.md.
+    /// Applies the fields sent, under the field-level permissions of the
+    /// contract, writing only the fields that change. The write is
+    /// conditional on the version the rules were checked against; when
+    /// another write landed first the rules are checked again on the new
+    /// state (or, with `if_match`, the caller gets `PreconditionFailed`).
     ///
     /// # Errors
     /// [`UpdateUserError`].
@@ -304,115 +366,182 @@ impl UserService {
         actor: &User,
         id: UserId,
         changes: UserChanges,
+        if_match: Option<u64>,
+        client: &ClientInfo,
     ) -> Result<UserView, UpdateUserError> {
-        let before = self
-            .visible(actor, id)
-            .await?
-            .ok_or(UpdateUserError::NotFound)?;
-        if !actor.is_superuser && actor.id != before.id {
-            return Err(UpdateUserError::Forbidden);
-        }
-        let mut after = before.clone();
-        let mut password = changes.password;
-        if !actor.is_superuser {
-            // Superuser-only fields may be sent back unchanged, never changed.
-            let flag_changed = changes.is_active.is_some_and(|v| v != before.is_active)
-                || changes
-                    .is_superuser
-                    .is_some_and(|v| v != before.is_superuser);
-            if flag_changed {
+        // bcrypt work is done once and reused by a retry while it still applies.
+        let mut proven: Option<PasswordHash> = None;
+        let mut new_hash: Option<PasswordHash> = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let before = self
+                .visible(actor, id)
+                .await?
+                .ok_or(UpdateUserError::NotFound)?;
+            if if_match.is_some_and(|v| v != before.version) {
+                return Err(UpdateUserError::PreconditionFailed);
+            }
+            if !actor.is_superuser && actor.id != before.id {
                 return Err(UpdateUserError::Forbidden);
             }
-            if let Some(sent) = password.take()
-                && !self
-                    .ports
-                    .hasher
-                    .verify(sent.secret(), &before.password_hash)
-                    .await?
-            {
-                return Err(UpdateUserError::Forbidden);
+            let mut patch = UserPatch {
+                email: changes.email.clone().filter(|e| *e != before.email),
+                username: changes.username.clone().filter(|u| *u != before.username),
+                full_name: changes.full_name.clone().filter(|n| *n != before.full_name),
+                ..UserPatch::default()
+            };
+            if actor.is_superuser {
+                patch.is_active = changes.is_active.filter(|v| *v != before.is_active);
+                patch.is_superuser = changes.is_superuser.filter(|v| *v != before.is_superuser);
+                if let Some(new) = &changes.password {
+                    let username = patch.username.as_ref().unwrap_or(&before.username);
+                    let email = patch.email.as_ref().unwrap_or(&before.email);
+                    self.password_policy
+                        .check(new, username, email)
+                        .map_err(UpdateUserError::WeakPassword)?;
+                    if new_hash.is_none() {
+                        new_hash = Some(self.ports.hasher.hash(new).await?);
+                    }
+                    patch.password_hash.clone_from(&new_hash);
+                }
+            } else {
+                // Superuser-only fields may be sent back unchanged, never changed.
+                let flag_changed = changes.is_active.is_some_and(|v| v != before.is_active)
+                    || changes
+                        .is_superuser
+                        .is_some_and(|v| v != before.is_superuser);
+                if flag_changed {
+                    return Err(UpdateUserError::Forbidden);
+                }
+                if let Some(sent) = &changes.password
+                    && proven.as_ref() != Some(&before.password_hash)
+                {
+                    self.prove_password(&before, sent, client).await?;
+                    proven = Some(before.password_hash.clone());
+                }
             }
-        } else {
-            after.is_active = changes.is_active.unwrap_or(after.is_active);
-            after.is_superuser = changes.is_superuser.unwrap_or(after.is_superuser);
+            if patch.is_empty() {
+                return Ok(UserView::for_viewer(before, actor));
+            }
+            let stays_superuser = patch.is_active.unwrap_or(before.is_active)
+                && patch.is_superuser.unwrap_or(before.is_superuser);
+            let keep_a_superuser = before.is_active && before.is_superuser && !stays_superuser;
+            let now = self.ports.clock.now();
+            let outcome = self
+                .ports
+                .users
+                .update(id, before.version, &patch, keep_a_superuser, now)
+                .await;
+            let after = match outcome {
+                Ok(after) => after,
+                Err(PatchUserError::Stale) if if_match.is_some() => {
+                    return Err(UpdateUserError::PreconditionFailed);
+                }
+                Err(PatchUserError::Stale) => continue,
+                Err(PatchUserError::NotFound) => return Err(UpdateUserError::NotFound),
+                Err(PatchUserError::EmailTaken) => return Err(UpdateUserError::EmailTaken),
+                Err(PatchUserError::UsernameTaken) => return Err(UpdateUserError::UsernameTaken),
+                Err(PatchUserError::LastSuperuser) => return Err(UpdateUserError::LastSuperuser),
+                Err(PatchUserError::Port(err)) => return Err(err.into()),
+            };
+            if patch.is_active == Some(false) || patch.password_hash.is_some() {
+                self.ports
+                    .sessions
+                    .revoke_all_for_user(id, None, now)
+                    .await?;
+            }
+            info!("user updated");
+            return Ok(UserView::for_viewer(after, actor));
         }
-        if let Some(email) = changes.email {
-            after.email = email;
-        }
-        if let Some(username) = changes.username {
-            after.username = username;
-        }
-        if let Some(full_name) = changes.full_name {
-            after.full_name = full_name;
-        }
-        if let Some(new) = &password {
-            self.password_policy
-                .check(new, &after.username, &after.email)
-                .map_err(UpdateUserError::WeakPassword)?;
-            after.password_hash = self.ports.hasher.hash(new).await?;
-        }
-        let loses_superuser =
-            before.is_active && before.is_superuser && !(after.is_active && after.is_superuser);
-        let now = self.ports.clock.now();
-        after.updated_at = now;
-        let saved = if loses_superuser {
-            self.ports.users.update_unless_last_superuser(&after).await
-        } else {
-            self.ports.users.update(&after).await
-        };
-        saved.map_err(|err| match err {
-            SaveUserError::EmailTaken => UpdateUserError::EmailTaken,
-            SaveUserError::UsernameTaken => UpdateUserError::UsernameTaken,
-            SaveUserError::NotFound => UpdateUserError::NotFound,
-            SaveUserError::LastSuperuser => UpdateUserError::LastSuperuser,
-            SaveUserError::Port(err) => UpdateUserError::Port(err),
-        })?;
-        if (before.is_active && !after.is_active) || password.is_some() {
-            self.ports
-                .sessions
-                .revoke_all_for_user(after.id, None, now)
-                .await?;
-        }
-        info!("user updated");
-        Ok(UserView::for_viewer(after, actor))
+        warn!("user update gave up: the user kept changing");
+        Err(UpdateUserError::Conflict)
     }
 
-    /// Soft-deletes a user and ends all their sessions.
+    /// Checks the password a non-superuser sent with a profile update. A
+    /// wrong one counts as a failed login of that user from this address.
+    async fn prove_password(
+        &self,
+        user: &User,
+        sent: &Password,
+        client: &ClientInfo,
+    ) -> Result<(), UpdateUserError> {
+        let name = user.username.as_str();
+        let address = client.ip.as_deref();
+        let now = self.ports.clock.now();
+        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
+            return Err(UpdateUserError::Locked { retry_after });
+        }
+        if !self
+            .ports
+            .hasher
+            .verify(sent.secret(), &user.password_hash)
+            .await?
+        {
+            warn!("profile update refused: wrong password");
+            self.throttle.failed(name, address, now).await?;
+            return Err(UpdateUserError::Forbidden);
+        }
+        Ok(())
+    }
+
+    /// Soft-deletes a user and ends all their sessions. Of concurrent
+    /// deletions one succeeds; the others find the user deleted (404).
     ///
     /// # Errors
     /// [`DeleteUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
-    pub async fn delete(&self, actor: &User, id: UserId) -> Result<(), DeleteUserError> {
-        let mut user = self
-            .ports
-            .users
-            .find_by_id(id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(DeleteUserError::NotFound)?;
-        if !actor.is_superuser && actor.id != user.id {
-            return Err(DeleteUserError::Forbidden);
+    pub async fn delete(
+        &self,
+        actor: &User,
+        id: UserId,
+        if_match: Option<u64>,
+    ) -> Result<(), DeleteUserError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let user = self
+                .ports
+                .users
+                .find_by_id(id)
+                .await?
+                .filter(|u| u.is_active)
+                .ok_or(DeleteUserError::NotFound)?;
+            if if_match.is_some_and(|v| v != user.version) {
+                return Err(DeleteUserError::PreconditionFailed);
+            }
+            if !actor.is_superuser && actor.id != user.id {
+                return Err(DeleteUserError::Forbidden);
+            }
+            let now = self.ports.clock.now();
+            let patch = UserPatch {
+                is_active: Some(false),
+                ..UserPatch::default()
+            };
+            match self
+                .ports
+                .users
+                .update(id, user.version, &patch, user.is_superuser, now)
+                .await
+            {
+                Ok(_) => {
+                    self.ports
+                        .sessions
+                        .revoke_all_for_user(id, None, now)
+                        .await?;
+                    info!("user deactivated");
+                    return Ok(());
+                }
+                Err(PatchUserError::Stale) if if_match.is_some() => {
+                    return Err(DeleteUserError::PreconditionFailed);
+                }
+                Err(PatchUserError::Stale) => {}
+                Err(PatchUserError::NotFound) => return Err(DeleteUserError::NotFound),
+                Err(PatchUserError::LastSuperuser) => return Err(DeleteUserError::LastSuperuser),
+                Err(PatchUserError::Port(err)) => return Err(err.into()),
+                Err(err @ (PatchUserError::EmailTaken | PatchUserError::UsernameTaken)) => {
+                    // A patch of `is_active` alone touches no unique column.
+                    return Err(PortError::unexpected(err).into());
+                }
+            }
         }
-        let now = self.ports.clock.now();
-        user.is_active = false;
-        user.updated_at = now;
-        let saved = if user.is_superuser {
-            self.ports.users.update_unless_last_superuser(&user).await
-        } else {
-            self.ports.users.update(&user).await
-        };
-        saved.map_err(|err| match err {
-            SaveUserError::NotFound => DeleteUserError::NotFound,
-            SaveUserError::LastSuperuser => DeleteUserError::LastSuperuser,
-            SaveUserError::Port(err) => DeleteUserError::Port(err),
-            other => DeleteUserError::Port(PortError::unexpected(other)),
-        })?;
-        self.ports
-            .sessions
-            .revoke_all_for_user(user.id, None, now)
-            .await?;
-        info!("user deactivated");
-        Ok(())
+        Err(DeleteUserError::Conflict)
     }
 
     /// Re-activates a soft-deleted user (superusers only).
@@ -424,30 +553,46 @@ impl UserService {
         if !actor.is_superuser {
             return Err(RestoreUserError::Forbidden);
         }
-        let mut user = self
-            .ports
-            .users
-            .find_by_id(id)
-            .await?
-            .ok_or(RestoreUserError::NotFound)?;
-        if !user.is_active {
-            user.is_active = true;
-            user.updated_at = self.ports.clock.now();
-            self.ports
+        for _ in 0..MAX_ATTEMPTS {
+            let user = self
+                .ports
                 .users
-                .update(&user)
+                .find_by_id(id)
+                .await?
+                .ok_or(RestoreUserError::NotFound)?;
+            if user.is_active {
+                return Ok(UserView::for_viewer(user, actor));
+            }
+            let patch = UserPatch {
+                is_active: Some(true),
+                ..UserPatch::default()
+            };
+            let now = self.ports.clock.now();
+            match self
+                .ports
+                .users
+                .update(id, user.version, &patch, false, now)
                 .await
-                .map_err(|err| match err {
-                    SaveUserError::NotFound => RestoreUserError::NotFound,
-                    SaveUserError::Port(err) => RestoreUserError::Port(err),
-                    other => RestoreUserError::Port(PortError::unexpected(other)),
-                })?;
-            info!("user restored");
+            {
+                Ok(user) => {
+                    info!("user restored");
+                    return Ok(UserView::for_viewer(user, actor));
+                }
+                Err(PatchUserError::Stale) => {}
+                Err(PatchUserError::NotFound) => return Err(RestoreUserError::NotFound),
+                Err(PatchUserError::Port(err)) => return Err(err.into()),
+                Err(
+                    err @ (PatchUserError::EmailTaken
+                    | PatchUserError::UsernameTaken
+                    | PatchUserError::LastSuperuser),
+                ) => return Err(PortError::unexpected(err).into()),
+            }
         }
-        Ok(UserView::for_viewer(user, actor))
+        Err(RestoreUserError::Conflict)
     }
 
-    /// Lifts a login lockout early (superusers only).
+    /// Lifts every login lock on the user's e-mail and username, from every
+    /// address (superusers only).
     ///
     /// # Errors
     /// [`UnlockUserError`].
@@ -456,14 +601,18 @@ impl UserService {
         if !actor.is_superuser {
             return Err(UnlockUserError::Forbidden);
         }
-        let mut user = self
+        let user = self
             .ports
             .users
             .find_by_id(id)
             .await?
             .ok_or(UnlockUserError::NotFound)?;
-        self.ports.users.clear_lockout(id).await?;
-        user.lockout = LoginLockout::default();
+        self.throttle
+            .clear(&[
+                user.email.as_str().to_owned(),
+                user.username.as_str().to_owned(),
+            ])
+            .await?;
         info!("login lockout lifted");
         Ok(UserView::for_viewer(user, actor))
     }
@@ -485,6 +634,55 @@ mod tests {
     use super::*;
     use crate::model::PasswordHash;
     use crate::services::fixtures::{Mocks, NOW, password, superuser, user};
+
+    fn service(mocks: Mocks) -> UserService {
+        UserService::new(
+            mocks.ports(),
+            PasswordPolicy::default(),
+            LockoutPolicy::default(),
+        )
+    }
+
+    /// The user as stored after `patch`.
+    fn apply(user: &User, patch: &UserPatch) -> User {
+        let mut after = user.clone();
+        if let Some(v) = &patch.email {
+            after.email = v.clone();
+        }
+        if let Some(v) = &patch.username {
+            after.username = v.clone();
+        }
+        if let Some(v) = &patch.full_name {
+            after.full_name = v.clone();
+        }
+        if let Some(v) = &patch.password_hash {
+            after.password_hash = v.clone();
+        }
+        after.is_active = patch.is_active.unwrap_or(after.is_active);
+        after.is_superuser = patch.is_superuser.unwrap_or(after.is_superuser);
+        after.updated_at = NOW;
+        after.version += 1;
+        after
+    }
+
+    /// Expects one conditional write of `target` at its current version,
+    /// whose patch (and last-superuser guard) pass `check`.
+    fn saved(
+        mocks: &mut Mocks,
+        target: &User,
+        check: impl Fn(&UserPatch, bool) -> bool + Send + 'static,
+    ) {
+        let stored = target.clone();
+        let (id, version) = (target.id, target.version);
+        mocks
+            .users
+            .expect_update()
+            .withf(move |i, v, patch, keep, at| {
+                *i == id && *v == version && *at == NOW && check(patch, *keep)
+            })
+            .times(1)
+            .returning(move |_, _, patch, _, _| Ok(apply(&stored, patch)));
+    }
 
     fn found(mocks: &mut Mocks, target: &User) {
         let target = target.clone();
@@ -517,10 +715,7 @@ mod tests {
             search: Some("Bo%".into()),
             ..ListUsers::default()
         };
-        let (items, total) = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .list(&ada, request)
-            .await
-            .unwrap();
+        let UserListing { items, total, .. } = service(mocks).list(&ada, request).await.unwrap();
         assert_eq!(total, 1);
         assert_eq!(items[0].user().id, bob_id);
         assert_eq!(items[0].email(), None);
@@ -534,17 +729,21 @@ mod tests {
             is_active: Some(false),
             ..ListUsers::default()
         };
-        let err = UserService::new(Mocks::default().ports(), PasswordPolicy::default())
+        let err = service(Mocks::default())
             .list(&user("ada"), request)
             .await
             .unwrap_err();
-        assert!(matches!(err, ListUsersError::Forbidden));
+        assert!(matches!(err, ListUsersError::FilterForbidden));
     }
 
     #[tokio::test]
     async fn list_lets_superusers_filter_and_search_emails_and_see_them() {
         let root = superuser("root");
-        let cursor = UserId::generate();
+        let cursor = UserCursor {
+            value: crate::ports::SortValue::Time(NOW),
+            id: UserId::generate(),
+        };
+        let expected = cursor.clone();
         let bob = User {
             is_active: false,
             ..user("bob")
@@ -557,7 +756,7 @@ mod tests {
                 q.is_active == Some(false)
                     && q.search_email
                     && q.search.is_none()
-                    && q.after == Some(cursor)
+                    && q.after.as_ref() == Some(&expected)
             })
             .returning(move |_| {
                 Ok(UserPage {
@@ -572,10 +771,7 @@ mod tests {
             after: Some(cursor),
             ..ListUsers::default()
         };
-        let (items, _) = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .list(&root, request)
-            .await
-            .unwrap();
+        let UserListing { items, .. } = service(mocks).list(&root, request).await.unwrap();
         assert_eq!(items[0].email().unwrap().as_str(), "bob@example.com");
     }
 
@@ -587,7 +783,7 @@ mod tests {
         };
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        let service = UserService::new(mocks.ports(), PasswordPolicy::default());
+        let service = service(mocks);
         assert!(matches!(
             service.get(&user("ada"), bob.id).await,
             Err(GetUserError::NotFound)
@@ -608,10 +804,7 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         found(&mut mocks, &ada);
-        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .get(&ada, ada.id)
-            .await
-            .unwrap();
+        let view = service(mocks).get(&ada, ada.id).await.unwrap();
         assert_eq!(view.email(), Some(&ada.email));
         assert_eq!(view.last_login_at(), Some(None));
     }
@@ -629,7 +822,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_is_for_superusers_only() {
-        let err = UserService::new(Mocks::default().ports(), PasswordPolicy::default())
+        let err = service(Mocks::default())
             .create(&user("ada"), create_cmd("bob", "correct horse"))
             .await
             .unwrap_err();
@@ -649,7 +842,7 @@ mod tests {
             .withf(|u| !u.is_active && u.is_superuser)
             .times(1)
             .returning(|_| Ok(()));
-        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
+        let view = service(mocks)
             .create(&superuser("root"), create_cmd("bob", "correct horse"))
             .await
             .unwrap();
@@ -665,8 +858,8 @@ mod tests {
             full_name: Some(None),
             ..UserChanges::default()
         };
-        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .update(&user("ada"), bob.id, changes)
+        let err = service(mocks)
+            .update(&user("ada"), bob.id, changes, None, &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, UpdateUserError::Forbidden));
@@ -677,16 +870,14 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         found(&mut mocks, &ada);
-        mocks
-            .users
-            .expect_update()
-            .withf(|u| {
-                u.username.as_str() == "ada2"
-                    && u.full_name.as_ref().unwrap().as_str() == "Ada"
-                    && u.updated_at == NOW
-            })
-            .times(1)
-            .returning(|_| Ok(()));
+        // Only the fields that change are written; the unchanged flags are not.
+        saved(&mut mocks, &ada, |p, keep| {
+            *p == UserPatch {
+                username: Some(Username::parse("ada2").unwrap()),
+                full_name: Some(Some(FullName::parse("Ada").unwrap())),
+                ..UserPatch::default()
+            } && !keep
+        });
         let changes = UserChanges {
             username: Some(Username::parse("Ada2").unwrap()),
             full_name: Some(Some(FullName::parse("Ada").unwrap())),
@@ -694,8 +885,8 @@ mod tests {
             is_superuser: Some(false),
             ..UserChanges::default()
         };
-        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .update(&ada, ada.id, changes)
+        let view = service(mocks)
+            .update(&ada, ada.id, changes, None, &ClientInfo::default())
             .await
             .unwrap();
         assert_eq!(view.user().username.as_str(), "ada2");
@@ -716,8 +907,8 @@ mod tests {
             let ada = user("ada");
             let mut mocks = Mocks::default();
             found(&mut mocks, &ada);
-            let err = UserService::new(mocks.ports(), PasswordPolicy::default())
-                .update(&ada, ada.id, changes)
+            let err = service(mocks)
+                .update(&ada, ada.id, changes, None, &ClientInfo::default())
                 .await
                 .unwrap_err();
             assert!(matches!(err, UpdateUserError::Forbidden));
@@ -730,18 +921,29 @@ mod tests {
             let ada = user("ada");
             let mut mocks = Mocks::default();
             found(&mut mocks, &ada);
+            mocks.throttle_clear();
             mocks
                 .hasher
                 .expect_verify()
                 .times(1)
                 .returning(move |_, _| Ok(matches));
-            mocks.users.expect_update().returning(|_| Ok(()));
+            if !matches {
+                // A wrong password counts as a failed login of the user.
+                mocks
+                    .throttle
+                    .expect_record_failure()
+                    .withf(|name, _, _, _| name == "ada")
+                    .times(1)
+                    .returning(|_, _, _, _| Ok(crate::ports::ThrottleState::default()));
+            }
+            // The current password is proven, not written: nothing changes.
+            mocks.users.expect_update().never();
             let changes = UserChanges {
                 password: Some(password("some password")),
                 ..UserChanges::default()
             };
-            let result = UserService::new(mocks.ports(), PasswordPolicy::default())
-                .update(&ada, ada.id, changes)
+            let result = service(mocks)
+                .update(&ada, ada.id, changes, None, &ClientInfo::default())
                 .await;
             assert_eq!(result.is_ok(), ok, "{result:?}");
             if !ok {
@@ -760,11 +962,9 @@ mod tests {
             .expect_hash()
             .times(1)
             .returning(|_| Ok(PasswordHash::new("new".into())));
-        mocks
-            .users
-            .expect_update()
-            .withf(|u| u.password_hash.as_str() == "new")
-            .returning(|_| Ok(()));
+        saved(&mut mocks, &bob, |p, _| {
+            p.password_hash.as_ref().map(PasswordHash::as_str) == Some("new")
+        });
         mocks
             .sessions
             .expect_revoke_all_for_user()
@@ -775,8 +975,14 @@ mod tests {
             password: Some(password("new passphrase")),
             ..UserChanges::default()
         };
-        UserService::new(mocks.ports(), PasswordPolicy::default())
-            .update(&superuser("root"), bob.id, changes)
+        service(mocks)
+            .update(
+                &superuser("root"),
+                bob.id,
+                changes,
+                None,
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
     }
@@ -791,8 +997,14 @@ mod tests {
             password: Some(password("i-am-robert")),
             ..UserChanges::default()
         };
-        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .update(&superuser("root"), bob.id, changes)
+        let err = service(mocks)
+            .update(
+                &superuser("root"),
+                bob.id,
+                changes,
+                None,
+                &ClientInfo::default(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(
@@ -808,16 +1020,16 @@ mod tests {
         found(&mut mocks, &root);
         mocks
             .users
-            .expect_update_unless_last_superuser()
-            .withf(|u| !u.is_superuser)
+            .expect_update()
+            .withf(|_, _, p, keep, _| p.is_superuser == Some(false) && *keep)
             .times(1)
-            .returning(|_| Err(SaveUserError::LastSuperuser));
+            .returning(|_, _, _, _, _| Err(PatchUserError::LastSuperuser));
         let changes = UserChanges {
             is_superuser: Some(false),
             ..UserChanges::default()
         };
-        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .update(&root, root.id, changes)
+        let err = service(mocks)
+            .update(&root, root.id, changes, None, &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, UpdateUserError::LastSuperuser));
@@ -828,11 +1040,9 @@ mod tests {
         let bob = user("bob");
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        mocks
-            .users
-            .expect_update()
-            .withf(|u| !u.is_active)
-            .returning(|_| Ok(()));
+        saved(&mut mocks, &bob, |p, keep| {
+            p.is_active == Some(false) && !keep
+        });
         mocks
             .sessions
             .expect_revoke_all_for_user()
@@ -842,8 +1052,14 @@ mod tests {
             is_active: Some(false),
             ..UserChanges::default()
         };
-        UserService::new(mocks.ports(), PasswordPolicy::default())
-            .update(&superuser("root"), bob.id, changes)
+        service(mocks)
+            .update(
+                &superuser("root"),
+                bob.id,
+                changes,
+                None,
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
     }
@@ -853,22 +1069,19 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         found(&mut mocks, &ada);
-        mocks
-            .users
-            .expect_update()
-            .withf(|u| !u.is_active && u.updated_at == NOW)
-            .times(1)
-            .returning(|_| Ok(()));
+        saved(&mut mocks, &ada, |p, keep| {
+            *p == UserPatch {
+                is_active: Some(false),
+                ..UserPatch::default()
+            } && !keep
+        });
         mocks
             .sessions
             .expect_revoke_all_for_user()
             .with(eq(ada.id), eq(None), eq(NOW))
             .times(1)
             .returning(|_, _, _| Ok(()));
-        UserService::new(mocks.ports(), PasswordPolicy::default())
-            .delete(&ada, ada.id)
-            .await
-            .unwrap();
+        service(mocks).delete(&ada, ada.id, None).await.unwrap();
     }
 
     #[tokio::test]
@@ -876,8 +1089,8 @@ mod tests {
         let bob = user("bob");
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .delete(&user("ada"), bob.id)
+        let err = service(mocks)
+            .delete(&user("ada"), bob.id, None)
             .await
             .unwrap_err();
         assert!(matches!(err, DeleteUserError::Forbidden));
@@ -891,8 +1104,8 @@ mod tests {
         };
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .delete(&superuser("root"), bob.id)
+        let err = service(mocks)
+            .delete(&superuser("root"), bob.id, None)
             .await
             .unwrap_err();
         assert!(matches!(err, DeleteUserError::NotFound));
@@ -905,12 +1118,12 @@ mod tests {
         found(&mut mocks, &root);
         mocks
             .users
-            .expect_update_unless_last_superuser()
-            .withf(|u| !u.is_active)
+            .expect_update()
+            .withf(|_, _, p, keep, _| p.is_active == Some(false) && *keep)
             .times(1)
-            .returning(|_| Err(SaveUserError::LastSuperuser));
-        let err = UserService::new(mocks.ports(), PasswordPolicy::default())
-            .delete(&root, root.id)
+            .returning(|_, _, _, _, _| Err(PatchUserError::LastSuperuser));
+        let err = service(mocks)
+            .delete(&root, root.id, None)
             .await
             .unwrap_err();
         assert!(matches!(err, DeleteUserError::LastSuperuser));
@@ -922,7 +1135,7 @@ mod tests {
             is_active: false,
             ..user("bob")
         };
-        let err = UserService::new(Mocks::default().ports(), PasswordPolicy::default())
+        let err = service(Mocks::default())
             .restore(&user("ada"), bob.id)
             .await
             .unwrap_err();
@@ -930,13 +1143,8 @@ mod tests {
 
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        mocks
-            .users
-            .expect_update()
-            .withf(|u| u.is_active)
-            .times(1)
-            .returning(|_| Ok(()));
-        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
+        saved(&mut mocks, &bob, |p, _| p.is_active == Some(true));
+        let view = service(mocks)
             .restore(&superuser("root"), bob.id)
             .await
             .unwrap();
@@ -961,7 +1169,7 @@ mod tests {
             .withf(|u| u.is_superuser && u.is_active)
             .times(1)
             .returning(|_| Ok(()));
-        let service = UserService::new(mocks.ports(), PasswordPolicy::default());
+        let service = service(mocks);
         assert!(
             service
                 .ensure_superuser(create_cmd("bob", "correct horse"))
@@ -978,31 +1186,195 @@ mod tests {
 
     #[tokio::test]
     async fn unlock_is_for_superusers_and_clears_the_lockout() {
-        let bob = User {
-            lockout: LoginLockout {
-                failed_attempts: 3,
-                lockouts: 1,
-                locked_until: Some(NOW),
-            },
-            ..user("bob")
-        };
-        let err = UserService::new(Mocks::default().ports(), PasswordPolicy::default())
+        let bob = user("bob");
+        let err = service(Mocks::default())
             .unlock(&user("ada"), bob.id)
             .await
             .unwrap_err();
         assert!(matches!(err, UnlockUserError::Forbidden));
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
+        // Both names the user can log in with, from every address.
         mocks
-            .users
-            .expect_clear_lockout()
-            .with(eq(bob.id))
+            .throttle
+            .expect_clear_names()
+            .withf(|names| names == ["bob@example.com".to_owned(), "bob".to_owned()])
             .times(1)
             .returning(|_| Ok(()));
-        let view = UserService::new(mocks.ports(), PasswordPolicy::default())
+        let view = service(mocks)
             .unlock(&superuser("root"), bob.id)
             .await
             .unwrap();
-        assert_eq!(view.user().lockout, LoginLockout::default());
+        assert_eq!(view.user().id, bob.id);
+    }
+
+    #[tokio::test]
+    async fn list_forbids_ordinary_users_to_sort_by_email() {
+        let request = ListUsers {
+            limit: 10,
+            sort: UserSort {
+                field: UserSortField::Email,
+                descending: true,
+            },
+            ..ListUsers::default()
+        };
+        let err = service(Mocks::default())
+            .list(&user("ada"), request)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ListUsersError::SortForbidden));
+    }
+
+    #[tokio::test]
+    async fn list_continues_from_the_last_row_of_a_full_page_only() {
+        let (ada, bob) = (user("ada"), user("bob"));
+        let last = bob.clone();
+        let mut mocks = Mocks::default();
+        mocks.users.expect_list().returning(move |_| {
+            Ok(UserPage {
+                items: vec![ada.clone(), bob.clone()],
+                total: 5,
+            })
+        });
+        let service = service(mocks);
+        let page = |limit| ListUsers {
+            limit,
+            sort: UserSort {
+                field: UserSortField::Username,
+                descending: false,
+            },
+            ..ListUsers::default()
+        };
+        let full = service.list(&user("eve"), page(2)).await.unwrap();
+        assert_eq!(
+            full.next,
+            Some(UserCursor {
+                value: crate::ports::SortValue::Text("bob".into()),
+                id: last.id,
+            })
+        );
+        let short = service.list(&user("eve"), page(3)).await.unwrap();
+        assert_eq!(short.next, None);
+    }
+
+    #[tokio::test]
+    async fn an_update_that_lost_a_race_re_reads_and_applies_the_rules_again() {
+        // Bob renames himself while a superuser deactivates him: the rename
+        // was computed from version 1, finds version 2 and starts over; on
+        // the deactivated row it is no longer bob's to make.
+        let bob = user("bob");
+        let deactivated = User {
+            is_active: false,
+            version: 2,
+            ..bob.clone()
+        };
+        let mut reads = vec![bob.clone(), deactivated].into_iter();
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_id()
+            .times(2)
+            .returning(move |_| Ok(reads.next()));
+        mocks
+            .users
+            .expect_update()
+            .withf(|_, version, _, _, _| *version == 1)
+            .times(1)
+            .returning(|_, _, _, _, _| Err(PatchUserError::Stale));
+        let changes = UserChanges {
+            full_name: Some(Some(FullName::parse("Robert").unwrap())),
+            ..UserChanges::default()
+        };
+        let err = service(mocks)
+            .update(&bob, bob.id, changes, None, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateUserError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn an_update_with_a_stale_if_match_is_refused_before_any_write() {
+        let bob = user("bob");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        mocks.users.expect_update().never();
+        let changes = UserChanges {
+            full_name: Some(None),
+            ..UserChanges::default()
+        };
+        let err = service(mocks)
+            .update(&bob, bob.id, changes, Some(7), &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateUserError::PreconditionFailed));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_in_a_profile_update_is_refused_while_the_user_is_locked() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &ada);
+        mocks.throttle.expect_state().returning(|_, _| {
+            Ok(crate::ports::ThrottleState {
+                pair_locked_until: Some(NOW + time::Duration::seconds(60)),
+                ..crate::ports::ThrottleState::default()
+            })
+        });
+        mocks.hasher.expect_verify().never();
+        let changes = UserChanges {
+            password: Some(password("a guess at it")),
+            ..UserChanges::default()
+        };
+        let err = service(mocks)
+            .update(&ada, ada.id, changes, None, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateUserError::Locked { .. }));
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_deletions_the_one_that_lost_finds_the_user_gone() {
+        let bob = user("bob");
+        let gone = User {
+            is_active: false,
+            version: 2,
+            ..bob.clone()
+        };
+        let mut reads = vec![bob.clone(), gone].into_iter();
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(reads.next()));
+        mocks
+            .users
+            .expect_update()
+            .times(1)
+            .returning(|_, _, _, _, _| Err(PatchUserError::Stale));
+        let err = service(mocks)
+            .delete(&superuser("root"), bob.id, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeleteUserError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn ensure_superuser_that_another_instance_created_first_is_done() {
+        let mut mocks = Mocks::default();
+        mocks.users.expect_find_by_login().returning(|_| Ok(None));
+        mocks
+            .hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash::new("h".into())));
+        mocks
+            .users
+            .expect_insert()
+            .returning(|_| Err(crate::ports::InsertUserError::EmailTaken));
+        assert!(
+            !service(mocks)
+                .ensure_superuser(create_cmd("root", "correct horse"))
+                .await
+                .unwrap()
+        );
     }
 }

@@ -11,7 +11,7 @@ use userhub_domain::model::{Email, FullName, Password, UserView, Username};
 use userhub_domain::services::{IssuedTokens, LoginError, LoginRequest, RegisterUser};
 use utoipa::ToSchema;
 
-use super::users::{UserResponse, created};
+use super::users::{UserResponse, created, user_response};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::error::HttpError;
@@ -269,10 +269,11 @@ pub(crate) async fn refresh(
     operation_id = "me",
     tag = "auth",
     security(("bearer" = []), ("oauth2" = [])),
-    responses((status = 200, description = "The caller, as its owner sees it", body = UserResponse))
+    responses((status = 200, description = "The caller, as its owner sees it", body = UserResponse,
+        headers(("ETag" = String, description = "The caller's version, for `If-Match`"))))
 )]
 pub(crate) async fn me(caller: CurrentUser) -> HttpResponse {
-    HttpResponse::Ok().json(UserResponse::from(UserView::own(caller.0.user)))
+    user_response(UserView::own(caller.0.user))
 }
 
 /// A session's tokens.

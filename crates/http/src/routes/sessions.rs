@@ -2,7 +2,7 @@
 //! one, and changing the password.
 
 use actix_web::http::Method;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use super::users::rfc3339;
 use crate::app::ApiState;
 use crate::error::HttpError;
 use crate::error::{ApiError, FieldError};
-use crate::extract::{CurrentUser, ValidJson};
+use crate::extract::{CurrentUser, ValidJson, client_info};
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -178,19 +178,28 @@ pub(crate) struct ChangePasswordRequest {
         (status = 204, description = "Changed; the caller's session stays"),
         (status = 400, description = "Wrong current password", body = HttpError,
             example = json!({"detail": "Incorrect password"})),
+        (status = 429, response = crate::openapi::TooManyRequests),
     )
 )]
 pub(crate) async fn change_password(
     state: web::Data<ApiState>,
+    req: HttpRequest,
     caller: CurrentUser,
     body: ValidJson<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let new = Password::new(SecretString::from(body.new_password))
         .map_err(|e| invalid("new_password", e))?;
+    state.spend_hash_budget(format!("user:{}", caller.0.user.id))?;
+    let client = client_info(&req, state.trust_forwarded_for);
     state
         .auth
-        .change_password(&caller.0, &SecretString::from(body.current_password), new)
+        .change_password(
+            &caller.0,
+            &client,
+            &SecretString::from(body.current_password),
+            new,
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

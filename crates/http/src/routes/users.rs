@@ -2,22 +2,22 @@
 
 use actix_web::http::Method;
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use userhub_domain::model::{Email, FullName, Password, UserId, UserView, Username};
+use userhub_domain::model::{Email, FullName, Password, UserView, Username};
 use userhub_domain::ports::{UserSort, UserSortField};
-use userhub_domain::services::{CreateUser, ListUsers, UserChanges};
+use userhub_domain::services::{CreateUser, ListUsers, UserChanges, UserListing};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{NewUserFields, invalid};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::error::HttpError;
-use crate::extract::{CurrentUser, ValidJson, ValidQuery, user_id};
+use crate::extract::{CurrentUser, ValidJson, ValidQuery, client_info, user_id};
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -94,6 +94,37 @@ impl From<UserView> for UserResponse {
     }
 }
 
+/// The user's `ETag`: its version, bumped by every write.
+pub(super) fn etag(view: &UserView) -> String {
+    format!("\"{}\"", view.user().version)
+}
+
+/// 200 with the user and its `ETag`.
+pub(super) fn user_response(view: UserView) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(&view)))
+        .json(UserResponse::from(view))
+}
+
+/// The version `If-Match` requires: `None` without the header or with `*`.
+/// A weak or malformed tag can never match (strong comparison), so it
+/// requires a version no user has.
+fn if_match(req: &HttpRequest) -> Option<u64> {
+    let raw = req.headers().get(header::IF_MATCH)?;
+    let raw = raw.to_str().unwrap_or_default().trim();
+    if raw == "*" {
+        return None;
+    }
+    let version = raw.split(',').find_map(|tag| {
+        tag.trim()
+            .strip_prefix('"')?
+            .strip_suffix('"')?
+            .parse::<u64>()
+            .ok()
+    });
+    Some(version.unwrap_or(u64::MAX))
+}
+
 /// 201 with the user and its `Location`.
 pub(super) fn created(view: UserView) -> HttpResponse {
     let location = format!("/api/users/{}", view.user().id);
@@ -129,18 +160,33 @@ pub(crate) struct ListQuery {
     #[serde(default, deserialize_with = "validation::query_bool")]
     #[garde(skip)]
     is_superuser: Option<bool>,
-    /// Keyset pagination: the `next_cursor` of the previous page. The page
-    /// then starts right after that user in the chosen order (and `skip`
-    /// counts from there), so deep pages cost as little as the first.
-    #[garde(inner(custom(cursor_rule)))]
-    #[param(value_type = Option<String>, format = Uuid)]
+    /// Keyset pagination: the opaque `next_cursor` of the previous page,
+    /// with the same `sort`, `search` and filters. The page then starts
+    /// right after that page's last row (and `skip` counts from there), so
+    /// deep pages cost as little as the first.
+    #[garde(inner(custom(validation::bounded(MAX_CURSOR))))]
+    #[param(value_type = Option<String>, max_length = 512)]
     cursor: Option<String>,
 }
 
-fn cursor_rule(value: &str, _: &()) -> garde::Result {
-    uuid::Uuid::parse_str(value)
-        .map(drop)
-        .map_err(|_| garde::Error::new("Input should be a valid UUID"))
+/// Longest cursor looked at; the server's own are far shorter.
+const MAX_CURSOR: usize = 512;
+
+/// What a cursor is bound to besides its caller: the order and filters of
+/// the listing it continues.
+fn listing_binding(request: &ListUsers) -> String {
+    let sort = match request.sort.field {
+        UserSortField::CreatedAt => "created_at",
+        UserSortField::Username => "username",
+        UserSortField::Email => "email",
+    };
+    format!(
+        "{}{sort}\n{:?}\n{:?}\n{}",
+        if request.sort.descending { "-" } else { "" },
+        request.is_active,
+        request.is_superuser,
+        request.search.as_deref().unwrap_or_default().to_lowercase(),
+    )
 }
 
 /// The orders a listing can take; `-` means descending.
@@ -192,9 +238,9 @@ pub(crate) struct UserPage {
     skip: u64,
     #[schema(minimum = 1, maximum = 100)]
     limit: u64,
-    /// Pass as `cursor` for the page after this one; `null` when this page
-    /// is not full (nothing follows).
-    #[schema(required = true, format = Uuid)]
+    /// Opaque; pass as `cursor` (with the same query) for the page after
+    /// this one; `null` when this page is not full (nothing follows).
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -208,7 +254,7 @@ pub(crate) struct UserPage {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "A page of users", body = UserPage),
-        (status = 403, description = "A non-superuser filtered on `is_active`", body = HttpError),
+        (status = 403, description = "A non-superuser filtered on `is_active` or sorted by `email`", body = HttpError),
     )
 )]
 pub(crate) async fn list(
@@ -220,26 +266,34 @@ pub(crate) async fn list(
     // Ranges were validated above, so the conversions cannot fail.
     let skip = u64::try_from(q.skip.unwrap_or(0)).unwrap_or_default();
     let limit = u64::try_from(q.limit.unwrap_or(10)).unwrap_or(10);
-    let request = ListUsers {
+    let caller_id = caller.0.user.id;
+    let mut request = ListUsers {
         skip,
         limit,
         search: q.search,
         sort: q.sort.as_deref().and_then(parse_sort).unwrap_or_default(),
         is_active: q.is_active,
         is_superuser: q.is_superuser,
-        after: q
-            .cursor
-            .as_deref()
-            .and_then(|c| uuid::Uuid::parse_str(c).ok())
-            .map(UserId::from_uuid),
+        after: None,
     };
-    let (views, total) = state.users.list(&caller.0.user, request).await?;
-    let full = u64::try_from(views.len()).unwrap_or(u64::MAX) == limit;
-    let next_cursor = views
-        .last()
-        .filter(|_| full)
-        .map(|last| last.user().id.to_string());
-    let items = views.into_iter().map(UserResponse::from).collect();
+    let binding = listing_binding(&request);
+    if let Some(raw) = &q.cursor {
+        let position = state
+            .cursor_key
+            .open(caller_id, &binding, raw)
+            .ok_or_else(|| {
+                ApiError::field(
+                    "value_error",
+                    "query",
+                    "cursor",
+                    "Value error, not a cursor of this listing",
+                )
+            })?;
+        request.after = Some(position);
+    }
+    let UserListing { items, total, next } = state.users.list(&caller.0.user, request).await?;
+    let next_cursor = next.map(|position| state.cursor_key.seal(caller_id, &binding, &position));
+    let items = items.into_iter().map(UserResponse::from).collect();
     Ok(HttpResponse::Ok().json(UserPage {
         items,
         total,
@@ -258,7 +312,8 @@ pub(crate) async fn list(
     params(("id" = String, Path, format = Uuid, description = "The user's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "The user", body = UserResponse),
+        (status = 200, description = "The user", body = UserResponse,
+            headers(("ETag" = String, description = "The user's version, for `If-Match`"))),
         (status = 404, description = "Unknown user (or deactivated, to a non-superuser)", body = HttpError),
     )
 )]
@@ -268,7 +323,7 @@ pub(crate) async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = state.users.get(&caller.0.user, user_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(UserResponse::from(view)))
+    Ok(user_response(view))
 }
 
 /// A user made by a superuser.
@@ -321,6 +376,7 @@ pub(crate) async fn create(
     body: ValidJson<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
+    state.spend_hash_budget(format!("user:{}", caller.0.user.id))?;
     let fields = NewUserFields::parse(&b.email, &b.username, b.password, b.full_name.as_deref())?;
     let cmd = CreateUser {
         email: fields.email,
@@ -372,23 +428,33 @@ pub(crate) struct UpdateUserRequest {
     operation_id = "update_user",
     tag = "users",
     request_body = UpdateUserRequest,
-    params(("id" = String, Path, format = Uuid, description = "The user's id")),
+    params(
+        ("id" = String, Path, format = Uuid, description = "The user's id"),
+        ("If-Match" = Option<String>, Header, description = "An `ETag` of the user: 412 unless it is still current"),
+    ),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "The updated user", body = UserResponse),
-        (status = 403, description = "Not the user, or a superuser-only field changed", body = HttpError),
+        (status = 200, description = "The updated user", body = UserResponse,
+            headers(("ETag" = String, description = "The user's new version"))),
+        (status = 403, description = "Not the user, a superuser-only field changed, or a wrong password", body = HttpError),
         (status = 404, description = "Unknown user", body = HttpError),
         (status = 409, description = "Email or username taken, or the last active superuser demoted", body = HttpError),
+        (status = 412, description = "`If-Match` names an older version", body = HttpError),
+        (status = 429, response = crate::openapi::TooManyRequests),
     )
 )]
 pub(crate) async fn update(
     state: web::Data<ApiState>,
+    req: HttpRequest,
     caller: CurrentUser,
     id: web::Path<String>,
     body: ValidJson<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&id)?;
     let b = body.0;
+    if b.password.is_some() {
+        state.spend_hash_budget(format!("user:{}", caller.0.user.id))?;
+    }
     let changes = UserChanges {
         email: b
             .email
@@ -415,8 +481,12 @@ pub(crate) async fn update(
         is_active: b.is_active,
         is_superuser: b.is_superuser,
     };
-    let view = state.users.update(&caller.0.user, id, changes).await?;
-    Ok(HttpResponse::Ok().json(UserResponse::from(view)))
+    let client = client_info(&req, state.trust_forwarded_for);
+    let view = state
+        .users
+        .update(&caller.0.user, id, changes, if_match(&req), &client)
+        .await?;
+    Ok(user_response(view))
 }
 
 /// Soft-deletes a user and ends its sessions.
@@ -425,21 +495,29 @@ pub(crate) async fn update(
     path = "/api/users/{id}",
     operation_id = "delete_user",
     tag = "users",
-    params(("id" = String, Path, format = Uuid, description = "The user's id")),
+    params(
+        ("id" = String, Path, format = Uuid, description = "The user's id"),
+        ("If-Match" = Option<String>, Header, description = "An `ETag` of the user: 412 unless it is still current"),
+    ),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 204, description = "Deactivated"),
         (status = 403, description = "Neither the user nor a superuser", body = HttpError),
         (status = 404, description = "Unknown or already deleted user", body = HttpError),
         (status = 409, description = "The last active superuser", body = HttpError),
+        (status = 412, description = "`If-Match` names an older version", body = HttpError),
     )
 )]
 pub(crate) async fn delete(
     state: web::Data<ApiState>,
+    req: HttpRequest,
     caller: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.users.delete(&caller.0.user, user_id(&id)?).await?;
+    state
+        .users
+        .delete(&caller.0.user, user_id(&id)?, if_match(&req))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -463,7 +541,7 @@ pub(crate) async fn restore(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = state.users.restore(&caller.0.user, user_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(UserResponse::from(view)))
+    Ok(user_response(view))
 }
 
 /// Lifts a login lockout (superusers only).
@@ -486,5 +564,5 @@ pub(crate) async fn unlock(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = state.users.unlock(&caller.0.user, user_id(&id)?).await?;
-    Ok(HttpResponse::Ok().json(UserResponse::from(view)))
+    Ok(user_response(view))
 }

@@ -17,9 +17,7 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
     pub last_login_at: Option<TimeDateTimeWithTimeZone>,
-    pub failed_login_count: i32,
-    pub lockout_count: i32,
-    pub locked_until: Option<TimeDateTimeWithTimeZone>,
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

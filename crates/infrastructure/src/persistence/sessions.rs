@@ -1,15 +1,15 @@
 //! [`SessionRepository`] on SeaORM.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    ClientInfo, NewSession, RefreshTokenHash, Session, SessionId, User, UserId,
+    ClientInfo, NewSession, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId,
 };
 use userhub_domain::ports::SessionRepository;
 
@@ -33,23 +33,59 @@ impl SeaOrmSessionRepository {
 
 #[async_trait]
 impl SessionRepository for SeaOrmSessionRepository {
-    async fn create(&self, s: &NewSession) -> Result<(), PortError> {
-        let row = session::ActiveModel {
-            id: Set(s.id.as_uuid()),
-            user_id: Set(s.user_id.as_uuid()),
-            refresh_token_hash: Set(s.refresh_token_hash.as_str().to_owned()),
-            created_at: Set(s.created_at),
-            last_used_at: Set(s.created_at),
-            expires_at: Set(s.expires_at),
-            revoked_at: Set(None),
-            user_agent: Set(s.client.user_agent.clone()),
-            ip: Set(s.client.ip.clone()),
-        };
-        session::Entity::insert(row)
-            .exec_without_returning(self.db.connection())
+    async fn create(
+        &self,
+        s: &NewSession,
+        password_hash: &PasswordHash,
+    ) -> Result<bool, PortError> {
+        // INSERT … SELECT … WHERE EXISTS: the user's state is checked by the
+        // statement that writes, so no deactivation or password reset can
+        // land between the check and the insert.
+        let still_valid = Query::select()
+            .expr(Expr::val(1))
+            .from(user::Entity)
+            .and_where(user::Column::Id.eq(s.user_id.as_uuid()))
+            .and_where(user::Column::IsActive.eq(true))
+            .and_where(user::Column::PasswordHash.eq(password_hash.as_str()))
+            .to_owned();
+        let values: [sea_orm::Value; 9] = [
+            s.id.as_uuid().into(),
+            s.user_id.as_uuid().into(),
+            s.refresh_token_hash.as_str().into(),
+            s.created_at.into(),
+            s.created_at.into(),
+            s.expires_at.into(),
+            Option::<OffsetDateTime>::None.into(),
+            s.client.user_agent.clone().into(),
+            s.client.ip.clone().into(),
+        ];
+        let row = Query::select()
+            .exprs(values.into_iter().map(Expr::val))
+            .and_where(Expr::exists(still_valid))
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(session::Entity)
+            .columns([
+                session::Column::Id,
+                session::Column::UserId,
+                session::Column::RefreshTokenHash,
+                session::Column::CreatedAt,
+                session::Column::LastUsedAt,
+                session::Column::ExpiresAt,
+                session::Column::RevokedAt,
+                session::Column::UserAgent,
+                session::Column::Ip,
+            ])
+            .select_from(row)
+            .map_err(PortError::unexpected)?
+            .to_owned();
+        let result = self
+            .db
+            .connection()
+            .execute(&insert)
             .await
             .map_err(port_error)?;
-        Ok(())
+        Ok(result.rows_affected() == 1)
     }
 
     async fn find_by_refresh_token(

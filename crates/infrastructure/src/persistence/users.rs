@@ -8,8 +8,11 @@ use sea_orm::{
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{Email, FullName, LoginLockout, PasswordHash, User, UserId, Username};
-use userhub_domain::ports::{SaveUserError, UserPage, UserQuery, UserRepository, UserSortField};
+use userhub_domain::model::{Email, FullName, PasswordHash, User, UserId, Username};
+use userhub_domain::ports::{
+    InsertUserError, PatchUserError, SortValue, UserPage, UserPatch, UserQuery, UserRepository,
+    UserSortField,
+};
 
 use super::{Database, escape_like, port_error};
 use crate::entities::user;
@@ -54,25 +57,127 @@ impl SeaOrmUserRepository {
 
 #[async_trait]
 impl UserRepository for SeaOrmUserRepository {
-    async fn insert(&self, u: &User) -> Result<(), SaveUserError> {
+    async fn insert(&self, u: &User) -> Result<(), InsertUserError> {
         user::Entity::insert(active_model(u))
             .exec_without_returning(self.db.connection())
             .await
-            .map_err(save_error)?;
+            .map_err(|err| match unique_violation(&err) {
+                Some(Unique::Email) => InsertUserError::EmailTaken,
+                Some(Unique::Username) => InsertUserError::UsernameTaken,
+                None => InsertUserError::Port(port_error(err)),
+            })?;
         Ok(())
     }
 
-    async fn update(&self, u: &User) -> Result<(), SaveUserError> {
+    async fn update(
+        &self,
+        id: UserId,
+        version: u64,
+        patch: &UserPatch,
+        keep_a_superuser: bool,
+        at: OffsetDateTime,
+    ) -> Result<User, PatchUserError> {
+        let patch_error = |err: DbErr| match unique_violation(&err) {
+            Some(Unique::Email) => PatchUserError::EmailTaken,
+            Some(Unique::Username) => PatchUserError::UsernameTaken,
+            None => PatchUserError::Port(port_error(err)),
+        };
+        let expected = i64::try_from(version).map_err(|_| PatchUserError::Stale)?;
+        let mut update = user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            .col_expr(
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
+            )
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .filter(user::Column::Version.eq(expected));
+        if let Some(email) = &patch.email {
+            update = update.col_expr(user::Column::Email, Expr::value(email.as_str()));
+        }
+        if let Some(username) = &patch.username {
+            update = update.col_expr(user::Column::Username, Expr::value(username.as_str()));
+        }
+        if let Some(full_name) = &patch.full_name {
+            let value = full_name.as_ref().map(|n| n.as_str().to_owned());
+            update = update.col_expr(user::Column::FullName, Expr::value(value));
+        }
+        if let Some(hash) = &patch.password_hash {
+            update = update.col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()));
+        }
+        if let Some(active) = patch.is_active {
+            update = update.col_expr(user::Column::IsActive, Expr::value(active));
+        }
+        if let Some(superuser) = patch.is_superuser {
+            update = update.col_expr(user::Column::IsSuperuser, Expr::value(superuser));
+        }
+        let txn = self.db.connection().begin().await.map_err(patch_error)?;
+        if keep_a_superuser {
+            if self.db.backend() == DbBackend::Postgres {
+                // Lock every active superuser: a concurrent demotion waits here,
+                // then sees this one's outcome. (SQLite serialises writers anyway,
+                // and its single UPDATE below runs under the write lock.)
+                user::Entity::find()
+                    .select_only()
+                    .column(user::Column::Id)
+                    .filter(user::Column::IsActive.eq(true))
+                    .filter(user::Column::IsSuperuser.eq(true))
+                    .lock_exclusive()
+                    .into_tuple::<uuid::Uuid>()
+                    .all(&txn)
+                    .await
+                    .map_err(patch_error)?;
+            }
+            let other = Alias::new("other");
+            let another_superuser = Query::select()
+                .expr(Expr::val(1))
+                .from_as(user::Entity, other.clone())
+                .and_where(Expr::col((other.clone(), user::Column::IsActive)).eq(true))
+                .and_where(Expr::col((other.clone(), user::Column::IsSuperuser)).eq(true))
+                .and_where(Expr::col((other, user::Column::Id)).ne(id.as_uuid()))
+                .to_owned();
+            update = update.filter(Expr::exists(another_superuser));
+        }
+        let rows = update
+            .exec_with_returning(&txn)
+            .await
+            .map_err(patch_error)?;
+        let Some(row) = rows.into_iter().next() else {
+            let current = user::Entity::find_by_id(id.as_uuid())
+                .one(&txn)
+                .await
+                .map_err(patch_error)?;
+            txn.rollback().await.map_err(patch_error)?;
+            return Err(match current {
+                None => PatchUserError::NotFound,
+                Some(row) if row.version != expected => PatchUserError::Stale,
+                Some(_) => PatchUserError::LastSuperuser,
+            });
+        };
+        txn.commit().await.map_err(patch_error)?;
+        Ok(to_domain(row)?)
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+        at: OffsetDateTime,
+    ) -> Result<bool, PortError> {
         let result = user::Entity::update_many()
-            .set(active_model(u))
-            .filter(user::Column::Id.eq(u.id.as_uuid()))
+            .col_expr(user::Column::PasswordHash, Expr::value(new.as_str()))
+            .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            .col_expr(
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
+            )
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .filter(user::Column::PasswordHash.eq(old.as_str()))
+            .filter(user::Column::IsActive.eq(true))
             .exec(self.db.connection())
             .await
-            .map_err(save_error)?;
-        if result.rows_affected == 0 {
-            return Err(SaveUserError::NotFound);
-        }
-        Ok(())
+            .map_err(port_error)?;
+        Ok(result.rows_affected == 1)
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError> {
@@ -132,21 +237,19 @@ impl UserRepository for SeaOrmUserRepository {
         };
         // The total ignores the cursor, as it ignores skip and limit.
         let matching = select.clone();
-        if let Some(after) = query.after {
-            // (key, id) beyond the cursor row's, in the listing's direction:
-            // one index range scan however deep the page.
-            let cursor = Alias::new("cursor_row");
-            let cursor_key = Query::select()
-                .column((cursor.clone(), column))
-                .column((cursor.clone(), user::Column::Id))
-                .from_as(user::Entity, cursor.clone())
-                .and_where(Expr::col((cursor, user::Column::Id)).eq(after.as_uuid()))
-                .to_owned();
+        if let Some(after) = &query.after {
+            // (key, id) beyond the cursor's, in the listing's direction: one
+            // index range scan however deep the page.
+            let value: sea_orm::Value = match (&after.value, column) {
+                (_, user::Column::Id) => after.id.as_uuid().into(),
+                (SortValue::Time(at), _) => (*at).into(),
+                (SortValue::Text(text), _) => text.clone().into(),
+            };
             let key = Expr::tuple([
                 Expr::col((user::Entity, column)),
                 Expr::col((user::Entity, user::Column::Id)),
             ]);
-            let beyond = Expr::SubQuery(None, Box::new(cursor_key.into()));
+            let beyond = Expr::tuple([Expr::val(value), Expr::val(after.id.as_uuid())]);
             select = select.filter(if query.sort.descending {
                 key.lt(beyond)
             } else {
@@ -174,115 +277,12 @@ impl UserRepository for SeaOrmUserRepository {
         Ok(UserPage { items, total })
     }
 
-    async fn update_unless_last_superuser(&self, u: &User) -> Result<(), SaveUserError> {
-        let id = u.id.as_uuid();
-        let txn = self.db.connection().begin().await.map_err(save_error)?;
-        if self.db.backend() == DbBackend::Postgres {
-            // Lock every active superuser: a concurrent demotion waits here,
-            // then sees this one's outcome. (SQLite serialises writers anyway,
-            // and its single UPDATE below runs under the write lock.)
-            user::Entity::find()
-                .select_only()
-                .column(user::Column::Id)
-                .filter(user::Column::IsActive.eq(true))
-                .filter(user::Column::IsSuperuser.eq(true))
-                .lock_exclusive()
-                .into_tuple::<uuid::Uuid>()
-                .all(&txn)
-                .await
-                .map_err(save_error)?;
-        }
-        let other = Alias::new("other");
-        let another_superuser = Query::select()
-            .expr(Expr::val(1))
-            .from_as(user::Entity, other.clone())
-            .and_where(Expr::col((other.clone(), user::Column::IsActive)).eq(true))
-            .and_where(Expr::col((other.clone(), user::Column::IsSuperuser)).eq(true))
-            .and_where(Expr::col((other, user::Column::Id)).ne(id))
-            .to_owned();
-        let updated = user::Entity::update_many()
-            .set(active_model(u))
-            .filter(user::Column::Id.eq(id))
-            .filter(Expr::exists(another_superuser))
-            .exec(&txn)
-            .await
-            .map_err(save_error)?;
-        if updated.rows_affected == 0 {
-            let exists = user::Entity::find_by_id(id)
-                .one(&txn)
-                .await
-                .map_err(save_error)?
-                .is_some();
-            txn.rollback().await.map_err(save_error)?;
-            return Err(if exists {
-                SaveUserError::LastSuperuser
-            } else {
-                SaveUserError::NotFound
-            });
-        }
-        txn.commit().await.map_err(save_error)?;
-        Ok(())
-    }
-
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError> {
         user::Entity::update_many()
             .col_expr(user::Column::LastLoginAt, Expr::value(at))
-            .col_expr(user::Column::FailedLoginCount, Expr::value(0))
-            .col_expr(user::Column::LockoutCount, Expr::value(0))
             .col_expr(
-                user::Column::LockedUntil,
-                Expr::value(Option::<OffsetDateTime>::None),
-            )
-            .filter(user::Column::Id.eq(id.as_uuid()))
-            .exec(self.db.connection())
-            .await
-            .map_err(port_error)?;
-        Ok(())
-    }
-
-    async fn record_failed_login(&self, id: UserId) -> Result<LoginLockout, PortError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
-        // The increment locks the row until commit, so concurrent failures queue up.
-        user::Entity::update_many()
-            .col_expr(
-                user::Column::FailedLoginCount,
-                Expr::col(user::Column::FailedLoginCount).add(1),
-            )
-            .filter(user::Column::Id.eq(id.as_uuid()))
-            .exec(&txn)
-            .await
-            .map_err(port_error)?;
-        let row = user::Entity::find_by_id(id.as_uuid())
-            .one(&txn)
-            .await
-            .map_err(port_error)?;
-        txn.commit().await.map_err(port_error)?;
-        row.map(|r| lockout(&r))
-            .ok_or_else(|| PortError::unexpected(format!("user {id} vanished")))
-    }
-
-    async fn lock(&self, id: UserId, until: OffsetDateTime) -> Result<(), PortError> {
-        user::Entity::update_many()
-            .col_expr(user::Column::LockedUntil, Expr::value(until))
-            .col_expr(
-                user::Column::LockoutCount,
-                Expr::col(user::Column::LockoutCount).add(1),
-            )
-            .col_expr(user::Column::FailedLoginCount, Expr::value(0))
-            .filter(user::Column::Id.eq(id.as_uuid()))
-            .exec(self.db.connection())
-            .await
-            .map_err(port_error)?;
-        Ok(())
-    }
-
-    async fn clear_lockout(&self, id: UserId) -> Result<(), PortError> {
-        user::Entity::update_many()
-            .col_expr(user::Column::FailedLoginCount, Expr::value(0))
-            .col_expr(user::Column::LockoutCount, Expr::value(0))
-            .col_expr(
-                user::Column::LockedUntil,
-                Expr::value(Option::<OffsetDateTime>::None),
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
             )
             .filter(user::Column::Id.eq(id.as_uuid()))
             .exec(self.db.connection())
@@ -304,21 +304,7 @@ fn active_model(u: &User) -> user::ActiveModel {
         created_at: Set(u.created_at),
         updated_at: Set(u.updated_at),
         last_login_at: Set(u.last_login_at),
-        failed_login_count: Set(saturating_i32(u.lockout.failed_attempts)),
-        lockout_count: Set(saturating_i32(u.lockout.lockouts)),
-        locked_until: Set(u.lockout.locked_until),
-    }
-}
-
-fn saturating_i32(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-fn lockout(row: &user::Model) -> LoginLockout {
-    LoginLockout {
-        failed_attempts: u32::try_from(row.failed_login_count).unwrap_or_default(),
-        lockouts: u32::try_from(row.lockout_count).unwrap_or_default(),
-        locked_until: row.locked_until,
+        version: Set(i64::try_from(u.version).unwrap_or(i64::MAX)),
     }
 }
 
@@ -344,20 +330,26 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, PortError> {
         created_at: row.created_at,
         updated_at: row.updated_at,
         last_login_at: row.last_login_at,
-        lockout: lockout(&row),
+        version: u64::try_from(row.version).map_err(|_| corrupt("version"))?,
     })
 }
 
-/// Turns the unique indexes' refusals into the domain's outcomes. Both
-/// PostgreSQL (`uq_users_email`) and SQLite (`users.email`) name the column.
-fn save_error(err: DbErr) -> SaveUserError {
+/// Which unique index refused a row.
+enum Unique {
+    Email,
+    Username,
+}
+
+/// The unique index behind a refusal. Both PostgreSQL (`uq_users_email`)
+/// and SQLite (`users.email`) name the column.
+fn unique_violation(err: &DbErr) -> Option<Unique> {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("username") => {
-            SaveUserError::UsernameTaken
+            Some(Unique::Username)
         }
         Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("email") => {
-            SaveUserError::EmailTaken
+            Some(Unique::Email)
         }
-        _ => SaveUserError::Port(port_error(err)),
+        _ => None,
     }
 }

@@ -1,0 +1,258 @@
+//! [`LoginThrottle`] in two tables, `login_failures` (per name and
+//! address) and `login_name_failures` (per name). Each count moves in one
+//! upsert whose conditions read the row it writes, so concurrent failures
+//! are all counted once and a lock is neither re-armed nor escalated by
+//! failures that were in flight when it landed. Times are microseconds
+//! since the Unix epoch (see the migration).
+
+use async_trait::async_trait;
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use time::{Duration, OffsetDateTime};
+use userhub_domain::PortError;
+use userhub_domain::ports::{LoginThrottle, ThrottleState};
+
+use super::{Database, port_error};
+
+/// Failed-login counts and locks shared by every server instance.
+#[derive(Clone, Debug)]
+pub struct SeaOrmLoginThrottle {
+    db: Database,
+}
+
+impl SeaOrmLoginThrottle {
+    /// A throttle on this database.
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// `sql` with `?` placeholders, numbered for PostgreSQL.
+    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
+        let backend = self.db.backend();
+        let sql = if backend == DbBackend::Postgres {
+            let mut numbered = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    numbered.push_str(&format!("${n}"));
+                } else {
+                    numbered.push(c);
+                }
+            }
+            numbered
+        } else {
+            sql.to_owned()
+        };
+        Statement::from_sql_and_values(backend, sql, values)
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<QueryResult>, PortError> {
+        self.db
+            .connection()
+            .query_one_raw(self.statement(sql, values))
+            .await
+            .map_err(port_error)
+    }
+
+    async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, PortError> {
+        let result = self
+            .db
+            .connection()
+            .execute_raw(self.statement(sql, values))
+            .await
+            .map_err(port_error)?;
+        Ok(result.rows_affected())
+    }
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(us: i64) -> Option<OffsetDateTime> {
+    (us > 0)
+        .then(|| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok())
+        .flatten()
+}
+
+fn count(row: &QueryResult, column: &str) -> Result<u32, PortError> {
+    let n: i32 = row.try_get("", column).map_err(port_error)?;
+    Ok(u32::try_from(n).unwrap_or_default())
+}
+
+fn time(row: &QueryResult, column: &str) -> Result<Option<OffsetDateTime>, PortError> {
+    let us: i64 = row.try_get("", column).map_err(port_error)?;
+    Ok(from_micros(us))
+}
+
+#[async_trait]
+impl LoginThrottle for SeaOrmLoginThrottle {
+    async fn state(&self, name: &str, address: &str) -> Result<ThrottleState, PortError> {
+        let row = self
+            .query_one(
+                "SELECT
+                    (SELECT failures FROM login_failures WHERE login = ? AND address = ?) AS pair_failures,
+                    (SELECT lockouts FROM login_failures WHERE login = ? AND address = ?) AS pair_lockouts,
+                    (SELECT locked_until FROM login_failures WHERE login = ? AND address = ?) AS pair_locked_until,
+                    (SELECT failures FROM login_name_failures WHERE login = ?) AS name_failures,
+                    (SELECT window_start FROM login_name_failures WHERE login = ?) AS name_window_start",
+                vec![
+                    name.into(),
+                    address.into(),
+                    name.into(),
+                    address.into(),
+                    name.into(),
+                    address.into(),
+                    name.into(),
+                    name.into(),
+                ],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(ThrottleState::default());
+        };
+        let optional_count = |column: &str| -> Result<u32, PortError> {
+            let n: Option<i32> = row.try_get("", column).map_err(port_error)?;
+            Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or_default())
+        };
+        let optional_time = |column: &str| -> Result<Option<OffsetDateTime>, PortError> {
+            let us: Option<i64> = row.try_get("", column).map_err(port_error)?;
+            Ok(us.and_then(from_micros))
+        };
+        Ok(ThrottleState {
+            pair_failures: optional_count("pair_failures")?,
+            pair_lockouts: optional_count("pair_lockouts")?,
+            pair_locked_until: optional_time("pair_locked_until")?,
+            name_failures: optional_count("name_failures")?,
+            name_window_start: optional_time("name_window_start")?,
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        name: &str,
+        address: &str,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<ThrottleState, PortError> {
+        let now = micros(now);
+        let window = i64::try_from(window.whole_microseconds()).unwrap_or(i64::MAX);
+        let pair = self
+            .query_one(
+                "INSERT INTO login_failures (login, address, failures, lockouts, locked_until, updated_at)
+                 VALUES (?, ?, 1, 0, 0, ?)
+                 ON CONFLICT (login, address) DO UPDATE SET
+                    failures = CASE WHEN login_failures.locked_until > ?
+                                    THEN login_failures.failures
+                                    ELSE login_failures.failures + 1 END,
+                    updated_at = ?
+                 RETURNING failures, lockouts, locked_until",
+                vec![name.into(), address.into(), now.into(), now.into(), now.into()],
+            )
+            .await?
+            .ok_or_else(|| PortError::unexpected("the upsert returned no row"))?;
+        let by_name = self
+            .query_one(
+                "INSERT INTO login_name_failures (login, window_start, failures, updated_at)
+                 VALUES (?, ?, 1, ?)
+                 ON CONFLICT (login) DO UPDATE SET
+                    failures = CASE WHEN login_name_failures.window_start + ? <= ?
+                                    THEN 1 ELSE login_name_failures.failures + 1 END,
+                    window_start = CASE WHEN login_name_failures.window_start + ? <= ?
+                                        THEN ? ELSE login_name_failures.window_start END,
+                    updated_at = ?
+                 RETURNING failures, window_start",
+                vec![
+                    name.into(),
+                    now.into(),
+                    now.into(),
+                    window.into(),
+                    now.into(),
+                    window.into(),
+                    now.into(),
+                    now.into(),
+                    now.into(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| PortError::unexpected("the upsert returned no row"))?;
+        Ok(ThrottleState {
+            pair_failures: count(&pair, "failures")?,
+            pair_lockouts: count(&pair, "lockouts")?,
+            pair_locked_until: time(&pair, "locked_until")?,
+            name_failures: count(&by_name, "failures")?,
+            name_window_start: time(&by_name, "window_start")?,
+        })
+    }
+
+    async fn lock_pair(
+        &self,
+        name: &str,
+        address: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, PortError> {
+        let locked = self
+            .execute(
+                "UPDATE login_failures
+                    SET locked_until = ?, lockouts = lockouts + 1, failures = 0, updated_at = ?
+                  WHERE login = ? AND address = ? AND locked_until <= ?",
+                vec![
+                    micros(until).into(),
+                    micros(now).into(),
+                    name.into(),
+                    address.into(),
+                    micros(now).into(),
+                ],
+            )
+            .await?;
+        Ok(locked == 1)
+    }
+
+    async fn clear_pair(&self, name: &str, address: &str) -> Result<(), PortError> {
+        self.execute(
+            "DELETE FROM login_failures WHERE login = ? AND address = ?",
+            vec![name.into(), address.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_names(&self, names: &[String]) -> Result<(), PortError> {
+        for name in names {
+            self.execute(
+                "DELETE FROM login_failures WHERE login = ?",
+                vec![name.as_str().into()],
+            )
+            .await?;
+            self.execute(
+                "DELETE FROM login_name_failures WHERE login = ?",
+                vec![name.as_str().into()],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
+        let before = micros(before);
+        let pairs = self
+            .execute(
+                "DELETE FROM login_failures WHERE updated_at < ?",
+                vec![before.into()],
+            )
+            .await?;
+        let names = self
+            .execute(
+                "DELETE FROM login_name_failures WHERE updated_at < ?",
+                vec![before.into()],
+            )
+            .await?;
+        Ok(pairs + names)
+    }
+}
