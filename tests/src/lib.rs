@@ -64,10 +64,24 @@ pub async fn spawn_app_on(
 
 /// Starts a server on the database at `url`; returns its base address.
 pub async fn spawn_server(url: String, tweak: impl FnOnce(&mut Settings)) -> String {
+    let mut settings = test_settings(url);
+    tweak(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("the server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}
+
+/// The settings every test server starts from: port 0, one worker, a cheap
+/// bcrypt cost, the test signing key and first superuser, no pre-stop delay.
+#[must_use]
+pub fn test_settings(url: String) -> Settings {
     if std::env::var_os("TEST_LOG").is_some() {
         telemetry::init("info", telemetry::LogFormat::Pretty);
     }
-    let mut settings = Settings {
+    Settings {
         port: 0,
         workers: 1,
         database_url: url,
@@ -81,15 +95,9 @@ pub async fn spawn_server(url: String, tweak: impl FnOnce(&mut Settings)) -> Str
         cors_origins: ALLOWED_ORIGIN.into(),
         // Every test client is 127.0.0.1; the limit has tests of its own.
         auth_rate_limit_per_minute: 0,
+        shutdown_delay_seconds: 0,
         ..Settings::default()
-    };
-    tweak(&mut settings);
-    let app = Application::build(settings)
-        .await
-        .expect("the server starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    address
+    }
 }
 
 impl TestApp {

@@ -46,6 +46,19 @@ impl UserPatch {
     }
 }
 
+/// Conditions on others than the user written, checked in the same
+/// statement as the write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteGuard {
+    /// Who asks: the write happens only if they are still active, and
+    /// still a superuser if the rules let them act as one.
+    pub actor: UserId,
+    /// Whether the rules relied on the actor being a superuser.
+    pub actor_is_superuser: bool,
+    /// Refuse when no other active superuser would remain.
+    pub keep_a_superuser: bool,
+}
+
 /// Why a conditional update of a user wrote nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchUserError {
@@ -64,6 +77,9 @@ pub enum PatchUserError {
     /// The change would leave no active superuser.
     #[error("the last active superuser must stay")]
     LastSuperuser,
+    /// The actor was deactivated or demoted since the rules were checked.
+    #[error("the acting user lost the rights the change relied on")]
+    ActorChanged,
     /// The store failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -168,20 +184,21 @@ pub trait UserRepository: Send + Sync + 'static {
     async fn insert(&self, user: &User) -> Result<(), InsertUserError>;
 
     /// Writes the columns of `patch` (and `updated_at`) if the user's
-    /// version is still `version`, bumps the version and returns the user as
-    /// stored afterwards. With `keep_a_superuser`, also refuses (changing
-    /// nothing) when no other active superuser would remain, checked
-    /// atomically with the write.
+    /// version is still `version` and `guard` holds, all checked atomically
+    /// with the write; bumps the version and returns the user as stored
+    /// afterwards.
     ///
     /// # Errors
     /// [`PatchUserError::Stale`] when the version moved on (re-read and
-    /// re-apply the rules), and the outcomes the constraints decide.
+    /// re-apply the rules), [`PatchUserError::ActorChanged`] and
+    /// [`PatchUserError::LastSuperuser`] when `guard` fails, and the
+    /// outcomes the constraints decide.
     async fn update(
         &self,
         id: UserId,
         version: u64,
         patch: &UserPatch,
-        keep_a_superuser: bool,
+        guard: &WriteGuard,
         at: OffsetDateTime,
     ) -> Result<User, PatchUserError>;
 

@@ -38,6 +38,8 @@ pub struct ApiState {
     pub jwks: String,
     /// What `/metrics` renders.
     pub metrics: crate::Metrics,
+    /// Draining state and requests in flight, for graceful shutdown.
+    pub lifecycle: Arc<crate::Lifecycle>,
 }
 
 impl ApiState {
@@ -63,6 +65,8 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Largest accepted request line and header block; larger ones get 431.
+    pub max_header_bytes: usize,
 }
 
 /// The complete actix-web application.
@@ -85,6 +89,9 @@ pub fn build_app(
         .default_service(web::to(routes::not_found))
         .wrap(cors(&settings.cors_origins))
         .wrap(from_fn(middleware::request_context))
+        .app_data(web::Data::new(middleware::HeaderLimit(
+            settings.max_header_bytes,
+        )))
         // Outermost: these rewrite the request, which needs its only reference.
         .wrap(NormalizePath::new(TrailingSlash::Trim))
         .wrap_fn(|mut req, srv| {

@@ -27,12 +27,35 @@ fn sane(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// The largest request line and header block accepted, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeaderLimit(pub(crate) usize);
+
+/// The size of the request line and header block as sent, give or take
+/// the line breaks.
+fn head_size(req: &ServiceRequest) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
 /// Tags the request with an id, logs its outcome and sets headers every
 /// response carries.
 pub(crate) async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<ApiState>>().cloned();
+    let _in_flight = state.as_ref().map(|s| s.lifecycle.enter());
+    let draining = state.as_ref().is_some_and(|s| s.lifecycle.is_draining());
+    if let Some(limit) = req.app_data::<web::Data<HeaderLimit>>().map(|l| l.0)
+        && head_size(&req) > limit
+    {
+        return Ok(req.into_response(ApiError::HeadersTooLarge.error_response()));
+    }
     let id = req
         .headers()
         .get(&REQUEST_ID)
@@ -65,6 +88,13 @@ pub(crate) async fn request_context(
         status,
         elapsed,
     );
+    if draining {
+        // Clients reconnect elsewhere while this instance drains.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     let is_api = response.request().path().starts_with("/api/");
     let headers = response.headers_mut();
     if is_api && !headers.contains_key(header::CACHE_CONTROL) {

@@ -59,6 +59,7 @@ impl Mocks {
             cursor_key: crate::CursorKey::derive(b"test"),
             jwks: r#"{"keys":[]}"#.into(),
             metrics: crate::Metrics::global(),
+            lifecycle: Arc::default(),
         })
     }
 }
@@ -67,6 +68,7 @@ fn settings() -> ApiSettings {
     ApiSettings {
         cors_origins: vec![],
         max_body_bytes: 1024,
+        max_header_bytes: 16 * 1024,
     }
 }
 

@@ -4,6 +4,8 @@ mod sessions;
 mod throttle;
 mod users;
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,8 +31,13 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// How long an unused connection stays open.
     pub idle_timeout: Duration,
-    /// How long opening one connection may take.
+    /// How long opening the first connection at start may take; later
+    /// connections are opened within `acquire_timeout`.
     pub connect_timeout: Duration,
+    /// Longest a PostgreSQL statement may run, or wait for a lock, before
+    /// the database cancels it (and the request answers 503); zero means
+    /// no limit.
+    pub statement_timeout: Duration,
 }
 
 /// A pooled connection to UserHub's database.
@@ -43,22 +50,71 @@ impl Database {
     /// Opens the pool and checks that the database answers.
     ///
     /// # Errors
-    /// The driver's error when the URL is malformed or the database unreachable.
+    /// The driver's error when the URL is malformed or the database
+    /// unreachable, naming the cause (connection refused, a timeout, …)
+    /// rather than the pool's "timed out".
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DbErr> {
+        let is_postgres = settings.url.starts_with("postgres");
+        if is_postgres {
+            probe_postgres(&settings.url, settings.connect_timeout).await?;
+        }
         let mut options = ConnectOptions::new(settings.url.clone());
         options
             .max_connections(settings.max_connections)
             .min_connections(settings.min_connections)
             .acquire_timeout(settings.acquire_timeout)
-            .connect_timeout(settings.connect_timeout)
             .idle_timeout(settings.idle_timeout)
             .sqlx_logging(false);
+        let statement_timeout = settings.statement_timeout.as_millis();
+        if is_postgres && statement_timeout > 0 {
+            // Set per connection at its start: a statement or lock wait that
+            // the database would otherwise let run forever is cancelled.
+            options.map_sqlx_postgres_opts(move |pg| {
+                pg.options([
+                    ("statement_timeout", statement_timeout),
+                    ("lock_timeout", statement_timeout),
+                ])
+            });
+        }
         let conn = sea_orm::Database::connect(options).await?;
         if conn.get_database_backend() == DbBackend::Sqlite {
             // Readers no longer wait for writers; the setting is kept in the file.
             conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         }
         Ok(Self { conn })
+    }
+
+    /// Runs `work` (the migrations) while holding a PostgreSQL advisory
+    /// lock, so that of several instances starting together one migrates
+    /// and the others wait, then find nothing left to do. On SQLite the
+    /// file's own write lock serialises them.
+    ///
+    /// # Errors
+    /// The lock's or `work`'s error.
+    pub async fn with_migration_lock<T, F>(&self, url: &str, work: F) -> Result<T, DbErr>
+    where
+        F: Future<Output = Result<T, DbErr>>,
+    {
+        if self.backend() != DbBackend::Postgres {
+            return work.await;
+        }
+        use sea_orm::sqlx::{Connection, postgres::PgConnection};
+        // A connection of its own: the pool may be a single connection,
+        // which the migrations need.
+        let mut lock = PgConnection::connect(url).await.map_err(sqlx_conn_err)?;
+        sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut lock)
+            .await
+            .map_err(sqlx_conn_err)?;
+        let result = work.await;
+        // Closing the session releases the lock too; unlock first to be quick.
+        let _ = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut lock)
+            .await;
+        let _ = lock.close().await;
+        result
     }
 
     /// The SeaORM connection, for migrations.
@@ -82,10 +138,41 @@ impl Database {
     }
 }
 
+/// Key of the advisory lock held while migrating ("userhub" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0075_7365_7268_7562;
+
+/// How long `/health` waits for the database: less than a probe's usual
+/// one-second timeout, so that a dead database is reported, not timed out.
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(800);
+
+fn sqlx_conn_err(err: sea_orm::SqlxError) -> DbErr {
+    DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+/// Opens one connection, to report why the database cannot be reached
+/// (the pool would only say that it timed out).
+async fn probe_postgres(url: &str, timeout: Duration) -> Result<(), DbErr> {
+    use sea_orm::sqlx::{Connection, postgres::PgConnection};
+    match tokio::time::timeout(timeout, PgConnection::connect(url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(err)) => Err(sqlx_conn_err(err)),
+        Err(_) => Err(DbErr::Conn(RuntimeErr::Internal(format!(
+            "no connection within {} s (DB_CONNECT_TIMEOUT_SECONDS)",
+            timeout.as_secs_f32()
+        )))),
+    }
+}
+
 #[async_trait]
 impl HealthProbe for Database {
     async fn check_database(&self) -> Result<(), PortError> {
-        self.conn.ping().await.map_err(port_error)
+        match tokio::time::timeout(HEALTH_TIMEOUT, self.conn.ping()).await {
+            Ok(result) => result.map_err(port_error),
+            Err(_) => Err(PortError::Unavailable("the health check timed out".into())),
+        }
     }
 
     fn pool_status(&self) -> PoolStatus {
@@ -104,19 +191,73 @@ fn pool_status<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> P
     }
 }
 
-/// Sorts a database error into "unreachable, try later" and everything else.
-pub(crate) fn port_error(err: DbErr) -> PortError {
-    let unavailable = match &err {
+/// Whether an error says the database cannot serve right now but may
+/// soon: the connection is gone or being shut down (class 08, 57P01–03),
+/// the statement or lock wait was cancelled by its timeout (57014, 55P03),
+/// a transaction lost a serialisation race (40001, 40P01), SQLite was busy,
+/// or the pool had no connection to give.
+fn is_transient(err: &DbErr) -> bool {
+    match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
-            e.as_ref(),
-            sea_orm::SqlxError::Io(_)
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                sea_orm::SqlxError::Io(_)
                 | sea_orm::SqlxError::PoolTimedOut
                 | sea_orm::SqlxError::PoolClosed
-        ),
+                | sea_orm::SqlxError::WorkerCrashed
+                | sea_orm::SqlxError::Protocol(_) => true,
+                sea_orm::SqlxError::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08")
+                        || matches!(
+                            code.as_ref(),
+                            "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "40001" | "40P01"
+                                // SQLITE_BUSY, SQLITE_LOCKED
+                                | "5" | "6" | "517" | "262"
+                        )
+                }),
+                _ => false,
+            }
+        }
         _ => false,
-    };
-    if unavailable {
+    }
+}
+
+/// Whether the connection a statement ran on is gone, so that running an
+/// idempotent read again on another connection may well succeed.
+fn is_connection_lost(err: &DbErr) -> bool {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                sea_orm::SqlxError::Io(_) | sea_orm::SqlxError::Protocol(_) => true,
+                sea_orm::SqlxError::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02")
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Runs an idempotent read, once more on another connection if the first
+/// one was lost under it (a database restart, a terminated backend).
+pub(crate) async fn read<T, F, Fut>(run: F) -> Result<T, DbErr>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    match run().await {
+        Err(err) if is_connection_lost(&err) => {
+            tracing::debug!(error = %err, "connection lost under a read; reading again");
+            run().await
+        }
+        other => other,
+    }
+}
+
+/// Sorts a database error into "unavailable, try later" and everything else.
+pub(crate) fn port_error(err: DbErr) -> PortError {
+    if is_transient(&err) {
         PortError::Unavailable(Box::new(err))
     } else {
         PortError::Unexpected(Box::new(err))
@@ -134,6 +275,3 @@ pub(crate) fn escape_like(term: &str) -> String {
     }
     escaped
 }
-
-#[cfg(test)]
-mod tests;

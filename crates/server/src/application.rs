@@ -14,7 +14,7 @@ use userhub_domain::model::{Email, Password, Username};
 use userhub_domain::ports::SystemClock;
 use userhub_domain::services::{AuthConfig, AuthService, CreateUser, Ports, UserService};
 use userhub_http::{
-    ApiSettings, ApiState, AuthRateLimit, CursorKey, HashBudget, Metrics, build_app,
+    ApiSettings, ApiState, AuthRateLimit, CursorKey, HashBudget, Lifecycle, Metrics, build_app,
 };
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, SeaOrmLoginThrottle,
@@ -28,6 +28,8 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    lifecycle: Arc<Lifecycle>,
+    shutdown: ShutdownTiming,
     /// Periodic tasks, stopped with the server.
     background: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -49,7 +51,11 @@ impl Application {
                 )
             })?;
         if settings.run_migrations {
-            Migrator::up(database.connection(), None)
+            database
+                .with_migration_lock(
+                    settings.database_url(),
+                    Migrator::up(database.connection(), None),
+                )
                 .await
                 .context("applying migrations")?;
         }
@@ -94,6 +100,7 @@ impl Application {
         ensure_first_superuser(&users, &settings).await?;
         let metrics = Metrics::global();
         let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
+        let lifecycle = Arc::new(Lifecycle::default());
 
         let state = web::Data::new(ApiState {
             auth,
@@ -106,10 +113,12 @@ impl Application {
             cursor_key,
             jwks,
             metrics: metrics.clone(),
+            lifecycle: lifecycle.clone(),
         });
         let api = ApiSettings {
             cors_origins: settings.cors_origins(),
             max_body_bytes: settings.max_body_bytes,
+            max_header_bytes: settings.max_header_bytes,
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
@@ -122,7 +131,7 @@ impl Application {
             .client_disconnect_timeout(std::time::Duration::from_secs(1))
             // Signals are handled in `run_until_stopped`, so SIGINT drains too.
             .disable_signals()
-            .shutdown_timeout(30);
+            .shutdown_timeout(settings.shutdown_timeout_seconds);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
@@ -131,6 +140,11 @@ impl Application {
             port,
             server: server.run(),
             database,
+            lifecycle,
+            shutdown: ShutdownTiming {
+                delay: std::time::Duration::from_secs(settings.shutdown_delay_seconds),
+                timeout: std::time::Duration::from_secs(settings.shutdown_timeout_seconds),
+            },
             background: cleanup.into_iter().chain([upkeep]).collect(),
         })
     }
@@ -141,30 +155,100 @@ impl Application {
         self.port
     }
 
-    /// A handle that stops the server.
-    #[must_use]
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
+    /// Serves until SIGTERM or SIGINT, then shuts down without dropping a
+    /// request:
+    ///
+    /// 1. for `SHUTDOWN_DELAY_SECONDS`, `/health` answers 503 and every
+    ///    response carries `Connection: close`, while requests are still
+    ///    served, so that load balancers and keep-alive clients move away;
+    /// 2. the listener stops accepting, and in-flight requests finish (up to
+    ///    `SHUTDOWN_TIMEOUT_SECONDS`) with every worker and the database
+    ///    still up: a worker that stopped early would take the pooled
+    ///    connections it opened down under the others' requests;
+    /// 3. the workers stop and the pool closes.
+    ///
+    /// A second signal exits at once.
     ///
     /// # Errors
     /// An I/O error of the server.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let (lifecycle, timing) = (self.lifecycle.clone(), self.shutdown);
         tokio::spawn(async move {
             shutdown_signal().await;
-            tracing::info!("shutting down: draining in-flight requests");
-            handle.stop(true).await;
+            tokio::spawn(async {
+                shutdown_signal().await;
+                tracing::warn!("second signal: exiting now");
+                std::process::exit(130);
+            });
+            drain(&handle, &lifecycle, timing).await;
         });
         self.server.await?;
         for task in self.background {
             task.abort();
         }
         self.database.close().await?;
+        tracing::info!("stopped");
         Ok(())
     }
+
+    /// Something that runs the shutdown sequence of
+    /// [`Application::run_until_stopped`] without a signal.
+    #[must_use]
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            lifecycle: self.lifecycle.clone(),
+            timing: self.shutdown,
+        }
+    }
+}
+
+/// Stops a running [`Application`] the way a signal does.
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    lifecycle: Arc<Lifecycle>,
+    timing: ShutdownTiming,
+}
+
+impl Stopper {
+    /// Drains and stops the server; returns once the workers have stopped.
+    pub async fn stop(&self) {
+        drain(&self.handle, &self.lifecycle, self.timing).await;
+    }
+}
+
+/// How long each step of the shutdown sequence may take.
+#[derive(Clone, Copy, Debug)]
+struct ShutdownTiming {
+    delay: std::time::Duration,
+    timeout: std::time::Duration,
+}
+
+async fn drain(handle: &ServerHandle, lifecycle: &Lifecycle, timing: ShutdownTiming) {
+    lifecycle.start_draining();
+    tracing::info!(
+        delay_seconds = timing.delay.as_secs(),
+        "shutting down: /health answers 503 and connections close after their response"
+    );
+    tokio::time::sleep(timing.delay).await;
+    handle.pause().await;
+    tracing::info!(
+        in_flight = lifecycle.in_flight(),
+        "listener paused; draining in-flight requests"
+    );
+    let deadline = tokio::time::Instant::now() + timing.timeout;
+    while lifecycle.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if lifecycle.in_flight() > 0 {
+        tracing::warn!(
+            in_flight = lifecycle.in_flight(),
+            "shutdown timeout reached with requests in flight"
+        );
+    }
+    handle.stop(true).await;
 }
 
 /// Folds histogram samples into buckets now and then, so that memory stays
@@ -230,18 +314,41 @@ async fn ensure_first_superuser(users: &UserService, settings: &Settings) -> any
     users
         .ensure_superuser(cmd)
         .await
-        .map_err(|e| anyhow::anyhow!("creating the first superuser: {e}"))?;
+        .context("creating the first superuser")?;
     Ok(())
 }
 
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
+/// The URL without its password (if it has one), for messages.
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn only_a_password_is_masked() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/userhub"),
+            "postgres://app:***@db:5432/userhub"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1:5432/userhub"),
+            "postgres://postgres@127.0.0.1:5432/userhub"
+        );
+        assert_eq!(
+            redact("sqlite://userhub.db?mode=rwc"),
+            "sqlite://userhub.db?mode=rwc"
+        );
     }
 }

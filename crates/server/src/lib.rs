@@ -5,5 +5,5 @@ mod application;
 pub mod settings;
 pub mod telemetry;
 
-pub use application::Application;
+pub use application::{Application, Stopper};
 pub use settings::Settings;

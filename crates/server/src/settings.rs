@@ -43,8 +43,18 @@ pub struct Settings {
     pub db_acquire_timeout_seconds: u64,
     /// Seconds an idle connection is kept.
     pub db_idle_timeout_seconds: u64,
-    /// Seconds opening a connection may take.
+    /// Seconds opening the first connection at start may take.
     pub db_connect_timeout_seconds: u64,
+    /// Seconds a PostgreSQL statement may run or wait for a lock before it
+    /// is cancelled (the request answers 503); 0 means no limit.
+    pub db_statement_timeout_seconds: u64,
+    /// Seconds between the shutdown signal and closing the listener, while
+    /// `/health` answers 503 so that load balancers move away.
+    pub shutdown_delay_seconds: u64,
+    /// Seconds in-flight requests get to finish once the listener is closed.
+    pub shutdown_timeout_seconds: u64,
+    /// Largest request line and header block, in bytes; larger get 431.
+    pub max_header_bytes: usize,
     /// Apply pending migrations at start.
     pub run_migrations: bool,
     /// HMAC key for access tokens, at least 32 bytes.
@@ -123,6 +133,10 @@ impl Default for Settings {
             db_acquire_timeout_seconds: 3,
             db_idle_timeout_seconds: 300,
             db_connect_timeout_seconds: 5,
+            db_statement_timeout_seconds: 10,
+            shutdown_delay_seconds: 5,
+            shutdown_timeout_seconds: 30,
+            max_header_bytes: 16 * 1024,
             run_migrations: true,
             jwt_secret_key: None,
             jwt_algorithm: "HS256".into(),
@@ -167,6 +181,10 @@ const KEYS: &[&str] = &[
     "db_acquire_timeout_seconds",
     "db_idle_timeout_seconds",
     "db_connect_timeout_seconds",
+    "db_statement_timeout_seconds",
+    "shutdown_delay_seconds",
+    "shutdown_timeout_seconds",
+    "max_header_bytes",
     "run_migrations",
     "jwt_secret_key",
     "jwt_algorithm",
@@ -285,6 +303,7 @@ impl Settings {
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_seconds.max(1)),
             idle_timeout: Duration::from_secs(self.db_idle_timeout_seconds),
             connect_timeout: Duration::from_secs(self.db_connect_timeout_seconds.max(1)),
+            statement_timeout: Duration::from_secs(self.db_statement_timeout_seconds),
         }
     }
 

@@ -12,7 +12,7 @@ use userhub_domain::model::{
 };
 use userhub_domain::ports::{
     InsertUserError, LoginThrottle, PatchUserError, SessionRepository, UserPatch, UserQuery,
-    UserRepository, UserSort, UserSortField,
+    UserRepository, UserSort, UserSortField, WriteGuard,
 };
 use userhub_infrastructure::{
     Database, DatabaseSettings, SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository,
@@ -27,17 +27,37 @@ struct Repos {
 }
 
 impl Repos {
-    /// Writes the fields in which `after` differs from `before`, at `before`'s version.
-    async fn save(&self, before: &User, after: &User) -> Result<User, PatchUserError> {
+    /// Writes, as `actor`, the fields in which `after` differs from
+    /// `before`, at `before`'s version.
+    async fn save(
+        &self,
+        actor: &User,
+        before: &User,
+        after: &User,
+    ) -> Result<User, PatchUserError> {
+        let guard = WriteGuard {
+            actor: actor.id,
+            actor_is_superuser: actor.is_superuser,
+            keep_a_superuser: false,
+        };
         self.users
             .update(
                 before.id,
                 before.version,
                 &diff(before, after),
-                false,
+                &guard,
                 now(),
             )
             .await
+    }
+}
+
+/// A guard of `actor` acting on their own account.
+fn own(actor: UserId, keep_a_superuser: bool) -> WriteGuard {
+    WriteGuard {
+        actor,
+        actor_is_superuser: false,
+        keep_a_superuser,
     }
 }
 
@@ -63,6 +83,7 @@ async fn repos(backend: Backend) -> Repos {
         acquire_timeout: StdDuration::from_secs(5),
         idle_timeout: StdDuration::from_secs(60),
         connect_timeout: StdDuration::from_secs(5),
+        statement_timeout: StdDuration::from_secs(10),
     })
     .await
     .unwrap();
@@ -173,11 +194,11 @@ async fn unsearched_totals_follow_every_insert_update_and_delete(backend: Backen
     // Deactivate one, promote another, touch a third without changing flags.
     let before = users.clone();
     users[0].is_active = false;
-    r.save(&before[0], &users[0]).await.unwrap();
+    r.save(&before[1], &before[0], &users[0]).await.unwrap();
     users[3].is_superuser = true;
-    r.save(&before[3], &users[3]).await.unwrap();
+    r.save(&before[1], &before[3], &users[3]).await.unwrap();
     users[2].full_name = Some(userhub_domain::model::FullName::parse("Still Inactive").unwrap());
-    r.save(&before[2], &users[2]).await.unwrap();
+    r.save(&before[1], &before[2], &users[2]).await.unwrap();
     r.users.record_login(users[1].id, now()).await.unwrap();
     for a in all {
         for s in all {
@@ -260,7 +281,7 @@ async fn duplicate_email_or_username_is_reported_as_such(backend: Backend) {
         ..bob.clone()
     };
     assert!(matches!(
-        r.save(&bob, &clash).await,
+        r.save(&bob, &bob, &clash).await,
         Err(PatchUserError::EmailTaken)
     ));
 }
@@ -298,7 +319,7 @@ async fn updating_an_unknown_user_is_not_found(backend: Backend) {
         ..ghost.clone()
     };
     assert!(matches!(
-        r.save(&ghost, &renamed).await,
+        r.save(&ghost, &ghost, &renamed).await,
         Err(PatchUserError::NotFound)
     ));
 }
@@ -541,6 +562,7 @@ async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backen
     let gone = r
         .save(
             &ada,
+            &ada,
             &User {
                 is_active: false,
                 ..ada.clone()
@@ -549,7 +571,12 @@ async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backen
         .await
         .unwrap();
     assert_eq!(lookup(live.id).await.unwrap(), None, "deactivated");
-    r.save(&gone, &ada).await.unwrap();
+    let root = User {
+        is_superuser: true,
+        ..user("root")
+    };
+    r.users.insert(&root).await.unwrap();
+    r.save(&root, &gone, &ada).await.unwrap();
     r.sessions
         .revoke_all_for_user(ada.id, None, now())
         .await
@@ -791,7 +818,7 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
         let demote = |u: &User| {
             let users = r.users.clone();
             let (id, patch) = (u.id, deactivate.clone());
-            tokio::spawn(async move { users.update(id, 1, &patch, true, now()).await })
+            tokio::spawn(async move { users.update(id, 1, &patch, &own(id, true), now()).await })
         };
         let (first, second) = (demote(&a), demote(&b));
         let outcomes = [first.await.unwrap(), second.await.unwrap()];
@@ -808,17 +835,25 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
             ..UserPatch::default()
         };
         assert!(matches!(
-            r.users.update(survivor.id, 1, &plain, true, now()).await,
+            r.users
+                .update(survivor.id, 1, &plain, &own(survivor.id, true), now())
+                .await,
             Err(PatchUserError::LastSuperuser)
         ));
         r.users
-            .update(survivor.id, 1, &plain, false, now())
+            .update(survivor.id, 1, &plain, &own(survivor.id, false), now())
             .await
             .unwrap();
     }
     assert!(matches!(
         r.users
-            .update(UserId::generate(), 1, &deactivate, true, now())
+            .update(
+                UserId::generate(),
+                1,
+                &deactivate,
+                &own(UserId::generate(), true),
+                now()
+            )
             .await,
         Err(PatchUserError::NotFound)
     ));
@@ -833,6 +868,7 @@ async fn writes_are_conditional_on_the_version_read(backend: Backend) {
     let renamed = r
         .save(
             &ada,
+            &ada,
             &User {
                 full_name: Some(userhub_domain::model::FullName::parse("Ada").unwrap()),
                 ..ada.clone()
@@ -843,6 +879,7 @@ async fn writes_are_conditional_on_the_version_read(backend: Backend) {
     assert_eq!(renamed.version, 2);
     let stale = r
         .save(
+            &ada,
             &ada,
             &User {
                 is_active: false,
@@ -869,14 +906,12 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
             ..user(&format!("target{round}"))
         };
         r.users.insert(&target).await.unwrap();
-        // Keep another superuser so that demotions are allowed.
-        r.users
-            .insert(&User {
-                is_superuser: true,
-                ..user(&format!("keeper{round}"))
-            })
-            .await
-            .unwrap();
+        // Another superuser, who decides, so that demotions are allowed.
+        let keeper = User {
+            is_superuser: true,
+            ..user(&format!("keeper{round}"))
+        };
+        r.users.insert(&keeper).await.unwrap();
         let reset = PasswordHash::new(format!("$2b$04$reset{round}"));
         // The user's writes: a profile change at the version they read, a
         // password change conditional on the hash they proved, a login.
@@ -891,7 +926,13 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                         ..UserPatch::default()
                     };
                     let _ = users
-                        .update(target.id, target.version, &patch, false, now())
+                        .update(
+                            target.id,
+                            target.version,
+                            &patch,
+                            &own(target.id, false),
+                            now(),
+                        )
                         .await;
                     let _ = users
                         .replace_password_hash(
@@ -915,6 +956,11 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
             let users = r.users.clone();
             let sessions = r.sessions.clone();
             let (id, reset) = (target.id, reset.clone());
+            let guard = WriteGuard {
+                actor: keeper.id,
+                actor_is_superuser: true,
+                keep_a_superuser: true,
+            };
             tokio::spawn(async move {
                 loop {
                     let current = users.find_by_id(id).await.unwrap().unwrap();
@@ -924,7 +970,10 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                         password_hash: Some(reset.clone()),
                         ..UserPatch::default()
                     };
-                    match users.update(id, current.version, &patch, true, now()).await {
+                    match users
+                        .update(id, current.version, &patch, &guard, now())
+                        .await
+                    {
                         Ok(_) => break,
                         Err(PatchUserError::Stale) => {}
                         Err(err) => panic!("{err:?}"),

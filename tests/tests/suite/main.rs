@@ -28,6 +28,7 @@ mod adapters;
 mod auth;
 mod bad_input;
 mod docs;
+mod faults;
 mod health;
 mod sessions;
 mod signing;

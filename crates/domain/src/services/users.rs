@@ -12,7 +12,7 @@ use crate::model::{
     UserId, UserView, Username,
 };
 use crate::ports::{
-    PatchUserError, UserCursor, UserPage, UserPatch, UserQuery, UserSort, UserSortField,
+    PatchUserError, UserCursor, UserPage, UserPatch, UserQuery, UserSort, UserSortField, WriteGuard,
 };
 
 /// How often a change computed from a row that moved on meanwhile is
@@ -424,12 +424,22 @@ impl UserService {
             }
             let stays_superuser = patch.is_active.unwrap_or(before.is_active)
                 && patch.is_superuser.unwrap_or(before.is_superuser);
-            let keep_a_superuser = before.is_active && before.is_superuser && !stays_superuser;
+            // The actor's own rights must still hold when the write lands:
+            // a superuser deactivated or demoted meanwhile changes nothing.
+            let as_superuser = actor.id != id
+                || patch.is_active.is_some()
+                || patch.is_superuser.is_some()
+                || patch.password_hash.is_some();
+            let guard = WriteGuard {
+                actor: actor.id,
+                actor_is_superuser: actor.is_superuser && as_superuser,
+                keep_a_superuser: before.is_active && before.is_superuser && !stays_superuser,
+            };
             let now = self.ports.clock.now();
             let outcome = self
                 .ports
                 .users
-                .update(id, before.version, &patch, keep_a_superuser, now)
+                .update(id, before.version, &patch, &guard, now)
                 .await;
             let after = match outcome {
                 Ok(after) => after,
@@ -441,6 +451,7 @@ impl UserService {
                 Err(PatchUserError::EmailTaken) => return Err(UpdateUserError::EmailTaken),
                 Err(PatchUserError::UsernameTaken) => return Err(UpdateUserError::UsernameTaken),
                 Err(PatchUserError::LastSuperuser) => return Err(UpdateUserError::LastSuperuser),
+                Err(PatchUserError::ActorChanged) => return Err(UpdateUserError::Forbidden),
                 Err(PatchUserError::Port(err)) => return Err(err.into()),
             };
             if patch.is_active == Some(false) || patch.password_hash.is_some() {
@@ -514,10 +525,15 @@ impl UserService {
                 is_active: Some(false),
                 ..UserPatch::default()
             };
+            let guard = WriteGuard {
+                actor: actor.id,
+                actor_is_superuser: actor.is_superuser && actor.id != id,
+                keep_a_superuser: user.is_superuser,
+            };
             match self
                 .ports
                 .users
-                .update(id, user.version, &patch, user.is_superuser, now)
+                .update(id, user.version, &patch, &guard, now)
                 .await
             {
                 Ok(_) => {
@@ -534,6 +550,7 @@ impl UserService {
                 Err(PatchUserError::Stale) => {}
                 Err(PatchUserError::NotFound) => return Err(DeleteUserError::NotFound),
                 Err(PatchUserError::LastSuperuser) => return Err(DeleteUserError::LastSuperuser),
+                Err(PatchUserError::ActorChanged) => return Err(DeleteUserError::Forbidden),
                 Err(PatchUserError::Port(err)) => return Err(err.into()),
                 Err(err @ (PatchUserError::EmailTaken | PatchUserError::UsernameTaken)) => {
                     // A patch of `is_active` alone touches no unique column.
@@ -568,10 +585,15 @@ impl UserService {
                 ..UserPatch::default()
             };
             let now = self.ports.clock.now();
+            let guard = WriteGuard {
+                actor: actor.id,
+                actor_is_superuser: true,
+                keep_a_superuser: false,
+            };
             match self
                 .ports
                 .users
-                .update(id, user.version, &patch, false, now)
+                .update(id, user.version, &patch, &guard, now)
                 .await
             {
                 Ok(user) => {
@@ -580,6 +602,7 @@ impl UserService {
                 }
                 Err(PatchUserError::Stale) => {}
                 Err(PatchUserError::NotFound) => return Err(RestoreUserError::NotFound),
+                Err(PatchUserError::ActorChanged) => return Err(RestoreUserError::Forbidden),
                 Err(PatchUserError::Port(err)) => return Err(err.into()),
                 Err(
                     err @ (PatchUserError::EmailTaken
@@ -677,8 +700,8 @@ mod tests {
         mocks
             .users
             .expect_update()
-            .withf(move |i, v, patch, keep, at| {
-                *i == id && *v == version && *at == NOW && check(patch, *keep)
+            .withf(move |i, v, patch, guard, at| {
+                *i == id && *v == version && *at == NOW && check(patch, guard.keep_a_superuser)
             })
             .times(1)
             .returning(move |_, _, patch, _, _| Ok(apply(&stored, patch)));
@@ -1021,7 +1044,7 @@ mod tests {
         mocks
             .users
             .expect_update()
-            .withf(|_, _, p, keep, _| p.is_superuser == Some(false) && *keep)
+            .withf(|_, _, p, guard, _| p.is_superuser == Some(false) && guard.keep_a_superuser)
             .times(1)
             .returning(|_, _, _, _, _| Err(PatchUserError::LastSuperuser));
         let changes = UserChanges {
@@ -1119,7 +1142,7 @@ mod tests {
         mocks
             .users
             .expect_update()
-            .withf(|_, _, p, keep, _| p.is_active == Some(false) && *keep)
+            .withf(|_, _, p, guard, _| p.is_active == Some(false) && guard.keep_a_superuser)
             .times(1)
             .returning(|_, _, _, _, _| Err(PatchUserError::LastSuperuser));
         let err = service(mocks)

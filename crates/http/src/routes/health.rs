@@ -44,8 +44,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"status": "ok", "database": "ok", "version": "0.1.0"}))]
 pub(crate) struct Health {
-    /// `ok` or `unavailable`.
-    #[schema(pattern = "^(ok|unavailable)$")]
+    /// `ok`, `unavailable`, or `draining` while the server shuts down.
+    #[schema(pattern = "^(ok|unavailable|draining)$")]
     status: &'static str,
     /// `ok` or `unavailable`.
     #[schema(pattern = "^(ok|unavailable)$")]
@@ -62,8 +62,9 @@ pub(crate) struct Live {
     status: &'static str,
 }
 
-/// The longest `/health` waits for the database.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest `/health` waits for the database: under a probe's usual
+/// one-second timeout.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(900);
 
 /// Readiness: whether the database answers.
 #[utoipa::path(
@@ -73,12 +74,25 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
     tag = "operations",
     responses(
         (status = 200, description = "Serving, database reachable", body = Health),
-        (status = 503, description = "The database cannot be reached", body = Health,
+        (status = 503, description = "The database cannot be reached, or the server is shutting down", body = Health,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub(crate) async fn health(state: web::Data<ApiState>) -> HttpResponse {
     let probe = tokio::time::timeout(PROBE_TIMEOUT, state.health.check_database()).await;
+    if state.lifecycle.is_draining() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .json(Health {
+                status: "draining",
+                database: if matches!(probe, Ok(Ok(()))) {
+                    "ok"
+                } else {
+                    "unavailable"
+                },
+                version: state.version,
+            });
+    }
     match probe {
         Ok(Ok(())) => HttpResponse::Ok().json(Health {
             status: "ok",

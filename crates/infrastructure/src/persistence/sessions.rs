@@ -14,7 +14,7 @@ use userhub_domain::model::{
 use userhub_domain::ports::SessionRepository;
 
 use super::users::to_domain as user_to_domain;
-use super::{Database, port_error};
+use super::{Database, port_error, read};
 use crate::entities::{session, spent_refresh_token, user};
 
 /// Sessions stored in `sessions`, spent refresh tokens in `spent_refresh_tokens`.
@@ -92,11 +92,13 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         hash: &RefreshTokenHash,
     ) -> Result<Option<Session>, PortError> {
-        let row = session::Entity::find()
-            .filter(session::Column::RefreshTokenHash.eq(hash.as_str()))
-            .one(self.db.connection())
-            .await
-            .map_err(port_error)?;
+        let row = read(|| {
+            session::Entity::find()
+                .filter(session::Column::RefreshTokenHash.eq(hash.as_str()))
+                .one(self.db.connection())
+        })
+        .await
+        .map_err(port_error)?;
         Ok(row.map(to_domain))
     }
 
@@ -104,10 +106,12 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         hash: &RefreshTokenHash,
     ) -> Result<Option<(SessionId, OffsetDateTime)>, PortError> {
-        let row = spent_refresh_token::Entity::find_by_id(hash.as_str().to_owned())
-            .one(self.db.connection())
-            .await
-            .map_err(port_error)?;
+        let row = read(|| {
+            spent_refresh_token::Entity::find_by_id(hash.as_str().to_owned())
+                .one(self.db.connection())
+        })
+        .await
+        .map_err(port_error)?;
         Ok(row.map(|r| (SessionId::from_uuid(r.session_id), r.spent_at)))
     }
 
@@ -233,15 +237,17 @@ impl SessionRepository for SeaOrmSessionRepository {
         user_id: UserId,
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, PortError> {
-        let rows = session::Entity::find()
-            .filter(session::Column::UserId.eq(user_id.as_uuid()))
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(session::Column::ExpiresAt.gt(now))
-            // Session ids are UUIDv7, minted at login: id order is login order.
-            .order_by_desc(session::Column::Id)
-            .all(self.db.connection())
-            .await
-            .map_err(port_error)?;
+        let rows = read(|| {
+            session::Entity::find()
+                .filter(session::Column::UserId.eq(user_id.as_uuid()))
+                .filter(session::Column::RevokedAt.is_null())
+                .filter(session::Column::ExpiresAt.gt(now))
+                // Session ids are UUIDv7, minted at login: id order is login order.
+                .order_by_desc(session::Column::Id)
+                .all(self.db.connection())
+        })
+        .await
+        .map_err(port_error)?;
         Ok(rows.into_iter().map(to_domain).collect())
     }
 
@@ -251,17 +257,19 @@ impl SessionRepository for SeaOrmSessionRepository {
         session_id: SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError> {
-        let row = user::Entity::find()
-            .inner_join(session::Entity)
-            .filter(session::Column::Id.eq(session_id.as_uuid()))
-            .filter(user::Column::Id.eq(user_id.as_uuid()))
-            .filter(user::Column::IsActive.eq(true))
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(session::Column::ExpiresAt.gt(now))
-            .limit(1)
-            .one(self.db.connection())
-            .await
-            .map_err(port_error)?;
+        let row = read(|| {
+            user::Entity::find()
+                .inner_join(session::Entity)
+                .filter(session::Column::Id.eq(session_id.as_uuid()))
+                .filter(user::Column::Id.eq(user_id.as_uuid()))
+                .filter(user::Column::IsActive.eq(true))
+                .filter(session::Column::RevokedAt.is_null())
+                .filter(session::Column::ExpiresAt.gt(now))
+                .limit(1)
+                .one(self.db.connection())
+        })
+        .await
+        .map_err(port_error)?;
         row.map(user_to_domain).transpose()
     }
 }

@@ -11,10 +11,10 @@ use userhub_domain::PortError;
 use userhub_domain::model::{Email, FullName, PasswordHash, User, UserId, Username};
 use userhub_domain::ports::{
     InsertUserError, PatchUserError, SortValue, UserPage, UserPatch, UserQuery, UserRepository,
-    UserSortField,
+    UserSortField, WriteGuard,
 };
 
-use super::{Database, escape_like, port_error};
+use super::{Database, escape_like, port_error, read};
 use crate::entities::user;
 
 /// Users stored in the `users` table.
@@ -74,7 +74,7 @@ impl UserRepository for SeaOrmUserRepository {
         id: UserId,
         version: u64,
         patch: &UserPatch,
-        keep_a_superuser: bool,
+        guard: &WriteGuard,
         at: OffsetDateTime,
     ) -> Result<User, PatchUserError> {
         let patch_error = |err: DbErr| match unique_violation(&err) {
@@ -110,8 +110,20 @@ impl UserRepository for SeaOrmUserRepository {
         if let Some(superuser) = patch.is_superuser {
             update = update.col_expr(user::Column::IsSuperuser, Expr::value(superuser));
         }
+        // The actor's rights, read by the same statement that writes.
+        let actor = Alias::new("actor");
+        let mut actor_still_may = Query::select()
+            .expr(Expr::val(1))
+            .from_as(user::Entity, actor.clone())
+            .and_where(Expr::col((actor.clone(), user::Column::Id)).eq(guard.actor.as_uuid()))
+            .and_where(Expr::col((actor.clone(), user::Column::IsActive)).eq(true))
+            .to_owned();
+        if guard.actor_is_superuser {
+            actor_still_may.and_where(Expr::col((actor, user::Column::IsSuperuser)).eq(true));
+        }
+        update = update.filter(Expr::exists(actor_still_may));
         let txn = self.db.connection().begin().await.map_err(patch_error)?;
-        if keep_a_superuser {
+        if guard.keep_a_superuser {
             if self.db.backend() == DbBackend::Postgres {
                 // Lock every active superuser: a concurrent demotion waits here,
                 // then sees this one's outcome. (SQLite serialises writers anyway,
@@ -146,9 +158,16 @@ impl UserRepository for SeaOrmUserRepository {
                 .one(&txn)
                 .await
                 .map_err(patch_error)?;
+            let actor = user::Entity::find_by_id(guard.actor.as_uuid())
+                .one(&txn)
+                .await
+                .map_err(patch_error)?;
             txn.rollback().await.map_err(patch_error)?;
+            let actor_may =
+                actor.is_some_and(|a| a.is_active && (a.is_superuser || !guard.actor_is_superuser));
             return Err(match current {
                 None => PatchUserError::NotFound,
+                Some(_) if !actor_may => PatchUserError::ActorChanged,
                 Some(row) if row.version != expected => PatchUserError::Stale,
                 Some(_) => PatchUserError::LastSuperuser,
             });
@@ -181,23 +200,24 @@ impl UserRepository for SeaOrmUserRepository {
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError> {
-        let row = user::Entity::find_by_id(id.as_uuid())
-            .one(self.db.connection())
+        let row = read(|| user::Entity::find_by_id(id.as_uuid()).one(self.db.connection()))
             .await
             .map_err(port_error)?;
         row.map(to_domain).transpose()
     }
 
     async fn find_by_login(&self, login: &str) -> Result<Option<User>, PortError> {
-        let row = user::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(user::Column::Email.eq(login))
-                    .add(user::Column::Username.eq(login)),
-            )
-            .one(self.db.connection())
-            .await
-            .map_err(port_error)?;
+        let row = read(|| {
+            user::Entity::find()
+                .filter(
+                    Condition::any()
+                        .add(user::Column::Email.eq(login))
+                        .add(user::Column::Username.eq(login)),
+                )
+                .one(self.db.connection())
+        })
+        .await
+        .map_err(port_error)?;
         row.map(to_domain).transpose()
     }
 
@@ -264,15 +284,20 @@ impl UserRepository for SeaOrmUserRepository {
             .order_by(user::Column::Id, order)
             .offset(query.skip)
             .limit(query.limit);
-        let total = async {
-            if searched {
-                // Matches are few and found through the search indexes.
-                matching.count(conn).await
-            } else {
-                self.count_from_counters(query).await
+        let total = || {
+            let matching = matching.clone();
+            async move {
+                if searched {
+                    // Matches are few and found through the search indexes.
+                    matching.count(conn).await
+                } else {
+                    self.count_from_counters(query).await
+                }
             }
         };
-        let (rows, total) = tokio::try_join!(page.all(conn), total).map_err(port_error)?;
+        let (rows, total) = read(|| async { tokio::try_join!(page.clone().all(conn), total()) })
+            .await
+            .map_err(port_error)?;
         let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
         Ok(UserPage { items, total })
     }
