@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, adapter tests and end-to-end tests
-# on PostgreSQL and SQLite, then the schema fuzzer (scripts/fuzz.sh) and the
-# browser tests (scripts/browser-test.sh), which install what they need.
-# SKIP_FUZZ=1 or SKIP_BROWSER=1 leaves one out (reported as NOT RUN; refused
-# with CI=true). Arguments go to the cargo test run.
+# on PostgreSQL and SQLite, then the fault drills (tests/src/bin/drills.rs,
+# on a PostgreSQL cluster of their own), the schema fuzzer (scripts/fuzz.sh)
+# and the browser tests (scripts/browser-test.sh), which install what they
+# need. SKIP_DRILLS=1, SKIP_FUZZ=1 or SKIP_BROWSER=1 leaves one out
+# (reported as NOT RUN; refused with CI=true). Arguments go to the cargo
+# test run.
 #
 # PostgreSQL comes from TEST_DATABASE_URL (default: the local server, user
 # postgres). When it cannot be reached:
@@ -54,7 +56,7 @@ else
 fi
 
 not_run=()
-for step in fuzz browser; do
+for step in drills fuzz browser; do
     skip_var="SKIP_${step^^}"
     if [[ "${!skip_var:-}" == "1" ]]; then
         if [[ "${CI:-}" == "true" ]]; then
@@ -65,6 +67,14 @@ for step in fuzz browser; do
         continue
     fi
     case "$step" in
+        drills)
+            if [[ ${#filter[@]} -gt 0 ]]; then
+                not_run+=("$step")
+                continue
+            fi
+            cargo build --quiet -p userhub-server -p userhub-tests --bins
+            "${CARGO_TARGET_DIR:-target}/debug/drills"
+            ;;
         fuzz) ./scripts/fuzz.sh ;;
         browser) ./scripts/browser-test.sh ;;
     esac

@@ -1,0 +1,668 @@
+//! Fault drills against the real server binary and a PostgreSQL cluster of
+//! their own (started on a free port, so that they can stop it, restart it
+//! and terminate its backends without touching a shared server).
+//!
+//! Each drill prints `name: PASS|FAIL figures`; the last line is
+//! `N passed, M failed`, and the exit code is 1 if any failed.
+//!
+//! `USERHUB_SERVER_BIN` names the server binary (default: the debug build
+//! beside this one); `PG_BIN` the PostgreSQL binaries (default: the newest
+//! under /usr/lib/postgresql).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Client;
+use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+use serde_json::{Value, json};
+
+const JWT_KEY: &str = "drill-signing-key-of-at-least-32-bytes!!";
+const ROOT_EMAIL: &str = "root@example.com";
+const ROOT_PASSWORD: &str = "Correct-Horse-Battery-9";
+const PASSWORD: &str = "Tr0ub4dor&3-staple";
+
+/// A PostgreSQL cluster in a temporary folder, run as the `postgres` user
+/// when this runs as root (initdb refuses root).
+struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl Cluster {
+    fn pg(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        let program = self.bin.join(tool);
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        command.args(args).output().expect("a PostgreSQL tool runs")
+    }
+
+    fn start_new() -> Self {
+        let bin = std::env::var_os("PG_BIN").map_or_else(
+            || {
+                let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                    .expect("PostgreSQL is installed under /usr/lib/postgresql")
+                    .map(|e| e.unwrap().path().join("bin"))
+                    .collect();
+                versions.sort();
+                versions.pop().unwrap()
+            },
+            PathBuf::from,
+        );
+        let dir = std::env::temp_dir().join(format!("userhub-drills-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+        }
+        let cluster = Self {
+            bin,
+            dir,
+            port: free_port(),
+        };
+        let data = cluster.data();
+        let out = cluster.pg(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "--auth=trust", "-N"],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.start();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn ctl(&self, action: &str, extra: &[&str]) -> bool {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log").display().to_string();
+        let data = self.data();
+        let mut args = vec!["-D", &data, "-o", &options, "-l", &log, "-w"];
+        args.extend_from_slice(extra);
+        args.push(action);
+        self.pg("pg_ctl", &args).status.success()
+    }
+
+    fn start(&self) {
+        assert!(self.ctl("start", &[]), "the drill cluster starts");
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    async fn create_db(&self, name: &str) -> String {
+        let admin = Database::connect(self.url("postgres")).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        self.url(name)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.ctl("stop", &["-m", "immediate"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One server process.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn server_bin() -> PathBuf {
+    std::env::var_os("USERHUB_SERVER_BIN").map_or_else(
+        || {
+            let me = std::env::current_exe().unwrap();
+            me.parent().unwrap().join("userhub-server")
+        },
+        PathBuf::from,
+    )
+}
+
+impl Server {
+    fn start(url: &str, log: &Path, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(server_bin());
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DATABASE_URL", url)
+            .env("PORT", port.to_string())
+            .env("WORKERS", "2")
+            .env("JWT_SECRET_KEY", JWT_KEY)
+            .env("BCRYPT_COST", "10")
+            .env("FIRST_SUPERUSER_EMAIL", ROOT_EMAIL)
+            .env("FIRST_SUPERUSER_PASSWORD", ROOT_PASSWORD)
+            .env("AUTH_RATE_LIMIT_PER_MINUTE", "0")
+            .env("PASSWORD_HASH_BUDGET_PER_MINUTE", "0")
+            .env("SHUTDOWN_DELAY_SECONDS", "0")
+            .env("RUST_LOG", "warn");
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let log = std::fs::File::create(log).unwrap();
+        let child = command
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("the server binary runs (build it with `cargo build -p userhub-server`)");
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn ready(&mut self, client: &Client, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(r) = client.get(format!("{}/health", self.base)).send().await
+                && r.status() == 200
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    fn signal(&self, name: &str) {
+        Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    async fn exited_within(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Registers and logs in `name`; returns (id, access token).
+async fn user(client: &Client, base: &str, name: &str) -> (String, String) {
+    let created: Value = client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": format!("{name}@example.com"), "username": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tokens: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        created["id"].as_str().expect("registered").to_owned(),
+        tokens["access_token"]
+            .as_str()
+            .expect("logged in")
+            .to_owned(),
+    )
+}
+
+/// Outcome of one drill.
+struct Outcome {
+    pass: bool,
+    figures: String,
+}
+
+fn tally(statuses: &[u16]) -> String {
+    let mut counts: BTreeMap<u16, usize> = BTreeMap::new();
+    for s in statuses {
+        *counts.entry(*s).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(s, n)| {
+            if *s == 0 {
+                format!("{n}×no-response")
+            } else {
+                format!("{n}×{s}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads under load while backends are terminated and the cluster restarts:
+/// only 200 and 503, and service comes back by itself.
+async fn database_restart(cluster: &Cluster, logs: &Path) -> Outcome {
+    let url = cluster.create_db("restart").await;
+    let mut server = Server::start(&url, &logs.join("restart.log"), &[]);
+    let client = Client::new();
+    assert!(server.ready(&client, Duration::from_secs(30)).await);
+    let (id, token) = user(&client, &server.base, "ada").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, base, token, id, stop) = (
+                Client::new(),
+                server.base.clone(),
+                token.clone(),
+                id.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let path = if i % 2 == 0 {
+                        "/api/auth/me".to_owned()
+                    } else {
+                        format!("/api/users/{id}")
+                    };
+                    let status = client
+                        .get(format!("{base}{path}"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .map_or(0, |r| r.status().as_u16());
+                    statuses.push(status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let admin = Database::connect(cluster.url("postgres")).await.unwrap();
+    for _ in 0..10 {
+        let _ = admin
+            .execute_unprepared(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE datname = 'restart' AND pid <> pg_backend_pid()",
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let _ = admin.close().await;
+    let restarted = cluster.ctl("restart", &["-m", "fast"]);
+    let started = Instant::now();
+    let recovered = server.ready(&client, Duration::from_secs(20)).await;
+    let recovery = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut statuses = Vec::new();
+    for task in load {
+        statuses.extend(task.await.unwrap());
+    }
+    let bad = statuses.iter().filter(|s| ![200, 503].contains(*s)).count();
+    Outcome {
+        pass: restarted && recovered && bad == 0,
+        figures: format!(
+            "{} requests: {}; healthy again {:.1} s after the restart",
+            statuses.len(),
+            tally(&statuses),
+            recovery.as_secs_f32()
+        ),
+    }
+}
+
+/// SIGTERM under keep-alive load: clients that stop sending once `/health`
+/// turns 503 (as a load balancer does) lose no request, and a request held
+/// up by the database through the whole sequence still gets its answer.
+async fn sigterm_drain(cluster: &Cluster, logs: &Path) -> Outcome {
+    let url = cluster.create_db("drain").await;
+    let mut server = Server::start(
+        &url,
+        &logs.join("drain.log"),
+        &[("SHUTDOWN_DELAY_SECONDS", "2")],
+    );
+    let client = Client::new();
+    assert!(server.ready(&client, Duration::from_secs(30)).await);
+    let (_, token) = user(&client, &server.base, "ada").await;
+    let (held_id, held_token) = user(&client, &server.base, "held").await;
+    let routed = Arc::new(AtomicBool::new(true));
+    let poller = {
+        let (client, base, routed) = (client.clone(), server.base.clone(), routed.clone());
+        tokio::spawn(async move {
+            loop {
+                let healthy = client
+                    .get(format!("{base}/health"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                if !healthy {
+                    routed.store(false, Ordering::SeqCst);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let load: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, base, token, routed) = (
+                Client::new(),
+                server.base.clone(),
+                token.clone(),
+                routed.clone(),
+            );
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while routed.load(Ordering::SeqCst) {
+                    let status = client
+                        .get(format!("{base}/api/auth/me"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .map_or(0, |r| r.status().as_u16());
+                    statuses.push(status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Hold one write on a row lock across the whole shutdown (reads of
+    // the load go on meanwhile).
+    let blocker = Database::connect(&url).await.unwrap();
+    let txn = blocker.begin().await.unwrap();
+    txn.execute_unprepared(&format!(
+        "SELECT 1 FROM users WHERE id = '{held_id}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    let held = {
+        let (client, base) = (Client::new(), server.base.clone());
+        tokio::spawn(async move {
+            client
+                .put(format!("{base}/api/users/{held_id}"))
+                .bearer_auth(held_token)
+                .json(&json!({"full_name": "Held Up"}))
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    txn.rollback().await.unwrap();
+    let held = held.await.unwrap();
+    let exited = server.exited_within(Duration::from_secs(10)).await;
+    let took = signalled.elapsed();
+    poller.await.unwrap();
+    let mut statuses = Vec::new();
+    for task in load {
+        statuses.extend(task.await.unwrap());
+    }
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+
+    // A second signal ends a drain at once.
+    let mut second = Server::start(
+        &url,
+        &logs.join("drain-twice.log"),
+        &[("SHUTDOWN_DELAY_SECONDS", "30")],
+    );
+    assert!(second.ready(&client, Duration::from_secs(30)).await);
+    second.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.signal("TERM");
+    let forced = second.exited_within(Duration::from_secs(3)).await;
+    Outcome {
+        pass: failed == 0 && held == 200 && exited && forced && !statuses.is_empty(),
+        figures: format!(
+            "{} requests: {}; held request {held}; exited {:.1} s after SIGTERM; second signal exits: {forced}",
+            statuses.len(),
+            tally(&statuses),
+            took.as_secs_f32()
+        ),
+    }
+}
+
+/// Three instances started together, on an empty database and on a
+/// migrated one without its superuser: all come up, one superuser.
+async fn replicas(cluster: &Cluster, logs: &Path) -> Outcome {
+    let client = Client::new();
+    let mut figures = Vec::new();
+    let mut pass = true;
+    for (case, migrated) in [("empty", false), ("migrated", true)] {
+        let url = cluster.create_db(&format!("replicas_{case}")).await;
+        if migrated {
+            let mut first = Server::start(
+                &url,
+                &logs.join(format!("replicas-{case}-0.log")),
+                &[
+                    ("FIRST_SUPERUSER_EMAIL", ""),
+                    ("FIRST_SUPERUSER_PASSWORD", ""),
+                ],
+            );
+            assert!(first.ready(&client, Duration::from_secs(30)).await);
+        }
+        let mut servers: Vec<Server> = (1..=3)
+            .map(|i| Server::start(&url, &logs.join(format!("replicas-{case}-{i}.log")), &[]))
+            .collect();
+        let mut up = 0;
+        for server in &mut servers {
+            if server.ready(&client, Duration::from_secs(30)).await {
+                up += 1;
+            }
+        }
+        let conn = Database::connect(&url).await.unwrap();
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM users WHERE is_superuser",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let superusers: i64 = row.try_get("", "n").unwrap();
+        let _ = conn.close().await;
+        pass &= up == 3 && superusers == 1;
+        figures.push(format!("{case}: {up}/3 up, {superusers} superuser"));
+    }
+    Outcome {
+        pass,
+        figures: figures.join("; "),
+    }
+}
+
+/// Concurrent requests that must have one winner: password changes of one
+/// user, deletions of one user.
+async fn one_winner(cluster: &Cluster, logs: &Path) -> Outcome {
+    let url = cluster.create_db("winner").await;
+    let mut server = Server::start(&url, &logs.join("winner.log"), &[]);
+    let client = Client::new();
+    assert!(server.ready(&client, Duration::from_secs(30)).await);
+    let base = server.base.clone();
+    let (id, token) = user(&client, &base, "ada").await;
+    let changes = (0..20).map(|i| {
+        client
+            .post(format!("{base}/api/auth/change-password"))
+            .bearer_auth(&token)
+            .json(&json!({"current_password": PASSWORD, "new_password": format!("Fresh-horse-battery-{i}")}))
+            .send()
+    });
+    let changes: Vec<u16> = futures_util::future::join_all(changes)
+        .await
+        .into_iter()
+        .map(|r| r.map_or(0, |r| r.status().as_u16()))
+        .collect();
+    let root: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": ROOT_EMAIL, "password": ROOT_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let deletes = (0..20).map(|_| {
+        client
+            .delete(format!("{base}/api/users/{id}"))
+            .bearer_auth(&root)
+            .send()
+    });
+    let deletes: Vec<u16> = futures_util::future::join_all(deletes)
+        .await
+        .into_iter()
+        .map(|r| r.map_or(0, |r| r.status().as_u16()))
+        .collect();
+    let won = |s: &[u16], ok: u16, lost: u16| {
+        s.iter().filter(|x| **x == ok).count() == 1 && s.iter().all(|x| [ok, lost].contains(x))
+    };
+    Outcome {
+        pass: won(&changes, 204, 400) && won(&deletes, 204, 404),
+        figures: format!(
+            "password changes: {}; deletions: {}",
+            tally(&changes),
+            tally(&deletes)
+        ),
+    }
+}
+
+/// A burst of wrong passwords locks once, for the first period.
+async fn burst_lockout(cluster: &Cluster, logs: &Path) -> Outcome {
+    let url = cluster.create_db("burst").await;
+    let mut server = Server::start(&url, &logs.join("burst.log"), &[]);
+    let client = Client::new();
+    assert!(server.ready(&client, Duration::from_secs(30)).await);
+    let base = server.base.clone();
+    user(&client, &base, "ada").await;
+    let attempts = (0..30).map(|_| {
+        client
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"email": "ada", "password": "Wrong-password-1"}))
+            .send()
+    });
+    let responses = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<u16> = responses
+        .iter()
+        .map(|r| r.as_ref().map_or(0, |r| r.status().as_u16()))
+        .collect();
+    let max_retry: u64 = responses
+        .iter()
+        .filter_map(|r| {
+            r.as_ref()
+                .ok()?
+                .headers()
+                .get("retry-after")?
+                .to_str()
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    let after: u64 = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "ada", "password": PASSWORD}))
+        .send()
+        .await
+        .ok()
+        .and_then(|r| r.headers().get("retry-after")?.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    Outcome {
+        pass: statuses.iter().all(|s| [401, 429].contains(s))
+            && max_retry <= 61
+            && (1..=61).contains(&after),
+        figures: format!(
+            "30 parallel wrong logins: {}; longest Retry-After {max_retry} s, then {after} s",
+            tally(&statuses)
+        ),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let logs = PathBuf::from(std::env::var("DRILL_LOGS").unwrap_or_else(|_| "build/drills".into()));
+    std::fs::create_dir_all(&logs).unwrap();
+    let cluster = Cluster::start_new();
+    let mut results = Vec::new();
+    for name in [
+        "database-restart",
+        "sigterm-drain",
+        "replicas",
+        "one-winner",
+        "burst-lockout",
+    ] {
+        let outcome = match name {
+            "database-restart" => database_restart(&cluster, &logs).await,
+            "sigterm-drain" => sigterm_drain(&cluster, &logs).await,
+            "replicas" => replicas(&cluster, &logs).await,
+            "one-winner" => one_winner(&cluster, &logs).await,
+            _ => burst_lockout(&cluster, &logs).await,
+        };
+        println!(
+            "{name}: {} {}",
+            if outcome.pass { "PASS" } else { "FAIL" },
+            outcome.figures
+        );
+        results.push(outcome.pass);
+    }
+    let passed = results.iter().filter(|p| **p).count();
+    println!("{passed} passed, {} failed", results.len() - passed);
+    drop(cluster);
+    if passed != results.len() {
+        std::process::exit(1);
+    }
+}
