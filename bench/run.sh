@@ -91,11 +91,11 @@ stop_server
 psql "$db_url" -q <<SQL
 ALTER TABLE users DISABLE TRIGGER USER;
 INSERT INTO users (id, email, username, full_name, password_hash, is_active, is_superuser,
-                   created_at, updated_at, failed_login_count, lockout_count)
+                   created_at, updated_at)
 SELECT md5('user' || g)::uuid, 'user' || g || '@bench.example', 'user' || g,
        'Bench User ' || g, (SELECT password_hash FROM users WHERE username = 'seed'),
        g % 50 <> 0, g % 1000 = 0,
-       now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval, 0, 0
+       now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval
 FROM generate_series(0, $users - 1) AS g;
 ALTER TABLE users ENABLE TRIGGER USER;
 UPDATE user_counts c SET n = (SELECT count(*) FROM users u
@@ -166,6 +166,17 @@ python3 bench/probe.py "$api" "$token" /api/auth/me "$login_seconds" 50 > "$work
 side=$!
 run_wrk W6+W2 2 $((cores * 4)) login.lua /api/auth/login "$users" "$password"
 wait "$side"
+# W6 again while one account floods change-password with wrong current
+# passwords on 8 connections: its failures lock it and its hashing budget
+# runs out, so the other users' logins keep their throughput.
+flood_token="$(login user2@bench.example | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+wrk -t1 -c8 -d"${login_seconds}s" --timeout 10s -s bench/lua/change_password.lua \
+    "$api/api/auth/change-password" -- "$flood_token" > "$work/flood" 2>&1 &
+flood=$!
+run_wrk W6+flood 2 $((cores * 4)) login.lua /api/auth/login "$users" "$password"
+wait "$flood"
+flood_line="$(grep '^RESULT' "$work/flood")"
+echo "change-password flood during W6: $flood_line"
 duration="$duration_saved"
 side_line="$(grep '^RESULT' "$work/w2-during-w6")"
 echo "W2 probe during W6: $side_line"
@@ -215,7 +226,10 @@ for v in ceil_w2 ceil_w3 ceil_w4 ceil_w5 ceil_w5b; do printf -v "$v" '%s' "$(rou
     echo "| W5b GET /api/users?search=$search_term_b | ${rps[W5b]} | ${p50[W5b]} | ${p99[W5b]} | ${errs[W5b]} | ${rss[W5b]} | $ceil_w5b (pgbench) | $(ratio "${rps[W5b]}" "$ceil_w5b") |"
     echo "| W6 POST /api/auth/login | ${rps[W6]} | ${p50[W6]} | ${p99[W6]} | ${errs[W6]} | ${rss[W6]} | $ceil_w6 (bcrypt/s) | $(ratio "${rps[W6]}" "$ceil_w6") |"
     echo "| W6 with the W2 probe | ${rps[W6+W2]} | ${p50[W6+W2]} | ${p99[W6+W2]} | ${errs[W6+W2]} | ${rss[W6+W2]} | $ceil_w6 (bcrypt/s) | $(ratio "${rps[W6+W2]}" "$ceil_w6") |"
+    echo "| W6 during a wrong change-password flood from one account | ${rps[W6+flood]} | ${p50[W6+flood]} | ${p99[W6+flood]} | ${errs[W6+flood]} | ${rss[W6+flood]} | ${rps[W6]} (W6 alone) | $(ratio "${rps[W6+flood]}" "${rps[W6]}") |"
     echo "| W7 POST /api/auth/refresh | ${rps[W7]} | ${p50[W7]} | ${p99[W7]} | ${errs[W7]} | ${rss[W7]} | — | — |"
     echo
     echo "W2 probe (50 req/s on one connection) during W6: \`$side_line\`"
+    echo
+    echo "Wrong change-password flood (8 connections, one account) during W6: \`$flood_line\`"
 } | tee "$results"

@@ -85,6 +85,43 @@ pub enum PatchUserError {
     Port(#[from] PortError),
 }
 
+/// Why a user was not deactivated.
+#[derive(Debug, thiserror::Error)]
+pub enum DeactivateUserError {
+    /// No user has this id.
+    #[error("user not found")]
+    NotFound,
+    /// The user's version is no longer the one the change was computed from.
+    #[error("the user changed since it was read")]
+    Stale,
+    /// The user is the last active superuser.
+    #[error("the last active superuser must stay")]
+    LastSuperuser,
+    /// The actor was deactivated or demoted since the rules were checked.
+    #[error("the acting user lost the rights the change relied on")]
+    ActorChanged,
+    /// The store failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a user was not reactivated.
+#[derive(Debug, thiserror::Error)]
+pub enum ReactivateUserError {
+    /// No user has this id.
+    #[error("user not found")]
+    NotFound,
+    /// The user's version is no longer the one the change was computed from.
+    #[error("the user changed since it was read")]
+    Stale,
+    /// The actor was deactivated or demoted since the rules were checked.
+    #[error("the acting user lost the rights the change relied on")]
+    ActorChanged,
+    /// The store failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
 /// Column a user listing is ordered by; ties always break on id.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UserSortField {
@@ -201,6 +238,24 @@ pub trait UserRepository: Send + Sync + 'static {
         guard: &WriteGuard,
         at: OffsetDateTime,
     ) -> Result<User, PatchUserError>;
+
+    /// Sets `is_active` to false, under the conditions of [`UserRepository::update`].
+    async fn deactivate(
+        &self,
+        id: UserId,
+        version: u64,
+        guard: &WriteGuard,
+        at: OffsetDateTime,
+    ) -> Result<User, DeactivateUserError>;
+
+    /// Sets `is_active` to true, under the conditions of [`UserRepository::update`].
+    async fn reactivate(
+        &self,
+        id: UserId,
+        version: u64,
+        guard: &WriteGuard,
+        at: OffsetDateTime,
+    ) -> Result<User, ReactivateUserError>;
 
     /// Replaces the password hash if it is still `old` and the user is
     /// active; returns whether it did. A password reset or deactivation that

@@ -12,7 +12,8 @@ use crate::model::{
     UserId, UserView, Username,
 };
 use crate::ports::{
-    PatchUserError, UserCursor, UserPage, UserPatch, UserQuery, UserSort, UserSortField, WriteGuard,
+    DeactivateUserError as Deactivation, PatchUserError, ReactivateUserError as Reactivation,
+    UserCursor, UserPage, UserPatch, UserQuery, UserSort, UserSortField, WriteGuard,
 };
 
 /// How often a change computed from a row that moved on meanwhile is
@@ -521,10 +522,6 @@ impl UserService {
                 return Err(DeleteUserError::Forbidden);
             }
             let now = self.ports.clock.now();
-            let patch = UserPatch {
-                is_active: Some(false),
-                ..UserPatch::default()
-            };
             let guard = WriteGuard {
                 actor: actor.id,
                 actor_is_superuser: actor.is_superuser && actor.id != id,
@@ -533,7 +530,7 @@ impl UserService {
             match self
                 .ports
                 .users
-                .update(id, user.version, &patch, &guard, now)
+                .deactivate(id, user.version, &guard, now)
                 .await
             {
                 Ok(_) => {
@@ -544,18 +541,14 @@ impl UserService {
                     info!("user deactivated");
                     return Ok(());
                 }
-                Err(PatchUserError::Stale) if if_match.is_some() => {
+                Err(Deactivation::Stale) if if_match.is_some() => {
                     return Err(DeleteUserError::PreconditionFailed);
                 }
-                Err(PatchUserError::Stale) => {}
-                Err(PatchUserError::NotFound) => return Err(DeleteUserError::NotFound),
-                Err(PatchUserError::LastSuperuser) => return Err(DeleteUserError::LastSuperuser),
-                Err(PatchUserError::ActorChanged) => return Err(DeleteUserError::Forbidden),
-                Err(PatchUserError::Port(err)) => return Err(err.into()),
-                Err(err @ (PatchUserError::EmailTaken | PatchUserError::UsernameTaken)) => {
-                    // A patch of `is_active` alone touches no unique column.
-                    return Err(PortError::unexpected(err).into());
-                }
+                Err(Deactivation::Stale) => {}
+                Err(Deactivation::NotFound) => return Err(DeleteUserError::NotFound),
+                Err(Deactivation::LastSuperuser) => return Err(DeleteUserError::LastSuperuser),
+                Err(Deactivation::ActorChanged) => return Err(DeleteUserError::Forbidden),
+                Err(Deactivation::Port(err)) => return Err(err.into()),
             }
         }
         Err(DeleteUserError::Conflict)
@@ -580,10 +573,6 @@ impl UserService {
             if user.is_active {
                 return Ok(UserView::for_viewer(user, actor));
             }
-            let patch = UserPatch {
-                is_active: Some(true),
-                ..UserPatch::default()
-            };
             let now = self.ports.clock.now();
             let guard = WriteGuard {
                 actor: actor.id,
@@ -593,22 +582,17 @@ impl UserService {
             match self
                 .ports
                 .users
-                .update(id, user.version, &patch, &guard, now)
+                .reactivate(id, user.version, &guard, now)
                 .await
             {
                 Ok(user) => {
                     info!("user restored");
                     return Ok(UserView::for_viewer(user, actor));
                 }
-                Err(PatchUserError::Stale) => {}
-                Err(PatchUserError::NotFound) => return Err(RestoreUserError::NotFound),
-                Err(PatchUserError::ActorChanged) => return Err(RestoreUserError::Forbidden),
-                Err(PatchUserError::Port(err)) => return Err(err.into()),
-                Err(
-                    err @ (PatchUserError::EmailTaken
-                    | PatchUserError::UsernameTaken
-                    | PatchUserError::LastSuperuser),
-                ) => return Err(PortError::unexpected(err).into()),
+                Err(Reactivation::Stale) => {}
+                Err(Reactivation::NotFound) => return Err(RestoreUserError::NotFound),
+                Err(Reactivation::ActorChanged) => return Err(RestoreUserError::Forbidden),
+                Err(Reactivation::Port(err)) => return Err(err.into()),
             }
         }
         Err(RestoreUserError::Conflict)
@@ -1092,12 +1076,19 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         found(&mut mocks, &ada);
-        saved(&mut mocks, &ada, |p, keep| {
-            *p == UserPatch {
-                is_active: Some(false),
-                ..UserPatch::default()
-            } && !keep
-        });
+        let (id, version) = (ada.id, ada.version);
+        let gone = User {
+            is_active: false,
+            ..ada.clone()
+        };
+        mocks
+            .users
+            .expect_deactivate()
+            .withf(move |i, v, guard, at| {
+                *i == id && *v == version && *at == NOW && !guard.keep_a_superuser
+            })
+            .times(1)
+            .returning(move |_, _, _, _| Ok(gone.clone()));
         mocks
             .sessions
             .expect_revoke_all_for_user()
@@ -1141,10 +1132,10 @@ mod tests {
         found(&mut mocks, &root);
         mocks
             .users
-            .expect_update()
-            .withf(|_, _, p, guard, _| p.is_active == Some(false) && guard.keep_a_superuser)
+            .expect_deactivate()
+            .withf(|_, _, guard, _| guard.keep_a_superuser)
             .times(1)
-            .returning(|_, _, _, _, _| Err(PatchUserError::LastSuperuser));
+            .returning(|_, _, _, _| Err(crate::ports::DeactivateUserError::LastSuperuser));
         let err = service(mocks)
             .delete(&root, root.id, None)
             .await
@@ -1166,7 +1157,16 @@ mod tests {
 
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        saved(&mut mocks, &bob, |p, _| p.is_active == Some(true));
+        let back = User {
+            is_active: true,
+            ..bob.clone()
+        };
+        mocks
+            .users
+            .expect_reactivate()
+            .withf(|_, _, guard, _| guard.actor_is_superuser && !guard.keep_a_superuser)
+            .times(1)
+            .returning(move |_, _, _, _| Ok(back.clone()));
         let view = service(mocks)
             .restore(&superuser("root"), bob.id)
             .await
@@ -1371,9 +1371,9 @@ mod tests {
             .returning(move |_| Ok(reads.next()));
         mocks
             .users
-            .expect_update()
+            .expect_deactivate()
             .times(1)
-            .returning(|_, _, _, _, _| Err(PatchUserError::Stale));
+            .returning(|_, _, _, _| Err(crate::ports::DeactivateUserError::Stale));
         let err = service(mocks)
             .delete(&superuser("root"), bob.id, None)
             .await

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{Email, FullName, PasswordHash, User, UserId, Username};
 use userhub_domain::ports::{
-    InsertUserError, PatchUserError, SortValue, UserPage, UserPatch, UserQuery, UserRepository,
-    UserSortField, WriteGuard,
+    DeactivateUserError, InsertUserError, PatchUserError, ReactivateUserError, SortValue, UserPage,
+    UserPatch, UserQuery, UserRepository, UserSortField, WriteGuard,
 };
 
 use super::{Database, escape_like, port_error, read};
@@ -53,6 +53,94 @@ impl SeaOrmUserRepository {
         };
         Ok(u64::try_from(total).unwrap_or(0))
     }
+
+    /// Runs `update` (plus `updated_at` and the version bump) on user `id`
+    /// only if it is still at `version` and `guard` holds, all in one
+    /// statement; says which condition failed when nothing was written.
+    async fn conditional_write(
+        &self,
+        id: UserId,
+        version: u64,
+        update: sea_orm::UpdateMany<user::Entity>,
+        guard: &WriteGuard,
+        at: OffsetDateTime,
+    ) -> Result<Result<user::Model, Miss>, DbErr> {
+        let Ok(expected) = i64::try_from(version) else {
+            return Ok(Err(Miss::Stale));
+        };
+        let mut update = update
+            .col_expr(user::Column::UpdatedAt, Expr::value(at))
+            .col_expr(
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
+            )
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .filter(user::Column::Version.eq(expected));
+        // The actor's rights, read by the same statement that writes.
+        let actor = Alias::new("actor");
+        let mut actor_still_may = Query::select()
+            .expr(Expr::val(1))
+            .from_as(user::Entity, actor.clone())
+            .and_where(Expr::col((actor.clone(), user::Column::Id)).eq(guard.actor.as_uuid()))
+            .and_where(Expr::col((actor.clone(), user::Column::IsActive)).eq(true))
+            .to_owned();
+        if guard.actor_is_superuser {
+            actor_still_may.and_where(Expr::col((actor, user::Column::IsSuperuser)).eq(true));
+        }
+        update = update.filter(Expr::exists(actor_still_may));
+        let txn = self.db.connection().begin().await?;
+        if guard.keep_a_superuser {
+            if self.db.backend() == DbBackend::Postgres {
+                // Lock every active superuser: a concurrent demotion waits here,
+                // then sees this one's outcome. (SQLite serialises writers anyway,
+                // and its single UPDATE below runs under the write lock.)
+                user::Entity::find()
+                    .select_only()
+                    .column(user::Column::Id)
+                    .filter(user::Column::IsActive.eq(true))
+                    .filter(user::Column::IsSuperuser.eq(true))
+                    .lock_exclusive()
+                    .into_tuple::<uuid::Uuid>()
+                    .all(&txn)
+                    .await?;
+            }
+            let other = Alias::new("other");
+            let another_superuser = Query::select()
+                .expr(Expr::val(1))
+                .from_as(user::Entity, other.clone())
+                .and_where(Expr::col((other.clone(), user::Column::IsActive)).eq(true))
+                .and_where(Expr::col((other.clone(), user::Column::IsSuperuser)).eq(true))
+                .and_where(Expr::col((other, user::Column::Id)).ne(id.as_uuid()))
+                .to_owned();
+            update = update.filter(Expr::exists(another_superuser));
+        }
+        let rows = update.exec_with_returning(&txn).await?;
+        if let Some(row) = rows.into_iter().next() {
+            txn.commit().await?;
+            return Ok(Ok(row));
+        }
+        let current = user::Entity::find_by_id(id.as_uuid()).one(&txn).await?;
+        let actor = user::Entity::find_by_id(guard.actor.as_uuid())
+            .one(&txn)
+            .await?;
+        txn.rollback().await?;
+        let actor_may =
+            actor.is_some_and(|a| a.is_active && (a.is_superuser || !guard.actor_is_superuser));
+        Ok(Err(match current {
+            None => Miss::NotFound,
+            Some(_) if !actor_may => Miss::ActorChanged,
+            Some(row) if row.version != expected => Miss::Stale,
+            Some(_) => Miss::LastSuperuser,
+        }))
+    }
+}
+
+/// Which condition of a conditional write failed.
+enum Miss {
+    NotFound,
+    ActorChanged,
+    Stale,
+    LastSuperuser,
 }
 
 #[async_trait]
@@ -82,15 +170,7 @@ impl UserRepository for SeaOrmUserRepository {
             Some(Unique::Username) => PatchUserError::UsernameTaken,
             None => PatchUserError::Port(port_error(err)),
         };
-        let expected = i64::try_from(version).map_err(|_| PatchUserError::Stale)?;
-        let mut update = user::Entity::update_many()
-            .col_expr(user::Column::UpdatedAt, Expr::value(at))
-            .col_expr(
-                user::Column::Version,
-                Expr::col(user::Column::Version).add(1),
-            )
-            .filter(user::Column::Id.eq(id.as_uuid()))
-            .filter(user::Column::Version.eq(expected));
+        let mut update = user::Entity::update_many();
         if let Some(email) = &patch.email {
             update = update.col_expr(user::Column::Email, Expr::value(email.as_str()));
         }
@@ -110,70 +190,61 @@ impl UserRepository for SeaOrmUserRepository {
         if let Some(superuser) = patch.is_superuser {
             update = update.col_expr(user::Column::IsSuperuser, Expr::value(superuser));
         }
-        // The actor's rights, read by the same statement that writes.
-        let actor = Alias::new("actor");
-        let mut actor_still_may = Query::select()
-            .expr(Expr::val(1))
-            .from_as(user::Entity, actor.clone())
-            .and_where(Expr::col((actor.clone(), user::Column::Id)).eq(guard.actor.as_uuid()))
-            .and_where(Expr::col((actor.clone(), user::Column::IsActive)).eq(true))
-            .to_owned();
-        if guard.actor_is_superuser {
-            actor_still_may.and_where(Expr::col((actor, user::Column::IsSuperuser)).eq(true));
-        }
-        update = update.filter(Expr::exists(actor_still_may));
-        let txn = self.db.connection().begin().await.map_err(patch_error)?;
-        if guard.keep_a_superuser {
-            if self.db.backend() == DbBackend::Postgres {
-                // Lock every active superuser: a concurrent demotion waits here,
-                // then sees this one's outcome. (SQLite serialises writers anyway,
-                // and its single UPDATE below runs under the write lock.)
-                user::Entity::find()
-                    .select_only()
-                    .column(user::Column::Id)
-                    .filter(user::Column::IsActive.eq(true))
-                    .filter(user::Column::IsSuperuser.eq(true))
-                    .lock_exclusive()
-                    .into_tuple::<uuid::Uuid>()
-                    .all(&txn)
-                    .await
-                    .map_err(patch_error)?;
-            }
-            let other = Alias::new("other");
-            let another_superuser = Query::select()
-                .expr(Expr::val(1))
-                .from_as(user::Entity, other.clone())
-                .and_where(Expr::col((other.clone(), user::Column::IsActive)).eq(true))
-                .and_where(Expr::col((other.clone(), user::Column::IsSuperuser)).eq(true))
-                .and_where(Expr::col((other, user::Column::Id)).ne(id.as_uuid()))
-                .to_owned();
-            update = update.filter(Expr::exists(another_superuser));
-        }
-        let rows = update
-            .exec_with_returning(&txn)
+        match self
+            .conditional_write(id, version, update, guard, at)
             .await
-            .map_err(patch_error)?;
-        let Some(row) = rows.into_iter().next() else {
-            let current = user::Entity::find_by_id(id.as_uuid())
-                .one(&txn)
-                .await
-                .map_err(patch_error)?;
-            let actor = user::Entity::find_by_id(guard.actor.as_uuid())
-                .one(&txn)
-                .await
-                .map_err(patch_error)?;
-            txn.rollback().await.map_err(patch_error)?;
-            let actor_may =
-                actor.is_some_and(|a| a.is_active && (a.is_superuser || !guard.actor_is_superuser));
-            return Err(match current {
-                None => PatchUserError::NotFound,
-                Some(_) if !actor_may => PatchUserError::ActorChanged,
-                Some(row) if row.version != expected => PatchUserError::Stale,
-                Some(_) => PatchUserError::LastSuperuser,
-            });
-        };
-        txn.commit().await.map_err(patch_error)?;
-        Ok(to_domain(row)?)
+            .map_err(patch_error)?
+        {
+            Ok(row) => Ok(to_domain(row)?),
+            Err(Miss::NotFound) => Err(PatchUserError::NotFound),
+            Err(Miss::ActorChanged) => Err(PatchUserError::ActorChanged),
+            Err(Miss::Stale) => Err(PatchUserError::Stale),
+            Err(Miss::LastSuperuser) => Err(PatchUserError::LastSuperuser),
+        }
+    }
+
+    async fn deactivate(
+        &self,
+        id: UserId,
+        version: u64,
+        guard: &WriteGuard,
+        at: OffsetDateTime,
+    ) -> Result<User, DeactivateUserError> {
+        let update =
+            user::Entity::update_many().col_expr(user::Column::IsActive, Expr::value(false));
+        match self
+            .conditional_write(id, version, update, guard, at)
+            .await
+            .map_err(port_error)?
+        {
+            Ok(row) => Ok(to_domain(row)?),
+            Err(Miss::NotFound) => Err(DeactivateUserError::NotFound),
+            Err(Miss::ActorChanged) => Err(DeactivateUserError::ActorChanged),
+            Err(Miss::Stale) => Err(DeactivateUserError::Stale),
+            Err(Miss::LastSuperuser) => Err(DeactivateUserError::LastSuperuser),
+        }
+    }
+
+    async fn reactivate(
+        &self,
+        id: UserId,
+        version: u64,
+        guard: &WriteGuard,
+        at: OffsetDateTime,
+    ) -> Result<User, ReactivateUserError> {
+        let update =
+            user::Entity::update_many().col_expr(user::Column::IsActive, Expr::value(true));
+        match self
+            .conditional_write(id, version, update, guard, at)
+            .await
+            .map_err(port_error)?
+        {
+            Ok(row) => Ok(to_domain(row)?),
+            Err(Miss::NotFound) => Err(ReactivateUserError::NotFound),
+            Err(Miss::ActorChanged) => Err(ReactivateUserError::ActorChanged),
+            // A reactivation removes no superuser; any other miss means "read again".
+            Err(Miss::Stale | Miss::LastSuperuser) => Err(ReactivateUserError::Stale),
+        }
     }
 
     async fn replace_password_hash(
