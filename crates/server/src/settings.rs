@@ -215,6 +215,28 @@ const KEYS: &[&str] = &[
     "log_format",
 ];
 
+/// The environment without its empty (or blank) variables: `PORT=` in a
+/// copied `.env.example` means "not set", whatever the setting's type.
+struct NonEmpty(Env);
+
+impl figment::Provider for NonEmpty {
+    fn metadata(&self) -> figment::Metadata {
+        self.0.metadata()
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut data = self.0.data()?;
+        for dict in data.values_mut() {
+            dict.retain(|_, value| {
+                !matches!(value, figment::value::Value::String(_, s) if s.trim().is_empty())
+            });
+        }
+        Ok(data)
+    }
+}
+
 impl Settings {
     /// Reads the layers from the working directory and the environment.
     ///
@@ -252,15 +274,16 @@ impl Settings {
     /// # Errors
     /// A malformed file or value.
     pub fn from_layers(dir: &Path, env: Env) -> anyhow::Result<Self> {
+        let env = NonEmpty(env);
         let app_env: String = Figment::new()
             .merge(Toml::file(dir.join("default.toml")))
-            .merge(env.clone())
+            .merge(&env)
             .extract_inner("app_env")
             .unwrap_or_else(|_| Self::default().app_env);
         let settings: Self = Figment::new()
             .merge(Toml::file(dir.join("default.toml")))
             .merge(Toml::file(dir.join(format!("{app_env}.toml"))))
-            .merge(env)
+            .merge(&env)
             .extract()
             .context("invalid settings")?;
         Ok(settings.without_empty_values())
@@ -449,10 +472,33 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("JWT_SECRET_KEY", "");
             jail.set_env("FIRST_SUPERUSER_EMAIL", " ");
+            for key in [
+                "PORT",
+                "BCRYPT_COST",
+                "RUN_MIGRATIONS",
+                "LOG_FORMAT",
+                "HOST",
+                "JWT_ALGORITHM",
+                "RUST_LOG",
+                "JWT_ISSUER",
+                "SHUTDOWN_DELAY_SECONDS",
+            ] {
+                jail.set_env(key, "");
+            }
             let settings =
                 Settings::from_layers(Path::new("config"), Env::raw().only(KEYS)).unwrap();
+            let defaults = Settings::default();
             assert!(settings.jwt_secret_key.is_none());
             assert!(settings.first_superuser_email.is_none());
+            assert_eq!(settings.port, defaults.port);
+            assert_eq!(settings.bcrypt_cost, defaults.bcrypt_cost);
+            assert!(settings.run_migrations);
+            assert_eq!(settings.log_format, defaults.log_format);
+            assert_eq!(settings.host, defaults.host);
+            assert_eq!(settings.jwt_algorithm, defaults.jwt_algorithm);
+            assert_eq!(settings.rust_log, defaults.rust_log);
+            assert_eq!(settings.jwt_issuer, defaults.jwt_issuer);
+            assert_eq!(settings.shutdown_delay_seconds, defaults.shutdown_delay_seconds);
             Ok(())
         });
     }

@@ -246,3 +246,50 @@ async fn shutdown_drains_in_flight_requests_on_postgres() {
     stopping.await.unwrap();
     running.await.unwrap().unwrap();
 }
+
+/// An unreachable database stops the start with its real cause, and a URL
+/// without a password is shown as it is; a server that accepts the
+/// connection but never answers is given up on after
+/// `DB_CONNECT_TIMEOUT_SECONDS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_at_start_is_reported_with_its_cause() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/userhub");
+    let err = Application::build(test_settings(url.clone()))
+        .await
+        .err()
+        .expect("no database, no start");
+    let message = format!("{err:#}");
+    assert!(message.contains(&url), "{message}");
+    assert!(!message.contains(":***"), "{message}");
+    assert!(message.to_lowercase().contains("refused"), "{message}");
+
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut settings = test_settings(format!("postgres://postgres@127.0.0.1:{port}/userhub"));
+    settings.db_connect_timeout_seconds = 1;
+    settings.db_acquire_timeout_seconds = 30;
+    let started = Instant::now();
+    let err = Application::build(settings)
+        .await
+        .err()
+        .expect("a silent database, no start");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        format!("{err:#}").contains("DB_CONNECT_TIMEOUT_SECONDS"),
+        "{err:#}"
+    );
+    accepted.abort();
+}

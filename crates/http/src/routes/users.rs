@@ -368,6 +368,7 @@ pub(crate) struct CreateUserRequest {
             headers(("Location" = String, description = "The user's URL"))),
         (status = 403, description = "The caller is not a superuser", body = HttpError),
         (status = 409, description = "Email or username taken", body = HttpError),
+        (status = 429, response = crate::openapi::TooManyRequests),
     )
 )]
 pub(crate) async fn create(
