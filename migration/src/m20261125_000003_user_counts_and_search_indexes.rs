@@ -27,7 +27,7 @@ const POSTGRES_UP: &[&str] = &[
         FROM (VALUES (true), (false)) AS active(a), (VALUES (true), (false)) AS superuser(s)",
     // One UPDATE for both rows of a change, so concurrent changes lock the
     // counter rows in the same order and cannot deadlock.
-    "CREATE FUNCTION user_counts_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+    "CREATE OR REPLACE FUNCTION user_counts_follow() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'INSERT' THEN
             UPDATE user_counts SET n = n + 1

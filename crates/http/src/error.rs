@@ -71,6 +71,16 @@ pub enum ApiError {
     /// 409.
     #[error("{0}")]
     Conflict(&'static str),
+    /// An error of the OAuth2 token endpoints (login, refresh): the inner
+    /// error's status, headers and `detail`, plus RFC 6749's `error` and
+    /// `error_description`, so that standard OAuth2 clients recognise it.
+    #[error("{inner}")]
+    OAuth {
+        /// The error as any endpoint would answer it.
+        inner: Box<ApiError>,
+        /// RFC 6749 §5.2 error code.
+        error: &'static str,
+    },
     /// 412: `If-Match` names a version that is no longer current.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -105,6 +115,32 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(kind, source, field, msg)])
     }
 
+    /// This error as the OAuth2 token endpoints answer it: `invalid_grant`
+    /// for refused credentials or tokens, `unsupported_grant_type` for a
+    /// `grant_type` other than the endpoint's, `invalid_request` for any
+    /// other malformed request; other errors (429, 503, …) unchanged.
+    #[must_use]
+    pub fn for_oauth(self) -> Self {
+        let error = match &self {
+            Self::Unauthorized(_) => "invalid_grant",
+            Self::Validation(errors)
+                if errors
+                    .iter()
+                    .any(|e| e.loc.get(1).is_some_and(|f| f == "grant_type")) =>
+            {
+                "unsupported_grant_type"
+            }
+            Self::Validation(_) | Self::BadRequest(_) | Self::UnsupportedMediaType(_) => {
+                "invalid_request"
+            }
+            _ => return self,
+        };
+        Self::OAuth {
+            inner: Box::new(self),
+            error,
+        }
+    }
+
     fn weak_password(field: &str, err: PasswordError) -> Self {
         Self::field(
             crate::validation::kind_of(&err.to_string()),
@@ -133,6 +169,7 @@ pub(crate) struct HttpValidationError<'a> {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            Self::OAuth { inner, .. } => inner.status_code(),
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -151,6 +188,34 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::OAuth { inner, error } = self {
+            let (detail, description) = match inner.as_ref() {
+                Self::Validation(errors) => (
+                    serde_json::to_value(errors).unwrap_or_default(),
+                    errors.first().map(|e| e.msg.clone()).unwrap_or_default(),
+                ),
+                other => {
+                    let message = match other {
+                        Self::BadRequest(m)
+                        | Self::Unauthorized(m)
+                        | Self::UnsupportedMediaType(m) => *m,
+                        _ => "",
+                    };
+                    (serde_json::Value::from(message), message.to_owned())
+                }
+            };
+            let body = serde_json::json!({
+                "detail": detail,
+                "error": error,
+                "error_description": description,
+            });
+            let mut response = inner.error_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return response.set_body(actix_web::body::BoxBody::new(body.to_string()));
+        }
         let mut response = HttpResponse::build(self.status_code());
         match self {
             Self::Unauthorized(_) => {
@@ -195,6 +260,7 @@ impl ResponseError for ApiError {
             Self::Internal => response.json(HttpError {
                 detail: "Internal Server Error",
             }),
+            Self::OAuth { .. } => unreachable!("answered above"),
         }
     }
 }

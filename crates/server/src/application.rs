@@ -47,13 +47,13 @@ impl Application {
             .with_context(|| {
                 format!(
                     "connecting to the database at {}",
-                    redact(settings.database_url())
+                    redact(&settings.database_url())
                 )
             })?;
         if settings.run_migrations {
             database
                 .with_migration_lock(
-                    settings.database_url(),
+                    &settings.database_url(),
                     Migrator::up(database.connection(), None),
                 )
                 .await
@@ -135,7 +135,14 @@ impl Application {
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        tracing::info!(address = %settings.host, port, "listening");
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            database = ?database.backend(),
+            url = %redact(&settings.database_url()),
+            "listening on http://{}:{port}; API documentation at http://{}:{port}/docs",
+            settings.host,
+            settings.host,
+        );
         Ok(Self {
             port,
             server: server.run(),

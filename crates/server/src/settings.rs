@@ -215,6 +215,27 @@ const KEYS: &[&str] = &[
     "log_format",
 ];
 
+/// An origin as browsers send it: `http` or `https`, a host, maybe a port,
+/// nothing else (no `*`, no path).
+fn check_origin(origin: &str) -> anyhow::Result<()> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .context("expected an origin with a scheme, such as https://app.example.com")?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .map_or((rest, None), |(h, p)| (h, Some(p)));
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if !host_ok || !port_ok {
+        bail!("expected scheme://host[:port], without a path or wildcard");
+    }
+    Ok(())
+}
+
 /// The environment without its empty (or blank) variables: `PORT=` in a
 /// copied `.env.example` means "not set", whatever the setting's type.
 struct NonEmpty(Env);
@@ -266,6 +287,34 @@ impl Settings {
                 self.bcrypt_cost
             );
         }
+        if !["development", "production"]
+            .contains(&self.app_env.trim().to_ascii_lowercase().as_str())
+        {
+            bail!(
+                "APP_ENV={}: expected `development` or `production`",
+                self.app_env
+            );
+        }
+        if !["HS256", "RS256", "EDDSA"]
+            .contains(&self.jwt_algorithm.trim().to_ascii_uppercase().as_str())
+        {
+            bail!(
+                "JWT_ALGORITHM={}: expected `HS256`, `RS256` or `EdDSA`",
+                self.jwt_algorithm
+            );
+        }
+        for origin in self.cors_origins() {
+            check_origin(&origin).with_context(|| format!("CORS_ORIGINS: `{origin}`"))?;
+        }
+        let url = self.database_url();
+        if !url.starts_with("postgres://") && !url.starts_with("sqlite:") {
+            bail!(
+                "DATABASE_URL={}: expected postgres://, postgresql://, postgresql+asyncpg:// or sqlite://",
+                crate::application::redact(&self.database_url)
+            );
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.rust_log)
+            .map_err(|err| anyhow::anyhow!("RUST_LOG={}: {err}", self.rust_log))?;
         Ok(())
     }
 
@@ -306,21 +355,32 @@ impl Settings {
         self.app_env.eq_ignore_ascii_case("production")
     }
 
-    /// The database URL, defaulting to the embedded SQLite file.
+    /// The database URL, defaulting to the embedded SQLite file. The
+    /// original service's forms `postgresql://` and `postgresql+asyncpg://`
+    /// mean `postgres://`; an SQLite file is created when missing.
     #[must_use]
-    pub fn database_url(&self) -> &str {
-        if self.database_url.trim().is_empty() {
-            DEFAULT_DATABASE_URL
-        } else {
-            self.database_url.trim()
+    pub fn database_url(&self) -> String {
+        let url = self.database_url.trim();
+        if url.is_empty() {
+            return DEFAULT_DATABASE_URL.to_owned();
         }
+        for alias in ["postgresql+asyncpg://", "postgresql://"] {
+            if let Some(rest) = url.strip_prefix(alias) {
+                return format!("postgres://{rest}");
+            }
+        }
+        if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            return format!("{url}{separator}mode=rwc");
+        }
+        url.to_owned()
     }
 
     /// Pool settings for the database adapter.
     #[must_use]
     pub fn database(&self) -> userhub_infrastructure::DatabaseSettings {
         userhub_infrastructure::DatabaseSettings {
-            url: self.database_url().to_owned(),
+            url: self.database_url(),
             max_connections: self.db_pool_max_size.max(1),
             min_connections: self.db_pool_min_idle,
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_seconds.max(1)),
@@ -353,14 +413,13 @@ impl Settings {
         }
     }
 
-    /// The CORS origins, split and trimmed.
+    /// The CORS origins, separated by commas or white space.
     #[must_use]
     pub fn cors_origins(&self) -> Vec<String> {
         self.cors_origins
-            .split(',')
-            .map(str::trim)
+            .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|o| !o.is_empty())
-            .map(str::to_owned)
+            .map(|o| o.trim_end_matches('/').to_owned())
             .collect()
     }
 
@@ -498,9 +557,79 @@ mod tests {
             assert_eq!(settings.jwt_algorithm, defaults.jwt_algorithm);
             assert_eq!(settings.rust_log, defaults.rust_log);
             assert_eq!(settings.jwt_issuer, defaults.jwt_issuer);
-            assert_eq!(settings.shutdown_delay_seconds, defaults.shutdown_delay_seconds);
+            assert_eq!(
+                settings.shutdown_delay_seconds,
+                defaults.shutdown_delay_seconds
+            );
             Ok(())
         });
+    }
+
+    fn checked(tweak: impl FnOnce(&mut Settings)) -> Result<(), String> {
+        let mut settings = Settings::default();
+        tweak(&mut settings);
+        settings.validate().map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn each_mistyped_setting_is_named_with_what_it_expects() {
+        type Tweak = fn(&mut Settings);
+        let cases: [(Tweak, &str); 7] = [
+            (|s| s.app_env = "prod".into(), "APP_ENV=prod"),
+            (|s| s.jwt_algorithm = "ES256".into(), "JWT_ALGORITHM=ES256"),
+            (|s| s.cors_origins = "*".into(), "CORS_ORIGINS: `*`"),
+            (
+                |s| s.cors_origins = "localhost:3000".into(),
+                "CORS_ORIGINS: `localhost:3000`",
+            ),
+            (
+                |s| s.cors_origins = "http://a/path".into(),
+                "CORS_ORIGINS: `http://a/path`",
+            ),
+            (|s| s.rust_log = "info,=[".into(), "RUST_LOG=info,=["),
+            (
+                |s| s.database_url = "mysql://u:secret@h/db".into(),
+                "DATABASE_URL=mysql://u:***@h/db",
+            ),
+        ];
+        for (tweak, expected) in cases {
+            let message = checked(tweak).unwrap_err();
+            assert!(message.starts_with(expected), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        assert_eq!(checked(|s| s.app_env = "Production".into()), Ok(()));
+        assert_eq!(checked(|s| s.jwt_algorithm = "EdDSA".into()), Ok(()));
+    }
+
+    #[test]
+    fn origins_may_be_separated_by_commas_or_spaces() {
+        let settings = Settings {
+            cors_origins: "http://a http://b:8080, https://c/".into(),
+            ..Settings::default()
+        };
+        assert_eq!(settings.validate().map_err(|e| e.to_string()), Ok(()));
+        assert_eq!(
+            settings.cors_origins(),
+            ["http://a", "http://b:8080", "https://c"]
+        );
+    }
+
+    #[test]
+    fn the_original_services_database_urls_are_accepted() {
+        let url = |raw: &str| {
+            Settings {
+                database_url: raw.into(),
+                ..Settings::default()
+            }
+            .database_url()
+        };
+        assert_eq!(url("postgresql+asyncpg://u:p@h/db"), "postgres://u:p@h/db");
+        assert_eq!(url("postgresql://u@h/db"), "postgres://u@h/db");
+        assert_eq!(url("sqlite://other.db"), "sqlite://other.db?mode=rwc");
+        assert_eq!(
+            url("sqlite://other.db?mode=ro"),
+            "sqlite://other.db?mode=ro"
+        );
     }
 
     #[test]

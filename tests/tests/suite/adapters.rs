@@ -147,7 +147,29 @@ on_both_backends!(
     unsearched_totals_follow_every_insert_update_and_delete,
     writes_are_conditional_on_the_version_read,
     an_administrators_decision_survives_the_users_concurrent_writes,
+    migrations_go_fresh_down_to_zero_and_up_again,
 );
+
+/// The operators' `fresh`, `down` (to zero) and `up` work on a migrated
+/// database, with data in it.
+async fn migrations_go_fresh_down_to_zero_and_up_again(backend: Backend) {
+    let r = repos(backend).await;
+    r.users.insert(&user("ada")).await.unwrap();
+    let conn = sea_orm::Database::connect(&r._db.url).await.unwrap();
+    Migrator::fresh(&conn).await.unwrap();
+    Migrator::down(&conn, None).await.unwrap();
+    assert!(
+        Migrator::get_applied_migrations(&conn)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    Migrator::up(&conn, None).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    let again = r.users.find_by_login("ada").await.unwrap();
+    assert!(again.is_none(), "fresh started over");
+    r.users.insert(&user("ada")).await.unwrap();
+}
 
 /// The unsearched `total` comes from counters kept by triggers; it must
 /// equal a real count after every kind of change, for every filter.

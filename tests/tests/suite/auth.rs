@@ -27,7 +27,118 @@ on_both_backends!(
     a_hash_of_an_older_cost_is_replaced_at_the_next_login,
     concurrent_refreshes_of_one_token_never_fork_the_session,
     within_the_grace_window_racing_refreshes_get_the_same_successor,
+    oauth2_clients_get_rfc_6749_errors_and_can_refresh_with_a_form,
 );
+
+/// What a standard OAuth2 client library relies on: `error` and
+/// `error_description` beside `detail` on refused grants and malformed
+/// requests, and the RFC 6749 form of a refresh.
+async fn oauth2_clients_get_rfc_6749_errors_and_can_refresh_with_a_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("ada").await;
+    let wrong = app.login("ada", "Wrong-password-1").await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.headers()["www-authenticate"], "Bearer");
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["detail"], "Incorrect email or password");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_description"], "Incorrect email or password");
+    let form = |pairs: &[(&str, &str)]| {
+        app.client
+            .post(app.url("/api/auth/login"))
+            .form(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .send()
+    };
+    let unsupported = form(&[
+        ("grant_type", "client_credentials"),
+        ("username", "ada"),
+        ("password", PASSWORD),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(unsupported.status(), 422);
+    let body: Value = unsupported.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_grant_type");
+    assert!(body["detail"].is_array());
+    let missing = form(&[("grant_type", "password")]).await.unwrap();
+    assert_eq!(missing.status(), 422);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+
+    let tokens: Value = form(&[
+        ("grant_type", "password"),
+        ("username", "ada"),
+        ("password", PASSWORD),
+    ])
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let refresh = |pairs: Vec<(&'static str, String)>| {
+        app.client
+            .post(app.url("/api/auth/refresh"))
+            .form(&pairs)
+            .send()
+    };
+    let refreshed = refresh(vec![
+        ("grant_type", "refresh_token".into()),
+        (
+            "refresh_token",
+            tokens["refresh_token"].as_str().unwrap().into(),
+        ),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    assert_eq!(refreshed.headers()["cache-control"], "no-store");
+    let next: Value = refreshed.json().await.unwrap();
+    assert_eq!(next["token_type"], "bearer");
+    let spent = refresh(vec![
+        ("grant_type", "refresh_token".into()),
+        (
+            "refresh_token",
+            tokens["refresh_token"].as_str().unwrap().into(),
+        ),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(spent.status(), 401);
+    assert_eq!(
+        spent.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+    let wrong_grant = refresh(vec![
+        ("grant_type", "password".into()),
+        (
+            "refresh_token",
+            next["refresh_token"].as_str().unwrap().into(),
+        ),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(wrong_grant.status(), 422);
+    assert_eq!(
+        wrong_grant.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+    // JSON keeps working, and its errors carry the fields too.
+    let json = app
+        .post("/api/auth/refresh", &json!({"refresh_token": "nope"}), None)
+        .await;
+    assert_eq!(json.status(), 401);
+    assert_eq!(
+        json.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+}
 
 async fn register_returns_201_with_location_and_the_self_view(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -203,7 +314,11 @@ async fn login_gives_one_answer_for_unknown_wrong_and_deactivated_accounts(backe
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
         assert_eq!(
             response.json::<Value>().await.unwrap(),
-            json!({"detail": "Incorrect email or password"})
+            json!({
+                "detail": "Incorrect email or password",
+                "error": "invalid_grant",
+                "error_description": "Incorrect email or password",
+            })
         );
     }
 }

@@ -27,7 +27,7 @@ async fn the_served_document_is_the_committed_openapi_json(backend: Backend) {
     assert!(
         served.trim_end() == COMMITTED.trim_end(),
         "openapi.json is stale: refresh it with \
-         `cargo run -p userhub-http --example openapi > openapi.json` and commit it"
+         `cargo run -p userhub-http --example openapi -- openapi.json` and commit it"
     );
 }
 

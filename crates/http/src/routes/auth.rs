@@ -200,16 +200,16 @@ fn grant_type_rule(value: &str, _: &()) -> garde::Result {
         (status = 401, description = "Unknown account, wrong password or deactivated account, alike",
             body = HttpError,
             headers(("WWW-Authenticate" = String, description = "`Bearer`")),
-            example = json!({"detail": "Incorrect email or password"})),
+            example = json!({"detail": "Incorrect email or password", "error": "invalid_grant", "error_description": "Incorrect email or password"})),
         (status = 429, response = TooManyRequests),
     )
 )]
 pub(crate) async fn login(
     state: web::Data<ApiState>,
     req: HttpRequest,
-    body: JsonOrForm<LoginJson, LoginForm>,
+    body: Result<JsonOrForm<LoginJson, LoginForm>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let (login, password) = match body {
+    let (login, password) = match body.map_err(ApiError::for_oauth)? {
         JsonOrForm::Json(json) => (json.email, json.password),
         JsonOrForm::Form(form) => (form.username, form.password),
     };
@@ -225,7 +225,8 @@ pub(crate) async fn login(
         Err(LoginError::Locked { .. }) => metrics::record_login("locked"),
         Err(LoginError::Port(_)) => {}
     }
-    Ok(token_response(&outcome?))
+    let tokens = outcome.map_err(|e| ApiError::from(e).for_oauth())?;
+    Ok(token_response(&tokens))
 }
 
 /// A refresh token to spend.
@@ -237,28 +238,66 @@ pub(crate) struct RefreshRequest {
     refresh_token: String,
 }
 
+/// RFC 6749 §6: a refresh as a form, as OAuth2 client libraries send it.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"grant_type": "refresh_token", "refresh_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"}))]
+pub(crate) struct RefreshForm {
+    /// Always `refresh_token`.
+    #[garde(custom(refresh_grant_rule))]
+    #[schema(pattern = "^refresh_token$")]
+    grant_type: String,
+    #[garde(custom(validation::required(MAX_CREDENTIAL)))]
+    #[schema(min_length = 1, max_length = 1024)]
+    refresh_token: String,
+    /// Accepted and ignored.
+    #[garde(skip)]
+    #[allow(dead_code)]
+    scope: Option<String>,
+}
+
+fn refresh_grant_rule(value: &str, _: &()) -> garde::Result {
+    if value == "refresh_token" {
+        Ok(())
+    } else {
+        Err(garde::Error::new(
+            "String should match pattern '^refresh_token$'",
+        ))
+    }
+}
+
 /// Spends a refresh token for a new pair in the same session.
 #[utoipa::path(
     post,
     path = "/api/auth/refresh",
     operation_id = "refresh",
     tag = "auth",
-    request_body = RefreshRequest,
+    request_body(content(
+        (RefreshRequest = "application/json"),
+        (RefreshForm = "application/x-www-form-urlencoded"),
+    )),
     responses(
         (status = 200, description = "The session's new tokens; the old refresh token is spent",
             body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 401, description = "Unknown, expired, revoked or already-spent token",
             body = HttpError,
             headers(("WWW-Authenticate" = String, description = "`Bearer`")),
-            example = json!({"detail": "Invalid or expired refresh token"})),
+            example = json!({"detail": "Invalid or expired refresh token", "error": "invalid_grant", "error_description": "Invalid or expired refresh token"})),
         (status = 429, response = TooManyRequests),
     )
 )]
 pub(crate) async fn refresh(
     state: web::Data<ApiState>,
-    body: ValidJson<RefreshRequest>,
+    body: Result<JsonOrForm<RefreshRequest, RefreshForm>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = state.auth.refresh(&body.0.refresh_token).await?;
+    let presented = match body.map_err(ApiError::for_oauth)? {
+        JsonOrForm::Json(json) => json.refresh_token,
+        JsonOrForm::Form(form) => form.refresh_token,
+    };
+    let tokens = state
+        .auth
+        .refresh(&presented)
+        .await
+        .map_err(|e| ApiError::from(e).for_oauth())?;
     Ok(token_response(&tokens))
 }
 
