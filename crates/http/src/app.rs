@@ -49,7 +49,8 @@ impl ApiState {
             return Ok(());
         };
         budget.check(caller).map_err(|wait| {
-            tracing::warn!("password hashing budget exceeded");
+            // Debug only: a flood of refusals must not become a flood of log lines.
+            tracing::debug!("password hashing budget exceeded");
             ApiError::TooManyRequests {
                 detail: "Too many requests; slow down",
                 retry_after: wait.as_secs() + 1,

@@ -313,6 +313,29 @@ impl FromRequest for CurrentUser {
     }
 }
 
+/// Charges the caller's password-hashing budget before any other work
+/// (the access token's signature is checked, not its session): a caller
+/// over budget is refused for the price of an HMAC, however fast it sends.
+/// A request without a valid token passes, to be refused by [`CurrentUser`].
+pub(crate) struct HashBudgetSpent;
+
+impl FromRequest for HashBudgetSpent {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let spent = (|| {
+            let state = req.app_data::<web::Data<ApiState>>()?;
+            let token = bearer_token(req).filter(|t| t.len() <= MAX_TOKEN_LEN)?;
+            let claims = state.auth.claimed_user(&token).ok()?;
+            state
+                .spend_hash_budget(format!("user:{}", claims.user_id))
+                .err()
+        })();
+        std::future::ready(spent.map_or(Ok(Self), Err))
+    }
+}
+
 fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;

@@ -11,7 +11,7 @@ use crate::model::{
     ClientInfo, Email, FullName, NewSession, Password, PasswordError, PasswordPolicy, SessionId,
     SessionSummary, User, UserId, Username,
 };
-use crate::ports::{RefreshToken, TokenError};
+use crate::ports::{AccessClaims, RefreshToken, TokenError};
 
 /// Settings of the authentication use cases.
 #[derive(Clone, Copy, Debug)]
@@ -407,17 +407,7 @@ impl AuthService {
         &self,
         access_token: &str,
     ) -> Result<Authenticated, AuthenticateError> {
-        let claims = self
-            .ports
-            .tokens
-            .verify_access_token(access_token)
-            .map_err(|err| match err {
-                TokenError::Invalid(reason) => {
-                    tracing::debug!(%reason, "access token refused");
-                    AuthenticateError::InvalidToken
-                }
-                TokenError::Port(err) => AuthenticateError::Port(err),
-            })?;
+        let claims = self.claimed_user(access_token)?;
         let now = self.ports.clock.now();
         let user = self
             .ports
@@ -429,6 +419,25 @@ impl AuthService {
             user,
             session_id: claims.session_id,
         })
+    }
+
+    /// Whom a validly signed access token names, without asking the store
+    /// whether its session is still live: enough to charge a per-caller
+    /// budget before any database work, never enough to authorise.
+    ///
+    /// # Errors
+    /// [`AuthenticateError::InvalidToken`] for a token that is not a valid access token.
+    pub fn claimed_user(&self, access_token: &str) -> Result<AccessClaims, AuthenticateError> {
+        self.ports
+            .tokens
+            .verify_access_token(access_token)
+            .map_err(|err| match err {
+                TokenError::Invalid(reason) => {
+                    tracing::debug!(%reason, "access token refused");
+                    AuthenticateError::InvalidToken
+                }
+                TokenError::Port(err) => AuthenticateError::Port(err),
+            })
     }
 
     /// Ends the caller's own session: its refresh token and every access

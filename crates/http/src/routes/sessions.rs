@@ -14,7 +14,7 @@ use super::users::rfc3339;
 use crate::app::ApiState;
 use crate::error::HttpError;
 use crate::error::{ApiError, FieldError};
-use crate::extract::{CurrentUser, ValidJson, client_info};
+use crate::extract::{CurrentUser, HashBudgetSpent, ValidJson, client_info};
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -182,6 +182,7 @@ pub(crate) struct ChangePasswordRequest {
     )
 )]
 pub(crate) async fn change_password(
+    _budget: HashBudgetSpent,
     state: web::Data<ApiState>,
     req: HttpRequest,
     caller: CurrentUser,
@@ -190,7 +191,6 @@ pub(crate) async fn change_password(
     let body = body.0;
     let new = Password::new(SecretString::from(body.new_password))
         .map_err(|e| invalid("new_password", e))?;
-    state.spend_hash_budget(format!("user:{}", caller.0.user.id))?;
     let client = client_info(&req, state.trust_forwarded_for);
     state
         .auth
