@@ -315,16 +315,22 @@ impl FromRequest for CurrentUser {
 
 /// Charges the caller's password-hashing budget before any other work
 /// (the access token's signature is checked, not its session): a caller
-/// over budget is refused for the price of an HMAC, however fast it sends.
+/// over budget is refused for the price of an HMAC. The refusal is held
+/// back for up to [`REFUSAL_DELAY`], so that a client flooding on a few
+/// connections sends a few requests a second rather than thousands, and
+/// cannot take the processor from other users' logins either.
 /// A request without a valid token passes, to be refused by [`CurrentUser`].
 pub(crate) struct HashBudgetSpent;
 
+/// Longest a budget refusal is held back (never longer than `Retry-After`).
+const REFUSAL_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl FromRequest for HashBudgetSpent {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let spent = (|| {
+        let refused = (|| {
             let state = req.app_data::<web::Data<ApiState>>()?;
             let token = bearer_token(req).filter(|t| t.len() <= MAX_TOKEN_LEN)?;
             let claims = state.auth.claimed_user(&token).ok()?;
@@ -332,7 +338,18 @@ impl FromRequest for HashBudgetSpent {
                 .spend_hash_budget(format!("user:{}", claims.user_id))
                 .err()
         })();
-        std::future::ready(spent.map_or(Ok(Self), Err))
+        Box::pin(async move {
+            match refused {
+                None => Ok(Self),
+                Some(err) => {
+                    if let ApiError::TooManyRequests { retry_after, .. } = &err {
+                        let wait = std::time::Duration::from_secs(*retry_after);
+                        tokio::time::sleep(wait.min(REFUSAL_DELAY)).await;
+                    }
+                    Err(err)
+                }
+            }
+        })
     }
 }
 
