@@ -1,5 +1,6 @@
-//! A per-client-IP budget on the public auth endpoints (register, login,
-//! refresh), using governor's GCRA limiter.
+//! Per-key request budgets, using governor's GCRA limiter: per client IP on
+//! the public auth endpoints, per account on the endpoints that hash a
+//! password behind authentication.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -10,18 +11,19 @@ use actix_web::HttpRequest;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Beyond this many tracked addresses, idle ones are forgotten.
+/// Beyond this many tracked keys, idle ones are forgotten.
 const MAX_TRACKED: usize = 100_000;
 
-/// One budget of `n` requests per minute per client IP, shared by all workers.
+/// A budget of `n` requests per minute per key (bursts of up to `n`),
+/// shared by all workers of this process.
 #[derive(Clone)]
-pub struct AuthRateLimit {
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+pub struct KeyedBudget<K: Clone + Eq + std::hash::Hash> {
+    limiter: Arc<DefaultKeyedRateLimiter<K>>,
     clock: DefaultClock,
 }
 
-impl AuthRateLimit {
-    /// A limit of `n` requests per minute (bursts of up to `n`); `None` when `n` is 0.
+impl<K: Clone + Eq + std::hash::Hash> KeyedBudget<K> {
+    /// `n` requests per minute per key; `None` when `n` is 0.
     #[must_use]
     pub fn per_minute(n: u32) -> Option<Self> {
         NonZeroU32::new(n).map(|n| Self {
@@ -30,47 +32,23 @@ impl AuthRateLimit {
         })
     }
 
-    /// Takes one request from `ip`'s budget, or says how long to wait.
-    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// Takes one request from `key`'s budget, or says how long to wait.
+    pub(crate) fn check(&self, key: K) -> Result<(), Duration> {
         if self.limiter.len() > MAX_TRACKED {
             self.limiter.retain_recent();
         }
         self.limiter
-            .check_key(&ip)
+            .check_key(&key)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 }
 
-/// A budget of password-hash work per caller (an account, or an address
-/// for anonymous calls), so that no single caller can keep the hashing
-/// workers busy for everyone else.
-#[derive(Clone)]
-pub struct HashBudget {
-    limiter: Arc<DefaultKeyedRateLimiter<String>>,
-    clock: DefaultClock,
-}
+/// Per client IP, on the public auth endpoints (register, login, refresh).
+pub type AuthRateLimit = KeyedBudget<IpAddr>;
 
-impl HashBudget {
-    /// `n` hashing requests per minute per caller (bursts of up to `n`);
-    /// `None` when `n` is 0.
-    #[must_use]
-    pub fn per_minute(n: u32) -> Option<Self> {
-        NonZeroU32::new(n).map(|n| Self {
-            limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(n))),
-            clock: DefaultClock::default(),
-        })
-    }
-
-    /// Takes one hashing request from `caller`'s budget, or says how long to wait.
-    pub(crate) fn check(&self, caller: String) -> Result<(), Duration> {
-        if self.limiter.len() > MAX_TRACKED {
-            self.limiter.retain_recent();
-        }
-        self.limiter
-            .check_key(&caller)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
-    }
-}
+/// Password-hash work per caller (an account), so that no single caller
+/// can keep the hashing workers busy for everyone else.
+pub type HashBudget = KeyedBudget<String>;
 
 /// The client's address: the TCP peer, or, when the server sits behind a
 /// trusted proxy, the last address that proxy appended to `X-Forwarded-For`
