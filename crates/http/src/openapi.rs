@@ -30,7 +30,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
 #[derive(OpenApi)]
 #[openapi(
     info(
-        title = "UserHub",
+        title = "UserHub API",
         description = "User management and authentication. Errors are FastAPI-shaped: `{\"detail\": …}`.",
         license(name = "MIT OR Apache-2.0"),
     ),
@@ -93,22 +93,32 @@ impl Modify for Conventions {
                 "Unauthorized",
                 error(
                     "Missing, invalid or expired token; ended session or deactivated user",
+                    "Could not validate credentials",
                     Some(("WWW-Authenticate", "`Bearer`")),
                 ),
             ),
             ("ValidationFailed", validation_failed()),
             (
                 "PayloadTooLarge",
-                error("The body is larger than `MAX_BODY_BYTES`", None),
+                error(
+                    "The body is larger than `MAX_BODY_BYTES`",
+                    "Request body too large",
+                    None,
+                ),
             ),
             (
                 "UnsupportedMediaType",
-                error("The body is not JSON (or, for login, a form)", None),
+                error(
+                    "The body is not JSON (or, for login and refresh, a form)",
+                    "Content-Type must be application/json",
+                    None,
+                ),
             ),
             (
                 "Unavailable",
                 error(
-                    "The database cannot be reached",
+                    "The database cannot serve right now",
+                    "Service temporarily unavailable",
                     Some(("Retry-After", "Seconds to wait")),
                 ),
             ),
@@ -136,6 +146,7 @@ impl Modify for Conventions {
             && let Some(mut patch) = item.put.clone()
         {
             patch.operation_id = Some("patch_user".to_owned());
+            patch.summary = Some("Changes the fields sent of a user (as PUT)".to_owned());
             item.patch = Some(patch);
         }
     }
@@ -164,11 +175,14 @@ fn add_conventional(path: &str, op: &mut Operation) {
     }
 }
 
-fn error(description: &str, header: Option<(&str, &str)>) -> Response {
-    let mut response = ResponseBuilder::new().description(description).content(
-        "application/json",
-        Content::new(Some(RefOr::Ref(Ref::from_schema_name("HttpError")))),
-    );
+fn error(description: &str, detail: &str, header: Option<(&str, &str)>) -> Response {
+    let content = utoipa::openapi::ContentBuilder::new()
+        .schema(Some(RefOr::Ref(Ref::from_schema_name("HttpError"))))
+        .example(Some(serde_json::json!({ "detail": detail })))
+        .build();
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content);
     if let Some((name, text)) = header {
         response = response.header(
             name,

@@ -30,6 +30,7 @@ pub struct Application {
     database: Database,
     lifecycle: Arc<Lifecycle>,
     shutdown: ShutdownTiming,
+    first_superuser: Option<bool>,
     /// Periodic tasks, stopped with the server.
     background: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -97,7 +98,7 @@ impl Application {
                 settings.session_cleanup_interval_seconds,
             ))
         });
-        ensure_first_superuser(&users, &settings).await?;
+        let first_superuser = ensure_first_superuser(&users, &settings).await?;
         let metrics = Metrics::global();
         let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
         let lifecycle = Arc::new(Lifecycle::default());
@@ -148,12 +149,20 @@ impl Application {
             server: server.run(),
             database,
             lifecycle,
+            first_superuser,
             shutdown: ShutdownTiming {
                 delay: std::time::Duration::from_secs(settings.shutdown_delay_seconds),
                 timeout: std::time::Duration::from_secs(settings.shutdown_timeout_seconds),
             },
             background: cleanup.into_iter().chain([upkeep]).collect(),
         })
+    }
+
+    /// Whether the configured first superuser was created by this start
+    /// (`Some(false)`: it existed already; `None`: none is configured).
+    #[must_use]
+    pub fn first_superuser_created(&self) -> Option<bool> {
+        self.first_superuser
     }
 
     /// The bound port (useful when configured as 0).
@@ -301,12 +310,15 @@ async fn shutdown_signal() {
     }
 }
 
-async fn ensure_first_superuser(users: &UserService, settings: &Settings) -> anyhow::Result<()> {
+async fn ensure_first_superuser(
+    users: &UserService,
+    settings: &Settings,
+) -> anyhow::Result<Option<bool>> {
     let (Some(email), Some(password)) = (
         &settings.first_superuser_email,
         &settings.first_superuser_password,
     ) else {
-        return Ok(());
+        return Ok(None);
     };
     let cmd = CreateUser {
         email: Email::parse(email).context("FIRST_SUPERUSER_EMAIL")?,
@@ -318,11 +330,11 @@ async fn ensure_first_superuser(users: &UserService, settings: &Settings) -> any
         is_active: None,
         is_superuser: None,
     };
-    users
+    let created = users
         .ensure_superuser(cmd)
         .await
         .context("creating the first superuser")?;
-    Ok(())
+    Ok(Some(created))
 }
 
 /// The URL without its password (if it has one), for messages.

@@ -1,11 +1,45 @@
-//! `userhub-server`: reads settings, sets up logging, serves until SIGTERM/SIGINT.
+//! `userhub-server`: reads settings, sets up logging, serves until
+//! SIGTERM/SIGINT; or, with `create-superuser`, makes a superuser and exits.
 
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
+use secrecy::SecretString;
 use userhub_server::{Application, Settings, telemetry};
+
+const USAGE: &str = "\
+usage: userhub-server [--help | --version]
+       userhub-server create-superuser [--email EMAIL] [--username NAME]
+
+Without arguments the server starts with the settings of the environment,
+.env and config/*.toml (see README).
+
+create-superuser makes a superuser (migrating the database first) and exits;
+an account with that e-mail or username already there is left as it is.
+EMAIL and NAME default to FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_USERNAME;
+the password is FIRST_SUPERUSER_PASSWORD if set, otherwise the first line of
+standard input (prompted for on a terminal), so that it need not appear in
+the environment or the command line.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") => {
+            println!("userhub-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some("create-superuser") => {}
+        Some(other) => {
+            eprintln!("error: unknown argument `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
     // One line per failure, with its causes and no backtrace: a wrong
     // setting is the operator's to fix (exit code 2), anything else 1.
     let settings = match Settings::load() {
@@ -16,6 +50,9 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.rust_log, settings.log_format);
+    if !args.is_empty() {
+        return create_superuser(settings, &args[1..]).await;
+    }
     let outcome = match Application::build(settings).await {
         Ok(app) => app.run_until_stopped().await,
         Err(err) => Err(err),
@@ -24,6 +61,58 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `create-superuser [--email E] [--username U]`.
+async fn create_superuser(mut settings: Settings, args: &[String]) -> ExitCode {
+    for pair in args.chunks(2) {
+        match pair {
+            [flag, value] if flag == "--email" => {
+                settings.first_superuser_email = Some(value.clone())
+            }
+            [flag, value] if flag == "--username" => {
+                settings.first_superuser_username.clone_from(value);
+            }
+            _ => {
+                eprintln!("error: unexpected `{}`\n\n{USAGE}", pair.join(" "));
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if settings.first_superuser_email.is_none() {
+        eprintln!("error: create-superuser needs --email or FIRST_SUPERUSER_EMAIL");
+        return ExitCode::from(2);
+    }
+    if settings.first_superuser_password.is_none() {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            eprint!("password for {}: ", settings.first_superuser_username);
+            let _ = std::io::stderr().flush();
+        }
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim().is_empty() {
+            eprintln!("error: no password given (FIRST_SUPERUSER_PASSWORD or standard input)");
+            return ExitCode::from(2);
+        }
+        settings.first_superuser_password = Some(SecretString::from(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ));
+    }
+    // Only the bootstrap is wanted: any free port, never served.
+    settings.port = 0;
+    match Application::build(settings).await {
+        Ok(app) => {
+            if app.first_superuser_created() == Some(true) {
+                println!("superuser created");
+            } else {
+                println!("an account with that e-mail or username exists; nothing changed");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }

@@ -293,3 +293,23 @@ async fn an_unreachable_database_at_start_is_reported_with_its_cause() {
     );
     accepted.abort();
 }
+
+/// What `userhub-server create-superuser` reports: made by this start, or
+/// already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_superuser_bootstrap_says_whether_it_created_one() {
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let first = Application::build(test_settings(db.url.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.first_superuser_created(), Some(true));
+    drop(first);
+    let again = Application::build(test_settings(db.url.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again.first_superuser_created(), Some(false));
+    let mut none = test_settings(db.url.clone());
+    none.first_superuser_email = None;
+    let none = Application::build(none).await.unwrap();
+    assert_eq!(none.first_superuser_created(), None);
+}

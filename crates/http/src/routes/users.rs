@@ -422,7 +422,7 @@ pub(crate) struct UpdateUserRequest {
     is_superuser: Option<bool>,
 }
 
-/// Changes some of a user's fields (PATCH does the same).
+/// Changes the fields sent of a user.
 #[utoipa::path(
     put,
     path = "/api/users/{id}",
