@@ -34,7 +34,8 @@ pub(crate) struct HeaderLimit(pub(crate) usize);
 /// The size of the request line and header block as sent, give or take
 /// the line breaks.
 fn head_size(req: &ServiceRequest) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
     req.headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)

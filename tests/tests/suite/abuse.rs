@@ -173,6 +173,33 @@ async fn etag_and_if_match_detect_a_lost_update(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(delete.status(), 412);
+    // The version moves at each login, so others get no ETag and cannot
+    // probe it with If-Match: they get 403 whatever they send.
+    let (_, eve, _) = app.user("eve").await;
+    let seen = app.get(&path, &eve).await;
+    assert_eq!(seen.status(), 200);
+    assert!(seen.headers().get("etag").is_none());
+    for tag in ["\"1\"", "\"2\"", "\"3\"", "\"4\"", "\"5\"", "\"6\""] {
+        let probe = app
+            .client
+            .put(app.url(&path))
+            .bearer_auth(&eve)
+            .header("if-match", tag)
+            .json(&json!({"full_name": "Probe"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(probe.status(), 403, "{tag}");
+        let probe = app
+            .client
+            .delete(app.url(&path))
+            .bearer_auth(&eve)
+            .header("if-match", tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(probe.status(), 403, "{tag}");
+    }
     // Without If-Match the behaviour is as before.
     assert_eq!(app.delete(&path, &token).await.status(), 204);
 }

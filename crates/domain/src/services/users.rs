@@ -378,11 +378,13 @@ impl UserService {
                 .visible(actor, id)
                 .await?
                 .ok_or(UpdateUserError::NotFound)?;
-            if if_match.is_some_and(|v| v != before.version) {
-                return Err(UpdateUserError::PreconditionFailed);
-            }
+            // Permission first: the version counts logins too, and only
+            // those who may read `last_login_at` may learn it.
             if !actor.is_superuser && actor.id != before.id {
                 return Err(UpdateUserError::Forbidden);
+            }
+            if if_match.is_some_and(|v| v != before.version) {
+                return Err(UpdateUserError::PreconditionFailed);
             }
             let mut patch = UserPatch {
                 email: changes.email.clone().filter(|e| *e != before.email),
@@ -515,11 +517,11 @@ impl UserService {
                 .await?
                 .filter(|u| u.is_active)
                 .ok_or(DeleteUserError::NotFound)?;
-            if if_match.is_some_and(|v| v != user.version) {
-                return Err(DeleteUserError::PreconditionFailed);
-            }
             if !actor.is_superuser && actor.id != user.id {
                 return Err(DeleteUserError::Forbidden);
+            }
+            if if_match.is_some_and(|v| v != user.version) {
+                return Err(DeleteUserError::PreconditionFailed);
             }
             let now = self.ports.clock.now();
             let guard = WriteGuard {

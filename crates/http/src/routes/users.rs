@@ -99,11 +99,15 @@ pub(super) fn etag(view: &UserView) -> String {
     format!("\"{}\"", view.user().version)
 }
 
-/// 200 with the user and its `ETag`.
+/// 200 with the user, and its `ETag` for the user and superusers: the
+/// version also moves at each login, which other callers may not learn
+/// (they cannot write the user anyway).
 pub(super) fn user_response(view: UserView) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(&view)))
-        .json(UserResponse::from(view))
+    let mut response = HttpResponse::Ok();
+    if view.email().is_some() {
+        response.insert_header((header::ETAG, etag(&view)));
+    }
+    response.json(UserResponse::from(view))
 }
 
 /// The version `If-Match` requires: `None` without the header or with `*`.
@@ -313,7 +317,7 @@ pub(crate) async fn list(
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The user", body = UserResponse,
-            headers(("ETag" = String, description = "The user's version, for `If-Match`"))),
+            headers(("ETag" = String, description = "The user's version, for `If-Match` (to the user and superusers)"))),
         (status = 404, description = "Unknown user (or deactivated, to a non-superuser)", body = HttpError),
     )
 )]
