@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, adapter tests and end-to-end tests
 # on PostgreSQL and SQLite, then the fault drills (tests/src/bin/drills.rs,
-# on a PostgreSQL cluster of their own), the schema fuzzer (scripts/fuzz.sh)
-# and the browser tests (scripts/browser-test.sh), which install what they
-# need. SKIP_DRILLS=1, SKIP_FUZZ=1 or SKIP_BROWSER=1 leaves one out
+# on a PostgreSQL cluster of their own), the schema fuzzer (scripts/fuzz.sh),
+# the standard-client tests (scripts/client-test.sh: authlib and a generated
+# TypeScript client) and the browser tests (scripts/browser-test.sh), which
+# install what they need. SKIP_DRILLS=1, SKIP_FUZZ=1, SKIP_CLIENTS=1 or
+# SKIP_BROWSER=1 leaves one out
 # (reported as NOT RUN; refused with CI=true). Arguments go to the cargo
 # test run.
 #
@@ -56,7 +58,7 @@ else
 fi
 
 not_run=()
-for step in drills fuzz browser; do
+for step in drills fuzz clients browser; do
     skip_var="SKIP_${step^^}"
     if [[ "${!skip_var:-}" == "1" ]]; then
         if [[ "${CI:-}" == "true" ]]; then
@@ -76,6 +78,7 @@ for step in drills fuzz browser; do
             "${CARGO_TARGET_DIR:-target}/debug/drills"
             ;;
         fuzz) ./scripts/fuzz.sh ;;
+        clients) ./scripts/client-test.sh ;;
         browser) ./scripts/browser-test.sh ;;
     esac
 done

@@ -79,7 +79,7 @@ pub enum ApiError {
         /// The error as any endpoint would answer it.
         inner: Box<ApiError>,
         /// RFC 6749 §5.2 error code.
-        error: &'static str,
+        error: OAuthErrorCode,
     },
     /// 412: `If-Match` names a version that is no longer current.
     #[error("precondition failed")]
@@ -122,16 +122,16 @@ impl ApiError {
     #[must_use]
     pub fn for_oauth(self) -> Self {
         let error = match &self {
-            Self::Unauthorized(_) => "invalid_grant",
+            Self::Unauthorized(_) => OAuthErrorCode::InvalidGrant,
             Self::Validation(errors)
                 if errors
                     .iter()
                     .any(|e| e.loc.get(1).is_some_and(|f| f == "grant_type")) =>
             {
-                "unsupported_grant_type"
+                OAuthErrorCode::UnsupportedGrantType
             }
             Self::Validation(_) | Self::BadRequest(_) | Self::UnsupportedMediaType(_) => {
-                "invalid_request"
+                OAuthErrorCode::InvalidRequest
             }
             _ => return self,
         };
@@ -157,6 +157,44 @@ impl ApiError {
 pub(crate) struct HttpError<'a> {
     /// What went wrong, for people.
     detail: &'a str,
+}
+
+/// RFC 6749 §5.2's error codes, as the token endpoints use them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    /// Refused credentials or refresh token.
+    InvalidGrant,
+    /// A malformed request.
+    InvalidRequest,
+    /// A `grant_type` other than the endpoint's.
+    UnsupportedGrantType,
+}
+
+/// A token endpoint's error (login, refresh): FastAPI's `detail` and
+/// RFC 6749's `error` and `error_description`, so that OAuth2 client
+/// libraries recognise it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": "Incorrect email or password", "error": "invalid_grant", "error_description": "Incorrect email or password"}))]
+pub(crate) struct OAuthError<'a> {
+    /// What went wrong, for people.
+    detail: &'a str,
+    /// What went wrong, for OAuth2 clients.
+    error: OAuthErrorCode,
+    /// The same as `detail`.
+    error_description: &'a str,
+}
+
+/// A token endpoint's 422: one entry per failing field, and RFC 6749's fields.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": [{"type": "missing", "loc": ["body", "password"], "msg": "Field required"}], "error": "invalid_request", "error_description": "Field required"}))]
+pub(crate) struct OAuthValidationError<'a> {
+    /// One entry per failing field.
+    detail: &'a [FieldError],
+    /// `invalid_request`, or `unsupported_grant_type` for a wrong `grant_type`.
+    error: OAuthErrorCode,
+    /// The first entry's message.
+    error_description: &'a str,
 }
 
 /// A 422 body: one entry per failing field.
@@ -189,11 +227,13 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::OAuth { inner, error } = self {
-            let (detail, description) = match inner.as_ref() {
-                Self::Validation(errors) => (
-                    serde_json::to_value(errors).unwrap_or_default(),
-                    errors.first().map(|e| e.msg.clone()).unwrap_or_default(),
-                ),
+            let error = *error;
+            let body = match inner.as_ref() {
+                Self::Validation(errors) => serde_json::to_string(&OAuthValidationError {
+                    detail: errors,
+                    error,
+                    error_description: errors.first().map_or("", |e| e.msg.as_str()),
+                }),
                 other => {
                     let message = match other {
                         Self::BadRequest(m)
@@ -201,20 +241,20 @@ impl ResponseError for ApiError {
                         | Self::UnsupportedMediaType(m) => *m,
                         _ => "",
                     };
-                    (serde_json::Value::from(message), message.to_owned())
+                    serde_json::to_string(&OAuthError {
+                        detail: message,
+                        error,
+                        error_description: message,
+                    })
                 }
-            };
-            let body = serde_json::json!({
-                "detail": detail,
-                "error": error,
-                "error_description": description,
-            });
+            }
+            .unwrap_or_default();
             let mut response = inner.error_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            return response.set_body(actix_web::body::BoxBody::new(body.to_string()));
+            return response.set_body(actix_web::body::BoxBody::new(body));
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {

@@ -13,7 +13,9 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
 
-use crate::error::{ApiError, FieldError, HttpError, HttpValidationError};
+use crate::error::{
+    ApiError, FieldError, HttpError, HttpValidationError, OAuthError, OAuthValidationError,
+};
 use crate::routes::{auth, health, sessions, users};
 
 /// 429: an account lockout or the per-IP limit.
@@ -42,7 +44,10 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         users::restore, users::unlock,
         health::health, health::live, health::jwks, health::metrics,
     ),
-    components(schemas(HttpValidationError, FieldError), responses(TooManyRequests)),
+    components(
+        schemas(HttpValidationError, FieldError, OAuthError, OAuthValidationError),
+        responses(TooManyRequests)
+    ),
     modifiers(&Conventions),
     tags(
         (name = "auth", description = "Registration, login, tokens and the current user"),
@@ -97,7 +102,11 @@ impl Modify for Conventions {
                     Some(("WWW-Authenticate", "`Bearer`")),
                 ),
             ),
-            ("ValidationFailed", validation_failed()),
+            ("ValidationFailed", validation_failed("HttpValidationError")),
+            (
+                "OAuthValidationFailed",
+                validation_failed("OAuthValidationError"),
+            ),
             (
                 "PayloadTooLarge",
                 error(
@@ -109,9 +118,16 @@ impl Modify for Conventions {
             (
                 "UnsupportedMediaType",
                 error(
-                    "The body is not JSON (or, for login and refresh, a form)",
+                    "The body is not JSON",
                     "Content-Type must be application/json",
                     None,
+                ),
+            ),
+            (
+                "OAuthUnsupportedMediaType",
+                oauth_error(
+                    "The body is neither JSON nor a form",
+                    "Content-Type must be application/json or application/x-www-form-urlencoded",
                 ),
             ),
             (
@@ -153,6 +169,8 @@ impl Modify for Conventions {
 }
 
 fn add_conventional(path: &str, op: &mut Operation) {
+    // The token endpoints answer with RFC 6749's fields too.
+    let oauth = matches!(op.operation_id.as_deref(), Some("login" | "refresh"));
     let mut add = |status: &str, name: &str| {
         op.responses
             .responses
@@ -164,11 +182,25 @@ fn add_conventional(path: &str, op: &mut Operation) {
     }
     if op.request_body.is_some() {
         add("413", "PayloadTooLarge");
-        add("415", "UnsupportedMediaType");
+        add(
+            "415",
+            if oauth {
+                "OAuthUnsupportedMediaType"
+            } else {
+                "UnsupportedMediaType"
+            },
+        );
     }
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     if op.request_body.is_some() || has_params {
-        add("422", "ValidationFailed");
+        add(
+            "422",
+            if oauth {
+                "OAuthValidationFailed"
+            } else {
+                "ValidationFailed"
+            },
+        );
     }
     if path.starts_with("/api/") {
         add("503", "Unavailable");
@@ -195,15 +227,28 @@ fn error(description: &str, detail: &str, header: Option<(&str, &str)>) -> Respo
     response.build()
 }
 
-fn validation_failed() -> Response {
+fn validation_failed(schema: &str) -> Response {
     ResponseBuilder::new()
         .description("Invalid input: one entry per failing field")
         .content(
             "application/json",
-            Content::new(Some(RefOr::Ref(Ref::from_schema_name(
-                "HttpValidationError",
-            )))),
+            Content::new(Some(RefOr::Ref(Ref::from_schema_name(schema)))),
         )
+        .build()
+}
+
+fn oauth_error(description: &str, detail: &str) -> Response {
+    let content = utoipa::openapi::ContentBuilder::new()
+        .schema(Some(RefOr::Ref(Ref::from_schema_name("OAuthError"))))
+        .example(Some(serde_json::json!({
+            "detail": detail,
+            "error": "invalid_request",
+            "error_description": detail,
+        })))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
         .build()
 }
 

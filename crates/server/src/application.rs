@@ -9,7 +9,6 @@ use actix_web::{HttpServer, web};
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use secrecy::{ExposeSecret, SecretString};
-use time::Duration;
 use userhub_domain::model::{Email, Password, Username};
 use userhub_domain::ports::SystemClock;
 use userhub_domain::services::{AuthConfig, AuthService, CreateUser, Ports, UserService};
@@ -48,7 +47,7 @@ impl Application {
             .with_context(|| {
                 format!(
                     "connecting to the database at {}",
-                    redact(&settings.database_url())
+                    userhub_config::redact(&settings.database_url())
                 )
             })?;
         if settings.run_migrations {
@@ -69,7 +68,7 @@ impl Application {
             refresh_secret,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
-            access_token_ttl: Duration::minutes(settings.access_token_expire_minutes.max(1)),
+            access_token_ttl: settings.access_token_ttl(),
             leeway_seconds: settings.jwt_leeway_seconds,
         })
         .context("JWT signing keys")?;
@@ -85,8 +84,8 @@ impl Application {
         let auth = AuthService::new(
             ports.clone(),
             AuthConfig {
-                refresh_token_ttl: Duration::days(settings.refresh_token_expire_days.max(1)),
-                refresh_reuse_grace: Duration::seconds(settings.refresh_reuse_grace_seconds.max(0)),
+                refresh_token_ttl: settings.refresh_token_ttl(),
+                refresh_reuse_grace: settings.refresh_reuse_grace(),
                 lockout: settings.lockout(),
                 password_policy: settings.password_policy(),
             },
@@ -139,7 +138,7 @@ impl Application {
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             database = ?database.backend(),
-            url = %redact(&settings.database_url()),
+            url = %userhub_config::redact(&settings.database_url()),
             "listening on http://{}:{port}; API documentation at http://{}:{port}/docs",
             settings.host,
             settings.host,
@@ -335,39 +334,4 @@ async fn ensure_first_superuser(
         .await
         .context("creating the first superuser")?;
     Ok(Some(created))
-}
-
-/// The URL without its password (if it has one), for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn only_a_password_is_masked() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db:5432/userhub"),
-            "postgres://app:***@db:5432/userhub"
-        );
-        assert_eq!(
-            redact("postgres://postgres@127.0.0.1:5432/userhub"),
-            "postgres://postgres@127.0.0.1:5432/userhub"
-        );
-        assert_eq!(
-            redact("sqlite://userhub.db?mode=rwc"),
-            "sqlite://userhub.db?mode=rwc"
-        );
-    }
 }

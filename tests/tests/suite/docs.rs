@@ -31,6 +31,45 @@ async fn the_served_document_is_the_committed_openapi_json(backend: Backend) {
     );
 }
 
+/// Swagger UI and generated clients list operations in document order:
+/// the one a client follows, not the alphabet's.
+#[test]
+fn operations_are_listed_in_the_order_a_client_uses_them() {
+    let order = [
+        "\"/api/auth/register\"",
+        "\"/api/auth/login\"",
+        "\"/api/auth/refresh\"",
+        "\"/api/auth/me\"",
+        "\"/api/auth/logout\"",
+        "\"/api/users\"",
+        "\"/api/users/{id}\"",
+        "\"/health\"",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|path| {
+            COMMITTED
+                .find(path)
+                .unwrap_or_else(|| panic!("{path} missing"))
+        })
+        .collect();
+    assert!(positions.is_sorted(), "{order:?} at {positions:?}");
+    let tags = [
+        "\"name\": \"auth\"",
+        "\"name\": \"sessions\"",
+        "\"name\": \"users\"",
+    ];
+    let positions: Vec<usize> = tags
+        .iter()
+        .map(|tag| {
+            COMMITTED
+                .rfind(tag)
+                .unwrap_or_else(|| panic!("{tag} missing"))
+        })
+        .collect();
+    assert!(positions.is_sorted(), "{tags:?} at {positions:?}");
+}
+
 async fn the_document_covers_every_route_with_its_errors_and_security(backend: Backend) {
     let app = spawn_app(backend).await;
     let doc: Value = app

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::users::{UserResponse, created, user_response};
 use crate::app::ApiState;
 use crate::error::ApiError;
-use crate::error::HttpError;
+use crate::error::{HttpError, OAuthError};
 use crate::extract::{CurrentUser, JsonOrForm, ValidJson, client_info};
 use crate::openapi::TooManyRequests;
 use crate::{metrics, middleware, validation};
@@ -146,10 +146,10 @@ pub(crate) async fn register(
 pub(crate) struct LoginJson {
     /// The account's e-mail address or username.
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     email: String,
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
-    #[schema(min_length = 1, max_length = 1024, format = Password)]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
 }
 
@@ -159,10 +159,10 @@ pub(crate) struct LoginJson {
 pub(crate) struct LoginForm {
     /// The account's e-mail address or username.
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     username: String,
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
-    #[schema(min_length = 1, max_length = 1024, format = Password)]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
     /// `password` when sent.
     #[garde(inner(custom(grant_type_rule)))]
@@ -198,7 +198,7 @@ fn grant_type_rule(value: &str, _: &()) -> garde::Result {
         (status = 200, description = "A new session's tokens", body = TokenResponse,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 401, description = "Unknown account, wrong password or deactivated account, alike",
-            body = HttpError,
+            body = OAuthError,
             headers(("WWW-Authenticate" = String, description = "`Bearer`")),
             example = json!({"detail": "Incorrect email or password", "error": "invalid_grant", "error_description": "Incorrect email or password"})),
         (status = 429, response = TooManyRequests),
@@ -234,7 +234,7 @@ pub(crate) async fn login(
 #[schema(example = json!({"refresh_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"}))]
 pub(crate) struct RefreshRequest {
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     refresh_token: String,
 }
 
@@ -247,7 +247,7 @@ pub(crate) struct RefreshForm {
     #[schema(pattern = "^refresh_token$")]
     grant_type: String,
     #[garde(custom(validation::required(MAX_CREDENTIAL)))]
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     refresh_token: String,
     /// Accepted and ignored.
     #[garde(skip)]
@@ -279,7 +279,7 @@ fn refresh_grant_rule(value: &str, _: &()) -> garde::Result {
         (status = 200, description = "The session's new tokens; the old refresh token is spent",
             body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 401, description = "Unknown, expired, revoked or already-spent token",
-            body = HttpError,
+            body = OAuthError,
             headers(("WWW-Authenticate" = String, description = "`Bearer`")),
             example = json!({"detail": "Invalid or expired refresh token", "error": "invalid_grant", "error_description": "Invalid or expired refresh token"})),
         (status = 429, response = TooManyRequests),

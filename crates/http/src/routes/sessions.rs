@@ -157,7 +157,7 @@ pub(crate) async fn end(
 #[schema(example = json!({"current_password": "correct horse battery staple", "new_password": "purple monkey dishwasher 42"}))]
 pub(crate) struct ChangePasswordRequest {
     #[garde(custom(validation::required(1024)))]
-    #[schema(min_length = 1, max_length = 1024, format = Password)]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$", format = Password)]
     current_password: String,
     // The personal-information rule needs the caller's details: the domain checks it.
     /// 8–72 bytes, strong enough, without the username or e-mail.
