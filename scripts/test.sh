@@ -41,6 +41,17 @@ if ! postgres_reachable; then
     filter=(skip)
 fi
 
+# The mail tests talk to a real SMTP server, aiosmtpd, which they start
+# themselves from this venv.
+smtp_venv="build/smtp-venv"
+if [[ ! -x "$smtp_venv/bin/python" ]] || ! cmp -s tests/smtp/requirements.txt "$smtp_venv/requirements.txt"; then
+    echo "== installing aiosmtpd into $smtp_venv"
+    python3 -m venv "$smtp_venv"
+    "$smtp_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/smtp/requirements.txt
+    cp tests/smtp/requirements.txt "$smtp_venv/requirements.txt"
+fi
+export USERHUB_TEST_SMTP_PYTHON="$PWD/$smtp_venv/bin/python"
+
 if cargo nextest --version >/dev/null 2>&1; then
     if [[ ${#filter[@]} -gt 0 ]]; then
         cargo nextest run --workspace --no-fail-fast -E 'not test(/on_postgres$/)' "$@"

@@ -7,6 +7,7 @@ mod m20261125_000001_create_users_and_sessions;
 mod m20261125_000002_add_login_lockout;
 mod m20261125_000003_user_counts_and_search_indexes;
 mod m20261127_000004_versions_and_login_throttle;
+mod m20261128_000005_password_reset_and_mail_queue;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_add_login_lockout::Migration),
             Box::new(m20261125_000003_user_counts_and_search_indexes::Migration),
             Box::new(m20261127_000004_versions_and_login_throttle::Migration),
+            Box::new(m20261128_000005_password_reset_and_mail_queue::Migration),
         ]
     }
 }

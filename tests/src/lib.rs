@@ -4,6 +4,7 @@
 
 mod database;
 mod proxy;
+pub mod smtp;
 
 use std::time::Duration;
 
@@ -34,6 +35,31 @@ pub struct TestApp {
     pub client: Client,
     /// The database, dropped with the app.
     pub db: TestDatabase,
+}
+
+/// A fresh, migrated database of `backend` and a pool on it, for adapter
+/// tests; the database is dropped with the returned [`TestDatabase`].
+pub async fn migrated_database(
+    backend: Backend,
+) -> (userhub_infrastructure::Database, TestDatabase) {
+    use migration::MigratorTrait;
+    let db = TestDatabase::create(backend).await;
+    let database =
+        userhub_infrastructure::Database::connect(&userhub_infrastructure::DatabaseSettings {
+            url: db.url.clone(),
+            max_connections: 4,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        })
+        .await
+        .unwrap();
+    migration::Migrator::up(database.connection(), None)
+        .await
+        .unwrap();
+    (database, db)
 }
 
 /// Starts the real server on a fresh database of `backend`.

@@ -2,6 +2,7 @@
 
 mod email;
 mod ids;
+mod mail;
 mod password;
 mod session;
 mod user;
@@ -9,6 +10,7 @@ mod username;
 
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
+pub use mail::{Mail, MailJob, MailKind};
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use session::{ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary};
 pub use user::{FullName, FullNameError, User, UserView};

@@ -7,8 +7,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::PortError;
 use crate::model::{
-    Email, FullName, NewSession, Password, PasswordHash, RefreshTokenHash, Session, SessionId,
-    User, UserId, Username,
+    Email, FullName, Mail, MailJob, MailKind, NewSession, Password, PasswordHash, RefreshTokenHash,
+    Session, SessionId, User, UserId, Username,
 };
 
 /// Why a new user was not stored.
@@ -591,4 +591,134 @@ impl Clock for SystemClock {
         now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
             .unwrap_or(now)
     }
+}
+
+/// Single-use tokens mailed to users (only their hashes are stored).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RecoveryTokens: Send + Sync + 'static {
+    /// Stores a password-reset token for `user`, valid until `expires_at`,
+    /// and spends every older one of theirs (a newer request supersedes).
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn issue_reset(
+        &self,
+        user: UserId,
+        hash: &RefreshTokenHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), PortError>;
+
+    /// The active user of the live (unspent, unexpired) reset token with
+    /// this hash, if any. Changes nothing.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn find_reset(
+        &self,
+        hash: &RefreshTokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, PortError>;
+
+    /// In one transaction: spends the reset token with this hash if it is
+    /// still live, gives its user (if still active) `new_hash`, and ends
+    /// every session of theirs. Returns the user as written, or `None`
+    /// (changing nothing) when the token was spent, expired or superseded
+    /// meanwhile, or the user deactivated.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn reset_password(
+        &self,
+        hash: &RefreshTokenHash,
+        new_hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, PortError>;
+
+    /// Deletes tokens that expired before `before`; returns how many.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
+}
+
+/// Mail to send, kept in the database until it is sent: requests only
+/// queue a job, a background task delivers it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MailQueue: Send + Sync + 'static {
+    /// Queues a job, due at once, unless one of this kind for this address
+    /// is still pending (a flood of requests queues one mail).
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn enqueue(
+        &self,
+        kind: MailKind,
+        email: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), PortError>;
+
+    /// Takes up to `limit` due jobs for this worker: each counts one more
+    /// attempt and is not due again before `lease_until`, so that another
+    /// worker (or instance) does not take it meanwhile.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<MailJob>, PortError>;
+
+    /// Marks a job done.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn complete(&self, id: uuid::Uuid, now: OffsetDateTime) -> Result<(), PortError>;
+
+    /// Puts a job back, due at `at`, with the error of this attempt.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn retry(&self, id: uuid::Uuid, at: OffsetDateTime, error: &str)
+    -> Result<(), PortError>;
+
+    /// Gives a job up, keeping it with its error for operators.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn fail(&self, id: uuid::Uuid, now: OffsetDateTime, error: &str)
+    -> Result<(), PortError>;
+
+    /// Deletes finished (done or given up) jobs older than `before`.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
+}
+
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// Worth another try later: the server was unreachable, busy, or
+    /// answered with a temporary (4xx) error.
+    #[error("temporary mail failure: {0}")]
+    Transient(String),
+    /// Will not succeed as it is: a permanent (5xx) answer, a bad address.
+    #[error("permanent mail failure: {0}")]
+    Permanent(String),
+}
+
+/// Sends one message.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    /// Hands the message to the mail system.
+    ///
+    /// # Errors
+    /// [`MailError`] with whether a retry may help.
+    async fn send(&self, mail: &Mail) -> Result<(), MailError>;
 }

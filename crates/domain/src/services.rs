@@ -3,6 +3,7 @@
 //! while tests still swap any port for a mock.
 
 mod auth;
+mod recovery;
 mod throttle;
 mod users;
 
@@ -13,6 +14,7 @@ pub use auth::{
     EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterError,
     RegisterUser,
 };
+pub use recovery::{RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError};
 pub use throttle::LockoutPolicy;
 pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,

@@ -9,7 +9,7 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, web};
 use userhub_domain::ports::HealthProbe;
-use userhub_domain::services::{AuthService, UserService};
+use userhub_domain::services::{AuthService, RecoveryService, UserService};
 
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
@@ -22,6 +22,8 @@ pub struct ApiState {
     pub auth: AuthService,
     /// User management.
     pub users: UserService,
+    /// Password reset and its mail.
+    pub recovery: RecoveryService,
     /// Database health.
     pub health: Arc<dyn HealthProbe>,
     /// Reported by `/health`.

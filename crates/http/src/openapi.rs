@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
 use crate::error::{
     ApiError, FieldError, HttpError, HttpValidationError, OAuthError, OAuthValidationError,
 };
-use crate::routes::{auth, health, sessions, users};
+use crate::routes::{auth, health, recovery, sessions, users};
 
 /// 429: an account lockout or the per-IP limit.
 #[derive(ToResponse)]
@@ -38,6 +38,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
     ),
     paths(
         auth::register, auth::login, auth::refresh, auth::me,
+        recovery::forgot_password, recovery::reset_password,
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password,
         users::list, users::create, users::get, users::update, users::delete,

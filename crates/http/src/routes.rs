@@ -2,6 +2,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod health;
+pub(crate) mod recovery;
 pub(crate) mod sessions;
 pub(crate) mod users;
 
@@ -15,6 +16,7 @@ use crate::error::ApiError;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     auth::configure(cfg);
+    recovery::configure(cfg);
     sessions::configure(cfg);
     users::configure(cfg);
 }

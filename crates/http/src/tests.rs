@@ -11,10 +11,14 @@ use userhub_domain::model::{
     Email, PasswordHash, PasswordPolicy, SessionId, User, UserId, Username,
 };
 use userhub_domain::ports::{
-    AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockLoginThrottle,
-    MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockUserRepository,
+    AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockLoginThrottle, MockMailQueue,
+    MockMailer, MockPasswordHasher, MockRecoveryTokens, MockSessionRepository, MockTokenIssuer,
+    MockUserRepository,
 };
-use userhub_domain::services::{AuthConfig, AuthService, LockoutPolicy, Ports, UserService};
+use userhub_domain::services::{
+    AuthConfig, AuthService, LockoutPolicy, Ports, RecoveryConfig, RecoveryPorts, RecoveryService,
+    UserService,
+};
 
 use crate::{ApiSettings, ApiState, build_app};
 
@@ -26,6 +30,7 @@ struct Mocks {
     hasher: MockPasswordHasher,
     tokens: MockTokenIssuer,
     health: MockHealthProbe,
+    mail_queue: MockMailQueue,
 }
 
 impl Mocks {
@@ -50,7 +55,26 @@ impl Mocks {
                     password_policy: PasswordPolicy::default(),
                 },
             ),
-            users: UserService::new(ports, PasswordPolicy::default(), LockoutPolicy::default()),
+            users: UserService::new(
+                ports.clone(),
+                PasswordPolicy::default(),
+                LockoutPolicy::default(),
+            ),
+            recovery: RecoveryService::new(
+                ports,
+                RecoveryPorts {
+                    tokens: Arc::new(MockRecoveryTokens::new()),
+                    queue: Arc::new(self.mail_queue),
+                    mailer: Arc::new(MockMailer::new()),
+                },
+                RecoveryConfig {
+                    reset_token_ttl: time::Duration::minutes(30),
+                    public_url: "http://localhost".into(),
+                    password_policy: PasswordPolicy::default(),
+                    max_attempts: 3,
+                    retry_base: time::Duration::seconds(1),
+                },
+            ),
             health: Arc::new(self.health),
             version: "test",
             auth_rate_limit: None,
@@ -140,6 +164,35 @@ async fn an_unavailable_database_is_a_503_with_retry_after() {
     assert_eq!(status, 503);
     assert_eq!(headers.get("retry-after").unwrap(), "5");
     assert_eq!(body, json!({"detail": "Service temporarily unavailable"}));
+}
+
+#[actix_web::test]
+async fn forgot_password_answers_202_and_a_full_queue_store_503() {
+    let forgot = || {
+        test::TestRequest::post()
+            .uri("/api/auth/forgot-password")
+            .set_json(json!({"email": "Ada@Example.com"}))
+    };
+    let mut mocks = Mocks::default();
+    mocks
+        .mail_queue
+        .expect_enqueue()
+        .withf(|_, email, _| email == "ada@example.com")
+        .returning(|_, _, _| Ok(()));
+    let (status, _, body) = call(mocks, forgot()).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        body,
+        json!({"detail": "If an account has this address, a link to reset its password is on its way"})
+    );
+    let mut mocks = Mocks::default();
+    mocks
+        .mail_queue
+        .expect_enqueue()
+        .returning(|_, _, _| Err(PortError::Unavailable("down".into())));
+    let (status, headers, _) = call(mocks, forgot()).await;
+    assert_eq!(status, 503);
+    assert!(headers.get("retry-after").is_some());
 }
 
 #[actix_web::test]

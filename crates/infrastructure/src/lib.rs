@@ -1,13 +1,16 @@
 //! Adapters for UserHub's ports: SeaORM repositories for PostgreSQL and
-//! SQLite, a bcrypt password hasher and a JWT token issuer.
+//! SQLite, a bcrypt password hasher, a JWT token issuer and mailers.
 
 mod entities;
 pub mod hashing;
+pub mod mail;
 pub mod persistence;
 pub mod tokens;
 
 pub use hashing::BcryptPasswordHasher;
+pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
 pub use persistence::{
-    Database, DatabaseSettings, SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository,
+    Database, DatabaseSettings, SeaOrmLoginThrottle, SeaOrmMailQueue, SeaOrmRecoveryTokens,
+    SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 pub use tokens::{JwtSettings, JwtTokenIssuer, SigningKey};

@@ -1,5 +1,6 @@
 //! SeaORM persistence on PostgreSQL or SQLite, chosen by the database URL.
 
+mod recovery;
 mod sessions;
 mod throttle;
 mod users;
@@ -9,10 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, RuntimeErr,
+    Statement, Value,
+};
+use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::ports::{HealthProbe, PoolStatus};
 
+pub use recovery::{SeaOrmMailQueue, SeaOrmRecoveryTokens};
 pub use sessions::SeaOrmSessionRepository;
 pub use throttle::SeaOrmLoginThrottle;
 pub use users::SeaOrmUserRepository;
@@ -274,4 +280,72 @@ pub(crate) fn escape_like(term: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+/// `sql` with `?` placeholders, numbered for PostgreSQL: the raw statements
+/// of the throttle and the mail queue read the same on both databases.
+fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push_str(&format!("${n}"));
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Runs a raw statement (`?` placeholders) that returns at most one row.
+pub(crate) async fn query_one(
+    conn: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Option<QueryResult>, PortError> {
+    conn.query_one_raw(statement(conn.get_database_backend(), sql, values))
+        .await
+        .map_err(port_error)
+}
+
+/// Runs a raw statement (`?` placeholders) that returns rows.
+pub(crate) async fn query_all(
+    conn: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, PortError> {
+    conn.query_all_raw(statement(conn.get_database_backend(), sql, values))
+        .await
+        .map_err(port_error)
+}
+
+/// Runs a raw statement (`?` placeholders); returns the rows it changed.
+pub(crate) async fn execute(
+    conn: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<u64, PortError> {
+    let result = conn
+        .execute_raw(statement(conn.get_database_backend(), sql, values))
+        .await
+        .map_err(port_error)?;
+    Ok(result.rows_affected())
+}
+
+/// Microseconds since the Unix epoch: how the raw tables store times.
+pub(crate) fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// The time stored as `us`; 0 (or less) means none.
+pub(crate) fn from_micros(us: i64) -> Option<OffsetDateTime> {
+    (us > 0)
+        .then(|| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok())
+        .flatten()
 }

@@ -10,14 +10,17 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use secrecy::{ExposeSecret, SecretString};
 use userhub_domain::model::{Email, Password, Username};
-use userhub_domain::ports::SystemClock;
-use userhub_domain::services::{AuthConfig, AuthService, CreateUser, Ports, UserService};
+use userhub_domain::ports::{Mailer, SystemClock};
+use userhub_domain::services::{
+    AuthConfig, AuthService, CreateUser, Ports, RecoveryPorts, RecoveryService, UserService,
+};
 use userhub_http::{
     ApiSettings, ApiState, AuthRateLimit, CursorKey, HashBudget, Lifecycle, Metrics, build_app,
 };
 use userhub_infrastructure::{
-    BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, SeaOrmLoginThrottle,
-    SeaOrmSessionRepository, SeaOrmUserRepository,
+    BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, LogMailer, SeaOrmLoginThrottle,
+    SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmSessionRepository, SeaOrmUserRepository,
+    SmtpMailer,
 };
 
 use crate::Settings;
@@ -90,13 +93,35 @@ impl Application {
                 password_policy: settings.password_policy(),
             },
         );
-        let users = UserService::new(ports, settings.password_policy(), settings.lockout());
+        let users = UserService::new(
+            ports.clone(),
+            settings.password_policy(),
+            settings.lockout(),
+        );
+        let mailer: Arc<dyn Mailer> = match settings.smtp() {
+            Some(smtp) => Arc::new(SmtpMailer::new(&smtp).map_err(anyhow::Error::msg)?),
+            None => {
+                tracing::warn!("SMTP_HOST is not set: mail is written to the log, not sent");
+                Arc::new(LogMailer)
+            }
+        };
+        let recovery = RecoveryService::new(
+            ports,
+            RecoveryPorts {
+                tokens: Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
+                queue: Arc::new(SeaOrmMailQueue::new(database.clone())),
+                mailer,
+            },
+            settings.recovery(),
+        );
         let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
-            tokio::spawn(purge_sessions_every(
+            tokio::spawn(purge_every(
                 auth.clone(),
+                recovery.clone(),
                 settings.session_cleanup_interval_seconds,
             ))
         });
+        let mail = tokio::spawn(deliver_mail(recovery.clone()));
         let first_superuser = ensure_first_superuser(&users, &settings).await?;
         let metrics = Metrics::global();
         let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
@@ -105,6 +130,7 @@ impl Application {
         let state = web::Data::new(ApiState {
             auth,
             users,
+            recovery,
             health: Arc::new(database.clone()),
             version: env!("CARGO_PKG_VERSION"),
             auth_rate_limit: AuthRateLimit::per_minute(settings.auth_rate_limit_per_minute),
@@ -153,7 +179,7 @@ impl Application {
                 delay: std::time::Duration::from_secs(settings.shutdown_delay_seconds),
                 timeout: std::time::Duration::from_secs(settings.shutdown_timeout_seconds),
             },
-            background: cleanup.into_iter().chain([upkeep]).collect(),
+            background: cleanup.into_iter().chain([upkeep, mail]).collect(),
         })
     }
 
@@ -276,13 +302,34 @@ async fn upkeep_every(metrics: Metrics) {
     }
 }
 
-/// Deletes ended sessions now and then, so the table stays small.
-async fn purge_sessions_every(auth: AuthService, seconds: u64) {
+/// Deletes ended sessions, expired reset tokens and mail jobs finished a
+/// week ago now and then, so the tables stay small.
+async fn purge_every(auth: AuthService, recovery: RecoveryService, seconds: u64) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
     loop {
         interval.tick().await;
         if let Err(err) = auth.purge_ended_sessions().await {
             tracing::warn!(error = %err, "deleting ended sessions failed; will retry");
+        }
+        let week_ago = time::OffsetDateTime::now_utc() - time::Duration::days(7);
+        if let Err(err) = recovery.purge(week_ago).await {
+            tracing::warn!(error = %err, "deleting old reset tokens and mail failed; will retry");
+        }
+    }
+}
+
+/// Sends queued mail: polls the queue every second, and goes on at once
+/// while it finds work. A job taken by an instance that stops is taken
+/// again when its lease ends.
+async fn deliver_mail(recovery: RecoveryService) {
+    loop {
+        match recovery.deliver_due().await {
+            Ok(0) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the mail queue failed; will retry");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
         }
     }
 }

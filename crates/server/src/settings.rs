@@ -112,6 +112,30 @@ pub struct Settings {
     pub first_superuser_password: Option<SecretString>,
     /// Its username.
     pub first_superuser_username: String,
+    /// SMTP server for the mail the service sends; empty writes each mail
+    /// to the log instead (refused in production).
+    pub smtp_host: String,
+    /// SMTP port; unset means 587 (STARTTLS), 465 (TLS) or 25 (none).
+    pub smtp_port: Option<u16>,
+    /// SMTP login, if the server wants one.
+    pub smtp_username: Option<String>,
+    /// Its password.
+    pub smtp_password: Option<SecretString>,
+    /// `starttls` (default), `tls` or `none`.
+    pub smtp_tls: SmtpTlsSetting,
+    /// Seconds to wait for the SMTP server at each step.
+    pub smtp_timeout_seconds: u64,
+    /// `From` of every mail: an address, or `Name <address>`.
+    pub mail_from: String,
+    /// Attempts at delivering one mail before it is given up (and logged).
+    pub mail_max_attempts: u32,
+    /// Seconds before a failed mail's second attempt; each further wait doubles.
+    pub mail_retry_seconds: u64,
+    /// The base of links in mails (the web app that shows the reset form),
+    /// e.g. `https://app.example.com`; unset means `http://HOST:PORT`.
+    pub public_url: String,
+    /// Minutes a password-reset link works.
+    pub password_reset_token_minutes: u64,
     /// Log filter, `RUST_LOG` syntax.
     pub rust_log: String,
     /// `pretty` or `json`.
@@ -161,6 +185,17 @@ impl Default for Settings {
             first_superuser_email: None,
             first_superuser_password: None,
             first_superuser_username: "admin".into(),
+            smtp_host: String::new(),
+            smtp_port: None,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_tls: SmtpTlsSetting::StartTls,
+            smtp_timeout_seconds: 10,
+            mail_from: "UserHub <no-reply@localhost>".into(),
+            mail_max_attempts: 8,
+            mail_retry_seconds: 30,
+            public_url: String::new(),
+            password_reset_token_minutes: 30,
             rust_log: "info".into(),
             log_format: LogFormat::Pretty,
         }
@@ -235,6 +270,32 @@ impl std::str::FromStr for JwtAlgorithm {
 impl<'de> Deserialize<'de> for JwtAlgorithm {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         one_of(deserializer, &Self::NAMES, "`HS256`, `RS256` or `EdDSA`")
+    }
+}
+
+/// `SMTP_TLS`: how the mail connection is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SmtpTlsSetting {
+    /// STARTTLS, required.
+    #[default]
+    StartTls,
+    /// TLS from the first byte.
+    Tls,
+    /// None: a relay on a trusted network only.
+    None,
+}
+
+impl<'de> Deserialize<'de> for SmtpTlsSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_of(
+            deserializer,
+            &[
+                ("starttls", Self::StartTls),
+                ("tls", Self::Tls),
+                ("none", Self::None),
+            ],
+            "`starttls`, `tls` or `none`",
+        )
     }
 }
 
@@ -324,6 +385,17 @@ const KEYS: &[&str] = &[
     "first_superuser_email",
     "first_superuser_password",
     "first_superuser_username",
+    "smtp_host",
+    "smtp_port",
+    "smtp_username",
+    "smtp_password",
+    "smtp_tls",
+    "smtp_timeout_seconds",
+    "mail_from",
+    "mail_max_attempts",
+    "mail_retry_seconds",
+    "public_url",
+    "password_reset_token_minutes",
     "rust_log",
     "log_format",
 ];
@@ -385,6 +457,7 @@ impl Settings {
                 userhub_config::redact(&self.database_url)
             );
         }
+        self.check_mail()?;
         tracing_subscriber::EnvFilter::try_new(&self.rust_log)
             .map_err(|err| anyhow::anyhow!("RUST_LOG={}: {err}", self.rust_log))?;
         Ok(())
@@ -404,7 +477,16 @@ impl Settings {
     /// Refuses numbers outside what the server can honour, instead of
     /// silently clamping them.
     fn check_ranges(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 10] = [
+        let ranges: [(&str, u64, u64, u64); 14] = [
+            ("SMTP_TIMEOUT_SECONDS", self.smtp_timeout_seconds, 1, 300),
+            ("MAIL_MAX_ATTEMPTS", self.mail_max_attempts.into(), 1, 100),
+            ("MAIL_RETRY_SECONDS", self.mail_retry_seconds, 1, 3600),
+            (
+                "PASSWORD_RESET_TOKEN_MINUTES",
+                self.password_reset_token_minutes,
+                1,
+                24 * 60,
+            ),
             ("DB_POOL_MAX_SIZE", self.db_pool_max_size.into(), 1, 10_000),
             (
                 "DB_POOL_MIN_IDLE",
@@ -464,6 +546,74 @@ impl Settings {
         Ok(())
     }
 
+    fn check_mail(&self) -> anyhow::Result<()> {
+        if self.is_production() && self.smtp_host.trim().is_empty() {
+            bail!("SMTP_HOST is required when APP_ENV=production (mail would only be logged)");
+        }
+        if self.is_production() && self.public_url.trim().is_empty() {
+            bail!("PUBLIC_URL is required when APP_ENV=production (the base of links in mails)");
+        }
+        if !self.public_url.trim().is_empty() {
+            let url = self.public_url.trim().trim_end_matches('/');
+            let origin_end = url
+                .find("://")
+                .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
+                .unwrap_or(url.len());
+            check_origin(&url[..origin_end])
+                .with_context(|| format!("PUBLIC_URL={}", self.public_url))?;
+        }
+        if self.smtp_username.is_some() != self.smtp_password.is_some() {
+            bail!("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither");
+        }
+        Ok(())
+    }
+
+    /// The base of links in mails, without a trailing slash.
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        let url = self.public_url.trim().trim_end_matches('/');
+        if url.is_empty() {
+            format!("http://{}:{}", self.host, self.port)
+        } else {
+            url.to_owned()
+        }
+    }
+
+    /// The SMTP server's settings, or `None` to log mail instead.
+    #[must_use]
+    pub fn smtp(&self) -> Option<userhub_infrastructure::SmtpSettings> {
+        use userhub_infrastructure::SmtpTls;
+        let host = self.smtp_host.trim();
+        if host.is_empty() {
+            return None;
+        }
+        let tls = match self.smtp_tls {
+            SmtpTlsSetting::StartTls => SmtpTls::StartTls,
+            SmtpTlsSetting::Tls => SmtpTls::Tls,
+            SmtpTlsSetting::None => SmtpTls::None,
+        };
+        Some(userhub_infrastructure::SmtpSettings {
+            host: host.to_owned(),
+            port: self.smtp_port.unwrap_or_else(|| tls.default_port()),
+            tls,
+            credentials: self.smtp_username.clone().zip(self.smtp_password.clone()),
+            from: self.mail_from.clone(),
+            timeout: Duration::from_secs(self.smtp_timeout_seconds),
+        })
+    }
+
+    /// The rules of account recovery.
+    #[must_use]
+    pub fn recovery(&self) -> userhub_domain::services::RecoveryConfig {
+        userhub_domain::services::RecoveryConfig {
+            reset_token_ttl: seconds(self.password_reset_token_minutes.saturating_mul(60)),
+            public_url: self.public_url(),
+            password_policy: self.password_policy(),
+            max_attempts: self.mail_max_attempts,
+            retry_base: seconds(self.mail_retry_seconds),
+        }
+    }
+
     /// Access-token lifetime.
     #[must_use]
     pub fn access_token_ttl(&self) -> time::Duration {
@@ -487,6 +637,8 @@ impl Settings {
         let blank = |s: &str| s.trim().is_empty();
         self.jwt_secret_key = self.jwt_secret_key.filter(|k| !blank(k.expose_secret()));
         self.first_superuser_email = self.first_superuser_email.filter(|e| !blank(e));
+        self.smtp_username = self.smtp_username.filter(|u| !blank(u));
+        self.smtp_password = self.smtp_password.filter(|p| !blank(p.expose_secret()));
         self.first_superuser_password = self
             .first_superuser_password
             .filter(|p| !blank(p.expose_secret()));
@@ -798,6 +950,83 @@ mod tests {
                 Settings::from_layers(Path::new("config"), Env::raw().only(KEYS)).unwrap();
             assert_eq!(settings.app_env, AppEnv::Production);
             assert_eq!(settings.jwt_algorithm, JwtAlgorithm::EdDsa);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_refuses_to_only_log_mail_and_mail_settings_are_checked() {
+        fn production() -> Settings {
+            Settings {
+                app_env: AppEnv::Production,
+                smtp_host: "smtp.example.com".into(),
+                public_url: "https://app.example.com".into(),
+                ..Settings::default()
+            }
+        }
+        assert_eq!(checked(|s| *s = production()), Ok(()));
+        type Tweak = fn(&mut Settings);
+        let cases: [(Tweak, &str); 5] = [
+            (
+                |s| {
+                    *s = production();
+                    s.smtp_host = String::new();
+                },
+                "SMTP_HOST is required when APP_ENV=production",
+            ),
+            (
+                |s| {
+                    *s = production();
+                    s.public_url = String::new();
+                },
+                "PUBLIC_URL is required when APP_ENV=production",
+            ),
+            (
+                |s| s.public_url = "app.example.com".into(),
+                "PUBLIC_URL=app.example.com",
+            ),
+            (
+                |s| s.smtp_username = Some("mailer".into()),
+                "SMTP_USERNAME and SMTP_PASSWORD go together",
+            ),
+            (|s| s.mail_max_attempts = 0, "MAIL_MAX_ATTEMPTS=0"),
+        ];
+        for (tweak, expected) in cases {
+            let message = checked(tweak).unwrap_err();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        let settings = Settings {
+            public_url: "https://example.com/app/".into(),
+            ..Settings::default()
+        };
+        assert_eq!(settings.validate().map_err(|e| e.to_string()), Ok(()));
+        assert_eq!(settings.public_url(), "https://example.com/app");
+        assert_eq!(Settings::default().public_url(), "http://127.0.0.1:8000");
+    }
+
+    #[test]
+    fn smtp_settings_default_the_port_by_tls_mode() {
+        assert!(Settings::default().smtp().is_none());
+        for (tls, port) in [
+            (SmtpTlsSetting::StartTls, 587),
+            (SmtpTlsSetting::Tls, 465),
+            (SmtpTlsSetting::None, 25),
+        ] {
+            let settings = Settings {
+                smtp_host: "mail.example.com".into(),
+                smtp_tls: tls,
+                ..Settings::default()
+            };
+            assert_eq!(settings.smtp().unwrap().port, port);
+        }
+        Jail::expect_with(|jail| {
+            jail.set_env("SMTP_TLS", "ssl");
+            let message = Settings::from_layers(Path::new("config"), Env::raw().only(KEYS))
+                .map(drop)
+                .map_err(|e| e.to_string())
+                .unwrap_err();
+            assert!(message.starts_with("SMTP_TLS: "), "{message}");
+            assert!(message.contains("`starttls`, `tls` or `none`"), "{message}");
             Ok(())
         });
     }

@@ -14,10 +14,8 @@ use userhub_domain::ports::{
     InsertUserError, LoginThrottle, PatchUserError, SessionRepository, UserPatch, UserQuery,
     UserRepository, UserSort, UserSortField, WriteGuard,
 };
-use userhub_infrastructure::{
-    Database, DatabaseSettings, SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository,
-};
-use userhub_tests::{Backend, TestDatabase};
+use userhub_infrastructure::{SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository};
+use userhub_tests::{Backend, TestDatabase, migrated_database};
 
 struct Repos {
     users: Arc<SeaOrmUserRepository>,
@@ -75,19 +73,7 @@ fn diff(before: &User, after: &User) -> UserPatch {
 }
 
 async fn repos(backend: Backend) -> Repos {
-    let db = TestDatabase::create(backend).await;
-    let database = Database::connect(&DatabaseSettings {
-        url: db.url.clone(),
-        max_connections: 4,
-        min_connections: 0,
-        acquire_timeout: StdDuration::from_secs(5),
-        idle_timeout: StdDuration::from_secs(60),
-        connect_timeout: StdDuration::from_secs(5),
-        statement_timeout: StdDuration::from_secs(10),
-    })
-    .await
-    .unwrap();
-    Migrator::up(database.connection(), None).await.unwrap();
+    let (database, db) = migrated_database(backend).await;
     Repos {
         users: Arc::new(SeaOrmUserRepository::new(database.clone())),
         sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),

@@ -30,6 +30,8 @@ mod bad_input;
 mod docs;
 mod faults;
 mod health;
+mod recovery;
+mod recovery_store;
 mod sessions;
 mod signing;
 mod users;

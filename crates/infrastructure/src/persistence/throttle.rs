@@ -6,12 +6,12 @@
 //! since the Unix epoch (see the migration).
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use sea_orm::{QueryResult, Value};
 use time::{Duration, OffsetDateTime};
 use userhub_domain::PortError;
 use userhub_domain::ports::{LoginThrottle, ThrottleState};
 
-use super::{Database, port_error};
+use super::{Database, execute, from_micros, micros, port_error, query_one};
 
 /// Failed-login counts and locks shared by every server instance.
 #[derive(Clone, Debug)]
@@ -26,58 +26,17 @@ impl SeaOrmLoginThrottle {
         Self { db }
     }
 
-    /// `sql` with `?` placeholders, numbered for PostgreSQL.
-    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
-        let backend = self.db.backend();
-        let sql = if backend == DbBackend::Postgres {
-            let mut numbered = String::with_capacity(sql.len() + 8);
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    numbered.push_str(&format!("${n}"));
-                } else {
-                    numbered.push(c);
-                }
-            }
-            numbered
-        } else {
-            sql.to_owned()
-        };
-        Statement::from_sql_and_values(backend, sql, values)
-    }
-
     async fn query_one(
         &self,
         sql: &str,
         values: Vec<Value>,
     ) -> Result<Option<QueryResult>, PortError> {
-        self.db
-            .connection()
-            .query_one_raw(self.statement(sql, values))
-            .await
-            .map_err(port_error)
+        query_one(self.db.connection(), sql, values).await
     }
 
     async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, PortError> {
-        let result = self
-            .db
-            .connection()
-            .execute_raw(self.statement(sql, values))
-            .await
-            .map_err(port_error)?;
-        Ok(result.rows_affected())
+        execute(self.db.connection(), sql, values).await
     }
-}
-
-fn micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-fn from_micros(us: i64) -> Option<OffsetDateTime> {
-    (us > 0)
-        .then(|| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok())
-        .flatten()
 }
 
 fn count(row: &QueryResult, column: &str) -> Result<u32, PortError> {

@@ -1,0 +1,52 @@
+//! Messages the service sends to its users.
+
+use super::Email;
+
+/// One message: plain text and HTML bodies of the same content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mail {
+    /// Recipient.
+    pub to: Email,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+/// What a queued mail job is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailKind {
+    /// A password-reset link.
+    PasswordReset,
+}
+
+impl MailKind {
+    /// The name stored with a job.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password_reset",
+        }
+    }
+
+    /// The kind stored under `name`, if any.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        (name == "password_reset").then_some(Self::PasswordReset)
+    }
+}
+
+/// A job taken from the mail queue by one worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailJob {
+    /// Its key in the queue.
+    pub id: uuid::Uuid,
+    /// What to send.
+    pub kind: MailKind,
+    /// To which address, as requested (lower-cased).
+    pub email: String,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+}

@@ -1,0 +1,132 @@
+//! Account recovery: asking for a password-reset link, and using it.
+
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, web};
+use garde::Validate;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use userhub_domain::model::Password;
+use userhub_domain::services::ResetPasswordError;
+use utoipa::ToSchema;
+
+use super::auth::invalid;
+use crate::app::ApiState;
+use crate::error::{ApiError, HttpError};
+use crate::extract::ValidJson;
+use crate::openapi::TooManyRequests;
+use crate::{middleware, validation};
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    let limited = || from_fn(middleware::auth_rate_limit);
+    cfg.service(
+        super::resource(
+            "/api/auth/forgot-password",
+            [(Method::POST, web::to(forgot_password))],
+        )
+        .wrap(limited()),
+    )
+    .service(
+        super::resource(
+            "/api/auth/reset-password",
+            [(Method::POST, web::to(reset_password))],
+        )
+        .wrap(limited()),
+    );
+}
+
+/// The address of the account whose password was forgotten.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"email": "ada@example.com"}))]
+pub(crate) struct ForgotPasswordRequest {
+    #[garde(custom(validation::email))]
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+}
+
+/// A request taken in; what follows happens out of band.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"detail": FORGOT_PASSWORD_ANSWER}))]
+pub(crate) struct Accepted {
+    /// What happens next.
+    detail: &'static str,
+}
+
+/// The one answer to every forgot-password request.
+const FORGOT_PASSWORD_ANSWER: &str =
+    "If an account has this address, a link to reset its password is on its way";
+
+/// Mails a password-reset link, if an active account has this address.
+///
+/// The answer is the same, in about the same time, for every address: the
+/// request is queued and the lookup and the mail happen in the background.
+#[utoipa::path(
+    post,
+    path = "/api/auth/forgot-password",
+    operation_id = "forgot_password",
+    tag = "auth",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "Taken in; a link is mailed if an active account has the address",
+            body = Accepted),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn forgot_password(
+    state: web::Data<ApiState>,
+    body: ValidJson<ForgotPasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.recovery.forgot_password(&body.0.email).await?;
+    Ok(HttpResponse::Accepted().json(Accepted {
+        detail: FORGOT_PASSWORD_ANSWER,
+    }))
+}
+
+/// A mailed token and the new password.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4", "new_password": "purple monkey dishwasher 42"}))]
+pub(crate) struct ResetPasswordRequest {
+    /// The `token` of the mailed link.
+    #[garde(custom(validation::required(1024)))]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
+    token: String,
+    // The personal-information rule needs the account's details: the domain checks it.
+    /// 8–72 bytes, strong enough, without the username or e-mail.
+    #[garde(custom(validation::new_password(None, None)))]
+    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
+    new_password: String,
+}
+
+/// Sets a new password with a mailed token. The token works once; every
+/// session of the account ends and failed-login locks on it are lifted.
+#[utoipa::path(
+    post,
+    path = "/api/auth/reset-password",
+    operation_id = "reset_password",
+    tag = "auth",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "The password is changed; every session of the account ended"),
+        (status = 400, description = "Unknown, expired, superseded or already used token", body = HttpError,
+            example = json!({"detail": "Invalid or expired token"})),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn reset_password(
+    state: web::Data<ApiState>,
+    body: ValidJson<ResetPasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let new = Password::new(SecretString::from(body.new_password))
+        .map_err(|e| invalid("new_password", e))?;
+    state
+        .recovery
+        .reset_password(&SecretString::from(body.token), new)
+        .await
+        .map_err(|err| match err {
+            ResetPasswordError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
+            ResetPasswordError::WeakPassword(e) => invalid("new_password", e),
+            ResetPasswordError::Port(e) => e.into(),
+        })?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,283 @@
+//! Password-reset tokens (`recovery_tokens`) and the mail queue
+//! (`mail_jobs`). Times are microseconds since the Unix epoch, 0 meaning
+//! "not yet" (see the migration).
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult, TransactionTrait, Value,
+};
+use time::OffsetDateTime;
+use userhub_domain::PortError;
+use userhub_domain::model::{MailJob, MailKind, PasswordHash, RefreshTokenHash, User, UserId};
+use userhub_domain::ports::{MailQueue, RecoveryTokens};
+use uuid::Uuid;
+
+use super::users::to_domain;
+use super::{Database, execute, micros, port_error, query_all, query_one};
+use crate::entities::{session, user};
+
+/// The purpose stored with a password-reset token.
+const RESET: &str = "password_reset";
+
+/// Password-reset tokens, by hash.
+#[derive(Clone, Debug)]
+pub struct SeaOrmRecoveryTokens {
+    db: Database,
+}
+
+impl SeaOrmRecoveryTokens {
+    /// Tokens on this database.
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, PortError> {
+    row.try_get("", column).map_err(port_error)
+}
+
+async fn active_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, PortError> {
+    let row = user::Entity::find_by_id(id)
+        .filter(user::Column::IsActive.eq(true))
+        .one(conn)
+        .await
+        .map_err(port_error)?;
+    row.map(to_domain).transpose()
+}
+
+#[async_trait]
+impl RecoveryTokens for SeaOrmRecoveryTokens {
+    async fn issue_reset(
+        &self,
+        user: UserId,
+        hash: &RefreshTokenHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        execute(
+            &txn,
+            "UPDATE recovery_tokens SET spent_at = ? \
+             WHERE user_id = ? AND purpose = ? AND spent_at = 0",
+            vec![micros(now).into(), user.as_uuid().into(), RESET.into()],
+        )
+        .await?;
+        execute(
+            &txn,
+            "INSERT INTO recovery_tokens (token_hash, purpose, user_id, created_at, expires_at, spent_at) \
+             VALUES (?, ?, ?, ?, ?, 0)",
+            vec![
+                hash.as_str().into(),
+                RESET.into(),
+                user.as_uuid().into(),
+                micros(now).into(),
+                micros(expires_at).into(),
+            ],
+        )
+        .await?;
+        txn.commit().await.map_err(port_error)
+    }
+
+    async fn find_reset(
+        &self,
+        hash: &RefreshTokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, PortError> {
+        let conn = self.db.connection();
+        let row = query_one(
+            conn,
+            "SELECT user_id FROM recovery_tokens \
+             WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ?",
+            vec![hash.as_str().into(), RESET.into(), micros(now).into()],
+        )
+        .await?;
+        match row {
+            Some(row) => active_user(conn, get(&row, "user_id")?).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn reset_password(
+        &self,
+        hash: &RefreshTokenHash,
+        new_hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        // Spending the token first locks its row: a concurrent reset with
+        // the same token waits here, then finds it spent.
+        let spent = query_one(
+            &txn,
+            "UPDATE recovery_tokens SET spent_at = ? \
+             WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
+             RETURNING user_id",
+            vec![
+                micros(now).into(),
+                hash.as_str().into(),
+                RESET.into(),
+                micros(now).into(),
+            ],
+        )
+        .await?;
+        let Some(spent) = spent else {
+            return Ok(None);
+        };
+        let user_id: Uuid = get(&spent, "user_id")?;
+        let changed = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(new_hash.as_str()))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
+            )
+            .filter(user::Column::Id.eq(user_id))
+            .filter(user::Column::IsActive.eq(true))
+            .exec(&txn)
+            .await
+            .map_err(port_error)?;
+        if changed.rows_affected != 1 {
+            // Deactivated meanwhile: the rollback leaves the token as it was.
+            return Ok(None);
+        }
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(port_error)?;
+        let user = active_user(&txn, user_id).await?;
+        txn.commit().await.map_err(port_error)?;
+        Ok(user)
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
+        execute(
+            self.db.connection(),
+            "DELETE FROM recovery_tokens WHERE expires_at < ?",
+            vec![micros(before).into()],
+        )
+        .await
+    }
+}
+
+/// The mail queue, shared by every server instance.
+#[derive(Clone, Debug)]
+pub struct SeaOrmMailQueue {
+    db: Database,
+}
+
+impl SeaOrmMailQueue {
+    /// A queue on this database.
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    async fn set(&self, sql: &str, values: Vec<Value>) -> Result<(), PortError> {
+        execute(self.db.connection(), sql, values).await.map(drop)
+    }
+}
+
+#[async_trait]
+impl MailQueue for SeaOrmMailQueue {
+    async fn enqueue(
+        &self,
+        kind: MailKind,
+        email: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), PortError> {
+        // The partial unique index on pending (kind, email) turns a second
+        // request into nothing.
+        self.set(
+            "INSERT INTO mail_jobs (id, kind, email, created_at, next_attempt_at, attempts, completed_at, failed_at) \
+             VALUES (?, ?, ?, ?, ?, 0, 0, 0) ON CONFLICT DO NOTHING",
+            vec![
+                Uuid::now_v7().into(),
+                kind.as_str().into(),
+                email.into(),
+                micros(now).into(),
+                micros(now).into(),
+            ],
+        )
+        .await
+    }
+
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<MailJob>, PortError> {
+        // The outer conditions repeat the inner ones: a job another worker
+        // took meanwhile no longer matches them once its row is locked.
+        let rows = query_all(
+            self.db.connection(),
+            "UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
+             WHERE id IN (SELECT id FROM mail_jobs \
+                          WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
+                          ORDER BY next_attempt_at LIMIT ?) \
+               AND completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
+             RETURNING id, kind, email, attempts",
+            vec![
+                micros(lease_until).into(),
+                micros(now).into(),
+                i64::from(limit).into(),
+                micros(now).into(),
+            ],
+        )
+        .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind: String = get(&row, "kind")?;
+            let Some(kind) = MailKind::parse(&kind) else {
+                tracing::warn!(kind, "mail job of an unknown kind left alone");
+                continue;
+            };
+            let attempts: i32 = get(&row, "attempts")?;
+            jobs.push(MailJob {
+                id: get(&row, "id")?,
+                kind,
+                email: get(&row, "email")?,
+                attempts: u32::try_from(attempts).unwrap_or_default(),
+            });
+        }
+        Ok(jobs)
+    }
+
+    async fn complete(&self, id: Uuid, now: OffsetDateTime) -> Result<(), PortError> {
+        self.set(
+            "UPDATE mail_jobs SET completed_at = ?, last_error = NULL WHERE id = ?",
+            vec![micros(now).into(), id.into()],
+        )
+        .await
+    }
+
+    async fn retry(&self, id: Uuid, at: OffsetDateTime, error: &str) -> Result<(), PortError> {
+        self.set(
+            "UPDATE mail_jobs SET next_attempt_at = ?, last_error = ? WHERE id = ?",
+            vec![micros(at).into(), error.into(), id.into()],
+        )
+        .await
+    }
+
+    async fn fail(&self, id: Uuid, now: OffsetDateTime, error: &str) -> Result<(), PortError> {
+        self.set(
+            "UPDATE mail_jobs SET failed_at = ?, last_error = ? WHERE id = ?",
+            vec![micros(now).into(), error.into(), id.into()],
+        )
+        .await
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
+        execute(
+            self.db.connection(),
+            "DELETE FROM mail_jobs \
+             WHERE (completed_at > 0 AND completed_at < ?) OR (failed_at > 0 AND failed_at < ?)",
+            vec![micros(before).into(), micros(before).into()],
+        )
+        .await
+    }
+}

@@ -1,0 +1,191 @@
+//! Password reset end to end, with a real SMTP server (aiosmtpd): the mail
+//! arrives, its link resets the password once, sessions end, locks lift.
+
+use serde_json::{Value, json};
+use userhub_server::SmtpTlsSetting;
+use userhub_tests::smtp::{SmtpServer, link_token, recipient};
+use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app_on};
+
+on_both_backends!(
+    a_forgotten_password_is_reset_through_the_mailed_link,
+    every_address_gets_the_same_answer_and_only_accounts_get_mail,
+    a_newer_link_supersedes_the_older_one,
+    a_weak_or_malformed_new_password_is_422_and_keeps_the_token,
+    mail_waits_for_an_smtp_server_that_is_down_at_first,
+);
+
+const NEW_PASSWORD: &str = "Quartz-Lantern-Orbit-47";
+
+async fn app_mailing_to(backend: Backend, smtp: &SmtpServer) -> TestApp {
+    let db = TestDatabase::create(backend).await;
+    let url = db.url.clone();
+    let port = smtp.port;
+    spawn_app_on(db, url, move |s| {
+        s.smtp_host = "127.0.0.1".into();
+        s.smtp_port = Some(port);
+        s.smtp_tls = SmtpTlsSetting::None;
+        s.public_url = "https://app.example.com".into();
+        s.mail_retry_seconds = 1;
+    })
+    .await
+}
+
+async fn forgot(app: &TestApp, email: &str) -> (u16, Value) {
+    let response = app
+        .post("/api/auth/forgot-password", &json!({"email": email}), None)
+        .await;
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn reset(app: &TestApp, token: &str, new_password: &str) -> u16 {
+    app.post(
+        "/api/auth/reset-password",
+        &json!({"token": token, "new_password": new_password}),
+        None,
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend) {
+    let smtp = SmtpServer::started();
+    let app = app_mailing_to(backend, &smtp).await;
+    let (_, access, refresh) = app.user("ada").await;
+    // Locked out by failed logins first: the reset lifts the lock.
+    for _ in 0..7 {
+        app.login("ada", "not the password").await;
+    }
+    assert_eq!(app.login("ada", PASSWORD).await.status(), 429);
+
+    let (status, _) = forgot(&app, "Ada@Example.com").await;
+    assert_eq!(status, 202);
+    let mail = smtp.wait_for(1).await.remove(0);
+    assert_eq!(recipient(&mail), "ada@example.com");
+    assert!(mail.contains("Subject: Reset your password"), "{mail}");
+    assert!(
+        mail.contains("https://app.example.com/reset-password?token="),
+        "{mail}"
+    );
+    let token = link_token(&mail, "/reset-password");
+    assert!(token.len() >= 43, "{token}");
+
+    assert_eq!(reset(&app, &token, NEW_PASSWORD).await, 204);
+    // Every session ended, at once.
+    assert_eq!(app.get("/api/auth/me", &access).await.status(), 401);
+    let refreshed = app
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": refresh}),
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status(), 401);
+    // The old password is gone, the new one works, the lock is lifted.
+    assert_eq!(app.login("ada", PASSWORD).await.status(), 401);
+    assert_eq!(app.login("ada", NEW_PASSWORD).await.status(), 200);
+    // The link works once.
+    assert_eq!(reset(&app, &token, "Another-Quartz-Lantern-48").await, 400);
+    assert_eq!(reset(&app, "not-a-token", NEW_PASSWORD).await, 400);
+}
+
+async fn every_address_gets_the_same_answer_and_only_accounts_get_mail(backend: Backend) {
+    let smtp = SmtpServer::started();
+    let app = app_mailing_to(backend, &smtp).await;
+    app.register("ada").await;
+    app.register("bob").await;
+    let root = app.root_token().await;
+    let bob = app
+        .get("/api/users?search=bob", &root)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let bob_id = bob["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.delete(&format!("/api/users/{bob_id}"), &root)
+            .await
+            .status(),
+        204
+    );
+
+    let unknown = forgot(&app, "nobody@example.com").await;
+    let deactivated = forgot(&app, "bob@example.com").await;
+    // Repeated while the first is pending: one mail, not two.
+    let known = forgot(&app, "ada@example.com").await;
+    let again = forgot(&app, "ada@example.com").await;
+    assert_eq!(unknown, known);
+    assert_eq!(deactivated, known);
+    assert_eq!(again, known);
+    assert_eq!(known.0, 202);
+
+    let mails = smtp.wait_for(1).await;
+    // The jobs run in order: by the time Ada's mail is here, the others
+    // were handled, and sent nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mails_after = smtp.messages();
+    assert_eq!(mails_after.len(), 1, "{mails_after:?}");
+    assert_eq!(recipient(&mails[0]), "ada@example.com");
+}
+
+async fn a_newer_link_supersedes_the_older_one(backend: Backend) {
+    let smtp = SmtpServer::started();
+    let app = app_mailing_to(backend, &smtp).await;
+    app.register("ada").await;
+    forgot(&app, "ada@example.com").await;
+    let first = link_token(&smtp.wait_for(1).await[0], "/reset-password");
+    forgot(&app, "ada@example.com").await;
+    let second = link_token(&smtp.wait_for(2).await[1], "/reset-password");
+    assert_ne!(first, second);
+    assert_eq!(reset(&app, &first, NEW_PASSWORD).await, 400);
+    assert_eq!(reset(&app, &second, NEW_PASSWORD).await, 204);
+}
+
+async fn a_weak_or_malformed_new_password_is_422_and_keeps_the_token(backend: Backend) {
+    let smtp = SmtpServer::started();
+    let app = app_mailing_to(backend, &smtp).await;
+    app.register("adalovelace").await;
+    forgot(&app, "adalovelace@example.com").await;
+    let token = link_token(&smtp.wait_for(1).await[0], "/reset-password");
+    for weak in ["short", "adalovelace-2026", "password123"] {
+        let response = app
+            .post(
+                "/api/auth/reset-password",
+                &json!({"token": token, "new_password": weak}),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), 422, "{weak}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["detail"][0]["loc"], json!(["body", "new_password"]));
+    }
+    let missing = app
+        .post("/api/auth/reset-password", &json!({"token": token}), None)
+        .await;
+    assert_eq!(missing.status(), 422);
+    let malformed = app
+        .post(
+            "/api/auth/forgot-password",
+            &json!({"email": "not-an-address"}),
+            None,
+        )
+        .await;
+    assert_eq!(malformed.status(), 422);
+    // None of these spent the token.
+    assert_eq!(reset(&app, &token, NEW_PASSWORD).await, 204);
+}
+
+async fn mail_waits_for_an_smtp_server_that_is_down_at_first(backend: Backend) {
+    let mut smtp = SmtpServer::reserve();
+    let app = app_mailing_to(backend, &smtp).await;
+    app.register("ada").await;
+    let (status, _) = forgot(&app, "ada@example.com").await;
+    assert_eq!(status, 202, "the answer does not wait for the mail server");
+    // Two attempts fail (connection refused) before the server is up.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(smtp.messages().is_empty());
+    smtp.start();
+    let mail = smtp.wait_for(1).await.remove(0);
+    let token = link_token(&mail, "/reset-password");
+    assert_eq!(reset(&app, &token, NEW_PASSWORD).await, 204);
+}
