@@ -3,20 +3,26 @@
 # database, loaded over loopback by wrk, next to the machine's own ceilings
 # (pgbench running the same SQL; bcrypt verifications on every core).
 #
-#   bench/run.sh [--users N] [--duration SECONDS] [--connections C]
+#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only forgot]
 #
 # Defaults: 10 000 users, 15 s per workload, 64 connections. Results go to
-# bench/results/<users>.md (a table) and the console. Needs PostgreSQL at
-# BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres,
-# a user that can create databases); installs wrk when missing.
+# bench/results/<users>.md (a table) and the console; `--only forgot` runs
+# only the forgot-password timing comparison (W8), into
+# bench/results/forgot-<users>.md. Needs PostgreSQL at BENCH_DATABASE_URL
+# (default postgres://postgres@127.0.0.1:5432/postgres, a user that can
+# create databases); installs wrk when missing, and aiosmtpd (the SMTP
+# server the production-mode server mails to; it discards the mail) in a
+# venv under build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 users=10000
 duration=15
 connections=64
+only=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
+        --only) only="$2"; shift 2 ;;
         --users) users="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
         --connections) connections="$2"; shift 2 ;;
@@ -42,6 +48,14 @@ if ! need wrk; then
 fi
 need pgbench && need psql || { echo "error: pgbench and psql are required" >&2; exit 1; }
 
+smtp_venv="build/smtp-venv"
+if [[ ! -x "$smtp_venv/bin/python" ]] || ! cmp -s tests/smtp/requirements.txt "$smtp_venv/requirements.txt"; then
+    echo "== installing aiosmtpd into $smtp_venv"
+    python3 -m venv "$smtp_venv"
+    "$smtp_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/smtp/requirements.txt
+    cp tests/smtp/requirements.txt "$smtp_venv/requirements.txt"
+fi
+
 echo "== building (release)"
 cargo build --release --quiet -p userhub-server
 cargo build --release --quiet -p userhub-infrastructure --example bcrypt_ceiling
@@ -56,7 +70,10 @@ stop_server() {
         server_pid=""
     fi
 }
-trap 'stop_server; rm -rf "$work"' EXIT
+smtp_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$smtp_venv/bin/python" -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Sink &
+smtp_pid=$!
+trap 'stop_server; kill "$smtp_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 api="http://127.0.0.1:$port"
@@ -70,6 +87,7 @@ start_server() {
         DATABASE_URL="$db_url" JWT_SECRET_KEY="bench-signing-key-of-at-least-32-bytes!" \
         BCRYPT_COST=12 AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_MAX_FAILURES=0 \
         DB_POOL_MAX_SIZE="${BENCH_POOL_SIZE:-32}" RUST_LOG=warn \
+        SMTP_HOST=127.0.0.1 SMTP_PORT="$smtp_port" SMTP_TLS=none PUBLIC_URL=https://app.bench.example \
         "$server_bin" >"$work/server.log" 2>&1 &
     server_pid=$!
     until curl -fs "$api/health/live" >/dev/null 2>&1; do
@@ -147,6 +165,49 @@ run_wrk() {
     printf '%-4s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s  peak RSS %s MB\n' \
         "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${errs[$name]}" "${rss[$name]}"
 }
+
+# W8: forgot-password for addresses accounts have, then for addresses none
+# has, twice in A B B A order so that drift over the run cancels out. The
+# answers must not tell the two apart, in body or in time.
+forgot_password_timing() {
+    local order=(W8a W8b W8b W8a) prefix
+    local -A round=()
+    for name in "${order[@]}"; do
+        round[$name]=$((${round[$name]:-0} + 1))
+        [[ "$name" == W8a ]] && prefix=user || prefix=nobody
+        run_wrk "$name.${round[$name]}" 2 8 forgot.lua /api/auth/forgot-password "$prefix" "$users"
+    done
+    local queued
+    queued="$(psql "$db_url" -Atc "SELECT count(*) FILTER (WHERE completed_at > 0), count(*) FILTER (WHERE completed_at = 0 AND failed_at = 0), count(*) FILTER (WHERE failed_at > 0) FROM mail_jobs")"
+    python3 - "$queued" "${p50[W8a.1]}" "${p50[W8a.2]}" "${p50[W8b.1]}" "${p50[W8b.2]}" \
+        "${rps[W8a.1]}" "${rps[W8a.2]}" "${rps[W8b.1]}" "${rps[W8b.2]}" \
+        "${p99[W8a.1]}" "${p99[W8a.2]}" "${p99[W8b.1]}" "${p99[W8b.2]}" \
+        "${errs[W8a.1]}" "${errs[W8a.2]}" "${errs[W8b.1]}" "${errs[W8b.2]}" <<'PY'
+import statistics, sys
+queued, *v = sys.argv[1:]
+f = [float(x) for x in v]
+p50a, p50b = statistics.median(f[0:2]), statistics.median(f[2:4])
+print(f"| W8a POST /api/auth/forgot-password, addresses of accounts | {statistics.median(f[4:6]):.1f} | {p50a:.2f} | {max(f[8:10]):.2f} | {int(f[12] + f[13])} |")
+print(f"| W8b POST /api/auth/forgot-password, addresses of nobody | {statistics.median(f[6:8]):.1f} | {p50b:.2f} | {max(f[10:12]):.2f} | {int(f[14] + f[15])} |")
+print()
+print(f"p50 of W8a over W8b: {p50a / p50b * 100:.0f} %; "
+      f"mail jobs done / pending / given up at the end: {queued.replace('|', ' / ')}")
+PY
+}
+
+if [[ "$only" == forgot ]]; then
+    echo "== forgot-password timing: ${duration}s per run, 8 connections"
+    {
+        echo "### forgot-password timing, $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo
+        echo "${duration} s per run, 8 connections, runs in A B B A order; req/s and p50 are the medians of the two runs of each kind, p99 the higher."
+        echo
+        echo "| Workload | req/s | p50 ms | p99 ms | errors |"
+        echo "|---|---:|---:|---:|---:|"
+        forgot_password_timing | grep -v '^W8'
+    } | tee "bench/results/forgot-${users}.md"
+    exit 0
+fi
 
 echo "== workloads: ${duration}s each, $connections connections"
 run_wrk W1 2 "$connections" plain.lua /health/live
