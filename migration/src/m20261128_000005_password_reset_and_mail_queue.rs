@@ -97,13 +97,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // Partial indexes read the same in PostgreSQL and SQLite: one pending
-        // job per (kind, address), so a flood of requests queues one mail;
-        // and the due pending jobs, for the worker.
+        // Partial indexes read the same in PostgreSQL and SQLite: one job
+        // per (kind, address) that no worker has taken yet, so a flood of
+        // requests queues one mail (a request made while a mail is being
+        // sent queues another); and the due pending jobs, for the worker.
         let db = manager.get_connection();
         db.execute_unprepared(
-            "CREATE UNIQUE INDEX uq_mail_jobs_pending ON mail_jobs (kind, email) \
-             WHERE completed_at = 0 AND failed_at = 0",
+            "CREATE UNIQUE INDEX uq_mail_jobs_untaken ON mail_jobs (kind, email) \
+             WHERE attempts = 0 AND completed_at = 0 AND failed_at = 0",
         )
         .await?;
         db.execute_unprepared(

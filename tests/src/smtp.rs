@@ -109,6 +109,35 @@ impl SmtpServer {
         }
     }
 
+    /// The messages received so far whose text links to `path` (e.g.
+    /// `/reset-password`), oldest first.
+    #[must_use]
+    pub fn links_to(&self, path: &str) -> Vec<String> {
+        let marker = format!("{path}?token=");
+        self.messages()
+            .into_iter()
+            .filter(|m| decoded_text(m).contains(&marker))
+            .collect()
+    }
+
+    /// Waits (up to 20 s) until `count` messages link to `path`, and
+    /// returns them, oldest first.
+    pub async fn wait_for_links(&self, path: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let messages = self.links_to(path);
+            if messages.len() >= count {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} message(s) link to {path}, not {count}",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Where the messages are stored.
     #[must_use]
     pub fn dir(&self) -> &Path {

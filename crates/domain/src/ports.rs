@@ -36,6 +36,7 @@ pub struct UserPatch {
     pub password_hash: Option<PasswordHash>,
     pub is_active: Option<bool>,
     pub is_superuser: Option<bool>,
+    pub is_verified: Option<bool>,
 }
 
 impl UserPatch {
@@ -597,14 +598,17 @@ impl Clock for SystemClock {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RecoveryTokens: Send + Sync + 'static {
-    /// Stores a password-reset token for `user`, valid until `expires_at`,
-    /// and spends every older one of theirs (a newer request supersedes).
+    /// Stores a token of this kind for `user`, mailed to `email`, valid
+    /// until `expires_at`, and spends every older one of theirs of the same
+    /// kind (a newer request supersedes).
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
-    async fn issue_reset(
+    async fn issue(
         &self,
+        kind: MailKind,
         user: UserId,
+        email: &Email,
         hash: &RefreshTokenHash,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
@@ -636,6 +640,19 @@ pub trait RecoveryTokens: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError>;
 
+    /// In one transaction: spends the live verification token with this hash
+    /// and marks its user verified, if the user is active and still has the
+    /// address the token was mailed to. Returns the user as written, or
+    /// `None` (changing nothing).
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn verify_email(
+        &self,
+        hash: &RefreshTokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, PortError>;
+
     /// Deletes tokens that expired before `before`; returns how many.
     ///
     /// # Errors
@@ -649,7 +666,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
 #[async_trait]
 pub trait MailQueue: Send + Sync + 'static {
     /// Queues a job, due at once, unless one of this kind for this address
-    /// is still pending (a flood of requests queues one mail).
+    /// waits untaken (a flood of requests queues one mail).
     ///
     /// # Errors
     /// [`PortError`] when the store fails.

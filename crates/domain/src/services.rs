@@ -14,7 +14,9 @@ pub use auth::{
     EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterError,
     RegisterUser,
 };
-pub use recovery::{RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError};
+pub use recovery::{
+    RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError, VerifyEmailError,
+};
 pub use throttle::LockoutPolicy;
 pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,
@@ -24,8 +26,8 @@ pub use users::{
 use crate::PortError;
 use crate::model::{PasswordError, PasswordPolicy, User, UserId};
 use crate::ports::{
-    Clock, InsertUserError, LoginThrottle, PasswordHasher, SessionRepository, TokenIssuer,
-    UserRepository,
+    Clock, InsertUserError, LoginThrottle, MailQueue, PasswordHasher, SessionRepository,
+    TokenIssuer, UserRepository,
 };
 
 /// Every port a use case may need, shared by all services.
@@ -41,6 +43,8 @@ pub struct Ports {
     pub hasher: Arc<dyn PasswordHasher>,
     /// Token signing.
     pub tokens: Arc<dyn TokenIssuer>,
+    /// Mail waiting to be sent.
+    pub mail: Arc<dyn MailQueue>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -79,6 +83,7 @@ async fn insert_user(
         password_hash: ports.hasher.hash(&cmd.password).await?,
         is_active: cmd.is_active.unwrap_or(true),
         is_superuser: cmd.is_superuser.unwrap_or(false),
+        is_verified: cmd.is_verified.unwrap_or(false),
         created_at: now,
         updated_at: now,
         last_login_at: None,
@@ -89,7 +94,24 @@ async fn insert_user(
         InsertUserError::UsernameTaken => NewUserError::UsernameTaken,
         InsertUserError::Port(err) => NewUserError::Port(err),
     })?;
+    if !user.is_verified {
+        queue_verification(ports, &user.email).await;
+    }
     Ok(user)
+}
+
+/// Queues a verification mail for `email`. The change that calls for it
+/// has landed already, so a failure is logged, not returned: the user can
+/// ask for another link.
+async fn queue_verification(ports: &Ports, email: &crate::model::Email) {
+    let now = ports.clock.now();
+    if let Err(err) = ports
+        .mail
+        .enqueue(crate::model::MailKind::VerifyEmail, email.as_str(), now)
+        .await
+    {
+        tracing::warn!(error = %err, "queueing a verification mail failed");
+    }
 }
 
 #[cfg(test)]

@@ -116,13 +116,13 @@ impl ApiError {
     }
 
     /// This error as the OAuth2 token endpoints answer it: `invalid_grant`
-    /// for refused credentials or tokens, `unsupported_grant_type` for a
+    /// for refused credentials or tokens (or an unverified address), `unsupported_grant_type` for a
     /// `grant_type` other than the endpoint's, `invalid_request` for any
     /// other malformed request; other errors (429, 503, …) unchanged.
     #[must_use]
     pub fn for_oauth(self) -> Self {
         let error = match &self {
-            Self::Unauthorized(_) => OAuthErrorCode::InvalidGrant,
+            Self::Unauthorized(_) | Self::Forbidden(_) => OAuthErrorCode::InvalidGrant,
             Self::Validation(errors)
                 if errors
                     .iter()
@@ -238,6 +238,7 @@ impl ResponseError for ApiError {
                     let message = match other {
                         Self::BadRequest(m)
                         | Self::Unauthorized(m)
+                        | Self::Forbidden(m)
                         | Self::UnsupportedMediaType(m) => *m,
                         _ => "",
                     };
@@ -360,6 +361,7 @@ impl From<LoginError> for ApiError {
     fn from(err: LoginError) -> Self {
         match err {
             LoginError::InvalidCredentials => Self::Unauthorized("Incorrect email or password"),
+            LoginError::EmailNotVerified => Self::Forbidden("Email not verified"),
             LoginError::Locked { retry_after } => Self::TooManyRequests {
                 detail: TOO_MANY_PASSWORD_FAILURES,
                 retry_after: retry_after_seconds(retry_after),

@@ -39,6 +39,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
     paths(
         auth::register, auth::login, auth::refresh, auth::me,
         recovery::forgot_password, recovery::reset_password,
+        recovery::request_verify_token, recovery::verify,
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password,
         users::list, users::create, users::get, users::update, users::delete,

@@ -43,6 +43,7 @@ impl Mocks {
             throttle: Arc::new(self.throttle),
             hasher: Arc::new(self.hasher),
             tokens: Arc::new(self.tokens),
+            mail: Arc::new(self.mail_queue),
             clock: Arc::new(clock),
         };
         web::Data::new(ApiState {
@@ -53,6 +54,7 @@ impl Mocks {
                     refresh_reuse_grace: time::Duration::ZERO,
                     lockout: LockoutPolicy::default(),
                     password_policy: PasswordPolicy::default(),
+                    require_verified_email: false,
                 },
             ),
             users: UserService::new(
@@ -64,11 +66,11 @@ impl Mocks {
                 ports,
                 RecoveryPorts {
                     tokens: Arc::new(MockRecoveryTokens::new()),
-                    queue: Arc::new(self.mail_queue),
                     mailer: Arc::new(MockMailer::new()),
                 },
                 RecoveryConfig {
                     reset_token_ttl: time::Duration::minutes(30),
+                    verify_token_ttl: time::Duration::hours(48),
                     public_url: "http://localhost".into(),
                     password_policy: PasswordPolicy::default(),
                     max_attempts: 3,
@@ -106,6 +108,7 @@ fn ada() -> User {
         password_hash: PasswordHash::new("h".into()),
         is_active: true,
         is_superuser: false,
+        is_verified: false,
         created_at: now,
         updated_at: now,
         last_login_at: None,

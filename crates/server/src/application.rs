@@ -82,6 +82,7 @@ impl Application {
             throttle: Arc::new(SeaOrmLoginThrottle::new(database.clone())),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
+            mail: Arc::new(SeaOrmMailQueue::new(database.clone())),
             clock: Arc::new(SystemClock),
         };
         let auth = AuthService::new(
@@ -91,6 +92,7 @@ impl Application {
                 refresh_reuse_grace: settings.refresh_reuse_grace(),
                 lockout: settings.lockout(),
                 password_policy: settings.password_policy(),
+                require_verified_email: settings.require_verified_email,
             },
         );
         let users = UserService::new(
@@ -109,7 +111,6 @@ impl Application {
             ports,
             RecoveryPorts {
                 tokens: Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
-                queue: Arc::new(SeaOrmMailQueue::new(database.clone())),
                 mailer,
             },
             settings.recovery(),
@@ -375,6 +376,7 @@ async fn ensure_first_superuser(
         full_name: None,
         is_active: None,
         is_superuser: None,
+        is_verified: None,
     };
     let created = users
         .ensure_superuser(cmd)

@@ -136,6 +136,11 @@ pub struct Settings {
     pub public_url: String,
     /// Minutes a password-reset link works.
     pub password_reset_token_minutes: u64,
+    /// Hours a verification link works.
+    pub verify_token_hours: u64,
+    /// Refuse logins (403, after the password check) of users whose
+    /// address is not verified.
+    pub require_verified_email: bool,
     /// Log filter, `RUST_LOG` syntax.
     pub rust_log: String,
     /// `pretty` or `json`.
@@ -196,6 +201,8 @@ impl Default for Settings {
             mail_retry_seconds: 30,
             public_url: String::new(),
             password_reset_token_minutes: 30,
+            verify_token_hours: 48,
+            require_verified_email: false,
             rust_log: "info".into(),
             log_format: LogFormat::Pretty,
         }
@@ -396,6 +403,8 @@ const KEYS: &[&str] = &[
     "mail_retry_seconds",
     "public_url",
     "password_reset_token_minutes",
+    "verify_token_hours",
+    "require_verified_email",
     "rust_log",
     "log_format",
 ];
@@ -477,7 +486,8 @@ impl Settings {
     /// Refuses numbers outside what the server can honour, instead of
     /// silently clamping them.
     fn check_ranges(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 14] = [
+        let ranges: [(&str, u64, u64, u64); 15] = [
+            ("VERIFY_TOKEN_HOURS", self.verify_token_hours, 1, 30 * 24),
             ("SMTP_TIMEOUT_SECONDS", self.smtp_timeout_seconds, 1, 300),
             ("MAIL_MAX_ATTEMPTS", self.mail_max_attempts.into(), 1, 100),
             ("MAIL_RETRY_SECONDS", self.mail_retry_seconds, 1, 3600),
@@ -607,6 +617,7 @@ impl Settings {
     pub fn recovery(&self) -> userhub_domain::services::RecoveryConfig {
         userhub_domain::services::RecoveryConfig {
             reset_token_ttl: seconds(self.password_reset_token_minutes.saturating_mul(60)),
+            verify_token_ttl: seconds(self.verify_token_hours.saturating_mul(3600)),
             public_url: self.public_url(),
             password_policy: self.password_policy(),
             max_attempts: self.mail_max_attempts,

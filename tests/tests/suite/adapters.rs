@@ -69,6 +69,7 @@ fn diff(before: &User, after: &User) -> UserPatch {
             .then(|| after.password_hash.clone()),
         is_active: (after.is_active != before.is_active).then_some(after.is_active),
         is_superuser: (after.is_superuser != before.is_superuser).then_some(after.is_superuser),
+        is_verified: (after.is_verified != before.is_verified).then_some(after.is_verified),
     }
 }
 
@@ -98,6 +99,7 @@ fn user(name: &str) -> User {
         password_hash: PasswordHash::new("$2b$04$hash".into()),
         is_active: true,
         is_superuser: false,
+        is_verified: false,
         created_at: at,
         updated_at: at,
         last_login_at: None,

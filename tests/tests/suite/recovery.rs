@@ -12,9 +12,14 @@ on_both_backends!(
     a_newer_link_supersedes_the_older_one,
     a_weak_or_malformed_new_password_is_422_and_keeps_the_token,
     mail_waits_for_an_smtp_server_that_is_down_at_first,
+    a_registered_address_is_verified_through_its_mailed_link,
+    a_changed_address_must_be_verified_again_and_old_links_do_not_verify_it,
+    with_verification_required_unverified_users_cannot_log_in,
 );
 
 const NEW_PASSWORD: &str = "Quartz-Lantern-Orbit-47";
+const RESET: &str = "/reset-password";
+const VERIFY: &str = "/verify";
 
 async fn app_mailing_to(backend: Backend, smtp: &SmtpServer) -> TestApp {
     let db = TestDatabase::create(backend).await;
@@ -60,14 +65,14 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend)
 
     let (status, _) = forgot(&app, "Ada@Example.com").await;
     assert_eq!(status, 202);
-    let mail = smtp.wait_for(1).await.remove(0);
+    let mail = smtp.wait_for_links(RESET, 1).await.remove(0);
     assert_eq!(recipient(&mail), "ada@example.com");
     assert!(mail.contains("Subject: Reset your password"), "{mail}");
     assert!(
         mail.contains("https://app.example.com/reset-password?token="),
         "{mail}"
     );
-    let token = link_token(&mail, "/reset-password");
+    let token = link_token(&mail, RESET);
     assert!(token.len() >= 43, "{token}");
 
     assert_eq!(reset(&app, &token, NEW_PASSWORD).await, 204);
@@ -119,11 +124,11 @@ async fn every_address_gets_the_same_answer_and_only_accounts_get_mail(backend: 
     assert_eq!(again, known);
     assert_eq!(known.0, 202);
 
-    let mails = smtp.wait_for(1).await;
+    let mails = smtp.wait_for_links(RESET, 1).await;
     // The jobs run in order: by the time Ada's mail is here, the others
     // were handled, and sent nothing.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let mails_after = smtp.messages();
+    let mails_after = smtp.links_to(RESET);
     assert_eq!(mails_after.len(), 1, "{mails_after:?}");
     assert_eq!(recipient(&mails[0]), "ada@example.com");
 }
@@ -133,9 +138,9 @@ async fn a_newer_link_supersedes_the_older_one(backend: Backend) {
     let app = app_mailing_to(backend, &smtp).await;
     app.register("ada").await;
     forgot(&app, "ada@example.com").await;
-    let first = link_token(&smtp.wait_for(1).await[0], "/reset-password");
+    let first = link_token(&smtp.wait_for_links(RESET, 1).await[0], RESET);
     forgot(&app, "ada@example.com").await;
-    let second = link_token(&smtp.wait_for(2).await[1], "/reset-password");
+    let second = link_token(&smtp.wait_for_links(RESET, 2).await[1], RESET);
     assert_ne!(first, second);
     assert_eq!(reset(&app, &first, NEW_PASSWORD).await, 400);
     assert_eq!(reset(&app, &second, NEW_PASSWORD).await, 204);
@@ -146,7 +151,7 @@ async fn a_weak_or_malformed_new_password_is_422_and_keeps_the_token(backend: Ba
     let app = app_mailing_to(backend, &smtp).await;
     app.register("adalovelace").await;
     forgot(&app, "adalovelace@example.com").await;
-    let token = link_token(&smtp.wait_for(1).await[0], "/reset-password");
+    let token = link_token(&smtp.wait_for_links(RESET, 1).await[0], RESET);
     for weak in ["short", "adalovelace-2026", "password123"] {
         let response = app
             .post(
@@ -185,7 +190,142 @@ async fn mail_waits_for_an_smtp_server_that_is_down_at_first(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert!(smtp.messages().is_empty());
     smtp.start();
-    let mail = smtp.wait_for(1).await.remove(0);
-    let token = link_token(&mail, "/reset-password");
+    let mail = smtp.wait_for_links(RESET, 1).await.remove(0);
+    let token = link_token(&mail, RESET);
     assert_eq!(reset(&app, &token, NEW_PASSWORD).await, 204);
+}
+
+async fn verify(app: &TestApp, token: &str) -> (u16, Value) {
+    let response = app
+        .post("/api/auth/verify", &json!({"token": token}), None)
+        .await;
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn a_registered_address_is_verified_through_its_mailed_link(backend: Backend) {
+    let smtp = SmtpServer::started();
+    let app = app_mailing_to(backend, &smtp).await;
+    let (_, access, _) = app.user("ada").await;
+    let me: Value = app.get("/api/auth/me", &access).await.json().await.unwrap();
+    assert_eq!(me["is_verified"], false);
+    let mail = smtp.wait_for_links(VERIFY, 1).await.remove(0);
+    assert_eq!(recipient(&mail), "ada@example.com");
+    assert!(
+        mail.contains("Subject: Verify your email address"),
+        "{mail}"
+    );
+    let token = link_token(&mail, VERIFY);
+
+    let (status, body) = verify(&app, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_verified"], true);
+    assert_eq!(body["email"], "ada@example.com");
+    let me: Value = app.get("/api/auth/me", &access).await.json().await.unwrap();
+    assert_eq!(me["is_verified"], true);
+    // Once only; a verified address gets no further link.
+    assert_eq!(verify(&app, &token).await.0, 400);
+    let answer = app
+        .post(
+            "/api/auth/request-verify-token",
+            &json!({"email": "ada@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status(), 202);
+    let unknown = app
+        .post(
+            "/api/auth/request-verify-token",
+            &json!({"email": "nobody@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status(), 202);
+    // Others never see whether an address is verified.
+    let (_, bob_token, _) = app.user("bob").await;
+    let ada_id = me["id"].as_str().unwrap();
+    let seen: Value = app
+        .get(&format!("/api/users/{ada_id}"), &bob_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(seen.get("is_verified").is_none(), "{seen}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let to_ada: Vec<String> = smtp
+        .links_to(VERIFY)
+        .into_iter()
+        .filter(|m| recipient(m) == "ada@example.com")
+        .collect();
+    assert_eq!(to_ada.len(), 1, "no second link for a verified address");
+}
+
+async fn a_changed_address_must_be_verified_again_and_old_links_do_not_verify_it(backend: Backend) {
+    let smtp = SmtpServer::started();
+    let app = app_mailing_to(backend, &smtp).await;
+    let (id, access, _) = app.user("ada").await;
+    let old_link = link_token(&smtp.wait_for_links(VERIFY, 1).await[0], VERIFY);
+    let changed = app
+        .put(
+            &format!("/api/users/{id}"),
+            &json!({"email": "ada@new.example"}),
+            &access,
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let body: Value = changed.json().await.unwrap();
+    assert_eq!(body["is_verified"], false);
+    // The link mailed to the old address does not verify the new one.
+    assert_eq!(verify(&app, &old_link).await.0, 400);
+    let mails = smtp.wait_for_links(VERIFY, 2).await;
+    let to_new = mails
+        .iter()
+        .find(|m| recipient(m) == "ada@new.example")
+        .expect("a link to the new address");
+    let token = link_token(to_new, VERIFY);
+    assert_eq!(verify(&app, &token).await.0, 200);
+    let me: Value = app.get("/api/auth/me", &access).await.json().await.unwrap();
+    assert_eq!(me["is_verified"], true);
+    assert_eq!(me["email"], "ada@new.example");
+    // A verified user who changes address is unverified again.
+    let again = app
+        .put(
+            &format!("/api/users/{id}"),
+            &json!({"email": "ada@third.example"}),
+            &access,
+        )
+        .await;
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["is_verified"], false);
+}
+
+async fn with_verification_required_unverified_users_cannot_log_in(backend: Backend) {
+    let smtp = SmtpServer::started();
+    let db = TestDatabase::create(backend).await;
+    let url = db.url.clone();
+    let port = smtp.port;
+    let app = spawn_app_on(db, url, move |s| {
+        s.smtp_host = "127.0.0.1".into();
+        s.smtp_port = Some(port);
+        s.smtp_tls = SmtpTlsSetting::None;
+        s.require_verified_email = true;
+    })
+    .await;
+    app.register("ada").await;
+    let refused = app.login("ada", PASSWORD).await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["detail"], "Email not verified");
+    assert_eq!(body["error"], "invalid_grant");
+    // A wrong password is still just a wrong password.
+    assert_eq!(app.login("ada", "not the password").await.status(), 401);
+    let token = link_token(&smtp.wait_for_links(VERIFY, 1).await[0], VERIFY);
+    assert_eq!(verify(&app, &token).await.0, 200);
+    assert_eq!(app.login("ada", PASSWORD).await.status(), 200);
+    // The first superuser was configured, not registered: verified already.
+    assert_eq!(
+        app.login(userhub_tests::ROOT_EMAIL, userhub_tests::ROOT_PASSWORD)
+            .await
+            .status(),
+        200
+    );
 }

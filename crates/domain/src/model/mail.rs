@@ -20,6 +20,8 @@ pub struct Mail {
 pub enum MailKind {
     /// A password-reset link.
     PasswordReset,
+    /// A link that verifies the address.
+    VerifyEmail,
 }
 
 impl MailKind {
@@ -28,13 +30,18 @@ impl MailKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PasswordReset => "password_reset",
+            Self::VerifyEmail => "verify_email",
         }
     }
 
     /// The kind stored under `name`, if any.
     #[must_use]
     pub fn parse(name: &str) -> Option<Self> {
-        (name == "password_reset").then_some(Self::PasswordReset)
+        match name {
+            "password_reset" => Some(Self::PasswordReset),
+            "verify_email" => Some(Self::VerifyEmail),
+            _ => None,
+        }
     }
 }
 

@@ -67,6 +67,8 @@ pub struct User {
     pub is_active: bool,
     /// May manage every user.
     pub is_superuser: bool,
+    /// The address was shown to be the user's (a mailed link was followed).
+    pub is_verified: bool,
     /// When the account was made.
     pub created_at: OffsetDateTime,
     /// When the account last changed.
@@ -116,6 +118,12 @@ impl UserView {
     #[must_use]
     pub fn email(&self) -> Option<&Email> {
         self.private_visible.then_some(&self.user.email)
+    }
+
+    /// Whether the address is verified, if this viewer may read it.
+    #[must_use]
+    pub fn is_verified(&self) -> Option<bool> {
+        self.private_visible.then_some(self.user.is_verified)
     }
 
     /// `Some(last login)` if this viewer may read it, `None` if hidden.

@@ -25,6 +25,8 @@ pub struct AuthConfig {
     pub lockout: LockoutPolicy,
     /// What a new password must be.
     pub password_policy: PasswordPolicy,
+    /// Refuse logins of users whose address is not verified.
+    pub require_verified_email: bool,
 }
 
 /// A self-registration.
@@ -100,6 +102,10 @@ pub enum LoginError {
     /// Unknown account, wrong password or deactivated account.
     #[error("incorrect email or password")]
     InvalidCredentials,
+    /// The password was right, but the address is not verified and the
+    /// settings require it.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// Too many failed logins: refused, even with the right password, for this long.
     #[error("account locked")]
     Locked {
@@ -207,6 +213,7 @@ impl AuthService {
             full_name: cmd.full_name,
             is_active: None,
             is_superuser: None,
+            is_verified: None,
         };
         let user = super::insert_user(&self.ports, self.config.password_policy, cmd).await?;
         info!(user_id = %user.id, "user registered");
@@ -255,6 +262,13 @@ impl AuthService {
                 return Err(LoginError::InvalidCredentials);
             }
         };
+        // Only after the password check: the refusal tells nothing to
+        // someone who does not know the password.
+        if self.config.require_verified_email && !user.is_verified {
+            warn!(user_id = %user.id, reason = "email not verified", "login refused");
+            self.throttle.succeeded(&login, address).await?;
+            return Err(LoginError::EmailNotVerified);
+        }
         let refresh = self.ports.tokens.new_refresh_token()?;
         let session = NewSession {
             id: SessionId::generate(),
@@ -611,15 +625,17 @@ mod tests {
     }
 
     fn service_with_grace(mocks: Mocks, grace: Duration) -> AuthService {
-        AuthService::new(
-            mocks.ports(),
-            AuthConfig {
-                refresh_token_ttl: Duration::days(7),
-                refresh_reuse_grace: grace,
-                lockout: LockoutPolicy::default(),
-                password_policy: PasswordPolicy::default(),
-            },
-        )
+        AuthService::new(mocks.ports(), config(grace))
+    }
+
+    fn config(grace: Duration) -> AuthConfig {
+        AuthConfig {
+            refresh_token_ttl: Duration::days(7),
+            refresh_reuse_grace: grace,
+            lockout: LockoutPolicy::default(),
+            password_policy: PasswordPolicy::default(),
+            require_verified_email: false,
+        }
     }
 
     fn registration(name: &str, pw: &str) -> RegisterUser {
@@ -691,17 +707,102 @@ mod tests {
             .withf(|u| {
                 u.is_active
                     && !u.is_superuser
+                    && !u.is_verified
                     && u.password_hash.as_str() == "bcrypt"
                     && u.created_at == NOW
             })
             .times(1)
             .returning(|_| Ok(()));
+        mocks
+            .mail
+            .expect_enqueue()
+            .with(
+                eq(crate::model::MailKind::VerifyEmail),
+                eq("ada@example.com"),
+                eq(NOW),
+            )
+            .times(1)
+            .returning(|_, _, _| Ok(()));
         let user = service(mocks)
             .register(registration("ada", "correct horse battery"))
             .await
             .unwrap();
         assert_eq!(user.username.as_str(), "ada");
         assert_eq!(user.last_login_at, None);
+    }
+
+    #[tokio::test]
+    async fn a_registration_stands_when_its_verification_mail_cannot_be_queued() {
+        let mut mocks = Mocks::default();
+        mocks
+            .hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash::new("bcrypt".into())));
+        mocks.users.expect_insert().returning(|_| Ok(()));
+        mocks
+            .mail
+            .expect_enqueue()
+            .returning(|_, _, _| Err(PortError::Unavailable("down".into())));
+        let user = service(mocks)
+            .register(registration("ada", "correct horse battery"))
+            .await
+            .unwrap();
+        assert!(!user.is_verified);
+    }
+
+    /// Mocks of a login with the right password by `user`.
+    fn right_password(user: User) -> Mocks {
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(user.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.throttle_permissive();
+        mocks
+    }
+
+    #[tokio::test]
+    async fn with_verification_required_an_unverified_user_is_refused_after_the_password_check() {
+        let strict = AuthConfig {
+            require_verified_email: true,
+            ..config(Duration::ZERO)
+        };
+        // No session is created: the sessions mock expects nothing.
+        let err = AuthService::new(right_password(user("ada")).ports(), strict)
+            .login(login("ada", "pw"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::EmailNotVerified));
+
+        // A wrong password says nothing about verification.
+        let mut mocks = Mocks::default();
+        let ada = user("ada");
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.throttle_permissive();
+        let err = AuthService::new(mocks.ports(), strict)
+            .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+
+        // A verified user logs in.
+        let verified = User {
+            is_verified: true,
+            ..user("ada")
+        };
+        let mut mocks = right_password(verified);
+        mocks.sessions.expect_create().returning(|_, _| Ok(true));
+        mocks.users.expect_record_login().returning(|_, _| Ok(()));
+        expect_tokens(&mut mocks);
+        AuthService::new(mocks.ports(), strict)
+            .login(login("ada", "pw"))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -10,8 +10,8 @@ use time::macros::datetime;
 use super::Ports;
 use crate::model::{Email, Password, PasswordHash, User, UserId, Username};
 use crate::ports::{
-    MockClock, MockLoginThrottle, MockPasswordHasher, MockSessionRepository, MockTokenIssuer,
-    MockUserRepository, ThrottleState,
+    MockClock, MockLoginThrottle, MockMailQueue, MockPasswordHasher, MockSessionRepository,
+    MockTokenIssuer, MockUserRepository, ThrottleState,
 };
 
 pub const NOW: OffsetDateTime = datetime!(2026-11-25 10:00 UTC);
@@ -24,6 +24,7 @@ pub struct Mocks {
     pub throttle: MockLoginThrottle,
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenIssuer,
+    pub mail: MockMailQueue,
 }
 
 impl Mocks {
@@ -36,6 +37,7 @@ impl Mocks {
             throttle: Arc::new(self.throttle),
             hasher: Arc::new(self.hasher),
             tokens: Arc::new(self.tokens),
+            mail: Arc::new(self.mail),
             clock: Arc::new(clock),
         }
     }
@@ -50,6 +52,7 @@ pub fn user(name: &str) -> User {
         password_hash: PasswordHash::new(format!("hash-of-{name}")),
         is_active: true,
         is_superuser: false,
+        is_verified: false,
         created_at: NOW,
         updated_at: NOW,
         last_login_at: None,

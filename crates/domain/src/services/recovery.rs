@@ -1,6 +1,7 @@
-//! Account recovery: "forgot my password" queues a job and answers at once;
-//! a background task looks the address up, issues a single-use token and
-//! mails the link; the token then resets the password once.
+//! Account recovery and e-mail verification: "forgot my password" and
+//! "verify my address" queue a job and answer at once; a background task
+//! looks the address up, issues a single-use token and mails the link; the
+//! token then resets the password, or verifies the address, once.
 //!
 //! The request path never looks the address up, so its answer and its time
 //! are the same whether or not an account has it; a slow or unreachable
@@ -15,13 +16,15 @@ use tracing::{error, info, warn};
 use super::Ports;
 use crate::PortError;
 use crate::model::{Mail, MailJob, MailKind, Password, PasswordError, PasswordPolicy, User};
-use crate::ports::{MailError, MailQueue, Mailer, RecoveryTokens};
+use crate::ports::{MailError, Mailer, RecoveryTokens};
 
 /// Settings of the recovery use cases.
 #[derive(Clone, Debug)]
 pub struct RecoveryConfig {
     /// How long a reset link works.
     pub reset_token_ttl: Duration,
+    /// How long a verification link works.
+    pub verify_token_ttl: Duration,
     /// The base of links in mails, without a trailing slash.
     pub public_url: String,
     /// What a new password must be.
@@ -35,10 +38,8 @@ pub struct RecoveryConfig {
 /// The ports recovery needs besides the shared ones.
 #[derive(Clone)]
 pub struct RecoveryPorts {
-    /// Reset tokens.
+    /// Reset and verification tokens.
     pub tokens: Arc<dyn RecoveryTokens>,
-    /// Mail waiting to be sent.
-    pub queue: Arc<dyn MailQueue>,
     /// The mail system.
     pub mailer: Arc<dyn Mailer>,
 }
@@ -52,6 +53,18 @@ pub enum ResetPasswordError {
     /// The new password is too weak or contains personal information.
     #[error(transparent)]
     WeakPassword(PasswordError),
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a verification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyEmailError {
+    /// Unknown, expired, superseded or already used token; a deactivated
+    /// user; or an address changed since the link was mailed.
+    #[error("invalid or expired token")]
+    InvalidToken,
     /// Infrastructure failure.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -90,10 +103,39 @@ impl RecoveryService {
     /// [`PortError`] when the queue cannot be written.
     pub async fn forgot_password(&self, email: &str) -> Result<(), PortError> {
         let email = email.trim().to_lowercase();
-        self.recovery
-            .queue
+        self.ports
+            .mail
             .enqueue(MailKind::PasswordReset, &email, self.ports.clock.now())
             .await
+    }
+
+    /// Queues a verification mail for `email` and returns: the same for
+    /// every address, known, verified already, or not.
+    ///
+    /// # Errors
+    /// [`PortError`] when the queue cannot be written.
+    pub async fn request_verification(&self, email: &str) -> Result<(), PortError> {
+        let email = email.trim().to_lowercase();
+        self.ports
+            .mail
+            .enqueue(MailKind::VerifyEmail, &email, self.ports.clock.now())
+            .await
+    }
+
+    /// Marks the address of a mailed token verified, spending the token.
+    ///
+    /// # Errors
+    /// [`VerifyEmailError`].
+    pub async fn verify_email(&self, token: &SecretString) -> Result<User, VerifyEmailError> {
+        let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
+        let user = self
+            .recovery
+            .tokens
+            .verify_email(&hash, self.ports.clock.now())
+            .await?
+            .ok_or(VerifyEmailError::InvalidToken)?;
+        info!(user_id = %user.id, "email verified");
+        Ok(user)
     }
 
     /// Sets a new password with a mailed token: the token is spent, every
@@ -147,11 +189,11 @@ impl RecoveryService {
     /// [`PortError`] when the queue cannot be read or written.
     pub async fn deliver_due(&self) -> Result<usize, PortError> {
         let now = self.ports.clock.now();
-        let jobs = self.recovery.queue.claim(now, now + LEASE, BATCH).await?;
+        let jobs = self.ports.mail.claim(now, now + LEASE, BATCH).await?;
         for job in &jobs {
             let outcome = self.deliver(job).await;
             let now = self.ports.clock.now();
-            let queue = &self.recovery.queue;
+            let queue = &self.ports.mail;
             match outcome {
                 Ok(()) => queue.complete(job.id, now).await?,
                 Err(MailError::Transient(reason)) if job.attempts < self.config.max_attempts => {
@@ -173,7 +215,7 @@ impl RecoveryService {
     /// # Errors
     /// [`PortError`] when the store fails.
     pub async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
-        Ok(self.recovery.tokens.purge(before).await? + self.recovery.queue.purge(before).await?)
+        Ok(self.recovery.tokens.purge(before).await? + self.ports.mail.purge(before).await?)
     }
 
     fn retry_wait(&self, attempts: u32) -> Duration {
@@ -184,30 +226,63 @@ impl RecoveryService {
 
     async fn deliver(&self, job: &MailJob) -> Result<(), MailError> {
         let transient = |err: PortError| MailError::Transient(err.to_string());
-        match job.kind {
-            MailKind::PasswordReset => {
-                let user = self
-                    .ports
-                    .users
-                    .find_by_login(&job.email)
-                    .await
-                    .map_err(transient)?;
-                // Nobody (active) has this address: nothing to send.
-                let Some(user) = user.filter(|u| u.is_active && u.email.as_str() == job.email)
-                else {
-                    return Ok(());
-                };
-                // A token per attempt: one that was never delivered is superseded.
-                let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
-                let now = self.ports.clock.now();
-                self.recovery
-                    .tokens
-                    .issue_reset(user.id, &token.hash, now + self.config.reset_token_ttl, now)
-                    .await
-                    .map_err(transient)?;
-                let mail = self.reset_mail(&user, &token.secret);
-                self.recovery.mailer.send(&mail).await
-            }
+        let user = self
+            .ports
+            .users
+            .find_by_login(&job.email)
+            .await
+            .map_err(transient)?;
+        // Nobody (active) has this address, or it is verified already:
+        // nothing to send.
+        let Some(user) = user.filter(|u| {
+            u.is_active
+                && u.email.as_str() == job.email
+                && !(job.kind == MailKind::VerifyEmail && u.is_verified)
+        }) else {
+            return Ok(());
+        };
+        let ttl = match job.kind {
+            MailKind::PasswordReset => self.config.reset_token_ttl,
+            MailKind::VerifyEmail => self.config.verify_token_ttl,
+        };
+        // A token per attempt: one that was never delivered is superseded.
+        let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
+        let now = self.ports.clock.now();
+        self.recovery
+            .tokens
+            .issue(job.kind, user.id, &user.email, &token.hash, now + ttl, now)
+            .await
+            .map_err(transient)?;
+        let mail = match job.kind {
+            MailKind::PasswordReset => self.reset_mail(&user, &token.secret),
+            MailKind::VerifyEmail => self.verify_mail(&user, &token.secret),
+        };
+        self.recovery.mailer.send(&mail).await
+    }
+
+    fn verify_mail(&self, user: &User, token: &SecretString) -> Mail {
+        let link = format!(
+            "{}/verify?token={}",
+            self.config.public_url,
+            token.expose_secret()
+        );
+        let hours = self.config.verify_token_ttl.whole_hours();
+        let name = user.username.as_str();
+        Mail {
+            to: user.email.clone(),
+            subject: "Verify your email address".to_owned(),
+            text: format!(
+                "Hello {name},\n\n\
+                 To confirm that this address is yours, open this link within {hours} hours:\n\n\
+                 {link}\n\n\
+                 If you did not sign up or change your address, ignore this message.\n"
+            ),
+            html: format!(
+                "<p>Hello {name},</p>\
+                 <p>To confirm that this address is yours, open this link within {hours} hours:</p>\
+                 <p><a href=\"{link}\">{link}</a></p>\
+                 <p>If you did not sign up or change your address, ignore this message.</p>"
+            ),
         }
     }
 
@@ -251,19 +326,22 @@ mod tests {
 
     use super::*;
     use crate::model::{PasswordHash, RefreshTokenHash};
-    use crate::ports::{MockMailQueue, MockMailer, MockRecoveryTokens, RefreshToken};
+    use crate::ports::{MockMailer, MockRecoveryTokens, RefreshToken};
     use crate::services::fixtures::{Mocks, NOW, password, user};
+
+    /// What the mock mailer answers.
+    type Outcome = fn() -> Result<(), MailError>;
 
     #[derive(Default)]
     struct RecoveryMocks {
         tokens: MockRecoveryTokens,
-        queue: MockMailQueue,
         mailer: MockMailer,
     }
 
     fn config() -> RecoveryConfig {
         RecoveryConfig {
             reset_token_ttl: Duration::minutes(30),
+            verify_token_ttl: Duration::hours(48),
             public_url: "https://app.example.com".into(),
             password_policy: PasswordPolicy { min_score: 0 },
             max_attempts: 3,
@@ -276,7 +354,6 @@ mod tests {
             mocks.ports(),
             RecoveryPorts {
                 tokens: Arc::new(recovery.tokens),
-                queue: Arc::new(recovery.queue),
                 mailer: Arc::new(recovery.mailer),
             },
             config(),
@@ -287,27 +364,33 @@ mod tests {
         RefreshTokenHash::new("digest".into())
     }
 
-    fn job(email: &str, attempts: u32) -> MailJob {
+    fn job(kind: MailKind, attempts: u32) -> MailJob {
         MailJob {
             id: uuid::Uuid::nil(),
-            kind: MailKind::PasswordReset,
-            email: email.into(),
+            kind,
+            email: "ada@example.com".into(),
             attempts,
         }
     }
 
     #[tokio::test]
-    async fn forgot_password_only_queues_the_address_it_never_looks_it_up() {
-        let mut recovery = RecoveryMocks::default();
-        recovery
-            .queue
-            .expect_enqueue()
-            .with(eq(MailKind::PasswordReset), eq("ada@example.com"), eq(NOW))
-            .times(1)
-            .returning(|_, _, _| Ok(()));
+    async fn requests_only_queue_the_address_they_never_look_it_up() {
+        let mut mocks = Mocks::default();
+        for kind in [MailKind::PasswordReset, MailKind::VerifyEmail] {
+            mocks
+                .mail
+                .expect_enqueue()
+                .with(eq(kind), eq("ada@example.com"), eq(NOW))
+                .times(1)
+                .returning(|_, _, _| Ok(()));
+        }
         // No expectation on the user repository: a lookup would panic.
-        let service = service(Mocks::default(), recovery);
+        let service = service(mocks, RecoveryMocks::default());
         service.forgot_password("  Ada@Example.com ").await.unwrap();
+        service
+            .request_verification("ADA@example.com")
+            .await
+            .unwrap();
     }
 
     fn reset_mocks(found: Option<User>, written: Option<User>) -> (Mocks, RecoveryMocks) {
@@ -389,148 +472,187 @@ mod tests {
         assert!(matches!(err, ResetPasswordError::WeakPassword(_)));
     }
 
-    fn worker_mocks(found: Option<User>) -> Mocks {
+    #[tokio::test]
+    async fn a_verification_token_verifies_once() {
+        for (written, ok) in [(Some(user("ada")), true), (None, false)] {
+            let mut mocks = Mocks::default();
+            mocks
+                .tokens
+                .expect_hash_refresh_token()
+                .returning(|_| token_hash());
+            let mut recovery = RecoveryMocks::default();
+            recovery
+                .tokens
+                .expect_verify_email()
+                .with(eq(token_hash()), eq(NOW))
+                .return_once(move |_, _| Ok(written));
+            let outcome = service(mocks, recovery)
+                .verify_email(&"the-token".into())
+                .await;
+            assert_eq!(outcome.is_ok(), ok);
+            if !ok {
+                assert!(matches!(outcome, Err(VerifyEmailError::InvalidToken)));
+            }
+        }
+    }
+
+    /// Mocks for one round of the worker on one `job`, for an account `found`.
+    fn worker(found: Option<User>, job: MailJob) -> Mocks {
         let mut mocks = Mocks::default();
         mocks
             .users
             .expect_find_by_login()
+            .with(eq("ada@example.com"))
             .return_once(move |_| Ok(found));
         mocks
-    }
-
-    fn claims(recovery: &mut RecoveryMocks, job: MailJob) {
-        recovery
-            .queue
+            .mail
             .expect_claim()
             .with(eq(NOW), eq(NOW + LEASE), eq(BATCH))
             .return_once(move |_, _, _| Ok(vec![job]));
-    }
-
-    #[tokio::test]
-    async fn the_worker_mails_a_fresh_single_use_link_to_an_active_user() {
-        let mut mocks = worker_mocks(Some(user("ada")));
         mocks.tokens.expect_new_refresh_token().returning(|| {
             Ok(RefreshToken {
                 secret: "s3cret-token".into(),
                 hash: token_hash(),
             })
         });
-        let mut recovery = RecoveryMocks::default();
-        claims(&mut recovery, job("ada@example.com", 1));
-        recovery
-            .tokens
-            .expect_issue_reset()
-            .with(
-                always(),
-                eq(token_hash()),
-                eq(NOW + Duration::minutes(30)),
-                eq(NOW),
-            )
-            .times(1)
-            .returning(|_, _, _, _| Ok(()));
+        mocks
+    }
+
+    /// Records what the mailer is given, answering `outcome`.
+    fn recording_mailer(recovery: &mut RecoveryMocks, outcome: Outcome) -> Arc<Mutex<Vec<Mail>>> {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let log = sent.clone();
         recovery.mailer.expect_send().returning(move |mail| {
             log.lock().unwrap().push(mail.clone());
-            Ok(())
+            outcome()
         });
-        recovery
-            .queue
-            .expect_complete()
-            .times(1)
-            .returning(|_, _| Ok(()));
-        let service = service(mocks, recovery);
-        assert_eq!(service.deliver_due().await.unwrap(), 1);
-        let sent = sent.lock().unwrap();
-        assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].to.as_str(), "ada@example.com");
-        let link = "https://app.example.com/reset-password?token=s3cret-token";
-        assert!(sent[0].text.contains(link), "{}", sent[0].text);
-        assert!(sent[0].html.contains(link), "{}", sent[0].html);
-        assert!(sent[0].text.contains("30 minutes"));
+        sent
     }
 
     #[tokio::test]
-    async fn an_address_nobody_active_has_gets_no_mail_and_the_job_is_done() {
+    async fn the_worker_mails_a_fresh_single_use_link_of_each_kind() {
+        let cases = [
+            (
+                MailKind::PasswordReset,
+                Duration::minutes(30),
+                "/reset-password?token=",
+                "30 minutes",
+            ),
+            (
+                MailKind::VerifyEmail,
+                Duration::hours(48),
+                "/verify?token=",
+                "48 hours",
+            ),
+        ];
+        for (kind, ttl, path, lifetime) in cases {
+            let mut mocks = worker(Some(user("ada")), job(kind, 1));
+            mocks
+                .mail
+                .expect_complete()
+                .times(1)
+                .returning(|_, _| Ok(()));
+            let mut recovery = RecoveryMocks::default();
+            recovery
+                .tokens
+                .expect_issue()
+                .with(
+                    eq(kind),
+                    always(),
+                    always(),
+                    eq(token_hash()),
+                    eq(NOW + ttl),
+                    eq(NOW),
+                )
+                .times(1)
+                .returning(|_, _, _, _, _, _| Ok(()));
+            let sent = recording_mailer(&mut recovery, || Ok(()));
+            assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
+            let sent = sent.lock().unwrap();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].to.as_str(), "ada@example.com");
+            let link = format!("https://app.example.com{path}s3cret-token");
+            assert!(sent[0].text.contains(&link), "{}", sent[0].text);
+            assert!(sent[0].html.contains(&link), "{}", sent[0].html);
+            assert!(sent[0].text.contains(lifetime));
+        }
+    }
+
+    #[tokio::test]
+    async fn no_mail_for_nobody_an_inactive_account_or_a_verified_address() {
         let inactive = User {
             is_active: false,
             ..user("ada")
         };
-        for found in [None, Some(inactive)] {
-            let mocks = worker_mocks(found);
-            let mut recovery = RecoveryMocks::default();
-            claims(&mut recovery, job("ada@example.com", 1));
-            recovery
-                .queue
+        let verified = User {
+            is_verified: true,
+            ..user("ada")
+        };
+        let cases = [
+            (None, MailKind::PasswordReset),
+            (Some(inactive), MailKind::PasswordReset),
+            (Some(verified), MailKind::VerifyEmail),
+        ];
+        for (found, kind) in cases {
+            let mut mocks = worker(found, job(kind, 1));
+            mocks
+                .mail
                 .expect_complete()
                 .times(1)
                 .returning(|_, _| Ok(()));
-            // No expectation on the mailer or the tokens: using them would panic.
-            service(mocks, recovery).deliver_due().await.unwrap();
+            // No expectation on the mailer or the token store: using them would panic.
+            service(mocks, RecoveryMocks::default())
+                .deliver_due()
+                .await
+                .unwrap();
         }
     }
 
-    fn failing_delivery(attempts: u32, failure: fn() -> MailError) -> RecoveryMocks {
-        let mut recovery = RecoveryMocks::default();
-        claims(&mut recovery, job("ada@example.com", attempts));
+    fn failing(recovery: &mut RecoveryMocks, outcome: Outcome) {
         recovery
             .tokens
-            .expect_issue_reset()
-            .returning(|_, _, _, _| Ok(()));
-        recovery
-            .mailer
-            .expect_send()
-            .returning(move |_| Err(failure()));
-        recovery
-    }
-
-    fn sending_mocks() -> Mocks {
-        let mut mocks = worker_mocks(Some(user("ada")));
-        mocks.tokens.expect_new_refresh_token().returning(|| {
-            Ok(RefreshToken {
-                secret: "t".into(),
-                hash: token_hash(),
-            })
-        });
-        mocks
+            .expect_issue()
+            .returning(|_, _, _, _, _, _| Ok(()));
+        recording_mailer(recovery, outcome);
     }
 
     #[tokio::test]
     async fn a_temporary_failure_is_retried_later_with_a_doubling_wait() {
         for (attempts, wait) in [(1, 30), (2, 60)] {
-            let mut recovery =
-                failing_delivery(attempts, || MailError::Transient("421 busy".into()));
-            recovery
-                .queue
+            let mut mocks = worker(Some(user("ada")), job(MailKind::PasswordReset, attempts));
+            mocks
+                .mail
                 .expect_retry()
                 .with(always(), eq(NOW + Duration::seconds(wait)), eq("421 busy"))
                 .times(1)
                 .returning(|_, _, _| Ok(()));
-            service(sending_mocks(), recovery)
-                .deliver_due()
-                .await
-                .unwrap();
+            let mut recovery = RecoveryMocks::default();
+            failing(&mut recovery, || {
+                Err(MailError::Transient("421 busy".into()))
+            });
+            service(mocks, recovery).deliver_due().await.unwrap();
         }
     }
 
     #[tokio::test]
     async fn a_mail_is_given_up_and_kept_after_its_last_attempt_or_a_permanent_error() {
-        let cases: [(u32, fn() -> MailError); 2] = [
-            (3, || MailError::Transient("421 busy".into())),
-            (1, || MailError::Permanent("550 no such mailbox".into())),
+        let cases: [(u32, Outcome); 2] = [
+            (3, || Err(MailError::Transient("421 busy".into()))),
+            (1, || {
+                Err(MailError::Permanent("550 no such mailbox".into()))
+            }),
         ];
-        for (attempts, failure) in cases {
-            let mut recovery = failing_delivery(attempts, failure);
-            recovery
-                .queue
+        for (attempts, outcome) in cases {
+            let mut mocks = worker(Some(user("ada")), job(MailKind::PasswordReset, attempts));
+            mocks
+                .mail
                 .expect_fail()
                 .withf(|_, at, error| *at == NOW && error.contains("mail failure"))
                 .times(1)
                 .returning(|_, _, _| Ok(()));
-            service(sending_mocks(), recovery)
-                .deliver_due()
-                .await
-                .unwrap();
+            let mut recovery = RecoveryMocks::default();
+            failing(&mut recovery, outcome);
+            service(mocks, recovery).deliver_due().await.unwrap();
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct CreateUser {
     pub is_active: Option<bool>,
     /// Defaults to false.
     pub is_superuser: Option<bool>,
+    /// Defaults to false (a verification mail is sent).
+    pub is_verified: Option<bool>,
 }
 
 /// The fields an update sends; `None` leaves a field as it is.
@@ -338,9 +340,11 @@ impl UserService {
         {
             return Ok(false);
         }
+        // The operator configured this address: no mail to prove it.
         let cmd = CreateUser {
             is_active: Some(true),
             is_superuser: Some(true),
+            is_verified: Some(true),
             ..cmd
         };
         match insert_user(&self.ports, self.password_policy, cmd).await {
@@ -425,6 +429,10 @@ impl UserService {
             if patch.is_empty() {
                 return Ok(UserView::for_viewer(before, actor));
             }
+            // A new address is unproven until its own link is followed.
+            if patch.email.is_some() {
+                patch.is_verified = Some(false);
+            }
             let stays_superuser = patch.is_active.unwrap_or(before.is_active)
                 && patch.is_superuser.unwrap_or(before.is_superuser);
             // The actor's own rights must still hold when the write lands:
@@ -462,6 +470,9 @@ impl UserService {
                     .sessions
                     .revoke_all_for_user(id, None, now)
                     .await?;
+            }
+            if let Some(email) = &patch.email {
+                super::queue_verification(&self.ports, email).await;
             }
             info!("user updated");
             return Ok(UserView::for_viewer(after, actor));
@@ -641,7 +652,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::model::PasswordHash;
+    use crate::model::{MailKind, PasswordHash};
     use crate::services::fixtures::{Mocks, NOW, password, superuser, user};
 
     fn service(mocks: Mocks) -> UserService {
@@ -669,6 +680,7 @@ mod tests {
         }
         after.is_active = patch.is_active.unwrap_or(after.is_active);
         after.is_superuser = patch.is_superuser.unwrap_or(after.is_superuser);
+        after.is_verified = patch.is_verified.unwrap_or(after.is_verified);
         after.updated_at = NOW;
         after.version += 1;
         after
@@ -826,6 +838,7 @@ mod tests {
             full_name: None,
             is_active: Some(false),
             is_superuser: Some(true),
+            is_verified: None,
         }
     }
 
@@ -848,14 +861,72 @@ mod tests {
         mocks
             .users
             .expect_insert()
-            .withf(|u| !u.is_active && u.is_superuser)
+            .withf(|u| !u.is_active && u.is_superuser && !u.is_verified)
             .times(1)
             .returning(|_| Ok(()));
+        mocks
+            .mail
+            .expect_enqueue()
+            .withf(|kind, email, _| *kind == MailKind::VerifyEmail && email == "bob@example.com")
+            .times(1)
+            .returning(|_, _, _| Ok(()));
         let view = service(mocks)
             .create(&superuser("root"), create_cmd("bob", "correct horse"))
             .await
             .unwrap();
         assert!(view.user().is_superuser);
+    }
+
+    #[tokio::test]
+    async fn the_first_superuser_is_verified_and_gets_no_mail() {
+        let mut mocks = Mocks::default();
+        mocks.users.expect_find_by_login().returning(|_| Ok(None));
+        mocks
+            .hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash::new("h".into())));
+        mocks
+            .users
+            .expect_insert()
+            .withf(|u| u.is_active && u.is_superuser && u.is_verified)
+            .times(1)
+            .returning(|_| Ok(()));
+        // No mail expectation: queueing one would panic.
+        assert!(
+            service(mocks)
+                .ensure_superuser(create_cmd("root", "correct horse"))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_address_is_unverified_and_gets_its_own_link() {
+        let ada = User {
+            is_verified: true,
+            ..user("ada")
+        };
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &ada);
+        saved(&mut mocks, &ada, |patch, _| {
+            patch.email.as_ref().map(Email::as_str) == Some("ada@new.example")
+                && patch.is_verified == Some(false)
+        });
+        mocks
+            .mail
+            .expect_enqueue()
+            .withf(|kind, email, _| *kind == MailKind::VerifyEmail && email == "ada@new.example")
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let changes = UserChanges {
+            email: Some(Email::parse("ada@new.example").unwrap()),
+            ..UserChanges::default()
+        };
+        let view = service(mocks)
+            .update(&ada, ada.id, changes, None, &ClientInfo::default())
+            .await
+            .unwrap();
+        assert!(!view.user().is_verified);
     }
 
     #[tokio::test]

@@ -201,6 +201,9 @@ fn grant_type_rule(value: &str, _: &()) -> garde::Result {
             body = OAuthError,
             headers(("WWW-Authenticate" = String, description = "`Bearer`")),
             example = json!({"detail": "Incorrect email or password", "error": "invalid_grant", "error_description": "Incorrect email or password"})),
+        (status = 403, description = "The password was right, but `REQUIRE_VERIFIED_EMAIL` is on and the address is not verified",
+            body = OAuthError,
+            example = json!({"detail": "Email not verified", "error": "invalid_grant", "error_description": "Email not verified"})),
         (status = 429, response = TooManyRequests),
     )
 )]
@@ -223,6 +226,7 @@ pub(crate) async fn login(
         Ok(_) => metrics::record_login("success"),
         Err(LoginError::InvalidCredentials) => metrics::record_login("failure"),
         Err(LoginError::Locked { .. }) => metrics::record_login("locked"),
+        Err(LoginError::EmailNotVerified) => metrics::record_login("unverified"),
         Err(LoginError::Port(_)) => {}
     }
     let tokens = outcome.map_err(|e| ApiError::from(e).for_oauth())?;

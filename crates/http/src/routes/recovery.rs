@@ -1,4 +1,5 @@
-//! Account recovery: asking for a password-reset link, and using it.
+//! Account recovery and e-mail verification: asking for a mailed link,
+//! and using it.
 
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
@@ -6,11 +7,12 @@ use actix_web::{HttpResponse, web};
 use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use userhub_domain::model::Password;
-use userhub_domain::services::ResetPasswordError;
+use userhub_domain::model::{Password, UserView};
+use userhub_domain::services::{ResetPasswordError, VerifyEmailError};
 use utoipa::ToSchema;
 
 use super::auth::invalid;
+use super::users::UserResponse;
 use crate::app::ApiState;
 use crate::error::{ApiError, HttpError};
 use crate::extract::ValidJson;
@@ -32,6 +34,16 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             [(Method::POST, web::to(reset_password))],
         )
         .wrap(limited()),
+    )
+    .service(
+        super::resource(
+            "/api/auth/request-verify-token",
+            [(Method::POST, web::to(request_verify_token))],
+        )
+        .wrap(limited()),
+    )
+    .service(
+        super::resource("/api/auth/verify", [(Method::POST, web::to(verify))]).wrap(limited()),
     );
 }
 
@@ -129,4 +141,82 @@ pub(crate) async fn reset_password(
             ResetPasswordError::Port(e) => e.into(),
         })?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The address to send a verification link to.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"email": "ada@example.com"}))]
+pub(crate) struct VerifyRequestRequest {
+    #[garde(custom(validation::email))]
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+}
+
+/// The one answer to every request for a verification link.
+const VERIFY_REQUEST_ANSWER: &str =
+    "If an unverified account has this address, a verification link is on its way";
+
+/// Mails a verification link, if an active account with this address is
+/// not verified yet. The answer is the same, in about the same time, for
+/// every address.
+#[utoipa::path(
+    post,
+    path = "/api/auth/request-verify-token",
+    operation_id = "request_verify_token",
+    tag = "auth",
+    request_body = VerifyRequestRequest,
+    responses(
+        (status = 202, description = "Taken in; a link is mailed if an unverified active account has the address",
+            body = Accepted, example = json!({"detail": VERIFY_REQUEST_ANSWER})),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn request_verify_token(
+    state: web::Data<ApiState>,
+    body: ValidJson<VerifyRequestRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.recovery.request_verification(&body.0.email).await?;
+    Ok(HttpResponse::Accepted().json(Accepted {
+        detail: VERIFY_REQUEST_ANSWER,
+    }))
+}
+
+/// A mailed verification token.
+#[derive(Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"}))]
+pub(crate) struct VerifyRequest {
+    /// The `token` of the mailed link.
+    #[garde(custom(validation::required(1024)))]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
+    token: String,
+}
+
+/// Verifies the address a token was mailed to. The token works once, and
+/// only while the account still has that address.
+#[utoipa::path(
+    post,
+    path = "/api/auth/verify",
+    operation_id = "verify",
+    tag = "auth",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Verified: the account, as its owner sees it", body = UserResponse),
+        (status = 400, description = "Unknown, expired, superseded or already used token, or an address changed since", body = HttpError,
+            example = json!({"detail": "Invalid or expired token"})),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn verify(
+    state: web::Data<ApiState>,
+    body: ValidJson<VerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .recovery
+        .verify_email(&SecretString::from(body.0.token))
+        .await
+        .map_err(|err| match err {
+            VerifyEmailError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
+            VerifyEmailError::Port(e) => e.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(UserView::own(user))))
 }

@@ -47,10 +47,10 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     ));
 }
 
-/// A user; `email` and `last_login_at` are absent when the caller may not
-/// read them.
+/// A user; `email`, `is_verified` and `last_login_at` are absent when the
+/// caller may not read them.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e5f", "email": "ada@example.com", "username": "ada", "full_name": "Ada Lovelace", "is_active": true, "is_superuser": false, "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z", "last_login_at": null}))]
+#[schema(example = json!({"id": "0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e5f", "email": "ada@example.com", "username": "ada", "full_name": "Ada Lovelace", "is_active": true, "is_superuser": false, "is_verified": true, "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z", "last_login_at": null}))]
 pub(crate) struct UserResponse {
     #[schema(format = Uuid)]
     id: String,
@@ -63,6 +63,11 @@ pub(crate) struct UserResponse {
     full_name: Option<String>,
     is_active: bool,
     is_superuser: bool,
+    /// Present only to the user and to superusers: the address was shown
+    /// to be theirs (a mailed link was followed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    is_verified: Option<bool>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -87,6 +92,7 @@ impl From<UserView> for UserResponse {
             full_name: user.full_name.as_ref().map(|n| n.as_str().to_owned()),
             is_active: user.is_active,
             is_superuser: user.is_superuser,
+            is_verified: view.is_verified(),
             created_at: rfc3339(user.created_at),
             updated_at: rfc3339(user.updated_at),
             last_login_at: view.last_login_at().map(|at| at.map(rfc3339)),
@@ -390,6 +396,7 @@ pub(crate) async fn create(
         full_name: fields.full_name,
         is_active: b.is_active,
         is_superuser: b.is_superuser,
+        is_verified: None,
     };
     let view = state.users.create(&caller.0.user, cmd).await?;
     crate::metrics::record_registration("admin");

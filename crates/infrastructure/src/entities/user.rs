@@ -14,6 +14,7 @@ pub struct Model {
     pub password_hash: String,
     pub is_active: bool,
     pub is_superuser: bool,
+    pub is_verified: bool,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
     pub last_login_at: Option<TimeDateTimeWithTimeZone>,

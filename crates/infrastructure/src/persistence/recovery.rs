@@ -9,7 +9,9 @@ use sea_orm::{
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{MailJob, MailKind, PasswordHash, RefreshTokenHash, User, UserId};
+use userhub_domain::model::{
+    Email, MailJob, MailKind, PasswordHash, RefreshTokenHash, User, UserId,
+};
 use userhub_domain::ports::{MailQueue, RecoveryTokens};
 use uuid::Uuid;
 
@@ -19,6 +21,8 @@ use crate::entities::{session, user};
 
 /// The purpose stored with a password-reset token.
 const RESET: &str = "password_reset";
+/// The purpose stored with a verification token.
+const VERIFY: &str = "verify_email";
 
 /// Password-reset tokens, by hash.
 #[derive(Clone, Debug)]
@@ -49,35 +53,85 @@ async fn active_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Use
 
 #[async_trait]
 impl RecoveryTokens for SeaOrmRecoveryTokens {
-    async fn issue_reset(
+    async fn issue(
         &self,
+        kind: MailKind,
         user: UserId,
+        email: &Email,
         hash: &RefreshTokenHash,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), PortError> {
+        let purpose = kind.as_str();
         let txn = self.db.connection().begin().await.map_err(port_error)?;
         execute(
             &txn,
             "UPDATE recovery_tokens SET spent_at = ? \
              WHERE user_id = ? AND purpose = ? AND spent_at = 0",
-            vec![micros(now).into(), user.as_uuid().into(), RESET.into()],
+            vec![micros(now).into(), user.as_uuid().into(), purpose.into()],
         )
         .await?;
         execute(
             &txn,
-            "INSERT INTO recovery_tokens (token_hash, purpose, user_id, created_at, expires_at, spent_at) \
-             VALUES (?, ?, ?, ?, ?, 0)",
+            "INSERT INTO recovery_tokens (token_hash, purpose, user_id, email, created_at, expires_at, spent_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 0)",
             vec![
                 hash.as_str().into(),
-                RESET.into(),
+                purpose.into(),
                 user.as_uuid().into(),
+                email.as_str().into(),
                 micros(now).into(),
                 micros(expires_at).into(),
             ],
         )
         .await?;
         txn.commit().await.map_err(port_error)
+    }
+
+    async fn verify_email(
+        &self,
+        hash: &RefreshTokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let spent = query_one(
+            &txn,
+            "UPDATE recovery_tokens SET spent_at = ? \
+             WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
+             RETURNING user_id, email",
+            vec![
+                micros(now).into(),
+                hash.as_str().into(),
+                VERIFY.into(),
+                micros(now).into(),
+            ],
+        )
+        .await?;
+        let Some(spent) = spent else {
+            return Ok(None);
+        };
+        let user_id: Uuid = get(&spent, "user_id")?;
+        let email: Option<String> = get(&spent, "email")?;
+        // The address the link was mailed to must still be the user's.
+        let changed = user::Entity::update_many()
+            .col_expr(user::Column::IsVerified, Expr::value(true))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
+            )
+            .filter(user::Column::Id.eq(user_id))
+            .filter(user::Column::IsActive.eq(true))
+            .filter(user::Column::Email.eq(email.unwrap_or_default()))
+            .exec(&txn)
+            .await
+            .map_err(port_error)?;
+        if changed.rows_affected != 1 {
+            return Ok(None);
+        }
+        let user = active_user(&txn, user_id).await?;
+        txn.commit().await.map_err(port_error)?;
+        Ok(user)
     }
 
     async fn find_reset(
@@ -189,7 +243,7 @@ impl MailQueue for SeaOrmMailQueue {
         email: &str,
         now: OffsetDateTime,
     ) -> Result<(), PortError> {
-        // The partial unique index on pending (kind, email) turns a second
+        // The partial unique index on untaken (kind, email) turns a second
         // request into nothing.
         self.set(
             "INSERT INTO mail_jobs (id, kind, email, created_at, next_attempt_at, attempts, completed_at, failed_at) \

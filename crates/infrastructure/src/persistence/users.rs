@@ -190,6 +190,9 @@ impl UserRepository for SeaOrmUserRepository {
         if let Some(superuser) = patch.is_superuser {
             update = update.col_expr(user::Column::IsSuperuser, Expr::value(superuser));
         }
+        if let Some(verified) = patch.is_verified {
+            update = update.col_expr(user::Column::IsVerified, Expr::value(verified));
+        }
         match self
             .conditional_write(id, version, update, guard, at)
             .await
@@ -397,6 +400,7 @@ fn active_model(u: &User) -> user::ActiveModel {
         password_hash: Set(u.password_hash.as_str().to_owned()),
         is_active: Set(u.is_active),
         is_superuser: Set(u.is_superuser),
+        is_verified: Set(u.is_verified),
         created_at: Set(u.created_at),
         updated_at: Set(u.updated_at),
         last_login_at: Set(u.last_login_at),
@@ -423,6 +427,7 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, PortError> {
         password_hash: PasswordHash::new(row.password_hash.clone()),
         is_active: row.is_active,
         is_superuser: row.is_superuser,
+        is_verified: row.is_verified,
         created_at: row.created_at,
         updated_at: row.updated_at,
         last_login_at: row.last_login_at,
