@@ -445,6 +445,20 @@ pub trait SessionRepository: Send + Sync + 'static {
         session: SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError>;
+
+    /// In one round trip: what [`SessionRepository::find_active_user`]
+    /// answers, and, if that is a user, the user `other` as stored (in any
+    /// state), so that a read by id costs one query with its authentication.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn find_active_user_and(
+        &self,
+        user: UserId,
+        session: SessionId,
+        other: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<(User, Option<User>)>, PortError>;
 }
 
 /// Slow, salted password hashing.

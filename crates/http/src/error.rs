@@ -404,6 +404,7 @@ impl From<ListUsersError> for ApiError {
 impl From<GetUserError> for ApiError {
     fn from(err: GetUserError) -> Self {
         match err {
+            GetUserError::Unauthenticated => Self::Unauthorized("Could not validate credentials"),
             GetUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
             GetUserError::Port(e) => e.into(),
         }

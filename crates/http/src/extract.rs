@@ -9,6 +9,7 @@ use futures_util::future::LocalBoxFuture;
 use garde::Validate;
 use serde::de::DeserializeOwned;
 use userhub_domain::model::{ClientInfo, UserId};
+use userhub_domain::ports::AccessClaims;
 use userhub_domain::services::Authenticated;
 use uuid::Uuid;
 
@@ -310,6 +311,29 @@ impl FromRequest for CurrentUser {
             }
             Ok(Self(state.auth.authenticate(&token).await?))
         })
+    }
+}
+
+/// The caller a valid access token names: its signature and claims are
+/// checked, not yet its session. For handlers whose use case checks the
+/// session in the same round trip as its own read.
+pub(crate) struct Claimed(pub AccessClaims);
+
+impl FromRequest for Claimed {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready((|| {
+            let state = req
+                .app_data::<web::Data<ApiState>>()
+                .ok_or(ApiError::Internal)?;
+            let token = bearer_token(req).ok_or(ApiError::Unauthorized("Not authenticated"))?;
+            if token.len() > MAX_TOKEN_LEN {
+                return Err(ApiError::Unauthorized("Could not validate credentials"));
+            }
+            Ok(Self(state.auth.claimed_user(&token)?))
+        })())
     }
 }
 

@@ -45,6 +45,15 @@ impl Application {
     /// Bad settings, an unreachable database, a failed migration, a taken port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (signing, refresh_secret) = settings.jwt_keys()?;
+        if settings
+            .database_url
+            .trim()
+            .starts_with("postgresql+asyncpg://")
+        {
+            tracing::info!(
+                "DATABASE_URL has the original service's postgresql+asyncpg:// form; connecting with postgres://"
+            );
+        }
         let database = Database::connect(&settings.database())
             .await
             .with_context(|| {

@@ -128,6 +128,7 @@ on_both_backends!(
     rotation_is_a_compare_and_swap_and_remembers_spent_tokens,
     concurrent_rotations_of_one_token_have_one_winner,
     the_auth_lookup_needs_a_live_session_and_an_active_user,
+    the_fused_read_authenticates_as_the_auth_lookup_does,
     sessions_are_listed_and_revoked_per_user_only,
     failed_logins_are_counted_atomically_locked_and_reset,
     purging_deletes_ended_sessions_and_their_spent_tokens_only,
@@ -541,6 +542,84 @@ async fn concurrent_rotations_of_one_token_have_one_winner(backend: Backend) {
         .filter(|r| *r.as_ref().unwrap())
         .count();
     assert_eq!(wins, 1);
+}
+
+/// `find_active_user_and` answers `find_active_user`'s question and reads
+/// another user in the same round trip.
+async fn the_fused_read_authenticates_as_the_auth_lookup_does(backend: Backend) {
+    let r = repos(backend).await;
+    let (ada, bob) = (user("ada"), user("bob"));
+    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&bob).await.unwrap();
+    let live = session(&ada, "live");
+    let expired = NewSession {
+        expires_at: now() - Duration::seconds(1),
+        ..session(&ada, "expired")
+    };
+    let bobs = session(&bob, "bobs");
+    for s in [&live, &expired] {
+        assert!(r.sessions.create(s, &ada.password_hash).await.unwrap());
+    }
+    assert!(r.sessions.create(&bobs, &bob.password_hash).await.unwrap());
+    let sessions = &r.sessions;
+    let fused = move |caller: UserId, sid: SessionId, other: UserId| async move {
+        sessions
+            .find_active_user_and(caller, sid, other, now())
+            .await
+            .unwrap()
+            .map(|(c, t)| (c.id, t.map(|t| (t.id, t.is_active))))
+    };
+    assert_eq!(
+        fused(ada.id, live.id, bob.id).await,
+        Some((ada.id, Some((bob.id, true))))
+    );
+    assert_eq!(
+        fused(ada.id, live.id, ada.id).await,
+        Some((ada.id, Some((ada.id, true))))
+    );
+    let nobody = UserId::generate();
+    assert_eq!(fused(ada.id, live.id, nobody).await, Some((ada.id, None)));
+    assert_eq!(fused(ada.id, expired.id, bob.id).await, None, "expired");
+    assert_eq!(
+        fused(ada.id, bobs.id, bob.id).await,
+        None,
+        "another user's session"
+    );
+    assert_eq!(
+        fused(nobody, live.id, ada.id).await,
+        None,
+        "another user's token"
+    );
+    // A deactivated target is read as it is; a deactivated caller is refused.
+    r.save(
+        &bob,
+        &bob,
+        &User {
+            is_active: false,
+            ..bob.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fused(ada.id, live.id, bob.id).await,
+        Some((ada.id, Some((bob.id, false))))
+    );
+    r.save(
+        &ada,
+        &ada,
+        &User {
+            is_active: false,
+            ..ada.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fused(ada.id, live.id, ada.id).await,
+        None,
+        "deactivated caller"
+    );
 }
 
 async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backend) {

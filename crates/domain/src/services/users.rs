@@ -12,8 +12,9 @@ use crate::model::{
     UserId, UserView, Username,
 };
 use crate::ports::{
-    DeactivateUserError as Deactivation, PatchUserError, ReactivateUserError as Reactivation,
-    UserCursor, UserPage, UserPatch, UserQuery, UserSort, UserSortField, WriteGuard,
+    AccessClaims, DeactivateUserError as Deactivation, PatchUserError,
+    ReactivateUserError as Reactivation, UserCursor, UserPage, UserPatch, UserQuery, UserSort,
+    UserSortField, WriteGuard,
 };
 
 /// How often a change computed from a row that moved on meanwhile is
@@ -103,6 +104,9 @@ pub enum ListUsersError {
 /// Why a user could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum GetUserError {
+    /// The token's session has ended, or its user is deactivated.
+    #[error("could not validate credentials")]
+    Unauthenticated,
     /// No such user, or deactivated and the caller is no superuser.
     #[error("user not found")]
     NotFound,
@@ -310,6 +314,26 @@ impl UserService {
             .await?
             .ok_or(GetUserError::NotFound)?;
         Ok(UserView::for_viewer(user, actor))
+    }
+
+    /// [`UserService::get`] for the caller a verified access token names:
+    /// the session check and the read are one round trip, with the same
+    /// rules (an ended session or a deactivated caller is refused at once).
+    ///
+    /// # Errors
+    /// [`GetUserError`].
+    pub async fn get_as(&self, caller: AccessClaims, id: UserId) -> Result<UserView, GetUserError> {
+        let now = self.ports.clock.now();
+        let (actor, target) = self
+            .ports
+            .sessions
+            .find_active_user_and(caller.user_id, caller.session_id, id, now)
+            .await?
+            .ok_or(GetUserError::Unauthenticated)?;
+        let user = target
+            .filter(|u| u.is_active || actor.is_superuser)
+            .ok_or(GetUserError::NotFound)?;
+        Ok(UserView::for_viewer(user, &actor))
     }
 
     /// Creates a user with any flags (superusers only).
@@ -828,6 +852,64 @@ mod tests {
         let view = service(mocks).get(&ada, ada.id).await.unwrap();
         assert_eq!(view.email(), Some(&ada.email));
         assert_eq!(view.last_login_at(), Some(None));
+    }
+
+    fn claims(of: &User) -> AccessClaims {
+        AccessClaims {
+            user_id: of.id,
+            session_id: crate::model::SessionId::generate(),
+        }
+    }
+
+    fn fused(mocks: &mut Mocks, answer: Option<(User, Option<User>)>) {
+        mocks
+            .sessions
+            .expect_find_active_user_and()
+            .times(1)
+            .return_once(move |_, _, _, _| Ok(answer));
+    }
+
+    #[tokio::test]
+    async fn get_as_applies_the_rules_of_get_to_one_fused_read() {
+        let (ada, root) = (user("ada"), superuser("root"));
+        let bob = User {
+            is_active: false,
+            ..user("bob")
+        };
+        // An ended session or a deactivated caller: refused.
+        let mut mocks = Mocks::default();
+        fused(&mut mocks, None);
+        let err = service(mocks)
+            .get_as(claims(&ada), bob.id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GetUserError::Unauthenticated));
+        // A deactivated user is not found by ordinary users…
+        let mut mocks = Mocks::default();
+        fused(&mut mocks, Some((ada.clone(), Some(bob.clone()))));
+        let err = service(mocks)
+            .get_as(claims(&ada), bob.id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GetUserError::NotFound));
+        // …but is by superusers, who see the private fields.
+        let mut mocks = Mocks::default();
+        fused(&mut mocks, Some((root.clone(), Some(bob.clone()))));
+        let view = service(mocks).get_as(claims(&root), bob.id).await.unwrap();
+        assert_eq!(view.email(), Some(&bob.email));
+        // Someone else's private fields stay hidden; an unknown id is not found.
+        let carol = user("carol");
+        let mut mocks = Mocks::default();
+        fused(&mut mocks, Some((ada.clone(), Some(carol.clone()))));
+        let view = service(mocks).get_as(claims(&ada), carol.id).await.unwrap();
+        assert_eq!(view.email(), None);
+        let mut mocks = Mocks::default();
+        fused(&mut mocks, Some((ada.clone(), None)));
+        let err = service(mocks)
+            .get_as(claims(&ada), carol.id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GetUserError::NotFound));
     }
 
     fn create_cmd(name: &str, pw: &str) -> CreateUser {

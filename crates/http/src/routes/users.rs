@@ -17,7 +17,7 @@ use super::auth::{NewUserFields, invalid};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::error::HttpError;
-use crate::extract::{CurrentUser, ValidJson, ValidQuery, client_info, user_id};
+use crate::extract::{Claimed, CurrentUser, ValidJson, ValidQuery, client_info, user_id};
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -329,10 +329,11 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn get(
     state: web::Data<ApiState>,
-    caller: CurrentUser,
+    caller: Claimed,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.users.get(&caller.0.user, user_id(&id)?).await?;
+    // The session check and the read are one query.
+    let view = state.users.get_as(caller.0, user_id(&id)?).await?;
     Ok(user_response(view))
 }
 

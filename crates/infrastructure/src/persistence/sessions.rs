@@ -1,10 +1,10 @@
 //! [`SessionRepository`] on SeaORM.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -271,6 +271,50 @@ impl SessionRepository for SeaOrmSessionRepository {
         .await
         .map_err(port_error)?;
         row.map(user_to_domain).transpose()
+    }
+
+    async fn find_active_user_and(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        other: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<(User, Option<User>)>, PortError> {
+        // SELECT users.*, <caller authenticated> FROM users WHERE id IN (caller, other):
+        // the session check rides along with the read, one round trip.
+        let live_session = Query::select()
+            .expr(Expr::val(1))
+            .from(session::Entity)
+            .and_where(session::Column::Id.eq(session_id.as_uuid()))
+            .and_where(session::Column::UserId.eq(user_id.as_uuid()))
+            .and_where(session::Column::RevokedAt.is_null())
+            .and_where(session::Column::ExpiresAt.gt(now))
+            .to_owned();
+        let authenticated = Expr::col((user::Entity, user::Column::Id))
+            .eq(user_id.as_uuid())
+            .and(Expr::col((user::Entity, user::Column::IsActive)).eq(true))
+            .and(Expr::exists(live_session));
+        let conn = self.db.connection();
+        let statement = user::Entity::find()
+            .column_as(authenticated, "authenticated")
+            .filter(user::Column::Id.is_in([user_id.as_uuid(), other.as_uuid()]))
+            .build(conn.get_database_backend());
+        let rows = read(|| conn.query_all_raw(statement.clone()))
+            .await
+            .map_err(port_error)?;
+        let (mut caller, mut target) = (None, None);
+        for row in rows {
+            let authenticated: bool = row.try_get("", "authenticated").map_err(port_error)?;
+            let model = user::Model::from_query_result(&row, "").map_err(port_error)?;
+            let found = user_to_domain(model)?;
+            if found.id == other {
+                target = Some(found.clone());
+            }
+            if authenticated {
+                caller = Some(found);
+            }
+        }
+        Ok(caller.map(|caller| (caller, target)))
     }
 }
 
