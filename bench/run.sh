@@ -3,12 +3,13 @@
 # database, loaded over loopback by wrk, next to the machine's own ceilings
 # (pgbench running the same SQL; bcrypt verifications on every core).
 #
-#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only forgot]
+#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|forgot]
 #
 # Defaults: 10 000 users, 15 s per workload, 64 connections. Results go to
-# bench/results/<users>.md (a table) and the console; `--only forgot` runs
-# only the forgot-password timing comparison (W8), into
-# bench/results/forgot-<users>.md. Needs PostgreSQL at BENCH_DATABASE_URL
+# bench/results/<users>.md (a table) and the console; `--only reads` runs
+# only W2 and W3 (twice each, into bench/results/reads-<users>.md), and
+# `--only forgot` only the forgot-password timing comparison (W8, into
+# bench/results/forgot-<users>.md). Needs PostgreSQL at BENCH_DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres, a user that can
 # create databases); installs wrk when missing, and aiosmtpd (the SMTP
 # server the production-mode server mails to; it discards the mail) in a
@@ -194,6 +195,28 @@ print(f"p50 of W8a over W8b: {p50a / p50b * 100:.0f} %; "
       f"mail jobs done / pending / given up at the end: {queued.replace('|', ' / ')}")
 PY
 }
+
+if [[ "$only" == reads ]]; then
+    echo "== authenticated reads: ${duration}s each, $connections connections"
+    run_wrk W2 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
+    run_wrk W3 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+    run_wrk W2.2 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
+    run_wrk W3.2 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+    {
+        echo "### authenticated reads, $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo
+        echo "${duration} s per run, $connections connections, runs in W2 W3 W2 W3 order; pool ${BENCH_POOL_SIZE:-32}."
+        echo
+        echo "| Workload | req/s | p50 ms | p99 ms | errors |"
+        echo "|---|---:|---:|---:|---:|"
+        for name in W2 W3 W2.2 W3.2; do
+            echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} |"
+        done
+        echo
+        python3 -c "import statistics as s; w2 = s.median([${rps[W2]}, ${rps[W2.2]}]); w3 = s.median([${rps[W3]}, ${rps[W3.2]}]); print(f'W3 over W2 (medians of the two runs): {w3 / w2 * 100:.0f} %')"
+    } | tee "bench/results/reads-${users}.md"
+    exit 0
+fi
 
 if [[ "$only" == forgot ]]; then
     echo "== forgot-password timing: ${duration}s per run, 8 connections"

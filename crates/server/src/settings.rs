@@ -155,7 +155,7 @@ impl Default for Settings {
             port: 8000,
             workers: 0,
             database_url: String::new(),
-            db_pool_max_size: 10,
+            db_pool_max_size: 16,
             db_pool_min_idle: 0,
             db_acquire_timeout_seconds: 3,
             db_idle_timeout_seconds: 300,
@@ -881,8 +881,8 @@ mod tests {
                 "DB_POOL_MAX_SIZE=0: expected a number from 1",
             ),
             (
-                |s| s.db_pool_min_idle = 11,
-                "DB_POOL_MIN_IDLE=11: expected a number from 0 to 10",
+                |s| s.db_pool_min_idle = 17,
+                "DB_POOL_MIN_IDLE=17: expected a number from 0 to 16",
             ),
             (
                 |s| s.db_acquire_timeout_seconds = 0,

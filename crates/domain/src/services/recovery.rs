@@ -74,8 +74,8 @@ pub enum VerifyEmailError {
 const MAX_RETRY_WAIT: Duration = Duration::hours(1);
 /// How long a worker holds a job it took before another may take it.
 const LEASE: Duration = Duration::minutes(5);
-/// Jobs one round of the worker takes.
-const BATCH: u32 = 20;
+/// Jobs one round of the worker takes, and delivers concurrently.
+const BATCH: u32 = 16;
 
 /// Password reset and the delivery of its mail.
 #[derive(Clone)]
@@ -190,8 +190,14 @@ impl RecoveryService {
     pub async fn deliver_due(&self) -> Result<usize, PortError> {
         let now = self.ports.clock.now();
         let jobs = self.ports.mail.claim(now, now + LEASE, BATCH).await?;
-        for job in &jobs {
-            let outcome = self.deliver(job).await;
+        // The jobs of a batch are delivered side by side: one slow mail
+        // server answer does not hold up the rest.
+        let outcomes = futures_util::future::join_all(
+            jobs.iter()
+                .map(|job| async move { (job, self.deliver(job).await) }),
+        )
+        .await;
+        for (job, outcome) in outcomes {
             let now = self.ports.clock.now();
             let queue = &self.ports.mail;
             match outcome {

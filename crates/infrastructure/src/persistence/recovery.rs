@@ -265,24 +265,36 @@ impl MailQueue for SeaOrmMailQueue {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<MailJob>, PortError> {
-        // The outer conditions repeat the inner ones: a job another worker
-        // took meanwhile no longer matches them once its row is locked.
-        let rows = query_all(
-            self.db.connection(),
-            "UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
-             WHERE id IN (SELECT id FROM mail_jobs \
-                          WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
-                          ORDER BY next_attempt_at LIMIT ?) \
-               AND completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
-             RETURNING id, kind, email, attempts",
-            vec![
-                micros(lease_until).into(),
-                micros(now).into(),
-                i64::from(limit).into(),
-                micros(now).into(),
-            ],
-        )
-        .await?;
+        let (now, limit, lease_until) = (
+            Value::from(micros(now)),
+            Value::from(i64::from(limit)),
+            Value::from(micros(lease_until)),
+        );
+        let (sql, values) = if self.db.backend() == sea_orm::DbBackend::Postgres {
+            // The due rows are locked as they are picked, skipping rows
+            // another worker holds, so concurrent workers take different
+            // jobs; in a CTE, so that the LIMIT applies once.
+            (
+                "WITH picked AS (SELECT id FROM mail_jobs \
+                                 WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
+                                 ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED) \
+                 UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
+                 FROM picked WHERE mail_jobs.id = picked.id \
+                 RETURNING mail_jobs.id, kind, email, attempts",
+                vec![now, limit, lease_until],
+            )
+        } else {
+            // SQLite runs one writer at a time.
+            (
+                "UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
+                 WHERE id IN (SELECT id FROM mail_jobs \
+                              WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
+                              ORDER BY next_attempt_at LIMIT ?) \
+                 RETURNING id, kind, email, attempts",
+                vec![lease_until, now, limit],
+            )
+        };
+        let rows = query_all(self.db.connection(), sql, values).await?;
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             let kind: String = get(&row, "kind")?;
