@@ -9,6 +9,7 @@ mod m20261125_000003_user_counts_and_search_indexes;
 mod m20261127_000004_versions_and_login_throttle;
 mod m20261128_000005_password_reset_and_mail_queue;
 mod m20261128_000006_email_verification;
+mod m20261128_000007_request_counts;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_versions_and_login_throttle::Migration),
             Box::new(m20261128_000005_password_reset_and_mail_queue::Migration),
             Box::new(m20261128_000006_email_verification::Migration),
+            Box::new(m20261128_000007_request_counts::Migration),
         ]
     }
 }

@@ -753,3 +753,26 @@ pub trait Mailer: Send + Sync + 'static {
     /// [`MailError`] with whether a retry may help.
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
 }
+
+/// Request counts shared by every server instance, for rate limits.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RequestCounter: Send + Sync + 'static {
+    /// Counts one request of `key` in the fixed window of length `window`
+    /// that holds `now`, and returns the window's count, this one included.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn count(
+        &self,
+        key: &str,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> Result<u32, PortError>;
+
+    /// Deletes counts of windows that started before `before`.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
+}

@@ -46,11 +46,11 @@ pub struct ApiState {
 
 impl ApiState {
     /// Spends one unit of `caller`'s hashing budget, or refuses with 429.
-    pub(crate) fn spend_hash_budget(&self, caller: String) -> Result<(), ApiError> {
+    pub(crate) async fn spend_hash_budget(&self, caller: String) -> Result<(), ApiError> {
         let Some(budget) = &self.hash_budget else {
             return Ok(());
         };
-        budget.check(caller).map_err(|wait| {
+        budget.check(caller).await.map_err(|wait| {
             // Debug only: a flood of refusals must not become a flood of log lines.
             tracing::debug!("password hashing budget exceeded");
             ApiError::TooManyRequests {

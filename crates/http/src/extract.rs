@@ -354,15 +354,17 @@ impl FromRequest for HashBudgetSpent {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let refused = (|| {
+        let caller = (|| {
             let state = req.app_data::<web::Data<ApiState>>()?;
             let token = bearer_token(req).filter(|t| t.len() <= MAX_TOKEN_LEN)?;
             let claims = state.auth.claimed_user(&token).ok()?;
-            state
-                .spend_hash_budget(format!("user:{}", claims.user_id))
-                .err()
+            Some((state.clone(), claims.user_id))
         })();
         Box::pin(async move {
+            let refused = match caller {
+                Some((state, id)) => state.spend_hash_budget(format!("user:{id}")).await.err(),
+                None => None,
+            };
             match refused {
                 None => Ok(Self),
                 Some(err) => {

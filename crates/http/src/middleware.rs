@@ -131,16 +131,21 @@ pub(crate) async fn auth_rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let refusal = req.app_data::<web::Data<ApiState>>().and_then(|state| {
-        let limit = state.auth_rate_limit.as_ref()?;
+    let limited = req.app_data::<web::Data<ApiState>>().and_then(|state| {
+        let limit = state.auth_rate_limit.clone()?;
         let ip = client_ip(req.request(), state.trust_forwarded_for)?;
-        let wait = limit.check(ip).err()?;
-        tracing::warn!(%ip, "auth rate limit exceeded");
-        Some(ApiError::TooManyRequests {
-            detail: "Too many requests; slow down",
-            retry_after: wait.as_secs() + 1,
-        })
+        Some((limit, ip))
     });
+    let refusal = match limited {
+        Some((limit, ip)) => limit.check(ip).await.err().map(|wait| {
+            tracing::warn!(%ip, "auth rate limit exceeded");
+            ApiError::TooManyRequests {
+                detail: "Too many requests; slow down",
+                retry_after: wait.as_secs() + 1,
+            }
+        }),
+        None => None,
+    };
     match refusal {
         Some(err) => Ok(req.into_response(err.error_response())),
         None => Ok(next.call(req).await?.map_into_boxed_body()),

@@ -1,6 +1,7 @@
-//! Per-key request budgets, using governor's GCRA limiter: per client IP on
-//! the public auth endpoints, per account on the endpoints that hash a
-//! password behind authentication.
+//! Per-key request budgets: per client IP on the public auth endpoints, per
+//! account on the endpoints that hash a password behind authentication.
+//! Kept in this process (governor's GCRA limiter), or in the database so
+//! that every instance behind a load balancer spends the same budget.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use userhub_domain::ports::RequestCounter;
 
 /// Beyond this many tracked keys, idle ones are forgotten.
 const MAX_TRACKED: usize = 100_000;
@@ -43,12 +45,79 @@ impl<K: Clone + Eq + std::hash::Hash> KeyedBudget<K> {
     }
 }
 
-/// Per client IP, on the public auth endpoints (register, login, refresh).
-pub type AuthRateLimit = KeyedBudget<IpAddr>;
+/// A budget of `n` requests per minute per key, in this process or shared.
+#[derive(Clone)]
+pub enum Budget<K: Clone + Eq + std::hash::Hash> {
+    /// In this process: smooth (GCRA), bursts of up to `n`.
+    Local(KeyedBudget<K>),
+    /// In the database, for every instance: fixed one-minute windows.
+    Shared {
+        /// Where the counts are kept.
+        counter: Arc<dyn RequestCounter>,
+        /// Requests per key per minute.
+        per_minute: u32,
+        /// Prefix of the keys, so that budgets do not share counts.
+        scope: &'static str,
+    },
+}
+
+impl<K: Clone + Eq + std::hash::Hash + std::fmt::Display> Budget<K> {
+    /// `n` requests per minute per key in this process; `None` when `n` is 0.
+    #[must_use]
+    pub fn local(n: u32) -> Option<Self> {
+        KeyedBudget::per_minute(n).map(Self::Local)
+    }
+
+    /// `n` requests per minute per key, counted in `counter` under
+    /// `scope`; `None` when `n` is 0.
+    #[must_use]
+    pub fn shared(counter: Arc<dyn RequestCounter>, n: u32, scope: &'static str) -> Option<Self> {
+        (n > 0).then_some(Self::Shared {
+            counter,
+            per_minute: n,
+            scope,
+        })
+    }
+
+    /// Takes one request from `key`'s budget, or says how long to wait.
+    pub(crate) async fn check(&self, key: K) -> Result<(), Duration> {
+        match self {
+            Self::Local(budget) => budget.check(key),
+            Self::Shared {
+                counter,
+                per_minute,
+                scope,
+            } => {
+                let now = time::OffsetDateTime::now_utc();
+                match counter
+                    .count(&format!("{scope}:{key}"), time::Duration::MINUTE, now)
+                    .await
+                {
+                    Ok(hits) if hits > *per_minute => {
+                        let into_window = now.unix_timestamp().rem_euclid(60).unsigned_abs();
+                        Err(Duration::from_secs(60 - into_window.min(59)))
+                    }
+                    Ok(_) => Ok(()),
+                    Err(err) => {
+                        // The request goes on: the endpoint behind the
+                        // limit needs the database too and answers 503 if
+                        // it is down; a limit must not turn a blip into one.
+                        tracing::warn!(error = %err, "shared rate limit unavailable; request let through");
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per client IP, on the public auth endpoints (register, login, refresh,
+/// password reset and verification).
+pub type AuthRateLimit = Budget<IpAddr>;
 
 /// Password-hash work per caller (an account), so that no single caller
 /// can keep the hashing workers busy for everyone else.
-pub type HashBudget = KeyedBudget<String>;
+pub type HashBudget = Budget<String>;
 
 /// The client's address: the TCP peer, or, when the server sits behind a
 /// trusted proxy, the last address that proxy appended to `X-Forwarded-For`

@@ -11,6 +11,6 @@ pub use hashing::BcryptPasswordHasher;
 pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
 pub use persistence::{
     Database, DatabaseSettings, SeaOrmLoginThrottle, SeaOrmMailQueue, SeaOrmRecoveryTokens,
-    SeaOrmSessionRepository, SeaOrmUserRepository,
+    SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 pub use tokens::{JwtSettings, JwtTokenIssuer, SigningKey};

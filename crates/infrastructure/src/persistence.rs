@@ -1,5 +1,6 @@
 //! SeaORM persistence on PostgreSQL or SQLite, chosen by the database URL.
 
+mod counts;
 mod recovery;
 mod sessions;
 mod throttle;
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::ports::{HealthProbe, PoolStatus};
 
+pub use counts::SeaOrmRequestCounter;
 pub use recovery::{SeaOrmMailQueue, SeaOrmRecoveryTokens};
 pub use sessions::SeaOrmSessionRepository;
 pub use throttle::SeaOrmLoginThrottle;

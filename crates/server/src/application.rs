@@ -10,7 +10,7 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use secrecy::{ExposeSecret, SecretString};
 use userhub_domain::model::{Email, Password, Username};
-use userhub_domain::ports::{Mailer, SystemClock};
+use userhub_domain::ports::{Mailer, RequestCounter, SystemClock};
 use userhub_domain::services::{
     AuthConfig, AuthService, CreateUser, Ports, RecoveryPorts, RecoveryService, UserService,
 };
@@ -19,11 +19,12 @@ use userhub_http::{
 };
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, LogMailer, SeaOrmLoginThrottle,
-    SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmSessionRepository, SeaOrmUserRepository,
-    SmtpMailer,
+    SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
+    SeaOrmUserRepository, SmtpMailer,
 };
 
 use crate::Settings;
+use crate::settings::RateLimitStore;
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -124,15 +125,34 @@ impl Application {
             },
             settings.recovery(),
         );
+        let counter = Arc::new(SeaOrmRequestCounter::new(database.clone()));
         let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
             tokio::spawn(purge_every(
                 auth.clone(),
                 recovery.clone(),
+                counter.clone(),
                 settings.session_cleanup_interval_seconds,
             ))
         });
         let mail = tokio::spawn(deliver_mail(recovery.clone()));
         let first_superuser = ensure_first_superuser(&users, &settings).await?;
+        let (auth_rate_limit, hash_budget) = match settings.rate_limit_store {
+            RateLimitStore::Memory => (
+                AuthRateLimit::local(settings.auth_rate_limit_per_minute),
+                HashBudget::local(settings.password_hash_budget_per_minute),
+            ),
+            RateLimitStore::Database => {
+                let counter: Arc<dyn RequestCounter> = counter.clone();
+                (
+                    AuthRateLimit::shared(
+                        counter.clone(),
+                        settings.auth_rate_limit_per_minute,
+                        "ip",
+                    ),
+                    HashBudget::shared(counter, settings.password_hash_budget_per_minute, "hash"),
+                )
+            }
+        };
         let metrics = Metrics::global();
         let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
         let lifecycle = Arc::new(Lifecycle::default());
@@ -143,8 +163,8 @@ impl Application {
             recovery,
             health: Arc::new(database.clone()),
             version: env!("CARGO_PKG_VERSION"),
-            auth_rate_limit: AuthRateLimit::per_minute(settings.auth_rate_limit_per_minute),
-            hash_budget: HashBudget::per_minute(settings.password_hash_budget_per_minute),
+            auth_rate_limit,
+            hash_budget,
             trust_forwarded_for: settings.trust_forwarded_for,
             cursor_key,
             jwks,
@@ -314,7 +334,12 @@ async fn upkeep_every(metrics: Metrics) {
 
 /// Deletes ended sessions, expired reset tokens and mail jobs finished a
 /// week ago now and then, so the tables stay small.
-async fn purge_every(auth: AuthService, recovery: RecoveryService, seconds: u64) {
+async fn purge_every(
+    auth: AuthService,
+    recovery: RecoveryService,
+    counter: Arc<SeaOrmRequestCounter>,
+    seconds: u64,
+) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
     loop {
         interval.tick().await;
@@ -324,6 +349,10 @@ async fn purge_every(auth: AuthService, recovery: RecoveryService, seconds: u64)
         let week_ago = time::OffsetDateTime::now_utc() - time::Duration::days(7);
         if let Err(err) = recovery.purge(week_ago).await {
             tracing::warn!(error = %err, "deleting old reset tokens and mail failed; will retry");
+        }
+        let minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+        if let Err(err) = counter.purge(minutes_ago).await {
+            tracing::warn!(error = %err, "deleting old request counts failed; will retry");
         }
     }
 }

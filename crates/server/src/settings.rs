@@ -85,6 +85,9 @@ pub struct Settings {
     /// Requests per minute one client IP may make to register, login and
     /// refresh together; 0 turns the limit off.
     pub auth_rate_limit_per_minute: u32,
+    /// Where the per-IP limit and the hashing budget are counted: `memory`
+    /// (this process) or `database` (shared by every instance).
+    pub rate_limit_store: RateLimitStore,
     /// Take the client IP from the last `X-Forwarded-For` entry: only behind
     /// a proxy that sets it, or clients could pick their own address.
     pub trust_forwarded_for: bool,
@@ -179,6 +182,7 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             refresh_reuse_grace_seconds: 0,
             auth_rate_limit_per_minute: 30,
+            rate_limit_store: RateLimitStore::Memory,
             trust_forwarded_for: false,
             session_cleanup_interval_seconds: 3600,
             password_min_score: 2,
@@ -306,6 +310,26 @@ impl<'de> Deserialize<'de> for SmtpTlsSetting {
     }
 }
 
+/// `RATE_LIMIT_STORE`: where request budgets are counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RateLimitStore {
+    /// In each process: enough for one instance.
+    #[default]
+    Memory,
+    /// In the database: every instance spends the same budget.
+    Database,
+}
+
+impl<'de> Deserialize<'de> for RateLimitStore {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_of(
+            deserializer,
+            &[("memory", Self::Memory), ("database", Self::Database)],
+            "`memory` or `database`",
+        )
+    }
+}
+
 /// One of a few names, in any case and with blanks around.
 fn one_of<'de, D: Deserializer<'de>, T: Copy>(
     deserializer: D,
@@ -381,6 +405,7 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "refresh_reuse_grace_seconds",
     "auth_rate_limit_per_minute",
+    "rate_limit_store",
     "trust_forwarded_for",
     "session_cleanup_interval_seconds",
     "password_min_score",
@@ -943,6 +968,7 @@ mod tests {
             ("PORT", "eighty", "u16"),
             ("ACCESS_TOKEN_EXPIRE_MINUTES", "-5", "u64"),
             ("RUN_MIGRATIONS", "maybe", "bool"),
+            ("RATE_LIMIT_STORE", "redis", "`memory` or `database`"),
         ] {
             let message = layered_error(key, value);
             assert!(message.starts_with(&format!("{key}: ")), "{message}");

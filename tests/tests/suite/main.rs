@@ -33,5 +33,6 @@ mod health;
 mod recovery;
 mod recovery_store;
 mod sessions;
+mod shared_limits;
 mod signing;
 mod users;

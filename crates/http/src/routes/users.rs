@@ -388,7 +388,9 @@ pub(crate) async fn create(
     body: ValidJson<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
-    state.spend_hash_budget(format!("user:{}", caller.0.user.id))?;
+    state
+        .spend_hash_budget(format!("user:{}", caller.0.user.id))
+        .await?;
     let fields = NewUserFields::parse(&b.email, &b.username, b.password, b.full_name.as_deref())?;
     let cmd = CreateUser {
         email: fields.email,
@@ -466,7 +468,9 @@ pub(crate) async fn update(
     let id = user_id(&id)?;
     let b = body.0;
     if b.password.is_some() {
-        state.spend_hash_budget(format!("user:{}", caller.0.user.id))?;
+        state
+            .spend_hash_budget(format!("user:{}", caller.0.user.id))
+            .await?;
     }
     let changes = UserChanges {
         email: b
