@@ -114,5 +114,5 @@ async fn queue_verification(ports: &Ports, email: &crate::model::Email) {
     }
 }
 
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "mocks"))]
+pub mod fixtures;

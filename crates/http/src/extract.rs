@@ -8,7 +8,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use garde::Validate;
 use serde::de::DeserializeOwned;
-use userhub_domain::model::{ClientInfo, UserId};
+use userhub_domain::model::{ClientInfo, SessionId, UserId};
 use userhub_domain::ports::AccessClaims;
 use userhub_domain::services::Authenticated;
 use uuid::Uuid;
@@ -267,16 +267,49 @@ where
     }
 }
 
-/// Parses the `{id}` path segment.
-pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    Uuid::parse_str(raw).map(UserId::from_uuid).map_err(|_| {
-        ApiError::Validation(vec![FieldError::new(
-            "uuid_parsing",
-            "path",
-            "id",
-            "Input should be a valid UUID",
-        )])
-    })
+/// An id made from a UUID.
+pub(crate) trait FromUuid {
+    /// Wraps `uuid`.
+    fn from_uuid(uuid: Uuid) -> Self;
+}
+
+impl FromUuid for UserId {
+    fn from_uuid(uuid: Uuid) -> Self {
+        UserId::from_uuid(uuid)
+    }
+}
+
+impl FromUuid for SessionId {
+    fn from_uuid(uuid: Uuid) -> Self {
+        SessionId::from_uuid(uuid)
+    }
+}
+
+/// The `{id}` path segment as a typed id; anything but a UUID is a 422 at
+/// `["path", "id"]`. Put it after the authentication extractor, so that a
+/// caller without a token learns nothing about the path.
+pub(crate) struct PathId<T>(pub T);
+
+impl<T: FromUuid> FromRequest for PathId<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = req
+            .match_info()
+            .get("id")
+            .and_then(|raw| Uuid::parse_str(raw).ok())
+            .map(|uuid| Self(T::from_uuid(uuid)))
+            .ok_or_else(|| {
+                ApiError::Validation(vec![FieldError::new(
+                    "uuid_parsing",
+                    "path",
+                    "id",
+                    "Input should be a valid UUID",
+                )])
+            });
+        std::future::ready(parsed)
+    }
 }
 
 /// Where a request came from, for its session record.

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
 use crate::error::{
     ApiError, FieldError, HttpError, HttpValidationError, OAuthError, OAuthValidationError,
 };
-use crate::routes::{auth, health, recovery, sessions, users};
+use crate::routes::{auth, operations, recovery, sessions, users};
 
 /// 429: an account lockout or the per-IP limit.
 #[derive(ToResponse)]
@@ -44,7 +44,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         sessions::change_password,
         users::list, users::create, users::get, users::update, users::delete,
         users::restore, users::unlock,
-        health::health, health::live, health::jwks, health::metrics,
+        operations::health, operations::live, operations::jwks, operations::metrics,
     ),
     components(
         schemas(HttpValidationError, FieldError, OAuthError, OAuthValidationError),

@@ -1,7 +1,7 @@
 //! Routes, one module per resource.
 
 pub(crate) mod auth;
-pub(crate) mod health;
+pub(crate) mod operations;
 pub(crate) mod recovery;
 pub(crate) mod sessions;
 pub(crate) mod users;
@@ -14,7 +14,7 @@ use crate::error::ApiError;
 /// Registers every route. Paths are written without a trailing slash; the
 /// path-normalising middleware serves them with one too.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    health::configure(cfg);
+    operations::configure(cfg);
     auth::configure(cfg);
     recovery::configure(cfg);
     sessions::configure(cfg);

@@ -7,45 +7,44 @@ use actix_web::{test, web};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{
-    Email, PasswordHash, PasswordPolicy, SessionId, User, UserId, Username,
-};
+use userhub_domain::model::{PasswordHash, PasswordPolicy, SessionId, User, UserId};
 use userhub_domain::ports::{
-    AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockLoginThrottle, MockMailQueue,
-    MockMailer, MockPasswordHasher, MockRecoveryTokens, MockSessionRepository, MockTokenIssuer,
-    MockUserRepository,
+    AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockMailer, MockRecoveryTokens,
 };
+use userhub_domain::services::fixtures;
 use userhub_domain::services::{
-    AuthConfig, AuthService, LockoutPolicy, Ports, RecoveryConfig, RecoveryPorts, RecoveryService,
+    AuthConfig, AuthService, LockoutPolicy, RecoveryConfig, RecoveryPorts, RecoveryService,
     UserService,
 };
 
 use crate::{ApiSettings, ApiState, build_app};
 
+/// The domain's port mocks, and the health probe the HTTP layer adds.
 #[derive(Default)]
 struct Mocks {
-    users: MockUserRepository,
-    sessions: MockSessionRepository,
-    throttle: MockLoginThrottle,
-    hasher: MockPasswordHasher,
-    tokens: MockTokenIssuer,
+    ports: fixtures::Mocks,
     health: MockHealthProbe,
-    mail_queue: MockMailQueue,
+}
+
+impl std::ops::Deref for Mocks {
+    type Target = fixtures::Mocks;
+
+    fn deref(&self) -> &Self::Target {
+        &self.ports
+    }
+}
+
+impl std::ops::DerefMut for Mocks {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.ports
+    }
 }
 
 impl Mocks {
     fn state(self) -> web::Data<ApiState> {
         let mut clock = MockClock::new();
         clock.expect_now().returning(OffsetDateTime::now_utc);
-        let ports = Ports {
-            users: Arc::new(self.users),
-            sessions: Arc::new(self.sessions),
-            throttle: Arc::new(self.throttle),
-            hasher: Arc::new(self.hasher),
-            tokens: Arc::new(self.tokens),
-            mail: Arc::new(self.mail_queue),
-            clock: Arc::new(clock),
-        };
+        let ports = self.ports.ports_with_clock(clock);
         web::Data::new(ApiState {
             auth: AuthService::new(
                 ports.clone(),
@@ -99,21 +98,7 @@ fn settings() -> ApiSettings {
 }
 
 fn ada() -> User {
-    let now = OffsetDateTime::now_utc();
-    User {
-        id: UserId::generate(),
-        email: Email::parse("ada@example.com").unwrap(),
-        username: Username::parse("ada").unwrap(),
-        full_name: None,
-        password_hash: PasswordHash::new("h".into()),
-        is_active: true,
-        is_superuser: false,
-        is_verified: false,
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
-        version: 1,
-    }
+    fixtures::user("ada")
 }
 
 async fn call(
@@ -178,7 +163,7 @@ async fn forgot_password_answers_202_and_a_full_queue_store_503() {
     };
     let mut mocks = Mocks::default();
     mocks
-        .mail_queue
+        .mail
         .expect_enqueue()
         .withf(|_, email, _| email == "ada@example.com")
         .returning(|_, _, _| Ok(()));
@@ -190,7 +175,7 @@ async fn forgot_password_answers_202_and_a_full_queue_store_503() {
     );
     let mut mocks = Mocks::default();
     mocks
-        .mail_queue
+        .mail
         .expect_enqueue()
         .returning(|_, _, _| Err(PortError::Unavailable("down".into())));
     let (status, headers, _) = call(mocks, forgot()).await;

@@ -1,5 +1,6 @@
-//! Builders shared by the use-case tests.
-#![allow(clippy::unwrap_used)]
+//! Builders for tests of the use cases and of the adapters above them
+//! (exported with the `mocks` feature): one mock per port, and users.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::sync::Arc;
 
@@ -14,10 +15,12 @@ use crate::ports::{
     MockTokenIssuer, MockUserRepository, ThrottleState,
 };
 
+/// The time the fixtures' clock tells.
 pub const NOW: OffsetDateTime = datetime!(2026-11-25 10:00 UTC);
 
 /// One mock per port; set expectations, then call [`Mocks::ports`].
 #[derive(Default)]
+#[allow(missing_docs)] // each field is the mock of the port of the same name
 pub struct Mocks {
     pub users: MockUserRepository,
     pub sessions: MockSessionRepository,
@@ -28,9 +31,17 @@ pub struct Mocks {
 }
 
 impl Mocks {
+    /// The ports, with a clock stopped at [`NOW`].
+    #[must_use]
     pub fn ports(self) -> Ports {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(NOW);
+        self.ports_with_clock(clock)
+    }
+
+    /// The ports, with this clock.
+    #[must_use]
+    pub fn ports_with_clock(self, clock: MockClock) -> Ports {
         Ports {
             users: Arc::new(self.users),
             sessions: Arc::new(self.sessions),
@@ -43,6 +54,8 @@ impl Mocks {
     }
 }
 
+/// An active, unverified, ordinary user `name` with `name@example.com`.
+#[must_use]
 pub fn user(name: &str) -> User {
     User {
         id: UserId::generate(),
@@ -60,6 +73,8 @@ pub fn user(name: &str) -> User {
     }
 }
 
+/// [`user`], as a superuser.
+#[must_use]
 pub fn superuser(name: &str) -> User {
     User {
         is_superuser: true,
@@ -67,6 +82,8 @@ pub fn superuser(name: &str) -> User {
     }
 }
 
+/// A password that passes the length rules.
+#[must_use]
 pub fn password(raw: &str) -> Password {
     Password::new(SecretString::from(raw)).unwrap()
 }

@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 use super::auth::invalid;
 use super::users::rfc3339;
 use crate::app::ApiState;
+use crate::error::ApiError;
 use crate::error::HttpError;
-use crate::error::{ApiError, FieldError};
-use crate::extract::{CurrentUser, HashBudgetSpent, ValidJson, client_info};
+use crate::extract::{CurrentUser, HashBudgetSpent, PathId, ValidJson, client_info};
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -136,19 +136,9 @@ pub(crate) async fn list(
 pub(crate) async fn end(
     state: web::Data<ApiState>,
     caller: CurrentUser,
-    id: web::Path<String>,
+    id: PathId<SessionId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = uuid::Uuid::parse_str(&id)
-        .map(SessionId::from_uuid)
-        .map_err(|_| {
-            ApiError::Validation(vec![FieldError::new(
-                "uuid_parsing",
-                "path",
-                "id",
-                "Input should be a valid UUID",
-            )])
-        })?;
-    state.auth.end_session(&caller.0, id).await?;
+    state.auth.end_session(&caller.0, id.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use userhub_domain::model::{Email, FullName, Password, UserView, Username};
+use userhub_domain::model::{Email, FullName, Password, UserId, UserView, Username};
 use userhub_domain::ports::{UserSort, UserSortField};
 use userhub_domain::services::{CreateUser, ListUsers, UserChanges, UserListing};
 use utoipa::{IntoParams, ToSchema};
@@ -17,7 +17,7 @@ use super::auth::{NewUserFields, invalid};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::error::HttpError;
-use crate::extract::{Claimed, CurrentUser, ValidJson, ValidQuery, client_info, user_id};
+use crate::extract::{Claimed, CurrentUser, PathId, ValidJson, ValidQuery, client_info};
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -330,10 +330,10 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     state: web::Data<ApiState>,
     caller: Claimed,
-    id: web::Path<String>,
+    id: PathId<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     // The session check and the read are one query.
-    let view = state.users.get_as(caller.0, user_id(&id)?).await?;
+    let view = state.users.get_as(caller.0, id.0).await?;
     Ok(user_response(view))
 }
 
@@ -462,10 +462,10 @@ pub(crate) async fn update(
     state: web::Data<ApiState>,
     req: HttpRequest,
     caller: CurrentUser,
-    id: web::Path<String>,
+    id: PathId<UserId>,
     body: ValidJson<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&id)?;
+    let id = id.0;
     let b = body.0;
     if b.password.is_some() {
         state
@@ -529,11 +529,11 @@ pub(crate) async fn delete(
     state: web::Data<ApiState>,
     req: HttpRequest,
     caller: CurrentUser,
-    id: web::Path<String>,
+    id: PathId<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .users
-        .delete(&caller.0.user, user_id(&id)?, if_match(&req))
+        .delete(&caller.0.user, id.0, if_match(&req))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -555,9 +555,9 @@ pub(crate) async fn delete(
 pub(crate) async fn restore(
     state: web::Data<ApiState>,
     caller: CurrentUser,
-    id: web::Path<String>,
+    id: PathId<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.users.restore(&caller.0.user, user_id(&id)?).await?;
+    let view = state.users.restore(&caller.0.user, id.0).await?;
     Ok(user_response(view))
 }
 
@@ -578,8 +578,8 @@ pub(crate) async fn restore(
 pub(crate) async fn unlock(
     state: web::Data<ApiState>,
     caller: CurrentUser,
-    id: web::Path<String>,
+    id: PathId<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.users.unlock(&caller.0.user, user_id(&id)?).await?;
+    let view = state.users.unlock(&caller.0.user, id.0).await?;
     Ok(user_response(view))
 }
