@@ -267,9 +267,7 @@ impl TokenIssuer for JwtTokenIssuer {
     }
 
     fn hash_refresh_token(&self, token: &str) -> RefreshTokenHash {
-        let digest = Sha256::digest(token.as_bytes());
-        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-        RefreshTokenHash::new(hex)
+        RefreshTokenHash::new(format!("{:x}", Sha256::digest(token.as_bytes())))
     }
 }
 

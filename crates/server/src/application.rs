@@ -126,15 +126,6 @@ impl Application {
             settings.recovery(),
         );
         let counter = Arc::new(SeaOrmRequestCounter::new(database.clone()));
-        let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
-            tokio::spawn(purge_every(
-                auth.clone(),
-                recovery.clone(),
-                counter.clone(),
-                settings.session_cleanup_interval_seconds,
-            ))
-        });
-        let mail = tokio::spawn(deliver_mail(recovery.clone()));
         let first_superuser = ensure_first_superuser(&users, &settings).await?;
         let (auth_rate_limit, hash_budget) = match settings.rate_limit_store {
             RateLimitStore::Memory => (
@@ -154,8 +145,8 @@ impl Application {
             }
         };
         let metrics = Metrics::global();
-        let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
         let lifecycle = Arc::new(Lifecycle::default());
+        let (auth_for_tasks, recovery_for_tasks) = (auth.clone(), recovery.clone());
 
         let state = web::Data::new(ApiState {
             auth,
@@ -179,6 +170,17 @@ impl Application {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
+        // Background work starts only once the server can serve.
+        let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
+            tokio::spawn(purge_every(
+                auth_for_tasks,
+                recovery_for_tasks.clone(),
+                counter,
+                settings.session_cleanup_interval_seconds,
+            ))
+        });
+        let mail = tokio::spawn(deliver_mail(recovery_for_tasks));
+        let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
         let mut server = HttpServer::new(move || build_app(state.clone(), api.clone()))
             .listen(listener)?
             // A connection must send a complete request head within this
