@@ -37,6 +37,36 @@ pub struct TestApp {
     pub db: TestDatabase,
 }
 
+/// Now, at the microsecond precision both databases store.
+#[must_use]
+pub fn stored_now() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap()
+}
+
+/// An active, unverified, ordinary user `name` with `name@example.com`, as
+/// the adapter tests store it.
+#[must_use]
+pub fn stored_user(name: &str) -> userhub_domain::model::User {
+    use userhub_domain::model::{Email, PasswordHash, User, UserId, Username};
+    let at = stored_now();
+    User {
+        id: UserId::generate(),
+        email: Email::parse(&format!("{name}@example.com")).unwrap(),
+        username: Username::parse(name).unwrap(),
+        full_name: None,
+        password_hash: PasswordHash::new("$2b$04$hash".into()),
+        is_active: true,
+        is_superuser: false,
+        is_verified: false,
+        created_at: at,
+        updated_at: at,
+        last_login_at: None,
+        version: 1,
+    }
+}
+
 /// A fresh, migrated database of `backend` and a pool on it, for adapter
 /// tests; the database is dropped with the returned [`TestDatabase`].
 pub async fn migrated_database(

@@ -357,17 +357,22 @@ impl FromRequest for Claimed {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready((|| {
-            let state = req
-                .app_data::<web::Data<ApiState>>()
-                .ok_or(ApiError::Internal)?;
-            let token = bearer_token(req).ok_or(ApiError::Unauthorized("Not authenticated"))?;
-            if token.len() > MAX_TOKEN_LEN {
-                return Err(ApiError::Unauthorized("Could not validate credentials"));
-            }
-            Ok(Self(state.auth.claimed_user(&token)?))
-        })())
+        std::future::ready(claims(req).map(|(_, claims)| Self(claims)))
     }
+}
+
+/// The state and the claims of the request's bearer token, its signature
+/// checked (not its session).
+fn claims(req: &HttpRequest) -> Result<(web::Data<ApiState>, AccessClaims), ApiError> {
+    let state = req
+        .app_data::<web::Data<ApiState>>()
+        .ok_or(ApiError::Internal)?;
+    let token = bearer_token(req).ok_or(ApiError::Unauthorized("Not authenticated"))?;
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::Unauthorized("Could not validate credentials"));
+    }
+    let claims = state.auth.claimed_user(&token)?;
+    Ok((state.clone(), claims))
 }
 
 /// Charges the caller's password-hashing budget before any other work
@@ -387,15 +392,13 @@ impl FromRequest for HashBudgetSpent {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = (|| {
-            let state = req.app_data::<web::Data<ApiState>>()?;
-            let token = bearer_token(req).filter(|t| t.len() <= MAX_TOKEN_LEN)?;
-            let claims = state.auth.claimed_user(&token).ok()?;
-            Some((state.clone(), claims.user_id))
-        })();
+        let caller = claims(req).ok();
         Box::pin(async move {
             let refused = match caller {
-                Some((state, id)) => state.spend_hash_budget(format!("user:{id}")).await.err(),
+                Some((state, claims)) => state
+                    .spend_hash_budget(format!("user:{}", claims.user_id))
+                    .await
+                    .err(),
                 None => None,
             };
             match refused {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use migration::{Migrator, MigratorTrait};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 use userhub_domain::model::{
     ClientInfo, Email, NewSession, PasswordHash, RefreshTokenHash, SessionId, User, UserId,
     Username,
@@ -15,7 +15,9 @@ use userhub_domain::ports::{
     UserRepository, UserSort, UserSortField, WriteGuard,
 };
 use userhub_infrastructure::{SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository};
-use userhub_tests::{Backend, TestDatabase, migrated_database};
+use userhub_tests::{
+    Backend, TestDatabase, migrated_database, stored_now as now, stored_user as user,
+};
 
 struct Repos {
     users: Arc<SeaOrmUserRepository>,
@@ -80,30 +82,6 @@ async fn repos(backend: Backend) -> Repos {
         sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
         throttle: Arc::new(SeaOrmLoginThrottle::new(database)),
         _db: db,
-    }
-}
-
-fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap()
-}
-
-fn user(name: &str) -> User {
-    let at = now();
-    User {
-        id: UserId::generate(),
-        email: Email::parse(&format!("{name}@example.com")).unwrap(),
-        username: Username::parse(name).unwrap(),
-        full_name: None,
-        password_hash: PasswordHash::new("$2b$04$hash".into()),
-        is_active: true,
-        is_superuser: false,
-        is_verified: false,
-        created_at: at,
-        updated_at: at,
-        last_login_at: None,
-        version: 1,
     }
 }
 

@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 use userhub_domain::model::{
-    ClientInfo, Email, MailKind, NewSession, PasswordHash, RefreshTokenHash, SessionId, User,
-    UserId, Username,
+    ClientInfo, MailKind, NewSession, PasswordHash, RefreshTokenHash, SessionId, User,
 };
 use userhub_domain::ports::{MailQueue, RecoveryTokens, SessionRepository, UserRepository};
 use userhub_infrastructure::{
     SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmSessionRepository, SeaOrmUserRepository,
 };
-use userhub_tests::{Backend, migrated_database};
+use userhub_tests::{Backend, migrated_database, stored_now as now, stored_user as user};
 
 on_both_backends!(
     a_reset_token_works_once_before_it_expires,
@@ -24,29 +23,6 @@ on_both_backends!(
     a_claimed_job_is_leased_to_one_worker_and_retried_when_due,
     finished_jobs_and_expired_tokens_are_purged,
 );
-
-fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap()
-}
-
-fn user(name: &str) -> User {
-    User {
-        id: UserId::generate(),
-        email: Email::parse(&format!("{name}@example.com")).unwrap(),
-        username: Username::parse(name).unwrap(),
-        full_name: None,
-        password_hash: PasswordHash::new("$2b$04$old".into()),
-        is_active: true,
-        is_superuser: false,
-        is_verified: false,
-        created_at: now(),
-        updated_at: now(),
-        last_login_at: None,
-        version: 1,
-    }
-}
 
 fn hash(name: &str) -> RefreshTokenHash {
     RefreshTokenHash::new(name.into())

@@ -247,76 +247,71 @@ impl RecoveryService {
         }) else {
             return Ok(());
         };
-        let ttl = match job.kind {
-            MailKind::PasswordReset => self.config.reset_token_ttl,
-            MailKind::VerifyEmail => self.config.verify_token_ttl,
-        };
         // A token per attempt: one that was never delivered is superseded.
         let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
         let now = self.ports.clock.now();
         self.recovery
             .tokens
-            .issue(job.kind, user.id, &user.email, &token.hash, now + ttl, now)
+            .issue(
+                job.kind,
+                user.id,
+                &user.email,
+                &token.hash,
+                now + self.ttl(job.kind),
+                now,
+            )
             .await
             .map_err(transient)?;
-        let mail = match job.kind {
-            MailKind::PasswordReset => self.reset_mail(&user, &token.secret),
-            MailKind::VerifyEmail => self.verify_mail(&user, &token.secret),
-        };
+        let mail = self.mail(job.kind, &user, &token.secret);
         self.recovery.mailer.send(&mail).await
     }
 
-    fn verify_mail(&self, user: &User, token: &SecretString) -> Mail {
-        let link = format!(
-            "{}/verify?token={}",
-            self.config.public_url,
-            token.expose_secret()
-        );
-        let hours = self.config.verify_token_ttl.whole_hours();
-        let name = user.username.as_str();
-        Mail {
-            to: user.email.clone(),
-            subject: "Verify your email address".to_owned(),
-            text: format!(
-                "Hello {name},\n\n\
-                 To confirm that this address is yours, open this link within {hours} hours:\n\n\
-                 {link}\n\n\
-                 If you did not sign up or change your address, ignore this message.\n"
-            ),
-            html: format!(
-                "<p>Hello {name},</p>\
-                 <p>To confirm that this address is yours, open this link within {hours} hours:</p>\
-                 <p><a href=\"{link}\">{link}</a></p>\
-                 <p>If you did not sign up or change your address, ignore this message.</p>"
-            ),
+    fn ttl(&self, kind: MailKind) -> Duration {
+        match kind {
+            MailKind::PasswordReset => self.config.reset_token_ttl,
+            MailKind::VerifyEmail => self.config.verify_token_ttl,
         }
     }
 
-    fn reset_mail(&self, user: &User, token: &SecretString) -> Mail {
+    /// The mail of `kind` for `user`: a greeting, what the link does and
+    /// how long it works, the link, and what to do if it was not asked for.
+    fn mail(&self, kind: MailKind, user: &User, token: &SecretString) -> Mail {
+        let ttl = self.ttl(kind);
+        let (path, subject, ask, after) = match kind {
+            MailKind::PasswordReset => (
+                "/reset-password",
+                "Reset your password",
+                format!(
+                    "Someone asked to reset the password of your account. To choose a new \
+                     password, open this link within {} minutes:",
+                    ttl.whole_minutes()
+                ),
+                "The link works once. Resetting ends every session of your account.\n\
+                 If you did not ask for this, ignore this message: your password stays as it is.",
+            ),
+            MailKind::VerifyEmail => (
+                "/verify",
+                "Verify your email address",
+                format!(
+                    "To confirm that this address is yours, open this link within {} hours:",
+                    ttl.whole_hours()
+                ),
+                "If you did not sign up or change your address, ignore this message.",
+            ),
+        };
         let link = format!(
-            "{}/reset-password?token={}",
+            "{}{path}?token={}",
             self.config.public_url,
             token.expose_secret()
         );
-        let minutes = self.config.reset_token_ttl.whole_minutes();
         let name = user.username.as_str();
         Mail {
             to: user.email.clone(),
-            subject: "Reset your password".to_owned(),
-            text: format!(
-                "Hello {name},\n\n\
-                 Someone asked to reset the password of your account. To choose a new \
-                 password, open this link within {minutes} minutes:\n\n{link}\n\n\
-                 The link works once. Resetting ends every session of your account.\n\
-                 If you did not ask for this, ignore this message: your password stays as it is.\n"
-            ),
+            subject: subject.to_owned(),
+            text: format!("Hello {name},\n\n{ask}\n\n{link}\n\n{after}\n"),
             html: format!(
-                "<p>Hello {name},</p>\
-                 <p>Someone asked to reset the password of your account. To choose a new \
-                 password, open this link within {minutes} minutes:</p>\
-                 <p><a href=\"{link}\">{link}</a></p>\
-                 <p>The link works once. Resetting ends every session of your account.<br>\
-                 If you did not ask for this, ignore this message: your password stays as it is.</p>"
+                "<p>Hello {name},</p><p>{ask}</p><p><a href=\"{link}\">{link}</a></p><p>{}</p>",
+                after.replace('\n', "<br>")
             ),
         }
     }
