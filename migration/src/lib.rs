@@ -10,6 +10,7 @@ mod m20261127_000004_versions_and_login_throttle;
 mod m20261128_000005_password_reset_and_mail_queue;
 mod m20261128_000006_email_verification;
 mod m20261128_000007_request_counts;
+mod m20261128_000008_audit_events;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_password_reset_and_mail_queue::Migration),
             Box::new(m20261128_000006_email_verification::Migration),
             Box::new(m20261128_000007_request_counts::Migration),
+            Box::new(m20261128_000008_audit_events::Migration),
         ]
     }
 }

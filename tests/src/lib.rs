@@ -67,6 +67,21 @@ pub fn stored_user(name: &str) -> userhub_domain::model::User {
     }
 }
 
+/// An audit event of `kind`, now, from a test client, for the adapter
+/// tests' writes.
+#[must_use]
+pub fn stored_event(kind: userhub_domain::model::AuditKind) -> userhub_domain::model::AuditEvent {
+    use userhub_domain::model::{AuditEvent, ClientInfo};
+    let client = ClientInfo::new(Some("adapter-test"), Some("192.0.2.1".into()));
+    AuditEvent::new(kind, stored_now(), &client)
+}
+
+/// An event for a write whose event the test does not look at.
+#[must_use]
+pub fn any_event() -> userhub_domain::model::AuditEvent {
+    stored_event(userhub_domain::model::AuditKind::UserUpdated)
+}
+
 /// A fresh, migrated database of `backend` and a pool on it, for adapter
 /// tests; the database is dropped with the returned [`TestDatabase`].
 pub async fn migrated_database(

@@ -1,5 +1,6 @@
 //! Users, sessions and the validated value types they are made of.
 
+mod audit;
 mod email;
 mod ids;
 mod mail;
@@ -8,6 +9,7 @@ mod session;
 mod user;
 mod username;
 
+pub use audit::{AuditDetails, AuditEvent, AuditKind, AuditOutcome, AuditQuery, first_id_at};
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
 pub use mail::{Mail, MailJob, MailKind};

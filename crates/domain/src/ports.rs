@@ -7,8 +7,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::PortError;
 use crate::model::{
-    Email, FullName, Mail, MailJob, MailKind, NewSession, Password, PasswordHash, RefreshTokenHash,
-    Session, SessionId, User, UserId, Username,
+    AuditEvent, AuditQuery, ClientInfo, Email, FullName, Mail, MailJob, MailKind, NewSession,
+    Password, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId, Username,
 };
 
 /// Why a new user was not stored.
@@ -210,7 +210,8 @@ pub struct UserPage {
 
 /// Persistence of users. Every write names the columns it changes and the
 /// state it depends on, so that no write can undo a concurrent one it did
-/// not see.
+/// not see, and stores its audit event in the same transaction: if the
+/// event cannot be written, neither is the change.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync + 'static {
@@ -219,7 +220,7 @@ pub trait UserRepository: Send + Sync + 'static {
     /// # Errors
     /// MUST return [`InsertUserError::EmailTaken`] or [`InsertUserError::UsernameTaken`]
     /// when the store's unique constraint refuses the row, whatever the race.
-    async fn insert(&self, user: &User) -> Result<(), InsertUserError>;
+    async fn insert(&self, user: &User, event: &AuditEvent) -> Result<(), InsertUserError>;
 
     /// Writes the columns of `patch` (and `updated_at`) if the user's
     /// version is still `version` and `guard` holds, all checked atomically
@@ -238,6 +239,7 @@ pub trait UserRepository: Send + Sync + 'static {
         patch: &UserPatch,
         guard: &WriteGuard,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<User, PatchUserError>;
 
     /// Sets `is_active` to false, under the conditions of [`UserRepository::update`].
@@ -247,6 +249,7 @@ pub trait UserRepository: Send + Sync + 'static {
         version: u64,
         guard: &WriteGuard,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<User, DeactivateUserError>;
 
     /// Sets `is_active` to true, under the conditions of [`UserRepository::update`].
@@ -256,17 +259,19 @@ pub trait UserRepository: Send + Sync + 'static {
         version: u64,
         guard: &WriteGuard,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<User, ReactivateUserError>;
 
     /// Replaces the password hash if it is still `old` and the user is
     /// active; returns whether it did. A password reset or deactivation that
-    /// landed in between wins.
+    /// landed in between wins. `event`, if any, is stored only with a write.
     async fn replace_password_hash(
         &self,
         id: UserId,
         old: &PasswordHash,
         new: &PasswordHash,
         at: OffsetDateTime,
+        event: Option<AuditEvent>,
     ) -> Result<bool, PortError>;
 
     /// The user with this id, active or not.
@@ -309,31 +314,39 @@ pub trait LoginThrottle: Send + Sync + 'static {
     /// Counts one failure, atomically: the pair's count only if the pair is
     /// not locked at `now` (failures in flight when a lock lands neither
     /// re-lock nor escalate it), the name's count in a window of `window`
-    /// that restarts once it has passed. Returns the new state.
+    /// that restarts once it has passed. Returns the new state. Stores
+    /// `event` (a `login.failed`) with the count.
     async fn record_failure(
         &self,
         name: &str,
         address: &str,
         now: OffsetDateTime,
         window: Duration,
+        event: &AuditEvent,
     ) -> Result<ThrottleState, PortError>;
 
     /// Locks the pair until `until`, counts the lock and restarts its
     /// failure count, unless it is already locked at `now`; returns whether
-    /// this call locked it.
+    /// this call locked it. Stores `event` (a `login.locked`) only if it did.
     async fn lock_pair(
         &self,
         name: &str,
         address: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<bool, PortError>;
 
     /// Forgets the pair's failures and locks (after a successful login).
     async fn clear_pair(&self, name: &str, address: &str) -> Result<(), PortError>;
 
-    /// Forgets every failure and lock of these names (an administrator's unlock).
-    async fn clear_names(&self, names: &[String]) -> Result<(), PortError>;
+    /// Forgets every failure and lock of these names (an administrator's
+    /// unlock, a password reset), and stores `event`, if any, with it.
+    async fn clear_names(
+        &self,
+        names: &[String],
+        event: Option<AuditEvent>,
+    ) -> Result<(), PortError>;
 
     /// Deletes state last touched before `before`; returns how many rows.
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
@@ -346,11 +359,13 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// Stores a new session if its user is still active and still has
     /// `password_hash`, checked atomically with the insert; returns whether
     /// it did. A login whose password was checked just before a
-    /// deactivation or password reset landed gets no session.
+    /// deactivation or password reset landed gets no session. Stores
+    /// `event` (a `login.succeeded`) only with the session.
     async fn create(
         &self,
         session: &NewSession,
         password_hash: &PasswordHash,
+        event: &AuditEvent,
     ) -> Result<bool, PortError>;
 
     /// The session whose *current* refresh token has this hash, live or not.
@@ -388,13 +403,20 @@ pub trait SessionRepository: Send + Sync + 'static {
         expires_at: OffsetDateTime,
     ) -> Result<bool, PortError>;
 
-    /// Ends one session; ending an ended session changes nothing.
+    /// Ends one session; ending an ended session changes nothing. Stores
+    /// `event`, if any, about the session's user when it names no subject.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
-    async fn revoke(&self, id: SessionId, now: OffsetDateTime) -> Result<(), PortError>;
+    async fn revoke(
+        &self,
+        id: SessionId,
+        now: OffsetDateTime,
+        event: Option<AuditEvent>,
+    ) -> Result<(), PortError>;
 
-    /// Ends every live session of a user, except `keep` if given.
+    /// Ends every live session of a user, except `keep` if given, and
+    /// stores `event`, if any.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
@@ -403,10 +425,11 @@ pub trait SessionRepository: Send + Sync + 'static {
         user: UserId,
         keep: Option<SessionId>,
         now: OffsetDateTime,
+        event: Option<AuditEvent>,
     ) -> Result<(), PortError>;
 
     /// Ends session `session` if it is a live session of `user`; returns
-    /// whether it was.
+    /// whether it was. Stores `event` only if it was.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
@@ -415,6 +438,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         user: UserId,
         session: SessionId,
         now: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<bool, PortError>;
 
     /// Deletes sessions that ended (revoked, or expired before `now`) with
@@ -614,10 +638,11 @@ impl Clock for SystemClock {
 pub trait RecoveryTokens: Send + Sync + 'static {
     /// Stores a token of this kind for `user`, mailed to `email`, valid
     /// until `expires_at`, and spends every older one of theirs of the same
-    /// kind (a newer request supersedes).
+    /// kind (a newer request supersedes). Stores `event`, if any, with it.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
+    #[allow(clippy::too_many_arguments)] // one row's columns
     async fn issue(
         &self,
         kind: MailKind,
@@ -626,6 +651,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
         hash: &RefreshTokenHash,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
+        event: Option<AuditEvent>,
     ) -> Result<(), PortError>;
 
     /// The active user of the live (unspent, unexpired) reset token with
@@ -643,7 +669,8 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// still live, gives its user (if still active) `new_hash`, and ends
     /// every session of theirs. Returns the user as written, or `None`
     /// (changing nothing) when the token was spent, expired or superseded
-    /// meanwhile, or the user deactivated.
+    /// meanwhile, or the user deactivated. Stores `event` with the change,
+    /// by and about the token's user.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
@@ -652,12 +679,14 @@ pub trait RecoveryTokens: Send + Sync + 'static {
         hash: &RefreshTokenHash,
         new_hash: &PasswordHash,
         now: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Option<User>, PortError>;
 
     /// In one transaction: spends the live verification token with this hash
     /// and marks its user verified, if the user is active and still has the
     /// address the token was mailed to. Returns the user as written, or
-    /// `None` (changing nothing).
+    /// `None` (changing nothing). Stores `event` with the change, by and
+    /// about the token's user.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
@@ -665,6 +694,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
         &self,
         hash: &RefreshTokenHash,
         now: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Option<User>, PortError>;
 
     /// Deletes tokens that expired before `before`; returns how many.
@@ -680,7 +710,8 @@ pub trait RecoveryTokens: Send + Sync + 'static {
 #[async_trait]
 pub trait MailQueue: Send + Sync + 'static {
     /// Queues a job, due at once, unless one of this kind for this address
-    /// waits untaken (a flood of requests queues one mail).
+    /// waits untaken (a flood of requests queues one mail). The job keeps
+    /// where the request came from, for the audit event of its delivery.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.
@@ -689,6 +720,7 @@ pub trait MailQueue: Send + Sync + 'static {
         kind: MailKind,
         email: &str,
         now: OffsetDateTime,
+        client: &ClientInfo,
     ) -> Result<(), PortError>;
 
     /// Takes up to `limit` due jobs for this worker: each counts one more
@@ -771,6 +803,32 @@ pub trait RequestCounter: Send + Sync + 'static {
     ) -> Result<u32, PortError>;
 
     /// Deletes counts of windows that started before `before`.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
+}
+
+/// The audit trail. Events are written by the ports whose changes they
+/// record; this port reads them, stores events that record no change, and
+/// forgets old ones.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Stores an event that goes with no stored change (a refused login of
+    /// an unverified user, say).
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn record(&self, event: &AuditEvent) -> Result<(), PortError>;
+
+    /// The events matching `query`, newest first.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store fails.
+    async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, PortError>;
+
+    /// Deletes events older than `before`; returns how many.
     ///
     /// # Errors
     /// [`PortError`] when the store fails.

@@ -2,6 +2,7 @@
 //! service type keeps the HTTP layer free of generics and compiles once,
 //! while tests still swap any port for a mock.
 
+mod audit;
 mod auth;
 mod recovery;
 mod throttle;
@@ -9,6 +10,7 @@ mod users;
 
 use std::sync::Arc;
 
+pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
     AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
     EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterError,
@@ -24,9 +26,11 @@ pub use users::{
 };
 
 use crate::PortError;
-use crate::model::{PasswordError, PasswordPolicy, User, UserId};
+use crate::model::{
+    AuditEvent, AuditKind, ClientInfo, PasswordError, PasswordPolicy, User, UserId,
+};
 use crate::ports::{
-    Clock, InsertUserError, LoginThrottle, MailQueue, PasswordHasher, SessionRepository,
+    AuditLog, Clock, InsertUserError, LoginThrottle, MailQueue, PasswordHasher, SessionRepository,
     TokenIssuer, UserRepository,
 };
 
@@ -45,6 +49,8 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenIssuer>,
     /// Mail waiting to be sent.
     pub mail: Arc<dyn MailQueue>,
+    /// The audit trail.
+    pub audit: Arc<dyn AuditLog>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -65,11 +71,13 @@ impl From<PortError> for NewUserError {
 }
 
 /// Checks the password against the new user's own details, hashes it and
-/// stores the user: the one way a user comes into existence.
+/// stores the user with `event`, now about them (and by them, for a
+/// registration): the one way a user comes into existence.
 async fn insert_user(
     ports: &Ports,
     policy: PasswordPolicy,
     cmd: CreateUser,
+    mut event: AuditEvent,
 ) -> Result<User, NewUserError> {
     policy
         .check(&cmd.password, &cmd.username, &cmd.email)
@@ -89,13 +97,21 @@ async fn insert_user(
         last_login_at: None,
         version: 1,
     };
-    ports.users.insert(&user).await.map_err(|err| match err {
-        InsertUserError::EmailTaken => NewUserError::EmailTaken,
-        InsertUserError::UsernameTaken => NewUserError::UsernameTaken,
-        InsertUserError::Port(err) => NewUserError::Port(err),
-    })?;
+    event.subject_id = Some(user.id);
+    if event.kind == AuditKind::UserRegistered {
+        event.actor_id = Some(user.id);
+    }
+    ports
+        .users
+        .insert(&user, &event)
+        .await
+        .map_err(|err| match err {
+            InsertUserError::EmailTaken => NewUserError::EmailTaken,
+            InsertUserError::UsernameTaken => NewUserError::UsernameTaken,
+            InsertUserError::Port(err) => NewUserError::Port(err),
+        })?;
     if !user.is_verified {
-        queue_verification(ports, &user.email).await;
+        queue_verification(ports, &user.email, &event.client).await;
     }
     Ok(user)
 }
@@ -103,11 +119,16 @@ async fn insert_user(
 /// Queues a verification mail for `email`. The change that calls for it
 /// has landed already, so a failure is logged, not returned: the user can
 /// ask for another link.
-async fn queue_verification(ports: &Ports, email: &crate::model::Email) {
+async fn queue_verification(ports: &Ports, email: &crate::model::Email, client: &ClientInfo) {
     let now = ports.clock.now();
     if let Err(err) = ports
         .mail
-        .enqueue(crate::model::MailKind::VerifyEmail, email.as_str(), now)
+        .enqueue(
+            crate::model::MailKind::VerifyEmail,
+            email.as_str(),
+            now,
+            client,
+        )
         .await
     {
         tracing::warn!(error = %err, "queueing a verification mail failed");

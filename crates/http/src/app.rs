@@ -9,7 +9,7 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, web};
 use userhub_domain::ports::HealthProbe;
-use userhub_domain::services::{AuthService, RecoveryService, UserService};
+use userhub_domain::services::{AuditService, AuthService, RecoveryService, UserService};
 
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
@@ -24,6 +24,8 @@ pub struct ApiState {
     pub users: UserService,
     /// Password reset and its mail.
     pub recovery: RecoveryService,
+    /// The audit trail.
+    pub audit: AuditService,
     /// Database health.
     pub health: Arc<dyn HealthProbe>,
     /// Reported by `/health`.

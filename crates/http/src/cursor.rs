@@ -69,6 +69,37 @@ impl CursorKey {
     }
 }
 
+impl CursorKey {
+    /// The cursor `caller` gets for the audit event `id` in the listing
+    /// `binding` names.
+    #[must_use]
+    pub fn seal_event(&self, caller: UserId, binding: &str, id: uuid::Uuid) -> String {
+        let payload = id.as_bytes();
+        let tag = self
+            .tag(caller, &format!("events\n{binding}"), payload)
+            .finalize()
+            .into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(&tag[..TAG_LEN])
+        )
+    }
+
+    /// The event id in `raw`, if this server sealed it for `caller` and `binding`.
+    #[must_use]
+    pub fn open_event(&self, caller: UserId, binding: &str, raw: &str) -> Option<uuid::Uuid> {
+        let (payload, tag) = raw.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        self.tag(caller, &format!("events\n{binding}"), &payload)
+            .verify_truncated_left(&tag)
+            .ok()
+            .filter(|()| tag.len() == TAG_LEN)?;
+        uuid::Uuid::from_slice(&payload).ok()
+    }
+}
+
 /// What a cursor carries: the sort value (nanoseconds for times) and the id.
 #[derive(Serialize, Deserialize)]
 struct Payload {
@@ -123,6 +154,21 @@ mod tests {
             value: SortValue::Text("ada".into()),
             id: UserId::generate(),
         }
+    }
+
+    #[test]
+    fn an_event_cursor_opens_only_for_its_caller_and_listing() {
+        let key = CursorKey::derive(b"secret");
+        let (ada, bob) = (UserId::generate(), UserId::generate());
+        let id = uuid::Uuid::now_v7();
+        let sealed = key.seal_event(ada, "own", id);
+        assert_eq!(key.open_event(ada, "own", &sealed), Some(id));
+        assert_eq!(key.open_event(bob, "own", &sealed), None);
+        assert_eq!(key.open_event(ada, "all", &sealed), None);
+        // A user listing's cursor is no event cursor, and the reverse.
+        let user_cursor = key.seal(ada, "own", &position());
+        assert_eq!(key.open_event(ada, "own", &user_cursor), None);
+        assert_eq!(key.open(ada, "events\nown", &sealed), None);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use userhub_domain::PortError;
 use userhub_domain::model::PasswordError;
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
-    GetUserError, ListUsersError, LoginError, RefreshError, RegisterError, RestoreUserError,
-    UnlockUserError, UpdateUserError,
+    GetUserError, ListAuditEventsError, ListUsersError, LoginError, RefreshError, RegisterError,
+    RestoreUserError, UnlockUserError, UpdateUserError,
 };
 
 /// One entry of a 422 body.
@@ -456,6 +456,15 @@ impl From<DeleteUserError> for ApiError {
             DeleteUserError::PreconditionFailed => Self::PreconditionFailed,
             DeleteUserError::Conflict => Self::Conflict(CHANGED_MEANWHILE),
             DeleteUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListAuditEventsError> for ApiError {
+    fn from(err: ListAuditEventsError) -> Self {
+        match err {
+            ListAuditEventsError::Forbidden => Self::Forbidden(FORBIDDEN),
+            ListAuditEventsError::Port(e) => e.into(),
         }
     }
 }

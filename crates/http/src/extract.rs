@@ -312,14 +312,33 @@ impl<T: FromUuid> FromRequest for PathId<T> {
     }
 }
 
-/// Where a request came from, for its session record.
+/// Where a request came from, for its session record and audit events.
 pub(crate) fn client_info(req: &HttpRequest, trust_forwarded_for: bool) -> ClientInfo {
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     let ip = crate::rate_limit::client_ip(req, trust_forwarded_for);
-    ClientInfo::new(user_agent, ip.map(|ip| ip.to_string()))
+    let client = ClientInfo::new(user_agent, ip.map(|ip| ip.to_string()));
+    match actix_web::HttpMessage::extensions(req).get::<crate::middleware::RequestId>() {
+        Some(id) => client.with_request_id(&id.0),
+        None => client,
+    }
+}
+
+/// [`client_info`] as an extractor.
+pub(crate) struct Client(pub ClientInfo);
+
+impl FromRequest for Client {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let trust = req
+            .app_data::<web::Data<ApiState>>()
+            .is_some_and(|state| state.trust_forwarded_for);
+        std::future::ready(Ok(Self(client_info(req, trust))))
+    }
 }
 
 /// Longest bearer token looked at; anything longer is refused unread.

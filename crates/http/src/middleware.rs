@@ -7,7 +7,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::{HttpMessage, ResponseError, web};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -43,6 +43,10 @@ fn head_size(req: &ServiceRequest) -> usize {
         + line
 }
 
+/// The id a request is logged under, for handlers that record it.
+#[derive(Clone, Debug)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// Tags the request with an id, logs its outcome and sets headers every
 /// response carries.
 pub(crate) async fn request_context(
@@ -63,6 +67,7 @@ pub(crate) async fn request_context(
         .and_then(|v| v.to_str().ok())
         .filter(|v| sane(v))
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let is_docs = req.path() == "/docs" || req.path().starts_with("/docs/");
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());

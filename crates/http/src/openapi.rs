@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
 use crate::error::{
     ApiError, FieldError, HttpError, HttpValidationError, OAuthError, OAuthValidationError,
 };
-use crate::routes::{auth, operations, recovery, sessions, users};
+use crate::routes::{audit, auth, operations, recovery, sessions, users};
 
 /// 429: an account lockout or the per-IP limit.
 #[derive(ToResponse)]
@@ -41,9 +41,9 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         recovery::forgot_password, recovery::reset_password,
         recovery::request_verify_token, recovery::verify,
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
-        sessions::change_password,
+        sessions::change_password, audit::own,
         users::list, users::create, users::get, users::update, users::delete,
-        users::restore, users::unlock,
+        users::restore, users::unlock, audit::list,
         operations::health, operations::live, operations::jwks, operations::metrics,
     ),
     components(

@@ -1,5 +1,6 @@
 //! Routes, one module per resource.
 
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod operations;
 pub(crate) mod recovery;
@@ -19,6 +20,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     recovery::configure(cfg);
     sessions::configure(cfg);
     users::configure(cfg);
+    audit::configure(cfg);
 }
 
 /// A resource serving each route under its method; any other method gets a

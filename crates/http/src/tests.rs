@@ -13,8 +13,8 @@ use userhub_domain::ports::{
 };
 use userhub_domain::services::fixtures;
 use userhub_domain::services::{
-    AuthConfig, AuthService, LockoutPolicy, RecoveryConfig, RecoveryPorts, RecoveryService,
-    UserService,
+    AuditService, AuthConfig, AuthService, LockoutPolicy, RecoveryConfig, RecoveryPorts,
+    RecoveryService, UserService,
 };
 
 use crate::{ApiSettings, ApiState, build_app};
@@ -61,6 +61,7 @@ impl Mocks {
                 PasswordPolicy::default(),
                 LockoutPolicy::default(),
             ),
+            audit: AuditService::new(ports.clone(), time::Duration::days(90)),
             recovery: RecoveryService::new(
                 ports,
                 RecoveryPorts {
@@ -132,7 +133,7 @@ async fn a_unique_violation_reported_by_the_repository_is_a_409() {
     mocks
         .users
         .expect_insert()
-        .returning(|_| Err(InsertUserError::EmailTaken));
+        .returning(|_, _| Err(InsertUserError::EmailTaken));
     let (status, _, body) = call(mocks, register()).await;
     assert_eq!(status, 409);
     assert_eq!(body, json!({"detail": "Email already registered"}));
@@ -165,8 +166,8 @@ async fn forgot_password_answers_202_and_a_full_queue_store_503() {
     mocks
         .mail
         .expect_enqueue()
-        .withf(|_, email, _| email == "ada@example.com")
-        .returning(|_, _, _| Ok(()));
+        .withf(|_, email, _, _| email == "ada@example.com")
+        .returning(|_, _, _, _| Ok(()));
     let (status, _, body) = call(mocks, forgot()).await;
     assert_eq!(status, 202);
     assert_eq!(
@@ -177,7 +178,7 @@ async fn forgot_password_answers_202_and_a_full_queue_store_503() {
     mocks
         .mail
         .expect_enqueue()
-        .returning(|_, _, _| Err(PortError::Unavailable("down".into())));
+        .returning(|_, _, _, _| Err(PortError::Unavailable("down".into())));
     let (status, headers, _) = call(mocks, forgot()).await;
     assert_eq!(status, 503);
     assert!(headers.get("retry-after").is_some());
@@ -190,7 +191,7 @@ async fn an_unexpected_failure_is_an_opaque_500() {
         .hasher
         .expect_hash()
         .returning(|_| Ok(PasswordHash::new("h".into())));
-    mocks.users.expect_insert().returning(|_| {
+    mocks.users.expect_insert().returning(|_, _| {
         Err(InsertUserError::Port(PortError::unexpected(
             "relation \"users\" does not exist",
         )))

@@ -10,7 +10,7 @@ pub mod tokens;
 pub use hashing::BcryptPasswordHasher;
 pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
 pub use persistence::{
-    Database, DatabaseSettings, SeaOrmLoginThrottle, SeaOrmMailQueue, SeaOrmRecoveryTokens,
-    SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
+    Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmLoginThrottle, SeaOrmMailQueue,
+    SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 pub use tokens::{JwtSettings, JwtTokenIssuer, SigningKey};

@@ -1,5 +1,6 @@
 //! SeaORM persistence on PostgreSQL or SQLite, chosen by the database URL.
 
+mod audit;
 mod counts;
 mod recovery;
 mod sessions;
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::ports::{HealthProbe, PoolStatus};
 
+pub use audit::SeaOrmAuditLog;
 pub use counts::SeaOrmRequestCounter;
 pub use recovery::{SeaOrmMailQueue, SeaOrmRecoveryTokens};
 pub use sessions::SeaOrmSessionRepository;

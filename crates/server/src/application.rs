@@ -12,15 +12,16 @@ use secrecy::{ExposeSecret, SecretString};
 use userhub_domain::model::{Email, Password, Username};
 use userhub_domain::ports::{Mailer, RequestCounter, SystemClock};
 use userhub_domain::services::{
-    AuthConfig, AuthService, CreateUser, Ports, RecoveryPorts, RecoveryService, UserService,
+    AuditService, AuthConfig, AuthService, CreateUser, Ports, RecoveryPorts, RecoveryService,
+    UserService,
 };
 use userhub_http::{
     ApiSettings, ApiState, AuthRateLimit, CursorKey, HashBudget, Lifecycle, Metrics, build_app,
 };
 use userhub_infrastructure::{
-    BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, LogMailer, SeaOrmLoginThrottle,
-    SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
-    SeaOrmUserRepository, SmtpMailer,
+    BcryptPasswordHasher, Database, JwtSettings, JwtTokenIssuer, LogMailer, SeaOrmAuditLog,
+    SeaOrmLoginThrottle, SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
+    SeaOrmSessionRepository, SeaOrmUserRepository, SmtpMailer,
 };
 
 use crate::Settings;
@@ -93,8 +94,10 @@ impl Application {
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
             mail: Arc::new(SeaOrmMailQueue::new(database.clone())),
+            audit: Arc::new(SeaOrmAuditLog::new(database.clone())),
             clock: Arc::new(SystemClock),
         };
+        let audit = AuditService::new(ports.clone(), settings.audit_retention());
         let auth = AuthService::new(
             ports.clone(),
             AuthConfig {
@@ -146,12 +149,14 @@ impl Application {
         };
         let metrics = Metrics::global();
         let lifecycle = Arc::new(Lifecycle::default());
-        let (auth_for_tasks, recovery_for_tasks) = (auth.clone(), recovery.clone());
+        let (auth_for_tasks, recovery_for_tasks, audit_for_tasks) =
+            (auth.clone(), recovery.clone(), audit.clone());
 
         let state = web::Data::new(ApiState {
             auth,
             users,
             recovery,
+            audit,
             health: Arc::new(database.clone()),
             version: env!("CARGO_PKG_VERSION"),
             auth_rate_limit,
@@ -175,6 +180,7 @@ impl Application {
             tokio::spawn(purge_every(
                 auth_for_tasks,
                 recovery_for_tasks.clone(),
+                audit_for_tasks,
                 counter,
                 settings.session_cleanup_interval_seconds,
             ))
@@ -334,11 +340,13 @@ async fn upkeep_every(metrics: Metrics) {
     }
 }
 
-/// Deletes ended sessions, expired reset tokens and mail jobs finished a
-/// week ago now and then, so the tables stay small.
+/// Deletes ended sessions, expired reset tokens, mail jobs finished a
+/// week ago and audit events past their retention now and then, so the
+/// tables stay small.
 async fn purge_every(
     auth: AuthService,
     recovery: RecoveryService,
+    audit: AuditService,
     counter: Arc<SeaOrmRequestCounter>,
     seconds: u64,
 ) {
@@ -351,6 +359,9 @@ async fn purge_every(
         let week_ago = time::OffsetDateTime::now_utc() - time::Duration::days(7);
         if let Err(err) = recovery.purge(week_ago).await {
             tracing::warn!(error = %err, "deleting old reset tokens and mail failed; will retry");
+        }
+        if let Err(err) = audit.purge().await {
+            tracing::warn!(error = %err, "deleting old audit events failed; will retry");
         }
         let minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
         if let Err(err) = counter.purge(minutes_ago).await {

@@ -137,6 +137,8 @@ pub struct Settings {
     /// The base of links in mails (the web app that shows the reset form),
     /// e.g. `https://app.example.com`; unset means `http://HOST:PORT`.
     pub public_url: String,
+    /// Days an audit event is kept.
+    pub audit_retention_days: u64,
     /// Minutes a password-reset link works.
     pub password_reset_token_minutes: u64,
     /// Hours a verification link works.
@@ -204,6 +206,7 @@ impl Default for Settings {
             mail_max_attempts: 8,
             mail_retry_seconds: 30,
             public_url: String::new(),
+            audit_retention_days: 90,
             password_reset_token_minutes: 30,
             verify_token_hours: 48,
             require_verified_email: false,
@@ -427,6 +430,7 @@ const KEYS: &[&str] = &[
     "mail_max_attempts",
     "mail_retry_seconds",
     "public_url",
+    "audit_retention_days",
     "password_reset_token_minutes",
     "verify_token_hours",
     "require_verified_email",
@@ -511,7 +515,8 @@ impl Settings {
     /// Refuses numbers outside what the server can honour, instead of
     /// silently clamping them.
     fn check_ranges(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 15] = [
+        let ranges: [(&str, u64, u64, u64); 16] = [
+            ("AUDIT_RETENTION_DAYS", self.audit_retention_days, 1, 36_500),
             ("VERIFY_TOKEN_HOURS", self.verify_token_hours, 1, 30 * 24),
             ("SMTP_TIMEOUT_SECONDS", self.smtp_timeout_seconds, 1, 300),
             ("MAIL_MAX_ATTEMPTS", self.mail_max_attempts.into(), 1, 100),
@@ -635,6 +640,12 @@ impl Settings {
             from: self.mail_from.clone(),
             timeout: Duration::from_secs(self.smtp_timeout_seconds),
         })
+    }
+
+    /// How long audit events are kept.
+    #[must_use]
+    pub fn audit_retention(&self) -> time::Duration {
+        time::Duration::days(i64::try_from(self.audit_retention_days).unwrap_or(i64::MAX))
     }
 
     /// The rules of account recovery.

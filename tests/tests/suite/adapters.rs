@@ -16,7 +16,7 @@ use userhub_domain::ports::{
 };
 use userhub_infrastructure::{SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository};
 use userhub_tests::{
-    Backend, TestDatabase, migrated_database, stored_now as now, stored_user as user,
+    Backend, TestDatabase, any_event, migrated_database, stored_now as now, stored_user as user,
 };
 
 struct Repos {
@@ -47,6 +47,7 @@ impl Repos {
                 &diff(before, after),
                 &guard,
                 now(),
+                &any_event(),
             )
             .await
     }
@@ -121,7 +122,7 @@ on_both_backends!(
 /// database, with data in it.
 async fn migrations_go_fresh_down_to_zero_and_up_again(backend: Backend) {
     let r = repos(backend).await;
-    r.users.insert(&user("ada")).await.unwrap();
+    r.users.insert(&user("ada"), &any_event()).await.unwrap();
     let conn = sea_orm::Database::connect(&r._db.url).await.unwrap();
     Migrator::fresh(&conn).await.unwrap();
     Migrator::down(&conn, None).await.unwrap();
@@ -135,7 +136,7 @@ async fn migrations_go_fresh_down_to_zero_and_up_again(backend: Backend) {
     Migrator::up(&conn, None).await.unwrap();
     let again = r.users.find_by_login("ada").await.unwrap();
     assert!(again.is_none(), "fresh started over");
-    r.users.insert(&user("ada")).await.unwrap();
+    r.users.insert(&user("ada"), &any_event()).await.unwrap();
 }
 
 /// The unsearched `total` comes from counters kept by triggers; it must
@@ -150,7 +151,7 @@ async fn unsearched_totals_follow_every_insert_update_and_delete(backend: Backen
         let mut u = user(&format!("counted{i}"));
         u.is_active = active;
         u.is_superuser = superuser;
-        r.users.insert(&u).await.unwrap();
+        r.users.insert(&u, &any_event()).await.unwrap();
         users.push(u);
     }
     let total = |is_active: Option<bool>, is_superuser: Option<bool>| {
@@ -217,7 +218,7 @@ async fn a_user_round_trips_and_is_found_by_email_or_username(backend: Backend) 
         full_name: Some(userhub_domain::model::FullName::parse("Ada Lovelace").unwrap()),
         ..user("ada")
     };
-    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
     assert_eq!(r.users.find_by_id(ada.id).await.unwrap(), Some(ada.clone()));
     assert_eq!(
         r.users.find_by_login("ada@example.com").await.unwrap(),
@@ -244,14 +245,14 @@ async fn a_user_round_trips_and_is_found_by_email_or_username(backend: Backend) 
 async fn duplicate_email_or_username_is_reported_as_such(backend: Backend) {
     let r = repos(backend).await;
     let ada = user("ada");
-    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
     let same_email = User {
         id: UserId::generate(),
         username: Username::parse("other").unwrap(),
         ..ada.clone()
     };
     assert!(matches!(
-        r.users.insert(&same_email).await,
+        r.users.insert(&same_email, &any_event()).await,
         Err(InsertUserError::EmailTaken)
     ));
     let same_name = User {
@@ -260,11 +261,11 @@ async fn duplicate_email_or_username_is_reported_as_such(backend: Backend) {
         ..ada.clone()
     };
     assert!(matches!(
-        r.users.insert(&same_name).await,
+        r.users.insert(&same_name, &any_event()).await,
         Err(InsertUserError::UsernameTaken)
     ));
     let bob = user("bob");
-    r.users.insert(&bob).await.unwrap();
+    r.users.insert(&bob, &any_event()).await.unwrap();
     let clash = User {
         email: ada.email.clone(),
         ..bob.clone()
@@ -289,7 +290,7 @@ async fn concurrent_registrations_of_one_email_end_in_one_user_and_one_email_tak
             id: UserId::generate(),
             ..candidate
         };
-        tokio::spawn(async move { users.insert(&candidate).await })
+        tokio::spawn(async move { users.insert(&candidate, &any_event()).await })
     });
     let results = futures_util::future::join_all(attempts).await;
     let ok = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
@@ -316,12 +317,12 @@ async fn updating_an_unknown_user_is_not_found(backend: Backend) {
 async fn search_matches_wildcards_literally_and_counts_all_matches(backend: Backend) {
     let r = repos(backend).await;
     for name in ["a_b", "axb", "abc", "back.slash"] {
-        r.users.insert(&user(name)).await.unwrap();
+        r.users.insert(&user(name), &any_event()).await.unwrap();
     }
     let mut named = user("percent");
     named.full_name =
         Some(userhub_domain::model::FullName::parse("Hundred %Percent\\Done").unwrap());
-    r.users.insert(&named).await.unwrap();
+    r.users.insert(&named, &any_event()).await.unwrap();
     let search = |term: &str, search_email: bool| UserQuery {
         limit: 10,
         search: Some(term.to_owned()),
@@ -378,7 +379,7 @@ async fn listing_sorts_with_ties_broken_by_id_and_pages_do_not_overlap(backend: 
     let mut inserted = Vec::new();
     for name in ["carol", "alice", "bob", "dave", "erin"] {
         let u = user(name);
-        r.users.insert(&u).await.unwrap();
+        r.users.insert(&u, &any_event()).await.unwrap();
         inserted.push(u);
         tokio::time::sleep(StdDuration::from_millis(2)).await;
     }
@@ -426,11 +427,11 @@ async fn listing_sorts_with_ties_broken_by_id_and_pages_do_not_overlap(backend: 
 async fn rotation_is_a_compare_and_swap_and_remembers_spent_tokens(backend: Backend) {
     let r = repos(backend).await;
     let ada = user("ada");
-    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
     let s = session(&ada, "h1");
     assert!(
         r.sessions
-            .create(&s, &PasswordHash::new("$2b$04$hash".into()))
+            .create(&s, &PasswordHash::new("$2b$04$hash".into()), &any_event())
             .await
             .unwrap()
     );
@@ -479,7 +480,7 @@ async fn rotation_is_a_compare_and_swap_and_remembers_spent_tokens(backend: Back
         .unwrap()
         .unwrap();
     assert_eq!(current.expires_at, later);
-    r.sessions.revoke(s.id, now()).await.unwrap();
+    r.sessions.revoke(s.id, now(), None).await.unwrap();
     assert!(
         !r.sessions
             .rotate(s.id, &h2, &h3, now(), later)
@@ -492,11 +493,11 @@ async fn rotation_is_a_compare_and_swap_and_remembers_spent_tokens(backend: Back
 async fn concurrent_rotations_of_one_token_have_one_winner(backend: Backend) {
     let r = repos(backend).await;
     let ada = user("ada");
-    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
     let s = session(&ada, "start");
     assert!(
         r.sessions
-            .create(&s, &PasswordHash::new("$2b$04$hash".into()))
+            .create(&s, &PasswordHash::new("$2b$04$hash".into()), &any_event())
             .await
             .unwrap()
     );
@@ -527,8 +528,8 @@ async fn concurrent_rotations_of_one_token_have_one_winner(backend: Backend) {
 async fn the_fused_read_authenticates_as_the_auth_lookup_does(backend: Backend) {
     let r = repos(backend).await;
     let (ada, bob) = (user("ada"), user("bob"));
-    r.users.insert(&ada).await.unwrap();
-    r.users.insert(&bob).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
+    r.users.insert(&bob, &any_event()).await.unwrap();
     let live = session(&ada, "live");
     let expired = NewSession {
         expires_at: now() - Duration::seconds(1),
@@ -536,9 +537,19 @@ async fn the_fused_read_authenticates_as_the_auth_lookup_does(backend: Backend) 
     };
     let bobs = session(&bob, "bobs");
     for s in [&live, &expired] {
-        assert!(r.sessions.create(s, &ada.password_hash).await.unwrap());
+        assert!(
+            r.sessions
+                .create(s, &ada.password_hash, &any_event())
+                .await
+                .unwrap()
+        );
     }
-    assert!(r.sessions.create(&bobs, &bob.password_hash).await.unwrap());
+    assert!(
+        r.sessions
+            .create(&bobs, &bob.password_hash, &any_event())
+            .await
+            .unwrap()
+    );
     let sessions = &r.sessions;
     let fused = move |caller: UserId, sid: SessionId, other: UserId| async move {
         sessions
@@ -603,16 +614,21 @@ async fn the_fused_read_authenticates_as_the_auth_lookup_does(backend: Backend) 
 async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backend) {
     let r = repos(backend).await;
     let ada = user("ada");
-    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
     let live = session(&ada, "live");
     let expired = NewSession {
         expires_at: now() - Duration::seconds(1),
         ..session(&ada, "expired")
     };
-    assert!(r.sessions.create(&live, &ada.password_hash).await.unwrap());
     assert!(
         r.sessions
-            .create(&expired, &ada.password_hash)
+            .create(&live, &ada.password_hash, &any_event())
+            .await
+            .unwrap()
+    );
+    assert!(
+        r.sessions
+            .create(&expired, &ada.password_hash, &any_event())
             .await
             .unwrap()
     );
@@ -642,10 +658,10 @@ async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backen
         is_superuser: true,
         ..user("root")
     };
-    r.users.insert(&root).await.unwrap();
+    r.users.insert(&root, &any_event()).await.unwrap();
     r.save(&root, &gone, &ada).await.unwrap();
     r.sessions
-        .revoke_all_for_user(ada.id, None, now())
+        .revoke_all_for_user(ada.id, None, now(), None)
         .await
         .unwrap();
     assert_eq!(lookup(live.id).await.unwrap(), None, "revoked");
@@ -654,8 +670,8 @@ async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backen
 async fn sessions_are_listed_and_revoked_per_user_only(backend: Backend) {
     let r = repos(backend).await;
     let (ada, bob) = (user("ada"), user("bob"));
-    r.users.insert(&ada).await.unwrap();
-    r.users.insert(&bob).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
+    r.users.insert(&bob, &any_event()).await.unwrap();
     let (a1, a2, a3, b1) = (
         session(&ada, "a1"),
         session(&ada, "a2"),
@@ -665,7 +681,7 @@ async fn sessions_are_listed_and_revoked_per_user_only(backend: Backend) {
     for s in [&a1, &a2, &a3, &b1] {
         assert!(
             r.sessions
-                .create(s, &PasswordHash::new("$2b$04$hash".into()))
+                .create(s, &PasswordHash::new("$2b$04$hash".into()), &any_event())
                 .await
                 .unwrap()
         );
@@ -681,26 +697,26 @@ async fn sessions_are_listed_and_revoked_per_user_only(backend: Backend) {
     );
     assert!(
         !r.sessions
-            .revoke_for_user(ada.id, b1.id, now())
+            .revoke_for_user(ada.id, b1.id, now(), &any_event())
             .await
             .unwrap(),
         "not ada's"
     );
     assert!(
         r.sessions
-            .revoke_for_user(ada.id, a1.id, now())
+            .revoke_for_user(ada.id, a1.id, now(), &any_event())
             .await
             .unwrap()
     );
     assert!(
         !r.sessions
-            .revoke_for_user(ada.id, a1.id, now())
+            .revoke_for_user(ada.id, a1.id, now(), &any_event())
             .await
             .unwrap(),
         "already ended"
     );
     r.sessions
-        .revoke_all_for_user(ada.id, Some(a2.id), now())
+        .revoke_all_for_user(ada.id, Some(a2.id), now(), None)
         .await
         .unwrap();
     assert_eq!(ids(live(ada.id).await.unwrap()), [a2.id]);
@@ -715,7 +731,7 @@ async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend)
         let throttle = r.throttle.clone();
         tokio::spawn(async move {
             throttle
-                .record_failure("ada", "10.0.0.1", t, Duration::HOUR)
+                .record_failure("ada", "10.0.0.1", t, Duration::HOUR, &any_event())
                 .await
                 .unwrap()
         })
@@ -737,7 +753,11 @@ async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend)
     let until = t + Duration::minutes(1);
     let locks = (0..4).map(|_| {
         let throttle = r.throttle.clone();
-        tokio::spawn(async move { throttle.lock_pair("ada", "10.0.0.1", t, until).await })
+        tokio::spawn(async move {
+            throttle
+                .lock_pair("ada", "10.0.0.1", t, until, &any_event())
+                .await
+        })
     });
     let locked = futures_util::future::join_all(locks)
         .await
@@ -747,7 +767,7 @@ async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend)
     assert_eq!(locked, 1);
     let state = r
         .throttle
-        .record_failure("ada", "10.0.0.1", t, Duration::HOUR)
+        .record_failure("ada", "10.0.0.1", t, Duration::HOUR, &any_event())
         .await
         .unwrap();
     assert_eq!(
@@ -764,7 +784,7 @@ async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend)
     );
     assert!(
         !r.throttle
-            .lock_pair("ada", "10.0.0.1", t, until)
+            .lock_pair("ada", "10.0.0.1", t, until, &any_event())
             .await
             .unwrap()
     );
@@ -784,7 +804,7 @@ async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend)
     let later = t + Duration::HOUR;
     let state = r
         .throttle
-        .record_failure("ada", "10.0.0.2", later, Duration::HOUR)
+        .record_failure("ada", "10.0.0.2", later, Duration::HOUR, &any_event())
         .await
         .unwrap();
     assert_eq!(
@@ -803,10 +823,13 @@ async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend)
         0
     );
     r.throttle
-        .record_failure("bob", "10.0.0.1", t, Duration::HOUR)
+        .record_failure("bob", "10.0.0.1", t, Duration::HOUR, &any_event())
         .await
         .unwrap();
-    r.throttle.clear_names(&["ada".to_owned()]).await.unwrap();
+    r.throttle
+        .clear_names(&["ada".to_owned()], None)
+        .await
+        .unwrap();
     assert_eq!(
         r.throttle.state("ada", "10.0.0.2").await.unwrap(),
         Default::default()
@@ -821,7 +844,7 @@ async fn failed_logins_are_counted_atomically_locked_and_reset(backend: Backend)
 async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Backend) {
     let r = repos(backend).await;
     let ada = user("ada");
-    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
     let live = session(&ada, "live");
     let revoked = session(&ada, "revoked");
     let expired = NewSession {
@@ -831,7 +854,7 @@ async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Bac
     for s in [&live, &revoked, &expired] {
         assert!(
             r.sessions
-                .create(s, &PasswordHash::new("$2b$04$hash".into()))
+                .create(s, &PasswordHash::new("$2b$04$hash".into()), &any_event())
                 .await
                 .unwrap()
         );
@@ -846,7 +869,7 @@ async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Bac
             .await
             .unwrap()
     );
-    r.sessions.revoke(revoked.id, now()).await.unwrap();
+    r.sessions.revoke(revoked.id, now(), None).await.unwrap();
     assert_eq!(r.sessions.purge_ended(now()).await.unwrap(), 2);
     assert_eq!(
         r.sessions.find_by_spent_token(&old).await.unwrap(),
@@ -880,12 +903,16 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
                 ..user(&format!("root{round}b"))
             },
         );
-        r.users.insert(&a).await.unwrap();
-        r.users.insert(&b).await.unwrap();
+        r.users.insert(&a, &any_event()).await.unwrap();
+        r.users.insert(&b, &any_event()).await.unwrap();
         let demote = |u: &User| {
             let users = r.users.clone();
             let (id, patch) = (u.id, deactivate.clone());
-            tokio::spawn(async move { users.update(id, 1, &patch, &own(id, true), now()).await })
+            tokio::spawn(async move {
+                users
+                    .update(id, 1, &patch, &own(id, true), now(), &any_event())
+                    .await
+            })
         };
         let (first, second) = (demote(&a), demote(&b));
         let outcomes = [first.await.unwrap(), second.await.unwrap()];
@@ -903,12 +930,26 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
         };
         assert!(matches!(
             r.users
-                .update(survivor.id, 1, &plain, &own(survivor.id, true), now())
+                .update(
+                    survivor.id,
+                    1,
+                    &plain,
+                    &own(survivor.id, true),
+                    now(),
+                    &any_event()
+                )
                 .await,
             Err(PatchUserError::LastSuperuser)
         ));
         r.users
-            .update(survivor.id, 1, &plain, &own(survivor.id, false), now())
+            .update(
+                survivor.id,
+                1,
+                &plain,
+                &own(survivor.id, false),
+                now(),
+                &any_event(),
+            )
             .await
             .unwrap();
     }
@@ -919,7 +960,8 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
                 1,
                 &deactivate,
                 &own(UserId::generate(), true),
-                now()
+                now(),
+                &any_event()
             )
             .await,
         Err(PatchUserError::NotFound)
@@ -931,7 +973,7 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
 async fn writes_are_conditional_on_the_version_read(backend: Backend) {
     let r = repos(backend).await;
     let ada = user("ada");
-    r.users.insert(&ada).await.unwrap();
+    r.users.insert(&ada, &any_event()).await.unwrap();
     let renamed = r
         .save(
             &ada,
@@ -972,13 +1014,13 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
             is_superuser: true,
             ..user(&format!("target{round}"))
         };
-        r.users.insert(&target).await.unwrap();
+        r.users.insert(&target, &any_event()).await.unwrap();
         // Another superuser, who decides, so that demotions are allowed.
         let keeper = User {
             is_superuser: true,
             ..user(&format!("keeper{round}"))
         };
-        r.users.insert(&keeper).await.unwrap();
+        r.users.insert(&keeper, &any_event()).await.unwrap();
         let reset = PasswordHash::new(format!("$2b$04$reset{round}"));
         // The user's writes: a profile change at the version they read, a
         // password change conditional on the hash they proved, a login.
@@ -999,6 +1041,7 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                             &patch,
                             &own(target.id, false),
                             now(),
+                            &any_event(),
                         )
                         .await;
                     let _ = users
@@ -1007,12 +1050,14 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                             &target.password_hash,
                             &PasswordHash::new(format!("$2b$04$mine{i}")),
                             now(),
+                            None,
                         )
                         .await;
                     let _ = sessions
                         .create(
                             &session(&target, &format!("s{round}-{i}")),
                             &target.password_hash,
+                            &any_event(),
                         )
                         .await;
                 }
@@ -1038,7 +1083,7 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                         ..UserPatch::default()
                     };
                     match users
-                        .update(id, current.version, &patch, &guard, now())
+                        .update(id, current.version, &patch, &guard, now(), &any_event())
                         .await
                     {
                         Ok(_) => break,
@@ -1046,7 +1091,10 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                         Err(err) => panic!("{err:?}"),
                     }
                 }
-                sessions.revoke_all_for_user(id, None, now()).await.unwrap();
+                sessions
+                    .revoke_all_for_user(id, None, now(), None)
+                    .await
+                    .unwrap();
             })
         };
         own.await.unwrap();

@@ -25,6 +25,8 @@ macro_rules! on_both_backends {
 
 mod abuse;
 mod adapters;
+mod audit;
+mod audit_store;
 mod auth;
 mod bad_input;
 mod docs;

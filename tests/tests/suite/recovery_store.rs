@@ -12,7 +12,9 @@ use userhub_domain::ports::{MailQueue, RecoveryTokens, SessionRepository, UserRe
 use userhub_infrastructure::{
     SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmSessionRepository, SeaOrmUserRepository,
 };
-use userhub_tests::{Backend, migrated_database, stored_now as now, stored_user as user};
+use userhub_tests::{
+    Backend, any_event, migrated_database, stored_now as now, stored_user as user,
+};
 
 on_both_backends!(
     a_reset_token_works_once_before_it_expires,
@@ -53,7 +55,7 @@ async fn stores(backend: Backend) -> Stores {
 
 async fn with_user(s: &Stores, name: &str) -> User {
     let u = user(name);
-    s.users.insert(&u).await.unwrap();
+    s.users.insert(&u, &any_event()).await.unwrap();
     u
 }
 
@@ -69,6 +71,7 @@ async fn a_reset_token_works_once_before_it_expires(backend: Backend) {
             &hash("t"),
             t0 + Duration::minutes(30),
             t0,
+            None,
         )
         .await
         .unwrap();
@@ -83,7 +86,7 @@ async fn a_reset_token_works_once_before_it_expires(backend: Backend) {
     );
     assert!(
         s.tokens
-            .reset_password(&hash("t"), &new_hash(), late)
+            .reset_password(&hash("t"), &new_hash(), late, &any_event())
             .await
             .unwrap()
             .is_none()
@@ -99,7 +102,7 @@ async fn a_reset_token_works_once_before_it_expires(backend: Backend) {
     assert_eq!(found.id, ada.id);
     let written = s
         .tokens
-        .reset_password(&hash("t"), &new_hash(), t0)
+        .reset_password(&hash("t"), &new_hash(), t0, &any_event())
         .await
         .unwrap()
         .unwrap();
@@ -108,7 +111,7 @@ async fn a_reset_token_works_once_before_it_expires(backend: Backend) {
     assert!(s.tokens.find_reset(&hash("t"), t0).await.unwrap().is_none());
     assert!(
         s.tokens
-            .reset_password(&hash("t"), &new_hash(), t0)
+            .reset_password(&hash("t"), &new_hash(), t0, &any_event())
             .await
             .unwrap()
             .is_none()
@@ -129,6 +132,7 @@ async fn a_newer_reset_token_supersedes_the_older(backend: Backend) {
             &hash("first"),
             until,
             t0,
+            None,
         )
         .await
         .unwrap();
@@ -140,6 +144,7 @@ async fn a_newer_reset_token_supersedes_the_older(backend: Backend) {
             &hash("bobs"),
             until,
             t0,
+            None,
         )
         .await
         .unwrap();
@@ -151,6 +156,7 @@ async fn a_newer_reset_token_supersedes_the_older(backend: Backend) {
             &hash("second"),
             until,
             t0,
+            None,
         )
         .await
         .unwrap();
@@ -192,13 +198,18 @@ async fn concurrent_resets_with_one_token_have_one_winner(backend: Backend) {
                 &token,
                 t0 + Duration::minutes(30),
                 t0,
+                None,
             )
             .await
             .unwrap();
         let attempts = (0..4).map(|_| {
             let tokens = s.tokens.clone();
             let token = token.clone();
-            tokio::spawn(async move { tokens.reset_password(&token, &new_hash(), now()).await })
+            tokio::spawn(async move {
+                tokens
+                    .reset_password(&token, &new_hash(), now(), &any_event())
+                    .await
+            })
         });
         let wins = futures_util::future::join_all(attempts)
             .await
@@ -226,7 +237,7 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
         };
         assert!(
             s.sessions
-                .create(&session, &ada.password_hash)
+                .create(&session, &ada.password_hash, &any_event())
                 .await
                 .unwrap()
         );
@@ -247,11 +258,12 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
             &hash("t"),
             t0 + Duration::minutes(30),
             t0,
+            None,
         )
         .await
         .unwrap();
     s.tokens
-        .reset_password(&hash("t"), &new_hash(), t0)
+        .reset_password(&hash("t"), &new_hash(), t0, &any_event())
         .await
         .unwrap()
         .unwrap();
@@ -272,6 +284,7 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
             &hash("b"),
             t0 + Duration::minutes(30),
             t0,
+            None,
         )
         .await
         .unwrap();
@@ -281,13 +294,13 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
         keep_a_superuser: false,
     };
     s.users
-        .deactivate(bob.id, bob.version, &guard, t0)
+        .deactivate(bob.id, bob.version, &guard, t0, &any_event())
         .await
         .unwrap();
     assert!(s.tokens.find_reset(&hash("b"), t0).await.unwrap().is_none());
     assert!(
         s.tokens
-            .reset_password(&hash("b"), &new_hash(), t0)
+            .reset_password(&hash("b"), &new_hash(), t0, &any_event())
             .await
             .unwrap()
             .is_none()
@@ -301,12 +314,22 @@ async fn the_queue_keeps_one_untaken_job_per_address(backend: Backend) {
     let t0 = now();
     for _ in 0..3 {
         s.queue
-            .enqueue(MailKind::PasswordReset, "ada@example.com", t0)
+            .enqueue(
+                MailKind::PasswordReset,
+                "ada@example.com",
+                t0,
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
     }
     s.queue
-        .enqueue(MailKind::PasswordReset, "bob@example.com", t0)
+        .enqueue(
+            MailKind::PasswordReset,
+            "bob@example.com",
+            t0,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     let jobs = s
@@ -325,11 +348,21 @@ async fn the_queue_keeps_one_untaken_job_per_address(backend: Backend) {
     let ada = jobs.iter().find(|j| j.email == "ada@example.com").unwrap();
     s.queue.complete(ada.id, t0).await.unwrap();
     s.queue
-        .enqueue(MailKind::PasswordReset, "ada@example.com", t0)
+        .enqueue(
+            MailKind::PasswordReset,
+            "ada@example.com",
+            t0,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     s.queue
-        .enqueue(MailKind::PasswordReset, "bob@example.com", t0)
+        .enqueue(
+            MailKind::PasswordReset,
+            "bob@example.com",
+            t0,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     let later = t0 + Duration::minutes(10);
@@ -355,7 +388,12 @@ async fn a_claimed_job_is_leased_to_one_worker_and_retried_when_due(backend: Bac
     let t0 = now();
     for i in 0..8 {
         s.queue
-            .enqueue(MailKind::PasswordReset, &format!("user{i}@example.com"), t0)
+            .enqueue(
+                MailKind::PasswordReset,
+                &format!("user{i}@example.com"),
+                t0,
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
     }
@@ -430,19 +468,35 @@ async fn finished_jobs_and_expired_tokens_are_purged(backend: Backend) {
             &hash("old"),
             t0 + Duration::minutes(30),
             t0,
+            None,
         )
         .await
         .unwrap();
     s.queue
-        .enqueue(MailKind::PasswordReset, "a@example.com", t0)
+        .enqueue(
+            MailKind::PasswordReset,
+            "a@example.com",
+            t0,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     s.queue
-        .enqueue(MailKind::PasswordReset, "b@example.com", t0)
+        .enqueue(
+            MailKind::PasswordReset,
+            "b@example.com",
+            t0,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     s.queue
-        .enqueue(MailKind::PasswordReset, "c@example.com", t0)
+        .enqueue(
+            MailKind::PasswordReset,
+            "c@example.com",
+            t0,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     let jobs = s

@@ -1,6 +1,6 @@
 //! Messages the service sends to its users.
 
-use super::Email;
+use super::{ClientInfo, Email};
 
 /// One message: plain text and HTML bodies of the same content.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,4 +56,6 @@ pub struct MailJob {
     pub email: String,
     /// Attempts so far, this one included.
     pub attempts: u32,
+    /// Where the request that queued it came from.
+    pub client: ClientInfo,
 }

@@ -21,13 +21,15 @@ impl RefreshTokenHash {
     }
 }
 
-/// Where a login came from, as recorded on its session.
+/// Where a request came from, as recorded on a session or an audit event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     /// The `User-Agent` header, shortened.
     pub user_agent: Option<String>,
     /// The peer's IP address.
     pub ip: Option<String>,
+    /// The request's id (sessions do not keep it).
+    pub request_id: Option<String>,
 }
 
 impl ClientInfo {
@@ -44,7 +46,18 @@ impl ClientInfo {
                 .take(Self::MAX_USER_AGENT)
                 .collect()
         });
-        Self { user_agent, ip }
+        Self {
+            user_agent,
+            ip,
+            request_id: None,
+        }
+    }
+
+    /// The same, tagged with the request's id.
+    #[must_use]
+    pub fn with_request_id(mut self, id: &str) -> Self {
+        self.request_id = Some(id.to_owned());
+        self
     }
 }
 

@@ -8,8 +8,8 @@ use super::throttle::{LockoutPolicy, Throttle};
 use super::{CreateUser, NewUserError, Ports};
 use crate::PortError;
 use crate::model::{
-    ClientInfo, Email, FullName, NewSession, Password, PasswordError, PasswordPolicy, SessionId,
-    SessionSummary, User, UserId, Username,
+    AuditEvent, AuditKind, ClientInfo, Email, FullName, NewSession, Password, PasswordError,
+    PasswordPolicy, SessionId, SessionSummary, User, UserId, Username,
 };
 use crate::ports::{AccessClaims, RefreshToken, TokenError};
 
@@ -192,7 +192,7 @@ impl AuthService {
     /// Builds the service.
     #[must_use]
     pub fn new(ports: Ports, config: AuthConfig) -> Self {
-        let throttle = Throttle::new(ports.throttle.clone(), config.lockout);
+        let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), config.lockout);
         Self {
             ports,
             config,
@@ -205,7 +205,11 @@ impl AuthService {
     /// # Errors
     /// [`RegisterError`].
     #[tracing::instrument(skip_all, fields(username = %cmd.username))]
-    pub async fn register(&self, cmd: RegisterUser) -> Result<User, RegisterError> {
+    pub async fn register(
+        &self,
+        cmd: RegisterUser,
+        client: &ClientInfo,
+    ) -> Result<User, RegisterError> {
         let cmd = CreateUser {
             email: cmd.email,
             username: cmd.username,
@@ -215,7 +219,8 @@ impl AuthService {
             is_superuser: None,
             is_verified: None,
         };
-        let user = super::insert_user(&self.ports, self.config.password_policy, cmd).await?;
+        let event = AuditEvent::new(AuditKind::UserRegistered, self.ports.clock.now(), client);
+        let user = super::insert_user(&self.ports, self.config.password_policy, cmd, event).await?;
         info!(user_id = %user.id, "user registered");
         Ok(user)
     }
@@ -250,15 +255,18 @@ impl AuthService {
             Some(user) if matches && user.is_active => user,
             other => {
                 let reason = match &other {
-                    None => "unknown account",
+                    None => "unknown_account",
                     Some(_) if matches => "inactive",
-                    Some(_) => "password",
+                    Some(_) => "wrong_password",
                 };
                 warn!(
-                    user_id = other.map(|u| u.id.to_string()),
+                    user_id = other.as_ref().map(|u| u.id.to_string()),
                     reason, "login failed"
                 );
-                self.throttle.failed(&login, address, now).await?;
+                let mut event =
+                    AuditEvent::new(AuditKind::LoginFailed, now, &request.client).reason(reason);
+                event.subject_id = other.map(|u| u.id);
+                self.throttle.failed(&login, address, now, event).await?;
                 return Err(LoginError::InvalidCredentials);
             }
         };
@@ -267,9 +275,14 @@ impl AuthService {
         if self.config.require_verified_email && !user.is_verified {
             warn!(user_id = %user.id, reason = "email not verified", "login refused");
             self.throttle.succeeded(&login, address).await?;
+            let event = AuditEvent::new(AuditKind::LoginFailed, now, &request.client)
+                .about(user.id)
+                .reason("email_not_verified");
+            self.ports.audit.record(&event).await?;
             return Err(LoginError::EmailNotVerified);
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
+        let event = AuditEvent::new(AuditKind::LoginSucceeded, now, &request.client).own(user.id);
         let session = NewSession {
             id: SessionId::generate(),
             user_id: user.id,
@@ -281,7 +294,7 @@ impl AuthService {
         if !self
             .ports
             .sessions
-            .create(&session, &user.password_hash)
+            .create(&session, &user.password_hash, &event.session(session.id))
             .await?
         {
             // Deactivated, or given a new password, while bcrypt ran.
@@ -314,7 +327,7 @@ impl AuthService {
         if self
             .ports
             .users
-            .replace_password_hash(user.id, &user.password_hash, &new, now)
+            .replace_password_hash(user.id, &user.password_hash, &new, now, None)
             .await?
         {
             info!(user_id = %user.id, "password re-hashed at the configured cost");
@@ -351,7 +364,11 @@ impl AuthService {
     /// # Errors
     /// [`RefreshError`].
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, presented: &str) -> Result<IssuedTokens, RefreshError> {
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, RefreshError> {
         let hash = self.ports.tokens.hash_refresh_token(presented);
         let now = self.ports.clock.now();
         if let Some(session) = self.ports.sessions.find_by_refresh_token(&hash).await? {
@@ -389,7 +406,11 @@ impl AuthService {
             }
         }
         warn!(%session_id, "spent refresh token presented again; revoking its session");
-        self.ports.sessions.revoke(session_id, now).await?;
+        let event = AuditEvent::new(AuditKind::TokenReuseDetected, now, client).session(session_id);
+        self.ports
+            .sessions
+            .revoke(session_id, now, Some(event))
+            .await?;
         Err(RefreshError::InvalidToken)
     }
 
@@ -407,7 +428,7 @@ impl AuthService {
             .await?
             .is_some_and(|u| u.is_active);
         if !active {
-            self.ports.sessions.revoke(session, now).await?;
+            self.ports.sessions.revoke(session, now, None).await?;
             return Err(RefreshError::InvalidToken);
         }
         Ok(())
@@ -459,10 +480,18 @@ impl AuthService {
     ///
     /// # Errors
     /// [`PortError`].
-    pub async fn logout(&self, caller: &Authenticated) -> Result<(), PortError> {
+    pub async fn logout(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+    ) -> Result<(), PortError> {
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::SessionEnded, now, client)
+            .own(caller.user.id)
+            .session(caller.session_id);
         self.ports
             .sessions
-            .revoke(caller.session_id, self.ports.clock.now())
+            .revoke(caller.session_id, now, Some(event))
             .await?;
         info!(user_id = %caller.user.id, session_id = %caller.session_id, "logged out");
         Ok(())
@@ -472,11 +501,16 @@ impl AuthService {
     ///
     /// # Errors
     /// [`PortError`].
-    pub async fn logout_all(&self, caller: &Authenticated) -> Result<(), PortError> {
+    pub async fn logout_all(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+    ) -> Result<(), PortError> {
         let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::SessionsEndedAll, now, client).own(caller.user.id);
         self.ports
             .sessions
-            .revoke_all_for_user(caller.user.id, None, now)
+            .revoke_all_for_user(caller.user.id, None, now, Some(event))
             .await?;
         info!(user_id = %caller.user.id, "logged out everywhere");
         Ok(())
@@ -510,12 +544,16 @@ impl AuthService {
         &self,
         caller: &Authenticated,
         session: SessionId,
+        client: &ClientInfo,
     ) -> Result<(), EndSessionError> {
         let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::SessionEnded, now, client)
+            .own(caller.user.id)
+            .session(session);
         if !self
             .ports
             .sessions
-            .revoke_for_user(caller.user.id, session, now)
+            .revoke_for_user(caller.user.id, session, now, &event)
             .await?
         {
             return Err(EndSessionError::NotFound);
@@ -555,7 +593,10 @@ impl AuthService {
             .await?
         {
             warn!("password change refused: wrong current password");
-            self.throttle.failed(name, address, now).await?;
+            let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
+                .about(user.id)
+                .reason("wrong_current_password");
+            self.throttle.failed(name, address, now, event).await?;
             return Err(ChangePasswordError::WrongPassword);
         }
         self.config
@@ -564,10 +605,11 @@ impl AuthService {
             .map_err(ChangePasswordError::WeakPassword)?;
         let hash = self.ports.hasher.hash(&new).await?;
         let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::PasswordChanged, now, client).own(user.id);
         if !self
             .ports
             .users
-            .replace_password_hash(user.id, &user.password_hash, &hash, now)
+            .replace_password_hash(user.id, &user.password_hash, &hash, now, Some(event))
             .await?
         {
             warn!("password change refused: the password changed meanwhile");
@@ -575,7 +617,7 @@ impl AuthService {
         }
         self.ports
             .sessions
-            .revoke_all_for_user(user.id, Some(caller.session_id), now)
+            .revoke_all_for_user(user.id, Some(caller.session_id), now, None)
             .await?;
         info!("password changed; other sessions ended");
         Ok(())
@@ -704,7 +746,7 @@ mod tests {
         mocks
             .users
             .expect_insert()
-            .withf(|u| {
+            .withf(|u, _| {
                 u.is_active
                     && !u.is_superuser
                     && !u.is_verified
@@ -712,7 +754,7 @@ mod tests {
                     && u.created_at == NOW
             })
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(()));
         mocks
             .mail
             .expect_enqueue()
@@ -720,11 +762,15 @@ mod tests {
                 eq(crate::model::MailKind::VerifyEmail),
                 eq("ada@example.com"),
                 eq(NOW),
+                mockall::predicate::always(),
             )
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         let user = service(mocks)
-            .register(registration("ada", "correct horse battery"))
+            .register(
+                registration("ada", "correct horse battery"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         assert_eq!(user.username.as_str(), "ada");
@@ -738,13 +784,16 @@ mod tests {
             .hasher
             .expect_hash()
             .returning(|_| Ok(PasswordHash::new("bcrypt".into())));
-        mocks.users.expect_insert().returning(|_| Ok(()));
+        mocks.users.expect_insert().returning(|_, _| Ok(()));
         mocks
             .mail
             .expect_enqueue()
-            .returning(|_, _, _| Err(PortError::Unavailable("down".into())));
+            .returning(|_, _, _, _| Err(PortError::Unavailable("down".into())));
         let user = service(mocks)
-            .register(registration("ada", "correct horse battery"))
+            .register(
+                registration("ada", "correct horse battery"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         assert!(!user.is_verified);
@@ -768,8 +817,21 @@ mod tests {
             require_verified_email: true,
             ..config(Duration::ZERO)
         };
-        // No session is created: the sessions mock expects nothing.
-        let err = AuthService::new(right_password(user("ada")).ports(), strict)
+        // No session is created: the sessions mock expects nothing. The
+        // refusal is on record.
+        let mut mocks = right_password(user("ada"));
+        mocks
+            .audit
+            .expect_record()
+            .withf(|e| {
+                e.kind == AuditKind::LoginFailed
+                    && e.details.reason.as_deref() == Some("email_not_verified")
+                    && e.subject_id.is_some()
+                    && e.actor_id.is_none()
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let err = AuthService::new(mocks.ports(), strict)
             .login(login("ada", "pw"))
             .await
             .unwrap_err();
@@ -796,7 +858,7 @@ mod tests {
             ..user("ada")
         };
         let mut mocks = right_password(verified);
-        mocks.sessions.expect_create().returning(|_, _| Ok(true));
+        mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
         mocks.users.expect_record_login().returning(|_, _| Ok(()));
         expect_tokens(&mut mocks);
         AuthService::new(mocks.ports(), strict)
@@ -809,7 +871,7 @@ mod tests {
     async fn register_refuses_a_password_containing_the_username_before_hashing() {
         let mocks = Mocks::default(); // no hash or insert expected
         let err = service(mocks)
-            .register(registration("ada", "xx-ADA-1234"))
+            .register(registration("ada", "xx-ADA-1234"), &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(
@@ -833,9 +895,9 @@ mod tests {
             mocks
                 .users
                 .expect_insert()
-                .returning(move |_| Err(save.take().unwrap()));
+                .returning(move |_, _| Err(save.take().unwrap()));
             let err = service(mocks)
-                .register(registration("ada", "correct horse"))
+                .register(registration("ada", "correct horse"), &ClientInfo::default())
                 .await
                 .unwrap_err();
             match (err, expected) {
@@ -860,14 +922,18 @@ mod tests {
         mocks
             .sessions
             .expect_create()
-            .withf(move |s, hash| {
+            .withf(move |s, hash, event| {
                 s.user_id == id
                     && s.expires_at == NOW + Duration::days(7)
                     && s.refresh_token_hash.as_str() == "fresh-hash"
                     && hash.as_str() == "hash-of-ada"
+                    && event.kind == AuditKind::LoginSucceeded
+                    && event.actor_id == Some(id)
+                    && event.subject_id == Some(id)
+                    && event.details.session_id == Some(s.id)
             })
             .times(1)
-            .returning(|_, _| Ok(true));
+            .returning(|_, _, _| Ok(true));
         mocks.throttle_permissive();
         mocks
             .users
@@ -893,9 +959,14 @@ mod tests {
         mocks
             .throttle
             .expect_record_failure()
-            .withf(|name, _, _, _| name == "nobody")
+            .withf(|name, _, _, _, event| {
+                name == "nobody"
+                    && event.kind == AuditKind::LoginFailed
+                    && event.subject_id.is_none()
+                    && event.details.reason.as_deref() == Some("unknown_account")
+            })
             .times(1)
-            .returning(|_, _, _, _| Ok(ThrottleState::default()));
+            .returning(|_, _, _, _, _| Ok(ThrottleState::default()));
         mocks.users.expect_find_by_login().returning(|_| Ok(None));
         mocks
             .hasher
@@ -918,6 +989,7 @@ mod tests {
     #[tokio::test]
     async fn login_refuses_a_wrong_password_after_verifying_it() {
         let ada = user("ada");
+        let id = ada.id;
         let mut mocks = Mocks::default();
         mocks
             .users
@@ -932,11 +1004,17 @@ mod tests {
         mocks
             .throttle
             .expect_record_failure()
-            .withf(|name, address, at, window| {
-                name == "ada" && address == "unknown" && *at == NOW && *window == Duration::HOUR
+            .withf(move |name, address, at, window, event| {
+                name == "ada"
+                    && address == "unknown"
+                    && *at == NOW
+                    && *window == Duration::HOUR
+                    && event.kind == AuditKind::LoginFailed
+                    && event.subject_id == Some(id)
+                    && event.details.reason.as_deref() == Some("wrong_password")
             })
             .times(1)
-            .returning(|_, _, _, _| Ok(ThrottleState::default()));
+            .returning(|_, _, _, _, _| Ok(ThrottleState::default()));
         let err = service(mocks)
             .login(login("ada", "wrong"))
             .await
@@ -999,7 +1077,10 @@ mod tests {
             .times(1)
             .returning(|_, _, _, _, _| Ok(true));
         expect_tokens(&mut mocks);
-        let tokens = service(mocks).refresh("old-secret").await.unwrap();
+        let tokens = service(mocks)
+            .refresh("old-secret", &ClientInfo::default())
+            .await
+            .unwrap();
         assert_eq!(tokens.session_id, sid);
     }
 
@@ -1022,10 +1103,21 @@ mod tests {
         mocks
             .sessions
             .expect_revoke()
-            .with(eq(sid), eq(NOW))
+            .withf(move |id, at, event| {
+                *id == sid
+                    && *at == NOW
+                    && event.as_ref().is_some_and(|e| {
+                        e.kind == AuditKind::TokenReuseDetected
+                            && e.details.session_id == Some(sid)
+                            && e.subject_id.is_none()
+                    })
+            })
             .times(1)
-            .returning(|_, _| Ok(()));
-        let err = service(mocks).refresh("spent-secret").await.unwrap_err();
+            .returning(|_, _, _| Ok(()));
+        let err = service(mocks)
+            .refresh("spent-secret", &ClientInfo::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, RefreshError::InvalidToken));
     }
 
@@ -1044,7 +1136,10 @@ mod tests {
             .sessions
             .expect_find_by_spent_token()
             .returning(|_| Ok(None));
-        let err = service(mocks).refresh("garbage").await.unwrap_err();
+        let err = service(mocks)
+            .refresh("garbage", &ClientInfo::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, RefreshError::InvalidToken));
     }
 
@@ -1070,7 +1165,10 @@ mod tests {
                 .sessions
                 .expect_find_by_refresh_token()
                 .returning(move |_| Ok(Some(s.clone())));
-            let err = service(mocks).refresh("t").await.unwrap_err();
+            let err = service(mocks)
+                .refresh("t", &ClientInfo::default())
+                .await
+                .unwrap_err();
             assert!(matches!(err, RefreshError::InvalidToken));
         }
     }
@@ -1112,10 +1210,13 @@ mod tests {
         mocks
             .sessions
             .expect_revoke()
-            .with(eq(sid), eq(NOW))
+            .with(eq(sid), eq(NOW), mockall::predicate::always())
             .times(1)
-            .returning(|_, _| Ok(()));
-        let err = service(mocks).refresh("old").await.unwrap_err();
+            .returning(|_, _, _| Ok(()));
+        let err = service(mocks)
+            .refresh("old", &ClientInfo::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, RefreshError::InvalidToken));
     }
 
@@ -1142,10 +1243,11 @@ mod tests {
         mocks
             .sessions
             .expect_revoke()
+            .withf(|_, _, event| event.is_none())
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         assert!(matches!(
-            service(mocks).refresh("old").await,
+            service(mocks).refresh("old", &ClientInfo::default()).await,
             Err(RefreshError::InvalidToken)
         ));
     }
@@ -1233,17 +1335,29 @@ mod tests {
         mocks
             .users
             .expect_replace_password_hash()
-            .withf(move |id, old, new, _| {
-                *id == uid && old.as_str() == "hash-of-ada" && new.as_str() == "new"
+            .withf(move |id, old, new, _, event| {
+                *id == uid
+                    && old.as_str() == "hash-of-ada"
+                    && new.as_str() == "new"
+                    && event.as_ref().is_some_and(|e| {
+                        e.kind == AuditKind::PasswordChanged
+                            && e.actor_id == Some(uid)
+                            && e.subject_id == Some(uid)
+                    })
             })
             .times(1)
-            .returning(|_, _, _, _| Ok(true));
+            .returning(|_, _, _, _, _| Ok(true));
         mocks
             .sessions
             .expect_revoke_all_for_user()
-            .with(eq(uid), eq(Some(sid)), eq(NOW))
+            .with(
+                eq(uid),
+                eq(Some(sid)),
+                eq(NOW),
+                mockall::predicate::always(),
+            )
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         service(mocks)
             .change_password(
                 &me,
@@ -1265,9 +1379,9 @@ mod tests {
         mocks
             .throttle
             .expect_record_failure()
-            .withf(|name, _, _, _| name == "ada")
+            .withf(|name, _, _, _, _| name == "ada")
             .times(1)
-            .returning(|_, _, _, _| Ok(ThrottleState::default()));
+            .returning(|_, _, _, _, _| Ok(ThrottleState::default()));
         let err = service(mocks)
             .change_password(
                 &caller(&ada),
@@ -1308,9 +1422,9 @@ mod tests {
         mocks
             .sessions
             .expect_revoke_for_user()
-            .returning(|_, _, _| Ok(false));
+            .returning(|_, _, _, _| Ok(false));
         let err = service(mocks)
-            .end_session(&caller(&ada), SessionId::generate())
+            .end_session(&caller(&ada), SessionId::generate(), &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, EndSessionError::NotFound));
@@ -1401,7 +1515,7 @@ mod tests {
             .expect_verify()
             .times(1)
             .returning(|_, _| Ok(true));
-        mocks.sessions.expect_create().returning(|_, _| Ok(true));
+        mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
         mocks
             .users
             .expect_record_login()
@@ -1425,7 +1539,7 @@ mod tests {
             .throttle
             .expect_record_failure()
             .times(1)
-            .returning(|_, _, _, _| {
+            .returning(|_, _, _, _, _| {
                 Ok(ThrottleState {
                     pair_failures: 5,
                     pair_lockouts: 2,
@@ -1435,14 +1549,17 @@ mod tests {
         mocks
             .throttle
             .expect_lock_pair()
-            .withf(|name, address, now, until| {
+            .withf(|name, address, now, until, event| {
                 name == "ada"
                     && address == "unknown"
                     && *now == NOW
                     && *until == NOW + Duration::seconds(240)
+                    && event.kind == AuditKind::LoginLocked
+                    && event.subject_id.is_some()
+                    && event.details.lock_seconds == Some(240)
             })
             .times(1)
-            .returning(|_, _, _, _| Ok(true));
+            .returning(|_, _, _, _, _| Ok(true));
         let err = service(mocks)
             .login(login("ada", "wrong"))
             .await
@@ -1464,7 +1581,7 @@ mod tests {
             .throttle
             .expect_record_failure()
             .times(1)
-            .returning(|_, _, _, _| {
+            .returning(|_, _, _, _, _| {
                 Ok(ThrottleState {
                     pair_failures: 4,
                     ..ThrottleState::default()
@@ -1495,7 +1612,10 @@ mod tests {
             })
         });
         // Deactivated or given a new password meanwhile: the insert's condition fails.
-        mocks.sessions.expect_create().returning(|_, _| Ok(false));
+        mocks
+            .sessions
+            .expect_create()
+            .returning(|_, _, _| Ok(false));
         mocks.users.expect_record_login().never();
         let err = service(mocks)
             .login(login("ada", "right"))
@@ -1523,12 +1643,12 @@ mod tests {
         mocks
             .users
             .expect_replace_password_hash()
-            .withf(move |i, old, new, _| {
+            .withf(move |i, old, new, _, _| {
                 *i == id && old.as_str() == "hash-of-ada" && new.as_str() == "$2b$12$new"
             })
             .times(1)
-            .returning(|_, _, _, _| Ok(true));
-        mocks.sessions.expect_create().returning(|_, _| Ok(true));
+            .returning(|_, _, _, _, _| Ok(true));
+        mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
         mocks.throttle_permissive();
         mocks
             .users
@@ -1622,7 +1742,7 @@ mod tests {
             });
         // Neither rotate nor revoke is expected.
         let tokens = service_with_grace(mocks, Duration::seconds(5))
-            .refresh("old-secret")
+            .refresh("old-secret", &ClientInfo::default())
             .await
             .unwrap();
         assert_eq!(tokens.refresh_token.expose_secret(), "succ");
@@ -1639,11 +1759,11 @@ mod tests {
         mocks
             .sessions
             .expect_revoke()
-            .with(eq(sid), eq(NOW))
+            .with(eq(sid), eq(NOW), mockall::predicate::always())
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         let err = service_with_grace(mocks, Duration::seconds(5))
-            .refresh("old-secret")
+            .refresh("old-secret", &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, RefreshError::InvalidToken));

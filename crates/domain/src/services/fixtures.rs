@@ -11,8 +11,8 @@ use time::macros::datetime;
 use super::Ports;
 use crate::model::{Email, Password, PasswordHash, User, UserId, Username};
 use crate::ports::{
-    MockClock, MockLoginThrottle, MockMailQueue, MockPasswordHasher, MockSessionRepository,
-    MockTokenIssuer, MockUserRepository, ThrottleState,
+    MockAuditLog, MockClock, MockLoginThrottle, MockMailQueue, MockPasswordHasher,
+    MockSessionRepository, MockTokenIssuer, MockUserRepository, ThrottleState,
 };
 
 /// The time the fixtures' clock tells.
@@ -28,6 +28,7 @@ pub struct Mocks {
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenIssuer,
     pub mail: MockMailQueue,
+    pub audit: MockAuditLog,
 }
 
 impl Mocks {
@@ -49,6 +50,7 @@ impl Mocks {
             hasher: Arc::new(self.hasher),
             tokens: Arc::new(self.tokens),
             mail: Arc::new(self.mail),
+            audit: Arc::new(self.audit),
             clock: Arc::new(clock),
         }
     }
@@ -104,7 +106,7 @@ impl Mocks {
         self.throttle_clear();
         self.throttle
             .expect_record_failure()
-            .returning(|_, _, _, _| {
+            .returning(|_, _, _, _, _| {
                 Ok(ThrottleState {
                     pair_failures: 1,
                     name_failures: 1,

@@ -15,7 +15,10 @@ use tracing::{error, info, warn};
 
 use super::Ports;
 use crate::PortError;
-use crate::model::{Mail, MailJob, MailKind, Password, PasswordError, PasswordPolicy, User};
+use crate::model::{
+    AuditEvent, AuditKind, ClientInfo, Mail, MailJob, MailKind, Password, PasswordError,
+    PasswordPolicy, User,
+};
 use crate::ports::{MailError, Mailer, RecoveryTokens};
 
 /// Settings of the recovery use cases.
@@ -101,11 +104,16 @@ impl RecoveryService {
     ///
     /// # Errors
     /// [`PortError`] when the queue cannot be written.
-    pub async fn forgot_password(&self, email: &str) -> Result<(), PortError> {
+    pub async fn forgot_password(&self, email: &str, client: &ClientInfo) -> Result<(), PortError> {
         let email = email.trim().to_lowercase();
         self.ports
             .mail
-            .enqueue(MailKind::PasswordReset, &email, self.ports.clock.now())
+            .enqueue(
+                MailKind::PasswordReset,
+                &email,
+                self.ports.clock.now(),
+                client,
+            )
             .await
     }
 
@@ -114,11 +122,20 @@ impl RecoveryService {
     ///
     /// # Errors
     /// [`PortError`] when the queue cannot be written.
-    pub async fn request_verification(&self, email: &str) -> Result<(), PortError> {
+    pub async fn request_verification(
+        &self,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<(), PortError> {
         let email = email.trim().to_lowercase();
         self.ports
             .mail
-            .enqueue(MailKind::VerifyEmail, &email, self.ports.clock.now())
+            .enqueue(
+                MailKind::VerifyEmail,
+                &email,
+                self.ports.clock.now(),
+                client,
+            )
             .await
     }
 
@@ -126,12 +143,18 @@ impl RecoveryService {
     ///
     /// # Errors
     /// [`VerifyEmailError`].
-    pub async fn verify_email(&self, token: &SecretString) -> Result<User, VerifyEmailError> {
+    pub async fn verify_email(
+        &self,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<User, VerifyEmailError> {
         let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::EmailVerified, now, client);
         let user = self
             .recovery
             .tokens
-            .verify_email(&hash, self.ports.clock.now())
+            .verify_email(&hash, now, &event)
             .await?
             .ok_or(VerifyEmailError::InvalidToken)?;
         info!(user_id = %user.id, "email verified");
@@ -148,6 +171,7 @@ impl RecoveryService {
         &self,
         token: &SecretString,
         new_password: Password,
+        client: &ClientInfo,
     ) -> Result<(), ResetPasswordError> {
         let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
         let now = self.ports.clock.now();
@@ -165,18 +189,22 @@ impl RecoveryService {
         // The token and the user are checked again in the write itself: a
         // concurrent reset with the same token, or a deactivation, wins.
         let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::PasswordReset, now, client);
         let user = self
             .recovery
             .tokens
-            .reset_password(&hash, &new_hash, now)
+            .reset_password(&hash, &new_hash, now, &event)
             .await?
             .ok_or(ResetPasswordError::InvalidToken)?;
         self.ports
             .throttle
-            .clear_names(&[
-                user.email.as_str().to_owned(),
-                user.username.as_str().to_owned(),
-            ])
+            .clear_names(
+                &[
+                    user.email.as_str().to_owned(),
+                    user.username.as_str().to_owned(),
+                ],
+                None,
+            )
             .await?;
         info!(user_id = %user.id, "password reset; every session ended");
         Ok(())
@@ -250,6 +278,10 @@ impl RecoveryService {
         // A token per attempt: one that was never delivered is superseded.
         let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
         let now = self.ports.clock.now();
+        // The request is on record once it had an effect: a live token.
+        let event = (job.kind == MailKind::PasswordReset).then(|| {
+            AuditEvent::new(AuditKind::PasswordResetRequested, now, &job.client).about(user.id)
+        });
         self.recovery
             .tokens
             .issue(
@@ -259,6 +291,7 @@ impl RecoveryService {
                 &token.hash,
                 now + self.ttl(job.kind),
                 now,
+                event,
             )
             .await
             .map_err(transient)?;
@@ -371,6 +404,7 @@ mod tests {
             kind,
             email: "ada@example.com".into(),
             attempts,
+            client: ClientInfo::default(),
         }
     }
 
@@ -381,15 +415,23 @@ mod tests {
             mocks
                 .mail
                 .expect_enqueue()
-                .with(eq(kind), eq("ada@example.com"), eq(NOW))
+                .with(
+                    eq(kind),
+                    eq("ada@example.com"),
+                    eq(NOW),
+                    mockall::predicate::always(),
+                )
                 .times(1)
-                .returning(|_, _, _| Ok(()));
+                .returning(|_, _, _, _| Ok(()));
         }
         // No expectation on the user repository: a lookup would panic.
         let service = service(mocks, RecoveryMocks::default());
-        service.forgot_password("  Ada@Example.com ").await.unwrap();
         service
-            .request_verification("ADA@example.com")
+            .forgot_password("  Ada@Example.com ", &ClientInfo::default())
+            .await
+            .unwrap();
+        service
+            .request_verification("ADA@example.com", &ClientInfo::default())
             .await
             .unwrap();
     }
@@ -410,7 +452,7 @@ mod tests {
         recovery
             .tokens
             .expect_reset_password()
-            .return_once(move |_, _, _| Ok(written));
+            .return_once(move |_, _, _, _| Ok(written));
         (mocks, recovery)
     }
 
@@ -426,12 +468,16 @@ mod tests {
         mocks
             .throttle
             .expect_clear_names()
-            .withf(|names| names == ["ada@example.com", "ada"])
+            .withf(|names, _| names == ["ada@example.com", "ada"])
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(()));
         let service = service(mocks, recovery);
         service
-            .reset_password(&"the-token".into(), password("Quartz-Lantern-Orbit-47"))
+            .reset_password(
+                &"the-token".into(),
+                password("Quartz-Lantern-Orbit-47"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
     }
@@ -441,7 +487,11 @@ mod tests {
         let (mocks, recovery) = reset_mocks(None, None);
         let service = service(mocks, recovery);
         let err = service
-            .reset_password(&"the-token".into(), password("Quartz-Lantern-Orbit-47"))
+            .reset_password(
+                &"the-token".into(),
+                password("Quartz-Lantern-Orbit-47"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, ResetPasswordError::InvalidToken));
@@ -456,7 +506,11 @@ mod tests {
             .returning(|_| Ok(PasswordHash::new("new-hash".into())));
         let service = service(mocks, recovery);
         let err = service
-            .reset_password(&"the-token".into(), password("Quartz-Lantern-Orbit-47"))
+            .reset_password(
+                &"the-token".into(),
+                password("Quartz-Lantern-Orbit-47"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, ResetPasswordError::InvalidToken));
@@ -467,7 +521,11 @@ mod tests {
         let (mocks, recovery) = reset_mocks(Some(user("adalovelace")), None);
         let service = service(mocks, recovery);
         let err = service
-            .reset_password(&"the-token".into(), password("adalovelace-2026"))
+            .reset_password(
+                &"the-token".into(),
+                password("adalovelace-2026"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, ResetPasswordError::WeakPassword(_)));
@@ -485,10 +543,10 @@ mod tests {
             recovery
                 .tokens
                 .expect_verify_email()
-                .with(eq(token_hash()), eq(NOW))
-                .return_once(move |_, _| Ok(written));
+                .with(eq(token_hash()), eq(NOW), mockall::predicate::always())
+                .return_once(move |_, _, _| Ok(written));
             let outcome = service(mocks, recovery)
-                .verify_email(&"the-token".into())
+                .verify_email(&"the-token".into(), &ClientInfo::default())
                 .await;
             assert_eq!(outcome.is_ok(), ok);
             if !ok {
@@ -564,9 +622,10 @@ mod tests {
                     eq(token_hash()),
                     eq(NOW + ttl),
                     eq(NOW),
+                    mockall::predicate::always(),
                 )
                 .times(1)
-                .returning(|_, _, _, _, _, _| Ok(()));
+                .returning(|_, _, _, _, _, _, _| Ok(()));
             let sent = recording_mailer(&mut recovery, || Ok(()));
             assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
             let sent = sent.lock().unwrap();
@@ -613,7 +672,7 @@ mod tests {
         recovery
             .tokens
             .expect_issue()
-            .returning(|_, _, _, _, _, _| Ok(()));
+            .returning(|_, _, _, _, _, _, _| Ok(()));
         recording_mailer(recovery, outcome);
     }
 

@@ -7,7 +7,8 @@ use time::{Duration, OffsetDateTime};
 use tracing::warn;
 
 use crate::PortError;
-use crate::ports::{LoginThrottle, ThrottleState};
+use crate::model::{AuditEvent, AuditKind};
+use crate::ports::{AuditLog, LoginThrottle, ThrottleState};
 
 /// How long the per-name budget's window lasts.
 pub(crate) const NAME_WINDOW: Duration = Duration::HOUR;
@@ -83,6 +84,7 @@ impl LockoutPolicy {
 #[derive(Clone)]
 pub(crate) struct Throttle {
     store: Arc<dyn LoginThrottle>,
+    audit: Arc<dyn AuditLog>,
     policy: LockoutPolicy,
 }
 
@@ -90,8 +92,16 @@ pub(crate) struct Throttle {
 const NO_ADDRESS: &str = "unknown";
 
 impl Throttle {
-    pub(crate) fn new(store: Arc<dyn LoginThrottle>, policy: LockoutPolicy) -> Self {
-        Self { store, policy }
+    pub(crate) fn new(
+        store: Arc<dyn LoginThrottle>,
+        audit: Arc<dyn AuditLog>,
+        policy: LockoutPolicy,
+    ) -> Self {
+        Self {
+            store,
+            audit,
+            policy,
+        }
     }
 
     /// How long `name` must wait before a password check from `address`.
@@ -111,27 +121,33 @@ impl Throttle {
         Ok(self.policy.retry_after(&state, now))
     }
 
-    /// Counts a failed password check and locks the pair when the policy says so.
+    /// Counts a failed password check, recorded as `event` (a
+    /// `login.failed`), and locks the pair when the policy says so.
     pub(crate) async fn failed(
         &self,
         name: &str,
         address: Option<&str>,
         now: OffsetDateTime,
+        event: AuditEvent,
     ) -> Result<(), PortError> {
         if self.policy.is_off() {
-            return Ok(());
+            // Nothing is counted, but the attempt is still on record.
+            return self.audit.record(&event).await;
         }
         let address = address.unwrap_or(NO_ADDRESS);
         let state = self
             .store
-            .record_failure(name, address, now, NAME_WINDOW)
+            .record_failure(name, address, now, NAME_WINDOW, &event)
             .await?;
         let max = self.policy.max_failures;
         if max > 0 && state.pair_failures >= max {
             let duration = self.policy.lock_duration(state.pair_lockouts);
+            let mut locked = AuditEvent::new(AuditKind::LoginLocked, now, &event.client);
+            locked.subject_id = event.subject_id;
+            locked.details.lock_seconds = Some(duration.whole_seconds());
             if self
                 .store
-                .lock_pair(name, address, now, now + duration)
+                .lock_pair(name, address, now, now + duration, &locked)
                 .await?
             {
                 warn!(
@@ -157,9 +173,13 @@ impl Throttle {
             .await
     }
 
-    /// Lifts every lock on these names.
-    pub(crate) async fn clear(&self, names: &[String]) -> Result<(), PortError> {
-        self.store.clear_names(names).await
+    /// Lifts every lock on these names, recorded as `event`.
+    pub(crate) async fn clear(
+        &self,
+        names: &[String],
+        event: &AuditEvent,
+    ) -> Result<(), PortError> {
+        self.store.clear_names(names, Some(event.clone())).await
     }
 
     /// Deletes state nobody has touched for longer than any lock lasts.

@@ -8,8 +8,8 @@ use super::throttle::{LockoutPolicy, Throttle};
 use super::{NewUserError, insert_user};
 use crate::PortError;
 use crate::model::{
-    ClientInfo, Email, FullName, Password, PasswordError, PasswordHash, PasswordPolicy, User,
-    UserId, UserView, Username,
+    AuditEvent, AuditKind, ClientInfo, Email, FullName, Password, PasswordError, PasswordHash,
+    PasswordPolicy, User, UserId, UserView, Username,
 };
 use crate::ports::{
     AccessClaims, DeactivateUserError as Deactivation, PatchUserError,
@@ -250,7 +250,7 @@ impl UserService {
     /// Builds the service.
     #[must_use]
     pub fn new(ports: Ports, password_policy: PasswordPolicy, lockout: LockoutPolicy) -> Self {
-        let throttle = Throttle::new(ports.throttle.clone(), lockout);
+        let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), lockout);
         Self {
             ports,
             password_policy,
@@ -341,11 +341,17 @@ impl UserService {
     /// # Errors
     /// [`CreateUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, username = %cmd.username))]
-    pub async fn create(&self, actor: &User, cmd: CreateUser) -> Result<UserView, CreateUserError> {
+    pub async fn create(
+        &self,
+        actor: &User,
+        cmd: CreateUser,
+        client: &ClientInfo,
+    ) -> Result<UserView, CreateUserError> {
         if !actor.is_superuser {
             return Err(CreateUserError::Forbidden);
         }
-        let user = insert_user(&self.ports, self.password_policy, cmd).await?;
+        let event = AuditEvent::new(AuditKind::UserCreated, self.ports.clock.now(), client);
+        let user = insert_user(&self.ports, self.password_policy, cmd, event.by(actor.id)).await?;
         info!(user_id = %user.id, is_superuser = user.is_superuser, "user created");
         Ok(UserView::for_viewer(user, actor))
     }
@@ -371,7 +377,12 @@ impl UserService {
             is_verified: Some(true),
             ..cmd
         };
-        match insert_user(&self.ports, self.password_policy, cmd).await {
+        let event = AuditEvent::new(
+            AuditKind::UserCreated,
+            self.ports.clock.now(),
+            &ClientInfo::default(),
+        );
+        match insert_user(&self.ports, self.password_policy, cmd, event).await {
             Ok(user) => {
                 info!(user_id = %user.id, "first superuser created");
                 Ok(true)
@@ -471,10 +482,14 @@ impl UserService {
                 keep_a_superuser: before.is_active && before.is_superuser && !stays_superuser,
             };
             let now = self.ports.clock.now();
+            let mut event = AuditEvent::new(AuditKind::UserUpdated, now, client)
+                .by(actor.id)
+                .about(id);
+            event.details.fields = changed_fields(&patch);
             let outcome = self
                 .ports
                 .users
-                .update(id, before.version, &patch, &guard, now)
+                .update(id, before.version, &patch, &guard, now, &event)
                 .await;
             let after = match outcome {
                 Ok(after) => after,
@@ -492,11 +507,11 @@ impl UserService {
             if patch.is_active == Some(false) || patch.password_hash.is_some() {
                 self.ports
                     .sessions
-                    .revoke_all_for_user(id, None, now)
+                    .revoke_all_for_user(id, None, now, None)
                     .await?;
             }
             if let Some(email) = &patch.email {
-                super::queue_verification(&self.ports, email).await;
+                super::queue_verification(&self.ports, email, client).await;
             }
             info!("user updated");
             return Ok(UserView::for_viewer(after, actor));
@@ -526,7 +541,10 @@ impl UserService {
             .await?
         {
             warn!("profile update refused: wrong password");
-            self.throttle.failed(name, address, now).await?;
+            let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
+                .about(user.id)
+                .reason("wrong_password");
+            self.throttle.failed(name, address, now, event).await?;
             return Err(UpdateUserError::Forbidden);
         }
         Ok(())
@@ -543,6 +561,7 @@ impl UserService {
         actor: &User,
         id: UserId,
         if_match: Option<u64>,
+        client: &ClientInfo,
     ) -> Result<(), DeleteUserError> {
         for _ in 0..MAX_ATTEMPTS {
             let user = self
@@ -564,16 +583,19 @@ impl UserService {
                 actor_is_superuser: actor.is_superuser && actor.id != id,
                 keep_a_superuser: user.is_superuser,
             };
+            let event = AuditEvent::new(AuditKind::UserDeleted, now, client)
+                .by(actor.id)
+                .about(id);
             match self
                 .ports
                 .users
-                .deactivate(id, user.version, &guard, now)
+                .deactivate(id, user.version, &guard, now, &event)
                 .await
             {
                 Ok(_) => {
                     self.ports
                         .sessions
-                        .revoke_all_for_user(id, None, now)
+                        .revoke_all_for_user(id, None, now, None)
                         .await?;
                     info!("user deactivated");
                     return Ok(());
@@ -596,7 +618,12 @@ impl UserService {
     /// # Errors
     /// [`RestoreUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
-    pub async fn restore(&self, actor: &User, id: UserId) -> Result<UserView, RestoreUserError> {
+    pub async fn restore(
+        &self,
+        actor: &User,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<UserView, RestoreUserError> {
         if !actor.is_superuser {
             return Err(RestoreUserError::Forbidden);
         }
@@ -616,10 +643,13 @@ impl UserService {
                 actor_is_superuser: true,
                 keep_a_superuser: false,
             };
+            let event = AuditEvent::new(AuditKind::UserRestored, now, client)
+                .by(actor.id)
+                .about(id);
             match self
                 .ports
                 .users
-                .reactivate(id, user.version, &guard, now)
+                .reactivate(id, user.version, &guard, now, &event)
                 .await
             {
                 Ok(user) => {
@@ -641,7 +671,12 @@ impl UserService {
     /// # Errors
     /// [`UnlockUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
-    pub async fn unlock(&self, actor: &User, id: UserId) -> Result<UserView, UnlockUserError> {
+    pub async fn unlock(
+        &self,
+        actor: &User,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<UserView, UnlockUserError> {
         if !actor.is_superuser {
             return Err(UnlockUserError::Forbidden);
         }
@@ -651,11 +686,17 @@ impl UserService {
             .find_by_id(id)
             .await?
             .ok_or(UnlockUserError::NotFound)?;
+        let event = AuditEvent::new(AuditKind::UserUnlocked, self.ports.clock.now(), client)
+            .by(actor.id)
+            .about(id);
         self.throttle
-            .clear(&[
-                user.email.as_str().to_owned(),
-                user.username.as_str().to_owned(),
-            ])
+            .clear(
+                &[
+                    user.email.as_str().to_owned(),
+                    user.username.as_str().to_owned(),
+                ],
+                &event,
+            )
             .await?;
         info!("login lockout lifted");
         Ok(UserView::for_viewer(user, actor))
@@ -669,9 +710,41 @@ impl UserService {
     }
 }
 
+/// The names of the fields a patch writes, for its audit event: names
+/// only, never values.
+fn changed_fields(patch: &UserPatch) -> Vec<String> {
+    let written = [
+        ("email", patch.email.is_some()),
+        ("username", patch.username.is_some()),
+        ("full_name", patch.full_name.is_some()),
+        ("password", patch.password_hash.is_some()),
+        ("is_active", patch.is_active.is_some()),
+        ("is_superuser", patch.is_superuser.is_some()),
+        ("is_verified", patch.is_verified.is_some()),
+    ];
+    written
+        .into_iter()
+        .filter(|(_, written)| *written)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    #[test]
+    fn an_update_event_names_the_fields_never_their_values() {
+        let patch = UserPatch {
+            email: Some(Email::parse("new@example.com").unwrap()),
+            full_name: Some(None),
+            password_hash: Some(PasswordHash::new("secret-hash".into())),
+            is_verified: Some(false),
+            ..UserPatch::default()
+        };
+        let fields = super::changed_fields(&patch);
+        assert_eq!(fields, ["email", "full_name", "password", "is_verified"]);
+        assert!(!format!("{fields:?}").contains("secret-hash"));
+    }
 
     use mockall::predicate::eq;
 
@@ -722,11 +795,17 @@ mod tests {
         mocks
             .users
             .expect_update()
-            .withf(move |i, v, patch, guard, at| {
-                *i == id && *v == version && *at == NOW && check(patch, guard.keep_a_superuser)
+            .withf(move |i, v, patch, guard, at, event| {
+                *i == id
+                    && *v == version
+                    && *at == NOW
+                    && check(patch, guard.keep_a_superuser)
+                    && event.kind == AuditKind::UserUpdated
+                    && event.actor_id == Some(guard.actor)
+                    && event.subject_id == Some(id)
             })
             .times(1)
-            .returning(move |_, _, patch, _, _| Ok(apply(&stored, patch)));
+            .returning(move |_, _, patch, _, _, _| Ok(apply(&stored, patch)));
     }
 
     fn found(mocks: &mut Mocks, target: &User) {
@@ -927,7 +1006,11 @@ mod tests {
     #[tokio::test]
     async fn create_is_for_superusers_only() {
         let err = service(Mocks::default())
-            .create(&user("ada"), create_cmd("bob", "correct horse"))
+            .create(
+                &user("ada"),
+                create_cmd("bob", "correct horse"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, CreateUserError::Forbidden));
@@ -943,17 +1026,28 @@ mod tests {
         mocks
             .users
             .expect_insert()
-            .withf(|u| !u.is_active && u.is_superuser && !u.is_verified)
+            .withf(|u, event| {
+                !u.is_active
+                    && u.is_superuser
+                    && !u.is_verified
+                    && event.kind == AuditKind::UserCreated
+                    && event.subject_id == Some(u.id)
+                    && event.actor_id.is_some_and(|actor| actor != u.id)
+            })
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(()));
         mocks
             .mail
             .expect_enqueue()
-            .withf(|kind, email, _| *kind == MailKind::VerifyEmail && email == "bob@example.com")
+            .withf(|kind, email, _, _| *kind == MailKind::VerifyEmail && email == "bob@example.com")
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         let view = service(mocks)
-            .create(&superuser("root"), create_cmd("bob", "correct horse"))
+            .create(
+                &superuser("root"),
+                create_cmd("bob", "correct horse"),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         assert!(view.user().is_superuser);
@@ -970,9 +1064,9 @@ mod tests {
         mocks
             .users
             .expect_insert()
-            .withf(|u| u.is_active && u.is_superuser && u.is_verified)
+            .withf(|u, _| u.is_active && u.is_superuser && u.is_verified)
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(()));
         // No mail expectation: queueing one would panic.
         assert!(
             service(mocks)
@@ -997,9 +1091,9 @@ mod tests {
         mocks
             .mail
             .expect_enqueue()
-            .withf(|kind, email, _| *kind == MailKind::VerifyEmail && email == "ada@new.example")
+            .withf(|kind, email, _, _| *kind == MailKind::VerifyEmail && email == "ada@new.example")
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         let changes = UserChanges {
             email: Some(Email::parse("ada@new.example").unwrap()),
             ..UserChanges::default()
@@ -1094,9 +1188,9 @@ mod tests {
                 mocks
                     .throttle
                     .expect_record_failure()
-                    .withf(|name, _, _, _| name == "ada")
+                    .withf(|name, _, _, _, _| name == "ada")
                     .times(1)
-                    .returning(|_, _, _, _| Ok(crate::ports::ThrottleState::default()));
+                    .returning(|_, _, _, _, _| Ok(crate::ports::ThrottleState::default()));
             }
             // The current password is proven, not written: nothing changes.
             mocks.users.expect_update().never();
@@ -1130,9 +1224,9 @@ mod tests {
         mocks
             .sessions
             .expect_revoke_all_for_user()
-            .with(eq(bob.id), eq(None), eq(NOW))
+            .with(eq(bob.id), eq(None), eq(NOW), mockall::predicate::always())
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         let changes = UserChanges {
             password: Some(password("new passphrase")),
             ..UserChanges::default()
@@ -1183,9 +1277,9 @@ mod tests {
         mocks
             .users
             .expect_update()
-            .withf(|_, _, p, guard, _| p.is_superuser == Some(false) && guard.keep_a_superuser)
+            .withf(|_, _, p, guard, _, _| p.is_superuser == Some(false) && guard.keep_a_superuser)
             .times(1)
-            .returning(|_, _, _, _, _| Err(PatchUserError::LastSuperuser));
+            .returning(|_, _, _, _, _, _| Err(PatchUserError::LastSuperuser));
         let changes = UserChanges {
             is_superuser: Some(false),
             ..UserChanges::default()
@@ -1209,7 +1303,7 @@ mod tests {
             .sessions
             .expect_revoke_all_for_user()
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         let changes = UserChanges {
             is_active: Some(false),
             ..UserChanges::default()
@@ -1239,18 +1333,26 @@ mod tests {
         mocks
             .users
             .expect_deactivate()
-            .withf(move |i, v, guard, at| {
-                *i == id && *v == version && *at == NOW && !guard.keep_a_superuser
+            .withf(move |i, v, guard, at, event| {
+                *i == id
+                    && *v == version
+                    && *at == NOW
+                    && !guard.keep_a_superuser
+                    && event.kind == AuditKind::UserDeleted
+                    && event.subject_id == Some(id)
             })
             .times(1)
-            .returning(move |_, _, _, _| Ok(gone.clone()));
+            .returning(move |_, _, _, _, _| Ok(gone.clone()));
         mocks
             .sessions
             .expect_revoke_all_for_user()
-            .with(eq(ada.id), eq(None), eq(NOW))
+            .with(eq(ada.id), eq(None), eq(NOW), mockall::predicate::always())
             .times(1)
-            .returning(|_, _, _| Ok(()));
-        service(mocks).delete(&ada, ada.id, None).await.unwrap();
+            .returning(|_, _, _, _| Ok(()));
+        service(mocks)
+            .delete(&ada, ada.id, None, &ClientInfo::default())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -1259,7 +1361,7 @@ mod tests {
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
         let err = service(mocks)
-            .delete(&user("ada"), bob.id, None)
+            .delete(&user("ada"), bob.id, None, &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, DeleteUserError::Forbidden));
@@ -1274,7 +1376,7 @@ mod tests {
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
         let err = service(mocks)
-            .delete(&superuser("root"), bob.id, None)
+            .delete(&superuser("root"), bob.id, None, &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, DeleteUserError::NotFound));
@@ -1288,11 +1390,11 @@ mod tests {
         mocks
             .users
             .expect_deactivate()
-            .withf(|_, _, guard, _| guard.keep_a_superuser)
+            .withf(|_, _, guard, _, _| guard.keep_a_superuser)
             .times(1)
-            .returning(|_, _, _, _| Err(crate::ports::DeactivateUserError::LastSuperuser));
+            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::LastSuperuser));
         let err = service(mocks)
-            .delete(&root, root.id, None)
+            .delete(&root, root.id, None, &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, DeleteUserError::LastSuperuser));
@@ -1305,7 +1407,7 @@ mod tests {
             ..user("bob")
         };
         let err = service(Mocks::default())
-            .restore(&user("ada"), bob.id)
+            .restore(&user("ada"), bob.id, &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, RestoreUserError::Forbidden));
@@ -1319,11 +1421,15 @@ mod tests {
         mocks
             .users
             .expect_reactivate()
-            .withf(|_, _, guard, _| guard.actor_is_superuser && !guard.keep_a_superuser)
+            .withf(|_, _, guard, _, event| {
+                guard.actor_is_superuser
+                    && !guard.keep_a_superuser
+                    && event.kind == AuditKind::UserRestored
+            })
             .times(1)
-            .returning(move |_, _, _, _| Ok(back.clone()));
+            .returning(move |_, _, _, _, _| Ok(back.clone()));
         let view = service(mocks)
-            .restore(&superuser("root"), bob.id)
+            .restore(&superuser("root"), bob.id, &ClientInfo::default())
             .await
             .unwrap();
         assert!(view.user().is_active);
@@ -1344,9 +1450,9 @@ mod tests {
         mocks
             .users
             .expect_insert()
-            .withf(|u| u.is_superuser && u.is_active)
+            .withf(|u, _| u.is_superuser && u.is_active)
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(()));
         let service = service(mocks);
         assert!(
             service
@@ -1366,7 +1472,7 @@ mod tests {
     async fn unlock_is_for_superusers_and_clears_the_lockout() {
         let bob = user("bob");
         let err = service(Mocks::default())
-            .unlock(&user("ada"), bob.id)
+            .unlock(&user("ada"), bob.id, &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, UnlockUserError::Forbidden));
@@ -1376,11 +1482,16 @@ mod tests {
         mocks
             .throttle
             .expect_clear_names()
-            .withf(|names| names == ["bob@example.com".to_owned(), "bob".to_owned()])
+            .withf(|names, event| {
+                names == ["bob@example.com".to_owned(), "bob".to_owned()]
+                    && event
+                        .as_ref()
+                        .is_some_and(|e| e.kind == AuditKind::UserUnlocked)
+            })
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_, _| Ok(()));
         let view = service(mocks)
-            .unlock(&superuser("root"), bob.id)
+            .unlock(&superuser("root"), bob.id, &ClientInfo::default())
             .await
             .unwrap();
         assert_eq!(view.user().id, bob.id);
@@ -1456,9 +1567,9 @@ mod tests {
         mocks
             .users
             .expect_update()
-            .withf(|_, version, _, _, _| *version == 1)
+            .withf(|_, version, _, _, _, _| *version == 1)
             .times(1)
-            .returning(|_, _, _, _, _| Err(PatchUserError::Stale));
+            .returning(|_, _, _, _, _, _| Err(PatchUserError::Stale));
         let changes = UserChanges {
             full_name: Some(Some(FullName::parse("Robert").unwrap())),
             ..UserChanges::default()
@@ -1528,9 +1639,9 @@ mod tests {
             .users
             .expect_deactivate()
             .times(1)
-            .returning(|_, _, _, _| Err(crate::ports::DeactivateUserError::Stale));
+            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::Stale));
         let err = service(mocks)
-            .delete(&superuser("root"), bob.id, None)
+            .delete(&superuser("root"), bob.id, None, &ClientInfo::default())
             .await
             .unwrap_err();
         assert!(matches!(err, DeleteUserError::NotFound));
@@ -1547,7 +1658,7 @@ mod tests {
         mocks
             .users
             .expect_insert()
-            .returning(|_| Err(crate::ports::InsertUserError::EmailTaken));
+            .returning(|_, _| Err(crate::ports::InsertUserError::EmailTaken));
         assert!(
             !service(mocks)
                 .ensure_superuser(create_cmd("root", "correct horse"))

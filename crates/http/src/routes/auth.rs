@@ -15,7 +15,7 @@ use super::users::{UserResponse, created, user_response};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::error::{HttpError, OAuthError};
-use crate::extract::{CurrentUser, JsonOrForm, ValidJson, client_info};
+use crate::extract::{Client, CurrentUser, JsonOrForm, ValidJson, client_info};
 use crate::openapi::TooManyRequests;
 use crate::{metrics, middleware, validation};
 
@@ -134,8 +134,12 @@ pub(super) fn invalid(field: &str, err: impl ToString) -> ApiError {
 pub(crate) async fn register(
     state: web::Data<ApiState>,
     body: ValidJson<RegisterRequest>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state.auth.register(body.0.try_into_domain()?).await?;
+    let user = state
+        .auth
+        .register(body.0.try_into_domain()?, &client.0)
+        .await?;
     metrics::record_registration("register");
     Ok(created(UserView::own(user)))
 }
@@ -292,6 +296,7 @@ fn refresh_grant_rule(value: &str, _: &()) -> garde::Result {
 pub(crate) async fn refresh(
     state: web::Data<ApiState>,
     body: Result<JsonOrForm<RefreshRequest, RefreshForm>, ApiError>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
     let presented = match body.map_err(ApiError::for_oauth)? {
         JsonOrForm::Json(json) => json.refresh_token,
@@ -299,7 +304,7 @@ pub(crate) async fn refresh(
     };
     let tokens = state
         .auth
-        .refresh(&presented)
+        .refresh(&presented, &client.0)
         .await
         .map_err(|e| ApiError::from(e).for_oauth())?;
     Ok(token_response(&tokens))

@@ -15,7 +15,7 @@ use super::auth::invalid;
 use super::users::UserResponse;
 use crate::app::ApiState;
 use crate::error::{ApiError, HttpError};
-use crate::extract::ValidJson;
+use crate::extract::{Client, ValidJson};
 use crate::openapi::TooManyRequests;
 use crate::{middleware, validation};
 
@@ -87,8 +87,12 @@ const FORGOT_PASSWORD_ANSWER: &str =
 pub(crate) async fn forgot_password(
     state: web::Data<ApiState>,
     body: ValidJson<ForgotPasswordRequest>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state.recovery.forgot_password(&body.0.email).await?;
+    state
+        .recovery
+        .forgot_password(&body.0.email, &client.0)
+        .await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: FORGOT_PASSWORD_ANSWER,
     }))
@@ -127,13 +131,14 @@ pub(crate) struct ResetPasswordRequest {
 pub(crate) async fn reset_password(
     state: web::Data<ApiState>,
     body: ValidJson<ResetPasswordRequest>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let new = Password::new(SecretString::from(body.new_password))
         .map_err(|e| invalid("new_password", e))?;
     state
         .recovery
-        .reset_password(&SecretString::from(body.token), new)
+        .reset_password(&SecretString::from(body.token), new, &client.0)
         .await
         .map_err(|err| match err {
             ResetPasswordError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
@@ -174,8 +179,12 @@ const VERIFY_REQUEST_ANSWER: &str =
 pub(crate) async fn request_verify_token(
     state: web::Data<ApiState>,
     body: ValidJson<VerifyRequestRequest>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state.recovery.request_verification(&body.0.email).await?;
+    state
+        .recovery
+        .request_verification(&body.0.email, &client.0)
+        .await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: VERIFY_REQUEST_ANSWER,
     }))
@@ -209,10 +218,11 @@ pub(crate) struct VerifyRequest {
 pub(crate) async fn verify(
     state: web::Data<ApiState>,
     body: ValidJson<VerifyRequest>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
     let user = state
         .recovery
-        .verify_email(&SecretString::from(body.0.token))
+        .verify_email(&SecretString::from(body.0.token), &client.0)
         .await
         .map_err(|err| match err {
             VerifyEmailError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),

@@ -14,7 +14,7 @@ use super::users::rfc3339;
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::error::HttpError;
-use crate::extract::{CurrentUser, HashBudgetSpent, PathId, ValidJson, client_info};
+use crate::extract::{Client, CurrentUser, HashBudgetSpent, PathId, ValidJson, client_info};
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -52,8 +52,9 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 pub(crate) async fn logout(
     state: web::Data<ApiState>,
     caller: CurrentUser,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(&caller.0).await?;
+    state.auth.logout(&caller.0, &client.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -69,8 +70,9 @@ pub(crate) async fn logout(
 pub(crate) async fn logout_all(
     state: web::Data<ApiState>,
     caller: CurrentUser,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout_all(&caller.0).await?;
+    state.auth.logout_all(&caller.0, &client.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -137,8 +139,9 @@ pub(crate) async fn end(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: PathId<SessionId>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.end_session(&caller.0, id.0).await?;
+    state.auth.end_session(&caller.0, id.0, &client.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

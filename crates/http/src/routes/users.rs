@@ -17,7 +17,7 @@ use super::auth::{NewUserFields, invalid};
 use crate::app::ApiState;
 use crate::error::ApiError;
 use crate::error::HttpError;
-use crate::extract::{Claimed, CurrentUser, PathId, ValidJson, ValidQuery, client_info};
+use crate::extract::{Claimed, Client, CurrentUser, PathId, ValidJson, ValidQuery, client_info};
 use crate::validation;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -78,7 +78,7 @@ pub(crate) struct UserResponse {
     last_login_at: Option<Option<String>>,
 }
 
-pub(super) fn rfc3339(at: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -386,6 +386,7 @@ pub(crate) async fn create(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     body: ValidJson<CreateUserRequest>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
     state
@@ -401,7 +402,7 @@ pub(crate) async fn create(
         is_superuser: b.is_superuser,
         is_verified: None,
     };
-    let view = state.users.create(&caller.0.user, cmd).await?;
+    let view = state.users.create(&caller.0.user, cmd, &client.0).await?;
     crate::metrics::record_registration("admin");
     Ok(created(view))
 }
@@ -530,10 +531,11 @@ pub(crate) async fn delete(
     req: HttpRequest,
     caller: CurrentUser,
     id: PathId<UserId>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
     state
         .users
-        .delete(&caller.0.user, id.0, if_match(&req))
+        .delete(&caller.0.user, id.0, if_match(&req), &client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -556,8 +558,9 @@ pub(crate) async fn restore(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: PathId<UserId>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.users.restore(&caller.0.user, id.0).await?;
+    let view = state.users.restore(&caller.0.user, id.0, &client.0).await?;
     Ok(user_response(view))
 }
 
@@ -579,7 +582,8 @@ pub(crate) async fn unlock(
     state: web::Data<ApiState>,
     caller: CurrentUser,
     id: PathId<UserId>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.users.unlock(&caller.0.user, id.0).await?;
+    let view = state.users.unlock(&caller.0.user, id.0, &client.0).await?;
     Ok(user_response(view))
 }

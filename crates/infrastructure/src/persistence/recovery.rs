@@ -10,13 +10,13 @@ use sea_orm::{
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    Email, MailJob, MailKind, PasswordHash, RefreshTokenHash, User, UserId,
+    AuditEvent, ClientInfo, Email, MailJob, MailKind, PasswordHash, RefreshTokenHash, User, UserId,
 };
 use userhub_domain::ports::{MailQueue, RecoveryTokens};
 use uuid::Uuid;
 
 use super::users::to_domain;
-use super::{Database, execute, micros, port_error, query_all, query_one};
+use super::{Database, audit, execute, micros, port_error, query_all, query_one};
 use crate::entities::{session, user};
 
 /// The purpose stored with a password-reset token.
@@ -51,6 +51,16 @@ async fn active_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Use
     row.map(to_domain).transpose()
 }
 
+/// Stores `event` as the token user's own action.
+async fn write_own(
+    conn: &impl ConnectionTrait,
+    event: &AuditEvent,
+    user: Uuid,
+) -> Result<(), PortError> {
+    let event = event.clone().own(UserId::from_uuid(user));
+    audit::write(conn, &event).await.map_err(port_error)
+}
+
 #[async_trait]
 impl RecoveryTokens for SeaOrmRecoveryTokens {
     async fn issue(
@@ -61,6 +71,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         hash: &RefreshTokenHash,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
+        event: Option<AuditEvent>,
     ) -> Result<(), PortError> {
         let purpose = kind.as_str();
         let txn = self.db.connection().begin().await.map_err(port_error)?;
@@ -85,6 +96,9 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
             ],
         )
         .await?;
+        if let Some(event) = event {
+            audit::write(&txn, &event).await.map_err(port_error)?;
+        }
         txn.commit().await.map_err(port_error)
     }
 
@@ -92,6 +106,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         &self,
         hash: &RefreshTokenHash,
         now: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
         let txn = self.db.connection().begin().await.map_err(port_error)?;
         let spent = query_one(
@@ -130,6 +145,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
             return Ok(None);
         }
         let user = active_user(&txn, user_id).await?;
+        write_own(&txn, event, user_id).await?;
         txn.commit().await.map_err(port_error)?;
         Ok(user)
     }
@@ -158,6 +174,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         hash: &RefreshTokenHash,
         new_hash: &PasswordHash,
         now: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
         let txn = self.db.connection().begin().await.map_err(port_error)?;
         // Spending the token first locks its row: a concurrent reset with
@@ -203,6 +220,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
             .await
             .map_err(port_error)?;
         let user = active_user(&txn, user_id).await?;
+        write_own(&txn, event, user_id).await?;
         txn.commit().await.map_err(port_error)?;
         Ok(user)
     }
@@ -242,18 +260,22 @@ impl MailQueue for SeaOrmMailQueue {
         kind: MailKind,
         email: &str,
         now: OffsetDateTime,
+        client: &ClientInfo,
     ) -> Result<(), PortError> {
         // The partial unique index on untaken (kind, email) turns a second
         // request into nothing.
         self.set(
-            "INSERT INTO mail_jobs (id, kind, email, created_at, next_attempt_at, attempts, completed_at, failed_at) \
-             VALUES (?, ?, ?, ?, ?, 0, 0, 0) ON CONFLICT DO NOTHING",
+            "INSERT INTO mail_jobs (id, kind, email, created_at, next_attempt_at, attempts, completed_at, failed_at, ip, user_agent, request_id) \
+             VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?) ON CONFLICT DO NOTHING",
             vec![
                 Uuid::now_v7().into(),
                 kind.as_str().into(),
                 email.into(),
                 micros(now).into(),
                 micros(now).into(),
+                client.ip.clone().into(),
+                client.user_agent.clone().into(),
+                client.request_id.clone().into(),
             ],
         )
         .await
@@ -280,7 +302,7 @@ impl MailQueue for SeaOrmMailQueue {
                                  ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED) \
                  UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
                  FROM picked WHERE mail_jobs.id = picked.id \
-                 RETURNING mail_jobs.id, kind, email, attempts",
+                 RETURNING mail_jobs.id, kind, email, attempts, ip, user_agent, request_id",
                 vec![now, limit, lease_until],
             )
         } else {
@@ -290,7 +312,7 @@ impl MailQueue for SeaOrmMailQueue {
                  WHERE id IN (SELECT id FROM mail_jobs \
                               WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
                               ORDER BY next_attempt_at LIMIT ?) \
-                 RETURNING id, kind, email, attempts",
+                 RETURNING id, kind, email, attempts, ip, user_agent, request_id",
                 vec![lease_until, now, limit],
             )
         };
@@ -308,6 +330,11 @@ impl MailQueue for SeaOrmMailQueue {
                 kind,
                 email: get(&row, "email")?,
                 attempts: u32::try_from(attempts).unwrap_or_default(),
+                client: ClientInfo {
+                    ip: get(&row, "ip")?,
+                    user_agent: get(&row, "user_agent")?,
+                    request_id: get(&row, "request_id")?,
+                },
             });
         }
         Ok(jobs)

@@ -9,12 +9,13 @@ use sea_orm::{
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    ClientInfo, NewSession, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId,
+    AuditEvent, ClientInfo, NewSession, PasswordHash, RefreshTokenHash, Session, SessionId, User,
+    UserId,
 };
 use userhub_domain::ports::SessionRepository;
 
 use super::users::to_domain as user_to_domain;
-use super::{Database, port_error, read};
+use super::{Database, audit, port_error, read};
 use crate::entities::{session, spent_refresh_token, user};
 
 /// Sessions stored in `sessions`, spent refresh tokens in `spent_refresh_tokens`.
@@ -37,6 +38,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         s: &NewSession,
         password_hash: &PasswordHash,
+        event: &AuditEvent,
     ) -> Result<bool, PortError> {
         // INSERT … SELECT … WHERE EXISTS: the user's state is checked by the
         // statement that writes, so no deactivation or password reset can
@@ -79,13 +81,18 @@ impl SessionRepository for SeaOrmSessionRepository {
             .select_from(row)
             .map_err(PortError::unexpected)?
             .to_owned();
-        let result = self
-            .db
-            .connection()
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let created = txn
             .execute(&insert)
             .await
-            .map_err(port_error)?;
-        Ok(result.rows_affected() == 1)
+            .map_err(port_error)?
+            .rows_affected()
+            == 1;
+        if created {
+            audit::write(&txn, event).await.map_err(port_error)?;
+        }
+        txn.commit().await.map_err(port_error)?;
+        Ok(created)
     }
 
     async fn find_by_refresh_token(
@@ -155,15 +162,31 @@ impl SessionRepository for SeaOrmSessionRepository {
         Ok(true)
     }
 
-    async fn revoke(&self, id: SessionId, now: OffsetDateTime) -> Result<(), PortError> {
+    async fn revoke(
+        &self,
+        id: SessionId,
+        now: OffsetDateTime,
+        event: Option<AuditEvent>,
+    ) -> Result<(), PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::Id.eq(id.as_uuid()))
             .filter(session::Column::RevokedAt.is_null())
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(port_error)?;
-        Ok(())
+        if let Some(mut event) = event {
+            if event.subject_id.is_none() {
+                event.subject_id = session::Entity::find_by_id(id.as_uuid())
+                    .one(&txn)
+                    .await
+                    .map_err(port_error)?
+                    .map(|s| UserId::from_uuid(s.user_id));
+            }
+            audit::write(&txn, &event).await.map_err(port_error)?;
+        }
+        txn.commit().await.map_err(port_error)
     }
 
     async fn revoke_all_for_user(
@@ -171,6 +194,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         user_id: UserId,
         keep: Option<SessionId>,
         now: OffsetDateTime,
+        event: Option<AuditEvent>,
     ) -> Result<(), PortError> {
         let mut update = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
@@ -179,11 +203,12 @@ impl SessionRepository for SeaOrmSessionRepository {
         if let Some(keep) = keep {
             update = update.filter(session::Column::Id.ne(keep.as_uuid()));
         }
-        update
-            .exec(self.db.connection())
-            .await
-            .map_err(port_error)?;
-        Ok(())
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        update.exec(&txn).await.map_err(port_error)?;
+        if let Some(event) = event {
+            audit::write(&txn, &event).await.map_err(port_error)?;
+        }
+        txn.commit().await.map_err(port_error)
     }
 
     async fn revoke_for_user(
@@ -191,17 +216,24 @@ impl SessionRepository for SeaOrmSessionRepository {
         user_id: UserId,
         session_id: SessionId,
         now: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<bool, PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
         let result = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::Id.eq(session_id.as_uuid()))
             .filter(session::Column::UserId.eq(user_id.as_uuid()))
             .filter(session::Column::RevokedAt.is_null())
             .filter(session::Column::ExpiresAt.gt(now))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(port_error)?;
-        Ok(result.rows_affected == 1)
+        let ended = result.rows_affected == 1;
+        if ended {
+            audit::write(&txn, event).await.map_err(port_error)?;
+        }
+        txn.commit().await.map_err(port_error)?;
+        Ok(ended)
     }
 
     async fn purge_ended(&self, now: OffsetDateTime) -> Result<u64, PortError> {
@@ -329,6 +361,7 @@ fn to_domain(row: session::Model) -> Session {
         client: ClientInfo {
             user_agent: row.user_agent,
             ip: row.ip,
+            request_id: None,
         },
     }
 }

@@ -6,12 +6,13 @@
 //! since the Unix epoch (see the migration).
 
 use async_trait::async_trait;
-use sea_orm::{QueryResult, Value};
+use sea_orm::{DatabaseTransaction, QueryResult, TransactionTrait, Value};
 use time::{Duration, OffsetDateTime};
 use userhub_domain::PortError;
+use userhub_domain::model::AuditEvent;
 use userhub_domain::ports::{LoginThrottle, ThrottleState};
 
-use super::{Database, execute, from_micros, micros, port_error, query_one};
+use super::{Database, audit, execute, from_micros, micros, port_error, query_one};
 
 /// Failed-login counts and locks shared by every server instance.
 #[derive(Clone, Debug)]
@@ -37,6 +38,21 @@ impl SeaOrmLoginThrottle {
     async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, PortError> {
         execute(self.db.connection(), sql, values).await
     }
+
+    async fn begin(&self) -> Result<DatabaseTransaction, PortError> {
+        self.db.connection().begin().await.map_err(port_error)
+    }
+}
+
+/// Stores `event` in `txn` and commits both.
+async fn commit_with(
+    txn: DatabaseTransaction,
+    event: Option<&AuditEvent>,
+) -> Result<(), PortError> {
+    if let Some(event) = event {
+        audit::write(&txn, event).await.map_err(port_error)?;
+    }
+    txn.commit().await.map_err(port_error)
 }
 
 fn count(row: &QueryResult, column: &str) -> Result<u32, PortError> {
@@ -98,11 +114,13 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         address: &str,
         now: OffsetDateTime,
         window: Duration,
+        event: &AuditEvent,
     ) -> Result<ThrottleState, PortError> {
         let now = micros(now);
         let window = i64::try_from(window.whole_microseconds()).unwrap_or(i64::MAX);
-        let pair = self
-            .query_one(
+        let txn = self.begin().await?;
+        let pair = query_one(
+                &txn,
                 "INSERT INTO login_failures (login, address, failures, lockouts, locked_until, updated_at)
                  VALUES (?, ?, 1, 0, 0, ?)
                  ON CONFLICT (login, address) DO UPDATE SET
@@ -115,9 +133,9 @@ impl LoginThrottle for SeaOrmLoginThrottle {
             )
             .await?
             .ok_or_else(|| PortError::unexpected("the upsert returned no row"))?;
-        let by_name = self
-            .query_one(
-                "INSERT INTO login_name_failures (login, window_start, failures, updated_at)
+        let by_name = query_one(
+            &txn,
+            "INSERT INTO login_name_failures (login, window_start, failures, updated_at)
                  VALUES (?, ?, 1, ?)
                  ON CONFLICT (login) DO UPDATE SET
                     failures = CASE WHEN login_name_failures.window_start + ? <= ?
@@ -126,20 +144,21 @@ impl LoginThrottle for SeaOrmLoginThrottle {
                                         THEN ? ELSE login_name_failures.window_start END,
                     updated_at = ?
                  RETURNING failures, window_start",
-                vec![
-                    name.into(),
-                    now.into(),
-                    now.into(),
-                    window.into(),
-                    now.into(),
-                    window.into(),
-                    now.into(),
-                    now.into(),
-                    now.into(),
-                ],
-            )
-            .await?
-            .ok_or_else(|| PortError::unexpected("the upsert returned no row"))?;
+            vec![
+                name.into(),
+                now.into(),
+                now.into(),
+                window.into(),
+                now.into(),
+                window.into(),
+                now.into(),
+                now.into(),
+                now.into(),
+            ],
+        )
+        .await?
+        .ok_or_else(|| PortError::unexpected("the upsert returned no row"))?;
+        commit_with(txn, Some(event)).await?;
         Ok(ThrottleState {
             pair_failures: count(&pair, "failures")?,
             pair_lockouts: count(&pair, "lockouts")?,
@@ -155,22 +174,26 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         address: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<bool, PortError> {
-        let locked = self
-            .execute(
-                "UPDATE login_failures
+        let txn = self.begin().await?;
+        let locked = execute(
+            &txn,
+            "UPDATE login_failures
                     SET locked_until = ?, lockouts = lockouts + 1, failures = 0, updated_at = ?
                   WHERE login = ? AND address = ? AND locked_until <= ?",
-                vec![
-                    micros(until).into(),
-                    micros(now).into(),
-                    name.into(),
-                    address.into(),
-                    micros(now).into(),
-                ],
-            )
-            .await?;
-        Ok(locked == 1)
+            vec![
+                micros(until).into(),
+                micros(now).into(),
+                name.into(),
+                address.into(),
+                micros(now).into(),
+            ],
+        )
+        .await?
+            == 1;
+        commit_with(txn, Some(event).filter(|_| locked)).await?;
+        Ok(locked)
     }
 
     async fn clear_pair(&self, name: &str, address: &str) -> Result<(), PortError> {
@@ -182,20 +205,27 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         Ok(())
     }
 
-    async fn clear_names(&self, names: &[String]) -> Result<(), PortError> {
+    async fn clear_names(
+        &self,
+        names: &[String],
+        event: Option<AuditEvent>,
+    ) -> Result<(), PortError> {
+        let txn = self.begin().await?;
         for name in names {
-            self.execute(
+            execute(
+                &txn,
                 "DELETE FROM login_failures WHERE login = ?",
                 vec![name.as_str().into()],
             )
             .await?;
-            self.execute(
+            execute(
+                &txn,
                 "DELETE FROM login_name_failures WHERE login = ?",
                 vec![name.as_str().into()],
             )
             .await?;
         }
-        Ok(())
+        commit_with(txn, event.as_ref()).await
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {

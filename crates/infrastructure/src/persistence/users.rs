@@ -8,13 +8,13 @@ use sea_orm::{
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{Email, FullName, PasswordHash, User, UserId, Username};
+use userhub_domain::model::{AuditEvent, Email, FullName, PasswordHash, User, UserId, Username};
 use userhub_domain::ports::{
     DeactivateUserError, InsertUserError, PatchUserError, ReactivateUserError, SortValue, UserPage,
     UserPatch, UserQuery, UserRepository, UserSortField, WriteGuard,
 };
 
-use super::{Database, escape_like, port_error, read};
+use super::{Database, audit, escape_like, port_error, read};
 use crate::entities::user;
 
 /// Users stored in the `users` table.
@@ -64,6 +64,7 @@ impl SeaOrmUserRepository {
         update: sea_orm::UpdateMany<user::Entity>,
         guard: &WriteGuard,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Result<user::Model, Miss>, DbErr> {
         let Ok(expected) = i64::try_from(version) else {
             return Ok(Err(Miss::Stale));
@@ -116,6 +117,7 @@ impl SeaOrmUserRepository {
         }
         let rows = update.exec_with_returning(&txn).await?;
         if let Some(row) = rows.into_iter().next() {
+            audit::write(&txn, event).await?;
             txn.commit().await?;
             return Ok(Ok(row));
         }
@@ -145,15 +147,18 @@ enum Miss {
 
 #[async_trait]
 impl UserRepository for SeaOrmUserRepository {
-    async fn insert(&self, u: &User) -> Result<(), InsertUserError> {
+    async fn insert(&self, u: &User, event: &AuditEvent) -> Result<(), InsertUserError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
         user::Entity::insert(active_model(u))
-            .exec_without_returning(self.db.connection())
+            .exec_without_returning(&txn)
             .await
             .map_err(|err| match unique_violation(&err) {
                 Some(Unique::Email) => InsertUserError::EmailTaken,
                 Some(Unique::Username) => InsertUserError::UsernameTaken,
                 None => InsertUserError::Port(port_error(err)),
             })?;
+        audit::write(&txn, event).await.map_err(port_error)?;
+        txn.commit().await.map_err(port_error)?;
         Ok(())
     }
 
@@ -164,6 +169,7 @@ impl UserRepository for SeaOrmUserRepository {
         patch: &UserPatch,
         guard: &WriteGuard,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<User, PatchUserError> {
         let patch_error = |err: DbErr| match unique_violation(&err) {
             Some(Unique::Email) => PatchUserError::EmailTaken,
@@ -194,7 +200,7 @@ impl UserRepository for SeaOrmUserRepository {
             update = update.col_expr(user::Column::IsVerified, Expr::value(verified));
         }
         match self
-            .conditional_write(id, version, update, guard, at)
+            .conditional_write(id, version, update, guard, at, event)
             .await
             .map_err(patch_error)?
         {
@@ -212,11 +218,12 @@ impl UserRepository for SeaOrmUserRepository {
         version: u64,
         guard: &WriteGuard,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<User, DeactivateUserError> {
         let update =
             user::Entity::update_many().col_expr(user::Column::IsActive, Expr::value(false));
         match self
-            .conditional_write(id, version, update, guard, at)
+            .conditional_write(id, version, update, guard, at, event)
             .await
             .map_err(port_error)?
         {
@@ -234,11 +241,12 @@ impl UserRepository for SeaOrmUserRepository {
         version: u64,
         guard: &WriteGuard,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<User, ReactivateUserError> {
         let update =
             user::Entity::update_many().col_expr(user::Column::IsActive, Expr::value(true));
         match self
-            .conditional_write(id, version, update, guard, at)
+            .conditional_write(id, version, update, guard, at, event)
             .await
             .map_err(port_error)?
         {
@@ -256,7 +264,9 @@ impl UserRepository for SeaOrmUserRepository {
         old: &PasswordHash,
         new: &PasswordHash,
         at: OffsetDateTime,
+        event: Option<AuditEvent>,
     ) -> Result<bool, PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
         let result = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(new.as_str()))
             .col_expr(user::Column::UpdatedAt, Expr::value(at))
@@ -267,10 +277,15 @@ impl UserRepository for SeaOrmUserRepository {
             .filter(user::Column::Id.eq(id.as_uuid()))
             .filter(user::Column::PasswordHash.eq(old.as_str()))
             .filter(user::Column::IsActive.eq(true))
-            .exec(self.db.connection())
+            .exec(&txn)
             .await
             .map_err(port_error)?;
-        Ok(result.rows_affected == 1)
+        let replaced = result.rows_affected == 1;
+        if let Some(event) = event.filter(|_| replaced) {
+            audit::write(&txn, &event).await.map_err(port_error)?;
+        }
+        txn.commit().await.map_err(port_error)?;
+        Ok(replaced)
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError> {

@@ -1,0 +1,310 @@
+//! Security events: who did what to which account, from where.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use time::OffsetDateTime;
+
+use uuid::Uuid;
+
+use super::{ClientInfo, SessionId, UserId};
+
+/// What happened. The names are part of the HTTP contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // each variant is the event type of the same name
+pub enum AuditKind {
+    UserRegistered,
+    LoginSucceeded,
+    LoginFailed,
+    LoginLocked,
+    TokenReuseDetected,
+    SessionEnded,
+    SessionsEndedAll,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    EmailVerified,
+    UserCreated,
+    UserUpdated,
+    UserDeleted,
+    UserRestored,
+    UserUnlocked,
+}
+
+impl AuditKind {
+    /// Every kind, in the contract's order.
+    pub const ALL: [Self; 16] = [
+        Self::UserRegistered,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::LoginLocked,
+        Self::TokenReuseDetected,
+        Self::SessionEnded,
+        Self::SessionsEndedAll,
+        Self::PasswordChanged,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::EmailVerified,
+        Self::UserCreated,
+        Self::UserUpdated,
+        Self::UserDeleted,
+        Self::UserRestored,
+        Self::UserUnlocked,
+    ];
+
+    /// The event type as stored and shown, e.g. `login.failed`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UserRegistered => "user.registered",
+            Self::LoginSucceeded => "login.succeeded",
+            Self::LoginFailed => "login.failed",
+            Self::LoginLocked => "login.locked",
+            Self::TokenReuseDetected => "token.reuse_detected",
+            Self::SessionEnded => "session.ended",
+            Self::SessionsEndedAll => "sessions.ended_all",
+            Self::PasswordChanged => "password.changed",
+            Self::PasswordResetRequested => "password.reset_requested",
+            Self::PasswordReset => "password.reset",
+            Self::EmailVerified => "email.verified",
+            Self::UserCreated => "user.created",
+            Self::UserUpdated => "user.updated",
+            Self::UserDeleted => "user.deleted",
+            Self::UserRestored => "user.restored",
+            Self::UserUnlocked => "user.unlocked",
+        }
+    }
+
+    /// The kind named `name`, if any.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// Failures are the events an attack leaves; everything else is an
+    /// action that took effect.
+    #[must_use]
+    pub const fn outcome(self) -> AuditOutcome {
+        match self {
+            Self::LoginFailed | Self::LoginLocked | Self::TokenReuseDetected => {
+                AuditOutcome::Failure
+            }
+            _ => AuditOutcome::Success,
+        }
+    }
+}
+
+/// Whether the action took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum AuditOutcome {
+    Success,
+    Failure,
+}
+
+impl AuditOutcome {
+    /// As shown: `success` or `failure`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// The few facts an event carries beyond its columns. Never a secret: no
+/// password, hash or token, and of a change only the names of its fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditDetails {
+    /// The fields a `user.updated` changed.
+    pub fields: Vec<String>,
+    /// Why a login failed, as a short code (`wrong_password`, ...).
+    pub reason: Option<String>,
+    /// The session a session event is about.
+    pub session_id: Option<SessionId>,
+    /// How long a `login.locked` lock lasts.
+    pub lock_seconds: Option<i64>,
+}
+
+impl AuditDetails {
+    /// Whether there is nothing to show.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One security event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// A UUIDv7 made from `at`, so that ordering by id is ordering by time.
+    pub id: Uuid,
+    /// When it happened.
+    pub at: OffsetDateTime,
+    /// What happened.
+    pub kind: AuditKind,
+    /// Who did it; none for an anonymous request.
+    pub actor_id: Option<UserId>,
+    /// Whose account it concerns; none for a login name no account has.
+    pub subject_id: Option<UserId>,
+    /// The client's address, user agent and request id.
+    pub client: ClientInfo,
+    /// What else is worth knowing.
+    pub details: AuditDetails,
+}
+
+impl AuditEvent {
+    /// An event of `kind` at `at`, from `client`, by nobody about nobody yet.
+    #[must_use]
+    pub fn new(kind: AuditKind, at: OffsetDateTime, client: &ClientInfo) -> Self {
+        Self {
+            id: id_at(at),
+            at,
+            kind,
+            actor_id: None,
+            subject_id: None,
+            client: client.clone(),
+            details: AuditDetails::default(),
+        }
+    }
+
+    /// By `actor`.
+    #[must_use]
+    pub fn by(mut self, actor: UserId) -> Self {
+        self.actor_id = Some(actor);
+        self
+    }
+
+    /// About `subject`.
+    #[must_use]
+    pub fn about(mut self, subject: UserId) -> Self {
+        self.subject_id = Some(subject);
+        self
+    }
+
+    /// A user's own action on their own account.
+    #[must_use]
+    pub fn own(self, user: UserId) -> Self {
+        self.by(user).about(user)
+    }
+
+    /// With a failure reason.
+    #[must_use]
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.details.reason = Some(reason.to_owned());
+        self
+    }
+
+    /// About session `session`.
+    #[must_use]
+    pub fn session(mut self, session: SessionId) -> Self {
+        self.details.session_id = Some(session);
+        self
+    }
+
+    /// The outcome its kind implies.
+    #[must_use]
+    pub fn outcome(&self) -> AuditOutcome {
+        self.kind.outcome()
+    }
+}
+
+/// The smallest event id at `at`: every event at or after `at` has an id
+/// at or above it.
+#[must_use]
+pub fn first_id_at(at: OffsetDateTime) -> Uuid {
+    Uuid::from_u128(time_bits(micros(at)) | VARIANT)
+}
+
+/// Version 7 and RFC 4122's variant, in place.
+const VERSION: u128 = 0x7 << 76;
+const VARIANT: u128 = 0x8000_0000_0000_0000;
+
+/// The 48-bit Unix milliseconds, the version and, in the 12 bits UUIDv7
+/// leaves for sub-millisecond precision, the microsecond (0-999).
+fn time_bits(us: u64) -> u128 {
+    (u128::from(us / 1_000) << 80) | VERSION | (u128::from(us % 1_000) << 64)
+}
+
+fn micros(at: OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(0)
+}
+
+/// A UUIDv7 whose time is `at` to the microsecond, or just after the last
+/// id this process made if that is later: ids of one process strictly grow,
+/// so events written in a row list in that order even within a microsecond.
+fn id_at(at: OffsetDateTime) -> Uuid {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let wanted = micros(at);
+    let mut last = LAST.load(Ordering::Relaxed);
+    let us = loop {
+        let next = wanted.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => last = seen,
+        }
+    };
+    let random = Uuid::new_v4().as_u128() & ((1 << 62) - 1);
+    Uuid::from_u128(time_bits(us) | VARIANT | random)
+}
+
+/// Which events a listing returns, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events about this user.
+    pub subject: Option<UserId>,
+    /// Only events by this user.
+    pub actor: Option<UserId>,
+    /// Only events of this kind.
+    pub kind: Option<AuditKind>,
+    /// Only events at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Keyset paging: only events older than the one with this id.
+    pub before: Option<Uuid>,
+    /// At most this many.
+    pub limit: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for kind in AuditKind::ALL {
+            assert_eq!(AuditKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(AuditKind::parse("login"), None);
+        let mut names: Vec<_> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AuditKind::ALL.len());
+    }
+
+    #[test]
+    fn ids_order_like_times_and_grow_within_a_microsecond() {
+        let at = datetime!(2026-11-28 10:00:00.123_456 UTC);
+        let later = at + time::Duration::microseconds(1);
+        let event = |at| AuditEvent::new(AuditKind::LoginFailed, at, &ClientInfo::default()).id;
+        let (first, second, next) = (
+            event(at),
+            event(at),
+            event(later + time::Duration::seconds(1)),
+        );
+        assert_eq!(first.get_version_num(), 7);
+        assert_eq!(first.get_variant(), uuid::Variant::RFC4122);
+        assert!(first_id_at(at) <= first);
+        assert!(first < second, "made in a row, listed in that order");
+        assert!(second < first_id_at(later + time::Duration::seconds(1)));
+        assert!(first_id_at(later) < next);
+    }
+
+    #[test]
+    fn only_attacks_are_failures() {
+        assert_eq!(AuditKind::LoginFailed.outcome(), AuditOutcome::Failure);
+        assert_eq!(AuditKind::UserUpdated.outcome(), AuditOutcome::Success);
+    }
+}
