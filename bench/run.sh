@@ -3,13 +3,15 @@
 # database, loaded over loopback by wrk, next to the machine's own ceilings
 # (pgbench running the same SQL; bcrypt verifications on every core).
 #
-#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|forgot]
+#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|forgot|audit]
 #
 # Defaults: 10 000 users, 15 s per workload, 64 connections. Results go to
 # bench/results/<users>.md (a table) and the console; `--only reads` runs
 # only W2 and W3 (twice each, into bench/results/reads-<users>.md), and
 # `--only forgot` only the forgot-password timing comparison (W8, into
-# bench/results/forgot-<users>.md). Needs PostgreSQL at BENCH_DATABASE_URL
+# bench/results/forgot-<users>.md), and `--only audit` only the audit-trail
+# listings over AUDIT_EVENTS (default 1 000 000) seeded events (W9, into
+# bench/results/audit-<users>.md). Needs PostgreSQL at BENCH_DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres, a user that can
 # create databases); installs wrk when missing, and aiosmtpd (the SMTP
 # server the production-mode server mails to; it discards the mail) in a
@@ -122,6 +124,32 @@ UPDATE user_counts c SET n = (SELECT count(*) FROM users u
 VACUUM ANALYZE users;
 SQL
 psql "$db_url" -Atc "SELECT id FROM users WHERE is_active ORDER BY random() LIMIT 2000" > "$work/ids"
+audit_events="${AUDIT_EVENTS:-1000000}"
+if [[ "$only" == audit ]]; then
+    # Events spread over 60 days, about one per user every 14 hours; ids made
+    # from the time as the server makes them (UUIDv7, microseconds in
+    # rand_a). One event in a thousand is a rare type (`login.locked`).
+    echo "== seeding $audit_events audit events"
+    seed_started="$(date +%s)"
+    psql "$db_url" -q <<SQL
+UPDATE users SET is_superuser = true WHERE username = 'user1';
+INSERT INTO audit_events (id, at, type, outcome, actor_id, subject_id, ip, user_agent, request_id, details)
+SELECT (lpad(to_hex(us / 1000), 12, '0') || '7' || lpad(to_hex(us % 1000), 3, '0') || '8'
+        || substr(md5(g::text), 1, 15))::uuid,
+       us, kind, CASE WHEN kind IN ('login.failed', 'login.locked') THEN 'failure' ELSE 'success' END,
+       CASE WHEN kind = 'login.failed' THEN NULL ELSE subject END, subject,
+       '203.0.113.' || (g % 250), 'bench/1.0', md5(g::text), '{}'
+FROM (SELECT g,
+             (extract(epoch FROM now()) * 1000000)::bigint - g::bigint * (60::bigint * 86400000000 / $audit_events) AS us,
+             md5('user' || (g % $users))::uuid AS subject,
+             CASE WHEN g % 1000 = 0 THEN 'login.locked'
+                  ELSE (ARRAY['login.succeeded', 'login.failed', 'session.ended', 'user.updated',
+                              'password.changed', 'sessions.ended_all'])[1 + g % 6] END AS kind
+      FROM generate_series(1, $audit_events) AS g) AS seeded;
+VACUUM ANALYZE audit_events;
+SQL
+    echo "seeded in $(($(date +%s) - seed_started)) s; table and indexes: $(psql "$db_url" -Atc "SELECT pg_size_pretty(pg_total_relation_size('audit_events'))")"
+fi
 
 start_server
 startup_ms="$(cat "$work/startup_ms")"
@@ -215,6 +243,42 @@ if [[ "$only" == reads ]]; then
         echo
         python3 -c "import statistics as s; w2 = s.median([${rps[W2]}, ${rps[W2.2]}]); w3 = s.median([${rps[W3]}, ${rps[W3.2]}]); print(f'W3 over W2 (medians of the two runs): {w3 / w2 * 100:.0f} %')"
     } | tee "bench/results/reads-${users}.md"
+    exit 0
+fi
+
+if [[ "$only" == audit ]]; then
+    echo "== audit listings over $audit_events events: ${duration}s each, $connections connections"
+    subject="$(psql "$db_url" -Atc "SELECT md5('user4242')::uuid")"
+    window_since="$(psql "$db_url" -Atc "SELECT to_char((now() - interval '30 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")"
+    window_until="$(psql "$db_url" -Atc "SELECT to_char((now() - interval '29 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")"
+    # A page deep in the listing: the cursor after 20 pages of 50.
+    deep="/api/audit-events?limit=50"
+    for _ in $(seq 1 20); do
+        cursor="$(curl -fsS "$api$deep" -H "authorization: Bearer $token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_cursor"])')"
+        deep="/api/audit-events?limit=50&cursor=$cursor"
+    done
+    run_wrk W9a 2 "$connections" get.lua /api/audit-events "$token" "/api/audit-events?limit=50"
+    run_wrk W9b 2 "$connections" get.lua /api/audit-events "$token" "/api/audit-events?user_id=$subject&limit=50"
+    run_wrk W9c 2 "$connections" get.lua /api/audit-events "$token" "/api/audit-events?type=login.locked&limit=50"
+    run_wrk W9d 2 "$connections" get.lua /api/audit-events "$token" "/api/audit-events?since=$window_since&until=$window_until&limit=50"
+    run_wrk W9e 2 "$connections" get.lua /api/audit-events "$token" "$deep"
+    run_wrk W9f 2 "$connections" get.lua /api/auth/events "$token" "/api/auth/events?limit=50"
+    run_wrk W2 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
+    {
+        echo "### audit listings, $users users, $audit_events events — $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo
+        echo "${duration} s per run, $connections connections, pages of 50; pool ${BENCH_POOL_SIZE:-32}. W2 (\`/api/auth/me\`) in the same run for scale."
+        echo
+        echo "| Workload | req/s | p50 ms | p99 ms | errors |"
+        echo "|---|---:|---:|---:|---:|"
+        echo "| W9a GET /api/audit-events (newest) | ${rps[W9a]} | ${p50[W9a]} | ${p99[W9a]} | ${errs[W9a]} |"
+        echo "| W9b GET /api/audit-events?user_id= (one user's ~$((audit_events / users))) | ${rps[W9b]} | ${p50[W9b]} | ${p99[W9b]} | ${errs[W9b]} |"
+        echo "| W9c GET /api/audit-events?type=login.locked (1 in 1 000) | ${rps[W9c]} | ${p50[W9c]} | ${p99[W9c]} | ${errs[W9c]} |"
+        echo "| W9d GET /api/audit-events?since=&until= (one day, 30 days back) | ${rps[W9d]} | ${p50[W9d]} | ${p99[W9d]} | ${errs[W9d]} |"
+        echo "| W9e GET /api/audit-events?cursor= (page 21) | ${rps[W9e]} | ${p50[W9e]} | ${p99[W9e]} | ${errs[W9e]} |"
+        echo "| W9f GET /api/auth/events (own) | ${rps[W9f]} | ${p50[W9f]} | ${p99[W9f]} | ${errs[W9f]} |"
+        echo "| W2 GET /api/auth/me | ${rps[W2]} | ${p50[W2]} | ${p99[W2]} | ${errs[W2]} |"
+    } | tee "bench/results/audit-${users}.md"
     exit 0
 fi
 

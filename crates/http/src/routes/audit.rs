@@ -289,14 +289,14 @@ fn page_response(state: &ApiState, caller: UserId, binding: &str, page: AuditPag
 }
 
 /// Parses one query field, collecting its error so that the 422 lists
-/// every failing field at once.
+/// every failing field at once. An empty value is malformed, not absent.
 fn parse<T>(
     errors: &mut Vec<FieldError>,
     field: &str,
     raw: Option<&str>,
     parser: fn(&str) -> Result<T, (&'static str, &'static str)>,
 ) -> Option<T> {
-    match raw.filter(|raw| !raw.is_empty()).map(parser)? {
+    match raw.map(parser)? {
         Ok(value) => Some(value),
         Err((kind, msg)) => {
             errors.push(FieldError::new(kind, "query", field, msg));
