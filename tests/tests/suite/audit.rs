@@ -11,6 +11,7 @@ on_both_backends!(
     only_superusers_list_every_event_and_bad_filters_are_422,
     event_pages_follow_each_other_without_overlap,
     session_and_password_events_are_recorded,
+    a_superusers_actions_on_users_are_recorded,
 );
 
 async fn events(app: &TestApp, path: &str, token: &str) -> Value {
@@ -331,4 +332,65 @@ async fn session_and_password_events_are_recorded(backend: Backend) {
         page["items"][4]["details"]["reason"],
         "wrong_current_password"
     );
+}
+
+async fn a_superusers_actions_on_users_are_recorded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let root = app.root_token().await;
+    let root_id = app
+        .get("/api/auth/me", &root)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created: Value = app
+        .post(
+            "/api/users",
+            &json!({"email": "bob@example.com", "username": "bob", "password": PASSWORD}),
+            Some(&root),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bob = created["id"].as_str().unwrap();
+    for (method, path, status) in [
+        ("DELETE", format!("/api/users/{bob}"), 204),
+        ("POST", format!("/api/users/{bob}/restore"), 200),
+        ("POST", format!("/api/users/{bob}/unlock"), 200),
+    ] {
+        let request = match method {
+            "DELETE" => app.client.delete(app.url(&path)),
+            _ => app.client.post(app.url(&path)),
+        };
+        let response = request.bearer_auth(&root).send().await.unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+    }
+    let page = events(&app, &format!("/api/audit-events?user_id={bob}"), &root).await;
+    assert_eq!(
+        types(&page),
+        [
+            "user.unlocked",
+            "user.restored",
+            "user.deleted",
+            "user.created"
+        ]
+    );
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor_id"] == root_id.as_str())
+    );
+    let by_root = events(
+        &app,
+        &format!("/api/audit-events?actor_id={root_id}&type=user.created"),
+        &root,
+    )
+    .await;
+    assert_eq!(by_root["items"][0]["subject_id"], bob);
 }

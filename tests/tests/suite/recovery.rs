@@ -56,15 +56,22 @@ async fn reset(app: &TestApp, token: &str, new_password: &str) -> u16 {
 async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend) {
     let smtp = SmtpServer::started();
     let app = app_mailing_to(backend, &smtp).await;
-    let (_, access, refresh) = app.user("ada").await;
+    let (ada, access, refresh) = app.user("ada").await;
     // Locked out by failed logins first: the reset lifts the lock.
     for _ in 0..7 {
         app.login("ada", "not the password").await;
     }
     assert_eq!(app.login("ada", PASSWORD).await.status(), 429);
 
-    let (status, _) = forgot(&app, "Ada@Example.com").await;
-    assert_eq!(status, 202);
+    let asked = app
+        .client
+        .post(app.url("/api/auth/forgot-password"))
+        .header("X-Request-Id", "forgot-1")
+        .json(&json!({"email": "Ada@Example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 202);
     let mail = smtp.wait_for_links(RESET, 1).await.remove(0);
     assert_eq!(recipient(&mail), "ada@example.com");
     assert!(mail.contains("Subject: Reset your password"), "{mail}");
@@ -92,6 +99,33 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend)
     // The link works once.
     assert_eq!(reset(&app, &token, "Another-Quartz-Lantern-48").await, 400);
     assert_eq!(reset(&app, "not-a-token", NEW_PASSWORD).await, 400);
+
+    // On record: the lock, the request (with the asking request's id,
+    // written when the link was issued) and the reset, by ada herself.
+    let root = app.root_token().await;
+    let event = |kind: &'static str| {
+        let (app, root, ada) = (&app, &root, &ada);
+        async move {
+            let page: Value = app
+                .get(
+                    &format!("/api/audit-events?user_id={ada}&type={kind}"),
+                    root,
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(page["items"].as_array().unwrap().len(), 1, "{kind}: {page}");
+            page["items"][0].clone()
+        }
+    };
+    assert!(event("login.locked").await["details"]["lock_seconds"].is_i64());
+    let requested = event("password.reset_requested").await;
+    assert_eq!(requested["request_id"], "forgot-1");
+    assert_eq!(requested["actor_id"], Value::Null);
+    let done = event("password.reset").await;
+    assert_eq!(done["actor_id"], ada.as_str());
+    assert!(!done.to_string().contains(&token), "no token in an event");
 }
 
 async fn every_address_gets_the_same_answer_and_only_accounts_get_mail(backend: Backend) {
@@ -222,6 +256,14 @@ async fn a_registered_address_is_verified_through_its_mailed_link(backend: Backe
     assert_eq!(body["email"], "ada@example.com");
     let me: Value = app.get("/api/auth/me", &access).await.json().await.unwrap();
     assert_eq!(me["is_verified"], true);
+    let own: Value = app
+        .get("/api/auth/events", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(own["items"][0]["type"], "email.verified", "{own}");
+    assert_eq!(own["items"][0]["actor_id"], me["id"]);
     // Once only; a verified address gets no further link.
     assert_eq!(verify(&app, &token).await.0, 400);
     let answer = app
