@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, adapter tests and end-to-end tests
-# on PostgreSQL and SQLite, then the fault drills (tests/src/bin/drills.rs,
+# on PostgreSQL and SQLite (and the pooler tests through a PgBouncer it
+# starts), then the fault drills (tests/src/bin/drills.rs,
 # on a PostgreSQL cluster of their own), the schema fuzzer (scripts/fuzz.sh),
 # the standard-client tests (scripts/client-test.sh: authlib and a generated
 # TypeScript client) and the browser tests (scripts/browser-test.sh), which
@@ -51,6 +52,14 @@ if [[ ! -x "$smtp_venv/bin/python" ]] || ! cmp -s tests/smtp/requirements.txt "$
     cp tests/smtp/requirements.txt "$smtp_venv/requirements.txt"
 fi
 export USERHUB_TEST_SMTP_PYTHON="$PWD/$smtp_venv/bin/python"
+
+# The pooler tests (names starting with `pooler::`) reach PostgreSQL through
+# a real PgBouncer in transaction pooling mode.
+source scripts/lib/pgbouncer.sh
+if [[ ${#filter[@]} -eq 0 ]]; then
+    trap stop_pgbouncer EXIT
+    start_pgbouncer
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
     if [[ ${#filter[@]} -gt 0 ]]; then

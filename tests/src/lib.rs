@@ -98,10 +98,11 @@ pub async fn migrated_database(
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
+            pgbouncer: false,
         })
         .await
         .unwrap();
-    migration::Migrator::up(database.connection(), None)
+    migration::Migrator::up(database.sea_orm(), None)
         .await
         .unwrap();
     (database, db)
@@ -112,6 +113,35 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let db = TestDatabase::create(backend).await;
     let url = db.url.clone();
     spawn_app_on(db, url, |_| {}).await
+}
+
+/// Starts the real server on a fresh PostgreSQL database that it reaches
+/// through the test PgBouncer in transaction pooling mode
+/// (`USERHUB_TEST_PGBOUNCER_URL`, set by `scripts/test.sh`), migrated over
+/// the direct URL.
+pub async fn spawn_app_behind_pgbouncer(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let pooler = pgbouncer_url();
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let direct = db.url.clone();
+    let name = direct
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    spawn_app_on(db, format!("{pooler}/{name}"), |settings| {
+        settings.db_pooler = userhub_server::DbPooler::Pgbouncer;
+        settings.database_direct_url = Some(direct);
+        tweak(settings);
+    })
+    .await
+}
+
+/// The test PgBouncer's URL without a database name.
+#[must_use]
+pub fn pgbouncer_url() -> String {
+    std::env::var("USERHUB_TEST_PGBOUNCER_URL").expect(
+        "USERHUB_TEST_PGBOUNCER_URL is not set: run the suite with scripts/test.sh, which starts PgBouncer",
+    )
 }
 
 /// Starts the real server on `db`, reached through `url` (a proxy, say),

@@ -12,9 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use std::pin::Pin;
+
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, RuntimeErr,
-    Statement, Value,
+    AccessMode, ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement,
+    TransactionError, TransactionOptions, TransactionTrait, Value,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -48,12 +51,182 @@ pub struct DatabaseSettings {
     /// the database cancels it (and the request answers 503); zero means
     /// no limit.
     pub statement_timeout: Duration,
+    /// The URL is a PgBouncer in transaction pooling mode: see [`Connection`].
+    pub pgbouncer: bool,
 }
 
 /// A pooled connection to UserHub's database.
 #[derive(Clone, Debug)]
 pub struct Database {
-    conn: DatabaseConnection,
+    conn: Connection,
+}
+
+/// The pool as the adapters use it.
+///
+/// Behind PgBouncer in transaction pooling mode, consecutive messages of
+/// one client reach the same server connection only within a transaction.
+/// sqlx names every prepared statement it parses and runs it after a
+/// second round trip, so there each statement outside an explicit
+/// transaction runs in one of its own, and every transaction starts by
+/// dropping the prepared statements other clients left on its server
+/// connection (sqlx's statement cache is off, so nothing refers to them)
+/// and by setting the statement timeout, which PgBouncer cannot pass at
+/// connect time. Directly connected, it is the plain pool.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    inner: DatabaseConnection,
+    /// `Some` behind PgBouncer: what each transaction runs first.
+    pooled: Option<Arc<str>>,
+}
+
+impl Connection {
+    async fn one_shot<T, F, Fut>(&self, run: F) -> Result<T, DbErr>
+    where
+        F: FnOnce(DatabaseTransaction) -> Fut + Send,
+        Fut: Future<Output = (DatabaseTransaction, Result<T, DbErr>)> + Send,
+        T: Send,
+    {
+        let txn = self.begin().await?;
+        let (txn, result) = run(txn).await;
+        match result {
+            Ok(value) => {
+                txn.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = txn.rollback().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn prepare(&self, txn: DatabaseTransaction) -> Result<DatabaseTransaction, DbErr> {
+        if let Some(setup) = &self.pooled {
+            txn.execute_unprepared(setup).await?;
+        }
+        Ok(txn)
+    }
+}
+
+#[async_trait]
+impl ConnectionTrait for Connection {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        if self.pooled.is_none() {
+            return self.inner.execute_raw(stmt).await;
+        }
+        self.one_shot(|txn| async move {
+            let result = txn.execute_raw(stmt).await;
+            (txn, result)
+        })
+        .await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        // The simple query protocol: one message, no prepared statement.
+        self.inner.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        if self.pooled.is_none() {
+            return self.inner.query_one_raw(stmt).await;
+        }
+        self.one_shot(|txn| async move {
+            let result = txn.query_one_raw(stmt).await;
+            (txn, result)
+        })
+        .await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        if self.pooled.is_none() {
+            return self.inner.query_all_raw(stmt).await;
+        }
+        self.one_shot(|txn| async move {
+            let result = txn.query_all_raw(stmt).await;
+            (txn, result)
+        })
+        .await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.support_returning()
+    }
+}
+
+#[async_trait]
+impl TransactionTrait for Connection {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.inner.begin().await?;
+        self.prepare(txn).await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self
+            .inner
+            .begin_with_config(isolation_level, access_mode)
+            .await?;
+        self.prepare(txn).await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.inner.begin_with_options(options).await?;
+        self.prepare(txn).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.transaction_with_config(callback, None, None).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
+            .await
+            .map_err(TransactionError::Connection)?;
+        match callback(&txn).await {
+            Ok(value) => {
+                txn.commit().await.map_err(TransactionError::Connection)?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = txn.rollback().await;
+                Err(TransactionError::Transaction(err))
+            }
+        }
+    }
 }
 
 impl Database {
@@ -76,7 +249,20 @@ impl Database {
             .idle_timeout(settings.idle_timeout)
             .sqlx_logging(false);
         let statement_timeout = settings.statement_timeout.as_millis();
-        if is_postgres && statement_timeout > 0 {
+        let pooled = (is_postgres && settings.pgbouncer).then(|| {
+            let mut setup = String::from("DEALLOCATE ALL");
+            if statement_timeout > 0 {
+                setup.push_str(&format!(
+                    "; SET LOCAL statement_timeout = {statement_timeout}; \
+                     SET LOCAL lock_timeout = {statement_timeout}"
+                ));
+            }
+            Arc::<str>::from(setup)
+        });
+        if pooled.is_some() {
+            // Statements are named and never cached: see `Connection`.
+            options.map_sqlx_postgres_opts(|pg| pg.statement_cache_capacity(0));
+        } else if is_postgres && statement_timeout > 0 {
             // Set per connection at its start: a statement or lock wait that
             // the database would otherwise let run forever is cancelled.
             options.map_sqlx_postgres_opts(move |pg| {
@@ -91,7 +277,12 @@ impl Database {
             // Readers no longer wait for writers; the setting is kept in the file.
             conn.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         }
-        Ok(Self { conn })
+        Ok(Self {
+            conn: Connection {
+                inner: conn,
+                pooled,
+            },
+        })
     }
 
     /// Runs `work` (the migrations) while holding a PostgreSQL advisory
@@ -127,10 +318,17 @@ impl Database {
         result
     }
 
-    /// The SeaORM connection, for migrations.
+    /// The pool, as the adapters use it.
     #[must_use]
-    pub fn connection(&self) -> &DatabaseConnection {
+    pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The SeaORM pool itself, for migrations: use it only on a direct
+    /// connection, never through PgBouncer in transaction mode.
+    #[must_use]
+    pub fn sea_orm(&self) -> &DatabaseConnection {
+        &self.conn.inner
     }
 
     /// Which database this is.
@@ -144,7 +342,7 @@ impl Database {
     /// # Errors
     /// The driver's error.
     pub async fn close(self) -> Result<(), DbErr> {
-        self.conn.close().await
+        self.conn.inner.close().await
     }
 }
 
@@ -179,7 +377,7 @@ async fn probe_postgres(url: &str, timeout: Duration) -> Result<(), DbErr> {
 #[async_trait]
 impl HealthProbe for Database {
     async fn check_database(&self) -> Result<(), PortError> {
-        match tokio::time::timeout(HEALTH_TIMEOUT, self.conn.ping()).await {
+        match tokio::time::timeout(HEALTH_TIMEOUT, self.conn.inner.ping()).await {
             Ok(result) => result.map_err(port_error),
             Err(_) => Err(PortError::Unavailable("the health check timed out".into())),
         }
@@ -187,8 +385,8 @@ impl HealthProbe for Database {
 
     fn pool_status(&self) -> PoolStatus {
         match self.backend() {
-            DbBackend::Postgres => pool_status(self.conn.get_postgres_connection_pool()),
-            _ => pool_status(self.conn.get_sqlite_connection_pool()),
+            DbBackend::Postgres => pool_status(self.conn.inner.get_postgres_connection_pool()),
+            _ => pool_status(self.conn.inner.get_sqlite_connection_pool()),
         }
     }
 }

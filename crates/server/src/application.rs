@@ -25,7 +25,7 @@ use userhub_infrastructure::{
 };
 
 use crate::Settings;
-use crate::settings::RateLimitStore;
+use crate::settings::{DbPooler, RateLimitStore};
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -65,13 +65,7 @@ impl Application {
                 )
             })?;
         if settings.run_migrations {
-            database
-                .with_migration_lock(
-                    &settings.database_url(),
-                    Migrator::up(database.connection(), None),
-                )
-                .await
-                .context("applying migrations")?;
+            migrate(&settings, &database).await?;
         }
         let hasher = BcryptPasswordHasher::new(settings.bcrypt_cost)
             .await
@@ -338,6 +332,39 @@ async fn upkeep_every(metrics: Metrics) {
         interval.tick().await;
         metrics.run_upkeep();
     }
+}
+
+/// Applies pending migrations, under a lock, on a direct connection: the
+/// pool's own, or `DATABASE_DIRECT_URL`'s behind PgBouncer.
+async fn migrate(settings: &Settings, database: &Database) -> anyhow::Result<()> {
+    let Some(url) = settings.direct_database_url() else {
+        anyhow::bail!("DATABASE_DIRECT_URL: required to apply migrations behind a pooler");
+    };
+    let separate = (settings.db_pooler == DbPooler::Pgbouncer).then(|| {
+        let mut direct = settings.database();
+        direct.url.clone_from(&url);
+        direct.pgbouncer = false;
+        direct.max_connections = 2;
+        direct.min_connections = 0;
+        direct
+    });
+    let direct = match &separate {
+        Some(direct) => Database::connect(direct).await.with_context(|| {
+            format!(
+                "connecting to DATABASE_DIRECT_URL {}",
+                userhub_config::redact(&url)
+            )
+        })?,
+        None => database.clone(),
+    };
+    let result = direct
+        .with_migration_lock(&url, Migrator::up(direct.sea_orm(), None))
+        .await
+        .context("applying migrations");
+    if separate.is_some() {
+        let _ = direct.close().await;
+    }
+    result
 }
 
 /// Deletes ended sessions, expired reset tokens, mail jobs finished a

@@ -33,6 +33,12 @@ pub struct Settings {
     pub workers: usize,
     /// `postgres://…` or `sqlite://…`; empty means [`DEFAULT_DATABASE_URL`].
     pub database_url: String,
+    /// `pgbouncer` when `DATABASE_URL` is a PgBouncer in transaction
+    /// pooling mode; `none` (the default) for a direct connection.
+    pub db_pooler: DbPooler,
+    /// A direct PostgreSQL URL for migrations (they need a session of their
+    /// own); required with `DB_POOLER=pgbouncer` when migrations run.
+    pub database_direct_url: Option<String>,
     /// Most pooled connections.
     pub db_pool_max_size: u32,
     /// Connections kept open while idle.
@@ -160,6 +166,8 @@ impl Default for Settings {
             port: 8000,
             workers: 0,
             database_url: String::new(),
+            db_pooler: DbPooler::None,
+            database_direct_url: None,
             db_pool_max_size: 16,
             db_pool_min_idle: 0,
             db_acquire_timeout_seconds: 3,
@@ -313,6 +321,26 @@ impl<'de> Deserialize<'de> for SmtpTlsSetting {
     }
 }
 
+/// `DB_POOLER`: what `DATABASE_URL` points at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DbPooler {
+    /// PostgreSQL itself (or a pooler in session mode).
+    #[default]
+    None,
+    /// PgBouncer in transaction pooling mode.
+    Pgbouncer,
+}
+
+impl<'de> Deserialize<'de> for DbPooler {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_of(
+            deserializer,
+            &[("none", Self::None), ("pgbouncer", Self::Pgbouncer)],
+            "`none` or `pgbouncer`",
+        )
+    }
+}
+
 /// `RATE_LIMIT_STORE`: where request budgets are counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RateLimitStore {
@@ -384,6 +412,8 @@ const KEYS: &[&str] = &[
     "port",
     "workers",
     "database_url",
+    "db_pooler",
+    "database_direct_url",
     "db_pool_max_size",
     "db_pool_min_idle",
     "db_acquire_timeout_seconds",
@@ -495,6 +525,7 @@ impl Settings {
                 userhub_config::redact(&self.database_url)
             );
         }
+        self.check_pooler()?;
         self.check_mail()?;
         tracing_subscriber::EnvFilter::try_new(&self.rust_log)
             .map_err(|err| anyhow::anyhow!("RUST_LOG={}: {err}", self.rust_log))?;
@@ -684,12 +715,46 @@ impl Settings {
         let blank = |s: &str| s.trim().is_empty();
         self.jwt_secret_key = self.jwt_secret_key.filter(|k| !blank(k.expose_secret()));
         self.first_superuser_email = self.first_superuser_email.filter(|e| !blank(e));
+        self.database_direct_url = self.database_direct_url.filter(|u| !blank(u));
         self.smtp_username = self.smtp_username.filter(|u| !blank(u));
         self.smtp_password = self.smtp_password.filter(|p| !blank(p.expose_secret()));
         self.first_superuser_password = self
             .first_superuser_password
             .filter(|p| !blank(p.expose_secret()));
         self
+    }
+
+    /// PgBouncer needs PostgreSQL behind it, and migrations a direct URL.
+    fn check_pooler(&self) -> anyhow::Result<()> {
+        if self.db_pooler != DbPooler::Pgbouncer {
+            return Ok(());
+        }
+        if !self.database_url().starts_with("postgres://") {
+            bail!("DB_POOLER=pgbouncer: DATABASE_URL must be a postgres:// URL");
+        }
+        match self.direct_database_url() {
+            Some(url) if !url.starts_with("postgres://") => bail!(
+                "DATABASE_DIRECT_URL={}: expected a postgres:// URL",
+                userhub_config::redact(&url)
+            ),
+            None if self.run_migrations => bail!(
+                "DATABASE_DIRECT_URL: required with DB_POOLER=pgbouncer (migrations need a direct connection), or set RUN_MIGRATIONS=false"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The URL migrations run on: `DATABASE_DIRECT_URL` behind a pooler,
+    /// else the database itself.
+    #[must_use]
+    pub fn direct_database_url(&self) -> Option<String> {
+        match self.db_pooler {
+            DbPooler::None => Some(self.database_url()),
+            DbPooler::Pgbouncer => self
+                .database_direct_url
+                .as_deref()
+                .map(userhub_config::database_url),
+        }
     }
 
     /// Whether this is a production deployment.
@@ -717,6 +782,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(self.db_idle_timeout_seconds),
             connect_timeout: Duration::from_secs(self.db_connect_timeout_seconds),
             statement_timeout: Duration::from_secs(self.db_statement_timeout_seconds),
+            pgbouncer: self.db_pooler == DbPooler::Pgbouncer,
         }
     }
 

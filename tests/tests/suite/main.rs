@@ -32,6 +32,7 @@ mod bad_input;
 mod docs;
 mod faults;
 mod health;
+mod pooler;
 mod recovery;
 mod recovery_store;
 mod sessions;
