@@ -2,10 +2,11 @@
 # Runs the whole test suite: unit tests, adapter tests and end-to-end tests
 # on PostgreSQL and SQLite (and the pooler tests through a PgBouncer it
 # starts), then the fault drills (tests/src/bin/drills.rs,
-# on a PostgreSQL cluster of their own), the schema fuzzer (scripts/fuzz.sh),
+# on a PostgreSQL cluster of their own), the load-balancer scenarios
+# (tests/src/bin/cluster.rs, on deploy/local-cluster.sh), the schema fuzzer (scripts/fuzz.sh),
 # the standard-client tests (scripts/client-test.sh: authlib and a generated
 # TypeScript client) and the browser tests (scripts/browser-test.sh), which
-# install what they need. SKIP_DRILLS=1, SKIP_FUZZ=1, SKIP_CLIENTS=1 or
+# install what they need. SKIP_DRILLS=1, SKIP_CLUSTER=1, SKIP_FUZZ=1, SKIP_CLIENTS=1 or
 # SKIP_BROWSER=1 leaves one out
 # (reported as NOT RUN; refused with CI=true). Arguments go to the cargo
 # test run.
@@ -78,7 +79,7 @@ else
 fi
 
 not_run=()
-for step in drills fuzz clients browser; do
+for step in drills cluster fuzz clients browser; do
     skip_var="SKIP_${step^^}"
     if [[ "${!skip_var:-}" == "1" ]]; then
         if [[ "${CI:-}" == "true" ]]; then
@@ -96,6 +97,14 @@ for step in drills fuzz clients browser; do
             fi
             cargo build --quiet -p userhub-server -p userhub-tests --bins
             "${CARGO_TARGET_DIR:-target}/debug/drills"
+            ;;
+        cluster)
+            if [[ ${#filter[@]} -gt 0 ]]; then
+                not_run+=("$step")
+                continue
+            fi
+            cargo build --quiet -p userhub-server -p userhub-tests --bins
+            "${CARGO_TARGET_DIR:-target}/debug/cluster"
             ;;
         fuzz) ./scripts/fuzz.sh ;;
         clients) ./scripts/client-test.sh ;;

@@ -1,7 +1,8 @@
-# Sourced by scripts/test.sh: starts a PgBouncer of the tests' own, in
-# transaction pooling mode, in front of TEST_DATABASE_URL's server, and
-# exports USERHUB_TEST_PGBOUNCER_URL (no database name) for the suite's
-# pooler tests. Installs Debian's package when missing; stops it on exit.
+# Sourced by scripts/test.sh and deploy/local-cluster.sh: starts a PgBouncer
+# of their own, in transaction pooling mode, in front of TEST_DATABASE_URL's
+# server, and exports USERHUB_TEST_PGBOUNCER_URL (no database name).
+# Installs Debian's package when missing. `start_pgbouncer [DIR]` keeps its
+# files in DIR (default: a new temporary folder); `stop_pgbouncer` stops it.
 
 start_pgbouncer() {
     local bin=/usr/sbin/pgbouncer
@@ -23,7 +24,8 @@ start_pgbouncer() {
     port="${authority##*:}"
     [[ "$port" == "$authority" ]] && port=5432
 
-    pgbouncer_dir="$(mktemp -d /tmp/userhub-pgbouncer.XXXXXX)"
+    pgbouncer_dir="${1:-$(mktemp -d /tmp/userhub-pgbouncer.XXXXXX)}"
+    mkdir -p "$pgbouncer_dir"
     local listen
     listen="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     cat >"$pgbouncer_dir/pgbouncer.ini" <<INI
