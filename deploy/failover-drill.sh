@@ -64,6 +64,13 @@ one_run() (
     declare -A pg rest
     for node in 1 2; do pg[$node]="$(free_port)"; rest[$node]="$(free_port)"; done
     cleanup_run() {
+        local status=$?
+        if [[ "$status" -ne 0 ]]; then
+            # Keep the logs of a failed run.
+            mkdir -p build/failover-logs
+            cp "$dir"/*.log build/failover-logs/ 2>/dev/null || true
+            echo "logs of the failed run: build/failover-logs/" >&2
+        fi
         for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
         wait 2>/dev/null || true
         pkill -KILL -f "$dir/" 2>/dev/null || true
@@ -77,7 +84,7 @@ one_run() (
         --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
         --initial-cluster "drill=http://127.0.0.1:$etcd_peer" >"$dir/etcd.log" 2>&1 &
     pids+=($!); disown
-    wait_for "etcd" 20 curl -fs "http://127.0.0.1:$etcd_client/health"
+    wait_for "etcd" 20 curl -fs "http://127.0.0.1:$etcd_client/health" || exit 1
 
     for node in 1 2; do
         mkdir -p "$dir/node$node"
@@ -129,12 +136,12 @@ YML
     chown -R postgres "$dir" 2>/dev/null || true
     as_postgres patroni "$dir/node1.yml" >"$dir/node1.log" 2>&1 &
     pids+=($!); disown
-    wait_for "node1 to lead" 60 curl -fs "http://127.0.0.1:${rest[1]}/primary"
+    wait_for "node1 to lead" 60 curl -fs "http://127.0.0.1:${rest[1]}/primary" || exit 1
     as_postgres patroni "$dir/node2.yml" >"$dir/node2.log" 2>&1 &
     pids+=($!); disown
     # The replica is streaming and synchronous before the load starts.
     wait_for "node2 to be the synchronous standby" 90 \
-        bash -c "curl -fs http://127.0.0.1:${rest[1]}/cluster | grep -q sync_standby"
+        bash -c "curl -fs http://127.0.0.1:${rest[1]}/cluster | grep -q sync_standby" || exit 1
 
     cat >"$dir/haproxy.cfg" <<CFG
 global
@@ -155,7 +162,7 @@ CFG
     haproxy -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
     pids+=($!); disown
     db_url="postgres://postgres:postgres@127.0.0.1:$haproxy_port/postgres"
-    wait_for "HAProxy to reach the primary" 20 psql "$db_url" -Atc "SELECT 1"
+    wait_for "HAProxy to reach the primary" 20 psql "$db_url" -Atc "SELECT 1" || exit 1
 
     env -i PATH="$PATH" HOST=127.0.0.1 PORT="$app_port" WORKERS=2 DATABASE_URL="$db_url" \
         JWT_SECRET_KEY="failover-drill-signing-key-of-32-bytes!" BCRYPT_COST=10 \
@@ -164,7 +171,7 @@ CFG
         "$server_bin" >"$dir/userhub.log" 2>&1 &
     app=$!
     pids+=("$app"); disown
-    wait_for "UserHub" 30 curl -fs "http://127.0.0.1:$app_port/health"
+    wait_for "UserHub" 30 curl -fs "http://127.0.0.1:$app_port/health" || exit 1
 
     python3 deploy/failover_load.py run "http://127.0.0.1:$app_port" 40 "$dir/load.json" &
     load=$!
@@ -175,7 +182,7 @@ CFG
     pkill -KILL -f "patroni $dir/node$leader.yml" || true
     kill -KILL "$(head -n1 "$dir/node$leader/data/postmaster.pid")" 2>/dev/null || true
     wait "$load"
-    kill -0 "$app" 2>/dev/null || { echo "error: UserHub exited" >&2; return 1; }
+    kill -0 "$app" 2>/dev/null || { echo "error: UserHub exited" >&2; exit 1; }
     python3 deploy/failover_load.py check "$dir/load.json" "$db_url"
 )
 

@@ -419,6 +419,8 @@ fn is_transient(err: &DbErr) -> bool {
                         || matches!(
                             code.as_ref(),
                             "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "40001" | "40P01"
+                                // A standby during a failover, before its promotion completes
+                                | "25006"
                                 // SQLITE_BUSY, SQLITE_LOCKED
                                 | "5" | "6" | "517" | "262"
                         )

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
-use serde_json::Value;
+use serde_json::{Value, json};
 use userhub_server::Application;
 use userhub_tests::{
     Backend, PASSWORD, Proxy, ROOT_EMAIL, TestDatabase, spawn_app, spawn_app_on, test_settings,
@@ -140,6 +140,51 @@ async fn terminated_backends_give_503_or_success_never_500_on_postgres() {
             .collect::<Vec<_>>()
     );
     assert!(statuses.contains(&200));
+}
+
+/// A database that turned read-only under the server (a standby reached
+/// during a failover, before its promotion completes) refuses writes: 503
+/// with `Retry-After`, never 500; reads still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_on_a_read_only_database_are_503_on_postgres() {
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let url = db.url.clone();
+    let app = spawn_app_on(db, url.clone(), |s| s.db_pool_max_size = 2).await;
+    let (_, token, _) = app.user("ada").await;
+    let admin = Database::connect(&url).await.unwrap();
+    admin
+        .execute_unprepared(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$",
+        )
+        .await
+        .unwrap();
+    // The pool's sessions end; the new ones start read-only.
+    admin
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let body = json!({"email": format!("w{i}@example.com"), "username": format!("writer{i}"), "password": PASSWORD});
+        let response = app.post("/api/auth/register", &body, None).await;
+        let status = response.status().as_u16();
+        if status == 503 {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    let mut read = 0;
+    for _ in 0..3 {
+        read = app.get("/api/auth/me", &token).await.status().as_u16();
+        if read == 200 {
+            break;
+        }
+    }
+    assert_eq!(read, 200);
 }
 
 /// Three instances started together on one empty database (migrations and
