@@ -161,6 +161,9 @@ listen postgres
 CFG
     haproxy -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
     pids+=($!); disown
+    # HAProxy counts both nodes up until their checks say otherwise (two
+    # failed checks, 1 s): until then a connection may reach the standby.
+    sleep 2
     db_url="postgres://postgres:postgres@127.0.0.1:$haproxy_port/postgres"
     wait_for "HAProxy to reach the primary" 20 psql "$db_url" -Atc "SELECT 1" || exit 1
 
