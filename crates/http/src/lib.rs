@@ -3,6 +3,7 @@
 
 mod app;
 mod cursor;
+mod dto;
 mod error;
 mod extract;
 mod lifecycle;

@@ -13,8 +13,8 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::users::rfc3339;
 use crate::app::ApiState;
+use crate::dto::rfc3339;
 use crate::error::{ApiError, FieldError, HttpError};
 use crate::extract::{CurrentUser, ValidQuery};
 use crate::validation;

@@ -7,12 +7,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use garde::Validate;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use userhub_domain::model::{Email, FullName, Password, UserView, Username};
+use userhub_domain::model::UserView;
 use userhub_domain::services::{IssuedTokens, LoginError, LoginRequest, RegisterUser};
 use utoipa::ToSchema;
 
-use super::users::{UserResponse, created, user_response};
 use crate::app::ApiState;
+use crate::dto::{NewUserFields, UserResponse, created, user_response};
 use crate::error::ApiError;
 use crate::error::{HttpError, OAuthError};
 use crate::extract::{Client, CurrentUser, JsonOrForm, ValidJson, client_info};
@@ -79,41 +79,6 @@ impl RegisterRequest {
             full_name: fields.full_name,
         })
     }
-}
-
-/// The fields every new user is made of, as domain values.
-pub(super) struct NewUserFields {
-    pub(super) email: Email,
-    pub(super) username: Username,
-    pub(super) password: Password,
-    pub(super) full_name: Option<FullName>,
-}
-
-impl NewUserFields {
-    /// Converts fields that passed their garde rules.
-    pub(super) fn parse(
-        email: &str,
-        username: &str,
-        password: String,
-        full_name: Option<&str>,
-    ) -> Result<Self, ApiError> {
-        Ok(Self {
-            email: Email::parse(email).map_err(|e| invalid("email", e))?,
-            username: Username::parse(username).map_err(|e| invalid("username", e))?,
-            password: Password::new(SecretString::from(password))
-                .map_err(|e| invalid("password", e))?,
-            full_name: full_name
-                .map(FullName::parse)
-                .transpose()
-                .map_err(|e| invalid("full_name", e))?,
-        })
-    }
-}
-
-/// A rule that garde already checked failed again in the domain.
-pub(super) fn invalid(field: &str, err: impl ToString) -> ApiError {
-    let msg = err.to_string();
-    ApiError::field(validation::kind_of(&msg), "body", field, msg)
 }
 
 /// Creates an account and returns it.

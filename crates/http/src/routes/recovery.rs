@@ -11,9 +11,9 @@ use userhub_domain::model::{Password, UserView};
 use userhub_domain::services::{ResetPasswordError, VerifyEmailError};
 use utoipa::ToSchema;
 
-use super::auth::invalid;
-use super::users::UserResponse;
 use crate::app::ApiState;
+use crate::dto::UserResponse;
+use crate::dto::invalid;
 use crate::error::{ApiError, HttpError};
 use crate::extract::{Client, ValidJson};
 use crate::openapi::TooManyRequests;

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Password, SessionId};
 use utoipa::ToSchema;
 
-use super::auth::invalid;
-use super::users::rfc3339;
 use crate::app::ApiState;
+use crate::dto::invalid;
+use crate::dto::rfc3339;
 use crate::error::ApiError;
 use crate::error::HttpError;
 use crate::extract::{Client, CurrentUser, HashBudgetSpent, PathId, ValidJson, client_info};

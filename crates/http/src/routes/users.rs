@@ -6,15 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use userhub_domain::model::{Email, FullName, Password, UserId, UserView, Username};
+use userhub_domain::model::{Email, FullName, Password, UserId, Username};
 use userhub_domain::ports::{UserSort, UserSortField};
 use userhub_domain::services::{CreateUser, ListUsers, UserChanges, UserListing};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{NewUserFields, invalid};
 use crate::app::ApiState;
+use crate::dto::{NewUserFields, UserResponse, created, invalid, user_response};
 use crate::error::ApiError;
 use crate::error::HttpError;
 use crate::extract::{Claimed, Client, CurrentUser, PathId, ValidJson, ValidQuery, client_info};
@@ -47,75 +45,6 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     ));
 }
 
-/// A user; `email`, `is_verified` and `last_login_at` are absent when the
-/// caller may not read them.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e5f", "email": "ada@example.com", "username": "ada", "full_name": "Ada Lovelace", "is_active": true, "is_superuser": false, "is_verified": true, "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z", "last_login_at": null}))]
-pub(crate) struct UserResponse {
-    #[schema(format = Uuid)]
-    id: String,
-    /// Present only to the user and to superusers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(format = Email, nullable = false)]
-    email: Option<String>,
-    username: String,
-    #[schema(required = true)]
-    full_name: Option<String>,
-    is_active: bool,
-    is_superuser: bool,
-    /// Present only to the user and to superusers: the address was shown
-    /// to be theirs (a mailed link was followed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    is_verified: Option<bool>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
-    /// Present only to the user and to superusers; `null` before the first login.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    last_login_at: Option<Option<String>>,
-}
-
-pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
-}
-
-impl From<UserView> for UserResponse {
-    fn from(view: UserView) -> Self {
-        let user = view.user();
-        Self {
-            id: user.id.to_string(),
-            email: view.email().map(|e| e.as_str().to_owned()),
-            username: user.username.as_str().to_owned(),
-            full_name: user.full_name.as_ref().map(|n| n.as_str().to_owned()),
-            is_active: user.is_active,
-            is_superuser: user.is_superuser,
-            is_verified: view.is_verified(),
-            created_at: rfc3339(user.created_at),
-            updated_at: rfc3339(user.updated_at),
-            last_login_at: view.last_login_at().map(|at| at.map(rfc3339)),
-        }
-    }
-}
-
-/// The user's `ETag`: its version, bumped by every write.
-pub(super) fn etag(view: &UserView) -> String {
-    format!("\"{}\"", view.user().version)
-}
-
-/// 200 with the user, and its `ETag` for the user and superusers: the
-/// version also moves at each login, which other callers may not learn
-/// (they cannot write the user anyway).
-pub(super) fn user_response(view: UserView) -> HttpResponse {
-    let mut response = HttpResponse::Ok();
-    if view.email().is_some() {
-        response.insert_header((header::ETAG, etag(&view)));
-    }
-    response.json(UserResponse::from(view))
-}
-
 /// The version `If-Match` requires: `None` without the header or with `*`.
 /// A weak or malformed tag can never match (strong comparison), so it
 /// requires a version no user has.
@@ -133,14 +62,6 @@ fn if_match(req: &HttpRequest) -> Option<u64> {
             .ok()
     });
     Some(version.unwrap_or(u64::MAX))
-}
-
-/// 201 with the user and its `Location`.
-pub(super) fn created(view: UserView) -> HttpResponse {
-    let location = format!("/api/users/{}", view.user().id);
-    HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(UserResponse::from(view))
 }
 
 #[derive(Deserialize, Validate, IntoParams)]

@@ -1,0 +1,127 @@
+//! The request and response shapes several routes share, and their
+//! conversions: the user as shown, the fields of a new user, timestamps,
+//! and the 422 for a value the domain refused.
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use secrecy::SecretString;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use userhub_domain::model::{Email, FullName, Password, UserView, Username};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::validation;
+
+/// A user; `email`, `is_verified` and `last_login_at` are absent when the
+/// caller may not read them.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": "0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e5f", "email": "ada@example.com", "username": "ada", "full_name": "Ada Lovelace", "is_active": true, "is_superuser": false, "is_verified": true, "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z", "last_login_at": null}))]
+pub(crate) struct UserResponse {
+    #[schema(format = Uuid)]
+    id: String,
+    /// Present only to the user and to superusers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Email, nullable = false)]
+    email: Option<String>,
+    username: String,
+    #[schema(required = true)]
+    full_name: Option<String>,
+    is_active: bool,
+    is_superuser: bool,
+    /// Present only to the user and to superusers: the address was shown
+    /// to be theirs (a mailed link was followed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    is_verified: Option<bool>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// Present only to the user and to superusers; `null` before the first login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_login_at: Option<Option<String>>,
+}
+
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+impl From<UserView> for UserResponse {
+    fn from(view: UserView) -> Self {
+        let user = view.user();
+        Self {
+            id: user.id.to_string(),
+            email: view.email().map(|e| e.as_str().to_owned()),
+            username: user.username.as_str().to_owned(),
+            full_name: user.full_name.as_ref().map(|n| n.as_str().to_owned()),
+            is_active: user.is_active,
+            is_superuser: user.is_superuser,
+            is_verified: view.is_verified(),
+            created_at: rfc3339(user.created_at),
+            updated_at: rfc3339(user.updated_at),
+            last_login_at: view.last_login_at().map(|at| at.map(rfc3339)),
+        }
+    }
+}
+
+/// The user's `ETag`: its version, bumped by every write.
+fn etag(view: &UserView) -> String {
+    format!("\"{}\"", view.user().version)
+}
+
+/// 200 with the user, and its `ETag` for the user and superusers: the
+/// version also moves at each login, which other callers may not learn
+/// (they cannot write the user anyway).
+pub(crate) fn user_response(view: UserView) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if view.email().is_some() {
+        response.insert_header((header::ETAG, etag(&view)));
+    }
+    response.json(UserResponse::from(view))
+}
+
+/// 201 with the user and its `Location`.
+pub(crate) fn created(view: UserView) -> HttpResponse {
+    let location = format!("/api/users/{}", view.user().id);
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(UserResponse::from(view))
+}
+
+/// The fields every new user is made of, as domain values.
+pub(crate) struct NewUserFields {
+    pub(crate) email: Email,
+    pub(crate) username: Username,
+    pub(crate) password: Password,
+    pub(crate) full_name: Option<FullName>,
+}
+
+impl NewUserFields {
+    /// Converts fields that passed their garde rules.
+    pub(crate) fn parse(
+        email: &str,
+        username: &str,
+        password: String,
+        full_name: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            email: Email::parse(email).map_err(|e| invalid("email", e))?,
+            username: Username::parse(username).map_err(|e| invalid("username", e))?,
+            password: Password::new(SecretString::from(password))
+                .map_err(|e| invalid("password", e))?,
+            full_name: full_name
+                .map(FullName::parse)
+                .transpose()
+                .map_err(|e| invalid("full_name", e))?,
+        })
+    }
+}
+
+/// A rule that garde already checked failed again in the domain.
+pub(crate) fn invalid(field: &str, err: impl ToString) -> ApiError {
+    let msg = err.to_string();
+    ApiError::field(validation::kind_of(&msg), "body", field, msg)
+}
