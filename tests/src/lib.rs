@@ -37,6 +37,17 @@ pub struct TestApp {
     pub db: TestDatabase,
 }
 
+/// A registered, logged-in user of a test server.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    /// The user's id.
+    pub id: String,
+    /// An access token of their session.
+    pub access: String,
+    /// That session's refresh token.
+    pub refresh: String,
+}
+
 /// Now, at the microsecond precision both databases store.
 #[must_use]
 pub fn stored_now() -> time::OffsetDateTime {
@@ -267,15 +278,15 @@ impl TestApp {
         .await
     }
 
-    /// Registers and logs in `name`; returns (user id, access token, refresh token).
-    pub async fn user(&self, name: &str) -> (String, String, String) {
+    /// Registers and logs in `name`.
+    pub async fn user(&self, name: &str) -> TestUser {
         let user = self.register(name).await;
         let tokens: Value = self.login(name, PASSWORD).await.json().await.unwrap();
-        (
-            user["id"].as_str().unwrap().to_owned(),
-            tokens["access_token"].as_str().unwrap().to_owned(),
-            tokens["refresh_token"].as_str().unwrap().to_owned(),
-        )
+        TestUser {
+            id: user["id"].as_str().unwrap().to_owned(),
+            access: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        }
     }
 
     /// An access token of the first superuser.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app, spawn_app_on};
+use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, TestUser, spawn_app, spawn_app_on};
 
 on_both_backends!(
     a_superusers_decision_stands_against_the_targets_in_flight_requests,
@@ -56,7 +56,9 @@ async fn a_superusers_decision_stands_against_the_targets_in_flight_requests(bac
     let root = app.root_token().await;
     for round in 0..4 {
         let name = format!("target{round}");
-        let (id, token, _) = app.user(&name).await;
+        let TestUser {
+            id, access: token, ..
+        } = app.user(&name).await;
         // Make the target a superuser, so that demotion is part of the race.
         let promoted = app
             .put(
@@ -136,7 +138,9 @@ async fn a_superusers_decision_stands_against_the_targets_in_flight_requests(bac
 
 async fn etag_and_if_match_detect_a_lost_update(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, token, _) = app.user("ada").await;
+    let TestUser {
+        id, access: token, ..
+    } = app.user("ada").await;
     let path = format!("/api/users/{id}");
     let read = app.get(&path, &token).await;
     let etag = read.headers()["etag"].to_str().unwrap().to_owned();
@@ -175,7 +179,7 @@ async fn etag_and_if_match_detect_a_lost_update(backend: Backend) {
     assert_eq!(delete.status(), 412);
     // The version moves at each login, so others get no ETag and cannot
     // probe it with If-Match: they get 403 whatever they send.
-    let (_, eve, _) = app.user("eve").await;
+    let TestUser { access: eve, .. } = app.user("eve").await;
     let seen = app.get(&path, &eve).await;
     assert_eq!(seen.status(), 200);
     assert!(seen.headers().get("etag").is_none());
@@ -207,7 +211,9 @@ async fn etag_and_if_match_detect_a_lost_update(backend: Backend) {
 async fn concurrent_deletes_and_password_changes_have_one_winner(backend: Backend) {
     let app = app_with(backend, |s| s.password_hash_budget_per_minute = 0).await;
     let root = app.root_token().await;
-    let (id, token, _) = app.user("ada").await;
+    let TestUser {
+        id, access: token, ..
+    } = app.user("ada").await;
     let changes = (0..10).map(|i| {
         app.client
             .post(app.url("/api/auth/change-password"))
@@ -254,7 +260,7 @@ async fn concurrent_deletes_and_password_changes_have_one_winner(backend: Backen
 async fn nothing_in_a_listing_orders_by_what_the_caller_cannot_read(backend: Backend) {
     let app = spawn_app(backend).await;
     let root = app.root_token().await;
-    let (_, eve, _) = app.user("eve").await;
+    let TestUser { access: eve, .. } = app.user("eve").await;
     for name in ["victim", "vic2", "vic3"] {
         app.register(name).await;
     }
@@ -334,7 +340,7 @@ async fn a_lockout_answers_alike_for_existing_deactivated_and_unknown_names(back
     let app = spawn_app(backend).await;
     let root = app.root_token().await;
     app.register("ada").await;
-    let (bob_id, _, _) = app.user("bob").await;
+    let TestUser { id: bob_id, .. } = app.user("bob").await;
     assert_eq!(
         app.delete(&format!("/api/users/{bob_id}"), &root)
             .await
@@ -404,7 +410,9 @@ async fn the_name_budget_stops_guessing_spread_over_many_addresses(backend: Back
 
 async fn wrong_current_passwords_behind_a_token_end_in_429(backend: Backend) {
     let app = app_with(backend, |s| s.password_hash_budget_per_minute = 0).await;
-    let (id, token, _) = app.user("ada").await;
+    let TestUser {
+        id, access: token, ..
+    } = app.user("ada").await;
     let wrong =
         json!({"current_password": "Not-my-password-9", "new_password": "Fresh-horse-battery-1"});
     let mut statuses = Vec::new();
@@ -431,7 +439,11 @@ async fn wrong_current_passwords_behind_a_token_end_in_429(backend: Backend) {
         .await;
     assert_eq!(put.status(), 429);
     // A fresh user: wrong passwords in PUT count and end in 429 as well.
-    let (bob, bob_token, _) = app.user("bob").await;
+    let TestUser {
+        id: bob,
+        access: bob_token,
+        ..
+    } = app.user("bob").await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
         let response = app
@@ -452,8 +464,8 @@ async fn the_hashing_budget_is_per_caller(backend: Backend) {
         s.login_max_failures = 0;
     })
     .await;
-    let (_, ada, _) = app.user("ada").await;
-    let (_, bob, _) = app.user("bob").await;
+    let TestUser { access: ada, .. } = app.user("ada").await;
+    let TestUser { access: bob, .. } = app.user("bob").await;
     let wrong =
         json!({"current_password": "Not-my-password-9", "new_password": "Fresh-horse-battery-1"});
     let mut statuses = Vec::new();
@@ -527,7 +539,7 @@ async fn every_failing_field_is_listed_in_one_422(backend: Backend) {
     assert_eq!(form.status(), 422);
     let body: Value = form.json().await.unwrap();
     assert_eq!(locs(&body), ["username:missing", "password:missing"]);
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
     let query = app.get("/api/users?skip=x&limit=0&sort=nope", &token).await;
     assert_eq!(query.status(), 422);
     let body: Value = query.json().await.unwrap();
@@ -545,7 +557,9 @@ async fn every_failing_field_is_listed_in_one_422(backend: Backend) {
 
 async fn every_get_route_answers_head_and_personal_data_is_not_stored(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, token, _) = app.user("ada").await;
+    let TestUser {
+        id, access: token, ..
+    } = app.user("ada").await;
     for path in [
         "/health".to_owned(),
         "/health/live".to_owned(),

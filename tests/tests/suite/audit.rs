@@ -2,7 +2,7 @@
 //! filters and paging.
 
 use serde_json::{Value, json};
-use userhub_tests::{Backend, PASSWORD, TestApp, spawn_app};
+use userhub_tests::{Backend, PASSWORD, TestApp, TestUser, spawn_app};
 
 on_both_backends!(
     a_user_reads_their_own_security_events_newest_first,
@@ -32,7 +32,7 @@ fn types(page: &Value) -> Vec<&str> {
 
 async fn a_user_reads_their_own_security_events_newest_first(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, _, _) = app.user("ada").await;
+    let TestUser { id, .. } = app.user("ada").await;
     assert_eq!(app.login("ada", "wrong password").await.status(), 401);
     let response = app
         .client
@@ -78,7 +78,7 @@ async fn a_user_reads_their_own_security_events_newest_first(backend: Backend) {
 
 async fn a_superuser_finds_events_by_user_and_type(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ada, _, _) = app.user("ada").await;
+    let TestUser { id: ada, .. } = app.user("ada").await;
     app.user("bob").await;
     for _ in 0..2 {
         assert_eq!(app.login("ada", "wrong password").await.status(), 401);
@@ -121,7 +121,9 @@ async fn a_superuser_finds_events_by_user_and_type(backend: Backend) {
 
 async fn what_a_superuser_did_shows_in_the_users_events_without_their_address(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ada, access, _) = app.user("ada").await;
+    let TestUser {
+        id: ada, access, ..
+    } = app.user("ada").await;
     let root = app.root_token().await;
     let response = app
         .put(
@@ -168,7 +170,7 @@ async fn what_a_superuser_did_shows_in_the_users_events_without_their_address(ba
 
 async fn only_superusers_list_every_event_and_bad_filters_are_422(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, access, _) = app.user("ada").await;
+    let TestUser { access, .. } = app.user("ada").await;
     let response = app.get("/api/audit-events", &access).await;
     assert_eq!(response.status(), 403);
     let root = app.root_token().await;
@@ -211,7 +213,7 @@ async fn only_superusers_list_every_event_and_bad_filters_are_422(backend: Backe
 
 async fn event_pages_follow_each_other_without_overlap(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, _, _) = app.user("ada").await;
+    let TestUser { .. } = app.user("ada").await;
     for _ in 0..4 {
         assert_eq!(app.login("ada", "wrong password").await.status(), 401);
     }
@@ -237,7 +239,7 @@ async fn event_pages_follow_each_other_without_overlap(backend: Backend) {
     sorted.dedup();
     assert_eq!(seen, sorted, "newest first, no repeats");
     // A cursor of the own listing does not continue another user's.
-    let (_, bob, _) = app.user("bob").await;
+    let TestUser { access: bob, .. } = app.user("bob").await;
     let page = events(&app, "/api/auth/events?limit=1", &access).await;
     let cursor = page["next_cursor"].as_str().unwrap();
     let response = app
@@ -248,7 +250,11 @@ async fn event_pages_follow_each_other_without_overlap(backend: Backend) {
 
 async fn session_and_password_events_are_recorded(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, access, refresh) = app.user("ada").await;
+    let TestUser {
+        id,
+        access,
+        refresh,
+    } = app.user("ada").await;
     // Refresh, then present the spent token again: reuse.
     let response = app
         .post(

@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use userhub_tests::{
-    Backend, JWT_KEY, PASSWORD, TestDatabase, spawn_app, spawn_app_on, spawn_server,
+    Backend, JWT_KEY, PASSWORD, TestDatabase, TestUser, spawn_app, spawn_app_on, spawn_server,
 };
 
 on_both_backends!(
@@ -295,7 +295,7 @@ async fn login_accepts_json_and_the_oauth2_form_and_returns_uncacheable_tokens(b
 
 async fn login_gives_one_answer_for_unknown_wrong_and_deactivated_accounts(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, _, _) = app.user("ada").await;
+    let TestUser { id, .. } = app.user("ada").await;
     app.register("bob").await;
     let root = app.root_token().await;
     assert_eq!(
@@ -325,7 +325,9 @@ async fn login_gives_one_answer_for_unknown_wrong_and_deactivated_accounts(backe
 
 async fn refresh_rotates_and_a_reused_token_revokes_the_whole_session(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, access, refresh) = app.user("ada").await;
+    let TestUser {
+        access, refresh, ..
+    } = app.user("ada").await;
     let first = app
         .post(
             "/api/auth/refresh",
@@ -413,7 +415,7 @@ async fn refresh_rejects_unknown_tokens_and_bad_bodies(backend: Backend) {
 
 async fn me_returns_the_caller_with_private_fields(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, access, _) = app.user("ada").await;
+    let TestUser { id, access, .. } = app.user("ada").await;
     let me = app.get("/api/auth/me", &access).await;
     assert_eq!(me.status(), 200);
     let me: Value = me.json().await.unwrap();
@@ -427,7 +429,9 @@ fn forge(claims: &Value, alg: Algorithm, key: &[u8]) -> String {
 
 async fn me_refuses_missing_malformed_forged_expired_and_refresh_tokens(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, access, refresh) = app.user("ada").await;
+    let TestUser {
+        access, refresh, ..
+    } = app.user("ada").await;
     let payload: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(access.split('.').nth(1).unwrap())
@@ -542,7 +546,9 @@ async fn repeated_failures_lock_the_account_with_429_until_a_superuser_unlocks_i
     backend: Backend,
 ) {
     let app = locking_app(backend).await;
-    let (id, token, _) = app.user("ada").await;
+    let TestUser {
+        id, access: token, ..
+    } = app.user("ada").await;
     for _ in 0..3 {
         assert_eq!(app.login("ada", "Wrong-password-1").await.status(), 401);
     }
@@ -731,7 +737,7 @@ async fn a_hash_of_an_older_cost_is_replaced_at_the_next_login(backend: Backend)
 
 async fn concurrent_refreshes_of_one_token_never_fork_the_session(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, _, refresh) = app.user("ada").await;
+    let TestUser { refresh, .. } = app.user("ada").await;
     let body = json!({"refresh_token": refresh});
     let attempts = (0..6).map(|_| app.post("/api/auth/refresh", &body, None));
     let responses = futures_util::future::join_all(attempts).await;
@@ -752,7 +758,7 @@ async fn within_the_grace_window_racing_refreshes_get_the_same_successor(backend
     let db = TestDatabase::create(backend).await;
     let url = db.url.clone();
     let app = spawn_app_on(db, url, |s| s.refresh_reuse_grace_seconds = 30).await;
-    let (_, _, refresh) = app.user("ada").await;
+    let TestUser { refresh, .. } = app.user("ada").await;
     let body = json!({"refresh_token": refresh});
     let attempts = (0..4).map(|_| app.post("/api/auth/refresh", &body, None));
     let mut successors = Vec::new();

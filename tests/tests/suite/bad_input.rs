@@ -1,7 +1,7 @@
 //! Hostile and malformed input: always a clear 4xx, never a 5xx.
 
 use serde_json::{Value, json};
-use userhub_tests::{Backend, PASSWORD, spawn_app};
+use userhub_tests::{Backend, PASSWORD, TestUser, spawn_app};
 
 on_both_backends!(
     malformed_json_wrong_types_and_wrong_content_types_are_4xx,
@@ -67,7 +67,9 @@ async fn malformed_json_wrong_types_and_wrong_content_types_are_4xx(backend: Bac
 
 async fn nul_characters_anywhere_are_422_not_500(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (id, token, _) = app.user("ada").await;
+    let TestUser {
+        id, access: token, ..
+    } = app.user("ada").await;
     let bodies = [
         json!({"email": "a\u{0}@example.com", "username": "abc", "password": PASSWORD}),
         json!({"email": "b@example.com", "username": "ab\u{0}c", "password": PASSWORD}),
@@ -130,7 +132,7 @@ async fn oversize_strings_and_bodies_are_refused(backend: Backend) {
         413
     );
     assert_eq!(app.login(&"a".repeat(2000), PASSWORD).await.status(), 422);
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
     assert_eq!(
         app.get("/api/auth/me", &"x".repeat(10_000)).await.status(),
         401
@@ -147,7 +149,7 @@ async fn oversize_strings_and_bodies_are_refused(backend: Backend) {
 
 async fn bad_list_queries_are_422_with_their_location(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
     for (query, field, kind) in [
         ("limit=0", "limit", "greater_than_equal"),
         ("limit=101", "limit", "less_than_equal"),

@@ -9,7 +9,8 @@ use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
 use userhub_server::Application;
 use userhub_tests::{
-    Backend, PASSWORD, Proxy, ROOT_EMAIL, TestDatabase, spawn_app, spawn_app_on, test_settings,
+    Backend, PASSWORD, Proxy, ROOT_EMAIL, TestDatabase, TestUser, spawn_app, spawn_app_on,
+    test_settings,
 };
 
 on_both_backends!(oversized_header_blocks_get_431);
@@ -44,7 +45,7 @@ async fn a_blocked_statement_is_cancelled_and_answered_503_on_postgres() {
     let db = TestDatabase::create(Backend::Postgres).await;
     let url = db.url.clone();
     let app = spawn_app_on(db, url.clone(), |s| s.db_statement_timeout_seconds = 1).await;
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
     let blocker = Database::connect(&url).await.unwrap();
     let txn = blocker.begin().await.unwrap();
     txn.execute_unprepared("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
@@ -88,7 +89,9 @@ async fn terminated_backends_give_503_or_success_never_500_on_postgres() {
     let db = TestDatabase::create(Backend::Postgres).await;
     let url = db.url.clone();
     let app = spawn_app_on(db, url.clone(), |s| s.db_pool_max_size = 8).await;
-    let (id, token, _) = app.user("ada").await;
+    let TestUser {
+        id, access: token, ..
+    } = app.user("ada").await;
     let admin = Database::connect(&url).await.unwrap();
     let load = (0..4).map(|_| {
         let (client, base, token, id) = (
@@ -150,7 +153,7 @@ async fn writes_on_a_read_only_database_are_503_on_postgres() {
     let db = TestDatabase::create(Backend::Postgres).await;
     let url = db.url.clone();
     let app = spawn_app_on(db, url.clone(), |s| s.db_pool_max_size = 2).await;
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
     let admin = Database::connect(&url).await.unwrap();
     admin
         .execute_unprepared(

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use userhub_tests::{ALLOWED_ORIGIN, Backend, Proxy, TestDatabase, spawn_app, spawn_app_on};
+use userhub_tests::{
+    ALLOWED_ORIGIN, Backend, Proxy, TestDatabase, TestUser, spawn_app, spawn_app_on,
+};
 
 on_both_backends!(
     health_reports_the_database_and_version,
@@ -173,7 +175,7 @@ async fn an_unreachable_database_gives_503_quickly_and_service_recovers_on_postg
     let proxy = Proxy::start(db.postgres_port()).await;
     let url = db.url_via_port(proxy.port());
     let app = spawn_app_on(db, url, |_| {}).await;
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
 
     proxy.take_down();
     let started = Instant::now();

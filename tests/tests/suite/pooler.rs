@@ -7,7 +7,7 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use userhub_tests::{
-    Backend, PASSWORD, TestApp, TestDatabase, pgbouncer_url, spawn_app_behind_pgbouncer,
+    Backend, PASSWORD, TestApp, TestDatabase, TestUser, pgbouncer_url, spawn_app_behind_pgbouncer,
 };
 
 /// Runs each `async fn()` as `name::on_postgres` (it needs PostgreSQL).
@@ -86,7 +86,9 @@ async fn register_login_refresh_and_logout_work_through_the_pooler() {
 
 async fn a_refresh_token_presented_twice_revokes_its_session() {
     let app = spawn_app_behind_pgbouncer(|_| {}).await;
-    let (_, access, refresh) = app.user("ada").await;
+    let TestUser {
+        access, refresh, ..
+    } = app.user("ada").await;
     let body = json!({"refresh_token": refresh});
     assert_eq!(
         app.post("/api/auth/refresh", &body, None).await.status(),
@@ -130,7 +132,7 @@ async fn failed_logins_lock_the_account() {
 
 async fn listings_page_and_conditional_updates_hold() {
     let app = spawn_app_behind_pgbouncer(|_| {}).await;
-    let (id, access, _) = app.user("ada").await;
+    let TestUser { id, access, .. } = app.user("ada").await;
     for name in ["bob", "cyd", "dee"] {
         app.register(name).await;
     }
@@ -174,7 +176,7 @@ async fn many_concurrent_statements_share_few_server_connections() {
     // A pool of 16 client connections over PgBouncer's 8 server connections:
     // statements of different clients meet on the same server connections.
     let app = spawn_app_behind_pgbouncer(|settings| settings.db_pool_max_size = 16).await;
-    let (_, access, _) = app.user("ada").await;
+    let TestUser { access, .. } = app.user("ada").await;
     let requests = (0..200).map(|i| {
         let (app, access) = (&app, &access);
         async move {

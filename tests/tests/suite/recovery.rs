@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use userhub_server::SmtpTlsSetting;
 use userhub_tests::smtp::{SmtpServer, link_token, recipient};
-use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app_on};
+use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, TestUser, spawn_app_on};
 
 on_both_backends!(
     a_forgotten_password_is_reset_through_the_mailed_link,
@@ -56,7 +56,11 @@ async fn reset(app: &TestApp, token: &str, new_password: &str) -> u16 {
 async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend) {
     let smtp = SmtpServer::started();
     let app = app_mailing_to(backend, &smtp).await;
-    let (ada, access, refresh) = app.user("ada").await;
+    let TestUser {
+        id: ada,
+        access,
+        refresh,
+    } = app.user("ada").await;
     // Locked out by failed logins first: the reset lifts the lock.
     for _ in 0..7 {
         app.login("ada", "not the password").await;
@@ -239,7 +243,7 @@ async fn verify(app: &TestApp, token: &str) -> (u16, Value) {
 async fn a_registered_address_is_verified_through_its_mailed_link(backend: Backend) {
     let smtp = SmtpServer::started();
     let app = app_mailing_to(backend, &smtp).await;
-    let (_, access, _) = app.user("ada").await;
+    let TestUser { access, .. } = app.user("ada").await;
     let me: Value = app.get("/api/auth/me", &access).await.json().await.unwrap();
     assert_eq!(me["is_verified"], false);
     let mail = smtp.wait_for_links(VERIFY, 1).await.remove(0);
@@ -283,7 +287,9 @@ async fn a_registered_address_is_verified_through_its_mailed_link(backend: Backe
         .await;
     assert_eq!(unknown.status(), 202);
     // Others never see whether an address is verified.
-    let (_, bob_token, _) = app.user("bob").await;
+    let TestUser {
+        access: bob_token, ..
+    } = app.user("bob").await;
     let ada_id = me["id"].as_str().unwrap();
     let seen: Value = app
         .get(&format!("/api/users/{ada_id}"), &bob_token)
@@ -304,7 +310,7 @@ async fn a_registered_address_is_verified_through_its_mailed_link(backend: Backe
 async fn a_changed_address_must_be_verified_again_and_old_links_do_not_verify_it(backend: Backend) {
     let smtp = SmtpServer::started();
     let app = app_mailing_to(backend, &smtp).await;
-    let (id, access, _) = app.user("ada").await;
+    let TestUser { id, access, .. } = app.user("ada").await;
     let old_link = link_token(&smtp.wait_for_links(VERIFY, 1).await[0], VERIFY);
     let changed = app
         .put(

@@ -2,7 +2,7 @@
 //! changing the password.
 
 use serde_json::{Value, json};
-use userhub_tests::{Backend, PASSWORD, spawn_app};
+use userhub_tests::{Backend, PASSWORD, TestUser, spawn_app};
 
 on_both_backends!(
     logout_ends_this_session_at_once_and_only_this_one,
@@ -24,7 +24,9 @@ async fn login(app: &userhub_tests::TestApp, name: &str, password: &str) -> (Str
 
 async fn logout_ends_this_session_at_once_and_only_this_one(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, access, refresh) = app.user("ada").await;
+    let TestUser {
+        access, refresh, ..
+    } = app.user("ada").await;
     let (other, _) = login(&app, "ada", PASSWORD).await;
     assert_eq!(
         app.post("/api/auth/logout", &json!({}), Some(&access))
@@ -48,7 +50,7 @@ async fn logout_ends_this_session_at_once_and_only_this_one(backend: Backend) {
 
 async fn logout_all_ends_every_session(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, access, _) = app.user("ada").await;
+    let TestUser { access, .. } = app.user("ada").await;
     let (other, other_refresh) = login(&app, "ada", PASSWORD).await;
     assert_eq!(
         app.post("/api/auth/logout-all/", &json!({}), Some(&access))
@@ -72,7 +74,7 @@ async fn logout_all_ends_every_session(backend: Backend) {
 
 async fn sessions_lists_live_sessions_and_marks_the_current_one(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, first, _) = app.user("ada").await;
+    let TestUser { access: first, .. } = app.user("ada").await;
     let (second, _) = login(&app, "ada", PASSWORD).await;
     let (third, _) = login(&app, "ada", PASSWORD).await;
     app.post("/api/auth/logout", &json!({}), Some(&third)).await;
@@ -102,9 +104,9 @@ async fn sessions_lists_live_sessions_and_marks_the_current_one(backend: Backend
 
 async fn deleting_a_session_ends_it_and_others_sessions_are_not_found(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, mine, _) = app.user("ada").await;
+    let TestUser { access: mine, .. } = app.user("ada").await;
     let (other, _) = login(&app, "ada", PASSWORD).await;
-    let (_, bob, _) = app.user("bob").await;
+    let TestUser { access: bob, .. } = app.user("bob").await;
     let sessions: Vec<Value> = app
         .get("/api/auth/sessions", &mine)
         .await
@@ -145,7 +147,7 @@ async fn deleting_a_session_ends_it_and_others_sessions_are_not_found(backend: B
 
 async fn change_password_keeps_this_session_and_ends_the_others(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, mine, _) = app.user("ada").await;
+    let TestUser { access: mine, .. } = app.user("ada").await;
     let (other, other_refresh) = login(&app, "ada", PASSWORD).await;
     let body = json!({"current_password": PASSWORD, "new_password": "Another-Strong-Secret-7"});
     assert_eq!(
@@ -175,7 +177,7 @@ async fn change_password_keeps_this_session_and_ends_the_others(backend: Backend
 
 async fn change_password_refuses_a_wrong_current_or_weak_new_password(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, mine, _) = app.user("ada").await;
+    let TestUser { access: mine, .. } = app.user("ada").await;
     let wrong =
         json!({"current_password": "not-my-password", "new_password": "Another-Strong-Secret-7"});
     let response = app

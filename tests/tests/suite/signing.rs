@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
-use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app, spawn_app_on};
+use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, TestUser, spawn_app, spawn_app_on};
 
 on_both_backends!(
     hs256_publishes_no_key,
@@ -71,7 +71,9 @@ async fn rs256_tokens_verify_with_the_published_key_and_refuse_algorithm_confusi
     backend: Backend,
 ) {
     let app = app_signing_with(backend, "RS256", "rsa").await;
-    let (_, access, refresh) = app.user("ada").await;
+    let TestUser {
+        access, refresh, ..
+    } = app.user("ada").await;
     assert_eq!(app.get("/api/auth/me", &access).await.status(), 200);
     let keys = jwks(&app).await;
     assert_eq!(keys.keys.len(), 1);
@@ -111,7 +113,7 @@ async fn rs256_tokens_verify_with_the_published_key_and_refuse_algorithm_confusi
 
 async fn eddsa_tokens_verify_with_the_published_key(backend: Backend) {
     let app = app_signing_with(backend, "EdDSA", "ed25519").await;
-    let (_, access, _) = app.user("ada").await;
+    let TestUser { access, .. } = app.user("ada").await;
     assert_eq!(app.get("/api/auth/me", &access).await.status(), 200);
     let keys = jwks(&app).await;
     let raw: Value = serde_json::to_value(&keys).unwrap();

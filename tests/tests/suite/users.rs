@@ -1,7 +1,7 @@
 //! `/api/users`: list, get, create, update, delete, restore.
 
 use serde_json::{Value, json};
-use userhub_tests::{Backend, PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, spawn_app};
+use userhub_tests::{Backend, PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, TestUser, spawn_app};
 
 on_both_backends!(
     list_pages_without_overlap_and_counts_the_total,
@@ -93,7 +93,7 @@ async fn list_pages_without_overlap_and_counts_the_total(backend: Backend) {
     for name in ["user1", "user2", "user3", "user4"] {
         app.register(name).await;
     }
-    let (_, token, _) = app.user("user5").await;
+    let TestUser { access: token, .. } = app.user("user5").await;
     let mut all = Vec::new();
     for skip in [0, 2, 4] {
         let page: Value = app
@@ -198,7 +198,7 @@ async fn list_search_is_case_insensitive_and_takes_wildcards_literally(backend: 
             201
         );
     }
-    let (_, token, _) = app.user("zed").await;
+    let TestUser { access: token, .. } = app.user("zed").await;
     let search = |term: &str, who: &str| {
         let url = format!("/api/users?search={}", urlencode(term));
         let who = who.to_owned();
@@ -230,8 +230,8 @@ fn urlencode(term: &str) -> String {
 
 async fn list_hides_deactivated_users_and_other_peoples_emails(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (gone, _, _) = app.user("gone").await;
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { id: gone, .. } = app.user("gone").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
     let root = app.root_token().await;
     assert_eq!(
         app.delete(&format!("/api/users/{gone}"), &root)
@@ -273,8 +273,14 @@ async fn list_hides_deactivated_users_and_other_peoples_emails(backend: Backend)
 
 async fn get_shows_private_fields_only_to_the_user_and_superusers(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ada, ada_token, _) = app.user("ada").await;
-    let (_, bob_token, _) = app.user("bob").await;
+    let TestUser {
+        id: ada,
+        access: ada_token,
+        ..
+    } = app.user("ada").await;
+    let TestUser {
+        access: bob_token, ..
+    } = app.user("bob").await;
     let root = app.root_token().await;
     let own: Value = app
         .get(&format!("/api/users/{ada}"), &ada_token)
@@ -310,8 +316,8 @@ async fn get_shows_private_fields_only_to_the_user_and_superusers(backend: Backe
 
 async fn get_hides_deactivated_users_from_ordinary_users(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (gone, _, _) = app.user("gone").await;
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { id: gone, .. } = app.user("gone").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
     let root = app.root_token().await;
     app.delete(&format!("/api/users/{gone}"), &root).await;
     assert_eq!(
@@ -331,7 +337,7 @@ async fn get_hides_deactivated_users_from_ordinary_users(backend: Backend) {
 
 async fn create_is_for_superusers_and_honours_flags(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, token, _) = app.user("ada").await;
+    let TestUser { access: token, .. } = app.user("ada").await;
     let root = app.root_token().await;
     let body = json!({"email": "ops@example.com", "username": "ops", "password": PASSWORD, "is_superuser": true, "is_active": false});
     assert_eq!(
@@ -361,8 +367,12 @@ async fn create_is_for_superusers_and_honours_flags(backend: Backend) {
 
 async fn update_lets_users_edit_their_profile_but_not_privileged_fields(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ada, token, _) = app.user("ada").await;
-    let (bob, _, _) = app.user("bob").await;
+    let TestUser {
+        id: ada,
+        access: token,
+        ..
+    } = app.user("ada").await;
+    let TestUser { id: bob, .. } = app.user("bob").await;
     let path = format!("/api/users/{ada}");
     let changed = app
         .put(
@@ -423,7 +433,11 @@ async fn update_by_a_superuser_can_change_anything_and_ends_sessions_on_deactiva
     backend: Backend,
 ) {
     let app = spawn_app(backend).await;
-    let (bob, bob_token, _) = app.user("bob").await;
+    let TestUser {
+        id: bob,
+        access: bob_token,
+        ..
+    } = app.user("bob").await;
     let root = app.root_token().await;
     let path = format!("/api/users/{bob}");
     let promoted = app
@@ -470,7 +484,11 @@ async fn update_by_a_superuser_can_change_anything_and_ends_sessions_on_deactiva
 
 async fn update_conflicts_and_unknowns(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ada, token, _) = app.user("ada").await;
+    let TestUser {
+        id: ada,
+        access: token,
+        ..
+    } = app.user("ada").await;
     app.register("bob").await;
     let path = format!("/api/users/{ada}");
     assert_eq!(
@@ -506,8 +524,16 @@ async fn update_conflicts_and_unknowns(backend: Backend) {
 
 async fn delete_soft_deletes_and_ends_sessions_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ada, ada_token, ada_refresh) = app.user("ada").await;
-    let (bob, bob_token, _) = app.user("bob").await;
+    let TestUser {
+        id: ada,
+        access: ada_token,
+        refresh: ada_refresh,
+    } = app.user("ada").await;
+    let TestUser {
+        id: bob,
+        access: bob_token,
+        ..
+    } = app.user("bob").await;
     assert_eq!(
         app.delete(&format!("/api/users/{bob}"), &ada_token)
             .await
@@ -592,8 +618,14 @@ async fn the_last_active_superuser_cannot_be_deleted_or_demoted(backend: Backend
 
 async fn restore_is_for_superusers_and_lets_the_user_back_in(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ada, ada_token, _) = app.user("ada").await;
-    let (_, bob_token, _) = app.user("bob").await;
+    let TestUser {
+        id: ada,
+        access: ada_token,
+        ..
+    } = app.user("ada").await;
+    let TestUser {
+        access: bob_token, ..
+    } = app.user("bob").await;
     let root = app.root_token().await;
     assert_eq!(
         app.delete(&format!("/api/users/{ada}"), &ada_token)
