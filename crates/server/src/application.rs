@@ -47,29 +47,10 @@ impl Application {
     /// Bad settings, an unreachable database, a failed migration, a taken port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (signing, refresh_secret) = settings.jwt_keys()?;
-        if settings
-            .database_url
-            .trim()
-            .starts_with("postgresql+asyncpg://")
-        {
-            tracing::info!(
-                "DATABASE_URL has the original service's postgresql+asyncpg:// form; connecting with postgres://"
-            );
-        }
-        let database = Database::connect(&settings.database())
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to the database at {}",
-                    userhub_config::redact(&settings.database_url())
-                )
-            })?;
+        let database = connect(&settings).await?;
         if settings.run_migrations {
             migrate(&settings, &database).await?;
         }
-        let hasher = BcryptPasswordHasher::new(settings.bcrypt_cost)
-            .await
-            .context("BCRYPT_COST")?;
         let cursor_key = CursorKey::derive(refresh_secret.expose_secret().as_bytes());
         let tokens = JwtTokenIssuer::new(JwtSettings {
             signing,
@@ -81,76 +62,17 @@ impl Application {
         })
         .context("JWT signing keys")?;
         let jwks = serde_json::to_string(tokens.jwks())?;
-        let ports = Ports {
-            users: Arc::new(SeaOrmUserRepository::new(database.clone())),
-            sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
-            throttle: Arc::new(SeaOrmLoginThrottle::new(database.clone())),
-            hasher: Arc::new(hasher),
-            tokens: Arc::new(tokens),
-            mail: Arc::new(SeaOrmMailQueue::new(database.clone())),
-            audit: Arc::new(SeaOrmAuditLog::new(database.clone())),
-            clock: Arc::new(SystemClock),
-        };
-        let audit = AuditService::new(ports.clone(), settings.audit_retention());
-        let auth = AuthService::new(
-            ports.clone(),
-            AuthConfig {
-                refresh_token_ttl: settings.refresh_token_ttl(),
-                refresh_reuse_grace: settings.refresh_reuse_grace(),
-                lockout: settings.lockout(),
-                password_policy: settings.password_policy(),
-                require_verified_email: settings.require_verified_email,
-            },
-        );
-        let users = UserService::new(
-            ports.clone(),
-            settings.password_policy(),
-            settings.lockout(),
-        );
-        let mailer: Arc<dyn Mailer> = match settings.smtp() {
-            Some(smtp) => Arc::new(SmtpMailer::new(&smtp).map_err(anyhow::Error::msg)?),
-            None => {
-                tracing::warn!("SMTP_HOST is not set: mail is written to the log, not sent");
-                Arc::new(LogMailer)
-            }
-        };
-        let recovery = RecoveryService::new(
-            ports,
-            RecoveryPorts {
-                tokens: Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
-                mailer,
-            },
-            settings.recovery(),
-        );
-        let counter = Arc::new(SeaOrmRequestCounter::new(database.clone()));
-        let first_superuser = ensure_first_superuser(&users, &settings).await?;
-        let (auth_rate_limit, hash_budget) = match settings.rate_limit_store {
-            RateLimitStore::Memory => (
-                AuthRateLimit::local(settings.auth_rate_limit_per_minute),
-                HashBudget::local(settings.password_hash_budget_per_minute),
-            ),
-            RateLimitStore::Database => {
-                let counter: Arc<dyn RequestCounter> = counter.clone();
-                (
-                    AuthRateLimit::shared(
-                        counter.clone(),
-                        settings.auth_rate_limit_per_minute,
-                        "ip",
-                    ),
-                    HashBudget::shared(counter, settings.password_hash_budget_per_minute, "hash"),
-                )
-            }
-        };
+        let services = Services::build(&settings, &database, tokens).await?;
+        let first_superuser = ensure_first_superuser(&services.users, &settings).await?;
+        let (auth_rate_limit, hash_budget) = rate_limits(&settings, &services.counter);
         let metrics = Metrics::global();
         let lifecycle = Arc::new(Lifecycle::default());
-        let (auth_for_tasks, recovery_for_tasks, audit_for_tasks) =
-            (auth.clone(), recovery.clone(), audit.clone());
-
+        let tasks = services.clone();
         let state = web::Data::new(ApiState {
-            auth,
-            users,
-            recovery,
-            audit,
+            auth: services.auth,
+            users: services.users,
+            recovery: services.recovery,
+            audit: services.audit,
             health: Arc::new(database.clone()),
             version: env!("CARGO_PKG_VERSION"),
             auth_rate_limit,
@@ -170,17 +92,7 @@ impl Application {
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
         // Background work starts only once the server can serve.
-        let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
-            tokio::spawn(purge_every(
-                auth_for_tasks,
-                recovery_for_tasks.clone(),
-                audit_for_tasks,
-                counter,
-                settings.session_cleanup_interval_seconds,
-            ))
-        });
-        let mail = tokio::spawn(deliver_mail(recovery_for_tasks));
-        let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
+        let background = tasks.spawn_background(&settings, &metrics);
         let mut server = HttpServer::new(move || build_app(state.clone(), api.clone()))
             .listen(listener)?
             // A connection must send a complete request head within this
@@ -211,7 +123,7 @@ impl Application {
                 delay: std::time::Duration::from_secs(settings.shutdown_delay_seconds),
                 timeout: std::time::Duration::from_secs(settings.shutdown_timeout_seconds),
             },
-            background: cleanup.into_iter().chain([upkeep, mail]).collect(),
+            background,
         })
     }
 
@@ -331,6 +243,135 @@ async fn upkeep_every(metrics: Metrics) {
     loop {
         interval.tick().await;
         metrics.run_upkeep();
+    }
+}
+
+/// Opens the pool; the error names the database without its password.
+async fn connect(settings: &Settings) -> anyhow::Result<Database> {
+    if settings
+        .database_url
+        .trim()
+        .starts_with("postgresql+asyncpg://")
+    {
+        tracing::info!(
+            "DATABASE_URL has the original service's postgresql+asyncpg:// form; connecting with postgres://"
+        );
+    }
+    Database::connect(&settings.database())
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to the database at {}",
+                userhub_config::redact(&settings.database_url())
+            )
+        })
+}
+
+/// The use cases, wired to the adapters.
+#[derive(Clone)]
+struct Services {
+    auth: AuthService,
+    users: UserService,
+    recovery: RecoveryService,
+    audit: AuditService,
+    counter: Arc<SeaOrmRequestCounter>,
+}
+
+impl Services {
+    async fn build(
+        settings: &Settings,
+        database: &Database,
+        tokens: JwtTokenIssuer,
+    ) -> anyhow::Result<Self> {
+        let hasher = BcryptPasswordHasher::new(settings.bcrypt_cost)
+            .await
+            .context("BCRYPT_COST")?;
+        let ports = Ports {
+            users: Arc::new(SeaOrmUserRepository::new(database.clone())),
+            sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
+            throttle: Arc::new(SeaOrmLoginThrottle::new(database.clone())),
+            hasher: Arc::new(hasher),
+            tokens: Arc::new(tokens),
+            mail: Arc::new(SeaOrmMailQueue::new(database.clone())),
+            audit: Arc::new(SeaOrmAuditLog::new(database.clone())),
+            clock: Arc::new(SystemClock),
+        };
+        let mailer: Arc<dyn Mailer> = match settings.smtp() {
+            Some(smtp) => Arc::new(SmtpMailer::new(&smtp).map_err(anyhow::Error::msg)?),
+            None => {
+                tracing::warn!("SMTP_HOST is not set: mail is written to the log, not sent");
+                Arc::new(LogMailer)
+            }
+        };
+        Ok(Self {
+            auth: AuthService::new(
+                ports.clone(),
+                AuthConfig {
+                    refresh_token_ttl: settings.refresh_token_ttl(),
+                    refresh_reuse_grace: settings.refresh_reuse_grace(),
+                    lockout: settings.lockout(),
+                    password_policy: settings.password_policy(),
+                    require_verified_email: settings.require_verified_email,
+                },
+            ),
+            users: UserService::new(
+                ports.clone(),
+                settings.password_policy(),
+                settings.lockout(),
+            ),
+            audit: AuditService::new(ports.clone(), settings.audit_retention()),
+            recovery: RecoveryService::new(
+                ports,
+                RecoveryPorts {
+                    tokens: Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
+                    mailer,
+                },
+                settings.recovery(),
+            ),
+            counter: Arc::new(SeaOrmRequestCounter::new(database.clone())),
+        })
+    }
+
+    /// The cleanup task (unless turned off), the mail worker and the
+    /// metrics upkeep.
+    fn spawn_background(
+        self,
+        settings: &Settings,
+        metrics: &Metrics,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
+            tokio::spawn(purge_every(
+                self.auth,
+                self.recovery.clone(),
+                self.audit,
+                self.counter,
+                settings.session_cleanup_interval_seconds,
+            ))
+        });
+        let mail = tokio::spawn(deliver_mail(self.recovery));
+        let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
+        cleanup.into_iter().chain([upkeep, mail]).collect()
+    }
+}
+
+/// The per-IP limit and the hashing budget, held where
+/// `RATE_LIMIT_STORE` says.
+fn rate_limits(
+    settings: &Settings,
+    counter: &Arc<SeaOrmRequestCounter>,
+) -> (Option<AuthRateLimit>, Option<HashBudget>) {
+    match settings.rate_limit_store {
+        RateLimitStore::Memory => (
+            AuthRateLimit::local(settings.auth_rate_limit_per_minute),
+            HashBudget::local(settings.password_hash_budget_per_minute),
+        ),
+        RateLimitStore::Database => {
+            let counter: Arc<dyn RequestCounter> = counter.clone();
+            (
+                AuthRateLimit::shared(counter.clone(), settings.auth_rate_limit_per_minute, "ip"),
+                HashBudget::shared(counter, settings.password_hash_budget_per_minute, "hash"),
+            )
+        }
     }
 }
 
