@@ -22,16 +22,9 @@ fn admin_url() -> String {
 
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (server, _) = base
-        .rsplit_once('/')
-        .expect("TEST_DATABASE_URL has a database name");
-    match query {
-        Some(q) => format!("{server}/{name}?{q}"),
-        None => format!("{server}/{name}"),
-    }
+    let mut url = reqwest::Url::parse(url).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
 }
 
 /// An empty database; PostgreSQL ones are dropped and SQLite files removed on drop.

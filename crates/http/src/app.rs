@@ -6,7 +6,7 @@ use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
-use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
+use actix_web::middleware::{DefaultHeaders, NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, web};
 use userhub_domain::ports::HealthProbe;
 use userhub_domain::services::{AuditService, AuthService, RecoveryService, UserService};
@@ -94,6 +94,13 @@ pub fn build_app(
         .default_service(web::to(routes::not_found))
         .wrap(cors(&settings.cors_origins))
         .wrap(from_fn(middleware::request_context))
+        // Outside the request context, so that its own early answers
+        // (431) carry them too.
+        .wrap(
+            DefaultHeaders::new()
+                .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .add((header::REFERRER_POLICY, "no-referrer")),
+        )
         .app_data(web::Data::new(middleware::HeaderLimit(
             settings.max_header_bytes,
         )))

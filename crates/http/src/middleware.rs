@@ -111,14 +111,8 @@ pub(crate) async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);
     }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    // The policy depends on the path (the docs page runs Swagger UI); the
+    // fixed security headers are `DefaultHeaders` in `build_app`.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(if is_docs {
