@@ -1,0 +1,588 @@
+//! Login: the password check, the lockout, the session it opens.
+
+use secrecy::SecretString;
+use time::Duration;
+use tracing::{info, warn};
+
+use super::{AuthService, IssuedTokens};
+use crate::PortError;
+use crate::model::{AuditEvent, AuditKind, ClientInfo, NewSession, Password, SessionId, User};
+
+/// Credentials presented at login.
+#[derive(Debug)]
+pub struct LoginRequest {
+    /// E-mail address or username, any case.
+    pub login: String,
+    /// The password as typed.
+    pub password: SecretString,
+    /// Where the request came from.
+    pub client: ClientInfo,
+}
+
+/// Why a login failed. Unknown, wrong and deactivated look the same.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown account, wrong password or deactivated account.
+    #[error("incorrect email or password")]
+    InvalidCredentials,
+    /// The password was right, but the address is not verified and the
+    /// settings require it.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// Too many failed logins: refused, even with the right password, for this long.
+    #[error("account locked")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl AuthService {
+    /// Checks credentials and opens a session.
+    ///
+    /// Every failure path verifies one bcrypt hash, so an unknown account, a
+    /// deactivated one and a wrong password take the same time, and all
+    /// three count against the login name as typed, so that a lockout says
+    /// nothing about which accounts exist either.
+    ///
+    /// # Errors
+    /// [`LoginError`].
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, request: LoginRequest) -> Result<IssuedTokens, LoginError> {
+        let login = request.login.trim().to_lowercase();
+        let address = request.client.ip.clone();
+        let address = address.as_deref();
+        let now = self.ports.clock.now();
+        if let Some(retry_after) = self.throttle.refusal(&login, address, now).await? {
+            // Refused before any bcrypt work, whatever the password.
+            warn!(reason = "locked", "login refused");
+            return Err(LoginError::Locked { retry_after });
+        }
+        let found = self.ports.users.find_by_login(&login).await?;
+        let hash = found.as_ref().map_or_else(
+            || self.ports.hasher.dummy_hash(),
+            |user| user.password_hash.clone(),
+        );
+        let matches = self.ports.hasher.verify(&request.password, &hash).await?;
+        let user = match found {
+            Some(user) if matches && user.is_active => user,
+            other => {
+                let reason = match &other {
+                    None => "unknown_account",
+                    Some(_) if matches => "inactive",
+                    Some(_) => "wrong_password",
+                };
+                warn!(
+                    user_id = other.as_ref().map(|u| u.id.to_string()),
+                    reason, "login failed"
+                );
+                let mut event =
+                    AuditEvent::new(AuditKind::LoginFailed, now, &request.client).reason(reason);
+                event.subject_id = other.map(|u| u.id);
+                self.throttle.failed(&login, address, now, event).await?;
+                return Err(LoginError::InvalidCredentials);
+            }
+        };
+        // Only after the password check: the refusal tells nothing to
+        // someone who does not know the password.
+        if self.config.require_verified_email && !user.is_verified {
+            warn!(user_id = %user.id, reason = "email not verified", "login refused");
+            self.throttle.succeeded(&login, address).await?;
+            let event = AuditEvent::new(AuditKind::LoginFailed, now, &request.client)
+                .about(user.id)
+                .reason("email_not_verified");
+            self.ports.audit.record(&event).await?;
+            return Err(LoginError::EmailNotVerified);
+        }
+        let refresh = self.ports.tokens.new_refresh_token()?;
+        let event = AuditEvent::new(AuditKind::LoginSucceeded, now, &request.client).own(user.id);
+        let session = NewSession {
+            id: SessionId::generate(),
+            user_id: user.id,
+            refresh_token_hash: refresh.hash.clone(),
+            created_at: now,
+            expires_at: now + self.config.refresh_token_ttl,
+            client: request.client,
+        };
+        if !self
+            .ports
+            .sessions
+            .create(&session, &user.password_hash, &event.session(session.id))
+            .await?
+        {
+            // Deactivated, or given a new password, while bcrypt ran.
+            warn!(user_id = %user.id, reason = "changed meanwhile", "login failed");
+            return Err(LoginError::InvalidCredentials);
+        }
+        self.throttle.succeeded(&login, address).await?;
+        self.rehash_if_outdated(&user, request.password).await?;
+        self.ports.users.record_login(user.id, now).await?;
+        info!(user_id = %user.id, session_id = %session.id, "login succeeded");
+        Ok(self.issue(user.id, session.id, refresh, now)?)
+    }
+
+    /// Replaces a hash made at an older cost, now that the password is
+    /// known, unless the password changed meanwhile.
+    async fn rehash_if_outdated(
+        &self,
+        user: &User,
+        password: SecretString,
+    ) -> Result<(), PortError> {
+        if !self.ports.hasher.needs_rehash(&user.password_hash) {
+            return Ok(());
+        }
+        // A stored password always meets the length rules; if not, keep the old hash.
+        let Ok(password) = Password::new(password) else {
+            return Ok(());
+        };
+        let new = self.ports.hasher.hash(&password).await?;
+        let now = self.ports.clock.now();
+        if self
+            .ports
+            .users
+            .replace_password_hash(user.id, &user.password_hash, &new, now, None)
+            .await?
+        {
+            info!(user_id = %user.id, "password re-hashed at the configured cost");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::model::*;
+    use crate::model::{PasswordHash, RefreshTokenHash};
+    use crate::ports::{AccessToken, ThrottleState};
+    use crate::services::auth::test_support::*;
+    use crate::services::auth::*;
+    use crate::services::fixtures::{Mocks, NOW, user};
+    use time::Duration;
+
+    #[tokio::test]
+    async fn with_verification_required_an_unverified_user_is_refused_after_the_password_check() {
+        let strict = AuthConfig {
+            require_verified_email: true,
+            ..config(Duration::ZERO)
+        };
+        // No session is created: the sessions mock expects nothing. The
+        // refusal is on record.
+        let mut mocks = right_password(user("ada"));
+        mocks
+            .audit
+            .expect_record()
+            .withf(|e| {
+                e.kind == AuditKind::LoginFailed
+                    && e.details.reason.as_deref() == Some("email_not_verified")
+                    && e.subject_id.is_some()
+                    && e.actor_id.is_none()
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let err = AuthService::new(mocks.ports(), strict)
+            .login(login("ada", "pw"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::EmailNotVerified));
+
+        // A wrong password says nothing about verification.
+        let mut mocks = Mocks::default();
+        let ada = user("ada");
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.throttle_permissive();
+        let err = AuthService::new(mocks.ports(), strict)
+            .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+
+        // A verified user logs in.
+        let verified = User {
+            is_verified: true,
+            ..user("ada")
+        };
+        let mut mocks = right_password(verified);
+        mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
+        mocks.users.expect_record_login().returning(|_, _| Ok(()));
+        expect_tokens(&mut mocks);
+        AuthService::new(mocks.ports(), strict)
+            .login(login("ada", "pw"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn login_with_the_right_password_opens_a_session_and_records_the_login() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .with(eq("ada@example.com"))
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks
+            .sessions
+            .expect_create()
+            .withf(move |s, hash, event| {
+                s.user_id == id
+                    && s.expires_at == NOW + Duration::days(7)
+                    && s.refresh_token_hash.as_str() == "fresh-hash"
+                    && hash.as_str() == "hash-of-ada"
+                    && event.kind == AuditKind::LoginSucceeded
+                    && event.actor_id == Some(id)
+                    && event.subject_id == Some(id)
+                    && event.details.session_id == Some(s.id)
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        mocks.throttle_permissive();
+        mocks
+            .users
+            .expect_record_login()
+            .with(eq(id), eq(NOW))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        expect_tokens(&mut mocks);
+        let tokens = service(mocks)
+            .login(login("  Ada@Example.com ", "pw"))
+            .await
+            .unwrap();
+        assert_eq!(tokens.access_token, "jwt");
+        assert_eq!(tokens.expires_in, 1800);
+        assert_eq!(tokens.user_id, id);
+    }
+
+    #[tokio::test]
+    async fn login_verifies_a_dummy_hash_for_an_unknown_account() {
+        let mut mocks = Mocks::default();
+        // An unknown name's failures count like a known one's.
+        mocks.throttle_clear();
+        mocks
+            .throttle
+            .expect_record_failure()
+            .withf(|name, _, _, _, event| {
+                name == "nobody"
+                    && event.kind == AuditKind::LoginFailed
+                    && event.subject_id.is_none()
+                    && event.details.reason.as_deref() == Some("unknown_account")
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(ThrottleState::default()));
+        mocks.users.expect_find_by_login().returning(|_| Ok(None));
+        mocks
+            .hasher
+            .expect_dummy_hash()
+            .times(1)
+            .returning(|| PasswordHash::new("dummy".into()));
+        mocks
+            .hasher
+            .expect_verify()
+            .withf(|_, hash| hash.as_str() == "dummy")
+            .times(1)
+            .returning(|_, _| Ok(false));
+        let err = service(mocks)
+            .login(login("nobody", "pw"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn login_refuses_a_wrong_password_after_verifying_it() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(false));
+        mocks.throttle_clear();
+        mocks
+            .throttle
+            .expect_record_failure()
+            .withf(move |name, address, at, window, event| {
+                name == "ada"
+                    && address == "unknown"
+                    && *at == NOW
+                    && *window == Duration::HOUR
+                    && event.kind == AuditKind::LoginFailed
+                    && event.subject_id == Some(id)
+                    && event.details.reason.as_deref() == Some("wrong_password")
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(ThrottleState::default()));
+        let err = service(mocks)
+            .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn login_refuses_a_deactivated_user_even_with_the_right_password() {
+        let ada = User {
+            is_active: false,
+            ..user("ada")
+        };
+        let mut mocks = Mocks::default();
+        mocks.throttle_permissive();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(true));
+        let err = service(mocks)
+            .login(login("ada", "right"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn a_locked_name_is_refused_without_reading_the_account_or_the_password() {
+        // No find_by_login or verify expected: calling either would panic.
+        let mut mocks = Mocks::default();
+        mocks
+            .throttle
+            .expect_state()
+            .withf(|name, address| name == "ada" && address == "unknown")
+            .returning(|_, _| {
+                Ok(ThrottleState {
+                    pair_locked_until: Some(NOW + Duration::seconds(42)),
+                    ..ThrottleState::default()
+                })
+            });
+        let err = service(mocks)
+            .login(login("ada", "right"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LoginError::Locked { retry_after } if retry_after == Duration::seconds(42))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_name_budget_refuses_from_every_address() {
+        let mut mocks = Mocks::default();
+        mocks.throttle.expect_state().returning(|_, _| {
+            Ok(ThrottleState {
+                name_failures: 100,
+                name_window_start: Some(NOW - Duration::minutes(15)),
+                ..ThrottleState::default()
+            })
+        });
+        let err = service(mocks)
+            .login(login("ada", "right"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LoginError::Locked { retry_after } if retry_after == Duration::minutes(45))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lock_no_longer_refuses() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.throttle.expect_state().returning(|_, _| {
+            Ok(ThrottleState {
+                pair_locked_until: Some(NOW),
+                ..ThrottleState::default()
+            })
+        });
+        mocks.throttle.expect_clear_pair().returning(|_, _| Ok(()));
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(true));
+        mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
+        mocks
+            .users
+            .expect_record_login()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        expect_tokens(&mut mocks);
+        assert!(service(mocks).login(login("ada", "right")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_fifth_failure_of_a_pair_locks_it_for_the_next_doubled_period() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.throttle_clear();
+        mocks
+            .throttle
+            .expect_record_failure()
+            .times(1)
+            .returning(|_, _, _, _, _| {
+                Ok(ThrottleState {
+                    pair_failures: 5,
+                    pair_lockouts: 2,
+                    ..ThrottleState::default()
+                })
+            });
+        mocks
+            .throttle
+            .expect_lock_pair()
+            .withf(|name, address, now, until, event| {
+                name == "ada"
+                    && address == "unknown"
+                    && *now == NOW
+                    && *until == NOW + Duration::seconds(240)
+                    && event.kind == AuditKind::LoginLocked
+                    && event.subject_id.is_some()
+                    && event.details.lock_seconds == Some(240)
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(true));
+        let err = service(mocks)
+            .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn failures_below_the_limit_are_only_counted() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.throttle_clear();
+        mocks
+            .throttle
+            .expect_record_failure()
+            .times(1)
+            .returning(|_, _, _, _, _| {
+                Ok(ThrottleState {
+                    pair_failures: 4,
+                    ..ThrottleState::default()
+                })
+            });
+        mocks.throttle.expect_lock_pair().never();
+        let err = service(mocks)
+            .login(login("ada", "wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn a_login_whose_user_changed_while_bcrypt_ran_gets_no_session() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.throttle_permissive();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.tokens.expect_new_refresh_token().returning(|| {
+            Ok(RefreshToken {
+                secret: SecretString::from("r"),
+                hash: RefreshTokenHash::new("r".into()),
+            })
+        });
+        // Deactivated or given a new password meanwhile: the insert's condition fails.
+        mocks
+            .sessions
+            .expect_create()
+            .returning(|_, _, _| Ok(false));
+        mocks.users.expect_record_login().never();
+        let err = service(mocks)
+            .login(login("ada", "right"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn a_hash_of_an_older_cost_is_replaced_at_a_successful_login() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.hasher.expect_needs_rehash().return_const(true);
+        mocks
+            .hasher
+            .expect_hash()
+            .times(1)
+            .returning(|_| Ok(PasswordHash::new("$2b$12$new".into())));
+        mocks
+            .users
+            .expect_replace_password_hash()
+            .withf(move |i, old, new, _, _| {
+                *i == id && old.as_str() == "hash-of-ada" && new.as_str() == "$2b$12$new"
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(true));
+        mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
+        mocks.throttle_permissive();
+        mocks
+            .users
+            .expect_record_login()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        mocks.tokens.expect_new_refresh_token().returning(|| {
+            Ok(RefreshToken {
+                secret: SecretString::from("r"),
+                hash: RefreshTokenHash::new("r".into()),
+            })
+        });
+        mocks
+            .tokens
+            .expect_issue_access_token()
+            .returning(|_, _, _| {
+                Ok(AccessToken {
+                    token: "jwt".into(),
+                    expires_in: 1800,
+                })
+            });
+        assert!(
+            service(mocks)
+                .login(login("ada", "correct horse battery"))
+                .await
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! Refresh-token rotation, and reuse detection.
+
+use time::OffsetDateTime;
+use tracing::warn;
+
+use super::{AuthService, IssuedTokens};
+use crate::PortError;
+use crate::model::{AuditEvent, AuditKind, ClientInfo, SessionId, UserId};
+
+/// Why a refresh failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired, revoked or spent token, or a deactivated user.
+    #[error("invalid refresh token")]
+    InvalidToken,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl AuthService {
+    /// Spends a refresh token for a new token pair in the same session.
+    ///
+    /// A token that was already spent is taken as stolen and its whole
+    /// session is revoked, unless it was spent less than the grace window
+    /// ago and its successor is still current: then the caller raced its own
+    /// refresh and gets that same successor. Of concurrent refreshes of one
+    /// token exactly one rotates; the others are reuse.
+    ///
+    /// # Errors
+    /// [`RefreshError`].
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, RefreshError> {
+        let hash = self.ports.tokens.hash_refresh_token(presented);
+        let now = self.ports.clock.now();
+        if let Some(session) = self.ports.sessions.find_by_refresh_token(&hash).await? {
+            if !session.is_live(now) {
+                return Err(RefreshError::InvalidToken);
+            }
+            self.ensure_active(session.user_id, session.id, now).await?;
+            let next = self.ports.tokens.successor_refresh_token(presented);
+            let expires_at = now + self.config.refresh_token_ttl;
+            if self
+                .ports
+                .sessions
+                .rotate(session.id, &hash, &next.hash, now, expires_at)
+                .await?
+            {
+                return Ok(self.issue(session.user_id, session.id, next, now)?);
+            }
+            // Another request spent the same token between our read and write.
+        }
+        let Some((session_id, spent_at)) = self.ports.sessions.find_by_spent_token(&hash).await?
+        else {
+            return Err(RefreshError::InvalidToken);
+        };
+        let grace = self.config.refresh_reuse_grace;
+        if grace.is_positive() && now - spent_at <= grace {
+            let next = self.ports.tokens.successor_refresh_token(presented);
+            let current = self
+                .ports
+                .sessions
+                .find_by_refresh_token(&next.hash)
+                .await?;
+            if let Some(session) = current.filter(|s| s.id == session_id && s.is_live(now)) {
+                self.ensure_active(session.user_id, session.id, now).await?;
+                return Ok(self.issue(session.user_id, session.id, next, now)?);
+            }
+        }
+        warn!(%session_id, "spent refresh token presented again; revoking its session");
+        let event = AuditEvent::new(AuditKind::TokenReuseDetected, now, client).session(session_id);
+        self.ports
+            .sessions
+            .revoke(session_id, now, Some(event))
+            .await?;
+        Err(RefreshError::InvalidToken)
+    }
+
+    /// Refuses (and ends) the session of a user who is no longer active.
+    async fn ensure_active(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<(), RefreshError> {
+        let active = self
+            .ports
+            .users
+            .find_by_id(user)
+            .await?
+            .is_some_and(|u| u.is_active);
+        if !active {
+            self.ports.sessions.revoke(session, now, None).await?;
+            return Err(RefreshError::InvalidToken);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mockall::predicate::eq;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::model::*;
+    use crate::model::{RefreshTokenHash, Session};
+    use crate::ports::AccessToken;
+    use crate::services::auth::test_support::*;
+    use crate::services::auth::*;
+    use crate::services::fixtures::{Mocks, NOW, user};
+    use time::{Duration, OffsetDateTime};
+
+    #[tokio::test]
+    async fn refresh_rotates_the_token_within_the_same_session() {
+        let ada = user("ada");
+        let live = session(&ada);
+        let sid = live.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("old".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |_| Ok(Some(live.clone())));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .sessions
+            .expect_rotate()
+            .withf(move |id, old, new, now, exp| {
+                *id == sid
+                    && old.as_str() == "old"
+                    && new.as_str() == "fresh-hash"
+                    && *now == NOW
+                    && *exp == NOW + Duration::days(7)
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(true));
+        expect_tokens(&mut mocks);
+        let tokens = service(mocks)
+            .refresh("old-secret", &ClientInfo::default())
+            .await
+            .unwrap();
+        assert_eq!(tokens.session_id, sid);
+    }
+
+    #[tokio::test]
+    async fn refresh_with_a_spent_token_revokes_the_whole_session() {
+        let sid = SessionId::generate();
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("spent".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(|_| Ok(None));
+        mocks
+            .sessions
+            .expect_find_by_spent_token()
+            .returning(move |_| Ok(Some((sid, NOW - Duration::seconds(10)))));
+        mocks
+            .sessions
+            .expect_revoke()
+            .withf(move |id, at, event| {
+                *id == sid
+                    && *at == NOW
+                    && event.as_ref().is_some_and(|e| {
+                        e.kind == AuditKind::TokenReuseDetected
+                            && e.details.session_id == Some(sid)
+                            && e.subject_id.is_none()
+                    })
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let err = service(mocks)
+            .refresh("spent-secret", &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidToken));
+    }
+
+    #[tokio::test]
+    async fn refresh_with_an_unknown_token_revokes_nothing() {
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("x".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(|_| Ok(None));
+        mocks
+            .sessions
+            .expect_find_by_spent_token()
+            .returning(|_| Ok(None));
+        let err = service(mocks)
+            .refresh("garbage", &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidToken));
+    }
+
+    #[tokio::test]
+    async fn refresh_of_an_expired_or_revoked_session_is_refused() {
+        let ada = user("ada");
+        for s in [
+            Session {
+                expires_at: NOW,
+                ..session(&ada)
+            },
+            Session {
+                revoked_at: Some(NOW),
+                ..session(&ada)
+            },
+        ] {
+            let mut mocks = Mocks::default();
+            mocks
+                .tokens
+                .expect_hash_refresh_token()
+                .returning(|_| RefreshTokenHash::new("x".into()));
+            mocks
+                .sessions
+                .expect_find_by_refresh_token()
+                .returning(move |_| Ok(Some(s.clone())));
+            let err = service(mocks)
+                .refresh("t", &ClientInfo::default())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, RefreshError::InvalidToken));
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_that_loses_a_race_revokes_the_session_instead_of_forking_it() {
+        let ada = user("ada");
+        let live = session(&ada);
+        let sid = live.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("old".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |_| Ok(Some(live.clone())));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .tokens
+            .expect_successor_refresh_token()
+            .returning(|_| RefreshToken {
+                secret: SecretString::from("n"),
+                hash: RefreshTokenHash::new("n".into()),
+            });
+        mocks
+            .sessions
+            .expect_rotate()
+            .returning(|_, _, _, _, _| Ok(false));
+        // The winner recorded the token as spent a moment ago.
+        mocks
+            .sessions
+            .expect_find_by_spent_token()
+            .returning(move |_| Ok(Some((sid, NOW))));
+        mocks
+            .sessions
+            .expect_revoke()
+            .with(eq(sid), eq(NOW), mockall::predicate::always())
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let err = service(mocks)
+            .refresh("old", &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidToken));
+    }
+
+    #[tokio::test]
+    async fn refresh_for_a_deactivated_user_is_refused() {
+        let ada = User {
+            is_active: false,
+            ..user("ada")
+        };
+        let live = session(&ada);
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("old".into()));
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |_| Ok(Some(live.clone())));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .sessions
+            .expect_revoke()
+            .withf(|_, _, event| event.is_none())
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        assert!(matches!(
+            service(mocks).refresh("old", &ClientInfo::default()).await,
+            Err(RefreshError::InvalidToken)
+        ));
+    }
+
+    /// A spent token `old` of a session whose current token is `succ`.
+    fn spent_within(mocks: &mut Mocks, session: &Session, spent_at: OffsetDateTime) {
+        let (live, sid) = (session.clone(), session.id);
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|_| RefreshTokenHash::new("old".into()));
+        mocks
+            .tokens
+            .expect_successor_refresh_token()
+            .returning(|_| RefreshToken {
+                secret: SecretString::from("succ"),
+                hash: RefreshTokenHash::new("succ".into()),
+            });
+        mocks
+            .sessions
+            .expect_find_by_refresh_token()
+            .returning(move |hash| Ok((hash.as_str() == "succ").then(|| live.clone())));
+        mocks
+            .sessions
+            .expect_find_by_spent_token()
+            .returning(move |_| Ok(Some((sid, spent_at))));
+    }
+
+    #[tokio::test]
+    async fn within_the_grace_window_a_spent_token_yields_the_same_successor() {
+        let ada = user("ada");
+        let live = session(&ada);
+        let mut mocks = Mocks::default();
+        spent_within(&mut mocks, &live, NOW - Duration::seconds(3));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(ada.clone())));
+        mocks
+            .tokens
+            .expect_issue_access_token()
+            .returning(|_, _, _| {
+                Ok(AccessToken {
+                    token: "jwt".into(),
+                    expires_in: 1800,
+                })
+            });
+        // Neither rotate nor revoke is expected.
+        let tokens = service_with_grace(mocks, Duration::seconds(5))
+            .refresh("old-secret", &ClientInfo::default())
+            .await
+            .unwrap();
+        assert_eq!(tokens.refresh_token.expose_secret(), "succ");
+        assert_eq!(tokens.session_id, live.id);
+    }
+
+    #[tokio::test]
+    async fn after_the_grace_window_a_spent_token_revokes_the_session() {
+        let ada = user("ada");
+        let live = session(&ada);
+        let sid = live.id;
+        let mut mocks = Mocks::default();
+        spent_within(&mut mocks, &live, NOW - Duration::seconds(6));
+        mocks
+            .sessions
+            .expect_revoke()
+            .with(eq(sid), eq(NOW), mockall::predicate::always())
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let err = service_with_grace(mocks, Duration::seconds(5))
+            .refresh("old-secret", &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RefreshError::InvalidToken));
+    }
+}

@@ -1,0 +1,278 @@
+//! Authenticating requests, and the caller's sessions: list, end one, end all.
+
+use tracing::info;
+
+use super::AuthService;
+use crate::PortError;
+use crate::model::{AuditEvent, AuditKind, ClientInfo, SessionId, SessionSummary, User};
+use crate::ports::{AccessClaims, TokenError};
+
+/// The caller behind a valid access token.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// The caller, active.
+    pub user: User,
+    /// The session their token belongs to.
+    pub session_id: SessionId,
+}
+
+/// Why a request could not be authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticateError {
+    /// Bad token, ended session or deactivated user.
+    #[error("could not validate credentials")]
+    InvalidToken,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a session could not be ended.
+#[derive(Debug, thiserror::Error)]
+pub enum EndSessionError {
+    /// No live session with this id belongs to the caller.
+    #[error("session not found")]
+    NotFound,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl AuthService {
+    /// Resolves a bearer token to an active user with a live session.
+    ///
+    /// # Errors
+    /// [`AuthenticateError`].
+    pub async fn authenticate(
+        &self,
+        access_token: &str,
+    ) -> Result<Authenticated, AuthenticateError> {
+        let claims = self.claimed_user(access_token)?;
+        let now = self.ports.clock.now();
+        let user = self
+            .ports
+            .sessions
+            .find_active_user(claims.user_id, claims.session_id, now)
+            .await?
+            .ok_or(AuthenticateError::InvalidToken)?;
+        Ok(Authenticated {
+            user,
+            session_id: claims.session_id,
+        })
+    }
+
+    /// Whom a validly signed access token names, without asking the store
+    /// whether its session is still live: enough to charge a per-caller
+    /// budget before any database work, never enough to authorise.
+    ///
+    /// # Errors
+    /// [`AuthenticateError::InvalidToken`] for a token that is not a valid access token.
+    pub fn claimed_user(&self, access_token: &str) -> Result<AccessClaims, AuthenticateError> {
+        self.ports
+            .tokens
+            .verify_access_token(access_token)
+            .map_err(|err| match err {
+                TokenError::Invalid(reason) => {
+                    tracing::debug!(%reason, "access token refused");
+                    AuthenticateError::InvalidToken
+                }
+                TokenError::Port(err) => AuthenticateError::Port(err),
+            })
+    }
+
+    /// Ends the caller's own session: its refresh token and every access
+    /// token carrying its id stop working at once.
+    ///
+    /// # Errors
+    /// [`PortError`].
+    pub async fn logout(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+    ) -> Result<(), PortError> {
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::SessionEnded, now, client)
+            .own(caller.user.id)
+            .session(caller.session_id);
+        self.ports
+            .sessions
+            .revoke(caller.session_id, now, Some(event))
+            .await?;
+        info!(user_id = %caller.user.id, session_id = %caller.session_id, "logged out");
+        Ok(())
+    }
+
+    /// Ends every session of the caller, this one included.
+    ///
+    /// # Errors
+    /// [`PortError`].
+    pub async fn logout_all(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+    ) -> Result<(), PortError> {
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::SessionsEndedAll, now, client).own(caller.user.id);
+        self.ports
+            .sessions
+            .revoke_all_for_user(caller.user.id, None, now, Some(event))
+            .await?;
+        info!(user_id = %caller.user.id, "logged out everywhere");
+        Ok(())
+    }
+
+    /// The caller's live sessions, the current one marked.
+    ///
+    /// # Errors
+    /// [`PortError`].
+    pub async fn sessions(&self, caller: &Authenticated) -> Result<Vec<SessionSummary>, PortError> {
+        let now = self.ports.clock.now();
+        let sessions = self
+            .ports
+            .sessions
+            .list_live_for_user(caller.user.id, now)
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|session| SessionSummary {
+                current: session.id == caller.session_id,
+                session,
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions.
+    ///
+    /// # Errors
+    /// [`EndSessionError::NotFound`] for a session that is not a live one of the caller.
+    pub async fn end_session(
+        &self,
+        caller: &Authenticated,
+        session: SessionId,
+        client: &ClientInfo,
+    ) -> Result<(), EndSessionError> {
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::SessionEnded, now, client)
+            .own(caller.user.id)
+            .session(session);
+        if !self
+            .ports
+            .sessions
+            .revoke_for_user(caller.user.id, session, now, &event)
+            .await?
+        {
+            return Err(EndSessionError::NotFound);
+        }
+        info!(user_id = %caller.user.id, session_id = %session, "session ended");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::model::*;
+
+    use crate::model::Session;
+    use crate::ports::AccessClaims;
+    use crate::services::auth::test_support::*;
+    use crate::services::auth::*;
+    use crate::services::fixtures::{Mocks, NOW, user};
+
+    #[tokio::test]
+    async fn authenticate_resolves_the_user_of_a_live_session() {
+        let ada = user("ada");
+        let (uid, sid) = (ada.id, SessionId::generate());
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_verify_access_token()
+            .returning(move |_| {
+                Ok(AccessClaims {
+                    user_id: uid,
+                    session_id: sid,
+                })
+            });
+        mocks
+            .sessions
+            .expect_find_active_user()
+            .with(eq(uid), eq(sid), eq(NOW))
+            .returning(move |_, _, _| Ok(Some(ada.clone())));
+        let auth = service(mocks).authenticate("jwt").await.unwrap();
+        assert_eq!((auth.user.id, auth.session_id), (uid, sid));
+    }
+
+    #[tokio::test]
+    async fn authenticate_refuses_a_valid_token_whose_session_ended() {
+        let mut mocks = Mocks::default();
+        mocks.tokens.expect_verify_access_token().returning(|_| {
+            Ok(AccessClaims {
+                user_id: UserId::generate(),
+                session_id: SessionId::generate(),
+            })
+        });
+        mocks
+            .sessions
+            .expect_find_active_user()
+            .returning(|_, _, _| Ok(None));
+        assert!(matches!(
+            service(mocks).authenticate("jwt").await,
+            Err(AuthenticateError::InvalidToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn authenticate_refuses_a_bad_token_without_touching_storage() {
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_verify_access_token()
+            .returning(|_| Err(TokenError::Invalid("bad signature".into())));
+        assert!(matches!(
+            service(mocks).authenticate("jwt").await,
+            Err(AuthenticateError::InvalidToken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn ending_a_session_that_is_not_the_callers_is_not_found() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks
+            .sessions
+            .expect_revoke_for_user()
+            .returning(|_, _, _, _| Ok(false));
+        let err = service(mocks)
+            .end_session(&caller(&ada), SessionId::generate(), &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EndSessionError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn sessions_marks_the_callers_own_session_as_current() {
+        let ada = user("ada");
+        let me = caller(&ada);
+        let (mine, other) = (
+            Session {
+                id: me.session_id,
+                ..session(&ada)
+            },
+            session(&ada),
+        );
+        let mut mocks = Mocks::default();
+        mocks
+            .sessions
+            .expect_list_live_for_user()
+            .returning(move |_, _| Ok(vec![mine.clone(), other.clone()]));
+        let listed = service(mocks).sessions(&me).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|s| s.current).collect::<Vec<_>>(),
+            [true, false]
+        );
+    }
+}

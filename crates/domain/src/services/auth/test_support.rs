@@ -1,0 +1,103 @@
+//! Builders the use cases' tests share.
+#![allow(clippy::unwrap_used)]
+
+use time::Duration;
+
+use super::*;
+use crate::model::*;
+use crate::model::{RefreshTokenHash, Session, User};
+use crate::ports::{AccessToken, RefreshToken};
+use crate::services::fixtures::{Mocks, NOW, password};
+
+pub(super) fn service(mocks: Mocks) -> AuthService {
+    service_with_grace(mocks, Duration::ZERO)
+}
+
+pub(super) fn service_with_grace(mocks: Mocks, grace: Duration) -> AuthService {
+    AuthService::new(mocks.ports(), config(grace))
+}
+
+pub(super) fn config(grace: Duration) -> AuthConfig {
+    AuthConfig {
+        refresh_token_ttl: Duration::days(7),
+        refresh_reuse_grace: grace,
+        lockout: LockoutPolicy::default(),
+        password_policy: PasswordPolicy::default(),
+        require_verified_email: false,
+    }
+}
+
+pub(super) fn registration(name: &str, pw: &str) -> RegisterUser {
+    RegisterUser {
+        email: Email::parse(&format!("{name}@example.com")).unwrap(),
+        username: Username::parse(name).unwrap(),
+        password: password(pw),
+        full_name: None,
+    }
+}
+
+pub(super) fn expect_tokens(mocks: &mut Mocks) {
+    mocks
+        .tokens
+        .expect_successor_refresh_token()
+        .returning(|_| RefreshToken {
+            secret: SecretString::from("fresh"),
+            hash: RefreshTokenHash::new("fresh-hash".into()),
+        });
+    // Hashes are current unless a test says otherwise.
+    mocks.hasher.expect_needs_rehash().return_const(false);
+    mocks.tokens.expect_new_refresh_token().returning(|| {
+        Ok(RefreshToken {
+            secret: SecretString::from("fresh"),
+            hash: RefreshTokenHash::new("fresh-hash".into()),
+        })
+    });
+    mocks
+        .tokens
+        .expect_issue_access_token()
+        .returning(|_, _, _| {
+            Ok(AccessToken {
+                token: "jwt".into(),
+                expires_in: 1800,
+            })
+        });
+}
+
+pub(super) fn login(login: &str, pw: &str) -> LoginRequest {
+    LoginRequest {
+        login: login.into(),
+        password: SecretString::from(pw),
+        client: ClientInfo::default(),
+    }
+}
+
+pub(super) fn session(user: &User) -> Session {
+    Session {
+        id: SessionId::generate(),
+        user_id: user.id,
+        created_at: NOW,
+        last_used_at: NOW,
+        expires_at: NOW + Duration::days(1),
+        revoked_at: None,
+        client: ClientInfo::default(),
+    }
+}
+
+/// Mocks of a login with the right password by `user`.
+pub(super) fn right_password(user: User) -> Mocks {
+    let mut mocks = Mocks::default();
+    mocks
+        .users
+        .expect_find_by_login()
+        .returning(move |_| Ok(Some(user.clone())));
+    mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+    mocks.throttle_permissive();
+    mocks
+}
+
+pub(super) fn caller(user: &User) -> Authenticated {
+    Authenticated {
+        user: user.clone(),
+        session_id: SessionId::generate(),
+    }
+}
