@@ -1,0 +1,401 @@
+//! Deleting (deactivating), restoring and unlocking users.
+
+use tracing::info;
+
+use super::{MAX_ATTEMPTS, UserService};
+use crate::PortError;
+use crate::model::{AuditEvent, AuditKind, ClientInfo, User, UserId, UserView};
+use crate::ports::{
+    DeactivateUserError as Deactivation, ReactivateUserError as Reactivation, WriteGuard,
+};
+
+/// Why a user could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteUserError {
+    /// No such user, or already deleted.
+    #[error("user not found")]
+    NotFound,
+    /// Someone else's account and the caller is no superuser.
+    #[error("not enough permissions")]
+    Forbidden,
+    /// The last active superuser.
+    #[error("the last active superuser cannot be deleted")]
+    LastSuperuser,
+    /// The user changed since the version the client sent in `If-Match`.
+    #[error("the user changed since it was read")]
+    PreconditionFailed,
+    /// The user kept changing under this request.
+    #[error("the user changed while this request ran; try again")]
+    Conflict,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a user could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreUserError {
+    /// No such user.
+    #[error("user not found")]
+    NotFound,
+    /// The caller is no superuser.
+    #[error("not enough permissions")]
+    Forbidden,
+    /// The user kept changing under this request.
+    #[error("the user changed while this request ran; try again")]
+    Conflict,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a lockout could not be lifted.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockUserError {
+    /// No such user.
+    #[error("user not found")]
+    NotFound,
+    /// The caller is no superuser.
+    #[error("not enough permissions")]
+    Forbidden,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl UserService {
+    /// Soft-deletes a user and ends all their sessions. Of concurrent
+    /// deletions one succeeds; the others find the user deleted (404).
+    ///
+    /// # Errors
+    /// [`DeleteUserError`].
+    #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
+    pub async fn delete(
+        &self,
+        actor: &User,
+        id: UserId,
+        if_match: Option<u64>,
+        client: &ClientInfo,
+    ) -> Result<(), DeleteUserError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let user = self
+                .ports
+                .users
+                .find_by_id(id)
+                .await?
+                .filter(|u| u.is_active)
+                .ok_or(DeleteUserError::NotFound)?;
+            if !actor.is_superuser && actor.id != user.id {
+                return Err(DeleteUserError::Forbidden);
+            }
+            if if_match.is_some_and(|v| v != user.version) {
+                return Err(DeleteUserError::PreconditionFailed);
+            }
+            let now = self.ports.clock.now();
+            let guard = WriteGuard {
+                actor: actor.id,
+                actor_is_superuser: actor.is_superuser && actor.id != id,
+                keep_a_superuser: user.is_superuser,
+            };
+            let event = AuditEvent::new(AuditKind::UserDeleted, now, client)
+                .by(actor.id)
+                .about(id);
+            match self
+                .ports
+                .users
+                .deactivate(id, user.version, &guard, now, &event)
+                .await
+            {
+                Ok(_) => {
+                    self.ports
+                        .sessions
+                        .revoke_all_for_user(id, None, now, None)
+                        .await?;
+                    info!("user deactivated");
+                    return Ok(());
+                }
+                Err(Deactivation::Stale) if if_match.is_some() => {
+                    return Err(DeleteUserError::PreconditionFailed);
+                }
+                Err(Deactivation::Stale) => {}
+                Err(Deactivation::NotFound) => return Err(DeleteUserError::NotFound),
+                Err(Deactivation::LastSuperuser) => return Err(DeleteUserError::LastSuperuser),
+                Err(Deactivation::ActorChanged) => return Err(DeleteUserError::Forbidden),
+                Err(Deactivation::Port(err)) => return Err(err.into()),
+            }
+        }
+        Err(DeleteUserError::Conflict)
+    }
+
+    /// Re-activates a soft-deleted user (superusers only).
+    ///
+    /// # Errors
+    /// [`RestoreUserError`].
+    #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
+    pub async fn restore(
+        &self,
+        actor: &User,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<UserView, RestoreUserError> {
+        if !actor.is_superuser {
+            return Err(RestoreUserError::Forbidden);
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let user = self
+                .ports
+                .users
+                .find_by_id(id)
+                .await?
+                .ok_or(RestoreUserError::NotFound)?;
+            if user.is_active {
+                return Ok(UserView::for_viewer(user, actor));
+            }
+            let now = self.ports.clock.now();
+            let guard = WriteGuard {
+                actor: actor.id,
+                actor_is_superuser: true,
+                keep_a_superuser: false,
+            };
+            let event = AuditEvent::new(AuditKind::UserRestored, now, client)
+                .by(actor.id)
+                .about(id);
+            match self
+                .ports
+                .users
+                .reactivate(id, user.version, &guard, now, &event)
+                .await
+            {
+                Ok(user) => {
+                    info!("user restored");
+                    return Ok(UserView::for_viewer(user, actor));
+                }
+                Err(Reactivation::Stale) => {}
+                Err(Reactivation::NotFound) => return Err(RestoreUserError::NotFound),
+                Err(Reactivation::ActorChanged) => return Err(RestoreUserError::Forbidden),
+                Err(Reactivation::Port(err)) => return Err(err.into()),
+            }
+        }
+        Err(RestoreUserError::Conflict)
+    }
+
+    /// Lifts every login lock on the user's e-mail and username, from every
+    /// address (superusers only).
+    ///
+    /// # Errors
+    /// [`UnlockUserError`].
+    #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
+    pub async fn unlock(
+        &self,
+        actor: &User,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> Result<UserView, UnlockUserError> {
+        if !actor.is_superuser {
+            return Err(UnlockUserError::Forbidden);
+        }
+        let user = self
+            .ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(UnlockUserError::NotFound)?;
+        let event = AuditEvent::new(AuditKind::UserUnlocked, self.ports.clock.now(), client)
+            .by(actor.id)
+            .about(id);
+        self.throttle
+            .clear(
+                &[
+                    user.email.as_str().to_owned(),
+                    user.username.as_str().to_owned(),
+                ],
+                &event,
+            )
+            .await?;
+        info!("login lockout lifted");
+        Ok(UserView::for_viewer(user, actor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::model::*;
+
+    use crate::services::fixtures::{Mocks, NOW, superuser, user};
+    use crate::services::users::test_support::*;
+
+    #[tokio::test]
+    async fn delete_of_oneself_deactivates_and_ends_every_session() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &ada);
+        let (id, version) = (ada.id, ada.version);
+        let gone = User {
+            is_active: false,
+            ..ada.clone()
+        };
+        mocks
+            .users
+            .expect_deactivate()
+            .withf(move |i, v, guard, at, event| {
+                *i == id
+                    && *v == version
+                    && *at == NOW
+                    && !guard.keep_a_superuser
+                    && event.kind == AuditKind::UserDeleted
+                    && event.subject_id == Some(id)
+            })
+            .times(1)
+            .returning(move |_, _, _, _, _| Ok(gone.clone()));
+        mocks
+            .sessions
+            .expect_revoke_all_for_user()
+            .with(eq(ada.id), eq(None), eq(NOW), mockall::predicate::always())
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
+        service(mocks)
+            .delete(&ada, ada.id, None, &ClientInfo::default())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn delete_of_someone_else_is_for_superusers_only() {
+        let bob = user("bob");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        let err = service(mocks)
+            .delete(&user("ada"), bob.id, None, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeleteUserError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn delete_of_a_deleted_user_is_not_found_even_for_superusers() {
+        let bob = User {
+            is_active: false,
+            ..user("bob")
+        };
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        let err = service(mocks)
+            .delete(&superuser("root"), bob.id, None, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeleteUserError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn delete_of_the_last_active_superuser_is_refused() {
+        let root = superuser("root");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &root);
+        mocks
+            .users
+            .expect_deactivate()
+            .withf(|_, _, guard, _, _| guard.keep_a_superuser)
+            .times(1)
+            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::LastSuperuser));
+        let err = service(mocks)
+            .delete(&root, root.id, None, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeleteUserError::LastSuperuser));
+    }
+
+    #[tokio::test]
+    async fn restore_is_for_superusers_and_reactivates() {
+        let bob = User {
+            is_active: false,
+            ..user("bob")
+        };
+        let err = service(Mocks::default())
+            .restore(&user("ada"), bob.id, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RestoreUserError::Forbidden));
+
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        let back = User {
+            is_active: true,
+            ..bob.clone()
+        };
+        mocks
+            .users
+            .expect_reactivate()
+            .withf(|_, _, guard, _, event| {
+                guard.actor_is_superuser
+                    && !guard.keep_a_superuser
+                    && event.kind == AuditKind::UserRestored
+            })
+            .times(1)
+            .returning(move |_, _, _, _, _| Ok(back.clone()));
+        let view = service(mocks)
+            .restore(&superuser("root"), bob.id, &ClientInfo::default())
+            .await
+            .unwrap();
+        assert!(view.user().is_active);
+    }
+
+    #[tokio::test]
+    async fn unlock_is_for_superusers_and_clears_the_lockout() {
+        let bob = user("bob");
+        let err = service(Mocks::default())
+            .unlock(&user("ada"), bob.id, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UnlockUserError::Forbidden));
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        // Both names the user can log in with, from every address.
+        mocks
+            .throttle
+            .expect_clear_names()
+            .withf(|names, event| {
+                names == ["bob@example.com".to_owned(), "bob".to_owned()]
+                    && event
+                        .as_ref()
+                        .is_some_and(|e| e.kind == AuditKind::UserUnlocked)
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let view = service(mocks)
+            .unlock(&superuser("root"), bob.id, &ClientInfo::default())
+            .await
+            .unwrap();
+        assert_eq!(view.user().id, bob.id);
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_deletions_the_one_that_lost_finds_the_user_gone() {
+        let bob = user("bob");
+        let gone = User {
+            is_active: false,
+            version: 2,
+            ..bob.clone()
+        };
+        let mut reads = vec![bob.clone(), gone].into_iter();
+        let mut mocks = Mocks::default();
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(reads.next()));
+        mocks
+            .users
+            .expect_deactivate()
+            .times(1)
+            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::Stale));
+        let err = service(mocks)
+            .delete(&superuser("root"), bob.id, None, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeleteUserError::NotFound));
+    }
+}

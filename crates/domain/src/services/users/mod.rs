@@ -1,0 +1,50 @@
+//! User management: who may read, create, change, delete and restore whom.
+
+use super::Ports;
+use super::throttle::{LockoutPolicy, Throttle};
+use crate::PortError;
+use crate::model::{PasswordPolicy, User, UserId};
+
+mod create;
+mod lifecycle;
+mod read;
+#[cfg(test)]
+mod test_support;
+mod update;
+
+pub use create::{CreateUser, CreateUserError};
+pub use lifecycle::{DeleteUserError, RestoreUserError, UnlockUserError};
+pub use read::{GetUserError, ListUsers, ListUsersError, UserListing};
+pub use update::{UpdateUserError, UserChanges};
+
+/// How often a change computed from a row that moved on meanwhile is
+/// re-read and re-applied before the caller gets 409.
+const MAX_ATTEMPTS: usize = 5;
+
+/// The user-management use cases. Every method takes the acting user first.
+#[derive(Clone)]
+pub struct UserService {
+    ports: Ports,
+    password_policy: PasswordPolicy,
+    throttle: Throttle,
+}
+
+impl UserService {
+    /// Builds the service.
+    #[must_use]
+    pub fn new(ports: Ports, password_policy: PasswordPolicy, lockout: LockoutPolicy) -> Self {
+        let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), lockout);
+        Self {
+            ports,
+            password_policy,
+            throttle,
+        }
+    }
+
+    /// The user with this id if the actor may see it: deactivated users
+    /// exist only for superusers.
+    async fn visible(&self, actor: &User, id: UserId) -> Result<Option<User>, PortError> {
+        let user = self.ports.users.find_by_id(id).await?;
+        Ok(user.filter(|u| u.is_active || actor.is_superuser))
+    }
+}
