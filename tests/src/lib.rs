@@ -314,3 +314,24 @@ impl TestApp {
         false
     }
 }
+
+/// Statuses counted, as `15183×200 5×503` (`no-response` for 0: the request
+/// got no answer), for the drills' reports.
+#[must_use]
+pub fn tally(statuses: &[u16]) -> String {
+    let mut counts: std::collections::BTreeMap<u16, usize> = std::collections::BTreeMap::new();
+    for s in statuses {
+        *counts.entry(*s).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(s, n)| {
+            if *s == 0 {
+                format!("{n}×no-response")
+            } else {
+                format!("{n}×{s}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

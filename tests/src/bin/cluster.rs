@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
+use userhub_tests::tally;
 
 const PASSWORD: &str = "Tr0ub4dor&3-staple";
 
@@ -102,17 +103,6 @@ struct Outcome {
     figures: String,
 }
 
-fn tally(statuses: &[u16]) -> String {
-    let mut counts: BTreeMap<u16, usize> = BTreeMap::new();
-    for s in statuses {
-        *counts.entry(*s).or_default() += 1;
-    }
-    counts
-        .iter()
-        .map(|(s, n)| format!("{n}×{s}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// 24 concurrent registrations of one address: one account.
 async fn unique_email_race(api: &Api) -> Outcome {

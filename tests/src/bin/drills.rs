@@ -10,7 +10,6 @@
 //! under /usr/lib/postgresql).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use std::time::{Duration, Instant};
 use reqwest::Client;
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
+use userhub_tests::tally;
 
 const JWT_KEY: &str = "drill-signing-key-of-at-least-32-bytes!!";
 const ROOT_EMAIL: &str = "root@example.com";
@@ -274,23 +274,6 @@ struct Outcome {
     figures: String,
 }
 
-fn tally(statuses: &[u16]) -> String {
-    let mut counts: BTreeMap<u16, usize> = BTreeMap::new();
-    for s in statuses {
-        *counts.entry(*s).or_default() += 1;
-    }
-    counts
-        .iter()
-        .map(|(s, n)| {
-            if *s == 0 {
-                format!("{n}×no-response")
-            } else {
-                format!("{n}×{s}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// Reads under load while backends are terminated and the cluster restarts:
 /// only 200 and 503, and service comes back by itself.
