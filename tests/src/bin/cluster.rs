@@ -103,7 +103,6 @@ struct Outcome {
     figures: String,
 }
 
-
 /// 24 concurrent registrations of one address: one account.
 async fn unique_email_race(api: &Api) -> Outcome {
     let attempts = (0..24).map(|i| async move {

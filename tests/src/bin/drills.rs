@@ -274,7 +274,6 @@ struct Outcome {
     figures: String,
 }
 
-
 /// Reads under load while backends are terminated and the cluster restarts:
 /// only 200 and 503, and service comes back by itself.
 async fn database_restart(cluster: &Cluster, logs: &Path) -> Outcome {

@@ -116,3 +116,20 @@ impl Mocks {
         self.throttle.expect_clear_pair().returning(|_, _| Ok(()));
     }
 }
+
+impl Mocks {
+    /// A user lookup by login name finds `user`, whatever the name.
+    pub fn finds_by_login(&mut self, user: &User) {
+        let user = user.clone();
+        self.users
+            .expect_find_by_login()
+            .returning(move |_| Ok(Some(user.clone())));
+    }
+
+    /// Every password check answers `matches`.
+    pub fn password_matches(&mut self, matches: bool) {
+        self.hasher
+            .expect_verify()
+            .returning(move |_, _| Ok(matches));
+    }
+}

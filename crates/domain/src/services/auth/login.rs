@@ -196,11 +196,8 @@ mod tests {
         // A wrong password says nothing about verification.
         let mut mocks = Mocks::default();
         let ada = user("ada");
-        mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
-        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.finds_by_login(&ada);
+        mocks.password_matches(false);
         mocks.throttle_permissive();
         let err = AuthService::new(mocks.ports(), strict)
             .login(login("ada", "wrong"))
@@ -233,7 +230,7 @@ mod tests {
             .expect_find_by_login()
             .with(eq("ada@example.com"))
             .returning(move |_| Ok(Some(ada.clone())));
-        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.password_matches(true);
         mocks
             .sessions
             .expect_create()
@@ -306,10 +303,7 @@ mod tests {
         let ada = user("ada");
         let id = ada.id;
         let mut mocks = Mocks::default();
-        mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.finds_by_login(&ada);
         mocks
             .hasher
             .expect_verify()
@@ -345,10 +339,7 @@ mod tests {
         };
         let mut mocks = Mocks::default();
         mocks.throttle_permissive();
-        mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.finds_by_login(&ada);
         mocks
             .hasher
             .expect_verify()
@@ -414,10 +405,7 @@ mod tests {
             })
         });
         mocks.throttle.expect_clear_pair().returning(|_, _| Ok(()));
-        mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.finds_by_login(&ada);
         mocks
             .hasher
             .expect_verify()
@@ -437,11 +425,8 @@ mod tests {
     async fn the_fifth_failure_of_a_pair_locks_it_for_the_next_doubled_period() {
         let ada = user("ada");
         let mut mocks = Mocks::default();
-        mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
-        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.finds_by_login(&ada);
+        mocks.password_matches(false);
         mocks.throttle_clear();
         mocks
             .throttle
@@ -479,11 +464,8 @@ mod tests {
     async fn failures_below_the_limit_are_only_counted() {
         let ada = user("ada");
         let mut mocks = Mocks::default();
-        mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
-        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.finds_by_login(&ada);
+        mocks.password_matches(false);
         mocks.throttle_clear();
         mocks
             .throttle
@@ -508,11 +490,8 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         mocks.throttle_permissive();
-        mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
-        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.finds_by_login(&ada);
+        mocks.password_matches(true);
         mocks.tokens.expect_new_refresh_token().returning(|| {
             Ok(RefreshToken {
                 secret: SecretString::from("r"),
@@ -537,11 +516,8 @@ mod tests {
         let ada = user("ada");
         let id = ada.id;
         let mut mocks = Mocks::default();
-        mocks
-            .users
-            .expect_find_by_login()
-            .returning(move |_| Ok(Some(ada.clone())));
-        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.finds_by_login(&ada);
+        mocks.password_matches(true);
         mocks.hasher.expect_needs_rehash().return_const(true);
         mocks
             .hasher

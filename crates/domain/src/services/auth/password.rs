@@ -166,7 +166,7 @@ mod tests {
     async fn change_password_refuses_a_wrong_current_password_and_changes_nothing() {
         let ada = user("ada");
         let mut mocks = Mocks::default();
-        mocks.hasher.expect_verify().returning(|_, _| Ok(false));
+        mocks.password_matches(false);
         // A wrong current password counts as a failed login of the user.
         mocks.throttle_clear();
         mocks
@@ -192,7 +192,7 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         mocks.throttle_clear();
-        mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+        mocks.password_matches(true);
         let err = service(mocks)
             .change_password(
                 &caller(&ada),

@@ -86,11 +86,8 @@ pub(super) fn session(user: &User) -> Session {
 /// Mocks of a login with the right password by `user`.
 pub(super) fn right_password(user: User) -> Mocks {
     let mut mocks = Mocks::default();
-    mocks
-        .users
-        .expect_find_by_login()
-        .returning(move |_| Ok(Some(user.clone())));
-    mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+    mocks.finds_by_login(&user);
+    mocks.password_matches(true);
     mocks.throttle_permissive();
     mocks
 }
