@@ -120,8 +120,8 @@ impl NewUserFields {
     }
 }
 
-/// A rule that garde already checked failed again in the domain.
-pub(crate) fn invalid(field: &str, err: impl ToString) -> ApiError {
-    let msg = err.to_string();
-    ApiError::field(validation::kind_of(&msg), "body", field, msg)
+/// A value the domain refused, as a 422 at `["body", field]`.
+pub(crate) fn invalid(field: &str, err: impl validation::Refusal) -> ApiError {
+    let issue = err.issue();
+    ApiError::field(issue.kind, "body", field, issue.msg)
 }

@@ -142,12 +142,7 @@ impl ApiError {
     }
 
     fn weak_password(field: &str, err: PasswordError) -> Self {
-        Self::field(
-            crate::validation::kind_of(&err.to_string()),
-            "body",
-            field,
-            err.to_string(),
-        )
+        crate::dto::invalid(field, err)
     }
 }
 

@@ -3,49 +3,146 @@
 //! invariant) so that each rule and message exists once.
 
 use serde::{Deserialize, Deserializer};
-use userhub_domain::model::{Email, FullName, Password, Username};
+use userhub_domain::model::{
+    Email, EmailError, FullName, FullNameError, Password, PasswordError, Username, UsernameError,
+};
 
 use crate::error::FieldError;
 
-/// The pydantic error type for one of our messages. Messages are written in
-/// pydantic's words so that FastAPI clients see what they are used to.
-pub(crate) fn kind_of(msg: &str) -> &'static str {
-    const KINDS: &[(&str, &str)] = &[
-        ("String should have at least", "string_too_short"),
-        ("String should have at most", "string_too_long"),
-        ("String should match pattern", "string_pattern_mismatch"),
-        (
-            "Input should be greater than or equal",
-            "greater_than_equal",
-        ),
-        ("Input should be less than or equal", "less_than_equal"),
-        ("Input should be a valid integer", "int_parsing"),
-        ("Input should be a valid boolean", "bool_parsing"),
-        ("Input should be a valid string", "string_type"),
-        ("Input should be a valid UUID", "uuid_parsing"),
-        (
-            "Input should be a valid dictionary",
-            "model_attributes_type",
-        ),
-        ("Input should be", "literal_error"),
-        ("Field required", "missing"),
-    ];
-    KINDS
-        .iter()
-        .find(|(prefix, _)| msg.starts_with(prefix))
-        .map_or("value_error", |(_, kind)| kind)
+/// A field's failure as FastAPI reports it: pydantic's error `type` and
+/// its message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Issue {
+    pub(crate) kind: &'static str,
+    pub(crate) msg: String,
 }
+
+impl Issue {
+    pub(crate) fn new(kind: &'static str, msg: impl Into<String>) -> Self {
+        Self {
+            kind,
+            msg: msg.into(),
+        }
+    }
+
+    /// As a garde error: garde carries only a message, so the type travels
+    /// in front of it, split off again by [`from_report`].
+    pub(crate) fn into_garde(self) -> garde::Error {
+        garde::Error::new(format!("{}{SEPARATOR}{}", self.kind, self.msg))
+    }
+}
+
+/// Between the type and the message of a garde error (ASCII unit separator).
+const SEPARATOR: char = '\u{1f}';
+
+/// How a refusal by the domain reads on the wire, variant by variant.
+pub(crate) trait Refusal {
+    /// The pydantic type and message of this refusal.
+    fn issue(&self) -> Issue;
+}
+
+impl Refusal for EmailError {
+    fn issue(&self) -> Issue {
+        match self {
+            Self::TooLong => Issue::new(
+                "value_error",
+                "value is not a valid email address: it must have at most 254 characters",
+            ),
+            Self::Invalid => Issue::new("value_error", "value is not a valid email address"),
+        }
+    }
+}
+
+impl Refusal for UsernameError {
+    fn issue(&self) -> Issue {
+        match self {
+            Self::TooShort => Issue::new(
+                "string_too_short",
+                "String should have at least 3 characters",
+            ),
+            Self::TooLong => Issue::new(
+                "string_too_long",
+                "String should have at most 32 characters",
+            ),
+            Self::Pattern => Issue::new(
+                "string_pattern_mismatch",
+                "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'",
+            ),
+        }
+    }
+}
+
+impl Refusal for FullNameError {
+    fn issue(&self) -> Issue {
+        match self {
+            Self::TooLong => Issue::new(
+                "string_too_long",
+                "String should have at most 100 characters",
+            ),
+            Self::ControlCharacter => Issue::new(
+                "value_error",
+                "String should not contain control characters",
+            ),
+        }
+    }
+}
+
+impl Refusal for PasswordError {
+    fn issue(&self) -> Issue {
+        match self {
+            Self::TooShort => Issue::new(
+                "string_too_short",
+                "String should have at least 8 characters",
+            ),
+            Self::TooLong => Issue::new("string_too_long", "String should have at most 72 bytes"),
+            Self::ContainsNul => Issue::new("value_error", NO_NUL),
+            Self::ContainsUsername => Issue::new(
+                "value_error",
+                "Password is too weak: it must not contain the username",
+            ),
+            Self::ContainsEmail => Issue::new(
+                "value_error",
+                "Password is too weak: it must not contain the email address",
+            ),
+            Self::TooGuessable => Issue::new(
+                "value_error",
+                "Password is too weak: it is too easy to guess",
+            ),
+        }
+    }
+}
+
+const NO_NUL: &str = "String should not contain NUL characters";
 
 /// Every failure of a garde report, located under `source`.
 pub(crate) fn from_report(source: &str, report: &garde::Report) -> Vec<FieldError> {
     report
         .iter()
         .map(|(path, error)| {
-            let msg = error.message().to_owned();
-            FieldError::new(kind_of(&msg), source, &path.to_string(), msg)
+            let (kind, msg) = error
+                .message()
+                .split_once(SEPARATOR)
+                .unwrap_or(("value_error", error.message()));
+            let kind = KINDS
+                .iter()
+                .copied()
+                .find(|k| *k == kind)
+                .unwrap_or("value_error");
+            FieldError::new(kind, source, &path.to_string(), msg)
         })
         .collect()
 }
+
+/// Every type [`Issue::into_garde`] writes, as `'static` names.
+const KINDS: &[&str] = &[
+    "value_error",
+    "string_too_short",
+    "string_too_long",
+    "string_pattern_mismatch",
+    "greater_than_equal",
+    "less_than_equal",
+    "literal_error",
+];
 
 /// A deserialisation failure, described without quoting the input (which
 /// may be a password).
@@ -63,21 +160,24 @@ pub(crate) fn from_serde(source: &str, path: &str, message: &str) -> FieldError 
     }
     let path = if path == "." { "" } else { path };
     let expected = message.split("expected ").nth(1).unwrap_or_default();
-    let msg = if message.contains("invalid digit")
+    let (kind, msg) = if message.contains("invalid digit")
         || message.contains("number too")
         || expected.contains("i64")
     {
-        "Input should be a valid integer"
+        ("int_parsing", "Input should be a valid integer")
     } else if expected.starts_with("a boolean") || message.contains("`true` or `false`") {
-        "Input should be a valid boolean"
+        ("bool_parsing", "Input should be a valid boolean")
     } else if expected.starts_with("a string") {
-        "Input should be a valid string"
+        ("string_type", "Input should be a valid string")
     } else if expected.starts_with("struct") || expected.starts_with("a map") {
-        "Input should be a valid dictionary or object"
+        (
+            "model_attributes_type",
+            "Input should be a valid dictionary or object",
+        )
     } else {
-        "Invalid value"
+        ("value_error", "Invalid value")
     };
-    FieldError::new(kind_of(msg), source, path, msg)
+    FieldError::new(kind, source, path, msg)
 }
 
 /// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)`.
@@ -102,15 +202,13 @@ pub(crate) fn query_bool<'de, D: Deserializer<'de>>(
     .transpose()
 }
 
-fn fail(err: impl ToString) -> garde::Error {
-    garde::Error::new(err.to_string())
+fn fail(err: impl Refusal) -> garde::Error {
+    err.issue().into_garde()
 }
 
 fn no_nul(value: &str) -> garde::Result {
     if value.contains('\0') {
-        Err(garde::Error::new(
-            "String should not contain NUL characters",
-        ))
+        Err(Issue::new("value_error", NO_NUL).into_garde())
     } else {
         Ok(())
     }
@@ -156,13 +254,17 @@ pub(crate) fn new_password<'a>(
 pub(crate) fn within(min: i64, max: i64) -> impl FnOnce(&i64, &()) -> garde::Result {
     move |value, _| {
         if *value < min {
-            Err(garde::Error::new(format!(
-                "Input should be greater than or equal to {min}"
-            )))
+            Err(Issue::new(
+                "greater_than_equal",
+                format!("Input should be greater than or equal to {min}"),
+            )
+            .into_garde())
         } else if *value > max {
-            Err(garde::Error::new(format!(
-                "Input should be less than or equal to {max}"
-            )))
+            Err(Issue::new(
+                "less_than_equal",
+                format!("Input should be less than or equal to {max}"),
+            )
+            .into_garde())
         } else {
             Ok(())
         }
@@ -174,9 +276,11 @@ pub(crate) fn bounded(max_chars: usize) -> impl FnOnce(&str, &()) -> garde::Resu
     move |value, _| {
         no_nul(value)?;
         if value.chars().count() > max_chars {
-            return Err(garde::Error::new(format!(
-                "String should have at most {max_chars} characters"
-            )));
+            return Err(Issue::new(
+                "string_too_long",
+                format!("String should have at most {max_chars} characters"),
+            )
+            .into_garde());
         }
         Ok(())
     }
@@ -186,7 +290,11 @@ pub(crate) fn bounded(max_chars: usize) -> impl FnOnce(&str, &()) -> garde::Resu
 pub(crate) fn required(max_chars: usize) -> impl FnOnce(&str, &()) -> garde::Result {
     move |value, ctx| {
         if value.is_empty() {
-            return Err(garde::Error::new("String should have at least 1 character"));
+            return Err(Issue::new(
+                "string_too_short",
+                "String should have at least 1 character",
+            )
+            .into_garde());
         }
         bounded(max_chars)(value, ctx)
     }
@@ -222,18 +330,38 @@ mod tests {
     }
 
     #[test]
-    fn domain_messages_map_to_pydantic_kinds() {
+    fn domain_refusals_map_to_pydantic_kinds_by_variant() {
+        assert_eq!(UsernameError::TooShort.issue().kind, "string_too_short");
         assert_eq!(
-            kind_of(&userhub_domain::model::UsernameError::TooShort.to_string()),
-            "string_too_short"
-        );
-        assert_eq!(
-            kind_of(&userhub_domain::model::UsernameError::Pattern.to_string()),
+            UsernameError::Pattern.issue().kind,
             "string_pattern_mismatch"
         );
-        assert_eq!(
-            kind_of(&userhub_domain::model::EmailError::Invalid.to_string()),
-            "value_error"
-        );
+        assert_eq!(EmailError::Invalid.issue().kind, "value_error");
+        assert_eq!(PasswordError::TooLong.issue().kind, "string_too_long");
+        assert_eq!(FullNameError::ControlCharacter.issue().kind, "value_error");
+    }
+
+    #[test]
+    fn a_rules_type_travels_through_garde() {
+        use garde::Validate as _;
+        #[derive(garde::Validate)]
+        struct Form {
+            #[garde(custom(username))]
+            name: String,
+            #[garde(custom(within(1, 100)))]
+            limit: i64,
+        }
+        let report = Form {
+            name: "_x".into(),
+            limit: 0,
+        }
+        .validate()
+        .unwrap_err();
+        let mut errors = from_report("query", &report);
+        errors.sort_by(|a, b| a.loc.cmp(&b.loc));
+        assert_eq!(errors[0].kind, "greater_than_equal");
+        assert_eq!(errors[0].msg, "Input should be greater than or equal to 1");
+        assert_eq!(errors[1].kind, "string_too_short");
+        assert!(!errors[1].msg.contains(SEPARATOR));
     }
 }

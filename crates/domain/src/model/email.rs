@@ -8,10 +8,10 @@ pub struct Email(String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
     /// Longer than [`Email::MAX_LEN`] characters.
-    #[error("value is not a valid email address: it must have at most 254 characters")]
+    #[error("e-mail address longer than 254 characters")]
     TooLong,
     /// Not of the form `local@domain.tld`, or holds characters an address cannot.
-    #[error("value is not a valid email address")]
+    #[error("not an e-mail address")]
     Invalid,
 }
 

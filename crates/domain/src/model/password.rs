@@ -15,22 +15,22 @@ pub struct Password(SecretString);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
     /// Fewer than [`Password::MIN_BYTES`] bytes.
-    #[error("String should have at least 8 characters")]
+    #[error("password shorter than 8 bytes")]
     TooShort,
     /// More than [`Password::MAX_BYTES`] bytes (bcrypt's limit; never truncated).
-    #[error("String should have at most 72 bytes")]
+    #[error("password longer than 72 bytes")]
     TooLong,
     /// Holds a NUL character.
-    #[error("String should not contain NUL characters")]
+    #[error("password holds a NUL character")]
     ContainsNul,
     /// Contains the owner's username.
-    #[error("Password is too weak: it must not contain the username")]
+    #[error("password contains the username")]
     ContainsUsername,
     /// Contains the local part of the owner's e-mail address.
-    #[error("Password is too weak: it must not contain the email address")]
+    #[error("password contains the e-mail address")]
     ContainsEmail,
     /// A strength estimate says it would be guessed too soon.
-    #[error("Password is too weak: it is too easy to guess")]
+    #[error("password too easy to guess")]
     TooGuessable,
 }
 

@@ -12,10 +12,10 @@ pub struct FullName(String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FullNameError {
     /// More than [`FullName::MAX_LEN`] characters.
-    #[error("String should have at most 100 characters")]
+    #[error("full name longer than 100 characters")]
     TooLong,
     /// Holds a control character (NUL included).
-    #[error("String should not contain control characters")]
+    #[error("full name holds a control character")]
     ControlCharacter,
 }
 

@@ -9,13 +9,15 @@ pub struct Username(String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UsernameError {
     /// Fewer than [`Username::MIN_LEN`] characters.
-    #[error("String should have at least 3 characters")]
+    #[error("username shorter than 3 characters")]
     TooShort,
     /// More than [`Username::MAX_LEN`] characters.
-    #[error("String should have at most 32 characters")]
+    #[error("username longer than 32 characters")]
     TooLong,
     /// Holds a character outside `[A-Za-z0-9_.-]` or starts with `_`, `.` or `-`.
-    #[error("String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'")]
+    #[error(
+        "username holds a character other than letters, digits, `_`, `.` and `-`, or starts with one of the last three"
+    )]
     Pattern,
 }
 

@@ -147,9 +147,11 @@ fn grant_type_rule(value: &str, _: &()) -> garde::Result {
     if value == "password" {
         Ok(())
     } else {
-        Err(garde::Error::new(
+        Err(validation::Issue::new(
+            "string_pattern_mismatch",
             "String should match pattern '^password$'",
-        ))
+        )
+        .into_garde())
     }
 }
 
@@ -232,9 +234,11 @@ fn refresh_grant_rule(value: &str, _: &()) -> garde::Result {
     if value == "refresh_token" {
         Ok(())
     } else {
-        Err(garde::Error::new(
+        Err(validation::Issue::new(
+            "string_pattern_mismatch",
             "String should match pattern '^refresh_token$'",
-        ))
+        )
+        .into_garde())
     }
 }
 

@@ -157,7 +157,7 @@ fn parse_sort(raw: &str) -> Option<UserSort> {
 fn sort_rule(value: &str, _: &()) -> garde::Result {
     parse_sort(value)
         .map(drop)
-        .ok_or_else(|| garde::Error::new(SORTS))
+        .ok_or_else(|| validation::Issue::new("literal_error", SORTS).into_garde())
 }
 
 /// One page of users.
