@@ -68,10 +68,20 @@ pub fn database_url(configured: &str) -> String {
 /// The URL without its password (if it has one), for messages.
 #[must_use]
 pub fn redact(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => match url.set_password(Some("***")) {
-            Ok(()) => url.to_string(),
-            Err(()) => raw.to_owned(),
+    if let Ok(mut url) = url::Url::parse(raw) {
+        if url.password().is_none() {
+            return raw.to_owned();
+        }
+        if url.set_password(Some("***")).is_ok() {
+            return url.to_string();
+        }
+    }
+    // A URL that does not parse (a bad port, say) is what start-up errors
+    // quote most: mask whatever sits between `user:` and the last `@`.
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match raw[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &raw[..scheme + 3], &raw[at..]),
+            None => raw.to_owned(),
         },
         _ => raw.to_owned(),
     }
@@ -172,6 +182,11 @@ mod tests {
         assert_eq!(
             redact("sqlite://userhub.db?mode=rwc"),
             "sqlite://userhub.db?mode=rwc"
+        );
+        // Malformed URLs are the ones error messages quote.
+        assert_eq!(
+            redact("postgres://app:s3cret@db:notaport/userhub"),
+            "postgres://app:***@db:notaport/userhub"
         );
     }
 }
