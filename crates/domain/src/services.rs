@@ -13,8 +13,7 @@ use std::sync::Arc;
 pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
     AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
-    EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterError,
-    RegisterUser,
+    EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterUser,
 };
 pub use recovery::{
     RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError, VerifyEmailError,
@@ -36,38 +35,33 @@ use crate::ports::{
 
 /// Every port a use case may need, shared by all services.
 #[derive(Clone)]
+#[allow(missing_docs)] // each field is the port its type names
 pub struct Ports {
-    /// User storage.
     pub users: Arc<dyn UserRepository>,
-    /// Session storage.
     pub sessions: Arc<dyn SessionRepository>,
-    /// Failed-login counts and locks.
     pub throttle: Arc<dyn LoginThrottle>,
-    /// Password hashing.
     pub hasher: Arc<dyn PasswordHasher>,
-    /// Token signing.
     pub tokens: Arc<dyn TokenIssuer>,
-    /// Mail waiting to be sent.
     pub mail: Arc<dyn MailQueue>,
-    /// The audit trail.
     pub audit: Arc<dyn AuditLog>,
-    /// Time.
     pub clock: Arc<dyn Clock>,
 }
 
-/// Why [`insert_user`] failed; each use case maps it to its own error.
-#[derive(Debug)]
-enum NewUserError {
+/// Why a new user (registered, or created by a superuser) was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum NewUserError {
+    /// The address belongs to another account.
+    #[error("email already registered")]
     EmailTaken,
+    /// The username belongs to another account.
+    #[error("username already taken")]
     UsernameTaken,
+    /// The password contains the username or the address.
+    #[error(transparent)]
     WeakPassword(PasswordError),
-    Port(PortError),
-}
-
-impl From<PortError> for NewUserError {
-    fn from(err: PortError) -> Self {
-        Self::Port(err)
-    }
+    /// A port failed; [`PortError`] tells whether retrying may help.
+    #[error(transparent)]
+    Port(#[from] PortError),
 }
 
 /// Checks the password against the new user's own details, hashes it and

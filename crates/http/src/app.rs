@@ -72,6 +72,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Largest accepted request line and header block; larger ones get 431.
     pub max_header_bytes: usize,
+    /// Longest a body may take to arrive after its head; slower ones get 408.
+    pub body_timeout: std::time::Duration,
 }
 
 /// The complete actix-web application.
@@ -90,6 +92,7 @@ pub fn build_app(
     App::new()
         .app_data(state)
         .app_data(web::PayloadConfig::new(settings.max_body_bytes))
+        .app_data(crate::extract::BodyDeadline(settings.body_timeout))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
         .wrap(cors(&settings.cors_origins))

@@ -8,11 +8,11 @@ use secrecy::SecretString;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use userhub_domain::model::{Email, FullName, Password, UserView, Username};
+use userhub_domain::model::{Email, FullName, Password, PasswordError, UserView, Username};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::validation;
+use crate::validation::{self, Fields};
 
 /// A user; `email`, `is_verified` and `last_login_at` are absent when the
 /// caller may not read them.
@@ -100,24 +100,43 @@ pub(crate) struct NewUserFields {
 }
 
 impl NewUserFields {
-    /// Converts fields that passed their garde rules.
-    pub(crate) fn parse(
+    /// Parses each field once, recording every refusal in `fields`.
+    pub(crate) fn take(
+        fields: &mut Fields,
         email: &str,
         username: &str,
         password: String,
         full_name: Option<&str>,
-    ) -> Result<Self, ApiError> {
-        Ok(Self {
-            email: Email::parse(email).map_err(|e| invalid("email", e))?,
-            username: Username::parse(username).map_err(|e| invalid("username", e))?,
-            password: Password::new(SecretString::from(password))
-                .map_err(|e| invalid("password", e))?,
-            full_name: full_name
-                .map(FullName::parse)
-                .transpose()
-                .map_err(|e| invalid("full_name", e))?,
+    ) -> Option<Self> {
+        let email = fields.take("email", Email::parse(email));
+        let username = fields.take("username", Username::parse(username));
+        let password = fields.take(
+            "password",
+            new_password(password, username.as_ref(), email.as_ref()),
+        );
+        let full_name = fields.optional("full_name", full_name, FullName::parse);
+        Some(Self {
+            email: email?,
+            username: username?,
+            password: password?,
+            full_name: full_name?,
         })
     }
+}
+
+/// A new password, checked against its owner's username and address where
+/// the request names valid ones (the domain checks the stored ones again).
+pub(crate) fn new_password(
+    raw: String,
+    username: Option<&Username>,
+    email: Option<&Email>,
+) -> Result<Password, PasswordError> {
+    let password = Password::new(SecretString::from(raw))?;
+    password.check_not_personal(
+        username.map_or("", Username::as_str),
+        email.map_or("", Email::local_part),
+    )?;
+    Ok(password)
 }
 
 /// A value the domain refused, as a 422 at `["body", field]`.

@@ -9,7 +9,7 @@ use userhub_domain::PortError;
 use userhub_domain::model::PasswordError;
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
-    GetUserError, ListAuditEventsError, ListUsersError, LoginError, RefreshError, RegisterError,
+    GetUserError, ListAuditEventsError, ListUsersError, LoginError, NewUserError, RefreshError,
     RestoreUserError, UnlockUserError, UpdateUserError,
 };
 
@@ -90,6 +90,10 @@ pub enum ApiError {
     /// 413.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// 408 with `Connection: close`: the body did not arrive within the
+    /// body deadline.
+    #[error("request body not received in time")]
+    BodyTimeout,
     /// 415.
     #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
@@ -213,6 +217,7 @@ impl ResponseError for ApiError {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -267,6 +272,11 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, allow.as_str()));
             }
+            // The rest of the body may still come: the connection cannot
+            // carry another request.
+            Self::BodyTimeout => {
+                response.force_close();
+            }
             _ => {}
         }
         match self {
@@ -283,6 +293,9 @@ impl ResponseError for ApiError {
             }),
             Self::PayloadTooLarge => response.json(HttpError {
                 detail: "Request body too large",
+            }),
+            Self::BodyTimeout => response.json(HttpError {
+                detail: "Request body not received in time",
             }),
             Self::PreconditionFailed => response.json(HttpError {
                 detail: "The user changed since it was read",
@@ -341,13 +354,13 @@ fn retry_after_seconds(wait: time::Duration) -> u64 {
     u64::try_from(wait.whole_seconds() + 1).unwrap_or(1)
 }
 
-impl From<RegisterError> for ApiError {
-    fn from(err: RegisterError) -> Self {
+impl From<NewUserError> for ApiError {
+    fn from(err: NewUserError) -> Self {
         match err {
-            RegisterError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
-            RegisterError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
-            RegisterError::WeakPassword(e) => Self::weak_password("password", e),
-            RegisterError::Port(e) => e.into(),
+            NewUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
+            NewUserError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
+            NewUserError::WeakPassword(e) => Self::weak_password("password", e),
+            NewUserError::Port(e) => e.into(),
         }
     }
 }
@@ -410,10 +423,7 @@ impl From<CreateUserError> for ApiError {
     fn from(err: CreateUserError) -> Self {
         match err {
             CreateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
-            CreateUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
-            CreateUserError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
-            CreateUserError::WeakPassword(e) => Self::weak_password("password", e),
-            CreateUserError::Port(e) => e.into(),
+            CreateUserError::Refused(e) => e.into(),
         }
     }
 }

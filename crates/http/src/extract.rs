@@ -1,6 +1,8 @@
 //! Extractors: validated JSON, query strings and forms, path ids, and the
 //! authenticated caller.
 
+use std::time::Duration;
+
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
@@ -15,7 +17,7 @@ use uuid::Uuid;
 
 use crate::app::ApiState;
 use crate::error::{ApiError, FieldError};
-use crate::validation;
+use crate::validation::{self, Fields, IntoDomain};
 
 /// The request's media type, lower-cased, without parameters.
 fn media_type(req: &HttpRequest) -> Option<String> {
@@ -35,13 +37,28 @@ fn is_json(media_type: &str) -> bool {
         || (media_type.starts_with("application/") && media_type.ends_with("+json"))
 }
 
-/// Reads the body within the configured `PayloadConfig` limit.
+/// How long a request's body may take to arrive, once its head has.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyDeadline(pub Duration);
+
+impl Default for BodyDeadline {
+    fn default() -> Self {
+        Self(Duration::from_secs(10))
+    }
+}
+
+/// Reads the body within the configured `PayloadConfig` limit and the
+/// [`BodyDeadline`]: a client that trickles its body holds a worker's
+/// memory and a connection, so it is cut off.
 async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<web::Bytes, ApiError> {
-    web::Bytes::from_request(req, payload).await.map_err(|err| {
-        match err.as_error::<PayloadError>() {
-            Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
-            _ => ApiError::BadRequest("Could not read the request body"),
-        }
+    let deadline = req.app_data::<BodyDeadline>().copied().unwrap_or_default();
+    let read = web::Bytes::from_request(req, payload);
+    let body = tokio::time::timeout(deadline.0, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout)?;
+    body.map_err(|err| match err.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest("Could not read the request body"),
     })
 }
 
@@ -53,14 +70,15 @@ fn field_of(error: &FieldError) -> Option<&str> {
     error.loc.get(1).map(String::as_str)
 }
 
-/// Deserialises a body or query string and checks its garde rules,
-/// reporting every failing field at once, as pydantic does: a field of the
-/// wrong type is set aside and a missing one stood in for (every required
-/// field of this API is a string), then deserialisation is tried again, so
-/// that the fields after the first failure are checked too.
-fn parse_all<T, S>(source: &str, mut input: S) -> Result<T, ApiError>
+/// Deserialises a body or query string, checks its garde rules and builds
+/// its domain values, reporting every failing field at once, as pydantic
+/// does: a field of the wrong type is set aside and a missing one stood in
+/// for (every required field of this API is a string), then
+/// deserialisation is tried again, so that the fields after the first
+/// failure are checked too. A field is reported once, at its first failure.
+fn parse_all<T, S>(source: &'static str, mut input: S) -> Result<T::Domain, ApiError>
 where
-    T: Validate<Context = ()>,
+    T: Validate<Context = ()> + IntoDomain,
     S: FieldSource<T>,
 {
     let mut errors: Vec<FieldError> = Vec::new();
@@ -75,35 +93,37 @@ where
                     (Some(field), _) => input.remove(field),
                     (None, _) => false,
                 };
-                let seen = field
-                    .as_deref()
-                    .is_some_and(|f| errors.iter().any(|e| field_of(e) == Some(f)));
-                if !seen {
-                    errors.push(error);
-                }
+                add_unseen(&mut errors, [error]);
                 if !repaired || errors.len() >= MAX_FIELD_ERRORS {
                     break None;
                 }
             }
         }
     };
-    if let Some(value) = parsed {
-        if let Err(report) = value.validate() {
-            let failed: Vec<FieldError> = validation::from_report(source, &report)
-                .into_iter()
-                .filter(|e| {
-                    !errors
-                        .iter()
-                        .any(|seen| field_of(seen).is_some() && field_of(seen) == field_of(e))
-                })
-                .collect();
-            errors.extend(failed);
-        }
-        if errors.is_empty() {
-            return Ok(value);
+    let Some(value) = parsed else {
+        return Err(ApiError::Validation(errors));
+    };
+    if let Err(report) = value.validate() {
+        add_unseen(&mut errors, validation::from_report(source, &report));
+    }
+    let mut fields = Fields::new(source);
+    let domain = value.into_domain(&mut fields);
+    add_unseen(&mut errors, fields.into_errors());
+    match domain {
+        Some(domain) if errors.is_empty() => Ok(domain),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+/// Adds the errors about fields not reported yet.
+fn add_unseen(errors: &mut Vec<FieldError>, new: impl IntoIterator<Item = FieldError>) {
+    for error in new {
+        let seen =
+            field_of(&error).is_some_and(|field| errors.iter().any(|e| field_of(e) == Some(field)));
+        if !seen {
+            errors.push(error);
         }
     }
-    Err(ApiError::Validation(errors))
 }
 
 /// Input that can be deserialised again after a field is set aside.
@@ -167,12 +187,12 @@ impl<T: DeserializeOwned> FieldSource<T> for UrlencodedSource {
 }
 
 /// Deserialises and validates a JSON body, naming every failing field.
-pub(crate) fn parse_json<T>(body: &[u8]) -> Result<T, ApiError>
+pub(crate) fn parse_json<T>(body: &[u8]) -> Result<T::Domain, ApiError>
 where
-    T: DeserializeOwned + Validate<Context = ()>,
+    T: DeserializeOwned + Validate<Context = ()> + IntoDomain,
 {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| json_invalid())?;
-    parse_all("body", JsonSource(value))
+    parse_all::<T, _>("body", JsonSource(value))
 }
 
 fn json_invalid() -> ApiError {
@@ -181,20 +201,20 @@ fn json_invalid() -> ApiError {
 
 /// Deserialises and validates `application/x-www-form-urlencoded` or a
 /// query string, naming every failing field.
-fn parse_urlencoded<T>(source: &str, raw: &[u8]) -> Result<T, ApiError>
+fn parse_urlencoded<T>(source: &'static str, raw: &[u8]) -> Result<T::Domain, ApiError>
 where
-    T: DeserializeOwned + Validate<Context = ()>,
+    T: DeserializeOwned + Validate<Context = ()> + IntoDomain,
 {
     let pairs = form_urlencoded::parse(raw).into_owned().collect();
-    parse_all(source, UrlencodedSource(pairs))
+    parse_all::<T, _>(source, UrlencodedSource(pairs))
 }
 
-/// A JSON body that deserialised and passed its garde rules.
-pub(crate) struct ValidJson<T>(pub T);
+/// A JSON body as its domain values, every field checked.
+pub(crate) struct ValidJson<T: IntoDomain>(pub T::Domain);
 
 impl<T> FromRequest for ValidJson<T>
 where
-    T: DeserializeOwned + Validate<Context = ()> + 'static,
+    T: DeserializeOwned + Validate<Context = ()> + IntoDomain + 'static,
 {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -209,39 +229,39 @@ where
                 ));
             }
             let body = read_body(&req, &mut payload).await?;
-            Ok(Self(parse_json(&body)?))
+            Ok(Self(parse_json::<T>(&body)?))
         })
     }
 }
 
-/// A query string that deserialised and passed its garde rules.
-pub(crate) struct ValidQuery<T>(pub T);
+/// A query string as its domain values, every field checked.
+pub(crate) struct ValidQuery<T: IntoDomain>(pub T::Domain);
 
 impl<T> FromRequest for ValidQuery<T>
 where
-    T: DeserializeOwned + Validate<Context = ()> + 'static,
+    T: DeserializeOwned + Validate<Context = ()> + IntoDomain + 'static,
 {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = parse_urlencoded("query", req.query_string().as_bytes()).map(Self);
+        let result = parse_urlencoded::<T>("query", req.query_string().as_bytes()).map(Self);
         std::future::ready(result)
     }
 }
 
 /// A body sent either as JSON or as an HTML/OAuth2 form.
-pub(crate) enum JsonOrForm<J, F> {
+pub(crate) enum JsonOrForm<J: IntoDomain, F: IntoDomain> {
     /// `application/json`.
-    Json(J),
+    Json(J::Domain),
     /// `application/x-www-form-urlencoded`.
-    Form(F),
+    Form(F::Domain),
 }
 
 impl<J, F> FromRequest for JsonOrForm<J, F>
 where
-    J: DeserializeOwned + Validate<Context = ()> + 'static,
-    F: DeserializeOwned + Validate<Context = ()> + 'static,
+    J: DeserializeOwned + Validate<Context = ()> + IntoDomain + 'static,
+    F: DeserializeOwned + Validate<Context = ()> + IntoDomain + 'static,
 {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -259,9 +279,9 @@ where
             }
             let body = read_body(&req, &mut payload).await?;
             if form {
-                Ok(Self::Form(parse_urlencoded("body", &body)?))
+                Ok(Self::Form(parse_urlencoded::<F>("body", &body)?))
             } else {
-                Ok(Self::Json(parse_json(&body)?))
+                Ok(Self::Json(parse_json::<J>(&body)?))
             }
         })
     }

@@ -118,6 +118,14 @@ impl Modify for Conventions {
                 ),
             ),
             (
+                "BodyTimeout",
+                error(
+                    "The body did not arrive within `BODY_TIMEOUT_SECONDS` of the head; the connection is closed",
+                    "Request body not received in time",
+                    None,
+                ),
+            ),
+            (
                 "UnsupportedMediaType",
                 error(
                     "The body is not JSON",
@@ -183,6 +191,7 @@ fn add_conventional(path: &str, op: &mut Operation) {
         add("401", "Unauthorized");
     }
     if op.request_body.is_some() {
+        add("408", "BodyTimeout");
         add("413", "PayloadTooLarge");
         add(
             "415",

@@ -7,7 +7,7 @@ use actix_web::{test, web};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{PasswordHash, PasswordPolicy, SessionId, User, UserId};
+use userhub_domain::model::{PasswordPolicy, SessionId, User, UserId};
 use userhub_domain::ports::{
     AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockMailer, MockRecoveryTokens,
 };
@@ -95,6 +95,7 @@ fn settings() -> ApiSettings {
         cors_origins: vec![],
         max_body_bytes: 1024,
         max_header_bytes: 16 * 1024,
+        body_timeout: std::time::Duration::from_secs(10),
     }
 }
 
@@ -126,10 +127,7 @@ fn register() -> test::TestRequest {
 #[actix_web::test]
 async fn a_unique_violation_reported_by_the_repository_is_a_409() {
     let mut mocks = Mocks::default();
-    mocks
-        .hasher
-        .expect_hash()
-        .returning(|_| Ok(PasswordHash::new("h".into())));
+    mocks.hashes_to("h");
     mocks
         .users
         .expect_insert()
@@ -187,10 +185,7 @@ async fn forgot_password_answers_202_and_a_full_queue_store_503() {
 #[actix_web::test]
 async fn an_unexpected_failure_is_an_opaque_500() {
     let mut mocks = Mocks::default();
-    mocks
-        .hasher
-        .expect_hash()
-        .returning(|_| Ok(PasswordHash::new("h".into())));
+    mocks.hashes_to("h");
     mocks.users.expect_insert().returning(|_, _| {
         Err(InsertUserError::Port(PortError::unexpected(
             "relation \"users\" does not exist",
@@ -233,16 +228,8 @@ async fn a_bearer_token_is_resolved_through_the_session_lookup() {
 #[actix_web::test]
 async fn a_token_whose_session_is_gone_is_a_401_with_www_authenticate() {
     let mut mocks = Mocks::default();
-    mocks.tokens.expect_verify_access_token().returning(|_| {
-        Ok(AccessClaims {
-            user_id: UserId::generate(),
-            session_id: SessionId::generate(),
-        })
-    });
-    mocks
-        .sessions
-        .expect_find_active_user()
-        .returning(|_, _, _| Ok(None));
+    mocks.access_token_names(UserId::generate(), SessionId::generate());
+    mocks.session_finds(None);
     let me = test::TestRequest::get()
         .uri("/api/auth/me")
         .insert_header(("authorization", "Bearer revoked"));

@@ -1,11 +1,10 @@
-//! Turning malformed and invalid input into 422 field lists, and the garde
-//! rules that delegate to the domain's value types (the authority on every
-//! invariant) so that each rule and message exists once.
+//! Turning malformed and invalid input into 422 field lists. garde checks
+//! transport limits (lengths, ranges, NUL characters); the domain's value
+//! types, the authority on every invariant, are built once per request by
+//! [`IntoDomain`], and each refusal is mapped to pydantic's words by variant.
 
 use serde::{Deserialize, Deserializer};
-use userhub_domain::model::{
-    Email, EmailError, FullName, FullNameError, Password, PasswordError, Username, UsernameError,
-};
+use userhub_domain::model::{EmailError, FullNameError, PasswordError, UsernameError};
 
 use crate::error::FieldError;
 
@@ -40,6 +39,77 @@ pub(crate) trait Refusal {
     /// The pydantic type and message of this refusal.
     fn issue(&self) -> Issue;
 }
+
+impl Refusal for Issue {
+    fn issue(&self) -> Issue {
+        Issue::new(self.kind, self.msg.clone())
+    }
+}
+
+/// A request whose fields become domain values in one pass, so that each
+/// value is parsed once and every refused field is reported together.
+pub(crate) trait IntoDomain: Sized {
+    /// What the handler receives.
+    type Domain;
+
+    /// The domain values; `None` once a refusal is recorded in `fields`.
+    fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain>;
+}
+
+/// The refusals of one request's fields, located under a source (`body`,
+/// `query`).
+pub(crate) struct Fields {
+    source: &'static str,
+    errors: Vec<FieldError>,
+}
+
+impl Fields {
+    pub(crate) fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The value, or `None` with its refusal recorded at `field`.
+    pub(crate) fn take<T, E: Refusal>(&mut self, field: &str, parsed: Result<T, E>) -> Option<T> {
+        parsed
+            .map_err(|err| {
+                let issue = err.issue();
+                self.errors
+                    .push(FieldError::new(issue.kind, self.source, field, issue.msg));
+            })
+            .ok()
+    }
+
+    /// [`Fields::take`] for a field that may be absent.
+    pub(crate) fn optional<R, T, E: Refusal>(
+        &mut self,
+        field: &str,
+        raw: Option<R>,
+        parse: impl FnOnce(R) -> Result<T, E>,
+    ) -> Option<Option<T>> {
+        self.take(field, raw.map(parse).transpose())
+    }
+
+    pub(crate) fn into_errors(self) -> Vec<FieldError> {
+        self.errors
+    }
+}
+
+/// Requests made of transport-checked values only: their own domain.
+macro_rules! as_is {
+    ($($request:ty),+ $(,)?) => {$(
+        impl $crate::validation::IntoDomain for $request {
+            type Domain = Self;
+
+            fn into_domain(self, _: &mut $crate::validation::Fields) -> Option<Self> {
+                Some(self)
+            }
+        }
+    )+};
+}
+pub(crate) use as_is;
 
 impl Refusal for EmailError {
     fn issue(&self) -> Issue {
@@ -160,6 +230,9 @@ pub(crate) fn from_serde(source: &str, path: &str, message: &str) -> FieldError 
     }
     let path = if path == "." { "" } else { path };
     let expected = message.split("expected ").nth(1).unwrap_or_default();
+    if message.starts_with("unknown variant") {
+        return FieldError::new("literal_error", source, path, one_of(expected));
+    }
     let (kind, msg) = if message.contains("invalid digit")
         || message.contains("number too")
         || expected.contains("i64")
@@ -178,6 +251,22 @@ pub(crate) fn from_serde(source: &str, path: &str, message: &str) -> FieldError 
         ("value_error", "Invalid value")
     };
     FieldError::new(kind, source, path, msg)
+}
+
+/// pydantic's message for a value outside a set, from serde's list of the
+/// names it expected (``one of `a`, `b`, `c` `` or `` `a` or `b` ``).
+fn one_of(expected: &str) -> String {
+    let names: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| format!("'{name}'"))
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => format!("Input should be {last}"),
+        Some((last, rest)) => format!("Input should be {} or {last}", rest.join(", ")),
+        None => "Input should be one of the allowed values".to_owned(),
+    }
 }
 
 /// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)`.
@@ -202,51 +291,12 @@ pub(crate) fn query_bool<'de, D: Deserializer<'de>>(
     .transpose()
 }
 
-fn fail(err: impl Refusal) -> garde::Error {
-    err.issue().into_garde()
-}
-
-fn no_nul(value: &str) -> garde::Result {
+/// garde rule: no NUL character (PostgreSQL cannot store one).
+pub(crate) fn no_nul(value: &str, _: &()) -> garde::Result {
     if value.contains('\0') {
         Err(Issue::new("value_error", NO_NUL).into_garde())
     } else {
         Ok(())
-    }
-}
-
-/// garde rule: a valid [`Email`].
-pub(crate) fn email(value: &str, _: &()) -> garde::Result {
-    no_nul(value)?;
-    Email::parse(value).map(drop).map_err(fail)
-}
-
-/// garde rule: a valid [`Username`].
-pub(crate) fn username(value: &str, _: &()) -> garde::Result {
-    no_nul(value)?;
-    Username::parse(value).map(drop).map_err(fail)
-}
-
-/// garde rule: a valid [`FullName`].
-pub(crate) fn full_name(value: &str, _: &()) -> garde::Result {
-    FullName::parse(value).map(drop).map_err(fail)
-}
-
-/// garde rule: a [`Password`] of the right length, free of the owner's
-/// username and e-mail (when those are valid themselves).
-pub(crate) fn new_password<'a>(
-    username: Option<&'a str>,
-    email: Option<&'a str>,
-) -> impl FnOnce(&str, &()) -> garde::Result + 'a {
-    move |value, _| {
-        let password = Password::new(value.to_owned().into()).map_err(fail)?;
-        let username = username.and_then(|u| Username::parse(u).ok());
-        let email = email.and_then(|e| Email::parse(e).ok());
-        password
-            .check_not_personal(
-                username.as_ref().map_or("", Username::as_str),
-                email.as_ref().map_or("", Email::local_part),
-            )
-            .map_err(fail)
     }
 }
 
@@ -273,8 +323,8 @@ pub(crate) fn within(min: i64, max: i64) -> impl FnOnce(&i64, &()) -> garde::Res
 
 /// garde rule: a bounded, NUL-free string (credentials, tokens, search terms).
 pub(crate) fn bounded(max_chars: usize) -> impl FnOnce(&str, &()) -> garde::Result {
-    move |value, _| {
-        no_nul(value)?;
+    move |value, ctx| {
+        no_nul(value, ctx)?;
         if value.chars().count() > max_chars {
             return Err(Issue::new(
                 "string_too_long",
@@ -330,6 +380,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_variant_is_a_literal_error_listing_the_allowed_values() {
+        let e = from_serde(
+            "query",
+            "sort",
+            "unknown variant `password_hash`, expected one of `created_at`, `username`, `-email`",
+        );
+        assert_eq!(e.kind, "literal_error");
+        assert_eq!(
+            e.msg,
+            "Input should be 'created_at', 'username' or '-email'"
+        );
+        assert!(!e.msg.contains("password_hash"));
+        let e = from_serde("body", "x", "unknown variant `b`, expected `a`");
+        assert_eq!(e.msg, "Input should be 'a'");
+    }
+
+    #[test]
     fn domain_refusals_map_to_pydantic_kinds_by_variant() {
         assert_eq!(UsernameError::TooShort.issue().kind, "string_too_short");
         assert_eq!(
@@ -346,13 +413,13 @@ mod tests {
         use garde::Validate as _;
         #[derive(garde::Validate)]
         struct Form {
-            #[garde(custom(username))]
+            #[garde(custom(required(8)))]
             name: String,
             #[garde(custom(within(1, 100)))]
             limit: i64,
         }
         let report = Form {
-            name: "_x".into(),
+            name: String::new(),
             limit: 0,
         }
         .validate()

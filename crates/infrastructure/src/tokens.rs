@@ -166,6 +166,9 @@ impl JwtTokenIssuer {
 }
 
 /// The JWK of an Ed25519 public key: the last 32 bytes of its SPKI DER.
+/// Sliced by hand because `Jwk::from_encoding_key` of jsonwebtoken 10.4
+/// reaches `unimplemented!()` for the Ed family (a panic at start-up), and
+/// an Ed25519 SPKI is a fixed 12-byte prefix and the 32-byte key.
 fn ed25519_jwk(public_pem: &str) -> Result<Jwk, jsonwebtoken::errors::Error> {
     use base64::engine::general_purpose::STANDARD;
     let invalid =

@@ -87,6 +87,7 @@ impl Application {
             cors_origins: settings.cors_origins(),
             max_body_bytes: settings.max_body_bytes,
             max_header_bytes: settings.max_header_bytes,
+            body_timeout: std::time::Duration::from_secs(settings.body_timeout_seconds),
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;

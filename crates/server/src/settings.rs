@@ -85,6 +85,8 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a request body may take to arrive after its head (408 then).
+    pub body_timeout_seconds: u64,
     /// Seconds a spent refresh token still yields its successor (for a
     /// client that raced two refreshes); 0 treats every reuse as theft.
     pub refresh_reuse_grace_seconds: u64,
@@ -190,6 +192,7 @@ impl Default for Settings {
             cors_origins: String::new(),
             bcrypt_cost: 12,
             max_body_bytes: 64 * 1024,
+            body_timeout_seconds: 10,
             refresh_reuse_grace_seconds: 0,
             auth_rate_limit_per_minute: 30,
             rate_limit_store: RateLimitStore::Memory,
@@ -436,6 +439,7 @@ const KEYS: &[&str] = &[
     "cors_origins",
     "bcrypt_cost",
     "max_body_bytes",
+    "body_timeout_seconds",
     "refresh_reuse_grace_seconds",
     "auth_rate_limit_per_minute",
     "rate_limit_store",
@@ -546,8 +550,9 @@ impl Settings {
     /// Refuses numbers outside what the server can honour, instead of
     /// silently clamping them.
     fn check_ranges(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 16] = [
+        let ranges: [(&str, u64, u64, u64); 17] = [
             ("AUDIT_RETENTION_DAYS", self.audit_retention_days, 1, 36_500),
+            ("BODY_TIMEOUT_SECONDS", self.body_timeout_seconds, 1, 300),
             ("VERIFY_TOKEN_HOURS", self.verify_token_hours, 1, 30 * 24),
             ("SMTP_TIMEOUT_SECONDS", self.smtp_timeout_seconds, 1, 300),
             ("MAIL_MAX_ATTEMPTS", self.mail_max_attempts.into(), 1, 100),

@@ -623,3 +623,44 @@ async fn idle_and_slow_connections_are_closed_within_seconds() {
     let closed = futures_util::future::join_all(closed).await;
     assert!(closed.iter().all(|c| *c), "{closed:?}");
 }
+
+/// A body that trickles in is cut off at `BODY_TIMEOUT_SECONDS` with 408
+/// and the connection closed; a body that arrives in time, even in pieces,
+/// is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_arrive_in_time_is_a_408() {
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let url = db.url.clone();
+    let app = spawn_app_on(db, url, |s| s.body_timeout_seconds = 1).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let body = br#"{"email": "slow@example.com", "password": "whatever-it-is"}"#;
+    // Each answer is read to the end of the connection: the server must
+    // close it after a 408 on its own, and is asked to after the 401.
+    let send = |pause: Duration, connection: &str| {
+        let address = address.clone();
+        let head = format!(
+            "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(&body[..10]).await.unwrap();
+            tokio::time::sleep(pause).await;
+            // The server may have answered and closed already.
+            let _ = stream.write_all(&body[10..]).await;
+            let mut answer = Vec::new();
+            let read = stream.read_to_end(&mut answer);
+            tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .expect("the server closes the connection")
+                .unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let late = send(Duration::from_secs(3), "keep-alive").await;
+    assert!(late.starts_with("HTTP/1.1 408"), "{late}");
+    assert!(late.contains("Request body not received in time"), "{late}");
+    let in_time = send(Duration::from_millis(200), "close").await;
+    assert!(in_time.starts_with("HTTP/1.1 401"), "{in_time}");
+}

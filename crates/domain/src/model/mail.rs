@@ -4,14 +4,11 @@ use super::{ClientInfo, Email};
 
 /// One message: plain text and HTML bodies of the same content.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // the fields are the message's parts of the same name
 pub struct Mail {
-    /// Recipient.
     pub to: Email,
-    /// Subject line.
     pub subject: String,
-    /// Plain-text body.
     pub text: String,
-    /// HTML body.
     pub html: String,
 }
 

@@ -65,9 +65,6 @@ impl AuditService {
     /// The caller's own account's events. Where someone else acted on the
     /// account (a superuser, say), their address, user agent and request
     /// are theirs, not the caller's to read.
-    ///
-    /// # Errors
-    /// [`PortError`].
     pub async fn own(
         &self,
         caller: &User,
@@ -114,9 +111,6 @@ impl AuditService {
     }
 
     /// Deletes events older than the retention.
-    ///
-    /// # Errors
-    /// [`PortError`].
     pub async fn purge(&self) -> Result<u64, PortError> {
         let before = self.ports.clock.now() - self.retention;
         let purged = self.ports.audit.purge(before).await?;

@@ -9,10 +9,13 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::Ports;
-use crate::model::{Email, Password, PasswordHash, User, UserId, Username};
+use crate::model::{
+    Email, Password, PasswordHash, RefreshTokenHash, SessionId, User, UserId, Username,
+};
 use crate::ports::{
-    MockAuditLog, MockClock, MockLoginThrottle, MockMailQueue, MockPasswordHasher,
-    MockSessionRepository, MockTokenIssuer, MockUserRepository, ThrottleState,
+    AccessClaims, AccessToken, MockAuditLog, MockClock, MockLoginThrottle, MockMailQueue,
+    MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockUserRepository, RefreshToken,
+    ThrottleState,
 };
 
 /// The time the fixtures' clock tells.
@@ -131,5 +134,55 @@ impl Mocks {
         self.hasher
             .expect_verify()
             .returning(move |_, _| Ok(matches));
+    }
+}
+
+impl Mocks {
+    /// Every password hashes to `hash`.
+    pub fn hashes_to(&mut self, hash: &'static str) {
+        self.hasher
+            .expect_hash()
+            .returning(move |_| Ok(PasswordHash::new(hash.into())));
+    }
+
+    /// Every access token verifies, naming this user and session.
+    pub fn access_token_names(&mut self, user_id: UserId, session_id: SessionId) {
+        self.tokens
+            .expect_verify_access_token()
+            .returning(move |_| {
+                Ok(AccessClaims {
+                    user_id,
+                    session_id,
+                })
+            });
+    }
+
+    /// Every session lookup finds `user`; `None`: the session ended.
+    pub fn session_finds(&mut self, user: Option<User>) {
+        self.sessions
+            .expect_find_active_user()
+            .returning(move |_, _, _| Ok(user.clone()));
+    }
+
+    /// Every access token issued is `jwt`, for 1800 s.
+    pub fn issues_access_tokens(&mut self) {
+        self.tokens
+            .expect_issue_access_token()
+            .returning(|_, _, _| {
+                Ok(AccessToken {
+                    token: "jwt".into(),
+                    expires_in: 1800,
+                })
+            });
+    }
+
+    /// Every new refresh token is `secret`, hashed as itself.
+    pub fn issues_refresh_tokens(&mut self, secret: &'static str) {
+        self.tokens.expect_new_refresh_token().returning(move || {
+            Ok(RefreshToken {
+                secret: SecretString::from(secret),
+                hash: RefreshTokenHash::new(secret.into()),
+            })
+        });
     }
 }

@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use super::Ports;
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Mail, MailJob, MailKind, Password, PasswordError,
+    AuditEvent, AuditKind, ClientInfo, Email, Mail, MailJob, MailKind, Password, PasswordError,
     PasswordPolicy, User,
 };
 use crate::ports::{MailError, Mailer, RecoveryTokens};
@@ -56,7 +56,7 @@ pub enum ResetPasswordError {
     /// The new password is too weak or contains personal information.
     #[error(transparent)]
     WeakPassword(PasswordError),
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -68,7 +68,7 @@ pub enum VerifyEmailError {
     /// user; or an address changed since the link was mailed.
     #[error("invalid or expired token")]
     InvalidToken,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -104,13 +104,16 @@ impl RecoveryService {
     ///
     /// # Errors
     /// [`PortError`] when the queue cannot be written.
-    pub async fn forgot_password(&self, email: &str, client: &ClientInfo) -> Result<(), PortError> {
-        let email = email.trim().to_lowercase();
+    pub async fn forgot_password(
+        &self,
+        email: &Email,
+        client: &ClientInfo,
+    ) -> Result<(), PortError> {
         self.ports
             .mail
             .enqueue(
                 MailKind::PasswordReset,
-                &email,
+                email.as_str(),
                 self.ports.clock.now(),
                 client,
             )
@@ -124,15 +127,14 @@ impl RecoveryService {
     /// [`PortError`] when the queue cannot be written.
     pub async fn request_verification(
         &self,
-        email: &str,
+        email: &Email,
         client: &ClientInfo,
     ) -> Result<(), PortError> {
-        let email = email.trim().to_lowercase();
         self.ports
             .mail
             .enqueue(
                 MailKind::VerifyEmail,
-                &email,
+                email.as_str(),
                 self.ports.clock.now(),
                 client,
             )
@@ -140,9 +142,6 @@ impl RecoveryService {
     }
 
     /// Marks the address of a mailed token verified, spending the token.
-    ///
-    /// # Errors
-    /// [`VerifyEmailError`].
     pub async fn verify_email(
         &self,
         token: &SecretString,
@@ -164,9 +163,6 @@ impl RecoveryService {
     /// Sets a new password with a mailed token: the token is spent, every
     /// session of the user ends and failed-login locks on their names are
     /// lifted.
-    ///
-    /// # Errors
-    /// [`ResetPasswordError`].
     pub async fn reset_password(
         &self,
         token: &SecretString,
@@ -427,11 +423,17 @@ mod tests {
         // No expectation on the user repository: a lookup would panic.
         let service = service(mocks, RecoveryMocks::default());
         service
-            .forgot_password("  Ada@Example.com ", &ClientInfo::default())
+            .forgot_password(
+                &Email::parse("  Ada@Example.com ").unwrap(),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
         service
-            .request_verification("ADA@example.com", &ClientInfo::default())
+            .request_verification(
+                &Email::parse("ADA@example.com").unwrap(),
+                &ClientInfo::default(),
+            )
             .await
             .unwrap();
     }
@@ -500,10 +502,7 @@ mod tests {
     #[tokio::test]
     async fn a_token_spent_by_a_concurrent_reset_is_refused() {
         let (mut mocks, recovery) = reset_mocks(Some(user("ada")), None);
-        mocks
-            .hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("new-hash".into())));
+        mocks.hashes_to("new-hash");
         let service = service(mocks, recovery);
         let err = service
             .reset_password(

@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::app::ApiState;
 use crate::dto::rfc3339;
-use crate::error::{ApiError, FieldError, HttpError};
+use crate::error::{ApiError, HttpError};
 use crate::extract::{CurrentUser, ValidQuery};
-use crate::validation;
+use crate::validation::{self, Fields, IntoDomain, Issue};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource(
@@ -197,6 +197,46 @@ pub(crate) struct AuditQuery {
     cursor: Option<String>,
 }
 
+validation::as_is!(OwnEventsQuery);
+
+/// A superuser's listing: its filters as domain values, what a cursor of
+/// it is bound to, and the cursor.
+pub(crate) struct AuditListing {
+    request: ListAuditEvents,
+    binding: String,
+    cursor: Option<String>,
+}
+
+impl IntoDomain for AuditQuery {
+    type Domain = AuditListing;
+
+    /// An empty value is malformed, not absent.
+    fn into_domain(self, fields: &mut Fields) -> Option<AuditListing> {
+        let subject = fields.optional("user_id", self.user_id.as_deref(), user_id);
+        let actor = fields.optional("actor_id", self.actor_id.as_deref(), user_id);
+        let kind = fields.optional("type", self.kind.as_deref(), kind);
+        let since = fields.optional("since", self.since.as_deref(), datetime);
+        let until = fields.optional("until", self.until.as_deref(), datetime);
+        let binding = format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            self.user_id, self.actor_id, self.kind, self.since, self.until
+        );
+        Some(AuditListing {
+            request: ListAuditEvents {
+                user_id: subject?,
+                actor_id: actor?,
+                kind: kind?,
+                since: since?,
+                until: until?,
+                after: None,
+                limit: limit(self.limit),
+            },
+            binding,
+            cursor: self.cursor,
+        })
+    }
+}
+
 /// Every security event, filtered (superusers only).
 #[utoipa::path(
     get,
@@ -215,27 +255,14 @@ pub(crate) async fn list(
     caller: CurrentUser,
     query: ValidQuery<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.0;
+    let AuditListing {
+        request,
+        binding,
+        cursor,
+    } = query.0;
     let caller = &caller.0.user;
-    let mut errors = Vec::new();
     let request = ListAuditEvents {
-        user_id: parse(&mut errors, "user_id", q.user_id.as_deref(), user_id),
-        actor_id: parse(&mut errors, "actor_id", q.actor_id.as_deref(), user_id),
-        kind: parse(&mut errors, "type", q.kind.as_deref(), kind),
-        since: parse(&mut errors, "since", q.since.as_deref(), datetime),
-        until: parse(&mut errors, "until", q.until.as_deref(), datetime),
-        after: None,
-        limit: limit(q.limit),
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let binding = format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
-        q.user_id, q.actor_id, q.kind, q.since, q.until
-    );
-    let request = ListAuditEvents {
-        after: open_cursor(&state, caller.id, &binding, q.cursor.as_deref())?,
+        after: open_cursor(&state, caller.id, &binding, cursor.as_deref())?,
         ..request
     };
     let page = state.audit.list(caller, request).await?;
@@ -288,43 +315,28 @@ fn page_response(state: &ApiState, caller: UserId, binding: &str, page: AuditPag
     })
 }
 
-/// Parses one query field, collecting its error so that the 422 lists
-/// every failing field at once. An empty value is malformed, not absent.
-fn parse<T>(
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    raw: Option<&str>,
-    parser: fn(&str) -> Result<T, (&'static str, &'static str)>,
-) -> Option<T> {
-    match raw.map(parser)? {
-        Ok(value) => Some(value),
-        Err((kind, msg)) => {
-            errors.push(FieldError::new(kind, "query", field, msg));
-            None
-        }
-    }
-}
-
-fn user_id(raw: &str) -> Result<UserId, (&'static str, &'static str)> {
+fn user_id(raw: &str) -> Result<UserId, Issue> {
     Uuid::parse_str(raw)
         .map(UserId::from_uuid)
-        .map_err(|_| ("uuid_parsing", "Input should be a valid UUID"))
+        .map_err(|_| Issue::new("uuid_parsing", "Input should be a valid UUID"))
 }
 
-fn kind(raw: &str) -> Result<AuditKind, (&'static str, &'static str)> {
-    AuditKind::parse(raw).ok_or((
-        "enum",
-        "Input should be one of the event types: 'user.registered', 'login.succeeded', \
+fn kind(raw: &str) -> Result<AuditKind, Issue> {
+    AuditKind::parse(raw).ok_or_else(|| {
+        Issue::new(
+            "enum",
+            "Input should be one of the event types: 'user.registered', 'login.succeeded', \
          'login.failed', 'login.locked', 'token.reuse_detected', 'session.ended', \
          'sessions.ended_all', 'password.changed', 'password.reset_requested', \
          'password.reset', 'email.verified', 'user.created', 'user.updated', 'user.deleted', \
          'user.restored' or 'user.unlocked'",
-    ))
+        )
+    })
 }
 
-fn datetime(raw: &str) -> Result<OffsetDateTime, (&'static str, &'static str)> {
+fn datetime(raw: &str) -> Result<OffsetDateTime, Issue> {
     OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
-        (
+        Issue::new(
             "datetime_from_date_parsing",
             "Input should be a valid datetime (RFC 3339, e.g. 2026-11-25T10:00:00Z)",
         )

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::error::{HttpError, OAuthError};
 use crate::extract::{Client, CurrentUser, JsonOrForm, ValidJson, client_info};
 use crate::openapi::TooManyRequests;
+use crate::validation::{Fields, IntoDomain};
 use crate::{metrics, middleware, validation};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,11 +43,11 @@ const MAX_CREDENTIAL: usize = 1024;
 #[schema(example = json!({"email": "ada@example.com", "username": "ada", "password": "correct horse battery staple", "full_name": "Ada Lovelace"}))]
 pub(crate) struct RegisterRequest {
     /// A valid address; trimmed and lower-cased before storage; unique.
-    #[garde(custom(validation::email))]
+    #[garde(custom(validation::no_nul))]
     #[schema(format = Email, max_length = 254)]
     email: String,
     /// Lower-cased before storage; unique.
-    #[garde(custom(validation::username))]
+    #[garde(custom(validation::no_nul))]
     #[schema(
         min_length = 3,
         max_length = 32,
@@ -55,31 +56,36 @@ pub(crate) struct RegisterRequest {
     username: String,
     /// 8–72 bytes, not containing the username or the e-mail's local part,
     /// and strong enough by the zxcvbn estimate.
-    #[garde(custom(validation::new_password(Some(&self.username), Some(&self.email))))]
+    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
     /// At most 100 characters, no control characters.
-    #[garde(inner(custom(validation::full_name)))]
+    #[garde(skip)]
     #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<String>,
 }
 
-impl RegisterRequest {
-    fn try_into_domain(self) -> Result<RegisterUser, ApiError> {
-        let fields = NewUserFields::parse(
+impl IntoDomain for RegisterRequest {
+    type Domain = RegisterUser;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<RegisterUser> {
+        let new = NewUserFields::take(
+            fields,
             &self.email,
             &self.username,
             self.password,
             self.full_name.as_deref(),
         )?;
-        Ok(RegisterUser {
-            email: fields.email,
-            username: fields.username,
-            password: fields.password,
-            full_name: fields.full_name,
+        Some(RegisterUser {
+            email: new.email,
+            username: new.username,
+            password: new.password,
+            full_name: new.full_name,
         })
     }
 }
+
+validation::as_is!(LoginJson, LoginForm, RefreshRequest, RefreshForm);
 
 /// Creates an account and returns it.
 #[utoipa::path(
@@ -101,10 +107,7 @@ pub(crate) async fn register(
     body: ValidJson<RegisterRequest>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state
-        .auth
-        .register(body.0.try_into_domain()?, &client.0)
-        .await?;
+    let user = state.auth.register(body.0, &client.0).await?;
     metrics::record_registration("register");
     Ok(created(UserView::own(user)))
 }

@@ -7,16 +7,16 @@ use actix_web::{HttpResponse, web};
 use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use userhub_domain::model::{Password, UserView};
+use userhub_domain::model::{Email, Password, UserView};
 use userhub_domain::services::{ResetPasswordError, VerifyEmailError};
 use utoipa::ToSchema;
 
 use crate::app::ApiState;
-use crate::dto::UserResponse;
-use crate::dto::invalid;
+use crate::dto::{UserResponse, invalid, new_password};
 use crate::error::{ApiError, HttpError};
 use crate::extract::{Client, ValidJson};
 use crate::openapi::TooManyRequests;
+use crate::validation::{Fields, IntoDomain};
 use crate::{middleware, validation};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -51,9 +51,17 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"email": "ada@example.com"}))]
 pub(crate) struct ForgotPasswordRequest {
-    #[garde(custom(validation::email))]
+    #[garde(custom(validation::no_nul))]
     #[schema(format = Email, max_length = 254)]
     email: String,
+}
+
+impl IntoDomain for ForgotPasswordRequest {
+    type Domain = Email;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Email> {
+        fields.take("email", Email::parse(&self.email))
+    }
 }
 
 /// A request taken in; what follows happens out of band.
@@ -89,10 +97,7 @@ pub(crate) async fn forgot_password(
     body: ValidJson<ForgotPasswordRequest>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .recovery
-        .forgot_password(&body.0.email, &client.0)
-        .await?;
+    state.recovery.forgot_password(&body.0, &client.0).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: FORGOT_PASSWORD_ANSWER,
     }))
@@ -108,9 +113,19 @@ pub(crate) struct ResetPasswordRequest {
     token: String,
     // The personal-information rule needs the account's details: the domain checks it.
     /// 8–72 bytes, strong enough, without the username or e-mail.
-    #[garde(custom(validation::new_password(None, None)))]
+    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     new_password: String,
+}
+
+impl IntoDomain for ResetPasswordRequest {
+    /// The token and the new password.
+    type Domain = (SecretString, Password);
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain> {
+        let new = fields.take("new_password", new_password(self.new_password, None, None))?;
+        Some((SecretString::from(self.token), new))
+    }
 }
 
 /// Sets a new password with a mailed token. The token works once; every
@@ -133,12 +148,10 @@ pub(crate) async fn reset_password(
     body: ValidJson<ResetPasswordRequest>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.0;
-    let new = Password::new(SecretString::from(body.new_password))
-        .map_err(|e| invalid("new_password", e))?;
+    let (token, new) = body.0;
     state
         .recovery
-        .reset_password(&SecretString::from(body.token), new, &client.0)
+        .reset_password(&token, new, &client.0)
         .await
         .map_err(|err| match err {
             ResetPasswordError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
@@ -152,9 +165,17 @@ pub(crate) async fn reset_password(
 #[derive(Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"email": "ada@example.com"}))]
 pub(crate) struct VerifyRequestRequest {
-    #[garde(custom(validation::email))]
+    #[garde(custom(validation::no_nul))]
     #[schema(format = Email, max_length = 254)]
     email: String,
+}
+
+impl IntoDomain for VerifyRequestRequest {
+    type Domain = Email;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Email> {
+        fields.take("email", Email::parse(&self.email))
+    }
 }
 
 /// The one answer to every request for a verification link.
@@ -183,7 +204,7 @@ pub(crate) async fn request_verify_token(
 ) -> Result<HttpResponse, ApiError> {
     state
         .recovery
-        .request_verification(&body.0.email, &client.0)
+        .request_verification(&body.0, &client.0)
         .await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: VERIFY_REQUEST_ANSWER,
@@ -199,6 +220,8 @@ pub(crate) struct VerifyRequest {
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     token: String,
 }
+
+validation::as_is!(VerifyRequest);
 
 /// Verifies the address a token was mailed to. The token works once, and
 /// only while the account still has that address.

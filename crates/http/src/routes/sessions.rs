@@ -10,12 +10,10 @@ use userhub_domain::model::{Password, SessionId};
 use utoipa::ToSchema;
 
 use crate::app::ApiState;
-use crate::dto::invalid;
-use crate::dto::rfc3339;
-use crate::error::ApiError;
-use crate::error::HttpError;
+use crate::dto::{new_password, rfc3339};
+use crate::error::{ApiError, HttpError};
 use crate::extract::{Client, CurrentUser, HashBudgetSpent, PathId, ValidJson, client_info};
-use crate::validation;
+use crate::validation::{self, Fields, IntoDomain};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource(
@@ -154,9 +152,19 @@ pub(crate) struct ChangePasswordRequest {
     current_password: String,
     // The personal-information rule needs the caller's details: the domain checks it.
     /// 8–72 bytes, strong enough, without the username or e-mail.
-    #[garde(custom(validation::new_password(None, None)))]
+    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     new_password: String,
+}
+
+impl IntoDomain for ChangePasswordRequest {
+    /// The current password and the new one.
+    type Domain = (SecretString, Password);
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain> {
+        let new = fields.take("new_password", new_password(self.new_password, None, None))?;
+        Some((SecretString::from(self.current_password), new))
+    }
 }
 
 /// Changes the caller's password and ends every other session.
@@ -181,18 +189,11 @@ pub(crate) async fn change_password(
     caller: CurrentUser,
     body: ValidJson<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.0;
-    let new = Password::new(SecretString::from(body.new_password))
-        .map_err(|e| invalid("new_password", e))?;
+    let (current, new) = body.0;
     let client = client_info(&req, state.trust_forwarded_for);
     state
         .auth
-        .change_password(
-            &caller.0,
-            &client,
-            &SecretString::from(body.current_password),
-            new,
-        )
+        .change_password(&caller.0, &client, &current, new)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

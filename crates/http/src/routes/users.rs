@@ -4,19 +4,17 @@ use actix_web::http::Method;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use garde::Validate;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use userhub_domain::model::{Email, FullName, Password, UserId, Username};
+use userhub_domain::model::{Email, FullName, UserId, Username};
 use userhub_domain::ports::{UserSort, UserSortField};
 use userhub_domain::services::{CreateUser, ListUsers, UserChanges, UserListing};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::ApiState;
-use crate::dto::{NewUserFields, UserResponse, created, invalid, user_response};
-use crate::error::ApiError;
-use crate::error::HttpError;
+use crate::dto::{NewUserFields, UserResponse, created, new_password, user_response};
+use crate::error::{ApiError, HttpError};
 use crate::extract::{Claimed, Client, CurrentUser, PathId, ValidJson, ValidQuery, client_info};
-use crate::validation;
+use crate::validation::{self, Fields, IntoDomain};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource(
@@ -81,9 +79,9 @@ pub(crate) struct ListQuery {
     #[param(max_length = 100, pattern = "^[^\\x00]*$")]
     search: Option<String>,
     /// Order; ties break on the id.
-    #[garde(inner(custom(sort_rule)))]
-    #[param(inline, value_type = Option<SortKey>)]
-    sort: Option<String>,
+    #[garde(skip)]
+    #[param(inline)]
+    sort: Option<SortKey>,
     /// Superusers only.
     #[serde(default, deserialize_with = "validation::query_bool")]
     #[garde(skip)]
@@ -121,43 +119,53 @@ fn listing_binding(request: &ListUsers) -> String {
 }
 
 /// The orders a listing can take; `-` means descending.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Clone, Copy, Deserialize, ToSchema)]
 pub(crate) enum SortKey {
-    #[schema(rename = "created_at")]
+    #[serde(rename = "created_at")]
     CreatedAt,
-    #[schema(rename = "-created_at")]
-    CreatedAtDesc,
-    #[schema(rename = "username")]
+    #[serde(rename = "username")]
     Username,
-    #[schema(rename = "-username")]
-    UsernameDesc,
-    #[schema(rename = "email")]
+    #[serde(rename = "email")]
     Email,
-    #[schema(rename = "-email")]
+    #[serde(rename = "-created_at")]
+    CreatedAtDesc,
+    #[serde(rename = "-username")]
+    UsernameDesc,
+    #[serde(rename = "-email")]
     EmailDesc,
 }
 
-const SORTS: &str =
-    "Input should be 'created_at', 'username', 'email', '-created_at', '-username' or '-email'";
-
-fn parse_sort(raw: &str) -> Option<UserSort> {
-    let (descending, name) = raw
-        .strip_prefix('-')
-        .map_or((false, raw), |name| (true, name));
-    let field = match name {
-        "created_at" => UserSortField::CreatedAt,
-        "username" => UserSortField::Username,
-        "email" => UserSortField::Email,
-        _ => return None,
-    };
-    Some(UserSort { field, descending })
+impl From<SortKey> for UserSort {
+    fn from(key: SortKey) -> Self {
+        let (field, descending) = match key {
+            SortKey::CreatedAt => (UserSortField::CreatedAt, false),
+            SortKey::Username => (UserSortField::Username, false),
+            SortKey::Email => (UserSortField::Email, false),
+            SortKey::CreatedAtDesc => (UserSortField::CreatedAt, true),
+            SortKey::UsernameDesc => (UserSortField::Username, true),
+            SortKey::EmailDesc => (UserSortField::Email, true),
+        };
+        UserSort { field, descending }
+    }
 }
 
-fn sort_rule(value: &str, _: &()) -> garde::Result {
-    parse_sort(value)
-        .map(drop)
-        .ok_or_else(|| validation::Issue::new("literal_error", SORTS).into_garde())
+impl IntoDomain for ListQuery {
+    /// The listing asked for (its position not yet set), and the cursor.
+    type Domain = (ListUsers, Option<String>);
+
+    fn into_domain(self, _: &mut Fields) -> Option<Self::Domain> {
+        // The ranges are checked by garde; a value out of range never gets here.
+        let listing = ListUsers {
+            skip: u64::try_from(self.skip.unwrap_or(0)).unwrap_or_default(),
+            limit: u64::try_from(self.limit.unwrap_or(10)).unwrap_or(10),
+            search: self.search,
+            sort: self.sort.map(UserSort::from).unwrap_or_default(),
+            is_active: self.is_active,
+            is_superuser: self.is_superuser,
+            after: None,
+        };
+        Some((listing, self.cursor))
+    }
 }
 
 /// One page of users.
@@ -193,22 +201,11 @@ pub(crate) async fn list(
     caller: CurrentUser,
     query: ValidQuery<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.0;
-    // Ranges were validated above, so the conversions cannot fail.
-    let skip = u64::try_from(q.skip.unwrap_or(0)).unwrap_or_default();
-    let limit = u64::try_from(q.limit.unwrap_or(10)).unwrap_or(10);
+    let (mut request, cursor) = query.0;
+    let (skip, limit) = (request.skip, request.limit);
     let caller_id = caller.0.user.id;
-    let mut request = ListUsers {
-        skip,
-        limit,
-        search: q.search,
-        sort: q.sort.as_deref().and_then(parse_sort).unwrap_or_default(),
-        is_active: q.is_active,
-        is_superuser: q.is_superuser,
-        after: None,
-    };
     let binding = listing_binding(&request);
-    if let Some(raw) = &q.cursor {
+    if let Some(raw) = &cursor {
         let position = state
             .cursor_key
             .open(caller_id, &binding, raw)
@@ -262,10 +259,10 @@ pub(crate) async fn get(
 #[derive(Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"email": "grace@example.com", "username": "grace", "password": "correct horse battery staple", "full_name": "Grace Hopper", "is_superuser": false}))]
 pub(crate) struct CreateUserRequest {
-    #[garde(custom(validation::email))]
+    #[garde(custom(validation::no_nul))]
     #[schema(format = Email, max_length = 254)]
     email: String,
-    #[garde(custom(validation::username))]
+    #[garde(custom(validation::no_nul))]
     #[schema(
         min_length = 3,
         max_length = 32,
@@ -273,10 +270,10 @@ pub(crate) struct CreateUserRequest {
     )]
     username: String,
     /// 8–72 bytes, strong enough, without the username or e-mail.
-    #[garde(custom(validation::new_password(Some(&self.username), Some(&self.email))))]
+    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
-    #[garde(inner(custom(validation::full_name)))]
+    #[garde(skip)]
     #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<String>,
     /// Default `true`.
@@ -285,6 +282,29 @@ pub(crate) struct CreateUserRequest {
     /// Default `false`.
     #[garde(skip)]
     is_superuser: Option<bool>,
+}
+
+impl IntoDomain for CreateUserRequest {
+    type Domain = CreateUser;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<CreateUser> {
+        let new = NewUserFields::take(
+            fields,
+            &self.email,
+            &self.username,
+            self.password,
+            self.full_name.as_deref(),
+        )?;
+        Some(CreateUser {
+            email: new.email,
+            username: new.username,
+            password: new.password,
+            full_name: new.full_name,
+            is_active: self.is_active,
+            is_superuser: self.is_superuser,
+            is_verified: None,
+        })
+    }
 }
 
 /// Creates a user (superusers only).
@@ -309,21 +329,13 @@ pub(crate) async fn create(
     body: ValidJson<CreateUserRequest>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.0;
     state
         .spend_hash_budget(format!("user:{}", caller.0.user.id))
         .await?;
-    let fields = NewUserFields::parse(&b.email, &b.username, b.password, b.full_name.as_deref())?;
-    let cmd = CreateUser {
-        email: fields.email,
-        username: fields.username,
-        password: fields.password,
-        full_name: fields.full_name,
-        is_active: b.is_active,
-        is_superuser: b.is_superuser,
-        is_verified: None,
-    };
-    let view = state.users.create(&caller.0.user, cmd, &client.0).await?;
+    let view = state
+        .users
+        .create(&caller.0.user, body.0, &client.0)
+        .await?;
     crate::metrics::record_registration("admin");
     Ok(created(view))
 }
@@ -334,10 +346,10 @@ pub(crate) async fn create(
 #[derive(Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"full_name": "Ada King"}))]
 pub(crate) struct UpdateUserRequest {
-    #[garde(inner(custom(validation::email)))]
+    #[garde(inner(custom(validation::no_nul)))]
     #[schema(format = Email, max_length = 254)]
     email: Option<String>,
-    #[garde(inner(custom(validation::username)))]
+    #[garde(inner(custom(validation::no_nul)))]
     #[schema(
         min_length = 3,
         max_length = 32,
@@ -345,17 +357,40 @@ pub(crate) struct UpdateUserRequest {
     )]
     username: Option<String>,
     #[serde(default, deserialize_with = "validation::double_option")]
-    #[garde(inner(inner(custom(validation::full_name))))]
+    #[garde(skip)]
     #[schema(value_type = Option<String>, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<Option<String>>,
     // Personal-information rules need the final username and e-mail: the domain checks them.
-    #[garde(inner(custom(validation::new_password(None, None))))]
+    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: Option<String>,
     #[garde(skip)]
     is_active: Option<bool>,
     #[garde(skip)]
     is_superuser: Option<bool>,
+}
+
+impl IntoDomain for UpdateUserRequest {
+    type Domain = UserChanges;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<UserChanges> {
+        let email = fields.optional("email", self.email.as_deref(), Email::parse);
+        let username = fields.optional("username", self.username.as_deref(), Username::parse);
+        let full_name = fields.optional("full_name", self.full_name, |name| {
+            name.as_deref().map(FullName::parse).transpose()
+        });
+        let password = fields.optional("password", self.password, |raw| {
+            new_password(raw, None, None)
+        });
+        Some(UserChanges {
+            email: email?,
+            username: username?,
+            full_name: full_name?,
+            password: password?,
+            is_active: self.is_active,
+            is_superuser: self.is_superuser,
+        })
+    }
 }
 
 /// Changes the fields sent of a user.
@@ -387,43 +422,16 @@ pub(crate) async fn update(
     id: PathId<UserId>,
     body: ValidJson<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.0;
-    let b = body.0;
-    if b.password.is_some() {
+    let changes = body.0;
+    if changes.password.is_some() {
         state
             .spend_hash_budget(format!("user:{}", caller.0.user.id))
             .await?;
     }
-    let changes = UserChanges {
-        email: b
-            .email
-            .as_deref()
-            .map(Email::parse)
-            .transpose()
-            .map_err(|e| invalid("email", e))?,
-        username: b
-            .username
-            .as_deref()
-            .map(Username::parse)
-            .transpose()
-            .map_err(|e| invalid("username", e))?,
-        full_name: b
-            .full_name
-            .map(|name| name.as_deref().map(FullName::parse).transpose())
-            .transpose()
-            .map_err(|e| invalid("full_name", e))?,
-        password: b
-            .password
-            .map(|p| Password::new(SecretString::from(p)))
-            .transpose()
-            .map_err(|e| invalid("password", e))?,
-        is_active: b.is_active,
-        is_superuser: b.is_superuser,
-    };
     let client = client_info(&req, state.trust_forwarded_for);
     let view = state
         .users
-        .update(&caller.0.user, id, changes, if_match(&req), &client)
+        .update(&caller.0.user, id.0, changes, if_match(&req), &client)
         .await?;
     Ok(user_response(view))
 }

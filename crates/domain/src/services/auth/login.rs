@@ -35,7 +35,7 @@ pub enum LoginError {
         /// Time left on the lock.
         retry_after: Duration,
     },
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -47,9 +47,6 @@ impl AuthService {
     /// deactivated one and a wrong password take the same time, and all
     /// three count against the login name as typed, so that a lockout says
     /// nothing about which accounts exist either.
-    ///
-    /// # Errors
-    /// [`LoginError`].
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, request: LoginRequest) -> Result<IssuedTokens, LoginError> {
         let login = request.login.trim().to_lowercase();
@@ -159,9 +156,9 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
+    use crate::model::PasswordHash;
     use crate::model::*;
-    use crate::model::{PasswordHash, RefreshTokenHash};
-    use crate::ports::{AccessToken, ThrottleState};
+    use crate::ports::ThrottleState;
     use crate::services::auth::test_support::*;
     use crate::services::auth::*;
     use crate::services::fixtures::{Mocks, NOW, user};
@@ -237,7 +234,7 @@ mod tests {
             .withf(move |s, hash, event| {
                 s.user_id == id
                     && s.expires_at == NOW + Duration::days(7)
-                    && s.refresh_token_hash.as_str() == "fresh-hash"
+                    && s.refresh_token_hash.as_str() == "fresh"
                     && hash.as_str() == "hash-of-ada"
                     && event.kind == AuditKind::LoginSucceeded
                     && event.actor_id == Some(id)
@@ -492,12 +489,7 @@ mod tests {
         mocks.throttle_permissive();
         mocks.finds_by_login(&ada);
         mocks.password_matches(true);
-        mocks.tokens.expect_new_refresh_token().returning(|| {
-            Ok(RefreshToken {
-                secret: SecretString::from("r"),
-                hash: RefreshTokenHash::new("r".into()),
-            })
-        });
+        mocks.issues_refresh_tokens("r");
         // Deactivated or given a new password meanwhile: the insert's condition fails.
         mocks
             .sessions
@@ -539,21 +531,8 @@ mod tests {
             .expect_record_login()
             .times(1)
             .returning(|_, _| Ok(()));
-        mocks.tokens.expect_new_refresh_token().returning(|| {
-            Ok(RefreshToken {
-                secret: SecretString::from("r"),
-                hash: RefreshTokenHash::new("r".into()),
-            })
-        });
-        mocks
-            .tokens
-            .expect_issue_access_token()
-            .returning(|_, _, _| {
-                Ok(AccessToken {
-                    token: "jwt".into(),
-                    expires_in: 1800,
-                })
-            });
+        mocks.issues_refresh_tokens("r");
+        mocks.issues_access_tokens();
         assert!(
             service(mocks)
                 .login(login("ada", "correct horse battery"))

@@ -21,7 +21,7 @@ mod test_support;
 pub use login::{LoginError, LoginRequest};
 pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
-pub use register::{RegisterError, RegisterUser};
+pub use register::RegisterUser;
 pub use sessions::{AuthenticateError, Authenticated, EndSessionError};
 
 /// Settings of the authentication use cases.
@@ -77,9 +77,6 @@ impl AuthService {
 
     /// Deletes ended sessions and stale failed-login state, so that neither
     /// table grows without bound.
-    ///
-    /// # Errors
-    /// [`PortError`].
     pub async fn purge_ended_sessions(&self) -> Result<u64, PortError> {
         let now = self.ports.clock.now();
         let purged = self.ports.sessions.purge_ended(now).await?;

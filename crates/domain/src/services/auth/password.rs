@@ -24,7 +24,7 @@ pub enum ChangePasswordError {
     /// The new password contains personal information.
     #[error(transparent)]
     WeakPassword(PasswordError),
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -36,9 +36,6 @@ impl AuthService {
     /// address, so a stolen access token is no password-guessing oracle.
     /// The write succeeds only if the password is still the one checked: of
     /// concurrent changes one wins, and a reset that landed meanwhile stands.
-    ///
-    /// # Errors
-    /// [`ChangePasswordError`].
     #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
     pub async fn change_password(
         &self,

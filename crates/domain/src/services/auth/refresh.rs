@@ -13,7 +13,7 @@ pub enum RefreshError {
     /// Unknown, expired, revoked or spent token, or a deactivated user.
     #[error("invalid refresh token")]
     InvalidToken,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -26,9 +26,6 @@ impl AuthService {
     /// ago and its successor is still current: then the caller raced its own
     /// refresh and gets that same successor. Of concurrent refreshes of one
     /// token exactly one rotates; the others are reuse.
-    ///
-    /// # Errors
-    /// [`RefreshError`].
     #[tracing::instrument(skip_all)]
     pub async fn refresh(
         &self,
@@ -111,7 +108,6 @@ mod tests {
     use super::*;
     use crate::model::*;
     use crate::model::{RefreshTokenHash, Session};
-    use crate::ports::AccessToken;
     use crate::services::auth::test_support::*;
     use crate::services::auth::*;
     use crate::services::fixtures::{Mocks, NOW, user};
@@ -141,7 +137,7 @@ mod tests {
             .withf(move |id, old, new, now, exp| {
                 *id == sid
                     && old.as_str() == "old"
-                    && new.as_str() == "fresh-hash"
+                    && new.as_str() == "fresh"
                     && *now == NOW
                     && *exp == NOW + Duration::days(7)
             })
@@ -357,15 +353,7 @@ mod tests {
             .users
             .expect_find_by_id()
             .returning(move |_| Ok(Some(ada.clone())));
-        mocks
-            .tokens
-            .expect_issue_access_token()
-            .returning(|_, _, _| {
-                Ok(AccessToken {
-                    token: "jwt".into(),
-                    expires_in: 1800,
-                })
-            });
+        mocks.issues_access_tokens();
         // Neither rotate nor revoke is expected.
         let tokens = service_with_grace(mocks, Duration::seconds(5))
             .refresh("old-secret", &ClientInfo::default())

@@ -3,64 +3,27 @@
 use tracing::info;
 
 use super::AuthService;
-use crate::PortError;
-use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Email, FullName, Password, PasswordError, User, Username,
-};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, Email, FullName, Password, User, Username};
 use crate::services::{CreateUser, NewUserError};
 
 /// A self-registration.
 #[derive(Debug)]
+#[allow(missing_docs)] // each field is the user's field of the same name
 pub struct RegisterUser {
-    /// Address.
     pub email: Email,
-    /// Login name.
     pub username: Username,
-    /// Password, length-checked.
     pub password: Password,
-    /// Display name.
     pub full_name: Option<FullName>,
-}
-
-/// Why a registration failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    /// The address belongs to another account.
-    #[error("email already registered")]
-    EmailTaken,
-    /// The username belongs to another account.
-    #[error("username already taken")]
-    UsernameTaken,
-    /// The password contains personal information.
-    #[error(transparent)]
-    WeakPassword(PasswordError),
-    /// Infrastructure failure.
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
-impl From<NewUserError> for RegisterError {
-    fn from(err: NewUserError) -> Self {
-        match err {
-            NewUserError::EmailTaken => Self::EmailTaken,
-            NewUserError::UsernameTaken => Self::UsernameTaken,
-            NewUserError::WeakPassword(err) => Self::WeakPassword(err),
-            NewUserError::Port(err) => Self::Port(err),
-        }
-    }
 }
 
 impl AuthService {
     /// Creates an ordinary, active account.
-    ///
-    /// # Errors
-    /// [`RegisterError`].
     #[tracing::instrument(skip_all, fields(username = %cmd.username))]
     pub async fn register(
         &self,
         cmd: RegisterUser,
         client: &ClientInfo,
-    ) -> Result<User, RegisterError> {
+    ) -> Result<User, NewUserError> {
         let cmd = CreateUser {
             email: cmd.email,
             username: cmd.username,
@@ -88,7 +51,6 @@ mod tests {
     use super::*;
     use crate::model::*;
 
-    use crate::model::PasswordHash;
     use crate::ports::InsertUserError;
     use crate::services::auth::test_support::*;
     use crate::services::auth::*;
@@ -97,10 +59,7 @@ mod tests {
     #[tokio::test]
     async fn register_stores_an_active_ordinary_user_with_a_hashed_password() {
         let mut mocks = Mocks::default();
-        mocks
-            .hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("bcrypt".into())));
+        mocks.hashes_to("bcrypt");
         mocks
             .users
             .expect_insert()
@@ -138,10 +97,7 @@ mod tests {
     #[tokio::test]
     async fn a_registration_stands_when_its_verification_mail_cannot_be_queued() {
         let mut mocks = Mocks::default();
-        mocks
-            .hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("bcrypt".into())));
+        mocks.hashes_to("bcrypt");
         mocks.users.expect_insert().returning(|_, _| Ok(()));
         mocks
             .mail
@@ -166,7 +122,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             err,
-            RegisterError::WeakPassword(PasswordError::ContainsUsername)
+            NewUserError::WeakPassword(PasswordError::ContainsUsername)
         ));
     }
 
@@ -177,10 +133,7 @@ mod tests {
             (InsertUserError::UsernameTaken, "username"),
         ] {
             let mut mocks = Mocks::default();
-            mocks
-                .hasher
-                .expect_hash()
-                .returning(|_| Ok(PasswordHash::new("h".into())));
+            mocks.hashes_to("h");
             let mut save = Some(save);
             mocks
                 .users
@@ -191,8 +144,8 @@ mod tests {
                 .await
                 .unwrap_err();
             match (err, expected) {
-                (RegisterError::EmailTaken, "email")
-                | (RegisterError::UsernameTaken, "username") => {}
+                (NewUserError::EmailTaken, "email") | (NewUserError::UsernameTaken, "username") => {
+                }
                 (err, _) => panic!("unexpected {err:?}"),
             }
         }

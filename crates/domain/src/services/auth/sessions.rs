@@ -22,7 +22,7 @@ pub enum AuthenticateError {
     /// Bad token, ended session or deactivated user.
     #[error("could not validate credentials")]
     InvalidToken,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -33,16 +33,13 @@ pub enum EndSessionError {
     /// No live session with this id belongs to the caller.
     #[error("session not found")]
     NotFound,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
 
 impl AuthService {
     /// Resolves a bearer token to an active user with a live session.
-    ///
-    /// # Errors
-    /// [`AuthenticateError`].
     pub async fn authenticate(
         &self,
         access_token: &str,
@@ -82,9 +79,6 @@ impl AuthService {
 
     /// Ends the caller's own session: its refresh token and every access
     /// token carrying its id stop working at once.
-    ///
-    /// # Errors
-    /// [`PortError`].
     pub async fn logout(
         &self,
         caller: &Authenticated,
@@ -103,9 +97,6 @@ impl AuthService {
     }
 
     /// Ends every session of the caller, this one included.
-    ///
-    /// # Errors
-    /// [`PortError`].
     pub async fn logout_all(
         &self,
         caller: &Authenticated,
@@ -122,9 +113,6 @@ impl AuthService {
     }
 
     /// The caller's live sessions, the current one marked.
-    ///
-    /// # Errors
-    /// [`PortError`].
     pub async fn sessions(&self, caller: &Authenticated) -> Result<Vec<SessionSummary>, PortError> {
         let now = self.ports.clock.now();
         let sessions = self
@@ -178,7 +166,6 @@ mod tests {
     use crate::model::*;
 
     use crate::model::Session;
-    use crate::ports::AccessClaims;
     use crate::services::auth::test_support::*;
     use crate::services::auth::*;
     use crate::services::fixtures::{Mocks, NOW, user};
@@ -188,15 +175,7 @@ mod tests {
         let ada = user("ada");
         let (uid, sid) = (ada.id, SessionId::generate());
         let mut mocks = Mocks::default();
-        mocks
-            .tokens
-            .expect_verify_access_token()
-            .returning(move |_| {
-                Ok(AccessClaims {
-                    user_id: uid,
-                    session_id: sid,
-                })
-            });
+        mocks.access_token_names(uid, sid);
         mocks
             .sessions
             .expect_find_active_user()
@@ -209,16 +188,8 @@ mod tests {
     #[tokio::test]
     async fn authenticate_refuses_a_valid_token_whose_session_ended() {
         let mut mocks = Mocks::default();
-        mocks.tokens.expect_verify_access_token().returning(|_| {
-            Ok(AccessClaims {
-                user_id: UserId::generate(),
-                session_id: SessionId::generate(),
-            })
-        });
-        mocks
-            .sessions
-            .expect_find_active_user()
-            .returning(|_, _, _| Ok(None));
+        mocks.access_token_names(UserId::generate(), SessionId::generate());
+        mocks.session_finds(None);
         assert!(matches!(
             service(mocks).authenticate("jwt").await,
             Err(AuthenticateError::InvalidToken)

@@ -6,7 +6,7 @@ use time::Duration;
 use super::*;
 use crate::model::*;
 use crate::model::{RefreshTokenHash, Session, User};
-use crate::ports::{AccessToken, RefreshToken};
+use crate::ports::RefreshToken;
 use crate::services::fixtures::{Mocks, NOW, password};
 
 pub(super) fn service(mocks: Mocks) -> AuthService {
@@ -42,25 +42,12 @@ pub(super) fn expect_tokens(mocks: &mut Mocks) {
         .expect_successor_refresh_token()
         .returning(|_| RefreshToken {
             secret: SecretString::from("fresh"),
-            hash: RefreshTokenHash::new("fresh-hash".into()),
+            hash: RefreshTokenHash::new("fresh".into()),
         });
     // Hashes are current unless a test says otherwise.
     mocks.hasher.expect_needs_rehash().return_const(false);
-    mocks.tokens.expect_new_refresh_token().returning(|| {
-        Ok(RefreshToken {
-            secret: SecretString::from("fresh"),
-            hash: RefreshTokenHash::new("fresh-hash".into()),
-        })
-    });
-    mocks
-        .tokens
-        .expect_issue_access_token()
-        .returning(|_, _, _| {
-            Ok(AccessToken {
-                token: "jwt".into(),
-                expires_in: 1800,
-            })
-        });
+    mocks.issues_refresh_tokens("fresh");
+    mocks.issues_access_tokens();
 }
 
 pub(super) fn login(login: &str, pw: &str) -> LoginRequest {

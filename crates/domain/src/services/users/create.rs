@@ -5,21 +5,17 @@ use tracing::info;
 use super::UserService;
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Email, FullName, Password, PasswordError, User, UserView,
-    Username,
+    AuditEvent, AuditKind, ClientInfo, Email, FullName, Password, User, UserView, Username,
 };
 use crate::services::{NewUserError, insert_user};
 
 /// A user created by a superuser.
 #[derive(Debug)]
+#[allow(missing_docs)] // each field is the user's field of the same name
 pub struct CreateUser {
-    /// Address.
     pub email: Email,
-    /// Login name.
     pub username: Username,
-    /// Password, length-checked.
     pub password: Password,
-    /// Display name.
     pub full_name: Option<FullName>,
     /// Defaults to true.
     pub is_active: Option<bool>,
@@ -35,36 +31,19 @@ pub enum CreateUserError {
     /// The caller is no superuser.
     #[error("not enough permissions")]
     Forbidden,
-    /// The address belongs to another account.
-    #[error("email already registered")]
-    EmailTaken,
-    /// The username belongs to another account.
-    #[error("username already taken")]
-    UsernameTaken,
-    /// The password contains personal information.
+    /// The user could not be stored.
     #[error(transparent)]
-    WeakPassword(PasswordError),
-    /// Infrastructure failure.
-    #[error(transparent)]
-    Port(#[from] PortError),
+    Refused(#[from] NewUserError),
 }
 
-impl From<NewUserError> for CreateUserError {
-    fn from(err: NewUserError) -> Self {
-        match err {
-            NewUserError::EmailTaken => Self::EmailTaken,
-            NewUserError::UsernameTaken => Self::UsernameTaken,
-            NewUserError::WeakPassword(err) => Self::WeakPassword(err),
-            NewUserError::Port(err) => Self::Port(err),
-        }
+impl From<PortError> for CreateUserError {
+    fn from(err: PortError) -> Self {
+        Self::Refused(err.into())
     }
 }
 
 impl UserService {
     /// Creates a user with any flags (superusers only).
-    ///
-    /// # Errors
-    /// [`CreateUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, username = %cmd.username))]
     pub async fn create(
         &self,
@@ -155,10 +134,7 @@ mod tests {
     #[tokio::test]
     async fn create_keeps_the_flags_a_superuser_sets() {
         let mut mocks = Mocks::default();
-        mocks
-            .hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("h".into())));
+        mocks.hashes_to("h");
         mocks
             .users
             .expect_insert()
@@ -193,10 +169,7 @@ mod tests {
     async fn the_first_superuser_is_verified_and_gets_no_mail() {
         let mut mocks = Mocks::default();
         mocks.users.expect_find_by_login().returning(|_| Ok(None));
-        mocks
-            .hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("h".into())));
+        mocks.hashes_to("h");
         mocks
             .users
             .expect_insert()
@@ -220,10 +193,7 @@ mod tests {
             .users
             .expect_find_by_login()
             .returning(move |_| Ok(existing.next().flatten()));
-        mocks
-            .hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("h".into())));
+        mocks.hashes_to("h");
         mocks
             .users
             .expect_insert()
@@ -249,10 +219,7 @@ mod tests {
     async fn ensure_superuser_that_another_instance_created_first_is_done() {
         let mut mocks = Mocks::default();
         mocks.users.expect_find_by_login().returning(|_| Ok(None));
-        mocks
-            .hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("h".into())));
+        mocks.hashes_to("h");
         mocks
             .users
             .expect_insert()

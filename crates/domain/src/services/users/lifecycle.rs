@@ -27,7 +27,7 @@ pub enum DeleteUserError {
     /// The user kept changing under this request.
     #[error("the user changed while this request ran; try again")]
     Conflict,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -44,7 +44,7 @@ pub enum RestoreUserError {
     /// The user kept changing under this request.
     #[error("the user changed while this request ran; try again")]
     Conflict,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -58,7 +58,7 @@ pub enum UnlockUserError {
     /// The caller is no superuser.
     #[error("not enough permissions")]
     Forbidden,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -66,9 +66,6 @@ pub enum UnlockUserError {
 impl UserService {
     /// Soft-deletes a user and ends all their sessions. Of concurrent
     /// deletions one succeeds; the others find the user deleted (404).
-    ///
-    /// # Errors
-    /// [`DeleteUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
     pub async fn delete(
         &self,
@@ -128,9 +125,6 @@ impl UserService {
     }
 
     /// Re-activates a soft-deleted user (superusers only).
-    ///
-    /// # Errors
-    /// [`RestoreUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
     pub async fn restore(
         &self,
@@ -181,9 +175,6 @@ impl UserService {
 
     /// Lifts every login lock on the user's e-mail and username, from every
     /// address (superusers only).
-    ///
-    /// # Errors
-    /// [`UnlockUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
     pub async fn unlock(
         &self,

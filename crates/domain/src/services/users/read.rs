@@ -44,7 +44,7 @@ pub enum ListUsersError {
     /// Only superusers may order by e-mail: the order would reveal addresses.
     #[error("only superusers can sort by email")]
     SortForbidden,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -58,7 +58,7 @@ pub enum GetUserError {
     /// No such user, or deactivated and the caller is no superuser.
     #[error("user not found")]
     NotFound,
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -66,9 +66,6 @@ pub enum GetUserError {
 impl UserService {
     /// A page of the users the caller may see. Nothing a non-superuser may
     /// not read (deactivated users, e-mail addresses) filters or orders it.
-    ///
-    /// # Errors
-    /// [`ListUsersError`].
     pub async fn list(
         &self,
         actor: &User,
@@ -111,9 +108,6 @@ impl UserService {
     }
 
     /// One user, if the caller may see it.
-    ///
-    /// # Errors
-    /// [`GetUserError`].
     pub async fn get(&self, actor: &User, id: UserId) -> Result<UserView, GetUserError> {
         let user = self
             .visible(actor, id)
@@ -125,9 +119,6 @@ impl UserService {
     /// [`UserService::get`] for the caller a verified access token names:
     /// the session check and the read are one round trip, with the same
     /// rules (an ended session or a deactivated caller is refused at once).
-    ///
-    /// # Errors
-    /// [`GetUserError`].
     pub async fn get_as(&self, caller: AccessClaims, id: UserId) -> Result<UserView, GetUserError> {
         let now = self.ports.clock.now();
         let (actor, target) = self

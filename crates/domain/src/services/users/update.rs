@@ -61,7 +61,7 @@ pub enum UpdateUserError {
         /// Time left on the lock.
         retry_after: Duration,
     },
-    /// Infrastructure failure.
+    /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -72,9 +72,6 @@ impl UserService {
     /// conditional on the version the rules were checked against; when
     /// another write landed first the rules are checked again on the new
     /// state (or, with `if_match`, the caller gets `PreconditionFailed`).
-    ///
-    /// # Errors
-    /// [`UpdateUserError`].
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
     pub async fn update(
         &self,
