@@ -15,7 +15,7 @@ pub use ids::{SessionId, UserId};
 pub use mail::{Mail, MailJob, MailKind};
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use session::{ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary};
-pub use user::{FullName, FullNameError, User, UserView};
+pub use user::{FullName, FullNameError, Taken, User, UserView};
 pub use username::{Username, UsernameError};
 
 /// Whether a string holds a character no field accepts (PostgreSQL cannot store NUL).

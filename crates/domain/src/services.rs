@@ -26,7 +26,7 @@ pub use users::{
 
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, PasswordError, PasswordPolicy, User, UserId,
+    AuditEvent, AuditKind, ClientInfo, PasswordError, PasswordPolicy, Taken, User, UserId,
 };
 use crate::ports::{
     AuditLog, Clock, InsertUserError, LoginThrottle, MailQueue, PasswordHasher, SessionRepository,
@@ -50,12 +50,9 @@ pub struct Ports {
 /// Why a new user (registered, or created by a superuser) was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum NewUserError {
-    /// The address belongs to another account.
-    #[error("email already registered")]
-    EmailTaken,
-    /// The username belongs to another account.
-    #[error("username already taken")]
-    UsernameTaken,
+    /// Another user has the address or the username.
+    #[error(transparent)]
+    Taken(Taken),
     /// The password contains the username or the address.
     #[error(transparent)]
     WeakPassword(PasswordError),
@@ -100,8 +97,8 @@ async fn insert_user(
         .insert(&user, &event)
         .await
         .map_err(|err| match err {
-            InsertUserError::EmailTaken => NewUserError::EmailTaken,
-            InsertUserError::UsernameTaken => NewUserError::UsernameTaken,
+            InsertUserError::EmailTaken => NewUserError::Taken(Taken::Email),
+            InsertUserError::UsernameTaken => NewUserError::Taken(Taken::Username),
             InsertUserError::Port(err) => NewUserError::Port(err),
         })?;
     if !user.is_verified {

@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use userhub_domain::PortError;
-use userhub_domain::model::PasswordError;
+use userhub_domain::model::{PasswordError, Taken};
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
     GetUserError, ListAuditEventsError, ListUsersError, LoginError, NewUserError, RefreshError,
@@ -354,11 +354,19 @@ fn retry_after_seconds(wait: time::Duration) -> u64 {
     u64::try_from(wait.whole_seconds() + 1).unwrap_or(1)
 }
 
+impl From<Taken> for ApiError {
+    fn from(taken: Taken) -> Self {
+        Self::Conflict(match taken {
+            Taken::Email => EMAIL_TAKEN,
+            Taken::Username => USERNAME_TAKEN,
+        })
+    }
+}
+
 impl From<NewUserError> for ApiError {
     fn from(err: NewUserError) -> Self {
         match err {
-            NewUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
-            NewUserError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
+            NewUserError::Taken(taken) => taken.into(),
             NewUserError::WeakPassword(e) => Self::weak_password("password", e),
             NewUserError::Port(e) => e.into(),
         }
@@ -433,8 +441,7 @@ impl From<UpdateUserError> for ApiError {
         match err {
             UpdateUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
             UpdateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
-            UpdateUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN),
-            UpdateUserError::UsernameTaken => Self::Conflict(USERNAME_TAKEN),
+            UpdateUserError::Taken(taken) => taken.into(),
             UpdateUserError::WeakPassword(e) => Self::weak_password("password", e),
             UpdateUserError::LastSuperuser => {
                 Self::Conflict("The last active superuser cannot be deactivated or demoted")

@@ -50,6 +50,17 @@ impl fmt::Display for FullName {
     }
 }
 
+/// A unique field of a user that another user holds already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Taken {
+    /// The e-mail address.
+    #[error("email already registered")]
+    Email,
+    /// The username.
+    #[error("username already taken")]
+    Username,
+}
+
 /// A UserHub account. A soft-deleted user is one with `is_active == false`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {

@@ -138,6 +138,15 @@ impl Mocks {
 }
 
 impl Mocks {
+    /// Lookups by id find these users in turn, then none: a row that
+    /// another write changed between two reads.
+    pub fn reads_in_turn(&mut self, users: Vec<User>) {
+        let mut reads = users.into_iter();
+        self.users
+            .expect_find_by_id()
+            .returning(move |_| Ok(reads.next()));
+    }
+
     /// Every password hashes to `hash`.
     pub fn hashes_to(&mut self, hash: &'static str) {
         self.hasher

@@ -144,8 +144,8 @@ mod tests {
                 .await
                 .unwrap_err();
             match (err, expected) {
-                (NewUserError::EmailTaken, "email") | (NewUserError::UsernameTaken, "username") => {
-                }
+                (NewUserError::Taken(Taken::Email), "email")
+                | (NewUserError::Taken(Taken::Username), "username") => {}
                 (err, _) => panic!("unexpected {err:?}"),
             }
         }

@@ -91,7 +91,7 @@ impl UserService {
                 info!(user_id = %user.id, "first superuser created");
                 Ok(true)
             }
-            Err(NewUserError::EmailTaken | NewUserError::UsernameTaken) => Ok(false),
+            Err(NewUserError::Taken(_)) => Ok(false),
             Err(err) => Err(err.into()),
         }
     }

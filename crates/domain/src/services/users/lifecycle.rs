@@ -372,12 +372,8 @@ mod tests {
             version: 2,
             ..bob.clone()
         };
-        let mut reads = vec![bob.clone(), gone].into_iter();
         let mut mocks = Mocks::default();
-        mocks
-            .users
-            .expect_find_by_id()
-            .returning(move |_| Ok(reads.next()));
+        mocks.reads_in_turn(vec![bob.clone(), gone]);
         mocks
             .users
             .expect_deactivate()

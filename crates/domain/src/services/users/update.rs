@@ -7,7 +7,7 @@ use super::{MAX_ATTEMPTS, UserService};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, Email, FullName, Password, PasswordError, PasswordHash,
-    User, UserId, UserView, Username,
+    Taken, User, UserId, UserView, Username,
 };
 use crate::ports::{PatchUserError, UserPatch, WriteGuard};
 
@@ -37,12 +37,9 @@ pub enum UpdateUserError {
     /// Someone else's account, or a superuser-only field changed.
     #[error("not enough permissions")]
     Forbidden,
-    /// The address belongs to another account.
-    #[error("email already registered")]
-    EmailTaken,
-    /// The username belongs to another account.
-    #[error("username already taken")]
-    UsernameTaken,
+    /// The new address or username is another user's.
+    #[error(transparent)]
+    Taken(Taken),
     /// The new password contains personal information.
     #[error(transparent)]
     WeakPassword(PasswordError),
@@ -170,8 +167,12 @@ impl UserService {
                 }
                 Err(PatchUserError::Stale) => continue,
                 Err(PatchUserError::NotFound) => return Err(UpdateUserError::NotFound),
-                Err(PatchUserError::EmailTaken) => return Err(UpdateUserError::EmailTaken),
-                Err(PatchUserError::UsernameTaken) => return Err(UpdateUserError::UsernameTaken),
+                Err(PatchUserError::EmailTaken) => {
+                    return Err(UpdateUserError::Taken(Taken::Email));
+                }
+                Err(PatchUserError::UsernameTaken) => {
+                    return Err(UpdateUserError::Taken(Taken::Username));
+                }
                 Err(PatchUserError::LastSuperuser) => return Err(UpdateUserError::LastSuperuser),
                 Err(PatchUserError::ActorChanged) => return Err(UpdateUserError::Forbidden),
                 Err(PatchUserError::Port(err)) => return Err(err.into()),
@@ -523,13 +524,8 @@ mod tests {
             version: 2,
             ..bob.clone()
         };
-        let mut reads = vec![bob.clone(), deactivated].into_iter();
         let mut mocks = Mocks::default();
-        mocks
-            .users
-            .expect_find_by_id()
-            .times(2)
-            .returning(move |_| Ok(reads.next()));
+        mocks.reads_in_turn(vec![bob.clone(), deactivated]);
         mocks
             .users
             .expect_update()
