@@ -532,7 +532,7 @@ impl Settings {
         self.check_pooler()?;
         self.check_mail()?;
         tracing_subscriber::EnvFilter::try_new(&self.rust_log)
-            .map_err(|err| anyhow::anyhow!("RUST_LOG={}: {err}", self.rust_log))?;
+            .with_context(|| format!("RUST_LOG={}", self.rust_log))?;
         Ok(())
     }
 
@@ -880,7 +880,7 @@ impl Settings {
                 );
                 let mut random = [0_u8; 32];
                 getrandom::fill(&mut random)
-                    .map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+                    .context("no system randomness")?;
                 Ok(SecretString::from(
                     random
                         .iter()
