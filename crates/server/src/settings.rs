@@ -879,8 +879,7 @@ impl Settings {
                     "JWT_SECRET_KEY is not set: using a random key for this run; tokens end with it"
                 );
                 let mut random = [0_u8; 32];
-                getrandom::fill(&mut random)
-                    .context("no system randomness")?;
+                getrandom::fill(&mut random).context("no system randomness")?;
                 Ok(SecretString::from(
                     random
                         .iter()

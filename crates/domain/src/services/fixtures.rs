@@ -10,7 +10,7 @@ use time::macros::datetime;
 
 use super::Ports;
 use crate::model::{
-    Email, Password, PasswordHash, RefreshTokenHash, SessionId, User, UserId, Username,
+    Email, Password, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId, Username,
 };
 use crate::ports::{
     AccessClaims, AccessToken, MockAuditLog, MockClock, MockLoginThrottle, MockMailQueue,
@@ -96,9 +96,14 @@ pub fn password(raw: &str) -> Password {
 impl Mocks {
     /// A throttle with no failures recorded for anyone.
     pub fn throttle_clear(&mut self) {
+        self.throttle_reports(ThrottleState::default());
+    }
+
+    /// Every throttle read reports `state`.
+    pub fn throttle_reports(&mut self, state: ThrottleState) {
         self.throttle
             .expect_state()
-            .returning(|_, _| Ok(ThrottleState::default()));
+            .returning(move |_, _| Ok(state));
     }
 }
 
@@ -138,6 +143,25 @@ impl Mocks {
 }
 
 impl Mocks {
+    /// Every lookup by id finds `user`.
+    pub fn finds_by_id(&mut self, user: &User) {
+        let user = user.clone();
+        self.users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(user.clone())));
+    }
+
+    /// Every presented refresh token hashes to `hash`, and the session
+    /// lookup by that hash finds `session`.
+    pub fn refresh_token_finds(&mut self, hash: &'static str, session: Option<Session>) {
+        self.tokens
+            .expect_hash_refresh_token()
+            .returning(move |_| RefreshTokenHash::new(hash.into()));
+        self.sessions
+            .expect_find_by_refresh_token()
+            .returning(move |_| Ok(session.clone()));
+    }
+
     /// Lookups by id find these users in turn, then none: a row that
     /// another write changed between two reads.
     pub fn reads_in_turn(&mut self, users: Vec<User>) {

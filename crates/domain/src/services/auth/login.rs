@@ -363,43 +363,35 @@ mod tests {
                     ..ThrottleState::default()
                 })
             });
-        let err = service(mocks)
-            .login(login("ada", "right"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, LoginError::Locked { retry_after } if retry_after == Duration::seconds(42))
-        );
+        assert_eq!(locked_for(mocks).await, Duration::seconds(42));
+    }
+
+    /// How long a login by ada is refused as locked.
+    async fn locked_for(mocks: Mocks) -> Duration {
+        match service(mocks).login(login("ada", "right")).await {
+            Err(LoginError::Locked { retry_after }) => retry_after,
+            other => panic!("not locked: {other:?}"),
+        }
     }
 
     #[tokio::test]
     async fn an_exhausted_name_budget_refuses_from_every_address() {
         let mut mocks = Mocks::default();
-        mocks.throttle.expect_state().returning(|_, _| {
-            Ok(ThrottleState {
-                name_failures: 100,
-                name_window_start: Some(NOW - Duration::minutes(15)),
-                ..ThrottleState::default()
-            })
+        mocks.throttle_reports(ThrottleState {
+            name_failures: 100,
+            name_window_start: Some(NOW - Duration::minutes(15)),
+            ..ThrottleState::default()
         });
-        let err = service(mocks)
-            .login(login("ada", "right"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, LoginError::Locked { retry_after } if retry_after == Duration::minutes(45))
-        );
+        assert_eq!(locked_for(mocks).await, Duration::minutes(45));
     }
 
     #[tokio::test]
     async fn an_expired_lock_no_longer_refuses() {
         let ada = user("ada");
         let mut mocks = Mocks::default();
-        mocks.throttle.expect_state().returning(|_, _| {
-            Ok(ThrottleState {
-                pair_locked_until: Some(NOW),
-                ..ThrottleState::default()
-            })
+        mocks.throttle_reports(ThrottleState {
+            pair_locked_until: Some(NOW),
+            ..ThrottleState::default()
         });
         mocks.throttle.expect_clear_pair().returning(|_, _| Ok(()));
         mocks.finds_by_login(&ada);

@@ -119,18 +119,8 @@ mod tests {
         let live = session(&ada);
         let sid = live.id;
         let mut mocks = Mocks::default();
-        mocks
-            .tokens
-            .expect_hash_refresh_token()
-            .returning(|_| RefreshTokenHash::new("old".into()));
-        mocks
-            .sessions
-            .expect_find_by_refresh_token()
-            .returning(move |_| Ok(Some(live.clone())));
-        mocks
-            .users
-            .expect_find_by_id()
-            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.refresh_token_finds("old", Some(live));
+        mocks.finds_by_id(&ada);
         mocks
             .sessions
             .expect_rotate()
@@ -155,14 +145,7 @@ mod tests {
     async fn refresh_with_a_spent_token_revokes_the_whole_session() {
         let sid = SessionId::generate();
         let mut mocks = Mocks::default();
-        mocks
-            .tokens
-            .expect_hash_refresh_token()
-            .returning(|_| RefreshTokenHash::new("spent".into()));
-        mocks
-            .sessions
-            .expect_find_by_refresh_token()
-            .returning(|_| Ok(None));
+        mocks.refresh_token_finds("spent", None);
         mocks
             .sessions
             .expect_find_by_spent_token()
@@ -191,14 +174,7 @@ mod tests {
     #[tokio::test]
     async fn refresh_with_an_unknown_token_revokes_nothing() {
         let mut mocks = Mocks::default();
-        mocks
-            .tokens
-            .expect_hash_refresh_token()
-            .returning(|_| RefreshTokenHash::new("x".into()));
-        mocks
-            .sessions
-            .expect_find_by_refresh_token()
-            .returning(|_| Ok(None));
+        mocks.refresh_token_finds("x", None);
         mocks
             .sessions
             .expect_find_by_spent_token()
@@ -224,14 +200,7 @@ mod tests {
             },
         ] {
             let mut mocks = Mocks::default();
-            mocks
-                .tokens
-                .expect_hash_refresh_token()
-                .returning(|_| RefreshTokenHash::new("x".into()));
-            mocks
-                .sessions
-                .expect_find_by_refresh_token()
-                .returning(move |_| Ok(Some(s.clone())));
+            mocks.refresh_token_finds("x", Some(s));
             let err = service(mocks)
                 .refresh("t", &ClientInfo::default())
                 .await
@@ -246,18 +215,8 @@ mod tests {
         let live = session(&ada);
         let sid = live.id;
         let mut mocks = Mocks::default();
-        mocks
-            .tokens
-            .expect_hash_refresh_token()
-            .returning(|_| RefreshTokenHash::new("old".into()));
-        mocks
-            .sessions
-            .expect_find_by_refresh_token()
-            .returning(move |_| Ok(Some(live.clone())));
-        mocks
-            .users
-            .expect_find_by_id()
-            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.refresh_token_finds("old", Some(live));
+        mocks.finds_by_id(&ada);
         mocks
             .tokens
             .expect_successor_refresh_token()
@@ -295,18 +254,8 @@ mod tests {
         };
         let live = session(&ada);
         let mut mocks = Mocks::default();
-        mocks
-            .tokens
-            .expect_hash_refresh_token()
-            .returning(|_| RefreshTokenHash::new("old".into()));
-        mocks
-            .sessions
-            .expect_find_by_refresh_token()
-            .returning(move |_| Ok(Some(live.clone())));
-        mocks
-            .users
-            .expect_find_by_id()
-            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.refresh_token_finds("old", Some(live));
+        mocks.finds_by_id(&ada);
         mocks
             .sessions
             .expect_revoke()
@@ -349,10 +298,7 @@ mod tests {
         let live = session(&ada);
         let mut mocks = Mocks::default();
         spent_within(&mut mocks, &live, NOW - Duration::seconds(3));
-        mocks
-            .users
-            .expect_find_by_id()
-            .returning(move |_| Ok(Some(ada.clone())));
+        mocks.finds_by_id(&ada);
         mocks.issues_access_tokens();
         // Neither rotate nor revoke is expected.
         let tokens = service_with_grace(mocks, Duration::seconds(5))
