@@ -251,10 +251,7 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(()));
         expect_tokens(&mut mocks);
-        let tokens = service(mocks)
-            .login(login("  Ada@Example.com ", "pw"))
-            .await
-            .unwrap();
+        let tokens = log_in(mocks, "  Ada@Example.com ", "pw").await.unwrap();
         assert_eq!(tokens.access_token, "jwt");
         assert_eq!(tokens.expires_in, 1800);
         assert_eq!(tokens.user_id, id);
@@ -288,10 +285,7 @@ mod tests {
             .withf(|_, hash| hash.as_str() == "dummy")
             .times(1)
             .returning(|_, _| Ok(false));
-        let err = service(mocks)
-            .login(login("nobody", "pw"))
-            .await
-            .unwrap_err();
+        let err = log_in(mocks, "nobody", "pw").await.unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
     }
 
@@ -321,10 +315,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _, _| Ok(ThrottleState::default()));
-        let err = service(mocks)
-            .login(login("ada", "wrong"))
-            .await
-            .unwrap_err();
+        let err = log_in(mocks, "ada", "wrong").await.unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
     }
 
@@ -342,10 +333,7 @@ mod tests {
             .expect_verify()
             .times(1)
             .returning(|_, _| Ok(true));
-        let err = service(mocks)
-            .login(login("ada", "right"))
-            .await
-            .unwrap_err();
+        let err = log_in(mocks, "ada", "right").await.unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
     }
 
@@ -368,7 +356,7 @@ mod tests {
 
     /// How long a login by ada is refused as locked.
     async fn locked_for(mocks: Mocks) -> Duration {
-        match service(mocks).login(login("ada", "right")).await {
+        match log_in(mocks, "ada", "right").await {
             Err(LoginError::Locked { retry_after }) => retry_after,
             other => panic!("not locked: {other:?}"),
         }
@@ -407,7 +395,7 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(()));
         expect_tokens(&mut mocks);
-        assert!(service(mocks).login(login("ada", "right")).await.is_ok());
+        assert!(log_in(mocks, "ada", "right").await.is_ok());
     }
 
     #[tokio::test]
@@ -442,10 +430,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _, _| Ok(true));
-        let err = service(mocks)
-            .login(login("ada", "wrong"))
-            .await
-            .unwrap_err();
+        let err = log_in(mocks, "ada", "wrong").await.unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
     }
 
@@ -467,10 +452,7 @@ mod tests {
                 })
             });
         mocks.throttle.expect_lock_pair().never();
-        let err = service(mocks)
-            .login(login("ada", "wrong"))
-            .await
-            .unwrap_err();
+        let err = log_in(mocks, "ada", "wrong").await.unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
     }
 
@@ -488,10 +470,7 @@ mod tests {
             .expect_create()
             .returning(|_, _, _| Ok(false));
         mocks.users.expect_record_login().never();
-        let err = service(mocks)
-            .login(login("ada", "right"))
-            .await
-            .unwrap_err();
+        let err = log_in(mocks, "ada", "right").await.unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
     }
 
@@ -525,11 +504,10 @@ mod tests {
             .returning(|_, _| Ok(()));
         mocks.issues_refresh_tokens("r");
         mocks.issues_access_tokens();
-        assert!(
-            service(mocks)
-                .login(login("ada", "correct horse battery"))
-                .await
-                .is_ok()
-        );
+        assert!(log_in(mocks, "ada", "correct horse battery").await.is_ok());
+    }
+
+    async fn log_in(mocks: Mocks, name: &str, password: &str) -> Result<IssuedTokens, LoginError> {
+        service(mocks).login(login(name, password)).await
     }
 }

@@ -291,10 +291,7 @@ mod tests {
             email: Some(Email::parse("ada@new.example").unwrap()),
             ..UserChanges::default()
         };
-        let view = service(mocks)
-            .update(&ada, ada.id, changes, None, &ClientInfo::default())
-            .await
-            .unwrap();
+        let view = update(mocks, &ada, ada.id, changes).await.unwrap();
         assert!(!view.user().is_verified);
     }
 
@@ -307,8 +304,7 @@ mod tests {
             full_name: Some(None),
             ..UserChanges::default()
         };
-        let err = service(mocks)
-            .update(&user("ada"), bob.id, changes, None, &ClientInfo::default())
+        let err = update(mocks, &user("ada"), bob.id, changes)
             .await
             .unwrap_err();
         assert!(matches!(err, UpdateUserError::Forbidden));
@@ -334,10 +330,7 @@ mod tests {
             is_superuser: Some(false),
             ..UserChanges::default()
         };
-        let view = service(mocks)
-            .update(&ada, ada.id, changes, None, &ClientInfo::default())
-            .await
-            .unwrap();
+        let view = update(mocks, &ada, ada.id, changes).await.unwrap();
         assert_eq!(view.user().username.as_str(), "ada2");
     }
 
@@ -356,10 +349,7 @@ mod tests {
             let ada = user("ada");
             let mut mocks = Mocks::default();
             found(&mut mocks, &ada);
-            let err = service(mocks)
-                .update(&ada, ada.id, changes, None, &ClientInfo::default())
-                .await
-                .unwrap_err();
+            let err = update(mocks, &ada, ada.id, changes).await.unwrap_err();
             assert!(matches!(err, UpdateUserError::Forbidden));
         }
     }
@@ -391,9 +381,7 @@ mod tests {
                 password: Some(password("some password")),
                 ..UserChanges::default()
             };
-            let result = service(mocks)
-                .update(&ada, ada.id, changes, None, &ClientInfo::default())
-                .await;
+            let result = update(mocks, &ada, ada.id, changes).await;
             assert_eq!(result.is_ok(), ok, "{result:?}");
             if !ok {
                 assert!(matches!(result, Err(UpdateUserError::Forbidden)));
@@ -424,14 +412,7 @@ mod tests {
             password: Some(password("new passphrase")),
             ..UserChanges::default()
         };
-        service(mocks)
-            .update(
-                &superuser("root"),
-                bob.id,
-                changes,
-                None,
-                &ClientInfo::default(),
-            )
+        update(mocks, &superuser("root"), bob.id, changes)
             .await
             .unwrap();
     }
@@ -446,14 +427,7 @@ mod tests {
             password: Some(password("i-am-robert")),
             ..UserChanges::default()
         };
-        let err = service(mocks)
-            .update(
-                &superuser("root"),
-                bob.id,
-                changes,
-                None,
-                &ClientInfo::default(),
-            )
+        let err = update(mocks, &superuser("root"), bob.id, changes)
             .await
             .unwrap_err();
         assert!(matches!(
@@ -477,10 +451,7 @@ mod tests {
             is_superuser: Some(false),
             ..UserChanges::default()
         };
-        let err = service(mocks)
-            .update(&root, root.id, changes, None, &ClientInfo::default())
-            .await
-            .unwrap_err();
+        let err = update(mocks, &root, root.id, changes).await.unwrap_err();
         assert!(matches!(err, UpdateUserError::LastSuperuser));
     }
 
@@ -501,14 +472,7 @@ mod tests {
             is_active: Some(false),
             ..UserChanges::default()
         };
-        service(mocks)
-            .update(
-                &superuser("root"),
-                bob.id,
-                changes,
-                None,
-                &ClientInfo::default(),
-            )
+        update(mocks, &superuser("root"), bob.id, changes)
             .await
             .unwrap();
     }
@@ -536,10 +500,7 @@ mod tests {
             full_name: Some(Some(FullName::parse("Robert").unwrap())),
             ..UserChanges::default()
         };
-        let err = service(mocks)
-            .update(&bob, bob.id, changes, None, &ClientInfo::default())
-            .await
-            .unwrap_err();
+        let err = update(mocks, &bob, bob.id, changes).await.unwrap_err();
         assert!(matches!(err, UpdateUserError::NotFound));
     }
 
@@ -553,8 +514,7 @@ mod tests {
             full_name: Some(None),
             ..UserChanges::default()
         };
-        let err = service(mocks)
-            .update(&bob, bob.id, changes, Some(7), &ClientInfo::default())
+        let err = update_if_match(mocks, &bob, bob.id, changes, Some(7))
             .await
             .unwrap_err();
         assert!(matches!(err, UpdateUserError::PreconditionFailed));
@@ -576,10 +536,28 @@ mod tests {
             password: Some(password("a guess at it")),
             ..UserChanges::default()
         };
-        let err = service(mocks)
-            .update(&ada, ada.id, changes, None, &ClientInfo::default())
-            .await
-            .unwrap_err();
+        let err = update(mocks, &ada, ada.id, changes).await.unwrap_err();
         assert!(matches!(err, UpdateUserError::Locked { .. }));
+    }
+
+    async fn update(
+        mocks: Mocks,
+        actor: &User,
+        target: UserId,
+        changes: UserChanges,
+    ) -> Result<UserView, UpdateUserError> {
+        update_if_match(mocks, actor, target, changes, None).await
+    }
+
+    async fn update_if_match(
+        mocks: Mocks,
+        actor: &User,
+        target: UserId,
+        changes: UserChanges,
+        if_match: Option<u64>,
+    ) -> Result<UserView, UpdateUserError> {
+        service(mocks)
+            .update(actor, target, changes, if_match, &ClientInfo::default())
+            .await
     }
 }
