@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use userhub_domain::model::{
     ClientInfo, MailKind, NewSession, PasswordHash, RefreshTokenHash, SessionId, User,
 };
@@ -59,22 +59,33 @@ async fn with_user(s: &Stores, name: &str) -> User {
     u
 }
 
-async fn a_reset_token_works_once_before_it_expires(backend: Backend) {
-    let s = stores(backend).await;
-    let ada = with_user(&s, "ada").await;
-    let t0 = now();
+/// Issues a reset token of `user` at `at`, valid until `until`.
+async fn issue_reset(
+    s: &Stores,
+    user: &User,
+    token: &RefreshTokenHash,
+    until: OffsetDateTime,
+    at: OffsetDateTime,
+) {
     s.tokens
         .issue(
             MailKind::PasswordReset,
-            ada.id,
-            &ada.email,
-            &hash("t"),
-            t0 + Duration::minutes(30),
-            t0,
+            user.id,
+            &user.email,
+            token,
+            until,
+            at,
             None,
         )
         .await
         .unwrap();
+}
+
+async fn a_reset_token_works_once_before_it_expires(backend: Backend) {
+    let s = stores(backend).await;
+    let ada = with_user(&s, "ada").await;
+    let t0 = now();
+    issue_reset(&s, &ada, &hash("t"), t0 + Duration::minutes(30), t0).await;
     // Expired at its expiry time, and not found under another hash.
     let late = t0 + Duration::minutes(30);
     assert!(
@@ -124,42 +135,9 @@ async fn a_newer_reset_token_supersedes_the_older(backend: Backend) {
     let bob = with_user(&s, "bob").await;
     let t0 = now();
     let until = t0 + Duration::minutes(30);
-    s.tokens
-        .issue(
-            MailKind::PasswordReset,
-            ada.id,
-            &ada.email,
-            &hash("first"),
-            until,
-            t0,
-            None,
-        )
-        .await
-        .unwrap();
-    s.tokens
-        .issue(
-            MailKind::PasswordReset,
-            bob.id,
-            &bob.email,
-            &hash("bobs"),
-            until,
-            t0,
-            None,
-        )
-        .await
-        .unwrap();
-    s.tokens
-        .issue(
-            MailKind::PasswordReset,
-            ada.id,
-            &ada.email,
-            &hash("second"),
-            until,
-            t0,
-            None,
-        )
-        .await
-        .unwrap();
+    issue_reset(&s, &ada, &hash("first"), until, t0).await;
+    issue_reset(&s, &bob, &hash("bobs"), until, t0).await;
+    issue_reset(&s, &ada, &hash("second"), until, t0).await;
     assert!(
         s.tokens
             .find_reset(&hash("first"), t0)
@@ -190,18 +168,7 @@ async fn concurrent_resets_with_one_token_have_one_winner(backend: Backend) {
         let u = with_user(&s, &format!("user{round}")).await;
         let t0 = now();
         let token = hash(&format!("t{round}"));
-        s.tokens
-            .issue(
-                MailKind::PasswordReset,
-                u.id,
-                &u.email,
-                &token,
-                t0 + Duration::minutes(30),
-                t0,
-                None,
-            )
-            .await
-            .unwrap();
+        issue_reset(&s, &u, &token, t0 + Duration::minutes(30), t0).await;
         let attempts = (0..4).map(|_| {
             let tokens = s.tokens.clone();
             let token = token.clone();
@@ -250,18 +217,7 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
             .len(),
         2
     );
-    s.tokens
-        .issue(
-            MailKind::PasswordReset,
-            ada.id,
-            &ada.email,
-            &hash("t"),
-            t0 + Duration::minutes(30),
-            t0,
-            None,
-        )
-        .await
-        .unwrap();
+    issue_reset(&s, &ada, &hash("t"), t0 + Duration::minutes(30), t0).await;
     s.tokens
         .reset_password(&hash("t"), &new_hash(), t0, &any_event())
         .await
@@ -276,18 +232,7 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
     );
 
     let bob = with_user(&s, "bob").await;
-    s.tokens
-        .issue(
-            MailKind::PasswordReset,
-            bob.id,
-            &bob.email,
-            &hash("b"),
-            t0 + Duration::minutes(30),
-            t0,
-            None,
-        )
-        .await
-        .unwrap();
+    issue_reset(&s, &bob, &hash("b"), t0 + Duration::minutes(30), t0).await;
     let guard = userhub_domain::ports::WriteGuard {
         actor: bob.id,
         actor_is_superuser: false,
@@ -460,18 +405,7 @@ async fn finished_jobs_and_expired_tokens_are_purged(backend: Backend) {
     let s = stores(backend).await;
     let ada = with_user(&s, "ada").await;
     let t0 = now();
-    s.tokens
-        .issue(
-            MailKind::PasswordReset,
-            ada.id,
-            &ada.email,
-            &hash("old"),
-            t0 + Duration::minutes(30),
-            t0,
-            None,
-        )
-        .await
-        .unwrap();
+    issue_reset(&s, &ada, &hash("old"), t0 + Duration::minutes(30), t0).await;
     s.queue
         .enqueue(
             MailKind::PasswordReset,
