@@ -7,7 +7,7 @@ use actix_web::{test, web};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{PasswordPolicy, SessionId, User, UserId};
+use userhub_domain::model::{PasswordPolicy, SessionId, UserId};
 use userhub_domain::ports::{
     AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockMailer, MockRecoveryTokens,
 };
@@ -97,10 +97,6 @@ fn settings() -> ApiSettings {
         max_header_bytes: 16 * 1024,
         body_timeout: std::time::Duration::from_secs(10),
     }
-}
-
-fn ada() -> User {
-    fixtures::user("ada")
 }
 
 async fn call(
@@ -198,7 +194,7 @@ async fn an_unexpected_failure_is_an_opaque_500() {
 
 #[actix_web::test]
 async fn a_bearer_token_is_resolved_through_the_session_lookup() {
-    let user = ada();
+    let user = fixtures::user("ada");
     let (uid, sid) = (user.id, SessionId::generate());
     let mut mocks = Mocks::default();
     mocks
