@@ -84,7 +84,8 @@ pub struct JwtTokenIssuer {
 }
 
 impl JwtTokenIssuer {
-    /// Builds the issuer.
+    /// Parses the keys once; the public key, if any, is also published as
+    /// a JWK.
     ///
     /// # Errors
     /// A key that does not parse.

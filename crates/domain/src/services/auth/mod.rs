@@ -64,7 +64,7 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    /// Builds the service.
+    /// One failed-login throttle per service, built from `config.lockout`.
     #[must_use]
     pub fn new(ports: Ports, config: AuthConfig) -> Self {
         let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), config.lockout);

@@ -30,7 +30,8 @@ pub struct UserService {
 }
 
 impl UserService {
-    /// Builds the service.
+    /// `lockout` counts the wrong passwords an update checks, as logins
+    /// do, so that the update route is no way around a lock.
     #[must_use]
     pub fn new(ports: Ports, password_policy: PasswordPolicy, lockout: LockoutPolicy) -> Self {
         let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), lockout);
