@@ -1,5 +1,8 @@
 //! The traits adapters implement. Every port is `Send + Sync + 'static` so a
 //! service can hold it behind an `Arc<dyn …>` shared by all workers.
+//!
+//! A [`PortError`] from any method means the backing store failed; the
+//! `# Errors` sections list only the other outcomes.
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -369,9 +372,6 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> Result<bool, PortError>;
 
     /// The session whose *current* refresh token has this hash, live or not.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn find_by_refresh_token(
         &self,
         hash: &RefreshTokenHash,
@@ -379,9 +379,6 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// The session that once had this refresh token and has since rotated
     /// it, and when it was spent.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn find_by_spent_token(
         &self,
         hash: &RefreshTokenHash,
@@ -391,9 +388,6 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// atomically: returns `false`, changing nothing, when `old` is no longer
     /// the session's current token (a concurrent refresh won) or the session
     /// is revoked.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn rotate(
         &self,
         id: SessionId,
@@ -405,9 +399,6 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// Ends one session; ending an ended session changes nothing. Stores
     /// `event`, if any, about the session's user when it names no subject.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn revoke(
         &self,
         id: SessionId,
@@ -417,9 +408,6 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// Ends every live session of a user, except `keep` if given, and
     /// stores `event`, if any.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn revoke_all_for_user(
         &self,
         user: UserId,
@@ -430,9 +418,6 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// Ends session `session` if it is a live session of `user`; returns
     /// whether it was. Stores `event` only if it was.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn revoke_for_user(
         &self,
         user: UserId,
@@ -443,15 +428,9 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// Deletes sessions that ended (revoked, or expired before `now`) with
     /// their spent tokens; returns how many.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn purge_ended(&self, now: OffsetDateTime) -> Result<u64, PortError>;
 
     /// The user's live sessions, newest first.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn list_live_for_user(
         &self,
         user: UserId,
@@ -460,9 +439,6 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// In one round trip: the user owning live session `session` if that user
     /// is `user` and is active. This is what authenticates every request.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn find_active_user(
         &self,
         user: UserId,
@@ -473,9 +449,6 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// In one round trip: what [`SessionRepository::find_active_user`]
     /// answers, and, if that is a user, the user `other` as stored (in any
     /// state), so that a read by id costs one query with its authentication.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn find_active_user_and(
         &self,
         user: UserId,
@@ -639,9 +612,6 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// Stores a token of this kind for `user`, mailed to `email`, valid
     /// until `expires_at`, and spends every older one of theirs of the same
     /// kind (a newer request supersedes). Stores `event`, if any, with it.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     #[allow(clippy::too_many_arguments)] // one row's columns
     async fn issue(
         &self,
@@ -656,9 +626,6 @@ pub trait RecoveryTokens: Send + Sync + 'static {
 
     /// The active user of the live (unspent, unexpired) reset token with
     /// this hash, if any. Changes nothing.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn find_reset(
         &self,
         hash: &RefreshTokenHash,
@@ -671,9 +638,6 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// (changing nothing) when the token was spent, expired or superseded
     /// meanwhile, or the user deactivated. Stores `event` with the change,
     /// by and about the token's user.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn reset_password(
         &self,
         hash: &RefreshTokenHash,
@@ -687,9 +651,6 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// address the token was mailed to. Returns the user as written, or
     /// `None` (changing nothing). Stores `event` with the change, by and
     /// about the token's user.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn verify_email(
         &self,
         hash: &RefreshTokenHash,
@@ -698,9 +659,6 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     ) -> Result<Option<User>, PortError>;
 
     /// Deletes tokens that expired before `before`; returns how many.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
 }
 
@@ -712,9 +670,6 @@ pub trait MailQueue: Send + Sync + 'static {
     /// Queues a job, due at once, unless one of this kind for this address
     /// waits untaken (a flood of requests queues one mail). The job keeps
     /// where the request came from, for the audit event of its delivery.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn enqueue(
         &self,
         kind: MailKind,
@@ -726,9 +681,6 @@ pub trait MailQueue: Send + Sync + 'static {
     /// Takes up to `limit` due jobs for this worker: each counts one more
     /// attempt and is not due again before `lease_until`, so that another
     /// worker (or instance) does not take it meanwhile.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn claim(
         &self,
         now: OffsetDateTime,
@@ -737,29 +689,17 @@ pub trait MailQueue: Send + Sync + 'static {
     ) -> Result<Vec<MailJob>, PortError>;
 
     /// Marks a job done.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn complete(&self, id: uuid::Uuid, now: OffsetDateTime) -> Result<(), PortError>;
 
     /// Puts a job back, due at `at`, with the error of this attempt.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn retry(&self, id: uuid::Uuid, at: OffsetDateTime, error: &str)
     -> Result<(), PortError>;
 
     /// Gives a job up, keeping it with its error for operators.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn fail(&self, id: uuid::Uuid, now: OffsetDateTime, error: &str)
     -> Result<(), PortError>;
 
     /// Deletes finished (done or given up) jobs older than `before`.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
 }
 
@@ -792,9 +732,6 @@ pub trait Mailer: Send + Sync + 'static {
 pub trait RequestCounter: Send + Sync + 'static {
     /// Counts one request of `key` in the fixed window of length `window`
     /// that holds `now`, and returns the window's count, this one included.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn count(
         &self,
         key: &str,
@@ -803,9 +740,6 @@ pub trait RequestCounter: Send + Sync + 'static {
     ) -> Result<u32, PortError>;
 
     /// Deletes counts of windows that started before `before`.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
 }
 
@@ -817,20 +751,11 @@ pub trait RequestCounter: Send + Sync + 'static {
 pub trait AuditLog: Send + Sync + 'static {
     /// Stores an event that goes with no stored change (a refused login of
     /// an unverified user, say).
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn record(&self, event: &AuditEvent) -> Result<(), PortError>;
 
     /// The events matching `query`, newest first.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, PortError>;
 
     /// Deletes events older than `before`; returns how many.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
 }

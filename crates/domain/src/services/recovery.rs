@@ -101,9 +101,6 @@ impl RecoveryService {
 
     /// Queues a reset mail for `email` and returns: the same for every
     /// address, known or not.
-    ///
-    /// # Errors
-    /// [`PortError`] when the queue cannot be written.
     pub async fn forgot_password(
         &self,
         email: &Email,
@@ -122,9 +119,6 @@ impl RecoveryService {
 
     /// Queues a verification mail for `email` and returns: the same for
     /// every address, known, verified already, or not.
-    ///
-    /// # Errors
-    /// [`PortError`] when the queue cannot be written.
     pub async fn request_verification(
         &self,
         email: &Email,
@@ -208,9 +202,6 @@ impl RecoveryService {
 
     /// One round of the mail worker: takes the due jobs and tries each
     /// once; returns how many it took.
-    ///
-    /// # Errors
-    /// [`PortError`] when the queue cannot be read or written.
     pub async fn deliver_due(&self) -> Result<usize, PortError> {
         let now = self.ports.clock.now();
         let jobs = self.ports.mail.claim(now, now + LEASE, BATCH).await?;
@@ -241,9 +232,6 @@ impl RecoveryService {
     }
 
     /// Deletes expired tokens and finished mail jobs older than `before`.
-    ///
-    /// # Errors
-    /// [`PortError`] when the store fails.
     pub async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
         Ok(self.recovery.tokens.purge(before).await? + self.ports.mail.purge(before).await?)
     }
