@@ -335,3 +335,18 @@ pub fn tally(statuses: &[u16]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Asserts that of requests raced against each other exactly one got `won`
+/// and every other got `lost`.
+///
+/// # Panics
+/// Otherwise, with the [`tally`] of the statuses.
+pub fn assert_one_won(statuses: &[u16], won: u16, lost: u16) {
+    let wins = statuses.iter().filter(|s| **s == won).count();
+    let others_lost = statuses.iter().all(|s| *s == won || *s == lost);
+    assert!(
+        wins == 1 && others_lost,
+        "expected one {won} and the rest {lost}: {}",
+        tally(statuses)
+    );
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, TestUser, spawn_app, spawn_app_on};
+use userhub_tests::{
+    Backend, PASSWORD, TestApp, TestDatabase, TestUser, assert_one_won, spawn_app, spawn_app_on,
+};
 
 on_both_backends!(
     a_superusers_decision_stands_against_the_targets_in_flight_requests,
@@ -226,15 +228,7 @@ async fn concurrent_deletes_and_password_changes_have_one_winner(backend: Backen
         .into_iter()
         .map(|r| r.unwrap().status().as_u16())
         .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 204).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| [204, 400].contains(s)),
-        "{statuses:?}"
-    );
+    assert_one_won(&statuses, 204, 400);
     let deletes = (0..10).map(|_| {
         app.client
             .delete(app.url(&format!("/api/users/{id}")))
@@ -246,15 +240,7 @@ async fn concurrent_deletes_and_password_changes_have_one_winner(backend: Backen
         .into_iter()
         .map(|r| r.unwrap().status().as_u16())
         .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 204).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| [204, 404].contains(s)),
-        "{statuses:?}"
-    );
+    assert_one_won(&statuses, 204, 404);
 }
 
 async fn nothing_in_a_listing_orders_by_what_the_caller_cannot_read(backend: Backend) {

@@ -154,34 +154,17 @@ async fn list_sorts_by_each_field_both_ways(backend: Backend) {
                 .unwrap()
         }
     };
-    assert_eq!(
-        usernames(&get("sort=username").await),
-        ["admin", "alice", "bob", "carol"]
-    );
-    assert_eq!(
-        usernames(&get("sort=-username").await),
-        ["carol", "bob", "alice", "admin"]
-    );
-    assert_eq!(
-        usernames(&get("sort=email").await),
-        ["carol", "bob", "alice", "admin"]
-    );
-    assert_eq!(
-        usernames(&get("sort=-email").await),
-        ["admin", "alice", "bob", "carol"]
-    );
-    assert_eq!(
-        usernames(&get("sort=created_at").await),
-        ["admin", "carol", "alice", "bob"]
-    );
-    assert_eq!(
-        usernames(&get("").await),
-        ["admin", "carol", "alice", "bob"]
-    );
-    assert_eq!(
-        usernames(&get("sort=-created_at").await),
-        ["bob", "alice", "carol", "admin"]
-    );
+    for (query, expected) in [
+        ("sort=username", ["admin", "alice", "bob", "carol"]),
+        ("sort=-username", ["carol", "bob", "alice", "admin"]),
+        ("sort=email", ["carol", "bob", "alice", "admin"]),
+        ("sort=-email", ["admin", "alice", "bob", "carol"]),
+        ("sort=created_at", ["admin", "carol", "alice", "bob"]),
+        ("", ["admin", "carol", "alice", "bob"]),
+        ("sort=-created_at", ["bob", "alice", "carol", "admin"]),
+    ] {
+        assert_eq!(usernames(&get(query).await), expected, "{query}");
+    }
 }
 
 async fn list_search_is_case_insensitive_and_takes_wildcards_literally(backend: Backend) {
