@@ -106,15 +106,7 @@ impl RecoveryService {
         email: &Email,
         client: &ClientInfo,
     ) -> Result<(), PortError> {
-        self.ports
-            .mail
-            .enqueue(
-                MailKind::PasswordReset,
-                email.as_str(),
-                self.ports.clock.now(),
-                client,
-            )
-            .await
+        self.enqueue(MailKind::PasswordReset, email, client).await
     }
 
     /// Queues a verification mail for `email` and returns: the same for
@@ -124,14 +116,21 @@ impl RecoveryService {
         email: &Email,
         client: &ClientInfo,
     ) -> Result<(), PortError> {
+        self.enqueue(MailKind::VerifyEmail, email, client).await
+    }
+
+    /// Only queues: whether an account has the address is looked up by
+    /// the worker, so the request's answer and timing reveal nothing.
+    async fn enqueue(
+        &self,
+        kind: MailKind,
+        email: &Email,
+        client: &ClientInfo,
+    ) -> Result<(), PortError> {
+        let now = self.ports.clock.now();
         self.ports
             .mail
-            .enqueue(
-                MailKind::VerifyEmail,
-                email.as_str(),
-                self.ports.clock.now(),
-                client,
-            )
+            .enqueue(kind, email.as_str(), now, client)
             .await
     }
 
