@@ -231,7 +231,9 @@ pub(crate) fn from_serde(source: &str, path: &str, message: &str) -> FieldError 
     let path = if path == "." { "" } else { path };
     let expected = message.split("expected ").nth(1).unwrap_or_default();
     if message.starts_with("unknown variant") {
-        return FieldError::new("literal_error", source, path, one_of(expected));
+        // serde's list comes last; the input, quoted before it, is not echoed.
+        let allowed = message.rsplit_once(", expected ").unwrap_or_default().1;
+        return FieldError::new("literal_error", source, path, one_of(allowed));
     }
     let (kind, msg) = if message.contains("invalid digit")
         || message.contains("number too")
@@ -392,6 +394,12 @@ mod tests {
             "Input should be 'created_at', 'username' or '-email'"
         );
         assert!(!e.msg.contains("password_hash"));
+        let e = from_serde(
+            "query",
+            "sort",
+            "unknown variant `x, expected `secret``, expected `a` or `b`",
+        );
+        assert_eq!(e.msg, "Input should be 'a' or 'b'");
         let e = from_serde("body", "x", "unknown variant `b`, expected `a`");
         assert_eq!(e.msg, "Input should be 'a'");
     }
