@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use userhub_domain::model::{Email, FullName, Password, PasswordError, UserView, Username};
+use userhub_domain::services::RegisterUser;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -91,37 +92,28 @@ pub(crate) fn created(view: UserView) -> HttpResponse {
         .json(UserResponse::from(view))
 }
 
-/// The fields every new user is made of, as domain values.
-pub(crate) struct NewUserFields {
-    pub(crate) email: Email,
-    pub(crate) username: Username,
-    pub(crate) password: Password,
-    pub(crate) full_name: Option<FullName>,
-}
-
-impl NewUserFields {
-    /// Parses each field once, recording every refusal in `fields`.
-    pub(crate) fn take(
-        fields: &mut Fields,
-        email: &str,
-        username: &str,
-        password: String,
-        full_name: Option<&str>,
-    ) -> Option<Self> {
-        let email = fields.take("email", Email::parse(email));
-        let username = fields.take("username", Username::parse(username));
-        let password = fields.take(
-            "password",
-            new_password(password, username.as_ref(), email.as_ref()),
-        );
-        let full_name = fields.optional("full_name", full_name, FullName::parse);
-        Some(Self {
-            email: email?,
-            username: username?,
-            password: password?,
-            full_name: full_name?,
-        })
-    }
+/// The fields every new user is made of, each parsed once, every refusal
+/// recorded in `fields`.
+pub(crate) fn new_user(
+    fields: &mut Fields,
+    email: &str,
+    username: &str,
+    password: String,
+    full_name: Option<&str>,
+) -> Option<RegisterUser> {
+    let email = fields.take("email", Email::parse(email));
+    let username = fields.take("username", Username::parse(username));
+    let password = fields.take(
+        "password",
+        new_password(password, username.as_ref(), email.as_ref()),
+    );
+    let full_name = fields.optional("full_name", full_name, FullName::parse);
+    Some(RegisterUser {
+        email: email?,
+        username: username?,
+        password: password?,
+        full_name: full_name?,
+    })
 }
 
 /// A new password, checked against its owner's username and address where

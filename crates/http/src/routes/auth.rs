@@ -12,7 +12,7 @@ use userhub_domain::services::{IssuedTokens, LoginError, LoginRequest, RegisterU
 use utoipa::ToSchema;
 
 use crate::app::ApiState;
-use crate::dto::{NewUserFields, UserResponse, created, user_response};
+use crate::dto::{UserResponse, created, new_user, user_response};
 use crate::error::ApiError;
 use crate::error::{HttpError, OAuthError};
 use crate::extract::{Client, CurrentUser, JsonOrForm, ValidJson, client_info};
@@ -69,19 +69,13 @@ impl IntoDomain for RegisterRequest {
     type Domain = RegisterUser;
 
     fn into_domain(self, fields: &mut Fields) -> Option<RegisterUser> {
-        let new = NewUserFields::take(
+        new_user(
             fields,
             &self.email,
             &self.username,
             self.password,
             self.full_name.as_deref(),
-        )?;
-        Some(RegisterUser {
-            email: new.email,
-            username: new.username,
-            password: new.password,
-            full_name: new.full_name,
-        })
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use userhub_domain::services::{CreateUser, ListUsers, UserChanges, UserListing};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::ApiState;
-use crate::dto::{NewUserFields, UserResponse, created, new_password, user_response};
+use crate::dto::{UserResponse, created, new_password, new_user, user_response};
 use crate::error::{ApiError, HttpError};
 use crate::extract::{Claimed, Client, CurrentUser, PathId, ValidJson, ValidQuery, client_info};
 use crate::validation::{self, Fields, IntoDomain};
@@ -288,7 +288,7 @@ impl IntoDomain for CreateUserRequest {
     type Domain = CreateUser;
 
     fn into_domain(self, fields: &mut Fields) -> Option<CreateUser> {
-        let new = NewUserFields::take(
+        let new = new_user(
             fields,
             &self.email,
             &self.username,
