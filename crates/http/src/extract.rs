@@ -37,21 +37,19 @@ fn is_json(media_type: &str) -> bool {
         || (media_type.starts_with("application/") && media_type.ends_with("+json"))
 }
 
-/// How long a request's body may take to arrive, once its head has.
+/// How long a request's body may take to arrive, once its head has
+/// (`ApiSettings::body_timeout`, registered by `build_app`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BodyDeadline(pub Duration);
-
-impl Default for BodyDeadline {
-    fn default() -> Self {
-        Self(Duration::from_secs(10))
-    }
-}
 
 /// Reads the body within the configured `PayloadConfig` limit and the
 /// [`BodyDeadline`]: a client that trickles its body holds a worker's
 /// memory and a connection, so it is cut off.
 async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<web::Bytes, ApiError> {
-    let deadline = req.app_data::<BodyDeadline>().copied().unwrap_or_default();
+    let deadline = req
+        .app_data::<BodyDeadline>()
+        .copied()
+        .ok_or(ApiError::Internal)?;
     let read = web::Bytes::from_request(req, payload);
     let body = tokio::time::timeout(deadline.0, read)
         .await
