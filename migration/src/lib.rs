@@ -11,13 +11,51 @@ mod m20261128_000005_password_reset_and_mail_queue;
 mod m20261128_000006_email_verification;
 mod m20261128_000007_request_counts;
 mod m20261128_000008_audit_events;
+mod m20261205_000009_server_secrets;
+mod m20261205_000010_mail_notices;
 
 /// Every migration, oldest first.
 pub struct Migrator;
 
+/// A migration applied in one transaction together with its row in
+/// `seaql_migrations`, on every backend. sea-orm-migration does that only
+/// on PostgreSQL by default; on SQLite an interrupted first start would
+/// leave a half-applied migration that no later start can apply again.
+struct Atomic(Box<dyn MigrationTrait>);
+
+impl MigrationName for Atomic {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Atomic {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.0.up(manager).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.0.down(manager).await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        Self::ordered()
+            .into_iter()
+            .map(|m| Box::new(Atomic(m)) as Box<dyn MigrationTrait>)
+            .collect()
+    }
+}
+
+impl Migrator {
+    fn ordered() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261125_000001_create_users_and_sessions::Migration),
             Box::new(m20261125_000002_add_login_lockout::Migration),
@@ -27,6 +65,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_email_verification::Migration),
             Box::new(m20261128_000007_request_counts::Migration),
             Box::new(m20261128_000008_audit_events::Migration),
+            Box::new(m20261205_000009_server_secrets::Migration),
+            Box::new(m20261205_000010_mail_notices::Migration),
         ]
     }
 }

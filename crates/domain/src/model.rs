@@ -12,10 +12,10 @@ mod username;
 pub use audit::{AuditDetails, AuditEvent, AuditKind, AuditOutcome, AuditQuery, first_id_at};
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
-pub use mail::{Mail, MailJob, MailKind};
+pub use mail::{Mail, MailJob, MailKind, Notice};
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
-pub use session::{ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary};
-pub use user::{FullName, FullNameError, Taken, User, UserView};
+pub use session::{ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary, network_of};
+pub use user::{FullName, FullNameError, Taken, User, UserView, VersionMatch};
 pub use username::{Username, UsernameError};
 
 /// Whether a string holds a character no field accepts (PostgreSQL cannot store NUL).

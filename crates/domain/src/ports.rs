@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditQuery, ClientInfo, Email, FullName, Mail, MailJob, MailKind, NewSession,
-    Password, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId, Username,
+    Notice, Password, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId, Username,
 };
 
 /// Why a new user was not stored.
@@ -50,9 +50,10 @@ impl UserPatch {
     }
 }
 
-/// Conditions on others than the user written, checked in the same
-/// statement as the write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The state a write's rules relied on, checked in the same statement as
+/// the write: only what the rules read, so that a write that does not
+/// depend on another is never refused because the other landed first.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteGuard {
     /// Who asks: the write happens only if they are still active, and
     /// still a superuser if the rules let them act as one.
@@ -61,6 +62,9 @@ pub struct WriteGuard {
     pub actor_is_superuser: bool,
     /// Refuse when no other active superuser would remain.
     pub keep_a_superuser: bool,
+    /// The password hash a password proof was checked against: the write
+    /// happens only if it is still the user's.
+    pub password_hash: Option<PasswordHash>,
 }
 
 /// Why a conditional update of a user wrote nothing.
@@ -84,6 +88,9 @@ pub enum PatchUserError {
     /// The actor was deactivated or demoted since the rules were checked.
     #[error("the acting user lost the rights the change relied on")]
     ActorChanged,
+    /// The password a proof was checked against is no longer the user's.
+    #[error("the password changed since it was checked")]
+    PasswordChanged,
     /// The store failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -92,7 +99,7 @@ pub enum PatchUserError {
 /// Why a user was not deactivated.
 #[derive(Debug, thiserror::Error)]
 pub enum DeactivateUserError {
-    /// No user has this id.
+    /// No active user has this id.
     #[error("user not found")]
     NotFound,
     /// The user's version is no longer the one the change was computed from.
@@ -115,7 +122,8 @@ pub enum ReactivateUserError {
     /// No user has this id.
     #[error("user not found")]
     NotFound,
-    /// The user's version is no longer the one the change was computed from.
+    /// The user's version is no longer the one the change was computed
+    /// from, or the user is active already.
     #[error("the user changed since it was read")]
     Stale,
     /// The actor was deactivated or demoted since the rules were checked.
@@ -225,41 +233,45 @@ pub trait UserRepository: Send + Sync + 'static {
     /// when the store's unique constraint refuses the row, whatever the race.
     async fn insert(&self, user: &User, event: &AuditEvent) -> Result<(), InsertUserError>;
 
-    /// Writes the columns of `patch` (and `updated_at`) if the user's
-    /// version is still `version` and `guard` holds, all checked atomically
-    /// with the write; bumps the version and returns the user as stored
-    /// afterwards.
+    /// Writes the columns of `patch` (and `updated_at`) if `guard` holds
+    /// and, when `version` is given (a client's `If-Match`), the user is
+    /// still at it, all checked atomically with the write; bumps the
+    /// version and returns the user as stored afterwards. A write that
+    /// changes the email or password or deactivates the user spends their
+    /// live reset tokens in the same transaction.
     ///
     /// # Errors
-    /// [`PatchUserError::Stale`] when the version moved on (re-read and
-    /// re-apply the rules), [`PatchUserError::ActorChanged`] and
-    /// [`PatchUserError::LastSuperuser`] when `guard` fails, and the
+    /// [`PatchUserError::Stale`] when the version moved on,
+    /// [`PatchUserError::ActorChanged`], [`PatchUserError::PasswordChanged`]
+    /// and [`PatchUserError::LastSuperuser`] when `guard` fails, and the
     /// outcomes the constraints decide.
     async fn update(
         &self,
         id: UserId,
-        version: u64,
+        version: Option<u64>,
         patch: &UserPatch,
         guard: &WriteGuard,
         at: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<User, PatchUserError>;
 
-    /// Sets `is_active` to false, under the conditions of [`UserRepository::update`].
+    /// Sets `is_active` to false if it is true, under the conditions of
+    /// [`UserRepository::update`]; spends the user's live reset tokens.
     async fn deactivate(
         &self,
         id: UserId,
-        version: u64,
+        version: Option<u64>,
         guard: &WriteGuard,
         at: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<User, DeactivateUserError>;
 
-    /// Sets `is_active` to true, under the conditions of [`UserRepository::update`].
+    /// Sets `is_active` to true if it is false, under the conditions of
+    /// [`UserRepository::update`]. Tokens spent while deactivated stay spent.
     async fn reactivate(
         &self,
         id: UserId,
-        version: u64,
+        version: Option<u64>,
         guard: &WriteGuard,
         at: OffsetDateTime,
         event: &AuditEvent,
@@ -267,7 +279,9 @@ pub trait UserRepository: Send + Sync + 'static {
 
     /// Replaces the password hash if it is still `old` and the user is
     /// active; returns whether it did. A password reset or deactivation that
-    /// landed in between wins. `event`, if any, is stored only with a write.
+    /// landed in between wins. `event`, if any, is stored only with a write;
+    /// with an event (a password change, not a rehash of the same password)
+    /// the user's live reset tokens are spent in the same transaction.
     async fn replace_password_hash(
         &self,
         id: UserId,
@@ -286,7 +300,8 @@ pub trait UserRepository: Send + Sync + 'static {
     /// A page of users matching `query`, and how many match in all.
     async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError>;
 
-    /// Sets `last_login_at`.
+    /// Sets `last_login_at`; the version stays (a login is no change a
+    /// conditional write must see).
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError>;
 }
 
@@ -610,8 +625,10 @@ impl Clock for SystemClock {
 #[async_trait]
 pub trait RecoveryTokens: Send + Sync + 'static {
     /// Stores a token of this kind for `user`, mailed to `email`, valid
-    /// until `expires_at`, and spends every older one of theirs of the same
-    /// kind (a newer request supersedes). Stores `event`, if any, with it.
+    /// until `expires_at`, and spends every older reset or verification
+    /// token of theirs of the same kind (a newer request supersedes; revert
+    /// tokens never do: each undoes its own change). Stores `event`, if
+    /// any, with it.
     #[allow(clippy::too_many_arguments)] // one row's columns
     async fn issue(
         &self,
@@ -658,8 +675,31 @@ pub trait RecoveryTokens: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError>;
 
+    /// In one transaction: spends the live revert token with this hash,
+    /// gives its user back the address it was mailed to (verified), ends
+    /// every session and spends every other live reset and verification
+    /// token of theirs. Stores `event` with the change, about the user.
+    async fn revert_email(
+        &self,
+        hash: &RefreshTokenHash,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<RevertOutcome, PortError>;
+
     /// Deletes tokens that expired before `before`; returns how many.
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
+}
+
+/// What a revert link did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RevertOutcome {
+    /// The old address is back; the user as written.
+    Reverted(User),
+    /// Unknown, expired or spent token: nothing changed.
+    Invalid,
+    /// The old address is another account's now: nothing changed, and the
+    /// token stays live.
+    Taken,
 }
 
 /// Mail to send, kept in the database until it is sent: requests only
@@ -674,6 +714,15 @@ pub trait MailQueue: Send + Sync + 'static {
         &self,
         kind: MailKind,
         email: &str,
+        now: OffsetDateTime,
+        client: &ClientInfo,
+    ) -> Result<(), PortError>;
+
+    /// Queues a security notice, due at once; never merged with another
+    /// (each change gets its own).
+    async fn notify(
+        &self,
+        notice: &Notice,
         now: OffsetDateTime,
         client: &ClientInfo,
     ) -> Result<(), PortError>;

@@ -16,7 +16,8 @@ pub use auth::{
     EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterUser,
 };
 pub use recovery::{
-    RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError, VerifyEmailError,
+    RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError, RevertEmailError,
+    VerifyEmailError,
 };
 pub use throttle::LockoutPolicy;
 pub use users::{
@@ -123,6 +124,15 @@ async fn queue_verification(ports: &Ports, email: &crate::model::Email, client: 
         .await
     {
         tracing::warn!(error = %err, "queueing a verification mail failed");
+    }
+}
+
+/// Queues a security notice of a change that has landed already; like
+/// [`queue_verification`], a failure is logged, not returned.
+async fn queue_notice(ports: &Ports, notice: &crate::model::Notice, client: &ClientInfo) {
+    let now = ports.clock.now();
+    if let Err(err) = ports.mail.notify(notice, now, client).await {
+        tracing::error!(error = %err, kind = notice.kind.as_str(), "queueing a security notice failed");
     }
 }
 

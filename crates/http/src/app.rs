@@ -8,6 +8,7 @@ use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::{DefaultHeaders, NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, web};
+use userhub_domain::model::UserId;
 use userhub_domain::ports::HealthProbe;
 use userhub_domain::services::{AuditService, AuthService, RecoveryService, UserService};
 
@@ -34,6 +35,8 @@ pub struct ApiState {
     pub auth_rate_limit: Option<AuthRateLimit>,
     /// Per-caller budget on requests that hash a password; `None` turns it off.
     pub hash_budget: Option<HashBudget>,
+    /// Per-account budget on profile writes; `None` turns it off.
+    pub write_limit: Option<HashBudget>,
     /// Take the client's address from `X-Forwarded-For` (set only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Seals the listings' `next_cursor`.
@@ -47,6 +50,21 @@ pub struct ApiState {
 }
 
 impl ApiState {
+    /// Spends one unit of the written account's write budget, or refuses
+    /// with 429: one account cannot flood the audit trail or an inbox.
+    pub(crate) async fn spend_write_budget(&self, account: UserId) -> Result<(), ApiError> {
+        let Some(budget) = &self.write_limit else {
+            return Ok(());
+        };
+        budget.check(account.to_string()).await.map_err(|wait| {
+            tracing::debug!("account write limit exceeded");
+            ApiError::TooManyRequests {
+                detail: "Too many changes to this account; slow down",
+                retry_after: wait.as_secs() + 1,
+            }
+        })
+    }
+
     /// Spends one unit of `caller`'s hashing budget, or refuses with 429.
     pub(crate) async fn spend_hash_budget(&self, caller: String) -> Result<(), ApiError> {
         let Some(budget) = &self.hash_budget else {
@@ -130,13 +148,16 @@ fn cors(origins: &[String]) -> Cors {
         Method::PATCH,
         Method::DELETE,
     ])
+    // `If-Match` and `ETag` let a browser app use optimistic concurrency.
     .allowed_headers([
         header::AUTHORIZATION,
         header::CONTENT_TYPE,
         header::ACCEPT,
+        header::IF_MATCH,
         middleware::REQUEST_ID,
     ])
     .expose_headers([
+        header::ETAG,
         header::LOCATION,
         middleware::REQUEST_ID,
         header::RETRY_AFTER,

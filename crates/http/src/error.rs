@@ -345,7 +345,6 @@ const EMAIL_TAKEN: &str = "Email already registered";
 const USERNAME_TAKEN: &str = "Username already taken";
 const FORBIDDEN: &str = "Not enough permissions";
 const USER_NOT_FOUND: &str = "User not found";
-const CHANGED_MEANWHILE: &str = "The user changed while the request ran; try again";
 const TOO_MANY_PASSWORD_FAILURES: &str = "Too many failed login attempts; try again later";
 
 /// Seconds to announce in `Retry-After`, rounded up so that a client that
@@ -391,6 +390,7 @@ impl From<RefreshError> for ApiError {
     fn from(err: RefreshError) -> Self {
         match err {
             RefreshError::InvalidToken => Self::Unauthorized("Invalid or expired refresh token"),
+            RefreshError::EmailNotVerified => Self::Forbidden("Email not verified"),
             RefreshError::Port(e) => e.into(),
         }
     }
@@ -447,7 +447,10 @@ impl From<UpdateUserError> for ApiError {
                 Self::Conflict("The last active superuser cannot be deactivated or demoted")
             }
             UpdateUserError::PreconditionFailed => Self::PreconditionFailed,
-            UpdateUserError::Conflict => Self::Conflict(CHANGED_MEANWHILE),
+            UpdateUserError::EmailChangeNeedsPassword => {
+                Self::Forbidden("Changing the email needs the current password")
+            }
+            UpdateUserError::IncorrectPassword => Self::BadRequest("Incorrect password"),
             UpdateUserError::Locked { retry_after } => Self::TooManyRequests {
                 detail: TOO_MANY_PASSWORD_FAILURES,
                 retry_after: retry_after_seconds(retry_after),
@@ -466,7 +469,6 @@ impl From<DeleteUserError> for ApiError {
                 Self::Conflict("The last active superuser cannot be deleted")
             }
             DeleteUserError::PreconditionFailed => Self::PreconditionFailed,
-            DeleteUserError::Conflict => Self::Conflict(CHANGED_MEANWHILE),
             DeleteUserError::Port(e) => e.into(),
         }
     }
@@ -486,7 +488,6 @@ impl From<RestoreUserError> for ApiError {
         match err {
             RestoreUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
             RestoreUserError::Forbidden => Self::Forbidden(FORBIDDEN),
-            RestoreUserError::Conflict => Self::Conflict(CHANGED_MEANWHILE),
             RestoreUserError::Port(e) => e.into(),
         }
     }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::app::ApiState;
 use crate::error::ApiError;
-use crate::rate_limit::client_ip;
+use crate::rate_limit::client_network;
 use crate::{metrics, openapi};
 
 /// The request-id header, read from clients and always written back.
@@ -132,7 +132,7 @@ pub(crate) async fn auth_rate_limit(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let limited = req.app_data::<web::Data<ApiState>>().and_then(|state| {
         let limit = state.auth_rate_limit.clone()?;
-        let ip = client_ip(req.request(), state.trust_forwarded_for)?;
+        let ip = client_network(req.request(), state.trust_forwarded_for)?;
         Some((limit, ip))
     });
     let refusal = match limited {

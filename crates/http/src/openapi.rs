@@ -39,7 +39,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
     paths(
         auth::register, auth::login, auth::refresh, auth::me,
         recovery::forgot_password, recovery::reset_password,
-        recovery::request_verify_token, recovery::verify,
+        recovery::request_verify_token, recovery::verify, recovery::revert_email,
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password, audit::own,
         users::list, users::create, users::get, users::update, users::delete,

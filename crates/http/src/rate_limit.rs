@@ -120,21 +120,32 @@ pub type AuthRateLimit = Budget<IpAddr>;
 pub type HashBudget = Budget<String>;
 
 /// The client's address: the TCP peer, or, when the server sits behind a
-/// trusted proxy, the last address that proxy appended to `X-Forwarded-For`
-/// (earlier entries are whatever the client claimed, so they are ignored).
+/// trusted proxy, the last address of the last `X-Forwarded-For` line (the
+/// one that proxy appended: lines and entries before it are whatever the
+/// client claimed, so they are ignored). An IPv4-mapped IPv6 address is
+/// that IPv4 address.
 pub(crate) fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
     let forwarded = trust_forwarded_for
         .then(|| {
             req.headers()
-                .get("x-forwarded-for")?
+                .get_all("x-forwarded-for")
+                .last()?
                 .to_str()
                 .ok()?
                 .rsplit(',')
                 .next()?
                 .trim()
-                .parse()
+                .parse::<IpAddr>()
                 .ok()
         })
         .flatten();
-    forwarded.or_else(|| req.peer_addr().map(|addr| addr.ip()))
+    forwarded
+        .or_else(|| req.peer_addr().map(|addr| addr.ip()))
+        .map(|ip| ip.to_canonical())
+}
+
+/// The key of a client in the per-address limits: its IPv4 address, or
+/// its IPv6 /64 network.
+pub(crate) fn client_network(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    client_ip(req, trust_forwarded_for).map(userhub_domain::model::network_of)
 }

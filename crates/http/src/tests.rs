@@ -10,6 +10,7 @@ use userhub_domain::PortError;
 use userhub_domain::model::{PasswordPolicy, SessionId, UserId};
 use userhub_domain::ports::{
     AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockMailer, MockRecoveryTokens,
+    MockRequestCounter,
 };
 use userhub_domain::services::fixtures;
 use userhub_domain::services::{
@@ -67,6 +68,7 @@ impl Mocks {
                 RecoveryPorts {
                     tokens: Arc::new(MockRecoveryTokens::new()),
                     mailer: Arc::new(MockMailer::new()),
+                    counter: Arc::new(MockRequestCounter::new()),
                 },
                 RecoveryConfig {
                     reset_token_ttl: time::Duration::minutes(30),
@@ -75,12 +77,15 @@ impl Mocks {
                     password_policy: PasswordPolicy::default(),
                     max_attempts: 3,
                     retry_base: time::Duration::seconds(1),
+                    revert_token_ttl: time::Duration::days(7),
+                    max_links_per_address_per_hour: 5,
                 },
             ),
             health: Arc::new(self.health),
             version: "test",
             auth_rate_limit: None,
             hash_budget: None,
+            write_limit: None,
             trust_forwarded_for: false,
             cursor_key: crate::CursorKey::derive(b"test"),
             jwks: r#"{"keys":[]}"#.into(),

@@ -13,4 +13,4 @@ pub use persistence::{
     Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmLoginThrottle, SeaOrmMailQueue,
     SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
 };
-pub use tokens::{JwtSettings, JwtTokenIssuer, SigningKey};
+pub use tokens::{JwtSettings, JwtTokenIssuer, PreviousKey, SigningKey};

@@ -19,6 +19,7 @@ use sea_orm::{
     DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement,
     TransactionError, TransactionOptions, TransactionTrait, Value,
 };
+use secrecy::SecretString;
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::ports::{HealthProbe, PoolStatus};
@@ -316,6 +317,44 @@ impl Database {
             .await;
         let _ = lock.close().await;
         result
+    }
+
+    /// The server's own secret called `name`: made at random by the first
+    /// instance that asks, then the same for every instance and every
+    /// restart (it lives in `server_secrets`), and independent of any
+    /// setting, so that rotating a signing key leaves it alone.
+    ///
+    /// # Errors
+    /// The database's error, or no system randomness.
+    pub async fn server_secret(&self, name: &str) -> Result<SecretString, DbErr> {
+        use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+        let mut random = [0_u8; 32];
+        getrandom::fill(&mut random).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let fresh: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let table = Alias::new("server_secrets");
+        let insert = Query::insert()
+            .into_table(table.clone())
+            .columns([Alias::new("name"), Alias::new("secret")])
+            .values_panic([name.into(), fresh.into()])
+            // Several instances starting together: the first one's stays.
+            .on_conflict(
+                OnConflict::column(Alias::new("name"))
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        self.conn.execute(&insert).await?;
+        let select = Query::select()
+            .column(Alias::new("secret"))
+            .from(table)
+            .and_where(Expr::col(Alias::new("name")).eq(name))
+            .to_owned();
+        let row = self
+            .conn
+            .query_one(&select)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("server secret {name}")))?;
+        Ok(SecretString::from(row.try_get::<String>("", "secret")?))
     }
 
     /// The pool, as the adapters use it.

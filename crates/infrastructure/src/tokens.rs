@@ -5,7 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
-    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, RSAKeyParameters, RSAKeyType,
+    ThumbprintHash,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
@@ -41,11 +42,24 @@ pub enum SigningKey {
     },
 }
 
+/// A key that still verifies tokens but never signs: the one signed with
+/// before a rotation, kept until the tokens it signed have expired.
+#[derive(Clone, Debug)]
+pub enum PreviousKey {
+    /// The previous HS256 secret.
+    Hmac(SecretString),
+    /// The previous pair's public key (PEM, same algorithm as the current
+    /// pair); published in the JWK Set next to the current one.
+    Public(String),
+}
+
 /// Settings of the token issuer.
 #[derive(Clone, Debug)]
 pub struct JwtSettings {
     /// The signing key and so the algorithm.
     pub signing: SigningKey,
+    /// The key signed with before a rotation, if any.
+    pub previous: Option<PreviousKey>,
     /// Key of the keyed hash that derives successor refresh tokens.
     pub refresh_secret: SecretString,
     /// `iss` written and required.
@@ -71,61 +85,85 @@ struct Claims {
     typ: String,
 }
 
-/// Signs access tokens with one algorithm, and accepts only that one.
+/// One key that verifies tokens, and its `kid` if it is published.
+#[derive(Clone)]
+struct Verifier {
+    kid: Option<String>,
+    decoding: DecodingKey,
+}
+
+/// Signs access tokens with one algorithm and key, and accepts only that
+/// algorithm, signed by the current key or the previous one.
 #[derive(Clone)]
 pub struct JwtTokenIssuer {
     algorithm: Algorithm,
     kid: Option<String>,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current key first.
+    verifiers: Vec<Verifier>,
     validation: Validation,
     jwks: JwkSet,
     settings: JwtSettings,
 }
 
 impl JwtTokenIssuer {
-    /// Parses the keys once; the public key, if any, is also published as
-    /// a JWK.
+    /// Parses the keys once; public keys are also published as JWKs.
     ///
     /// # Errors
-    /// A key that does not parse.
+    /// A key that does not parse, or a previous key of another kind than
+    /// the current one.
     pub fn new(settings: JwtSettings) -> Result<Self, jsonwebtoken::errors::Error> {
-        let (algorithm, encoding, decoding, public_jwk) = match &settings.signing {
+        let invalid =
+            || jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat);
+        let (algorithm, encoding, current) = match &settings.signing {
             SigningKey::Hmac(secret) => {
                 let key = secret.expose_secret().as_bytes();
                 (
                     Algorithm::HS256,
                     EncodingKey::from_secret(key),
-                    DecodingKey::from_secret(key),
-                    None,
+                    Verifier {
+                        kid: None,
+                        decoding: DecodingKey::from_secret(key),
+                    },
                 )
             }
             SigningKey::Rsa {
                 private_pem,
                 public_pem,
-            } => {
-                let encoding = EncodingKey::from_rsa_pem(private_pem.expose_secret().as_bytes())?;
-                let jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256)?;
-                (
-                    Algorithm::RS256,
-                    encoding,
-                    DecodingKey::from_rsa_pem(public_pem.as_bytes())?,
-                    Some(jwk),
-                )
-            }
+            } => (
+                Algorithm::RS256,
+                EncodingKey::from_rsa_pem(private_pem.expose_secret().as_bytes())?,
+                public_verifier(Algorithm::RS256, public_pem)?.0,
+            ),
             SigningKey::Ed25519 {
                 private_pem,
                 public_pem,
-            } => {
-                let encoding = EncodingKey::from_ed_pem(private_pem.expose_secret().as_bytes())?;
-                let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes())?;
-                (
-                    Algorithm::EdDSA,
-                    encoding,
-                    decoding,
-                    Some(ed25519_jwk(public_pem)?),
-                )
+            } => (
+                Algorithm::EdDSA,
+                EncodingKey::from_ed_pem(private_pem.expose_secret().as_bytes())?,
+                public_verifier(Algorithm::EdDSA, public_pem)?.0,
+            ),
+        };
+        let mut jwks = Vec::new();
+        if let SigningKey::Rsa { public_pem, .. } | SigningKey::Ed25519 { public_pem, .. } =
+            &settings.signing
+        {
+            jwks.push(public_verifier(algorithm, public_pem)?.1);
+        }
+        let previous = match (&settings.previous, algorithm) {
+            (None, _) => None,
+            (Some(PreviousKey::Hmac(secret)), Algorithm::HS256) => Some(Verifier {
+                kid: None,
+                decoding: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            }),
+            (Some(PreviousKey::Public(pem)), Algorithm::RS256 | Algorithm::EdDSA) => {
+                let (verifier, jwk) = public_verifier(algorithm, pem)?;
+                if verifier.kid != current.kid {
+                    jwks.push(jwk);
+                }
+                Some(verifier)
             }
+            (Some(_), _) => return Err(invalid()),
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = settings.leeway_seconds;
@@ -134,36 +172,76 @@ impl JwtTokenIssuer {
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
-        // Public keys are published with a kid (their RFC 7638 thumbprint) and `use: sig`.
-        let public_jwk = public_jwk.map(|mut jwk| {
-            let kid = jwk.thumbprint(ThumbprintHash::SHA256);
-            jwk.common.key_id = Some(kid);
-            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-            jwk
-        });
-        let kid = public_jwk
-            .as_ref()
-            .and_then(|jwk| jwk.common.key_id.clone());
-        let jwks = JwkSet {
-            keys: public_jwk.into_iter().collect(),
-        };
         Ok(Self {
             algorithm,
-            kid,
+            kid: current.kid.clone(),
             encoding,
-            decoding,
+            verifiers: std::iter::once(current).chain(previous).collect(),
             validation,
-            jwks,
+            jwks: JwkSet { keys: jwks },
             settings,
         })
     }
 
-    /// The public keys that verify this issuer's tokens, as a JWK Set
-    /// (empty for HS256: a shared secret is never published).
+    /// The public keys that verify this issuer's tokens, the current one
+    /// first, as a JWK Set (empty for HS256: a shared secret is never
+    /// published).
     #[must_use]
     pub fn jwks(&self) -> &JwkSet {
         &self.jwks
     }
+}
+
+/// The verifier of a public key and its JWK, with its RFC 7638 thumbprint
+/// as `kid` and `use: sig`.
+fn public_verifier(
+    algorithm: Algorithm,
+    public_pem: &str,
+) -> Result<(Verifier, Jwk), jsonwebtoken::errors::Error> {
+    let (decoding, mut jwk) = if algorithm == Algorithm::RS256 {
+        (
+            DecodingKey::from_rsa_pem(public_pem.as_bytes())?,
+            rsa_jwk(public_pem)?,
+        )
+    } else {
+        (
+            DecodingKey::from_ed_pem(public_pem.as_bytes())?,
+            ed25519_jwk(public_pem)?,
+        )
+    };
+    let kid = jwk.thumbprint(ThumbprintHash::SHA256);
+    jwk.common.key_id = Some(kid.clone());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    Ok((
+        Verifier {
+            kid: Some(kid),
+            decoding,
+        },
+        jwk,
+    ))
+}
+
+/// The JWK of an RSA public key (SPKI or PKCS#1 PEM): its modulus and
+/// exponent. Read from the public key, so that the previous pair's JWK
+/// needs no private key.
+fn rsa_jwk(public_pem: &str) -> Result<Jwk, jsonwebtoken::errors::Error> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPublicKey::from_public_key_pem(public_pem)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(public_pem))
+        .map_err(|e| jsonwebtoken::errors::ErrorKind::InvalidRsaKey(e.to_string()))?;
+    Ok(Jwk {
+        common: CommonParameters {
+            key_algorithm: Some(KeyAlgorithm::RS256),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
+            key_type: RSAKeyType::RSA,
+            n: URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+            e: URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+        }),
+    })
 }
 
 /// The JWK of an Ed25519 public key: the last 32 bytes of its SPKI DER.
@@ -231,8 +309,23 @@ impl TokenIssuer for JwtTokenIssuer {
     }
 
     fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        // A token names its key when it has a published one; otherwise (HS256)
+        // the current secret is tried first, then the previous one.
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?
+            .kid;
+        let mut outcome = Err(TokenError::Invalid("no key for this token's kid".into()));
+        for verifier in &self.verifiers {
+            if kid.is_some() && verifier.kid.is_some() && kid != verifier.kid {
+                continue;
+            }
+            outcome = jsonwebtoken::decode::<Claims>(token, &verifier.decoding, &self.validation)
+                .map_err(|e| TokenError::Invalid(e.to_string()));
+            if outcome.is_ok() {
+                break;
+            }
+        }
+        let data = outcome?;
         if data.claims.typ != ACCESS {
             return Err(TokenError::Invalid(format!("typ is {:?}", data.claims.typ)));
         }
@@ -310,6 +403,7 @@ mod tests {
     fn issuer_with(signing: SigningKey) -> JwtTokenIssuer {
         JwtTokenIssuer::new(JwtSettings {
             signing,
+            previous: None,
             refresh_secret: SecretString::from("r".repeat(32)),
             issuer: "userhub".into(),
             audience: "userhub-api".into(),
@@ -524,5 +618,100 @@ mod tests {
             ed.verify_access_token(&forged),
             Err(TokenError::Invalid(_))
         ));
+    }
+
+    fn rotated(signing: SigningKey, previous: PreviousKey) -> JwtTokenIssuer {
+        JwtTokenIssuer::new(JwtSettings {
+            previous: Some(previous),
+            ..issuer_with(signing).settings
+        })
+        .unwrap()
+    }
+
+    fn token_of(issuer: &JwtTokenIssuer) -> (UserId, String) {
+        let user = UserId::generate();
+        let token = issuer
+            .issue_access_token(user, SessionId::generate(), OffsetDateTime::now_utc())
+            .unwrap()
+            .token;
+        (user, token)
+    }
+
+    #[test]
+    fn after_a_rotation_tokens_of_the_previous_key_still_verify_and_new_ones_use_the_new_key() {
+        let next_ed = || SigningKey::Ed25519 {
+            private_pem: fixture("ed25519-next-private.pem").into(),
+            public_pem: fixture("ed25519-next-public.pem"),
+        };
+        let next_rsa = || SigningKey::Rsa {
+            private_pem: fixture("rsa-next-private.pem").into(),
+            public_pem: fixture("rsa-next-public.pem"),
+        };
+        let hmac = |c: &str| SigningKey::Hmac(SecretString::from(c.repeat(32)));
+        let cases = [
+            (
+                hmac("k"),
+                hmac("n"),
+                PreviousKey::Hmac(SecretString::from("k".repeat(32))),
+            ),
+            (
+                ed25519(),
+                next_ed(),
+                PreviousKey::Public(fixture("ed25519-public.pem")),
+            ),
+            (
+                rsa(),
+                next_rsa(),
+                PreviousKey::Public(fixture("rsa-public.pem")),
+            ),
+        ];
+        for (old, new, previous) in cases {
+            let before = issuer_with(old);
+            let without_previous = issuer_with(new.clone());
+            let after = rotated(new, previous);
+            let (user, old_token) = token_of(&before);
+            assert_eq!(after.verify_access_token(&old_token).unwrap().user_id, user);
+            assert!(without_previous.verify_access_token(&old_token).is_err());
+            let (user, new_token) = token_of(&after);
+            assert_eq!(after.verify_access_token(&new_token).unwrap().user_id, user);
+            assert!(before.verify_access_token(&new_token).is_err());
+            // Both public keys are published, the current one first.
+            let kids: Vec<_> = after
+                .jwks()
+                .keys
+                .iter()
+                .map(|k| k.common.key_id.clone())
+                .collect();
+            let expected: Vec<_> = without_previous
+                .jwks()
+                .keys
+                .iter()
+                .chain(&before.jwks().keys)
+                .map(|k| k.common.key_id.clone())
+                .collect();
+            assert_eq!(kids, expected);
+        }
+    }
+
+    #[test]
+    fn a_previous_key_of_another_kind_is_refused_at_start() {
+        let settings = JwtSettings {
+            previous: Some(PreviousKey::Public(fixture("rsa-public.pem"))),
+            ..issuer().settings
+        };
+        assert!(JwtTokenIssuer::new(settings).is_err());
+        let settings = JwtSettings {
+            previous: Some(PreviousKey::Public(fixture("ed25519-public.pem"))),
+            ..issuer_with(rsa()).settings
+        };
+        assert!(JwtTokenIssuer::new(settings).is_err());
+    }
+
+    #[test]
+    fn the_rsa_jwk_read_from_the_public_key_matches_the_private_keys() {
+        let encoding = EncodingKey::from_rsa_pem(fixture("rsa-private.pem").as_bytes()).unwrap();
+        let from_private = Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap();
+        let from_public = rsa_jwk(&fixture("rsa-public.pem")).unwrap();
+        assert_eq!(from_private.algorithm, from_public.algorithm);
     }
 }

@@ -46,26 +46,43 @@ impl Application {
     /// # Errors
     /// Bad settings, an unreachable database, a failed migration, a taken port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let (signing, refresh_secret) = settings.jwt_keys()?;
+        let (signing, previous) = settings.jwt_keys()?;
         let database = connect(&settings).await?;
         if settings.run_migrations {
             migrate(&settings, &database).await?;
         }
-        let cursor_key = CursorKey::derive(refresh_secret.expose_secret().as_bytes());
+        // Not derived from the signing key: a key rotation keeps every
+        // cursor and refresh-token successor as it was.
+        let server_secret = database
+            .server_secret("tokens")
+            .await
+            .context("reading the server's secret (are the migrations applied?)")?;
+        let cursor_key = CursorKey::derive(server_secret.expose_secret().as_bytes());
         let tokens = JwtTokenIssuer::new(JwtSettings {
             signing,
-            refresh_secret,
+            previous,
+            refresh_secret: server_secret,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             access_token_ttl: settings.access_token_ttl(),
             leeway_seconds: settings.jwt_leeway_seconds,
         })
-        .context("JWT signing keys")?;
+        .context(
+            "JWT keys (JWT_PRIVATE_KEY_FILE, JWT_PUBLIC_KEY_FILE, JWT_PREVIOUS_PUBLIC_KEY_FILE)",
+        )?;
         let jwks = serde_json::to_string(tokens.jwks())?;
-        let services = Services::build(&settings, &database, tokens).await?;
+        let throttle_key = database
+            .server_secret("login_names")
+            .await
+            .context("reading the server's secret (are the migrations applied?)")?;
+        let services = Services::build(&settings, &database, tokens, throttle_key).await?;
         let first_superuser = ensure_first_superuser(&services.users, &settings).await?;
-        let (auth_rate_limit, hash_budget) = rate_limits(&settings, &services.counter);
+        let (auth_rate_limit, hash_budget, write_limit) = rate_limits(&settings, &services.counter);
         let metrics = Metrics::global();
+        metrics::describe_counter!(
+            crate::telemetry::DROPPED_METRIC,
+            "Log lines not written: the output failed or the queue was full"
+        );
         let lifecycle = Arc::new(Lifecycle::default());
         let tasks = services.clone();
         let state = web::Data::new(ApiState {
@@ -77,6 +94,7 @@ impl Application {
             version: env!("CARGO_PKG_VERSION"),
             auth_rate_limit,
             hash_budget,
+            write_limit,
             trust_forwarded_for: settings.trust_forwarded_for,
             cursor_key,
             jwks,
@@ -258,14 +276,33 @@ async fn connect(settings: &Settings) -> anyhow::Result<Database> {
             "DATABASE_URL has the original service's postgresql+asyncpg:// form; connecting with postgres://"
         );
     }
-    Database::connect(&settings.database())
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to the database at {}",
-                userhub_config::redact(&settings.database_url())
-            )
-        })
+    let wait = std::time::Duration::from_secs(settings.db_startup_wait_seconds);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut attempt = 1_u32;
+    loop {
+        match Database::connect(&settings.database()).await {
+            Ok(database) => return Ok(database),
+            Err(err) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(
+                    attempt,
+                    error = %err,
+                    "the database is not reachable yet; retrying (DB_STARTUP_WAIT_SECONDS={})",
+                    settings.db_startup_wait_seconds
+                );
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(left.min(std::time::Duration::from_secs(1))).await;
+                attempt += 1;
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "connecting to the database at {}",
+                        userhub_config::redact(&settings.database_url())
+                    )
+                });
+            }
+        }
+    }
 }
 
 /// The use cases, wired to the adapters.
@@ -283,6 +320,7 @@ impl Services {
         settings: &Settings,
         database: &Database,
         tokens: JwtTokenIssuer,
+        throttle_key: SecretString,
     ) -> anyhow::Result<Self> {
         let hasher = BcryptPasswordHasher::new(settings.bcrypt_cost)
             .await
@@ -290,7 +328,7 @@ impl Services {
         let ports = Ports {
             users: Arc::new(SeaOrmUserRepository::new(database.clone())),
             sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
-            throttle: Arc::new(SeaOrmLoginThrottle::new(database.clone())),
+            throttle: Arc::new(SeaOrmLoginThrottle::new(database.clone(), throttle_key)),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
             mail: Arc::new(SeaOrmMailQueue::new(database.clone())),
@@ -304,6 +342,7 @@ impl Services {
                 Arc::new(LogMailer)
             }
         };
+        let counter = Arc::new(SeaOrmRequestCounter::new(database.clone()));
         Ok(Self {
             auth: AuthService::new(
                 ports.clone(),
@@ -319,17 +358,19 @@ impl Services {
                 ports.clone(),
                 settings.password_policy(),
                 settings.lockout(),
-            ),
+            )
+            .email_change_requires_password(settings.email_change_requires_password),
             audit: AuditService::new(ports.clone(), settings.audit_retention()),
             recovery: RecoveryService::new(
                 ports,
                 RecoveryPorts {
                     tokens: Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
                     mailer,
+                    counter: counter.clone(),
                 },
                 settings.recovery(),
             ),
-            counter: Arc::new(SeaOrmRequestCounter::new(database.clone())),
+            counter,
         })
     }
 
@@ -355,22 +396,32 @@ impl Services {
     }
 }
 
-/// The per-IP limit and the hashing budget, held where
-/// `RATE_LIMIT_STORE` says.
+/// The per-IP limit, the hashing budget and the per-account write limit,
+/// held where `RATE_LIMIT_STORE` says.
 fn rate_limits(
     settings: &Settings,
     counter: &Arc<SeaOrmRequestCounter>,
-) -> (Option<AuthRateLimit>, Option<HashBudget>) {
+) -> (
+    Option<AuthRateLimit>,
+    Option<HashBudget>,
+    Option<HashBudget>,
+) {
     match settings.rate_limit_store {
         RateLimitStore::Memory => (
             AuthRateLimit::local(settings.auth_rate_limit_per_minute),
             HashBudget::local(settings.password_hash_budget_per_minute),
+            HashBudget::local(settings.user_write_limit_per_minute),
         ),
         RateLimitStore::Database => {
             let counter: Arc<dyn RequestCounter> = counter.clone();
             (
                 AuthRateLimit::shared(counter.clone(), settings.auth_rate_limit_per_minute, "ip"),
-                HashBudget::shared(counter, settings.password_hash_budget_per_minute, "hash"),
+                HashBudget::shared(
+                    counter.clone(),
+                    settings.password_hash_budget_per_minute,
+                    "hash",
+                ),
+                HashBudget::shared(counter, settings.user_write_limit_per_minute, "write"),
             )
         }
     }
@@ -432,8 +483,9 @@ async fn purge_every(
         if let Err(err) = audit.purge().await {
             tracing::warn!(error = %err, "deleting old audit events failed; will retry");
         }
-        let minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
-        if let Err(err) = counter.purge(minutes_ago).await {
+        // The longest window counted is an hour (mail per address).
+        let hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+        if let Err(err) = counter.purge(hours_ago).await {
             tracing::warn!(error = %err, "deleting old request counts failed; will retry");
         }
     }

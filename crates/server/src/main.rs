@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            say_error(&format!("{err:#}"));
             return ExitCode::from(2);
         }
     };
@@ -57,14 +57,22 @@ async fn main() -> ExitCode {
         Ok(app) => app.run_until_stopped().await,
         Err(err) => Err(err),
     };
-    match outcome {
+    let code = match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
-            eprintln!("error: {err:#}");
+            say_error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry::flush();
+    code
+}
+
+/// `error: …` on standard error; unlike `eprintln!`, no panic when
+/// standard error is a closed pipe.
+fn say_error(message: &str) {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
 }
 
 /// `create-superuser [--email E] [--username U]`.

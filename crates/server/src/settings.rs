@@ -10,7 +10,7 @@ use figment::providers::Env;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use userhub_infrastructure::SigningKey;
+use userhub_infrastructure::{PreviousKey, SigningKey};
 
 use crate::telemetry::LogFormat;
 
@@ -49,6 +49,9 @@ pub struct Settings {
     pub db_idle_timeout_seconds: u64,
     /// Seconds opening the first connection at start may take.
     pub db_connect_timeout_seconds: u64,
+    /// Seconds a server started before its database keeps retrying the
+    /// first connection (a log line per try); 0 gives up at once.
+    pub db_startup_wait_seconds: u64,
     /// Seconds a PostgreSQL statement may run or wait for a lock before it
     /// is cancelled (the request answers 503); 0 means no limit.
     pub db_statement_timeout_seconds: u64,
@@ -69,6 +72,12 @@ pub struct Settings {
     pub jwt_private_key_file: Option<String>,
     /// PEM public key for RS256 / EdDSA, published as a JWK Set.
     pub jwt_public_key_file: Option<String>,
+    /// HS256: the key signed with before a rotation; it still verifies
+    /// tokens (until they expire), never signs.
+    pub jwt_previous_secret_key: Option<SecretString>,
+    /// RS256 / EdDSA: the public key of the pair used before a rotation;
+    /// it is still published and still verifies tokens, never signs.
+    pub jwt_previous_public_key_file: Option<String>,
     /// `iss` of issued tokens.
     pub jwt_issuer: String,
     /// `aud` of issued tokens.
@@ -151,9 +160,19 @@ pub struct Settings {
     pub password_reset_token_minutes: u64,
     /// Hours a verification link works.
     pub verify_token_hours: u64,
-    /// Refuse logins (403, after the password check) of users whose
-    /// address is not verified.
+    /// Refuse logins (403, after the password check) and refreshes of
+    /// users whose address is not verified.
     pub require_verified_email: bool,
+    /// Changing one's own email needs the current password; `false` is
+    /// weaker (a stolen access token can then move the account).
+    pub email_change_requires_password: bool,
+    /// Days a link that undoes an email change works.
+    pub revert_email_token_days: u64,
+    /// Reset, verification and revert links one address may be mailed per
+    /// hour; more are not sent (the answers stay the same).
+    pub mail_max_per_address_per_hour: u32,
+    /// Profile writes per minute per account; 0 turns the limit off.
+    pub user_write_limit_per_minute: u32,
     /// Log filter, `RUST_LOG` syntax.
     pub rust_log: String,
     /// `pretty` or `json`.
@@ -175,6 +194,7 @@ impl Default for Settings {
             db_acquire_timeout_seconds: 3,
             db_idle_timeout_seconds: 300,
             db_connect_timeout_seconds: 5,
+            db_startup_wait_seconds: 0,
             db_statement_timeout_seconds: 10,
             shutdown_delay_seconds: 5,
             shutdown_timeout_seconds: 30,
@@ -184,6 +204,8 @@ impl Default for Settings {
             jwt_algorithm: JwtAlgorithm::Hs256,
             jwt_private_key_file: None,
             jwt_public_key_file: None,
+            jwt_previous_secret_key: None,
+            jwt_previous_public_key_file: None,
             jwt_issuer: "userhub".into(),
             jwt_audience: "userhub-api".into(),
             jwt_leeway_seconds: 5,
@@ -221,6 +243,10 @@ impl Default for Settings {
             password_reset_token_minutes: 30,
             verify_token_hours: 48,
             require_verified_email: false,
+            email_change_requires_password: true,
+            revert_email_token_days: 7,
+            mail_max_per_address_per_hour: 5,
+            user_write_limit_per_minute: 30,
             rust_log: "info".into(),
             log_format: LogFormat::Pretty,
         }
@@ -422,6 +448,7 @@ const KEYS: &[&str] = &[
     "db_acquire_timeout_seconds",
     "db_idle_timeout_seconds",
     "db_connect_timeout_seconds",
+    "db_startup_wait_seconds",
     "db_statement_timeout_seconds",
     "shutdown_delay_seconds",
     "shutdown_timeout_seconds",
@@ -431,6 +458,8 @@ const KEYS: &[&str] = &[
     "jwt_algorithm",
     "jwt_private_key_file",
     "jwt_public_key_file",
+    "jwt_previous_secret_key",
+    "jwt_previous_public_key_file",
     "jwt_issuer",
     "jwt_audience",
     "jwt_leeway_seconds",
@@ -468,6 +497,10 @@ const KEYS: &[&str] = &[
     "password_reset_token_minutes",
     "verify_token_hours",
     "require_verified_email",
+    "email_change_requires_password",
+    "revert_email_token_days",
+    "mail_max_per_address_per_hour",
+    "user_write_limit_per_minute",
     "rust_log",
     "log_format",
 ];
@@ -550,7 +583,31 @@ impl Settings {
     /// Refuses numbers outside what the server can honour, instead of
     /// silently clamping them.
     fn check_ranges(&self) -> anyhow::Result<()> {
-        let ranges: [(&str, u64, u64, u64); 17] = [
+        let ranges: [(&str, u64, u64, u64); 21] = [
+            (
+                "REVERT_EMAIL_TOKEN_DAYS",
+                self.revert_email_token_days,
+                1,
+                90,
+            ),
+            (
+                "MAIL_MAX_PER_ADDRESS_PER_HOUR",
+                self.mail_max_per_address_per_hour.into(),
+                1,
+                1000,
+            ),
+            (
+                "USER_WRITE_LIMIT_PER_MINUTE",
+                self.user_write_limit_per_minute.into(),
+                0,
+                100_000,
+            ),
+            (
+                "DB_STARTUP_WAIT_SECONDS",
+                self.db_startup_wait_seconds,
+                0,
+                3600,
+            ),
             ("AUDIT_RETENTION_DAYS", self.audit_retention_days, 1, 36_500),
             ("BODY_TIMEOUT_SECONDS", self.body_timeout_seconds, 1, 300),
             ("VERIFY_TOKEN_HOURS", self.verify_token_hours, 1, 30 * 24),
@@ -694,6 +751,8 @@ impl Settings {
             password_policy: self.password_policy(),
             max_attempts: self.mail_max_attempts,
             retry_base: seconds(self.mail_retry_seconds),
+            revert_token_ttl: seconds(self.revert_email_token_days.saturating_mul(DAY)),
+            max_links_per_address_per_hour: self.mail_max_per_address_per_hour,
         }
     }
 
@@ -719,6 +778,9 @@ impl Settings {
     fn without_empty_values(mut self) -> Self {
         let blank = |s: &str| s.trim().is_empty();
         self.jwt_secret_key = self.jwt_secret_key.filter(|k| !blank(k.expose_secret()));
+        self.jwt_previous_secret_key = self
+            .jwt_previous_secret_key
+            .filter(|k| !blank(k.expose_secret()));
         self.first_superuser_email = self.first_superuser_email.filter(|e| !blank(e));
         self.database_direct_url = self.database_direct_url.filter(|u| !blank(u));
         self.smtp_username = self.smtp_username.filter(|u| !blank(u));
@@ -820,34 +882,60 @@ impl Settings {
             .collect()
     }
 
-    /// The access-token signing key for `JWT_ALGORITHM`, and the key that
-    /// derives successor refresh tokens.
+    /// The access-token signing key for `JWT_ALGORITHM`, and the key
+    /// signed with before a rotation, which still verifies.
     ///
-    /// HS256 signs with `JWT_SECRET_KEY`. RS256 and EdDSA sign with the PEM
-    /// key pair in `JWT_PRIVATE_KEY_FILE` / `JWT_PUBLIC_KEY_FILE` (the public
-    /// key is served at `/.well-known/jwks.json`); refresh successors then use
-    /// `JWT_SECRET_KEY` if set, else the private key.
+    /// HS256 signs with `JWT_SECRET_KEY` (previous: `JWT_PREVIOUS_SECRET_KEY`).
+    /// RS256 and EdDSA sign with the PEM key pair in `JWT_PRIVATE_KEY_FILE` /
+    /// `JWT_PUBLIC_KEY_FILE` (previous: `JWT_PREVIOUS_PUBLIC_KEY_FILE`, a
+    /// public key of the same algorithm).
     ///
     /// # Errors
-    /// An unknown algorithm, a missing or unreadable key.
-    pub fn jwt_keys(&self) -> anyhow::Result<(SigningKey, SecretString)> {
+    /// A missing or unreadable key, or a previous key that does not fit
+    /// the algorithm.
+    pub fn jwt_keys(&self) -> anyhow::Result<(SigningKey, Option<PreviousKey>)> {
         let algorithm = self.jwt_algorithm;
-        if algorithm == JwtAlgorithm::Hs256 {
-            let secret = self.jwt_secret()?;
-            return Ok((SigningKey::Hmac(secret.clone()), secret));
-        }
-        let read = |path: &Option<String>, name: &str| -> anyhow::Result<String> {
-            let path = path.as_deref().filter(|p| !p.trim().is_empty());
-            let path = path.with_context(|| format!("JWT_ALGORITHM={algorithm} needs {name}"))?;
+        let read = |path: &str, name: &str| -> anyhow::Result<String> {
             std::fs::read_to_string(path).with_context(|| format!("reading {name} ({path})"))
         };
-        let private_pem =
-            SecretString::from(read(&self.jwt_private_key_file, "JWT_PRIVATE_KEY_FILE")?);
-        let public_pem = read(&self.jwt_public_key_file, "JWT_PUBLIC_KEY_FILE")?;
-        let refresh_secret = match &self.jwt_secret_key {
-            Some(_) => self.jwt_secret()?,
-            None => private_pem.clone(),
+        let previous_file = self
+            .jwt_previous_public_key_file
+            .as_deref()
+            .filter(|p| !p.trim().is_empty());
+        if algorithm == JwtAlgorithm::Hs256 {
+            if previous_file.is_some() {
+                bail!(
+                    "JWT_PREVIOUS_PUBLIC_KEY_FILE: only for RS256 and EdDSA; with HS256 set JWT_PREVIOUS_SECRET_KEY"
+                );
+            }
+            let previous = match &self.jwt_previous_secret_key {
+                Some(key) if key.expose_secret().len() >= 32 => {
+                    Some(PreviousKey::Hmac(key.clone()))
+                }
+                Some(_) => bail!("JWT_PREVIOUS_SECRET_KEY must be at least 32 bytes"),
+                None => None,
+            };
+            return Ok((SigningKey::Hmac(self.jwt_secret()?), previous));
+        }
+        if self.jwt_previous_secret_key.is_some() {
+            bail!(
+                "JWT_PREVIOUS_SECRET_KEY: only for HS256; with {algorithm} set JWT_PREVIOUS_PUBLIC_KEY_FILE"
+            );
+        }
+        let required = |path: &Option<String>, name: &str| -> anyhow::Result<String> {
+            let path = path.as_deref().filter(|p| !p.trim().is_empty());
+            let path = path.with_context(|| format!("JWT_ALGORITHM={algorithm} needs {name}"))?;
+            read(path, name)
         };
+        let private_pem = SecretString::from(required(
+            &self.jwt_private_key_file,
+            "JWT_PRIVATE_KEY_FILE",
+        )?);
+        let public_pem = required(&self.jwt_public_key_file, "JWT_PUBLIC_KEY_FILE")?;
+        let previous = previous_file
+            .map(|path| read(path, "JWT_PREVIOUS_PUBLIC_KEY_FILE"))
+            .transpose()?
+            .map(PreviousKey::Public);
         let signing = match algorithm {
             JwtAlgorithm::Rs256 => SigningKey::Rsa {
                 private_pem,
@@ -859,7 +947,7 @@ impl Settings {
                 public_pem,
             },
         };
-        Ok((signing, refresh_secret))
+        Ok((signing, previous))
     }
 
     /// The HMAC key: the configured one, or in development a random key
@@ -1243,6 +1331,42 @@ mod tests {
             ed.jwt_keys().unwrap().0,
             SigningKey::Ed25519 { .. }
         ));
+    }
+
+    #[test]
+    fn a_previous_key_must_fit_the_algorithm_and_is_named_when_it_does_not() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
+        let hs = Settings {
+            jwt_secret_key: Some("k".repeat(32).into()),
+            jwt_previous_public_key_file: Some(format!("{fixtures}/ed25519-public.pem")),
+            ..Settings::default()
+        };
+        let err = hs.jwt_keys().unwrap_err().to_string();
+        assert!(err.starts_with("JWT_PREVIOUS_PUBLIC_KEY_FILE"), "{err}");
+        let short = Settings {
+            jwt_secret_key: Some("k".repeat(32).into()),
+            jwt_previous_secret_key: Some("short".into()),
+            ..Settings::default()
+        };
+        let err = short.jwt_keys().unwrap_err().to_string();
+        assert!(err.starts_with("JWT_PREVIOUS_SECRET_KEY"), "{err}");
+        let ed = Settings {
+            jwt_algorithm: JwtAlgorithm::EdDsa,
+            jwt_private_key_file: Some(format!("{fixtures}/ed25519-next-private.pem")),
+            jwt_public_key_file: Some(format!("{fixtures}/ed25519-next-public.pem")),
+            jwt_previous_public_key_file: Some(format!("{fixtures}/ed25519-public.pem")),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            ed.jwt_keys().unwrap().1,
+            Some(PreviousKey::Public(_))
+        ));
+        let ed_with_secret = Settings {
+            jwt_previous_secret_key: Some("k".repeat(32).into()),
+            ..ed
+        };
+        let err = ed_with_secret.jwt_keys().unwrap_err().to_string();
+        assert!(err.starts_with("JWT_PREVIOUS_SECRET_KEY"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use migration::MigratorTrait;
 use reqwest::Client;
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
@@ -165,6 +166,11 @@ fn server_bin() -> PathBuf {
 
 impl Server {
     fn start(url: &str, log: &Path, extra: &[(&str, &str)]) -> Self {
+        let log = std::fs::File::create(log).unwrap();
+        Self::start_with(url, log.try_clone().unwrap().into(), log.into(), extra)
+    }
+
+    fn start_with(url: &str, stdout: Stdio, stderr: Stdio, extra: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut command = Command::new(server_bin());
         command
@@ -184,10 +190,9 @@ impl Server {
         for (key, value) in extra {
             command.env(key, value);
         }
-        let log = std::fs::File::create(log).unwrap();
         let child = command
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(stdout)
+            .stderr(stderr)
             .stdin(Stdio::null())
             .spawn()
             .expect("the server binary runs (build it with `cargo build -p userhub-server`)");
@@ -614,11 +619,364 @@ async fn burst_lockout(cluster: &Cluster, logs: &Path) -> Outcome {
     }
 }
 
+/// A number in `0..bound` that differs from run to run (where in a start a
+/// kill lands); no seed to set, the figures say where kills landed.
+fn random_below(bound: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mixed = u64::from(nanos).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17;
+    mixed % bound.max(1)
+}
+
+/// How many migrations there are.
+fn migrations() -> i64 {
+    i64::try_from(migration::Migrator::migrations().len()).unwrap()
+}
+
+/// How many migrations a database records as applied (0 without the table).
+async fn migrations_applied(url: &str) -> i64 {
+    let Ok(conn) = Database::connect(url).await else {
+        return -1;
+    };
+    let backend = conn.get_database_backend();
+    let count = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT count(*) AS n FROM seaql_migrations",
+        ))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get::<i64>("", "n").ok())
+        .unwrap_or(0);
+    let _ = conn.close().await;
+    count
+}
+
+/// `kill -9` at a random moment of a first start (most land while the
+/// migrations run), sixteen times on fresh databases of each kind: every
+/// next start comes up.
+async fn first_start_killed(cluster: &Cluster, logs: &Path) -> Outcome {
+    const ROUNDS: usize = 16;
+    let client = Client::new();
+    let dir = std::env::temp_dir().join(format!("userhub-drill-sqlite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut pass = true;
+    let mut figures = Vec::new();
+    for backend in ["sqlite", "postgres"] {
+        let url_for = async |round: usize| match backend {
+            "sqlite" => format!("sqlite://{}/r{round}.db?mode=rwc", dir.display()),
+            _ => cluster.create_db(&format!("killed_{round}")).await,
+        };
+        // When, in a first start here, the last migration is recorded: the
+        // kills fall between the start and then.
+        let url = url_for(ROUNDS).await;
+        let started = Instant::now();
+        let mut calibration = Server::start(&url, &logs.join(format!("killed-{backend}.log")), &[]);
+        while migrations_applied(&url).await < migrations()
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let migrated = started.elapsed();
+        assert!(calibration.ready(&client, Duration::from_secs(60)).await);
+        drop(calibration);
+        let (mut up, mut applied_at_kill) = (0, Vec::new());
+        for round in 0..ROUNDS {
+            let url = url_for(round).await;
+            let log = logs.join(format!("killed-{backend}-{round}.log"));
+            let mut victim = Server::start(&url, &log, &[]);
+            let delay = random_below(u64::try_from(migrated.as_micros()).unwrap());
+            tokio::time::sleep(Duration::from_micros(delay)).await;
+            let _ = victim.child.kill();
+            let _ = victim.child.wait();
+            applied_at_kill.push(migrations_applied(&url).await);
+            let mut next = Server::start(
+                &url,
+                &logs.join(format!("killed-{backend}-{round}-next.log")),
+                &[],
+            );
+            if next.ready(&client, Duration::from_secs(60)).await {
+                up += 1;
+            }
+        }
+        pass &= up == ROUNDS;
+        applied_at_kill.sort_unstable();
+        figures.push(format!(
+            "{backend}: {up}/{ROUNDS} next starts up (migrated {:.2} s after the start; migrations recorded at each kill: {applied_at_kill:?})",
+            migrated.as_secs_f32()
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Outcome {
+        pass,
+        figures: figures.join("; "),
+    }
+}
+
+/// Standard output and error are pipes whose reader goes away; under a
+/// load that logs (wrong passwords are logged at warn) the server goes on
+/// serving and stays up.
+async fn closed_stdout(cluster: &Cluster, _logs: &Path) -> Outcome {
+    let url = cluster.create_db("closed_stdout").await;
+    let mut server = Server::start_with(
+        &url,
+        Stdio::piped(),
+        Stdio::piped(),
+        &[("RUST_LOG", "info")],
+    );
+    let client = Client::new();
+    assert!(server.ready(&client, Duration::from_secs(30)).await);
+    user(&client, &server.base, "ada").await;
+    // The reader goes away: every later write to either pipe fails.
+    drop(server.child.stdout.take());
+    drop(server.child.stderr.take());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let load: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, base) = (Client::new(), server.base.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while Instant::now() < deadline {
+                    let status = if i % 2 == 0 {
+                        client.get(format!("{base}/health")).send().await
+                    } else {
+                        client
+                            .post(format!("{base}/api/auth/login"))
+                            .json(&json!({"email": format!("nobody{i}"), "password": "Wrong-password-1"}))
+                            .send()
+                            .await
+                    }
+                    .map_or(0, |r| r.status().as_u16());
+                    statuses.push(status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in load {
+        statuses.extend(task.await.unwrap());
+    }
+    let alive = server.child.try_wait().unwrap().is_none();
+    let after = client
+        .get(format!("{}/health", server.base))
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16());
+    // 429: the wrong logins lock their names, as they should.
+    let bad = statuses
+        .iter()
+        .filter(|s| ![200, 401, 429].contains(*s))
+        .count();
+    Outcome {
+        pass: alive && after == 200 && bad == 0 && !statuses.is_empty(),
+        figures: format!(
+            "{} requests with the log pipes closed: {}; still running: {alive}; /health then {after}",
+            statuses.len(),
+            tally(&statuses)
+        ),
+    }
+}
+
+/// The server starts 3 s before its database, with `DB_STARTUP_WAIT_SECONDS`
+/// set: it waits and comes up. Without the setting it stops at once.
+async fn late_database(cluster: &Cluster, logs: &Path) -> Outcome {
+    let url = cluster.create_db("late").await;
+    assert!(
+        cluster.ctl("stop", &["-m", "fast"]),
+        "the drill cluster stops"
+    );
+    let mut impatient = Server::start(&url, &logs.join("late-impatient.log"), &[]);
+    let gave_up = impatient.exited_within(Duration::from_secs(10)).await;
+    let started = Instant::now();
+    let mut server = Server::start(
+        &url,
+        &logs.join("late.log"),
+        &[("DB_STARTUP_WAIT_SECONDS", "30")],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let waiting = server.child.try_wait().unwrap().is_none();
+    cluster.start();
+    let client = Client::new();
+    let up = server.ready(&client, Duration::from_secs(30)).await;
+    Outcome {
+        pass: gave_up && waiting && up,
+        figures: format!(
+            "without the wait: stopped at once {gave_up}; with DB_STARTUP_WAIT_SECONDS=30: still waiting after 3 s {waiting}, up {:.1} s after its start: {up}",
+            started.elapsed().as_secs_f32()
+        ),
+    }
+}
+
+fn as_refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A rolling key rotation under load: an instance with the new key (and
+/// the previous one to verify) takes over from one with the old key; the
+/// old key's tokens, refresh tokens and cursors go on working there.
+async fn key_rotation(cluster: &Cluster, logs: &Path) -> Outcome {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let key = |name: &str| format!("{fixtures}/{name}");
+    let rotations = [
+        (
+            "EdDSA",
+            vec![
+                ("JWT_ALGORITHM", "EdDSA".to_owned()),
+                ("JWT_PRIVATE_KEY_FILE", key("ed25519-private.pem")),
+                ("JWT_PUBLIC_KEY_FILE", key("ed25519-public.pem")),
+            ],
+            vec![
+                ("JWT_ALGORITHM", "EdDSA".to_owned()),
+                ("JWT_PRIVATE_KEY_FILE", key("ed25519-next-private.pem")),
+                ("JWT_PUBLIC_KEY_FILE", key("ed25519-next-public.pem")),
+                ("JWT_PREVIOUS_PUBLIC_KEY_FILE", key("ed25519-public.pem")),
+            ],
+        ),
+        (
+            "HS256",
+            vec![],
+            vec![
+                (
+                    "JWT_SECRET_KEY",
+                    "the-next-drill-signing-key-of-32-bytes!!".to_owned(),
+                ),
+                ("JWT_PREVIOUS_SECRET_KEY", JWT_KEY.to_owned()),
+            ],
+        ),
+    ];
+    let client = Client::new();
+    let (mut pass, mut figures) = (true, Vec::new());
+    for (name, old, new) in rotations {
+        let url = cluster
+            .create_db(&format!("rotation_{}", name.to_lowercase()))
+            .await;
+        let mut before = Server::start(
+            &url,
+            &logs.join(format!("rotation-{name}-old.log")),
+            &as_refs(&old),
+        );
+        assert!(before.ready(&client, Duration::from_secs(30)).await);
+        let base = before.base.clone();
+        let (_, token) = user(&client, &base, "ada").await;
+        user(&client, &base, "bob").await;
+        let refresh: Value = client
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"email": "bob", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page: Value = client
+            .get(format!("{base}/api/users/?limit=1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
+        let mut after = Server::start(
+            &url,
+            &logs.join(format!("rotation-{name}-new.log")),
+            &as_refs(&new),
+        );
+        assert!(after.ready(&client, Duration::from_secs(30)).await);
+        drop(before);
+        let base = after.base.clone();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let load: Vec<_> = (0..8)
+            .map(|_| {
+                let (client, base, token) = (Client::new(), base.clone(), token.clone());
+                tokio::spawn(async move {
+                    let mut statuses = Vec::new();
+                    while Instant::now() < deadline {
+                        statuses.push(
+                            client
+                                .get(format!("{base}/api/auth/me"))
+                                .bearer_auth(&token)
+                                .send()
+                                .await
+                                .map_or(0, |r| r.status().as_u16()),
+                        );
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in load {
+            statuses.extend(task.await.unwrap());
+        }
+        let status =
+            |r: Result<reqwest::Response, reqwest::Error>| r.map_or(0, |r| r.status().as_u16());
+        let next_page = status(
+            client
+                .get(format!("{base}/api/users/?limit=1&cursor={cursor}"))
+                .bearer_auth(&token)
+                .send()
+                .await,
+        );
+        let refreshed = status(
+            client
+                .post(format!("{base}/api/auth/refresh"))
+                .json(&json!({"refresh_token": refresh["refresh_token"]}))
+                .send()
+                .await,
+        );
+        let (_, fresh) = user(&client, &base, "cleo").await;
+        let fresh_ok = status(
+            client
+                .get(format!("{base}/api/auth/me"))
+                .bearer_auth(&fresh)
+                .send()
+                .await,
+        );
+        let keys: Value = client
+            .get(format!("{base}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let published = keys["keys"].as_array().map_or(0, Vec::len);
+        let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+        let expected_keys = if name == "HS256" { 0 } else { 2 };
+        let ok = unauthorized == 0
+            && statuses.iter().all(|s| *s == 200)
+            && next_page == 200
+            && refreshed == 200
+            && fresh_ok == 200
+            && published == expected_keys
+            && !cursor.is_empty();
+        pass &= ok;
+        figures.push(format!(
+            "{name}: old tokens on the new instance {}; old cursor {next_page}; old refresh token {refreshed}; new token {fresh_ok}; {published} keys published",
+            tally(&statuses)
+        ));
+        drop(after);
+    }
+    Outcome {
+        pass,
+        figures: figures.join("; "),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let logs = PathBuf::from(std::env::var("DRILL_LOGS").unwrap_or_else(|_| "build/drills".into()));
     std::fs::create_dir_all(&logs).unwrap();
     let cluster = Cluster::start_new();
+    // Drill names as arguments run only those.
+    let only: Vec<String> = std::env::args().skip(1).collect();
     let mut results = Vec::new();
     for name in [
         "database-restart",
@@ -626,13 +984,24 @@ async fn main() {
         "replicas",
         "one-winner",
         "burst-lockout",
+        "first-start-killed",
+        "closed-stdout",
+        "late-database",
+        "key-rotation",
     ] {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         let outcome = match name {
             "database-restart" => database_restart(&cluster, &logs).await,
             "sigterm-drain" => sigterm_drain(&cluster, &logs).await,
             "replicas" => replicas(&cluster, &logs).await,
             "one-winner" => one_winner(&cluster, &logs).await,
-            _ => burst_lockout(&cluster, &logs).await,
+            "burst-lockout" => burst_lockout(&cluster, &logs).await,
+            "first-start-killed" => first_start_killed(&cluster, &logs).await,
+            "closed-stdout" => closed_stdout(&cluster, &logs).await,
+            "late-database" => late_database(&cluster, &logs).await,
+            _ => key_rotation(&cluster, &logs).await,
         };
         println!(
             "{name}: {} {}",

@@ -28,7 +28,7 @@ struct Repos {
 
 impl Repos {
     /// Writes, as `actor`, the fields in which `after` differs from
-    /// `before`, at `before`'s version.
+    /// `before`, at `before`'s version (as a client's `If-Match` asks).
     async fn save(
         &self,
         actor: &User,
@@ -39,11 +39,12 @@ impl Repos {
             actor: actor.id,
             actor_is_superuser: actor.is_superuser,
             keep_a_superuser: false,
+            password_hash: None,
         };
         self.users
             .update(
                 before.id,
-                before.version,
+                Some(before.version),
                 &diff(before, after),
                 &guard,
                 now(),
@@ -59,6 +60,7 @@ fn own(actor: UserId, keep_a_superuser: bool) -> WriteGuard {
         actor,
         actor_is_superuser: false,
         keep_a_superuser,
+        password_hash: None,
     }
 }
 
@@ -81,7 +83,10 @@ async fn repos(backend: Backend) -> Repos {
     Repos {
         users: Arc::new(SeaOrmUserRepository::new(database.clone())),
         sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
-        throttle: Arc::new(SeaOrmLoginThrottle::new(database)),
+        throttle: Arc::new(SeaOrmLoginThrottle::new(
+            database,
+            secrecy::SecretString::from("k".repeat(32)),
+        )),
         _db: db,
     }
 }
@@ -114,6 +119,8 @@ on_both_backends!(
     concurrent_demotions_never_remove_the_last_active_superuser,
     unsearched_totals_follow_every_insert_update_and_delete,
     writes_are_conditional_on_the_version_read,
+    writes_without_a_version_never_refuse_each_other,
+    a_write_that_relied_on_a_password_proof_needs_that_password_still,
     an_administrators_decision_survives_the_users_concurrent_writes,
     migrations_go_fresh_down_to_zero_and_up_again,
 );
@@ -910,7 +917,7 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
             let (id, patch) = (u.id, deactivate.clone());
             tokio::spawn(async move {
                 users
-                    .update(id, 1, &patch, &own(id, true), now(), &any_event())
+                    .update(id, None, &patch, &own(id, true), now(), &any_event())
                     .await
             })
         };
@@ -932,7 +939,7 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
             r.users
                 .update(
                     survivor.id,
-                    1,
+                    None,
                     &plain,
                     &own(survivor.id, true),
                     now(),
@@ -944,7 +951,7 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
         r.users
             .update(
                 survivor.id,
-                1,
+                None,
                 &plain,
                 &own(survivor.id, false),
                 now(),
@@ -957,7 +964,7 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
         r.users
             .update(
                 UserId::generate(),
-                1,
+                None,
                 &deactivate,
                 &own(UserId::generate(), true),
                 now(),
@@ -968,8 +975,9 @@ async fn concurrent_demotions_never_remove_the_last_active_superuser(backend: Ba
     ));
 }
 
-/// A write computed from an old version is refused, whatever it changes;
-/// the version moves with every write.
+/// A write that names a version (a client's `If-Match`) is refused when
+/// the user moved on, whatever it changes; the version moves with every
+/// write, and a login does not move it.
 async fn writes_are_conditional_on_the_version_read(backend: Backend) {
     let r = repos(backend).await;
     let ada = user("ada");
@@ -999,9 +1007,98 @@ async fn writes_are_conditional_on_the_version_read(backend: Backend) {
     assert!(matches!(stale, Err(PatchUserError::Stale)), "{stale:?}");
     r.users.record_login(ada.id, now()).await.unwrap();
     let stored = r.users.find_by_id(ada.id).await.unwrap().unwrap();
-    assert_eq!(stored.version, 3);
+    assert_eq!(stored.version, 2);
+    assert!(stored.last_login_at.is_some());
     assert!(stored.is_active);
     assert_eq!(stored.full_name, renamed.full_name);
+}
+
+/// Sixteen concurrent writes of one user's name and a login racing them,
+/// none naming a version: every one lands (none is refused because
+/// another landed first), and the name is one of those sent.
+async fn writes_without_a_version_never_refuse_each_other(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada, &any_event()).await.unwrap();
+    let writes: Vec<_> = (0..16)
+        .map(|i| {
+            let users = r.users.clone();
+            tokio::spawn(async move {
+                let patch = UserPatch {
+                    full_name: Some(Some(
+                        userhub_domain::model::FullName::parse(&format!("Ada {i}")).unwrap(),
+                    )),
+                    ..UserPatch::default()
+                };
+                users
+                    .update(
+                        ada.id,
+                        None,
+                        &patch,
+                        &own(ada.id, false),
+                        now(),
+                        &any_event(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let login = {
+        let users = r.users.clone();
+        tokio::spawn(async move { users.record_login(ada.id, now()).await })
+    };
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    login.await.unwrap().unwrap();
+    let stored = r.users.find_by_id(ada.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 17, "sixteen writes, and no login, moved it");
+    let name = stored.full_name.unwrap();
+    assert!(name.as_str().starts_with("Ada "), "{}", name.as_str());
+}
+
+/// A write whose rules checked a password (an email change) lands only
+/// while that password is the user's; otherwise it says so.
+async fn a_write_that_relied_on_a_password_proof_needs_that_password_still(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada, &any_event()).await.unwrap();
+    let patch = UserPatch {
+        email: Some(userhub_domain::model::Email::parse("ada@new.example").unwrap()),
+        ..UserPatch::default()
+    };
+    let proven = WriteGuard {
+        password_hash: Some(ada.password_hash.clone()),
+        ..own(ada.id, false)
+    };
+    r.users
+        .replace_password_hash(
+            ada.id,
+            &ada.password_hash,
+            &PasswordHash::new("$2b$04$changed".into()),
+            now(),
+            None,
+        )
+        .await
+        .unwrap();
+    let refused = r
+        .users
+        .update(ada.id, None, &patch, &proven, now(), &any_event())
+        .await;
+    assert!(
+        matches!(refused, Err(PatchUserError::PasswordChanged)),
+        "{refused:?}"
+    );
+    let current = WriteGuard {
+        password_hash: Some(PasswordHash::new("$2b$04$changed".into())),
+        ..own(ada.id, false)
+    };
+    let moved = r
+        .users
+        .update(ada.id, None, &patch, &current, now(), &any_event())
+        .await
+        .unwrap();
+    assert_eq!(moved.email.as_str(), "ada@new.example");
 }
 
 /// Races of the kind that used to undo an administrator's decision: the
@@ -1037,7 +1134,7 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                     let _ = users
                         .update(
                             target.id,
-                            target.version,
+                            None,
                             &patch,
                             &own(target.id, false),
                             now(),
@@ -1072,25 +1169,21 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                 actor: keeper.id,
                 actor_is_superuser: true,
                 keep_a_superuser: true,
+                password_hash: None,
             };
             tokio::spawn(async move {
-                loop {
-                    let current = users.find_by_id(id).await.unwrap().unwrap();
-                    let patch = UserPatch {
-                        is_active: Some(false),
-                        is_superuser: Some(false),
-                        password_hash: Some(reset.clone()),
-                        ..UserPatch::default()
-                    };
-                    match users
-                        .update(id, current.version, &patch, &guard, now(), &any_event())
-                        .await
-                    {
-                        Ok(_) => break,
-                        Err(PatchUserError::Stale) => {}
-                        Err(err) => panic!("{err:?}"),
-                    }
-                }
+                // Without `If-Match` the decision depends on nothing the
+                // user's writes change: it lands at the first try.
+                let patch = UserPatch {
+                    is_active: Some(false),
+                    is_superuser: Some(false),
+                    password_hash: Some(reset.clone()),
+                    ..UserPatch::default()
+                };
+                users
+                    .update(id, None, &patch, &guard, now(), &any_event())
+                    .await
+                    .unwrap();
                 sessions
                     .revoke_all_for_user(id, None, now(), None)
                     .await

@@ -41,7 +41,7 @@ async fn stores(backend: Backend) -> Stores {
         audit: SeaOrmAuditLog::new(database.clone()),
         users: SeaOrmUserRepository::new(database.clone()),
         sessions: SeaOrmSessionRepository::new(database.clone()),
-        throttle: SeaOrmLoginThrottle::new(database),
+        throttle: SeaOrmLoginThrottle::new(database, secrecy::SecretString::from("k".repeat(32))),
         _db: db,
     }
 }
@@ -92,10 +92,11 @@ async fn a_change_whose_event_fails_is_not_written(backend: Backend) {
         actor: ada.id,
         actor_is_superuser: false,
         keep_a_superuser: false,
+        password_hash: None,
     };
     let err = s
         .users
-        .update(ada.id, ada.version, &patch, &guard, now(), &taken)
+        .update(ada.id, Some(ada.version), &patch, &guard, now(), &taken)
         .await
         .unwrap_err();
     assert!(matches!(err, PatchUserError::Port(_)), "{err:?}");

@@ -237,9 +237,10 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
         actor: bob.id,
         actor_is_superuser: false,
         keep_a_superuser: false,
+        password_hash: None,
     };
     s.users
-        .deactivate(bob.id, bob.version, &guard, t0, &any_event())
+        .deactivate(bob.id, None, &guard, t0, &any_event())
         .await
         .unwrap();
     assert!(s.tokens.find_reset(&hash("b"), t0).await.unwrap().is_none());

@@ -27,11 +27,12 @@ pub enum AuditKind {
     UserDeleted,
     UserRestored,
     UserUnlocked,
+    EmailReverted,
 }
 
 impl AuditKind {
     /// Every kind, in the contract's order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -48,6 +49,7 @@ impl AuditKind {
         Self::UserDeleted,
         Self::UserRestored,
         Self::UserUnlocked,
+        Self::EmailReverted,
     ];
 
     /// The event type as stored and shown, e.g. `login.failed`.
@@ -70,6 +72,7 @@ impl AuditKind {
             Self::UserDeleted => "user.deleted",
             Self::UserRestored => "user.restored",
             Self::UserUnlocked => "user.unlocked",
+            Self::EmailReverted => "email.reverted",
         }
     }
 

@@ -19,27 +19,59 @@ pub enum MailKind {
     PasswordReset,
     /// A link that verifies the address.
     VerifyEmail,
+    /// To the old address of an account whose email changed: the new
+    /// address, and a link that undoes the change.
+    EmailChanged,
+    /// To an account's address: its password changed (no link).
+    PasswordChanged,
 }
 
 impl MailKind {
+    const NAMES: [(Self, &'static str); 4] = [
+        (Self::PasswordReset, "password_reset"),
+        (Self::VerifyEmail, "verify_email"),
+        (Self::EmailChanged, "email_changed"),
+        (Self::PasswordChanged, "password_changed"),
+    ];
+
     /// The name stored with a job.
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PasswordReset => "password_reset",
-            Self::VerifyEmail => "verify_email",
-        }
+        Self::NAMES
+            .iter()
+            .find(|(kind, _)| *kind == self)
+            .map_or("", |(_, name)| name)
     }
 
     /// The kind stored under `name`, if any.
     #[must_use]
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "password_reset" => Some(Self::PasswordReset),
-            "verify_email" => Some(Self::VerifyEmail),
-            _ => None,
-        }
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(kind, _)| *kind)
     }
+
+    /// Whether the mail carries a link that acts on the account (and so
+    /// counts against the per-address hourly cap).
+    #[must_use]
+    pub fn carries_a_link(self) -> bool {
+        !matches!(self, Self::PasswordChanged)
+    }
+}
+
+/// A security notice to queue with a change: sent once per change, never
+/// merged with another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// [`MailKind::EmailChanged`] or [`MailKind::PasswordChanged`].
+    pub kind: MailKind,
+    /// Whose account changed.
+    pub user_id: super::UserId,
+    /// Where the notice goes.
+    pub to: Email,
+    /// The new address, for an email change.
+    pub new_email: Option<Email>,
 }
 
 /// A job taken from the mail queue by one worker.
@@ -55,4 +87,8 @@ pub struct MailJob {
     pub attempts: u32,
     /// Where the request that queued it came from.
     pub client: ClientInfo,
+    /// Whose account a notice is about; none for a link asked for by address.
+    pub user_id: Option<super::UserId>,
+    /// The new address, for an [`MailKind::EmailChanged`] notice.
+    pub new_email: Option<String>,
 }

@@ -21,6 +21,21 @@ impl RefreshTokenHash {
     }
 }
 
+/// The address a client is counted under: an IPv4 address itself (an
+/// IPv4-mapped IPv6 address is that IPv4 address), and an IPv6 address's
+/// /64 network, which one subscriber usually holds whole.
+#[must_use]
+pub fn network_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1_u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
 /// Where a request came from, as recorded on a session or an audit event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientInfo {
@@ -51,6 +66,18 @@ impl ClientInfo {
             ip,
             request_id: None,
         }
+    }
+
+    /// The address failed logins and per-address limits are counted
+    /// under: see [`network_of`]. An address that does not parse is its
+    /// own key.
+    #[must_use]
+    pub fn address_key(&self) -> Option<String> {
+        let ip = self.ip.as_deref()?;
+        Some(
+            ip.parse()
+                .map_or_else(|_| ip.to_owned(), |ip| network_of(ip).to_string()),
+        )
     }
 
     /// The same, tagged with the request's id.
@@ -112,4 +139,23 @@ pub struct SessionSummary {
     pub session: Session,
     /// Whether the caller's own access token belongs to it.
     pub current: bool,
+}
+
+#[cfg(test)]
+mod network_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let key = |ip: &str| ClientInfo::new(None, Some(ip.to_owned())).address_key();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff::9"));
+        assert_eq!(key("2001:db8:1:2::1").unwrap(), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7").unwrap(), "192.0.2.7");
+        assert_eq!(key("192.0.2.7").unwrap(), "192.0.2.7");
+        assert_eq!(key("not an address").unwrap(), "not an address");
+        assert_eq!(ClientInfo::default().address_key(), None);
+    }
 }

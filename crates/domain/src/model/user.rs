@@ -86,9 +86,34 @@ pub struct User {
     pub updated_at: OffsetDateTime,
     /// When the user last logged in successfully.
     pub last_login_at: Option<OffsetDateTime>,
-    /// Bumped by every write: the store's compare-and-swap token and the
-    /// `ETag` clients may send back in `If-Match`.
+    /// Bumped by every write of the account's own fields (not by a
+    /// login): the `ETag` clients may send back in `If-Match`.
     pub version: u64,
+}
+
+/// The versions a conditional request accepts (its `If-Match` list): any
+/// one of them. An empty list accepts none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionMatch(Vec<u64>);
+
+impl VersionMatch {
+    /// Accepts exactly these versions.
+    #[must_use]
+    pub fn any_of(versions: impl IntoIterator<Item = u64>) -> Self {
+        Self(versions.into_iter().collect())
+    }
+
+    /// Whether `version` is one of them.
+    #[must_use]
+    pub fn accepts(&self, version: u64) -> bool {
+        self.0.contains(&version)
+    }
+}
+
+impl From<u64> for VersionMatch {
+    fn from(version: u64) -> Self {
+        Self(vec![version])
+    }
 }
 
 /// A user as one particular caller may see it: `email` and `last_login_at`

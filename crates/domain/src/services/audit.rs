@@ -62,9 +62,12 @@ impl AuditService {
         Self { ports, retention }
     }
 
-    /// The caller's own account's events. Where someone else acted on the
-    /// account (a superuser, say), their address, user agent and request
-    /// are theirs, not the caller's to read.
+    /// The caller's own account's events. The address, user agent and
+    /// request id of an event are shown only where the caller caused it
+    /// with their own session: where someone else acted (a superuser, an
+    /// anonymous login attempt, or whoever followed a mailed link: a
+    /// verification, reset or revert link may be opened by anyone it
+    /// reached), they are that someone's, not the caller's to read.
     pub async fn own(
         &self,
         caller: &User,
@@ -79,7 +82,11 @@ impl AuditService {
         };
         let mut page = self.page(query).await?;
         for event in &mut page.items {
-            if event.actor_id.is_some_and(|actor| actor != caller.id) {
+            let by_link = matches!(
+                event.kind,
+                AuditKind::EmailVerified | AuditKind::PasswordReset | AuditKind::EmailReverted
+            );
+            if event.actor_id != Some(caller.id) || by_link {
                 event.client = crate::model::ClientInfo::default();
             }
         }
@@ -155,8 +162,14 @@ mod tests {
         let mine = event(AuditKind::PasswordChanged, Some(me.id), me.id);
         let theirs = event(AuditKind::UserUpdated, Some(admin), me.id);
         let attempt = event(AuditKind::LoginFailed, None, me.id);
+        let verified = event(AuditKind::EmailVerified, Some(me.id), me.id);
         let mut mocks = Mocks::default();
-        let listed = vec![mine.clone(), theirs.clone(), attempt.clone()];
+        let listed = vec![
+            mine.clone(),
+            theirs.clone(),
+            attempt.clone(),
+            verified.clone(),
+        ];
         mocks
             .audit
             .expect_list()
@@ -172,7 +185,11 @@ mod tests {
         assert_eq!(page.items[0], mine);
         assert_eq!(page.items[1].client, ClientInfo::default());
         assert_eq!(page.items[1].actor_id, Some(admin));
-        assert_eq!(page.items[2], attempt);
+        assert_eq!(page.items[2].client, ClientInfo::default());
+        assert_eq!(page.items[2].kind, attempt.kind);
+        // Whoever opened the link may not be the account's owner.
+        assert_eq!(page.items[3].client, ClientInfo::default());
+        assert_eq!(page.items[3].actor_id, Some(me.id));
     }
 
     #[tokio::test]

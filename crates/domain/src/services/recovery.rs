@@ -16,10 +16,10 @@ use tracing::{error, info, warn};
 use super::Ports;
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Email, Mail, MailJob, MailKind, Password, PasswordError,
-    PasswordPolicy, User,
+    AuditEvent, AuditKind, ClientInfo, Email, Mail, MailJob, MailKind, Notice, Password,
+    PasswordError, PasswordPolicy, User,
 };
-use crate::ports::{MailError, Mailer, RecoveryTokens};
+use crate::ports::{MailError, Mailer, RecoveryTokens, RequestCounter, RevertOutcome};
 
 /// Settings of the recovery use cases.
 #[derive(Clone, Debug)]
@@ -36,15 +36,22 @@ pub struct RecoveryConfig {
     pub max_attempts: u32,
     /// Wait before the second attempt; it doubles with each further one.
     pub retry_base: Duration,
+    /// How long a link that undoes an email change works.
+    pub revert_token_ttl: Duration,
+    /// Mails with a link (reset, verification, revert) one address may get
+    /// in an hour; more are not sent, whatever asks for them.
+    pub max_links_per_address_per_hour: u32,
 }
 
 /// The ports recovery needs besides the shared ones.
 #[derive(Clone)]
 pub struct RecoveryPorts {
-    /// Reset and verification tokens.
+    /// Reset, verification and revert tokens.
     pub tokens: Arc<dyn RecoveryTokens>,
     /// The mail system.
     pub mailer: Arc<dyn Mailer>,
+    /// Counts of link mails per address, shared by every instance.
+    pub counter: Arc<dyn RequestCounter>,
 }
 
 /// Why a password reset failed.
@@ -68,6 +75,20 @@ pub enum VerifyEmailError {
     /// user; or an address changed since the link was mailed.
     #[error("invalid or expired token")]
     InvalidToken,
+    /// A port failed; [`PortError`] tells whether retrying may help.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why an email change could not be undone.
+#[derive(Debug, thiserror::Error)]
+pub enum RevertEmailError {
+    /// Unknown, expired or already used token.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// The old address belongs to another account now.
+    #[error("the address is another account's now")]
+    Taken,
     /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -195,8 +216,50 @@ impl RecoveryService {
                 None,
             )
             .await?;
+        let notice = Notice {
+            kind: MailKind::PasswordChanged,
+            user_id: user.id,
+            to: user.email.clone(),
+            new_email: None,
+        };
+        crate::services::queue_notice(&self.ports, &notice, client).await;
         info!(user_id = %user.id, "password reset; every session ended");
         Ok(())
+    }
+
+    /// Undoes an email change with the link mailed to the old address: the
+    /// old address is back (verified), every session and every other reset
+    /// or verification token of the user ends, and lockouts are lifted.
+    pub async fn revert_email(
+        &self,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<User, RevertEmailError> {
+        let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::EmailReverted, now, client);
+        let user = match self
+            .recovery
+            .tokens
+            .revert_email(&hash, now, &event)
+            .await?
+        {
+            RevertOutcome::Reverted(user) => user,
+            RevertOutcome::Invalid => return Err(RevertEmailError::InvalidToken),
+            RevertOutcome::Taken => return Err(RevertEmailError::Taken),
+        };
+        self.ports
+            .throttle
+            .clear_names(
+                &[
+                    user.email.as_str().to_owned(),
+                    user.username.as_str().to_owned(),
+                ],
+                None,
+            )
+            .await?;
+        info!(user_id = %user.id, "email change undone; every session ended");
+        Ok(user)
     }
 
     /// One round of the mail worker: takes the due jobs and tries each
@@ -243,21 +306,31 @@ impl RecoveryService {
 
     async fn deliver(&self, job: &MailJob) -> Result<(), MailError> {
         let transient = |err: PortError| MailError::Transient(err.to_string());
-        let user = self
-            .ports
-            .users
-            .find_by_login(&job.email)
-            .await
-            .map_err(transient)?;
-        // Nobody (active) has this address, or it is verified already:
-        // nothing to send.
+        let to = Email::parse(&job.email)
+            .map_err(|_| MailError::Permanent(format!("not an address: {}", job.email)))?;
+        if job.kind == MailKind::PasswordChanged {
+            return self.recovery.mailer.send(&self.password_notice(to)).await;
+        }
+        let user = match (job.kind, job.user_id) {
+            (MailKind::EmailChanged, Some(id)) => self.ports.users.find_by_id(id).await,
+            _ => self.ports.users.find_by_login(&job.email).await,
+        }
+        .map_err(transient)?;
+        // Links asked for by address: nobody (active) has it, or it is
+        // verified already: nothing to send. A revert link goes to the old
+        // address whatever the account looks like now.
         let Some(user) = user.filter(|u| {
-            u.is_active
-                && u.email.as_str() == job.email
-                && !(job.kind == MailKind::VerifyEmail && u.is_verified)
+            job.kind == MailKind::EmailChanged
+                || (u.is_active
+                    && u.email.as_str() == job.email
+                    && !(job.kind == MailKind::VerifyEmail && u.is_verified))
         }) else {
             return Ok(());
         };
+        if self.over_the_cap(job).await.map_err(transient)? {
+            warn!(job = %job.id, kind = job.kind.as_str(), "link mail not sent: the address had its hourly share");
+            return Ok(());
+        }
         // A token per attempt: one that was never delivered is superseded.
         let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
         let now = self.ports.clock.now();
@@ -270,7 +343,7 @@ impl RecoveryService {
             .issue(
                 job.kind,
                 user.id,
-                &user.email,
+                &to,
                 &token.hash,
                 now + self.ttl(job.kind),
                 now,
@@ -278,22 +351,39 @@ impl RecoveryService {
             )
             .await
             .map_err(transient)?;
-        let mail = self.mail(job.kind, &user, &token.secret);
+        let mail = self.mail(job, &user, to, &token.secret);
         self.recovery.mailer.send(&mail).await
+    }
+
+    /// Whether the job's address has had its hourly share of link mails.
+    /// A job counts once, at its first attempt, so retries cost nothing.
+    async fn over_the_cap(&self, job: &MailJob) -> Result<bool, PortError> {
+        if job.attempts > 1 {
+            return Ok(false);
+        }
+        let now = self.ports.clock.now();
+        let sent = self
+            .recovery
+            .counter
+            .count(&format!("mail:{}", job.email), Duration::HOUR, now)
+            .await?;
+        Ok(sent > self.config.max_links_per_address_per_hour)
     }
 
     fn ttl(&self, kind: MailKind) -> Duration {
         match kind {
             MailKind::PasswordReset => self.config.reset_token_ttl,
             MailKind::VerifyEmail => self.config.verify_token_ttl,
+            MailKind::EmailChanged | MailKind::PasswordChanged => self.config.revert_token_ttl,
         }
     }
 
-    /// The mail of `kind` for `user`: a greeting, what the link does and
-    /// how long it works, the link, and what to do if it was not asked for.
-    fn mail(&self, kind: MailKind, user: &User, token: &SecretString) -> Mail {
-        let ttl = self.ttl(kind);
-        let (path, subject, ask, after) = match kind {
+    /// The mail of a job with a link for `user`: a greeting, what the link
+    /// does and how long it works, the link, and what to do if it was not
+    /// asked for.
+    fn mail(&self, job: &MailJob, user: &User, to: Email, token: &SecretString) -> Mail {
+        let ttl = self.ttl(job.kind);
+        let (path, subject, ask, after) = match job.kind {
             MailKind::PasswordReset => (
                 "/reset-password",
                 "Reset your password",
@@ -314,6 +404,19 @@ impl RecoveryService {
                 ),
                 "If you did not sign up or change your address, ignore this message.",
             ),
+            MailKind::EmailChanged | MailKind::PasswordChanged => (
+                "/revert-email",
+                "The email address of your account was changed",
+                format!(
+                    "The email address of your account was changed from this address to {}. \
+                     If you did not make this change, open this link within {} days to undo \
+                     it: the account gets this address back, and every session of it ends.",
+                    job.new_email.as_deref().unwrap_or("another address"),
+                    ttl.whole_days()
+                ),
+                "If you made the change, ignore this message.\n\
+                 If you did not, reset your password too once the address is back.",
+            ),
         };
         let link = format!(
             "{}{path}?token={}",
@@ -322,11 +425,31 @@ impl RecoveryService {
         );
         let name = user.username.as_str();
         Mail {
-            to: user.email.clone(),
+            to,
             subject: subject.to_owned(),
             text: format!("Hello {name},\n\n{ask}\n\n{link}\n\n{after}\n"),
             html: format!(
                 "<p>Hello {name},</p><p>{ask}</p><p><a href=\"{link}\">{link}</a></p><p>{}</p>",
+                after.replace('\n', "<br>")
+            ),
+        }
+    }
+
+    /// The notice that an account's password changed: no link, only what
+    /// to do if it was not the account's owner.
+    fn password_notice(&self, to: Email) -> Mail {
+        let ask = "The password of your account was changed.";
+        let after = format!(
+            "If this was you (or an administrator you asked), ignore this message.\n\
+             If it was not, ask for a password reset at once: {}/forgot-password",
+            self.config.public_url
+        );
+        Mail {
+            to,
+            subject: "Your password was changed".to_owned(),
+            text: format!("Hello,\n\n{ask}\n\n{after}\n"),
+            html: format!(
+                "<p>Hello,</p><p>{ask}</p><p>{}</p>",
                 after.replace('\n', "<br>")
             ),
         }
@@ -342,17 +465,30 @@ mod tests {
     use mockall::predicate::{always, eq};
 
     use super::*;
-    use crate::model::{PasswordHash, RefreshTokenHash};
-    use crate::ports::{MockMailer, MockRecoveryTokens, RefreshToken};
+    use crate::model::{PasswordHash, RefreshTokenHash, UserId};
+    use crate::ports::{MockMailer, MockRecoveryTokens, MockRequestCounter, RefreshToken};
     use crate::services::fixtures::{Mocks, NOW, password, user};
 
     /// What the mock mailer answers.
     type Outcome = fn() -> Result<(), MailError>;
 
-    #[derive(Default)]
     struct RecoveryMocks {
         tokens: MockRecoveryTokens,
         mailer: MockMailer,
+        counter: MockRequestCounter,
+    }
+
+    impl Default for RecoveryMocks {
+        /// Every address is under its hourly share of link mails.
+        fn default() -> Self {
+            let mut counter = MockRequestCounter::new();
+            counter.expect_count().returning(|_, _, _| Ok(1));
+            Self {
+                tokens: MockRecoveryTokens::new(),
+                mailer: MockMailer::new(),
+                counter,
+            }
+        }
     }
 
     fn config() -> RecoveryConfig {
@@ -363,6 +499,8 @@ mod tests {
             password_policy: PasswordPolicy { min_score: 0 },
             max_attempts: 3,
             retry_base: Duration::seconds(30),
+            revert_token_ttl: Duration::days(7),
+            max_links_per_address_per_hour: 5,
         }
     }
 
@@ -372,6 +510,7 @@ mod tests {
             RecoveryPorts {
                 tokens: Arc::new(recovery.tokens),
                 mailer: Arc::new(recovery.mailer),
+                counter: Arc::new(recovery.counter),
             },
             config(),
         )
@@ -388,6 +527,8 @@ mod tests {
             email: "ada@example.com".into(),
             attempts,
             client: ClientInfo::default(),
+            user_id: None,
+            new_email: None,
         }
     }
 
@@ -460,6 +601,18 @@ mod tests {
             .withf(|names, _| names == ["ada@example.com", "ada"])
             .times(1)
             .returning(|_, _| Ok(()));
+        // The account's address is told its password changed.
+        let id = ada.id;
+        mocks
+            .mail
+            .expect_notify()
+            .withf(move |n, _, _| {
+                n.kind == MailKind::PasswordChanged
+                    && n.user_id == id
+                    && n.to.as_str() == "ada@example.com"
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
         let service = service(mocks, recovery);
         service
             .reset_password(
@@ -621,6 +774,157 @@ mod tests {
             assert!(sent[0].text.contains(&link), "{}", sent[0].text);
             assert!(sent[0].html.contains(&link), "{}", sent[0].html);
             assert!(sent[0].text.contains(lifetime));
+        }
+    }
+
+    #[tokio::test]
+    async fn past_its_hourly_share_an_address_gets_no_link_and_the_job_is_done() {
+        let mut mocks = worker(Some(user("ada")), job(MailKind::PasswordReset, 1));
+        mocks
+            .mail
+            .expect_complete()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut recovery = RecoveryMocks {
+            counter: MockRequestCounter::new(),
+            ..RecoveryMocks::default()
+        };
+        recovery
+            .counter
+            .expect_count()
+            .withf(|key, window, _| key == "mail:ada@example.com" && *window == Duration::HOUR)
+            .times(1)
+            .returning(|_, _, _| Ok(6));
+        recovery.tokens.expect_issue().never();
+        recovery.mailer.expect_send().never();
+        assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_email_change_notice_carries_a_link_that_undoes_it_to_the_old_address() {
+        let ada = user("ada");
+        let notice = MailJob {
+            user_id: Some(ada.id),
+            new_email: Some("ada@new.example".into()),
+            ..job(MailKind::EmailChanged, 1)
+        };
+        let mut mocks = Mocks::default();
+        mocks.finds_by_id(&User {
+            email: Email::parse("ada@new.example").unwrap(),
+            ..ada.clone()
+        });
+        mocks
+            .mail
+            .expect_claim()
+            .return_once(move |_, _, _| Ok(vec![notice]));
+        mocks.tokens.expect_new_refresh_token().returning(|| {
+            Ok(RefreshToken {
+                secret: "s3cret-token".into(),
+                hash: token_hash(),
+            })
+        });
+        mocks
+            .mail
+            .expect_complete()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut recovery = RecoveryMocks::default();
+        // The token restores the address it was mailed to: the old one.
+        recovery
+            .tokens
+            .expect_issue()
+            .withf(move |kind, user, email, _, expires, _, _| {
+                *kind == MailKind::EmailChanged
+                    && *user == ada.id
+                    && email.as_str() == "ada@example.com"
+                    && *expires == NOW + Duration::days(7)
+            })
+            .times(1)
+            .returning(|_, _, _, _, _, _, _| Ok(()));
+        let sent = recording_mailer(&mut recovery, || Ok(()));
+        assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent[0].to.as_str(), "ada@example.com");
+        assert!(sent[0].text.contains("ada@new.example"), "{}", sent[0].text);
+        assert!(
+            sent[0]
+                .text
+                .contains("https://app.example.com/revert-email?token=s3cret-token"),
+            "{}",
+            sent[0].text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_password_notice_goes_to_its_address_without_a_link_or_a_cap() {
+        let notice = MailJob {
+            user_id: Some(UserId::generate()),
+            ..job(MailKind::PasswordChanged, 1)
+        };
+        let mut mocks = Mocks::default();
+        mocks
+            .mail
+            .expect_claim()
+            .return_once(move |_, _, _| Ok(vec![notice]));
+        mocks
+            .mail
+            .expect_complete()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut recovery = RecoveryMocks {
+            counter: MockRequestCounter::new(),
+            ..RecoveryMocks::default()
+        };
+        recovery.counter.expect_count().never();
+        recovery.tokens.expect_issue().never();
+        let sent = recording_mailer(&mut recovery, || Ok(()));
+        assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent[0].to.as_str(), "ada@example.com");
+        assert!(!sent[0].text.contains("token="), "{}", sent[0].text);
+    }
+
+    #[tokio::test]
+    async fn a_revert_link_gives_the_address_back_and_lifts_locks_or_says_why_not() {
+        let ada = user("ada");
+        let cases = [
+            (RevertOutcome::Reverted(ada.clone()), true),
+            (RevertOutcome::Invalid, false),
+            (RevertOutcome::Taken, false),
+        ];
+        for (outcome, reverted) in cases {
+            let mut mocks = Mocks::default();
+            mocks
+                .tokens
+                .expect_hash_refresh_token()
+                .returning(|_| token_hash());
+            if reverted {
+                mocks
+                    .throttle
+                    .expect_clear_names()
+                    .withf(|names, _| names == ["ada@example.com", "ada"])
+                    .times(1)
+                    .returning(|_, _| Ok(()));
+            }
+            let mut recovery = RecoveryMocks::default();
+            let expected = outcome.clone();
+            recovery
+                .tokens
+                .expect_revert_email()
+                .withf(|hash, now, event| {
+                    *hash == token_hash() && *now == NOW && event.kind == AuditKind::EmailReverted
+                })
+                .return_once(move |_, _, _| Ok(outcome));
+            let result = service(mocks, recovery)
+                .revert_email(&"the-token".into(), &ClientInfo::default())
+                .await;
+            match expected {
+                RevertOutcome::Reverted(user) => assert_eq!(result.unwrap().id, user.id),
+                RevertOutcome::Invalid => {
+                    assert!(matches!(result, Err(RevertEmailError::InvalidToken)));
+                }
+                RevertOutcome::Taken => assert!(matches!(result, Err(RevertEmailError::Taken))),
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Email, Password, UserView};
-use userhub_domain::services::{ResetPasswordError, VerifyEmailError};
+use userhub_domain::services::{ResetPasswordError, RevertEmailError, VerifyEmailError};
 use utoipa::ToSchema;
 
 use crate::app::ApiState;
@@ -42,8 +42,13 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .wrap(limited()),
     )
+    .service(super::resource("/api/auth/verify", [(Method::POST, web::to(verify))]).wrap(limited()))
     .service(
-        super::resource("/api/auth/verify", [(Method::POST, web::to(verify))]).wrap(limited()),
+        super::resource(
+            "/api/auth/revert-email",
+            [(Method::POST, web::to(revert_email))],
+        )
+        .wrap(limited()),
     );
 }
 
@@ -250,6 +255,38 @@ pub(crate) async fn verify(
         .map_err(|err| match err {
             VerifyEmailError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
             VerifyEmailError::Port(e) => e.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(UserView::own(user))))
+}
+
+/// Undoes an email change with the link mailed to the old address.
+#[utoipa::path(
+    post,
+    path = "/api/auth/revert-email",
+    operation_id = "revert_email",
+    tag = "auth",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The old address is back (verified); every session and every other reset or verification link of the account ended, and lockouts were lifted", body = UserResponse),
+        (status = 400, description = "Unknown, expired or already used token", body = HttpError,
+            example = json!({"detail": "Invalid or expired token"})),
+        (status = 409, description = "The old address is another account's now", body = HttpError),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn revert_email(
+    state: web::Data<ApiState>,
+    body: ValidJson<VerifyRequest>,
+    client: Client,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .recovery
+        .revert_email(&SecretString::from(body.0.token), &client.0)
+        .await
+        .map_err(|err| match err {
+            RevertEmailError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
+            RevertEmailError::Taken => ApiError::Conflict("Email already registered"),
+            RevertEmailError::Port(e) => e.into(),
         })?;
     Ok(HttpResponse::Ok().json(UserResponse::from(UserView::own(user))))
 }

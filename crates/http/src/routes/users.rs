@@ -4,8 +4,9 @@ use actix_web::http::Method;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use garde::Validate;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use userhub_domain::model::{Email, FullName, UserId, Username};
+use userhub_domain::model::{Email, FullName, UserId, Username, VersionMatch};
 use userhub_domain::ports::{UserSort, UserSortField};
 use userhub_domain::services::{CreateUser, ListUsers, UserChanges, UserListing};
 use utoipa::{IntoParams, ToSchema};
@@ -43,23 +44,29 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     ));
 }
 
-/// The version `If-Match` requires: `None` without the header or with `*`.
-/// A weak or malformed tag can never match (strong comparison), so it
-/// requires a version no user has.
-fn if_match(req: &HttpRequest) -> Option<u64> {
-    let raw = req.headers().get(header::IF_MATCH)?;
-    let raw = raw.to_str().unwrap_or_default().trim();
-    if raw == "*" {
-        return None;
+/// The versions `If-Match` accepts: `None` without the header or with `*`.
+/// Every `If-Match` line counts, as one list (RFC 9110). A weak or
+/// malformed tag can never match (strong comparison).
+fn if_match(req: &HttpRequest) -> Option<VersionMatch> {
+    let mut lines = req.headers().get_all(header::IF_MATCH).peekable();
+    lines.peek()?;
+    let mut versions = Vec::new();
+    for line in lines {
+        for tag in line.to_str().unwrap_or_default().split(',') {
+            let tag = tag.trim();
+            if tag == "*" {
+                return None;
+            }
+            if let Some(version) = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                versions.push(version);
+            }
+        }
     }
-    let version = raw.split(',').find_map(|tag| {
-        tag.trim()
-            .strip_prefix('"')?
-            .strip_suffix('"')?
-            .parse::<u64>()
-            .ok()
-    });
-    Some(version.unwrap_or(u64::MAX))
+    Some(VersionMatch::any_of(versions))
 }
 
 #[derive(Deserialize, Validate, IntoParams)]
@@ -342,7 +349,8 @@ pub(crate) async fn create(
 
 /// Every field optional: an absent field (or `null`) stays as it is, except
 /// `full_name: null`, which clears the name. `password`, `is_active` and
-/// `is_superuser` are superuser-only unless unchanged.
+/// `is_superuser` are superuser-only unless unchanged. Changing one's own
+/// `email` needs `current_password` (unless the server turned that off).
 #[derive(Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"full_name": "Ada King"}))]
 pub(crate) struct UpdateUserRequest {
@@ -368,6 +376,11 @@ pub(crate) struct UpdateUserRequest {
     is_active: Option<bool>,
     #[garde(skip)]
     is_superuser: Option<bool>,
+    /// The account's password: needed to change one's own `email`, read
+    /// nowhere else, never echoed.
+    #[garde(inner(custom(validation::bounded(1024))))]
+    #[schema(max_length = 1024, pattern = "^[^\\x00]*$", format = Password, write_only)]
+    current_password: Option<String>,
 }
 
 impl IntoDomain for UpdateUserRequest {
@@ -389,6 +402,7 @@ impl IntoDomain for UpdateUserRequest {
             password: password?,
             is_active: self.is_active,
             is_superuser: self.is_superuser,
+            current_password: self.current_password.map(SecretString::from),
         })
     }
 }
@@ -408,7 +422,8 @@ impl IntoDomain for UpdateUserRequest {
     responses(
         (status = 200, description = "The updated user", body = UserResponse,
             headers(("ETag" = String, description = "The user's new version"))),
-        (status = 403, description = "Not the user, a superuser-only field changed, or a wrong password", body = HttpError),
+        (status = 400, description = "Wrong `current_password` for an email change (counted as a failed login)", body = HttpError),
+        (status = 403, description = "Not the user, a superuser-only field changed, a wrong password, or an email change without `current_password`", body = HttpError),
         (status = 404, description = "Unknown user", body = HttpError),
         (status = 409, description = "Email or username taken, or the last active superuser demoted", body = HttpError),
         (status = 412, description = "`If-Match` names an older version", body = HttpError),
@@ -423,7 +438,13 @@ pub(crate) async fn update(
     body: ValidJson<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let changes = body.0;
-    if changes.password.is_some() {
+    // Counted against the account written, and only for those who may
+    // write it: nobody else can spend someone's budget with refused calls.
+    let caller_user = &caller.0.user;
+    if caller_user.is_superuser || caller_user.id == id.0 {
+        state.spend_write_budget(id.0).await?;
+    }
+    if changes.password.is_some() || changes.current_password.is_some() {
         state
             .spend_hash_budget(format!("user:{}", caller.0.user.id))
             .await?;

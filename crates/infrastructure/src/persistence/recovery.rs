@@ -10,9 +10,10 @@ use sea_orm::{
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, ClientInfo, Email, MailJob, MailKind, PasswordHash, RefreshTokenHash, User, UserId,
+    AuditEvent, ClientInfo, Email, MailJob, MailKind, Notice, PasswordHash, RefreshTokenHash, User,
+    UserId,
 };
-use userhub_domain::ports::{MailQueue, RecoveryTokens};
+use userhub_domain::ports::{MailQueue, RecoveryTokens, RevertOutcome};
 use uuid::Uuid;
 
 use super::users::to_domain;
@@ -23,6 +24,32 @@ use crate::entities::{session, user};
 const RESET: &str = "password_reset";
 /// The purpose stored with a verification token.
 const VERIFY: &str = "verify_email";
+/// The purpose stored with a token that undoes an email change.
+const REVERT: &str = "email_changed";
+
+/// Spends every live token of `user` with one of these purposes, in the
+/// transaction of the change that ends them.
+pub(super) async fn spend_tokens(
+    conn: &impl ConnectionTrait,
+    user: Uuid,
+    purposes: &[&str],
+    now: OffsetDateTime,
+) -> Result<(), sea_orm::DbErr> {
+    for purpose in purposes {
+        conn.execute_raw(super::statement(
+            conn.get_database_backend(),
+            "UPDATE recovery_tokens SET spent_at = ? \
+             WHERE user_id = ? AND purpose = ? AND spent_at = 0",
+            vec![micros(now).into(), user.into(), (*purpose).into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The purposes of the tokens an email or password change, or a
+/// deactivation, ends.
+pub(super) const RESET_TOKENS: &[&str] = &[RESET];
 
 /// Password-reset tokens, by hash.
 #[derive(Clone, Debug)]
@@ -75,13 +102,13 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
     ) -> Result<(), PortError> {
         let purpose = kind.as_str();
         let txn = self.db.connection().begin().await.map_err(port_error)?;
-        execute(
-            &txn,
-            "UPDATE recovery_tokens SET spent_at = ? \
-             WHERE user_id = ? AND purpose = ? AND spent_at = 0",
-            vec![micros(now).into(), user.as_uuid().into(), purpose.into()],
-        )
-        .await?;
+        // Each revert link undoes its own change: a later change must not
+        // kill the link that undoes an earlier one.
+        if purpose != REVERT {
+            spend_tokens(&txn, user.as_uuid(), &[purpose], now)
+                .await
+                .map_err(port_error)?;
+        }
         execute(
             &txn,
             "INSERT INTO recovery_tokens (token_hash, purpose, user_id, email, created_at, expires_at, spent_at) \
@@ -225,6 +252,75 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         Ok(user)
     }
 
+    async fn revert_email(
+        &self,
+        hash: &RefreshTokenHash,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<RevertOutcome, PortError> {
+        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let spent = query_one(
+            &txn,
+            "UPDATE recovery_tokens SET spent_at = ? \
+             WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
+             RETURNING user_id, email",
+            vec![
+                micros(now).into(),
+                hash.as_str().into(),
+                REVERT.into(),
+                micros(now).into(),
+            ],
+        )
+        .await?;
+        let Some(spent) = spent else {
+            return Ok(RevertOutcome::Invalid);
+        };
+        let user_id: Uuid = get(&spent, "user_id")?;
+        let email: Option<String> = get(&spent, "email")?;
+        let written = user::Entity::update_many()
+            .col_expr(user::Column::Email, Expr::value(email.unwrap_or_default()))
+            .col_expr(user::Column::IsVerified, Expr::value(true))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
+            )
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await;
+        match written {
+            Ok(done) if done.rows_affected == 1 => {}
+            // The rollback leaves the token live: it works once the
+            // address is free again.
+            Err(err) if super::users::unique_violation(&err).is_some() => {
+                return Ok(RevertOutcome::Taken);
+            }
+            Err(err) => return Err(port_error(err)),
+            Ok(_) => return Ok(RevertOutcome::Invalid),
+        }
+        spend_tokens(&txn, user_id, &[RESET, VERIFY], now)
+            .await
+            .map_err(port_error)?;
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(port_error)?;
+        let row = user::Entity::find_by_id(user_id)
+            .one(&txn)
+            .await
+            .map_err(port_error)?;
+        let Some(row) = row else {
+            return Ok(RevertOutcome::Invalid);
+        };
+        let event = event.clone().about(UserId::from_uuid(user_id));
+        audit::write(&txn, &event).await.map_err(port_error)?;
+        txn.commit().await.map_err(port_error)?;
+        Ok(RevertOutcome::Reverted(to_domain(row)?))
+    }
+
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
         execute(
             self.db.connection(),
@@ -281,6 +377,33 @@ impl MailQueue for SeaOrmMailQueue {
         .await
     }
 
+    async fn notify(
+        &self,
+        notice: &Notice,
+        now: OffsetDateTime,
+        client: &ClientInfo,
+    ) -> Result<(), PortError> {
+        // With an account named, the job is outside the one-untaken-job
+        // index: every notice is queued.
+        self.set(
+            "INSERT INTO mail_jobs (id, kind, email, created_at, next_attempt_at, attempts, completed_at, failed_at, ip, user_agent, request_id, user_id, new_email) \
+             VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?)",
+            vec![
+                Uuid::now_v7().into(),
+                notice.kind.as_str().into(),
+                notice.to.as_str().into(),
+                micros(now).into(),
+                micros(now).into(),
+                client.ip.clone().into(),
+                client.user_agent.clone().into(),
+                client.request_id.clone().into(),
+                notice.user_id.as_uuid().into(),
+                notice.new_email.as_ref().map(|e| e.as_str().to_owned()).into(),
+            ],
+        )
+        .await
+    }
+
     async fn claim(
         &self,
         now: OffsetDateTime,
@@ -302,7 +425,7 @@ impl MailQueue for SeaOrmMailQueue {
                                  ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED) \
                  UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
                  FROM picked WHERE mail_jobs.id = picked.id \
-                 RETURNING mail_jobs.id, kind, email, attempts, ip, user_agent, request_id",
+                 RETURNING mail_jobs.id, kind, email, attempts, ip, user_agent, request_id, user_id, new_email",
                 vec![now, limit, lease_until],
             )
         } else {
@@ -312,7 +435,7 @@ impl MailQueue for SeaOrmMailQueue {
                  WHERE id IN (SELECT id FROM mail_jobs \
                               WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
                               ORDER BY next_attempt_at LIMIT ?) \
-                 RETURNING id, kind, email, attempts, ip, user_agent, request_id",
+                 RETURNING id, kind, email, attempts, ip, user_agent, request_id, user_id, new_email",
                 vec![lease_until, now, limit],
             )
         };
@@ -335,6 +458,8 @@ impl MailQueue for SeaOrmMailQueue {
                     user_agent: get(&row, "user_agent")?,
                     request_id: get(&row, "request_id")?,
                 },
+                user_id: get::<Option<Uuid>>(&row, "user_id")?.map(UserId::from_uuid),
+                new_email: get(&row, "new_email")?,
             });
         }
         Ok(jobs)

@@ -6,7 +6,10 @@
 //! since the Unix epoch (see the migration).
 
 use async_trait::async_trait;
+use hmac::{Hmac, Mac};
 use sea_orm::{DatabaseTransaction, QueryResult, TransactionTrait, Value};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 use userhub_domain::PortError;
 use userhub_domain::model::AuditEvent;
@@ -14,17 +17,41 @@ use userhub_domain::ports::{LoginThrottle, ThrottleState};
 
 use super::{Database, audit, execute, from_micros, micros, port_error, query_one};
 
-/// Failed-login counts and locks shared by every server instance.
-#[derive(Clone, Debug)]
+/// Failed-login counts and locks shared by every server instance. Login
+/// names are stored only as keyed hashes: people type passwords into the
+/// name field, and a failed login must not leave one readable.
+#[derive(Clone)]
 pub struct SeaOrmLoginThrottle {
     db: Database,
+    key: SecretString,
+}
+
+impl std::fmt::Debug for SeaOrmLoginThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeaOrmLoginThrottle")
+            .finish_non_exhaustive()
+    }
 }
 
 impl SeaOrmLoginThrottle {
-    /// A throttle on this database.
+    /// A throttle on this database; `key` keys the hash of login names (the
+    /// same on every instance, or their counts would not add up).
     #[must_use]
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, key: SecretString) -> Self {
+        Self { db, key }
+    }
+
+    /// The stored form of a login name: HMAC-SHA256 under the key, in hex.
+    fn stored(&self, name: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(b"userhub login name\0");
+        mac.update(name.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     async fn query_one(
@@ -68,6 +95,8 @@ fn time(row: &QueryResult, column: &str) -> Result<Option<OffsetDateTime>, PortE
 #[async_trait]
 impl LoginThrottle for SeaOrmLoginThrottle {
     async fn state(&self, name: &str, address: &str) -> Result<ThrottleState, PortError> {
+        let name = self.stored(name);
+        let name = name.as_str();
         let row = self
             .query_one(
                 "SELECT
@@ -116,6 +145,8 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         window: Duration,
         event: &AuditEvent,
     ) -> Result<ThrottleState, PortError> {
+        let name = self.stored(name);
+        let name = name.as_str();
         let now = micros(now);
         let window = i64::try_from(window.whole_microseconds()).unwrap_or(i64::MAX);
         let txn = self.begin().await?;
@@ -176,6 +207,8 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         until: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError> {
+        let name = self.stored(name);
+        let name = name.as_str();
         let txn = self.begin().await?;
         let locked = execute(
             &txn,
@@ -197,6 +230,8 @@ impl LoginThrottle for SeaOrmLoginThrottle {
     }
 
     async fn clear_pair(&self, name: &str, address: &str) -> Result<(), PortError> {
+        let name = self.stored(name);
+        let name = name.as_str();
         self.execute(
             "DELETE FROM login_failures WHERE login = ? AND address = ?",
             vec![name.into(), address.into()],
@@ -212,6 +247,7 @@ impl LoginThrottle for SeaOrmLoginThrottle {
     ) -> Result<(), PortError> {
         let txn = self.begin().await?;
         for name in names {
+            let name = self.stored(name);
             execute(
                 &txn,
                 "DELETE FROM login_failures WHERE login = ?",

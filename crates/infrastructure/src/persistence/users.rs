@@ -55,19 +55,26 @@ impl SeaOrmUserRepository {
     }
 
     /// Runs `update` (plus `updated_at` and the version bump) on user `id`
-    /// only if it is still at `version` and `guard` holds, all in one
-    /// statement; says which condition failed when nothing was written.
+    /// only if `guard` and `condition` hold and, when `version` is given,
+    /// the user is still at it, all in one statement; says which condition
+    /// failed when nothing was written. `then` runs in the same transaction
+    /// after a write.
+    #[allow(clippy::too_many_arguments)] // one conditional write's parts
     async fn conditional_write(
         &self,
         id: UserId,
-        version: u64,
+        version: Option<u64>,
         update: sea_orm::UpdateMany<user::Entity>,
+        condition: Condition,
         guard: &WriteGuard,
         at: OffsetDateTime,
         event: &AuditEvent,
+        spends_reset_tokens: bool,
     ) -> Result<Result<user::Model, Miss>, DbErr> {
-        let Ok(expected) = i64::try_from(version) else {
-            return Ok(Err(Miss::Stale));
+        let expected = match version.map(i64::try_from) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => return Ok(Err(Miss::Stale)),
         };
         let mut update = update
             .col_expr(user::Column::UpdatedAt, Expr::value(at))
@@ -76,7 +83,13 @@ impl SeaOrmUserRepository {
                 Expr::col(user::Column::Version).add(1),
             )
             .filter(user::Column::Id.eq(id.as_uuid()))
-            .filter(user::Column::Version.eq(expected));
+            .filter(condition.clone());
+        if let Some(expected) = expected {
+            update = update.filter(user::Column::Version.eq(expected));
+        }
+        if let Some(hash) = &guard.password_hash {
+            update = update.filter(user::Column::PasswordHash.eq(hash.as_str()));
+        }
         // The actor's rights, read by the same statement that writes.
         let actor = Alias::new("actor");
         let mut actor_still_may = Query::select()
@@ -113,10 +126,21 @@ impl SeaOrmUserRepository {
                 .and_where(Expr::col((other.clone(), user::Column::IsSuperuser)).eq(true))
                 .and_where(Expr::col((other, user::Column::Id)).ne(id.as_uuid()))
                 .to_owned();
-            update = update.filter(Expr::exists(another_superuser));
+            // Judged on the row as it is when the write lands: a user who
+            // is no active superuser removes none.
+            update = update.filter(
+                Condition::any()
+                    .add(user::Column::IsActive.eq(false))
+                    .add(user::Column::IsSuperuser.eq(false))
+                    .add(Expr::exists(another_superuser)),
+            );
         }
         let rows = update.exec_with_returning(&txn).await?;
         if let Some(row) = rows.into_iter().next() {
+            if spends_reset_tokens {
+                super::recovery::spend_tokens(&txn, row.id, super::recovery::RESET_TOKENS, at)
+                    .await?;
+            }
             audit::write(&txn, event).await?;
             txn.commit().await?;
             return Ok(Ok(row));
@@ -125,13 +149,30 @@ impl SeaOrmUserRepository {
         let actor = user::Entity::find_by_id(guard.actor.as_uuid())
             .one(&txn)
             .await?;
+        let meets_condition = match &current {
+            Some(_) => user::Entity::find_by_id(id.as_uuid())
+                .filter(condition)
+                .one(&txn)
+                .await?
+                .is_some(),
+            None => false,
+        };
         txn.rollback().await?;
         let actor_may =
             actor.is_some_and(|a| a.is_active && (a.is_superuser || !guard.actor_is_superuser));
         Ok(Err(match current {
             None => Miss::NotFound,
             Some(_) if !actor_may => Miss::ActorChanged,
-            Some(row) if row.version != expected => Miss::Stale,
+            Some(row) if expected.is_some_and(|v| v != row.version) => Miss::Stale,
+            Some(_) if !meets_condition => Miss::Condition,
+            Some(row)
+                if guard
+                    .password_hash
+                    .as_ref()
+                    .is_some_and(|h| h.as_str() != row.password_hash) =>
+            {
+                Miss::PasswordChanged
+            }
             Some(_) => Miss::LastSuperuser,
         }))
     }
@@ -142,6 +183,9 @@ enum Miss {
     NotFound,
     ActorChanged,
     Stale,
+    /// The write's own condition on the user (active or not).
+    Condition,
+    PasswordChanged,
     LastSuperuser,
 }
 
@@ -165,7 +209,7 @@ impl UserRepository for SeaOrmUserRepository {
     async fn update(
         &self,
         id: UserId,
-        version: u64,
+        version: Option<u64>,
         patch: &UserPatch,
         guard: &WriteGuard,
         at: OffsetDateTime,
@@ -199,15 +243,28 @@ impl UserRepository for SeaOrmUserRepository {
         if let Some(verified) = patch.is_verified {
             update = update.col_expr(user::Column::IsVerified, Expr::value(verified));
         }
+        let spends_reset_tokens = patch.email.is_some()
+            || patch.password_hash.is_some()
+            || patch.is_active == Some(false);
         match self
-            .conditional_write(id, version, update, guard, at, event)
+            .conditional_write(
+                id,
+                version,
+                update,
+                Condition::all(),
+                guard,
+                at,
+                event,
+                spends_reset_tokens,
+            )
             .await
             .map_err(patch_error)?
         {
             Ok(row) => Ok(to_domain(row)?),
-            Err(Miss::NotFound) => Err(PatchUserError::NotFound),
+            Err(Miss::NotFound | Miss::Condition) => Err(PatchUserError::NotFound),
             Err(Miss::ActorChanged) => Err(PatchUserError::ActorChanged),
             Err(Miss::Stale) => Err(PatchUserError::Stale),
+            Err(Miss::PasswordChanged) => Err(PatchUserError::PasswordChanged),
             Err(Miss::LastSuperuser) => Err(PatchUserError::LastSuperuser),
         }
     }
@@ -215,46 +272,52 @@ impl UserRepository for SeaOrmUserRepository {
     async fn deactivate(
         &self,
         id: UserId,
-        version: u64,
+        version: Option<u64>,
         guard: &WriteGuard,
         at: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<User, DeactivateUserError> {
         let update =
             user::Entity::update_many().col_expr(user::Column::IsActive, Expr::value(false));
+        let active = Condition::all().add(user::Column::IsActive.eq(true));
         match self
-            .conditional_write(id, version, update, guard, at, event)
+            .conditional_write(id, version, update, active, guard, at, event, true)
             .await
             .map_err(port_error)?
         {
             Ok(row) => Ok(to_domain(row)?),
-            Err(Miss::NotFound) => Err(DeactivateUserError::NotFound),
+            Err(Miss::NotFound | Miss::Condition) => Err(DeactivateUserError::NotFound),
             Err(Miss::ActorChanged) => Err(DeactivateUserError::ActorChanged),
             Err(Miss::Stale) => Err(DeactivateUserError::Stale),
-            Err(Miss::LastSuperuser) => Err(DeactivateUserError::LastSuperuser),
+            Err(Miss::LastSuperuser | Miss::PasswordChanged) => {
+                Err(DeactivateUserError::LastSuperuser)
+            }
         }
     }
 
     async fn reactivate(
         &self,
         id: UserId,
-        version: u64,
+        version: Option<u64>,
         guard: &WriteGuard,
         at: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<User, ReactivateUserError> {
         let update =
             user::Entity::update_many().col_expr(user::Column::IsActive, Expr::value(true));
+        let inactive = Condition::all().add(user::Column::IsActive.eq(false));
         match self
-            .conditional_write(id, version, update, guard, at, event)
+            .conditional_write(id, version, update, inactive, guard, at, event, false)
             .await
             .map_err(port_error)?
         {
             Ok(row) => Ok(to_domain(row)?),
             Err(Miss::NotFound) => Err(ReactivateUserError::NotFound),
             Err(Miss::ActorChanged) => Err(ReactivateUserError::ActorChanged),
-            // A reactivation removes no superuser; any other miss means "read again".
-            Err(Miss::Stale | Miss::LastSuperuser) => Err(ReactivateUserError::Stale),
+            // Active already, or changed: "read again".
+            Err(Miss::Stale | Miss::Condition | Miss::LastSuperuser | Miss::PasswordChanged) => {
+                Err(ReactivateUserError::Stale)
+            }
         }
     }
 
@@ -282,6 +345,10 @@ impl UserRepository for SeaOrmUserRepository {
             .map_err(port_error)?;
         let replaced = result.rows_affected == 1;
         if let Some(event) = event.filter(|_| replaced) {
+            // A new password (not a rehash of the same one) ends reset links.
+            super::recovery::spend_tokens(&txn, id.as_uuid(), super::recovery::RESET_TOKENS, at)
+                .await
+                .map_err(port_error)?;
             audit::write(&txn, &event).await.map_err(port_error)?;
         }
         txn.commit().await.map_err(port_error)?;
@@ -392,12 +459,9 @@ impl UserRepository for SeaOrmUserRepository {
     }
 
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError> {
+        // The version stays: a login is no change an `If-Match` guards.
         user::Entity::update_many()
             .col_expr(user::Column::LastLoginAt, Expr::value(at))
-            .col_expr(
-                user::Column::Version,
-                Expr::col(user::Column::Version).add(1),
-            )
             .filter(user::Column::Id.eq(id.as_uuid()))
             .exec(self.db.connection())
             .await
@@ -451,14 +515,14 @@ pub(super) fn to_domain(row: user::Model) -> Result<User, PortError> {
 }
 
 /// Which unique index refused a row.
-enum Unique {
+pub(super) enum Unique {
     Email,
     Username,
 }
 
 /// The unique index behind a refusal. Both PostgreSQL (`uq_users_email`)
 /// and SQLite (`users.email`) name the column.
-fn unique_violation(err: &DbErr) -> Option<Unique> {
+pub(super) fn unique_violation(err: &DbErr) -> Option<Unique> {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("username") => {
             Some(Unique::Username)

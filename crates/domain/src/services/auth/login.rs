@@ -50,7 +50,7 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, request: LoginRequest) -> Result<IssuedTokens, LoginError> {
         let login = request.login.trim().to_lowercase();
-        let address = request.client.ip.clone();
+        let address = request.client.address_key();
         let address = address.as_deref();
         let now = self.ports.clock.now();
         if let Some(retry_after) = self.throttle.refusal(&login, address, now).await? {

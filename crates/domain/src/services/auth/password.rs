@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::{AuthService, Authenticated};
 use crate::PortError;
-use crate::model::{AuditEvent, AuditKind, ClientInfo, Password, PasswordError};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, MailKind, Notice, Password, PasswordError};
 
 /// Why a password change failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,8 @@ impl AuthService {
     ) -> Result<(), ChangePasswordError> {
         let user = &caller.user;
         let name = user.username.as_str();
-        let address = client.ip.as_deref();
+        let address = client.address_key();
+        let address = address.as_deref();
         let now = self.ports.clock.now();
         if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
             return Err(ChangePasswordError::Locked { retry_after });
@@ -84,6 +85,13 @@ impl AuthService {
             .sessions
             .revoke_all_for_user(user.id, Some(caller.session_id), now, None)
             .await?;
+        let notice = Notice {
+            kind: MailKind::PasswordChanged,
+            user_id: user.id,
+            to: user.email.clone(),
+            new_email: None,
+        };
+        crate::services::queue_notice(&self.ports, &notice, client).await;
         info!("password changed; other sessions ended");
         Ok(())
     }
@@ -148,6 +156,16 @@ mod tests {
             )
             .times(1)
             .returning(|_, _, _, _| Ok(()));
+        // The account's address is told.
+        let to = ada.email.clone();
+        mocks
+            .mail
+            .expect_notify()
+            .withf(move |n, _, _| {
+                n.kind == MailKind::PasswordChanged && n.user_id == uid && n.to == to
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
         service(mocks)
             .change_password(
                 &me,

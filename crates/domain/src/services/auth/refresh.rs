@@ -13,6 +13,10 @@ pub enum RefreshError {
     /// Unknown, expired, revoked or spent token, or a deactivated user.
     #[error("invalid refresh token")]
     InvalidToken,
+    /// The settings require a verified address and the user's is not
+    /// (any more): a session cannot outlive the rule that login applies.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -38,7 +42,8 @@ impl AuthService {
             if !session.is_live(now) {
                 return Err(RefreshError::InvalidToken);
             }
-            self.ensure_active(session.user_id, session.id, now).await?;
+            self.ensure_may_refresh(session.user_id, session.id, now)
+                .await?;
             let next = self.ports.tokens.successor_refresh_token(presented);
             let expires_at = now + self.config.refresh_token_ttl;
             if self
@@ -64,7 +69,8 @@ impl AuthService {
                 .find_by_refresh_token(&next.hash)
                 .await?;
             if let Some(session) = current.filter(|s| s.id == session_id && s.is_live(now)) {
-                self.ensure_active(session.user_id, session.id, now).await?;
+                self.ensure_may_refresh(session.user_id, session.id, now)
+                    .await?;
                 return Ok(self.issue(session.user_id, session.id, next, now)?);
             }
         }
@@ -77,22 +83,23 @@ impl AuthService {
         Err(RefreshError::InvalidToken)
     }
 
-    /// Refuses (and ends) the session of a user who is no longer active.
-    async fn ensure_active(
+    /// Refuses (and ends) the session of a user who is no longer active,
+    /// and refuses (keeping the session) an unverified user's while the
+    /// settings require a verified address.
+    async fn ensure_may_refresh(
         &self,
         user: UserId,
         session: SessionId,
         now: OffsetDateTime,
     ) -> Result<(), RefreshError> {
-        let active = self
-            .ports
-            .users
-            .find_by_id(user)
-            .await?
-            .is_some_and(|u| u.is_active);
-        if !active {
+        let user = self.ports.users.find_by_id(user).await?;
+        let Some(user) = user.filter(|u| u.is_active) else {
             self.ports.sessions.revoke(session, now, None).await?;
             return Err(RefreshError::InvalidToken);
+        };
+        if self.config.require_verified_email && !user.is_verified {
+            warn!(user_id = %user.id, reason = "email not verified", "refresh refused");
+            return Err(RefreshError::EmailNotVerified);
         }
         Ok(())
     }

@@ -2,9 +2,9 @@
 
 use tracing::info;
 
-use super::{MAX_ATTEMPTS, UserService};
+use super::UserService;
 use crate::PortError;
-use crate::model::{AuditEvent, AuditKind, ClientInfo, User, UserId, UserView};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, User, UserId, UserView, VersionMatch};
 use crate::ports::{
     DeactivateUserError as Deactivation, ReactivateUserError as Reactivation, WriteGuard,
 };
@@ -24,9 +24,6 @@ pub enum DeleteUserError {
     /// The user changed since the version the client sent in `If-Match`.
     #[error("the user changed since it was read")]
     PreconditionFailed,
-    /// The user kept changing under this request.
-    #[error("the user changed while this request ran; try again")]
-    Conflict,
     /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -41,9 +38,6 @@ pub enum RestoreUserError {
     /// The caller is no superuser.
     #[error("not enough permissions")]
     Forbidden,
-    /// The user kept changing under this request.
-    #[error("the user changed while this request ran; try again")]
-    Conflict,
     /// A port failed; [`PortError`] tells whether retrying may help.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -71,60 +65,59 @@ impl UserService {
         &self,
         actor: &User,
         id: UserId,
-        if_match: Option<u64>,
+        if_match: Option<VersionMatch>,
         client: &ClientInfo,
     ) -> Result<(), DeleteUserError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let user = self
-                .ports
-                .users
-                .find_by_id(id)
-                .await?
-                .filter(|u| u.is_active)
-                .ok_or(DeleteUserError::NotFound)?;
-            if !actor.is_superuser && actor.id != user.id {
-                return Err(DeleteUserError::Forbidden);
-            }
-            if if_match.is_some_and(|v| v != user.version) {
-                return Err(DeleteUserError::PreconditionFailed);
-            }
-            let now = self.ports.clock.now();
-            let guard = WriteGuard {
-                actor: actor.id,
-                actor_is_superuser: actor.is_superuser && actor.id != id,
-                keep_a_superuser: user.is_superuser,
-            };
-            let event = AuditEvent::new(AuditKind::UserDeleted, now, client)
-                .by(actor.id)
-                .about(id);
-            match self
-                .ports
-                .users
-                .deactivate(id, user.version, &guard, now, &event)
-                .await
-            {
-                Ok(_) => {
-                    self.ports
-                        .sessions
-                        .revoke_all_for_user(id, None, now, None)
-                        .await?;
-                    info!("user deactivated");
-                    return Ok(());
-                }
-                Err(Deactivation::Stale) if if_match.is_some() => {
-                    return Err(DeleteUserError::PreconditionFailed);
-                }
-                Err(Deactivation::Stale) => {}
-                Err(Deactivation::NotFound) => return Err(DeleteUserError::NotFound),
-                Err(Deactivation::LastSuperuser) => return Err(DeleteUserError::LastSuperuser),
-                Err(Deactivation::ActorChanged) => return Err(DeleteUserError::Forbidden),
-                Err(Deactivation::Port(err)) => return Err(err.into()),
-            }
+        let user = self
+            .ports
+            .users
+            .find_by_id(id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(DeleteUserError::NotFound)?;
+        if !actor.is_superuser && actor.id != user.id {
+            return Err(DeleteUserError::Forbidden);
         }
-        Err(DeleteUserError::Conflict)
+        if if_match.as_ref().is_some_and(|m| !m.accepts(user.version)) {
+            return Err(DeleteUserError::PreconditionFailed);
+        }
+        let now = self.ports.clock.now();
+        // The write itself checks that it leaves an active superuser: the
+        // user may have been promoted since it was read.
+        let guard = WriteGuard {
+            actor: actor.id,
+            actor_is_superuser: actor.is_superuser && actor.id != id,
+            keep_a_superuser: true,
+            password_hash: None,
+        };
+        let event = AuditEvent::new(AuditKind::UserDeleted, now, client)
+            .by(actor.id)
+            .about(id);
+        let version = if_match.map(|_| user.version);
+        match self
+            .ports
+            .users
+            .deactivate(id, version, &guard, now, &event)
+            .await
+        {
+            Ok(_) => {
+                self.ports
+                    .sessions
+                    .revoke_all_for_user(id, None, now, None)
+                    .await?;
+                info!("user deactivated");
+                Ok(())
+            }
+            Err(Deactivation::Stale) => Err(DeleteUserError::PreconditionFailed),
+            Err(Deactivation::NotFound) => Err(DeleteUserError::NotFound),
+            Err(Deactivation::LastSuperuser) => Err(DeleteUserError::LastSuperuser),
+            Err(Deactivation::ActorChanged) => Err(DeleteUserError::Forbidden),
+            Err(Deactivation::Port(err)) => Err(err.into()),
+        }
     }
 
-    /// Re-activates a soft-deleted user (superusers only).
+    /// Re-activates a soft-deleted user (superusers only); restoring an
+    /// active user changes nothing.
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
     pub async fn restore(
         &self,
@@ -135,42 +128,49 @@ impl UserService {
         if !actor.is_superuser {
             return Err(RestoreUserError::Forbidden);
         }
-        for _ in 0..MAX_ATTEMPTS {
-            let user = self
-                .ports
-                .users
-                .find_by_id(id)
-                .await?
-                .ok_or(RestoreUserError::NotFound)?;
-            if user.is_active {
-                return Ok(UserView::for_viewer(user, actor));
-            }
-            let now = self.ports.clock.now();
-            let guard = WriteGuard {
-                actor: actor.id,
-                actor_is_superuser: true,
-                keep_a_superuser: false,
-            };
-            let event = AuditEvent::new(AuditKind::UserRestored, now, client)
-                .by(actor.id)
-                .about(id);
-            match self
-                .ports
-                .users
-                .reactivate(id, user.version, &guard, now, &event)
-                .await
-            {
-                Ok(user) => {
-                    info!("user restored");
-                    return Ok(UserView::for_viewer(user, actor));
-                }
-                Err(Reactivation::Stale) => {}
-                Err(Reactivation::NotFound) => return Err(RestoreUserError::NotFound),
-                Err(Reactivation::ActorChanged) => return Err(RestoreUserError::Forbidden),
-                Err(Reactivation::Port(err)) => return Err(err.into()),
-            }
+        let user = self
+            .ports
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(RestoreUserError::NotFound)?;
+        if user.is_active {
+            return Ok(UserView::for_viewer(user, actor));
         }
-        Err(RestoreUserError::Conflict)
+        let now = self.ports.clock.now();
+        let guard = WriteGuard {
+            actor: actor.id,
+            actor_is_superuser: true,
+            keep_a_superuser: false,
+            password_hash: None,
+        };
+        let event = AuditEvent::new(AuditKind::UserRestored, now, client)
+            .by(actor.id)
+            .about(id);
+        match self
+            .ports
+            .users
+            .reactivate(id, None, &guard, now, &event)
+            .await
+        {
+            Ok(user) => {
+                info!("user restored");
+                Ok(UserView::for_viewer(user, actor))
+            }
+            // Restored by a concurrent request: the outcome stands.
+            Err(Reactivation::Stale) => {
+                let user = self
+                    .ports
+                    .users
+                    .find_by_id(id)
+                    .await?
+                    .ok_or(RestoreUserError::NotFound)?;
+                Ok(UserView::for_viewer(user, actor))
+            }
+            Err(Reactivation::NotFound) => Err(RestoreUserError::NotFound),
+            Err(Reactivation::ActorChanged) => Err(RestoreUserError::Forbidden),
+            Err(Reactivation::Port(err)) => Err(err.into()),
+        }
     }
 
     /// Lifts every login lock on the user's e-mail and username, from every
@@ -225,7 +225,7 @@ mod tests {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         found(&mut mocks, &ada);
-        let (id, version) = (ada.id, ada.version);
+        let id = ada.id;
         let gone = User {
             is_active: false,
             ..ada.clone()
@@ -234,10 +234,12 @@ mod tests {
             .users
             .expect_deactivate()
             .withf(move |i, v, guard, at, event| {
+                // No If-Match: no version condition, but the write itself
+                // checks that an active superuser remains.
                 *i == id
-                    && *v == version
+                    && v.is_none()
                     && *at == NOW
-                    && !guard.keep_a_superuser
+                    && guard.keep_a_superuser
                     && event.kind == AuditKind::UserDeleted
                     && event.subject_id == Some(id)
             })
@@ -336,6 +338,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_delete_with_a_stale_if_match_is_refused_and_a_current_one_is_the_write_condition() {
+        let bob = user("bob");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        mocks.users.expect_deactivate().never();
+        let stale = VersionMatch::any_of([bob.version + 1, bob.version + 2]);
+        let err = service(mocks)
+            .delete(
+                &superuser("root"),
+                bob.id,
+                Some(stale),
+                &ClientInfo::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeleteUserError::PreconditionFailed));
+
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        let version = bob.version;
+        mocks
+            .users
+            .expect_deactivate()
+            .withf(move |_, v, _, _, _| *v == Some(version))
+            .times(1)
+            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::Stale));
+        let listed = VersionMatch::any_of([version + 5, version]);
+        let err = service(mocks)
+            .delete(
+                &superuser("root"),
+                bob.id,
+                Some(listed),
+                &ClientInfo::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeleteUserError::PreconditionFailed));
+    }
+
+    #[tokio::test]
     async fn unlock_is_for_superusers_and_clears_the_lockout() {
         let bob = user("bob");
         let err = service(Mocks::default())
@@ -367,18 +409,14 @@ mod tests {
     #[tokio::test]
     async fn of_concurrent_deletions_the_one_that_lost_finds_the_user_gone() {
         let bob = user("bob");
-        let gone = User {
-            is_active: false,
-            version: 2,
-            ..bob.clone()
-        };
         let mut mocks = Mocks::default();
-        mocks.reads_in_turn(vec![bob.clone(), gone]);
+        found(&mut mocks, &bob);
+        // The write is conditional on the user being active.
         mocks
             .users
             .expect_deactivate()
             .times(1)
-            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::Stale));
+            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::NotFound));
         let err = service(mocks)
             .delete(&superuser("root"), bob.id, None, &ClientInfo::default())
             .await

@@ -17,16 +17,13 @@ pub use lifecycle::{DeleteUserError, RestoreUserError, UnlockUserError};
 pub use read::{GetUserError, ListUsers, ListUsersError, UserListing};
 pub use update::{UpdateUserError, UserChanges};
 
-/// How often a change computed from a row that moved on meanwhile is
-/// re-read and re-applied before the caller gets 409.
-const MAX_ATTEMPTS: usize = 5;
-
 /// The user-management use cases. Every method takes the acting user first.
 #[derive(Clone)]
 pub struct UserService {
     ports: Ports,
     password_policy: PasswordPolicy,
     throttle: Throttle,
+    email_change_requires_password: bool,
 }
 
 impl UserService {
@@ -39,7 +36,17 @@ impl UserService {
             ports,
             password_policy,
             throttle,
+            email_change_requires_password: true,
         }
+    }
+
+    /// Whether changing one's own email needs the current password (the
+    /// default; `false` is weaker: a stolen access token can then move the
+    /// account to another address).
+    #[must_use]
+    pub fn email_change_requires_password(mut self, required: bool) -> Self {
+        self.email_change_requires_password = required;
+        self
     }
 
     /// The user with this id if the actor may see it: deactivated users

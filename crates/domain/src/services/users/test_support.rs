@@ -39,21 +39,21 @@ pub(super) fn apply(user: &User, patch: &UserPatch) -> User {
     after
 }
 
-/// Expects one conditional write of `target` at its current version,
-/// whose patch (and last-superuser guard) pass `check`.
+/// Expects one conditional write of `target` without a version condition
+/// (no `If-Match`), whose patch (and last-superuser guard) pass `check`.
 pub(super) fn saved(
     mocks: &mut Mocks,
     target: &User,
     check: impl Fn(&UserPatch, bool) -> bool + Send + 'static,
 ) {
     let stored = target.clone();
-    let (id, version) = (target.id, target.version);
+    let id = target.id;
     mocks
         .users
         .expect_update()
         .withf(move |i, v, patch, guard, at, event| {
             *i == id
-                && *v == version
+                && v.is_none()
                 && *at == NOW
                 && check(patch, guard.keep_a_superuser)
                 && event.kind == AuditKind::UserUpdated

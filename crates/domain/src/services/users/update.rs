@@ -1,13 +1,14 @@
 //! Changing a user: who may change which field, and writes that no concurrent request can undo.
 
+use secrecy::SecretString;
 use time::Duration;
 use tracing::{info, warn};
 
-use super::{MAX_ATTEMPTS, UserService};
+use super::UserService;
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Email, FullName, Password, PasswordError, PasswordHash,
-    Taken, User, UserId, UserView, Username,
+    AuditEvent, AuditKind, ClientInfo, Email, FullName, MailKind, Notice, Password, PasswordError,
+    Taken, User, UserId, UserView, Username, VersionMatch,
 };
 use crate::ports::{PatchUserError, UserPatch, WriteGuard};
 
@@ -26,6 +27,8 @@ pub struct UserChanges {
     pub is_active: Option<bool>,
     /// New superuser flag (superuser only, unless unchanged).
     pub is_superuser: Option<bool>,
+    /// The account's password, which a change of one's own email needs.
+    pub current_password: Option<SecretString>,
 }
 
 /// Why a user could not be changed.
@@ -37,6 +40,12 @@ pub enum UpdateUserError {
     /// Someone else's account, or a superuser-only field changed.
     #[error("not enough permissions")]
     Forbidden,
+    /// A change of one's own email sent without the current password.
+    #[error("changing the email needs the current password")]
+    EmailChangeNeedsPassword,
+    /// The current password sent with an email change is wrong.
+    #[error("incorrect password")]
+    IncorrectPassword,
     /// The new address or username is another user's.
     #[error(transparent)]
     Taken(Taken),
@@ -49,9 +58,6 @@ pub enum UpdateUserError {
     /// The user changed since the version the client sent in `If-Match`.
     #[error("the user changed since it was read")]
     PreconditionFailed,
-    /// The user kept changing under this request.
-    #[error("the user changed while this request ran; try again")]
-    Conflict,
     /// Too many wrong passwords for this user from this address.
     #[error("too many failed password checks")]
     Locked {
@@ -63,162 +69,219 @@ pub enum UpdateUserError {
     Port(#[from] PortError),
 }
 
+/// What an update writes and the state its rules relied on, before any
+/// password is checked or hashed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UpdatePlan {
+    /// The columns that change.
+    pub patch: UserPatch,
+    /// The state the write depends on.
+    pub guard: WriteGuard,
+    /// A non-superuser sent `password`: allowed only as the current one.
+    pub prove_sent_password: bool,
+    /// The actor changes their own email.
+    pub own_email_change: bool,
+}
+
+/// Who may change what: the permission rules of an update, as a pure
+/// function of the actor, the user as read and the fields sent. Writes
+/// only fields that differ from what is stored, and relies on no other
+/// state than the guard names, so that concurrent updates of other fields
+/// never refuse each other.
+pub(crate) fn plan_update(
+    actor: &User,
+    before: &User,
+    changes: &UserChanges,
+) -> Result<UpdatePlan, UpdateUserError> {
+    if !actor.is_superuser && actor.id != before.id {
+        return Err(UpdateUserError::Forbidden);
+    }
+    let mut patch = UserPatch {
+        email: changes.email.clone().filter(|e| *e != before.email),
+        username: changes.username.clone().filter(|u| *u != before.username),
+        full_name: changes.full_name.clone().filter(|n| *n != before.full_name),
+        ..UserPatch::default()
+    };
+    if actor.is_superuser {
+        patch.is_active = changes.is_active.filter(|v| *v != before.is_active);
+        patch.is_superuser = changes.is_superuser.filter(|v| *v != before.is_superuser);
+    } else {
+        // Superuser-only fields may be sent back unchanged, never changed.
+        let flag_changed = changes.is_active.is_some_and(|v| v != before.is_active)
+            || changes
+                .is_superuser
+                .is_some_and(|v| v != before.is_superuser);
+        if flag_changed {
+            return Err(UpdateUserError::Forbidden);
+        }
+    }
+    // A new address is unproven until its own link is followed.
+    if patch.email.is_some() {
+        patch.is_verified = Some(false);
+    }
+    // Whether this write removes a superuser is decided by the write: the
+    // user may have been promoted since it was read.
+    let removes_a_superuser = patch.is_active == Some(false) || patch.is_superuser == Some(false);
+    // The actor's own rights must still hold when the write lands: a
+    // superuser deactivated or demoted meanwhile changes nothing.
+    let as_superuser = actor.id != before.id
+        || patch.is_active.is_some()
+        || patch.is_superuser.is_some()
+        || (actor.is_superuser && changes.password.is_some());
+    Ok(UpdatePlan {
+        guard: WriteGuard {
+            actor: actor.id,
+            actor_is_superuser: actor.is_superuser && as_superuser,
+            keep_a_superuser: removes_a_superuser,
+            password_hash: None,
+        },
+        prove_sent_password: !actor.is_superuser && changes.password.is_some(),
+        own_email_change: patch.email.is_some() && actor.id == before.id,
+        patch,
+    })
+}
+
 impl UserService {
     /// Applies the fields sent, under the field-level permissions of the
-    /// contract, writing only the fields that change. The write is
-    /// conditional on the version the rules were checked against; when
-    /// another write landed first the rules are checked again on the new
-    /// state (or, with `if_match`, the caller gets `PreconditionFailed`).
+    /// contract ([`plan_update`]), writing only the fields that change. The
+    /// write is conditional on the state the rules relied on, and on the
+    /// version only when the client sent `If-Match`. An email change mails
+    /// the old address a notice with a link that undoes it, and the new
+    /// one a verification link; a new password mails a notice.
     #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
     pub async fn update(
         &self,
         actor: &User,
         id: UserId,
         changes: UserChanges,
-        if_match: Option<u64>,
+        if_match: Option<VersionMatch>,
         client: &ClientInfo,
     ) -> Result<UserView, UpdateUserError> {
-        // bcrypt work is done once and reused by a retry while it still applies.
-        let mut proven: Option<PasswordHash> = None;
-        let mut new_hash: Option<PasswordHash> = None;
-        for _ in 0..MAX_ATTEMPTS {
-            let before = self
-                .visible(actor, id)
-                .await?
-                .ok_or(UpdateUserError::NotFound)?;
-            // Permission first: the version counts logins too, and only
-            // those who may read `last_login_at` may learn it.
-            if !actor.is_superuser && actor.id != before.id {
-                return Err(UpdateUserError::Forbidden);
-            }
-            if if_match.is_some_and(|v| v != before.version) {
-                return Err(UpdateUserError::PreconditionFailed);
-            }
-            let mut patch = UserPatch {
-                email: changes.email.clone().filter(|e| *e != before.email),
-                username: changes.username.clone().filter(|u| *u != before.username),
-                full_name: changes.full_name.clone().filter(|n| *n != before.full_name),
-                ..UserPatch::default()
-            };
-            if actor.is_superuser {
-                patch.is_active = changes.is_active.filter(|v| *v != before.is_active);
-                patch.is_superuser = changes.is_superuser.filter(|v| *v != before.is_superuser);
-                if let Some(new) = &changes.password {
-                    let username = patch.username.as_ref().unwrap_or(&before.username);
-                    let email = patch.email.as_ref().unwrap_or(&before.email);
-                    self.password_policy
-                        .check(new, username, email)
-                        .map_err(UpdateUserError::WeakPassword)?;
-                    if new_hash.is_none() {
-                        new_hash = Some(self.ports.hasher.hash(new).await?);
-                    }
-                    patch.password_hash.clone_from(&new_hash);
-                }
-            } else {
-                // Superuser-only fields may be sent back unchanged, never changed.
-                let flag_changed = changes.is_active.is_some_and(|v| v != before.is_active)
-                    || changes
-                        .is_superuser
-                        .is_some_and(|v| v != before.is_superuser);
-                if flag_changed {
-                    return Err(UpdateUserError::Forbidden);
-                }
-                if let Some(sent) = &changes.password
-                    && proven.as_ref() != Some(&before.password_hash)
-                {
-                    self.prove_password(&before, sent, client).await?;
-                    proven = Some(before.password_hash.clone());
-                }
-            }
-            if patch.is_empty() {
-                return Ok(UserView::for_viewer(before, actor));
-            }
-            // A new address is unproven until its own link is followed.
-            if patch.email.is_some() {
-                patch.is_verified = Some(false);
-            }
-            let stays_superuser = patch.is_active.unwrap_or(before.is_active)
-                && patch.is_superuser.unwrap_or(before.is_superuser);
-            // The actor's own rights must still hold when the write lands:
-            // a superuser deactivated or demoted meanwhile changes nothing.
-            let as_superuser = actor.id != id
-                || patch.is_active.is_some()
-                || patch.is_superuser.is_some()
-                || patch.password_hash.is_some();
-            let guard = WriteGuard {
-                actor: actor.id,
-                actor_is_superuser: actor.is_superuser && as_superuser,
-                keep_a_superuser: before.is_active && before.is_superuser && !stays_superuser,
-            };
-            let now = self.ports.clock.now();
-            let mut event = AuditEvent::new(AuditKind::UserUpdated, now, client)
-                .by(actor.id)
-                .about(id);
-            event.details.fields = changed_fields(&patch);
-            let outcome = self
-                .ports
-                .users
-                .update(id, before.version, &patch, &guard, now, &event)
-                .await;
-            let after = match outcome {
-                Ok(after) => after,
-                Err(PatchUserError::Stale) if if_match.is_some() => {
-                    return Err(UpdateUserError::PreconditionFailed);
-                }
-                Err(PatchUserError::Stale) => continue,
-                Err(PatchUserError::NotFound) => return Err(UpdateUserError::NotFound),
-                Err(PatchUserError::EmailTaken) => {
-                    return Err(UpdateUserError::Taken(Taken::Email));
-                }
-                Err(PatchUserError::UsernameTaken) => {
-                    return Err(UpdateUserError::Taken(Taken::Username));
-                }
-                Err(PatchUserError::LastSuperuser) => return Err(UpdateUserError::LastSuperuser),
-                Err(PatchUserError::ActorChanged) => return Err(UpdateUserError::Forbidden),
-                Err(PatchUserError::Port(err)) => return Err(err.into()),
-            };
-            if patch.is_active == Some(false) || patch.password_hash.is_some() {
-                self.ports
-                    .sessions
-                    .revoke_all_for_user(id, None, now, None)
-                    .await?;
-            }
-            if let Some(email) = &patch.email {
-                crate::services::queue_verification(&self.ports, email, client).await;
-            }
-            info!("user updated");
-            return Ok(UserView::for_viewer(after, actor));
+        let before = self
+            .visible(actor, id)
+            .await?
+            .ok_or(UpdateUserError::NotFound)?;
+        // Permission first: only those who may write the user learn
+        // whether the version matched.
+        if !actor.is_superuser && actor.id != before.id {
+            return Err(UpdateUserError::Forbidden);
         }
-        warn!("user update gave up: the user kept changing");
-        Err(UpdateUserError::Conflict)
+        if if_match
+            .as_ref()
+            .is_some_and(|m| !m.accepts(before.version))
+        {
+            return Err(UpdateUserError::PreconditionFailed);
+        }
+        let UpdatePlan {
+            mut patch,
+            mut guard,
+            prove_sent_password,
+            own_email_change,
+        } = plan_update(actor, &before, &changes)?;
+        if own_email_change && self.email_change_requires_password {
+            let sent = changes
+                .current_password
+                .as_ref()
+                .ok_or(UpdateUserError::EmailChangeNeedsPassword)?;
+            self.prove_password(&before, sent, client, UpdateUserError::IncorrectPassword)
+                .await?;
+            guard.password_hash = Some(before.password_hash.clone());
+        }
+        if prove_sent_password && let Some(sent) = &changes.password {
+            self.prove_password(&before, sent.secret(), client, UpdateUserError::Forbidden)
+                .await?;
+            guard.password_hash = Some(before.password_hash.clone());
+        }
+        if actor.is_superuser
+            && let Some(new) = &changes.password
+        {
+            let username = patch.username.as_ref().unwrap_or(&before.username);
+            let email = patch.email.as_ref().unwrap_or(&before.email);
+            self.password_policy
+                .check(new, username, email)
+                .map_err(UpdateUserError::WeakPassword)?;
+            patch.password_hash = Some(self.ports.hasher.hash(new).await?);
+        }
+        if patch.is_empty() {
+            return Ok(UserView::for_viewer(before, actor));
+        }
+        let now = self.ports.clock.now();
+        let mut event = AuditEvent::new(AuditKind::UserUpdated, now, client)
+            .by(actor.id)
+            .about(id);
+        event.details.fields = changed_fields(&patch);
+        let version = if_match.map(|_| before.version);
+        let after = self
+            .ports
+            .users
+            .update(id, version, &patch, &guard, now, &event)
+            .await
+            .map_err(|err| match err {
+                PatchUserError::Stale => UpdateUserError::PreconditionFailed,
+                PatchUserError::NotFound => UpdateUserError::NotFound,
+                PatchUserError::EmailTaken => UpdateUserError::Taken(Taken::Email),
+                PatchUserError::UsernameTaken => UpdateUserError::Taken(Taken::Username),
+                PatchUserError::LastSuperuser => UpdateUserError::LastSuperuser,
+                PatchUserError::ActorChanged => UpdateUserError::Forbidden,
+                // The password proven is no longer the account's.
+                PatchUserError::PasswordChanged if own_email_change => {
+                    UpdateUserError::IncorrectPassword
+                }
+                PatchUserError::PasswordChanged => UpdateUserError::Forbidden,
+                PatchUserError::Port(err) => UpdateUserError::Port(err),
+            })?;
+        if patch.is_active == Some(false) || patch.password_hash.is_some() {
+            self.ports
+                .sessions
+                .revoke_all_for_user(id, None, now, None)
+                .await?;
+        }
+        if let Some(email) = &patch.email {
+            let notice = Notice {
+                kind: MailKind::EmailChanged,
+                user_id: id,
+                to: before.email.clone(),
+                new_email: Some(email.clone()),
+            };
+            crate::services::queue_notice(&self.ports, &notice, client).await;
+            crate::services::queue_verification(&self.ports, email, client).await;
+        }
+        if patch.password_hash.is_some() {
+            let notice = Notice {
+                kind: MailKind::PasswordChanged,
+                user_id: id,
+                to: after.email.clone(),
+                new_email: None,
+            };
+            crate::services::queue_notice(&self.ports, &notice, client).await;
+        }
+        info!("user updated");
+        Ok(UserView::for_viewer(after, actor))
     }
 
-    /// Checks the password a non-superuser sent with a profile update. A
-    /// wrong one counts as a failed login of that user from this address.
+    /// Checks a password sent with a profile update. A wrong one counts as
+    /// a failed login of that user from this address, and is `wrong`.
     async fn prove_password(
         &self,
         user: &User,
-        sent: &Password,
+        sent: &SecretString,
         client: &ClientInfo,
+        wrong: UpdateUserError,
     ) -> Result<(), UpdateUserError> {
         let name = user.username.as_str();
-        let address = client.ip.as_deref();
+        let address = client.address_key();
+        let address = address.as_deref();
         let now = self.ports.clock.now();
         if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
             return Err(UpdateUserError::Locked { retry_after });
         }
-        if !self
-            .ports
-            .hasher
-            .verify(sent.secret(), &user.password_hash)
-            .await?
-        {
+        if !self.ports.hasher.verify(sent, &user.password_hash).await? {
             warn!("profile update refused: wrong password");
             let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
                 .about(user.id)
                 .reason("wrong_password");
             self.throttle.failed(name, address, now, event).await?;
-            return Err(UpdateUserError::Forbidden);
+            return Err(wrong);
         }
         Ok(())
     }
@@ -269,30 +332,355 @@ mod tests {
         assert!(!format!("{fields:?}").contains("secret-hash"));
     }
 
+    /// The change is written, the new address gets a verification link and
+    /// the old one a notice naming the new one.
+    fn expects_email_change(mocks: &mut Mocks, target: &User, new: &'static str) {
+        let old = target.email.clone();
+        saved(mocks, target, move |patch, _| {
+            patch.email.as_ref().map(Email::as_str) == Some(new) && patch.is_verified == Some(false)
+        });
+        mocks
+            .mail
+            .expect_enqueue()
+            .withf(move |kind, email, _, _| *kind == MailKind::VerifyEmail && email == new)
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
+        let id = target.id;
+        mocks
+            .mail
+            .expect_notify()
+            .withf(move |notice, _, _| {
+                *notice
+                    == Notice {
+                        kind: MailKind::EmailChanged,
+                        user_id: id,
+                        to: old.clone(),
+                        new_email: Some(Email::parse(new).unwrap()),
+                    }
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+    }
+
+    fn email_change(email: &str, current_password: Option<&str>) -> UserChanges {
+        UserChanges {
+            email: Some(Email::parse(email).unwrap()),
+            current_password: current_password.map(|p| SecretString::from(p.to_owned())),
+            ..UserChanges::default()
+        }
+    }
+
     #[tokio::test]
-    async fn a_new_address_is_unverified_and_gets_its_own_link() {
+    async fn a_new_address_is_unverified_and_gets_its_own_link_and_the_old_one_a_notice() {
         let ada = User {
             is_verified: true,
             ..user("ada")
         };
         let mut mocks = Mocks::default();
         found(&mut mocks, &ada);
-        saved(&mut mocks, &ada, |patch, _| {
-            patch.email.as_ref().map(Email::as_str) == Some("ada@new.example")
-                && patch.is_verified == Some(false)
-        });
-        mocks
-            .mail
-            .expect_enqueue()
-            .withf(|kind, email, _, _| *kind == MailKind::VerifyEmail && email == "ada@new.example")
-            .times(1)
-            .returning(|_, _, _, _| Ok(()));
-        let changes = UserChanges {
-            email: Some(Email::parse("ada@new.example").unwrap()),
-            ..UserChanges::default()
-        };
+        mocks.throttle_clear();
+        mocks.password_matches(true);
+        expects_email_change(&mut mocks, &ada, "ada@new.example");
+        let changes = email_change("ada@new.example", Some("the password"));
         let view = update(mocks, &ada, ada.id, changes).await.unwrap();
         assert!(!view.user().is_verified);
+    }
+
+    #[tokio::test]
+    async fn changing_ones_own_email_needs_the_current_password() {
+        let ada = user("ada");
+        // Without it: refused before any check or write.
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &ada);
+        mocks.hasher.expect_verify().never();
+        mocks.users.expect_update().never();
+        let err = update(mocks, &ada, ada.id, email_change("a@new.example", None))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateUserError::EmailChangeNeedsPassword));
+
+        // A wrong one: refused, and counted as a failed login of the user.
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &ada);
+        mocks.throttle_clear();
+        mocks.password_matches(false);
+        mocks
+            .throttle
+            .expect_record_failure()
+            .withf(|name, _, _, _, event| name == "ada" && event.kind == AuditKind::LoginFailed)
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(ThrottleState::default()));
+        mocks.users.expect_update().never();
+        let err = update(
+            mocks,
+            &ada,
+            ada.id,
+            email_change("a@new.example", Some("guess")),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, UpdateUserError::IncorrectPassword));
+
+        // The right one: the write relies on that password still being hers.
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &ada);
+        mocks.throttle_clear();
+        mocks.password_matches(true);
+        let hash = ada.password_hash.clone();
+        mocks
+            .users
+            .expect_update()
+            .withf(move |_, _, _, guard, _, _| guard.password_hash.as_ref() == Some(&hash))
+            .times(1)
+            .returning(|_, _, _, _, _, _| Err(PatchUserError::PasswordChanged));
+        let err = update(
+            mocks,
+            &ada,
+            ada.id,
+            email_change("a@new.example", Some("right")),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, UpdateUserError::IncorrectPassword));
+    }
+
+    #[tokio::test]
+    async fn an_email_change_needs_no_password_when_turned_off_or_made_by_a_superuser_for_another()
+    {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &ada);
+        mocks.hasher.expect_verify().never();
+        expects_email_change(&mut mocks, &ada, "ada@new.example");
+        service(mocks)
+            .email_change_requires_password(false)
+            .update(
+                &ada,
+                ada.id,
+                email_change("ada@new.example", None),
+                None,
+                &ClientInfo::default(),
+            )
+            .await
+            .unwrap();
+
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &ada);
+        mocks.hasher.expect_verify().never();
+        expects_email_change(&mut mocks, &ada, "ada@new.example");
+        update(
+            mocks,
+            &superuser("root"),
+            ada.id,
+            email_change("ada@new.example", None),
+        )
+        .await
+        .unwrap();
+
+        // A superuser changing their own email proves their password too.
+        let root = superuser("root");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &root);
+        mocks.users.expect_update().never();
+        let err = update(mocks, &root, root.id, email_change("r@new.example", None))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateUserError::EmailChangeNeedsPassword));
+    }
+
+    #[tokio::test]
+    async fn a_password_set_by_a_superuser_mails_the_account_a_notice() {
+        let bob = user("bob");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        mocks.hashes_to("new");
+        saved(&mut mocks, &bob, |p, _| p.password_hash.is_some());
+        mocks
+            .sessions
+            .expect_revoke_all_for_user()
+            .returning(|_, _, _, _| Ok(()));
+        let (id, to) = (bob.id, bob.email.clone());
+        mocks
+            .mail
+            .expect_notify()
+            .withf(move |n, _, _| {
+                n.kind == MailKind::PasswordChanged && n.user_id == id && n.to == to
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let changes = UserChanges {
+            password: Some(password("new passphrase")),
+            ..UserChanges::default()
+        };
+        update(mocks, &superuser("root"), bob.id, changes)
+            .await
+            .unwrap();
+    }
+
+    /// Who may change what, for every kind of actor and field: the
+    /// permission matrix of an update, as the pure planning step decides it.
+    #[test]
+    fn the_permission_matrix_of_an_update() {
+        let ada = user("ada");
+        let bob = user("bob");
+        let root = superuser("root");
+        let name = || Some(Some(FullName::parse("X").unwrap()));
+        let cases: [(&str, &User, &User, UserChanges, Result<(), ()>); 10] = [
+            (
+                "own name",
+                &ada,
+                &ada,
+                UserChanges {
+                    full_name: name(),
+                    ..UserChanges::default()
+                },
+                Ok(()),
+            ),
+            (
+                "other's name",
+                &ada,
+                &bob,
+                UserChanges {
+                    full_name: name(),
+                    ..UserChanges::default()
+                },
+                Err(()),
+            ),
+            (
+                "own flag, unchanged",
+                &ada,
+                &ada,
+                UserChanges {
+                    is_active: Some(true),
+                    is_superuser: Some(false),
+                    ..UserChanges::default()
+                },
+                Ok(()),
+            ),
+            (
+                "own promotion",
+                &ada,
+                &ada,
+                UserChanges {
+                    is_superuser: Some(true),
+                    ..UserChanges::default()
+                },
+                Err(()),
+            ),
+            (
+                "own deactivation by flag",
+                &ada,
+                &ada,
+                UserChanges {
+                    is_active: Some(false),
+                    ..UserChanges::default()
+                },
+                Err(()),
+            ),
+            (
+                "superuser: other's name",
+                &root,
+                &bob,
+                UserChanges {
+                    full_name: name(),
+                    ..UserChanges::default()
+                },
+                Ok(()),
+            ),
+            (
+                "superuser: promotion",
+                &root,
+                &bob,
+                UserChanges {
+                    is_superuser: Some(true),
+                    ..UserChanges::default()
+                },
+                Ok(()),
+            ),
+            (
+                "superuser: deactivation",
+                &root,
+                &bob,
+                UserChanges {
+                    is_active: Some(false),
+                    ..UserChanges::default()
+                },
+                Ok(()),
+            ),
+            (
+                "superuser: own demotion",
+                &root,
+                &root,
+                UserChanges {
+                    is_superuser: Some(false),
+                    ..UserChanges::default()
+                },
+                Ok(()),
+            ),
+            (
+                "own email",
+                &ada,
+                &ada,
+                email_change("a@new.example", None),
+                Ok(()),
+            ),
+        ];
+        for (case, actor, before, changes, expected) in cases {
+            let plan = plan_update(actor, before, &changes);
+            assert_eq!(plan.is_ok(), expected.is_ok(), "{case}: {plan:?}");
+            if let Err(err) = plan {
+                assert!(matches!(err, UpdateUserError::Forbidden), "{case}");
+            }
+        }
+        // What the guard relies on.
+        let plan = plan_update(
+            &root,
+            &root,
+            &UserChanges {
+                is_superuser: Some(false),
+                ..UserChanges::default()
+            },
+        )
+        .unwrap();
+        assert!(plan.guard.keep_a_superuser && plan.guard.actor_is_superuser);
+        let plan = plan_update(
+            &root,
+            &bob,
+            &UserChanges {
+                is_active: Some(false),
+                ..UserChanges::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            plan.guard.keep_a_superuser,
+            "bob may have been promoted meanwhile"
+        );
+        let plan = plan_update(
+            &ada,
+            &ada,
+            &UserChanges {
+                full_name: name(),
+                ..UserChanges::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                plan.guard.actor_is_superuser,
+                plan.guard.keep_a_superuser,
+                plan.own_email_change
+            ),
+            (false, false, false)
+        );
+        let plan = plan_update(&ada, &ada, &email_change("a@new.example", None)).unwrap();
+        assert!(plan.own_email_change);
+        assert_eq!(plan.patch.is_verified, Some(false));
+        let plan = plan_update(&root, &bob, &email_change("b@new.example", None)).unwrap();
+        assert!(
+            !plan.own_email_change,
+            "a superuser changing another's email"
+        );
     }
 
     #[tokio::test]
@@ -408,6 +796,7 @@ mod tests {
             .with(eq(bob.id), eq(None), eq(NOW), mockall::predicate::always())
             .times(1)
             .returning(|_, _, _, _| Ok(()));
+        mocks.mail.expect_notify().returning(|_, _, _| Ok(()));
         let changes = UserChanges {
             password: Some(password("new passphrase")),
             ..UserChanges::default()
@@ -460,8 +849,10 @@ mod tests {
         let bob = user("bob");
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
+        // The write itself checks that an active superuser remains: bob
+        // may have been promoted since he was read.
         saved(&mut mocks, &bob, |p, keep| {
-            p.is_active == Some(false) && !keep
+            p.is_active == Some(false) && keep
         });
         mocks
             .sessions
@@ -478,30 +869,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_update_that_lost_a_race_re_reads_and_applies_the_rules_again() {
-        // Bob renames himself while a superuser deactivates him: the rename
-        // was computed from version 1, finds version 2 and starts over; on
-        // the deactivated row it is no longer bob's to make.
+    async fn an_update_racing_a_deactivation_of_its_actor_is_refused_by_the_write() {
+        // Bob renames himself while a superuser deactivates him: the write
+        // relies on bob still being active, finds him not, and changes nothing.
         let bob = user("bob");
-        let deactivated = User {
-            is_active: false,
-            version: 2,
-            ..bob.clone()
-        };
         let mut mocks = Mocks::default();
-        mocks.reads_in_turn(vec![bob.clone(), deactivated]);
+        found(&mut mocks, &bob);
         mocks
             .users
             .expect_update()
-            .withf(|_, version, _, _, _, _| *version == 1)
+            .withf(|_, version, _, guard, _, _| version.is_none() && !guard.actor_is_superuser)
+            .times(1)
+            .returning(|_, _, _, _, _, _| Err(PatchUserError::ActorChanged));
+        let changes = UserChanges {
+            full_name: Some(Some(FullName::parse("Robert").unwrap())),
+            ..UserChanges::default()
+        };
+        let err = update(mocks, &bob, bob.id, changes).await.unwrap_err();
+        assert!(matches!(err, UpdateUserError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn an_if_match_list_accepts_any_of_its_versions_and_becomes_the_write_condition() {
+        let bob = user("bob");
+        let mut mocks = Mocks::default();
+        found(&mut mocks, &bob);
+        let version = bob.version;
+        mocks
+            .users
+            .expect_update()
+            .withf(move |_, v, _, _, _, _| *v == Some(version))
             .times(1)
             .returning(|_, _, _, _, _, _| Err(PatchUserError::Stale));
         let changes = UserChanges {
             full_name: Some(Some(FullName::parse("Robert").unwrap())),
             ..UserChanges::default()
         };
-        let err = update(mocks, &bob, bob.id, changes).await.unwrap_err();
-        assert!(matches!(err, UpdateUserError::NotFound));
+        let listed = VersionMatch::any_of([version + 3, version]);
+        let err = update_if_match(mocks, &bob, bob.id, changes, Some(listed))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateUserError::PreconditionFailed));
     }
 
     #[tokio::test]
@@ -514,7 +922,7 @@ mod tests {
             full_name: Some(None),
             ..UserChanges::default()
         };
-        let err = update_if_match(mocks, &bob, bob.id, changes, Some(7))
+        let err = update_if_match(mocks, &bob, bob.id, changes, Some(7.into()))
             .await
             .unwrap_err();
         assert!(matches!(err, UpdateUserError::PreconditionFailed));
@@ -554,7 +962,7 @@ mod tests {
         actor: &User,
         target: UserId,
         changes: UserChanges,
-        if_match: Option<u64>,
+        if_match: Option<VersionMatch>,
     ) -> Result<UserView, UpdateUserError> {
         service(mocks)
             .update(actor, target, changes, if_match, &ClientInfo::default())
