@@ -54,7 +54,7 @@ start_instance() {
         DB_POOL_MAX_SIZE=8 RATE_LIMIT_STORE=database \
         JWT_SECRET_KEY="local-cluster-signing-key-of-32-bytes!!" BCRYPT_COST=10 \
         FIRST_SUPERUSER_EMAIL=root@example.com FIRST_SUPERUSER_PASSWORD="Correct-Horse-Battery-9" \
-        AUTH_RATE_LIMIT_PER_MINUTE=0 PASSWORD_HASH_BUDGET_PER_MINUTE=0 \
+        AUTH_RATE_LIMIT_PER_MINUTE=0 PASSWORD_HASH_BUDGET_PER_MINUTE=0 TRUST_FORWARDED_FOR=true \
         SHUTDOWN_DELAY_SECONDS=2 SHUTDOWN_TIMEOUT_SECONDS=10 RUST_LOG=warn \
         "$server_bin" >>"$state/instance.$n.log" 2>&1 &
     echo $! >"$state/pid.$n"
@@ -114,6 +114,8 @@ defaults
     retries 3
     option redispatch
     retry-on conn-failure empty-response
+    # Appends its own X-Forwarded-For line after any the client sent.
+    option forwardfor
 
 frontend api
     bind 127.0.0.1:$lb

@@ -205,8 +205,10 @@ pub fn test_settings(url: String) -> Settings {
         first_superuser_email: Some(ROOT_EMAIL.into()),
         first_superuser_password: Some(SecretString::from(ROOT_PASSWORD)),
         cors_origins: ALLOWED_ORIGIN.into(),
-        // Every test client is 127.0.0.1; the limit has tests of its own.
+        // Every test client is 127.0.0.1; the limits have tests of their own.
         auth_rate_limit_per_minute: 0,
+        user_write_limit_per_minute: 0,
+        mail_max_per_address_per_hour: 1000,
         shutdown_delay_seconds: 0,
         ..Settings::default()
     }

@@ -180,6 +180,70 @@ async fn lockout(api: &Api) -> Outcome {
     }
 }
 
+/// Through HAProxy's `option forwardfor`, a client that writes its own
+/// `X-Forwarded-For` lines picks nothing: each of five wrong logins claims
+/// another address, yet all count for the one HAProxy saw, so the sixth
+/// attempt is locked, and the audit trail records that address.
+async fn forwarded_address(api: &Api) -> Outcome {
+    api.register("spoofer").await;
+    let mut failures = Vec::new();
+    for i in 0..5 {
+        let status = api
+            .client
+            .post(format!("{}/api/auth/login", api.base))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .header("x-forwarded-for", format!("198.51.100.{i}, 192.0.2.{i}"))
+            .json(&json!({"email": "spoofer", "password": "wrong password"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        failures.push(status);
+    }
+    let locked = api
+        .client
+        .post(format!("{}/api/auth/login", api.base))
+        .header("x-forwarded-for", "203.0.113.99")
+        .json(&json!({"email": "spoofer", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    let root: Value = api
+        .login("root@example.com", "Correct-Horse-Battery-9")
+        .await
+        .json()
+        .await
+        .unwrap_or_default();
+    let root = root["access_token"].as_str().unwrap_or_default().to_owned();
+    let events: Value = api
+        .get("/api/audit-events?type=login.failed&limit=100", &root)
+        .await
+        .json()
+        .await
+        .unwrap_or_default();
+    let addresses: BTreeSet<String> = events["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|e| e["ip"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Outcome {
+        pass: failures.iter().all(|s| *s == 401)
+            && locked == 429
+            && addresses == BTreeSet::from(["127.0.0.1".to_owned()]),
+        figures: format!(
+            "five wrong logins with forged X-Forwarded-For lines {}, then {locked}; addresses on record: {addresses:?}",
+            tally(&failures)
+        ),
+    }
+}
+
 /// A logout on one instance ends the session on every instance at once.
 async fn logout(api: &Api) -> Outcome {
     api.register("leaver").await;
@@ -295,6 +359,7 @@ async fn main() {
         "refresh-reuse",
         "lockout",
         "logout",
+        "forwarded-address",
         "rolling-restart",
     ] {
         let outcome = match name {
@@ -302,6 +367,7 @@ async fn main() {
             "refresh-reuse" => refresh_reuse(&api).await,
             "lockout" => lockout(&api).await,
             "logout" => logout(&api).await,
+            "forwarded-address" => forwarded_address(&api).await,
             _ => rolling_restart(&api).await,
         };
         println!(

@@ -31,6 +31,7 @@ mod auth;
 mod bad_input;
 mod docs;
 mod faults;
+mod hardening;
 mod health;
 mod pooler;
 mod recovery;

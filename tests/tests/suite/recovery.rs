@@ -315,7 +315,7 @@ async fn a_changed_address_must_be_verified_again_and_old_links_do_not_verify_it
     let changed = app
         .put(
             &format!("/api/users/{id}"),
-            &json!({"email": "ada@new.example"}),
+            &json!({"email": "ada@new.example", "current_password": PASSWORD}),
             &access,
         )
         .await;
@@ -338,7 +338,7 @@ async fn a_changed_address_must_be_verified_again_and_old_links_do_not_verify_it
     let again = app
         .put(
             &format!("/api/users/{id}"),
-            &json!({"email": "ada@third.example"}),
+            &json!({"email": "ada@third.example", "current_password": PASSWORD}),
             &access,
         )
         .await;

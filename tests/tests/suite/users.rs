@@ -475,9 +475,13 @@ async fn update_conflicts_and_unknowns(backend: Backend) {
     app.register("bob").await;
     let path = format!("/api/users/{ada}");
     assert_eq!(
-        app.put(&path, &json!({"email": "BOB@example.com"}), &token)
-            .await
-            .status(),
+        app.put(
+            &path,
+            &json!({"email": "BOB@example.com", "current_password": PASSWORD}),
+            &token
+        )
+        .await
+        .status(),
         409
     );
     assert_eq!(

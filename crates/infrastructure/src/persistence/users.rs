@@ -90,18 +90,29 @@ impl SeaOrmUserRepository {
         if let Some(hash) = &guard.password_hash {
             update = update.filter(user::Column::PasswordHash.eq(hash.as_str()));
         }
-        // The actor's rights, read by the same statement that writes.
-        let actor = Alias::new("actor");
-        let mut actor_still_may = Query::select()
-            .expr(Expr::val(1))
-            .from_as(user::Entity, actor.clone())
-            .and_where(Expr::col((actor.clone(), user::Column::Id)).eq(guard.actor.as_uuid()))
-            .and_where(Expr::col((actor.clone(), user::Column::IsActive)).eq(true))
-            .to_owned();
-        if guard.actor_is_superuser {
-            actor_still_may.and_where(Expr::col((actor, user::Column::IsSuperuser)).eq(true));
+        // The actor's rights, read by the same statement that writes. On
+        // one's own account they are conditions on the row written, which
+        // PostgreSQL checks again on the newest row version when a
+        // concurrent write (a deactivation, say) landed first; a subquery
+        // would read the statement's snapshot.
+        if guard.actor == id {
+            update = update.filter(user::Column::IsActive.eq(true));
+            if guard.actor_is_superuser {
+                update = update.filter(user::Column::IsSuperuser.eq(true));
+            }
+        } else {
+            let actor = Alias::new("actor");
+            let mut actor_still_may = Query::select()
+                .expr(Expr::val(1))
+                .from_as(user::Entity, actor.clone())
+                .and_where(Expr::col((actor.clone(), user::Column::Id)).eq(guard.actor.as_uuid()))
+                .and_where(Expr::col((actor.clone(), user::Column::IsActive)).eq(true))
+                .to_owned();
+            if guard.actor_is_superuser {
+                actor_still_may.and_where(Expr::col((actor, user::Column::IsSuperuser)).eq(true));
+            }
+            update = update.filter(Expr::exists(actor_still_may));
         }
-        update = update.filter(Expr::exists(actor_still_may));
         let txn = self.db.connection().begin().await?;
         if guard.keep_a_superuser {
             if self.db.backend() == DbBackend::Postgres {
