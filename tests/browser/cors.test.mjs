@@ -1,6 +1,7 @@
 // CORS as a browser enforces it: a page from an origin listed in
-// CORS_ORIGINS logs in and reads /api/auth/me with fetch; the same page from
-// an origin that is not listed is blocked by the browser.
+// CORS_ORIGINS logs in, reads /api/auth/me with fetch, reads its ETag and
+// sends it back in If-Match (a preflighted PATCH); the same page from an
+// origin that is not listed is blocked by the browser.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -23,7 +24,21 @@ async function run(api, email, password) {
   const me = await fetch(api + '/api/auth/me', {
     headers: { authorization: 'Bearer ' + tokens.access_token },
   });
-  return { login: login.status, me: me.status, user: await me.json() };
+  const user = await me.json();
+  const etag = me.headers.get('etag');
+  const patch = (tag) => fetch(api + '/api/users/' + user.id, {
+    method: 'PATCH',
+    headers: {
+      authorization: 'Bearer ' + tokens.access_token,
+      'content-type': 'application/json',
+      'if-match': tag,
+    },
+    body: JSON.stringify({ full_name: user.full_name }),
+  }).then((r) => r.status);
+  return {
+    login: login.status, me: me.status, user, etag,
+    stale: await patch('"999999"'), current: await patch(etag),
+  };
 }
 </script>`;
 
@@ -66,6 +81,10 @@ test('a page from an allowed origin logs in and reads /api/auth/me', async () =>
   assert.equal(outcome.value.login, 200);
   assert.equal(outcome.value.me, 200);
   assert.equal(outcome.value.user.email, EMAIL);
+  // The ETag is exposed, and a PATCH with If-Match passes the preflight.
+  assert.match(outcome.value.etag ?? '', /^"\d+"$/);
+  assert.equal(outcome.value.stale, 412);
+  assert.equal(outcome.value.current, 200);
 });
 
 test('a page from an origin not listed is blocked by the browser', async () => {
