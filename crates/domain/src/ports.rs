@@ -65,6 +65,9 @@ pub struct WriteGuard {
     /// The password hash a password proof was checked against: the write
     /// happens only if it is still the user's.
     pub password_hash: Option<PasswordHash>,
+    /// The user's `is_active` the write expects (a deletion needs an active
+    /// user, a restore a deactivated one); `None` for either.
+    pub target_active: Option<bool>,
 }
 
 /// Why a conditional update of a user wrote nothing.
@@ -91,44 +94,9 @@ pub enum PatchUserError {
     /// The password a proof was checked against is no longer the user's.
     #[error("the password changed since it was checked")]
     PasswordChanged,
-    /// The store failed.
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
-/// Why a user was not deactivated.
-#[derive(Debug, thiserror::Error)]
-pub enum DeactivateUserError {
-    /// No active user has this id.
-    #[error("user not found")]
-    NotFound,
-    /// The user's version is no longer the one the change was computed from.
-    #[error("the user changed since it was read")]
-    Stale,
-    /// The user is the last active superuser.
-    #[error("the last active superuser must stay")]
-    LastSuperuser,
-    /// The actor was deactivated or demoted since the rules were checked.
-    #[error("the acting user lost the rights the change relied on")]
-    ActorChanged,
-    /// The store failed.
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
-/// Why a user was not reactivated.
-#[derive(Debug, thiserror::Error)]
-pub enum ReactivateUserError {
-    /// No user has this id.
-    #[error("user not found")]
-    NotFound,
-    /// The user's version is no longer the one the change was computed
-    /// from, or the user is active already.
-    #[error("the user changed since it was read")]
-    Stale,
-    /// The actor was deactivated or demoted since the rules were checked.
-    #[error("the acting user lost the rights the change relied on")]
-    ActorChanged,
+    /// The user's `is_active` is not the one the guard expects.
+    #[error("the user was deactivated or restored meanwhile")]
+    ActiveChanged,
     /// The store failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -242,9 +210,11 @@ pub trait UserRepository: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`PatchUserError::Stale`] when the version moved on,
-    /// [`PatchUserError::ActorChanged`], [`PatchUserError::PasswordChanged`]
-    /// and [`PatchUserError::LastSuperuser`] when `guard` fails, and the
-    /// outcomes the constraints decide.
+    /// [`PatchUserError::ActorChanged`], [`PatchUserError::PasswordChanged`],
+    /// [`PatchUserError::ActiveChanged`] and [`PatchUserError::LastSuperuser`]
+    /// when `guard` fails, and the outcomes the constraints decide. This is
+    /// the one write of a user's fields: deletion and restore are patches
+    /// of `is_active` too.
     async fn update(
         &self,
         id: UserId,
@@ -254,28 +224,6 @@ pub trait UserRepository: Send + Sync + 'static {
         at: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<User, PatchUserError>;
-
-    /// Sets `is_active` to false if it is true, under the conditions of
-    /// [`UserRepository::update`]; spends the user's live reset tokens.
-    async fn deactivate(
-        &self,
-        id: UserId,
-        version: Option<u64>,
-        guard: &WriteGuard,
-        at: OffsetDateTime,
-        event: &AuditEvent,
-    ) -> Result<User, DeactivateUserError>;
-
-    /// Sets `is_active` to true if it is false, under the conditions of
-    /// [`UserRepository::update`]. Tokens spent while deactivated stay spent.
-    async fn reactivate(
-        &self,
-        id: UserId,
-        version: Option<u64>,
-        guard: &WriteGuard,
-        at: OffsetDateTime,
-        event: &AuditEvent,
-    ) -> Result<User, ReactivateUserError>;
 
     /// Replaces the password hash if it is still `old` and the user is
     /// active; returns whether it did. A password reset or deactivation that

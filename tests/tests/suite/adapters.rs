@@ -40,6 +40,7 @@ impl Repos {
             actor_is_superuser: actor.is_superuser,
             keep_a_superuser: false,
             password_hash: None,
+            target_active: None,
         };
         self.users
             .update(
@@ -61,6 +62,7 @@ fn own(actor: UserId, keep_a_superuser: bool) -> WriteGuard {
         actor_is_superuser: false,
         keep_a_superuser,
         password_hash: None,
+        target_active: None,
     }
 }
 
@@ -120,6 +122,7 @@ on_both_backends!(
     unsearched_totals_follow_every_insert_update_and_delete,
     writes_are_conditional_on_the_version_read,
     writes_without_a_version_never_refuse_each_other,
+    deletion_and_restore_are_conditional_on_is_active,
     a_write_that_relied_on_a_password_proof_needs_that_password_still,
     an_administrators_decision_survives_the_users_concurrent_writes,
     migrations_go_fresh_down_to_zero_and_up_again,
@@ -1057,6 +1060,86 @@ async fn writes_without_a_version_never_refuse_each_other(backend: Backend) {
     assert!(name.as_str().starts_with("Ada "), "{}", name.as_str());
 }
 
+/// A deletion is a patch of `is_active` that needs an active user, a
+/// restore one that needs a deactivated user: of two concurrent deletions
+/// one lands and the other learns the user is gone.
+async fn deletion_and_restore_are_conditional_on_is_active(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada, &any_event()).await.unwrap();
+    let flag = |active: bool| UserPatch {
+        is_active: Some(active),
+        ..UserPatch::default()
+    };
+    let expecting = |active: bool| WriteGuard {
+        target_active: Some(active),
+        ..own(ada.id, false)
+    };
+    let root = User {
+        is_superuser: true,
+        ..user("root")
+    };
+    r.users.insert(&root, &any_event()).await.unwrap();
+    let as_root = |active: bool| WriteGuard {
+        actor: root.id,
+        actor_is_superuser: true,
+        ..expecting(active)
+    };
+    let deletions: Vec<_> = (0..2)
+        .map(|_| {
+            let (users, guard) = (r.users.clone(), as_root(true));
+            tokio::spawn(async move {
+                users
+                    .update(ada.id, None, &flag(false), &guard, now(), &any_event())
+                    .await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for deletion in deletions {
+        outcomes.push(deletion.await.unwrap());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Err(PatchUserError::ActiveChanged))),
+        "{outcomes:?}"
+    );
+    let restored = r
+        .users
+        .update(
+            ada.id,
+            None,
+            &flag(true),
+            &as_root(false),
+            now(),
+            &any_event(),
+        )
+        .await
+        .unwrap();
+    assert!(restored.is_active);
+    let again = r
+        .users
+        .update(
+            ada.id,
+            None,
+            &flag(true),
+            &as_root(false),
+            now(),
+            &any_event(),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(PatchUserError::ActiveChanged)),
+        "{again:?}"
+    );
+}
+
 /// A write whose rules checked a password (an email change) lands only
 /// while that password is the user's; otherwise it says so.
 async fn a_write_that_relied_on_a_password_proof_needs_that_password_still(backend: Backend) {
@@ -1170,6 +1253,7 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
                 actor_is_superuser: true,
                 keep_a_superuser: true,
                 password_hash: None,
+                target_active: None,
             };
             tokio::spawn(async move {
                 // Without `If-Match` the decision depends on nothing the

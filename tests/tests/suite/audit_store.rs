@@ -93,6 +93,7 @@ async fn a_change_whose_event_fails_is_not_written(backend: Backend) {
         actor_is_superuser: false,
         keep_a_superuser: false,
         password_hash: None,
+        target_active: None,
     };
     let err = s
         .users

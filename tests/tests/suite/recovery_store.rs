@@ -238,9 +238,14 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
         actor_is_superuser: false,
         keep_a_superuser: false,
         password_hash: None,
+        target_active: Some(true),
+    };
+    let deactivate = userhub_domain::ports::UserPatch {
+        is_active: Some(false),
+        ..userhub_domain::ports::UserPatch::default()
     };
     s.users
-        .deactivate(bob.id, None, &guard, t0, &any_event())
+        .update(bob.id, None, &deactivate, &guard, t0, &any_event())
         .await
         .unwrap();
     assert!(s.tokens.find_reset(&hash("b"), t0).await.unwrap().is_none());

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{AuditEvent, Email, FullName, PasswordHash, User, UserId, Username};
 use userhub_domain::ports::{
-    DeactivateUserError, InsertUserError, PatchUserError, ReactivateUserError, SortValue, UserPage,
-    UserPatch, UserQuery, UserRepository, UserSortField, WriteGuard,
+    InsertUserError, PatchUserError, SortValue, UserPage, UserPatch, UserQuery, UserRepository,
+    UserSortField, WriteGuard,
 };
 
 use super::{Database, audit, escape_like, port_error, read};
@@ -55,22 +55,25 @@ impl SeaOrmUserRepository {
     }
 
     /// Runs `update` (plus `updated_at` and the version bump) on user `id`
-    /// only if `guard` and `condition` hold and, when `version` is given,
-    /// the user is still at it, all in one statement; says which condition
-    /// failed when nothing was written. `then` runs in the same transaction
-    /// after a write.
+    /// only if `guard` holds and, when `version` is given, the user is still
+    /// at it, all in one statement; says which condition failed when
+    /// nothing was written. With `spends_reset_tokens` the user's live reset
+    /// tokens are spent in the same transaction.
     #[allow(clippy::too_many_arguments)] // one conditional write's parts
     async fn conditional_write(
         &self,
         id: UserId,
         version: Option<u64>,
         update: sea_orm::UpdateMany<user::Entity>,
-        condition: Condition,
         guard: &WriteGuard,
         at: OffsetDateTime,
         event: &AuditEvent,
         spends_reset_tokens: bool,
     ) -> Result<Result<user::Model, Miss>, DbErr> {
+        let mut condition = Condition::all();
+        if let Some(active) = guard.target_active {
+            condition = condition.add(user::Column::IsActive.eq(active));
+        }
         let expected = match version.map(i64::try_from) {
             None => None,
             Some(Ok(v)) => Some(v),
@@ -258,77 +261,17 @@ impl UserRepository for SeaOrmUserRepository {
             || patch.password_hash.is_some()
             || patch.is_active == Some(false);
         match self
-            .conditional_write(
-                id,
-                version,
-                update,
-                Condition::all(),
-                guard,
-                at,
-                event,
-                spends_reset_tokens,
-            )
+            .conditional_write(id, version, update, guard, at, event, spends_reset_tokens)
             .await
             .map_err(patch_error)?
         {
             Ok(row) => Ok(to_domain(row)?),
-            Err(Miss::NotFound | Miss::Condition) => Err(PatchUserError::NotFound),
+            Err(Miss::NotFound) => Err(PatchUserError::NotFound),
+            Err(Miss::Condition) => Err(PatchUserError::ActiveChanged),
             Err(Miss::ActorChanged) => Err(PatchUserError::ActorChanged),
             Err(Miss::Stale) => Err(PatchUserError::Stale),
             Err(Miss::PasswordChanged) => Err(PatchUserError::PasswordChanged),
             Err(Miss::LastSuperuser) => Err(PatchUserError::LastSuperuser),
-        }
-    }
-
-    async fn deactivate(
-        &self,
-        id: UserId,
-        version: Option<u64>,
-        guard: &WriteGuard,
-        at: OffsetDateTime,
-        event: &AuditEvent,
-    ) -> Result<User, DeactivateUserError> {
-        let update =
-            user::Entity::update_many().col_expr(user::Column::IsActive, Expr::value(false));
-        let active = Condition::all().add(user::Column::IsActive.eq(true));
-        match self
-            .conditional_write(id, version, update, active, guard, at, event, true)
-            .await
-            .map_err(port_error)?
-        {
-            Ok(row) => Ok(to_domain(row)?),
-            Err(Miss::NotFound | Miss::Condition) => Err(DeactivateUserError::NotFound),
-            Err(Miss::ActorChanged) => Err(DeactivateUserError::ActorChanged),
-            Err(Miss::Stale) => Err(DeactivateUserError::Stale),
-            Err(Miss::LastSuperuser | Miss::PasswordChanged) => {
-                Err(DeactivateUserError::LastSuperuser)
-            }
-        }
-    }
-
-    async fn reactivate(
-        &self,
-        id: UserId,
-        version: Option<u64>,
-        guard: &WriteGuard,
-        at: OffsetDateTime,
-        event: &AuditEvent,
-    ) -> Result<User, ReactivateUserError> {
-        let update =
-            user::Entity::update_many().col_expr(user::Column::IsActive, Expr::value(true));
-        let inactive = Condition::all().add(user::Column::IsActive.eq(false));
-        match self
-            .conditional_write(id, version, update, inactive, guard, at, event, false)
-            .await
-            .map_err(port_error)?
-        {
-            Ok(row) => Ok(to_domain(row)?),
-            Err(Miss::NotFound) => Err(ReactivateUserError::NotFound),
-            Err(Miss::ActorChanged) => Err(ReactivateUserError::ActorChanged),
-            // Active already, or changed: "read again".
-            Err(Miss::Stale | Miss::Condition | Miss::LastSuperuser | Miss::PasswordChanged) => {
-                Err(ReactivateUserError::Stale)
-            }
         }
     }
 

@@ -5,9 +5,7 @@ use tracing::info;
 use super::UserService;
 use crate::PortError;
 use crate::model::{AuditEvent, AuditKind, ClientInfo, User, UserId, UserView, VersionMatch};
-use crate::ports::{
-    DeactivateUserError as Deactivation, ReactivateUserError as Reactivation, WriteGuard,
-};
+use crate::ports::{PatchUserError, UserPatch, WriteGuard};
 
 /// Why a user could not be deleted.
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +87,20 @@ impl UserService {
             actor_is_superuser: actor.is_superuser && actor.id != id,
             keep_a_superuser: true,
             password_hash: None,
+            target_active: Some(true),
         };
         let event = AuditEvent::new(AuditKind::UserDeleted, now, client)
             .by(actor.id)
             .about(id);
         let version = if_match.map(|_| user.version);
+        let patch = UserPatch {
+            is_active: Some(false),
+            ..UserPatch::default()
+        };
         match self
             .ports
             .users
-            .deactivate(id, version, &guard, now, &event)
+            .update(id, version, &patch, &guard, now, &event)
             .await
         {
             Ok(_) => {
@@ -108,11 +111,19 @@ impl UserService {
                 info!("user deactivated");
                 Ok(())
             }
-            Err(Deactivation::Stale) => Err(DeleteUserError::PreconditionFailed),
-            Err(Deactivation::NotFound) => Err(DeleteUserError::NotFound),
-            Err(Deactivation::LastSuperuser) => Err(DeleteUserError::LastSuperuser),
-            Err(Deactivation::ActorChanged) => Err(DeleteUserError::Forbidden),
-            Err(Deactivation::Port(err)) => Err(err.into()),
+            Err(PatchUserError::Stale) => Err(DeleteUserError::PreconditionFailed),
+            // Deleted by a concurrent request.
+            Err(PatchUserError::NotFound | PatchUserError::ActiveChanged) => {
+                Err(DeleteUserError::NotFound)
+            }
+            Err(PatchUserError::LastSuperuser) => Err(DeleteUserError::LastSuperuser),
+            Err(PatchUserError::ActorChanged) => Err(DeleteUserError::Forbidden),
+            Err(PatchUserError::Port(err)) => Err(err.into()),
+            Err(
+                err @ (PatchUserError::EmailTaken
+                | PatchUserError::UsernameTaken
+                | PatchUserError::PasswordChanged),
+            ) => Err(PortError::unexpected(err.to_string()).into()),
         }
     }
 
@@ -143,14 +154,19 @@ impl UserService {
             actor_is_superuser: true,
             keep_a_superuser: false,
             password_hash: None,
+            target_active: Some(false),
         };
         let event = AuditEvent::new(AuditKind::UserRestored, now, client)
             .by(actor.id)
             .about(id);
+        let patch = UserPatch {
+            is_active: Some(true),
+            ..UserPatch::default()
+        };
         match self
             .ports
             .users
-            .reactivate(id, None, &guard, now, &event)
+            .update(id, None, &patch, &guard, now, &event)
             .await
         {
             Ok(user) => {
@@ -158,7 +174,7 @@ impl UserService {
                 Ok(UserView::for_viewer(user, actor))
             }
             // Restored by a concurrent request: the outcome stands.
-            Err(Reactivation::Stale) => {
+            Err(PatchUserError::ActiveChanged) => {
                 let user = self
                     .ports
                     .users
@@ -167,9 +183,10 @@ impl UserService {
                     .ok_or(RestoreUserError::NotFound)?;
                 Ok(UserView::for_viewer(user, actor))
             }
-            Err(Reactivation::NotFound) => Err(RestoreUserError::NotFound),
-            Err(Reactivation::ActorChanged) => Err(RestoreUserError::Forbidden),
-            Err(Reactivation::Port(err)) => Err(err.into()),
+            Err(PatchUserError::NotFound) => Err(RestoreUserError::NotFound),
+            Err(PatchUserError::ActorChanged) => Err(RestoreUserError::Forbidden),
+            Err(PatchUserError::Port(err)) => Err(err.into()),
+            Err(err) => Err(PortError::unexpected(err.to_string()).into()),
         }
     }
 
@@ -232,19 +249,22 @@ mod tests {
         };
         mocks
             .users
-            .expect_deactivate()
-            .withf(move |i, v, guard, at, event| {
+            .expect_update()
+            .withf(move |i, v, patch, guard, at, event| {
                 // No If-Match: no version condition, but the write itself
-                // checks that an active superuser remains.
+                // checks that the user is still active and an active
+                // superuser remains.
                 *i == id
                     && v.is_none()
+                    && patch.is_active == Some(false)
                     && *at == NOW
                     && guard.keep_a_superuser
+                    && guard.target_active == Some(true)
                     && event.kind == AuditKind::UserDeleted
                     && event.subject_id == Some(id)
             })
             .times(1)
-            .returning(move |_, _, _, _, _| Ok(gone.clone()));
+            .returning(move |_, _, _, _, _, _| Ok(gone.clone()));
         mocks
             .sessions
             .expect_revoke_all_for_user()
@@ -291,10 +311,10 @@ mod tests {
         found(&mut mocks, &root);
         mocks
             .users
-            .expect_deactivate()
-            .withf(|_, _, guard, _, _| guard.keep_a_superuser)
+            .expect_update()
+            .withf(|_, _, _, guard, _, _| guard.keep_a_superuser)
             .times(1)
-            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::LastSuperuser));
+            .returning(|_, _, _, _, _, _| Err(crate::ports::PatchUserError::LastSuperuser));
         let err = service(mocks)
             .delete(&root, root.id, None, &ClientInfo::default())
             .await
@@ -322,14 +342,16 @@ mod tests {
         };
         mocks
             .users
-            .expect_reactivate()
-            .withf(|_, _, guard, _, event| {
-                guard.actor_is_superuser
+            .expect_update()
+            .withf(|_, _, patch, guard, _, event| {
+                patch.is_active == Some(true)
+                    && guard.actor_is_superuser
                     && !guard.keep_a_superuser
+                    && guard.target_active == Some(false)
                     && event.kind == AuditKind::UserRestored
             })
             .times(1)
-            .returning(move |_, _, _, _, _| Ok(back.clone()));
+            .returning(move |_, _, _, _, _, _| Ok(back.clone()));
         let view = service(mocks)
             .restore(&superuser("root"), bob.id, &ClientInfo::default())
             .await
@@ -342,7 +364,7 @@ mod tests {
         let bob = user("bob");
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
-        mocks.users.expect_deactivate().never();
+        mocks.users.expect_update().never();
         let stale = VersionMatch::any_of([bob.version + 1, bob.version + 2]);
         let err = service(mocks)
             .delete(
@@ -360,10 +382,10 @@ mod tests {
         let version = bob.version;
         mocks
             .users
-            .expect_deactivate()
-            .withf(move |_, v, _, _, _| *v == Some(version))
+            .expect_update()
+            .withf(move |_, v, _, _, _, _| *v == Some(version))
             .times(1)
-            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::Stale));
+            .returning(|_, _, _, _, _, _| Err(crate::ports::PatchUserError::Stale));
         let listed = VersionMatch::any_of([version + 5, version]);
         let err = service(mocks)
             .delete(
@@ -414,9 +436,9 @@ mod tests {
         // The write is conditional on the user being active.
         mocks
             .users
-            .expect_deactivate()
+            .expect_update()
             .times(1)
-            .returning(|_, _, _, _, _| Err(crate::ports::DeactivateUserError::NotFound));
+            .returning(|_, _, _, _, _, _| Err(crate::ports::PatchUserError::ActiveChanged));
         let err = service(mocks)
             .delete(&superuser("root"), bob.id, None, &ClientInfo::default())
             .await

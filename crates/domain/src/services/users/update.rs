@@ -134,6 +134,7 @@ pub(crate) fn plan_update(
             actor_is_superuser: actor.is_superuser && as_superuser,
             keep_a_superuser: removes_a_superuser,
             password_hash: None,
+            target_active: None,
         },
         prove_sent_password: !actor.is_superuser && changes.password.is_some(),
         own_email_change: patch.email.is_some() && actor.id == before.id,
@@ -218,7 +219,9 @@ impl UserService {
             .await
             .map_err(|err| match err {
                 PatchUserError::Stale => UpdateUserError::PreconditionFailed,
-                PatchUserError::NotFound => UpdateUserError::NotFound,
+                PatchUserError::NotFound | PatchUserError::ActiveChanged => {
+                    UpdateUserError::NotFound
+                }
                 PatchUserError::EmailTaken => UpdateUserError::Taken(Taken::Email),
                 PatchUserError::UsernameTaken => UpdateUserError::Taken(Taken::Username),
                 PatchUserError::LastSuperuser => UpdateUserError::LastSuperuser,
