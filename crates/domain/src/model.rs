@@ -9,7 +9,9 @@ mod session;
 mod user;
 mod username;
 
-pub use audit::{AuditDetails, AuditEvent, AuditKind, AuditOutcome, AuditQuery, first_id_at};
+pub use audit::{
+    AuditDetails, AuditEvent, AuditKind, AuditOutcome, AuditQuery, FailureReason, first_id_at,
+};
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
 pub use mail::{Mail, MailJob, MailKind, Notice};

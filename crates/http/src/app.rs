@@ -66,18 +66,21 @@ impl ApiState {
     }
 
     /// Spends one unit of `caller`'s hashing budget, or refuses with 429.
-    pub(crate) async fn spend_hash_budget(&self, caller: String) -> Result<(), ApiError> {
+    pub(crate) async fn spend_hash_budget(&self, caller: UserId) -> Result<(), ApiError> {
         let Some(budget) = &self.hash_budget else {
             return Ok(());
         };
-        budget.check(caller).await.map_err(|wait| {
-            // Debug only: a flood of refusals must not become a flood of log lines.
-            tracing::debug!("password hashing budget exceeded");
-            ApiError::TooManyRequests {
-                detail: "Too many requests; slow down",
-                retry_after: wait.as_secs() + 1,
-            }
-        })
+        budget
+            .check(format!("user:{caller}"))
+            .await
+            .map_err(|wait| {
+                // Debug only: a flood of refusals must not become a flood of log lines.
+                tracing::debug!("password hashing budget exceeded");
+                ApiError::TooManyRequests {
+                    detail: "Too many requests; slow down",
+                    retry_after: wait.as_secs() + 1,
+                }
+            })
     }
 }
 

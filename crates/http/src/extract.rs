@@ -432,10 +432,7 @@ impl FromRequest for HashBudgetSpent {
         let caller = claims(req).ok();
         Box::pin(async move {
             let refused = match caller {
-                Some((state, claims)) => state
-                    .spend_hash_budget(format!("user:{}", claims.user_id))
-                    .await
-                    .err(),
+                Some((state, claims)) => state.spend_hash_budget(claims.user_id).await.err(),
                 None => None,
             };
             match refused {

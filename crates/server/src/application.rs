@@ -10,7 +10,7 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use secrecy::{ExposeSecret, SecretString};
 use userhub_domain::model::{Email, Password, Username};
-use userhub_domain::ports::{Mailer, RequestCounter, SystemClock};
+use userhub_domain::ports::{Clock, Mailer, RequestCounter, SystemClock};
 use userhub_domain::services::{
     AuditService, AuthConfig, AuthService, CreateUser, Ports, RecoveryPorts, RecoveryService,
     UserService,
@@ -313,6 +313,7 @@ struct Services {
     recovery: RecoveryService,
     audit: AuditService,
     counter: Arc<SeaOrmRequestCounter>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Services {
@@ -335,6 +336,7 @@ impl Services {
             audit: Arc::new(SeaOrmAuditLog::new(database.clone())),
             clock: Arc::new(SystemClock),
         };
+        let clock = ports.clock.clone();
         let mailer: Arc<dyn Mailer> = match settings.smtp() {
             Some(smtp) => Arc::new(SmtpMailer::new(&smtp).map_err(anyhow::Error::msg)?),
             None => {
@@ -371,6 +373,7 @@ impl Services {
                 settings.recovery(),
             ),
             counter,
+            clock,
         })
     }
 
@@ -387,6 +390,7 @@ impl Services {
                 self.recovery.clone(),
                 self.audit,
                 self.counter,
+                self.clock,
                 settings.session_cleanup_interval_seconds,
             ))
         });
@@ -468,6 +472,7 @@ async fn purge_every(
     recovery: RecoveryService,
     audit: AuditService,
     counter: Arc<SeaOrmRequestCounter>,
+    clock: Arc<dyn Clock>,
     seconds: u64,
 ) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
@@ -476,7 +481,7 @@ async fn purge_every(
         if let Err(err) = auth.purge_ended_sessions().await {
             tracing::warn!(error = %err, "deleting ended sessions failed; will retry");
         }
-        let week_ago = time::OffsetDateTime::now_utc() - time::Duration::days(7);
+        let week_ago = clock.now() - time::Duration::days(7);
         if let Err(err) = recovery.purge(week_ago).await {
             tracing::warn!(error = %err, "deleting old reset tokens and mail failed; will retry");
         }
@@ -484,7 +489,7 @@ async fn purge_every(
             tracing::warn!(error = %err, "deleting old audit events failed; will retry");
         }
         // The longest window counted is an hour (mail per address).
-        let hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+        let hours_ago = clock.now() - time::Duration::hours(2);
         if let Err(err) = counter.purge(hours_ago).await {
             tracing::warn!(error = %err, "deleting old request counts failed; will retry");
         }

@@ -60,7 +60,7 @@ async fn an_event_round_trips_with_every_field(backend: Backend) {
     written.client =
         ClientInfo::new(Some("agent/1.0"), Some("2001:db8::1".into())).with_request_id("req-1");
     written.details.fields = vec!["email".into(), "is_verified".into()];
-    written.details.reason = Some("why".into());
+    written.details.reason = Some(userhub_domain::model::FailureReason::WrongCurrentPassword);
     written.details.session_id = Some(SessionId::generate());
     written.details.lock_seconds = Some(60);
     s.audit.record(&written).await.unwrap();

@@ -114,14 +114,57 @@ impl AuditOutcome {
     }
 }
 
+/// Why a password check (or a login) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureReason {
+    /// No account has the login name.
+    UnknownAccount,
+    /// The password did not match.
+    WrongPassword,
+    /// The password matched a deactivated account.
+    Inactive,
+    /// The current password of a password change did not match.
+    WrongCurrentPassword,
+    /// The password matched, but the address is not verified and must be.
+    EmailNotVerified,
+}
+
+impl FailureReason {
+    const NAMES: [(Self, &'static str); 5] = [
+        (Self::UnknownAccount, "unknown_account"),
+        (Self::WrongPassword, "wrong_password"),
+        (Self::Inactive, "inactive"),
+        (Self::WrongCurrentPassword, "wrong_current_password"),
+        (Self::EmailNotVerified, "email_not_verified"),
+    ];
+
+    /// The code as stored and shown, e.g. `wrong_password`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(reason, _)| *reason == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The reason stored as `name`, if any.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(reason, _)| *reason)
+    }
+}
+
 /// The few facts an event carries beyond its columns. Never a secret: no
 /// password, hash or token, and of a change only the names of its fields.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditDetails {
     /// The fields a `user.updated` changed.
     pub fields: Vec<String>,
-    /// Why a login failed, as a short code (`wrong_password`, ...).
-    pub reason: Option<String>,
+    /// Why a login failed.
+    pub reason: Option<FailureReason>,
     /// The session a session event is about.
     pub session_id: Option<SessionId>,
     /// How long a `login.locked` lock lasts.
@@ -192,8 +235,8 @@ impl AuditEvent {
 
     /// With a failure reason.
     #[must_use]
-    pub fn reason(mut self, reason: &str) -> Self {
-        self.details.reason = Some(reason.to_owned());
+    pub fn reason(mut self, reason: FailureReason) -> Self {
+        self.details.reason = Some(reason);
         self
     }
 
@@ -274,6 +317,15 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn failure_reasons_round_trip_by_their_codes() {
+        for (reason, name) in FailureReason::NAMES {
+            assert_eq!(reason.as_str(), name);
+            assert_eq!(FailureReason::parse(name), Some(reason));
+        }
+        assert_eq!(FailureReason::parse("why"), None);
+    }
 
     #[test]
     fn names_round_trip_and_are_unique() {

@@ -7,7 +7,7 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use userhub_domain::model::{AuditEvent, AuditKind, UserId};
+use userhub_domain::model::{AuditEvent, AuditKind, FailureReason, UserId};
 use userhub_domain::services::{AuditPage, ListAuditEvents};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
@@ -81,7 +81,7 @@ pub(crate) struct Details {
     /// Why a login failed: `unknown_account`, `wrong_password`,
     /// `inactive`, `wrong_current_password`, `email_not_verified`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
+    reason: Option<&'static str>,
     /// The session a login or session event is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = Uuid)]
@@ -106,7 +106,7 @@ impl From<AuditEvent> for AuditEventResponse {
             request_id: event.client.request_id,
             details: Details {
                 fields: event.details.fields,
-                reason: event.details.reason,
+                reason: event.details.reason.map(FailureReason::as_str),
                 session_id: event.details.session_id.map(|id| id.to_string()),
                 lock_seconds: event.details.lock_seconds,
             },

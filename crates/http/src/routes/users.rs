@@ -14,7 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::app::ApiState;
 use crate::dto::{UserResponse, created, new_password, new_user, user_response};
 use crate::error::{ApiError, HttpError};
-use crate::extract::{Claimed, Client, CurrentUser, PathId, ValidJson, ValidQuery, client_info};
+use crate::extract::{
+    Claimed, Client, CurrentUser, HashBudgetSpent, PathId, ValidJson, ValidQuery, client_info,
+};
 use crate::validation::{self, Fields, IntoDomain};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -332,13 +334,11 @@ impl IntoDomain for CreateUserRequest {
 )]
 pub(crate) async fn create(
     state: web::Data<ApiState>,
+    _budget: HashBudgetSpent,
     caller: CurrentUser,
     body: ValidJson<CreateUserRequest>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .spend_hash_budget(format!("user:{}", caller.0.user.id))
-        .await?;
     let view = state
         .users
         .create(&caller.0.user, body.0, &client.0)
@@ -445,9 +445,7 @@ pub(crate) async fn update(
         state.spend_write_budget(id.0).await?;
     }
     if changes.password.is_some() || changes.current_password.is_some() {
-        state
-            .spend_hash_budget(format!("user:{}", caller.0.user.id))
-            .await?;
+        state.spend_hash_budget(caller.0.user.id).await?;
     }
     let client = client_info(&req, state.trust_forwarded_for);
     let view = state

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditDetails, AuditEvent, AuditKind, AuditQuery, ClientInfo, SessionId, UserId, first_id_at,
+    AuditDetails, AuditEvent, AuditKind, AuditQuery, ClientInfo, FailureReason, SessionId, UserId,
+    first_id_at,
 };
 use userhub_domain::ports::AuditLog;
 use uuid::Uuid;
@@ -37,7 +38,7 @@ struct StoredDetails {
 pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Result<(), DbErr> {
     let details = StoredDetails {
         fields: event.details.fields.clone(),
-        reason: event.details.reason.clone(),
+        reason: event.details.reason.map(|r| r.as_str().to_owned()),
         session_id: event.details.session_id.map(|id| id.as_uuid()),
         lock_seconds: event.details.lock_seconds,
     };
@@ -91,7 +92,7 @@ fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
         },
         details: AuditDetails {
             fields: details.fields,
-            reason: details.reason,
+            reason: details.reason.as_deref().and_then(FailureReason::parse),
             session_id: details.session_id.map(SessionId::from_uuid),
             lock_seconds: details.lock_seconds,
         },

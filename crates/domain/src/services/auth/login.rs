@@ -6,7 +6,9 @@ use tracing::{info, warn};
 
 use super::{AuthService, IssuedTokens};
 use crate::PortError;
-use crate::model::{AuditEvent, AuditKind, ClientInfo, NewSession, Password, SessionId, User};
+use crate::model::{
+    AuditEvent, AuditKind, ClientInfo, FailureReason, NewSession, Password, SessionId, User,
+};
 
 /// Credentials presented at login.
 #[derive(Debug)]
@@ -68,13 +70,14 @@ impl AuthService {
             Some(user) if matches && user.is_active => user,
             other => {
                 let reason = match &other {
-                    None => "unknown_account",
-                    Some(_) if matches => "inactive",
-                    Some(_) => "wrong_password",
+                    None => FailureReason::UnknownAccount,
+                    Some(_) if matches => FailureReason::Inactive,
+                    Some(_) => FailureReason::WrongPassword,
                 };
                 warn!(
                     user_id = other.as_ref().map(|u| u.id.to_string()),
-                    reason, "login failed"
+                    reason = reason.as_str(),
+                    "login failed"
                 );
                 let mut event =
                     AuditEvent::new(AuditKind::LoginFailed, now, &request.client).reason(reason);
@@ -90,7 +93,7 @@ impl AuthService {
             self.throttle.succeeded(&login, address).await?;
             let event = AuditEvent::new(AuditKind::LoginFailed, now, &request.client)
                 .about(user.id)
-                .reason("email_not_verified");
+                .reason(FailureReason::EmailNotVerified);
             self.ports.audit.record(&event).await?;
             return Err(LoginError::EmailNotVerified);
         }
@@ -178,7 +181,7 @@ mod tests {
             .expect_record()
             .withf(|e| {
                 e.kind == AuditKind::LoginFailed
-                    && e.details.reason.as_deref() == Some("email_not_verified")
+                    && e.details.reason == Some(FailureReason::EmailNotVerified)
                     && e.subject_id.is_some()
                     && e.actor_id.is_none()
             })
@@ -269,7 +272,7 @@ mod tests {
                 name == "nobody"
                     && event.kind == AuditKind::LoginFailed
                     && event.subject_id.is_none()
-                    && event.details.reason.as_deref() == Some("unknown_account")
+                    && event.details.reason == Some(FailureReason::UnknownAccount)
             })
             .times(1)
             .returning(|_, _, _, _, _| Ok(ThrottleState::default()));
@@ -311,7 +314,7 @@ mod tests {
                     && *window == Duration::HOUR
                     && event.kind == AuditKind::LoginFailed
                     && event.subject_id == Some(id)
-                    && event.details.reason.as_deref() == Some("wrong_password")
+                    && event.details.reason == Some(FailureReason::WrongPassword)
             })
             .times(1)
             .returning(|_, _, _, _, _| Ok(ThrottleState::default()));

@@ -6,7 +6,9 @@ use tracing::{info, warn};
 
 use super::{AuthService, Authenticated};
 use crate::PortError;
-use crate::model::{AuditEvent, AuditKind, ClientInfo, MailKind, Notice, Password, PasswordError};
+use crate::model::{
+    AuditEvent, AuditKind, ClientInfo, FailureReason, MailKind, Notice, Password, PasswordError,
+};
 
 /// Why a password change failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +63,7 @@ impl AuthService {
             warn!("password change refused: wrong current password");
             let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
                 .about(user.id)
-                .reason("wrong_current_password");
+                .reason(FailureReason::WrongCurrentPassword);
             self.throttle.failed(name, address, now, event).await?;
             return Err(ChangePasswordError::WrongPassword);
         }

@@ -7,8 +7,8 @@ use tracing::{info, warn};
 use super::UserService;
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Email, FullName, MailKind, Notice, Password, PasswordError,
-    Taken, User, UserId, UserView, Username, VersionMatch,
+    AuditEvent, AuditKind, ClientInfo, Email, FailureReason, FullName, MailKind, Notice, Password,
+    PasswordError, Taken, User, UserId, UserView, Username, VersionMatch,
 };
 use crate::ports::{PatchUserError, UserPatch, WriteGuard};
 
@@ -282,7 +282,7 @@ impl UserService {
             warn!("profile update refused: wrong password");
             let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
                 .about(user.id)
-                .reason("wrong_password");
+                .reason(FailureReason::WrongPassword);
             self.throttle.failed(name, address, now, event).await?;
             return Err(wrong);
         }
