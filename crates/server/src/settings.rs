@@ -988,6 +988,70 @@ mod tests {
 
     use super::*;
 
+    fn repository_file(name: &str) -> String {
+        let path = format!("{}/../../{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// `config/default.toml`, `.env.example` and README say what the code
+    /// does: every key they name is a setting, the TOML's values are the
+    /// built-in defaults, and every setting is in `.env.example` and README.
+    /// A new setting that misses one of them, or a default changed in one
+    /// place only, fails here.
+    #[test]
+    fn the_config_files_and_readme_match_the_code() {
+        let toml = repository_file("config/default.toml");
+        let mut in_toml = Vec::new();
+        for line in toml.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, _) = line.split_once('=').expect("key = value");
+            let key = key.trim().to_owned();
+            assert!(
+                KEYS.contains(&key.as_str()),
+                "config/default.toml: unknown key {key}"
+            );
+            in_toml.push(key);
+        }
+        // The file's values, applied over nothing but serde's defaults, are
+        // the built-in defaults (compared through Debug: secrets print alike).
+        use figment::providers::Format as _;
+        let from_file: Settings = figment::Figment::from(figment::providers::Toml::string(&toml))
+            .extract()
+            .unwrap();
+        assert_eq!(
+            format!("{from_file:#?}"),
+            format!("{:#?}", Settings::default()),
+            "config/default.toml disagrees with Settings::default()"
+        );
+        let example = repository_file(".env.example");
+        let in_example: Vec<String> = example
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, _)| k.trim().to_ascii_lowercase())
+            })
+            .collect();
+        let readme = repository_file("README.md");
+        for key in KEYS {
+            assert!(
+                in_example.iter().any(|k| k == key),
+                ".env.example lacks {}",
+                key.to_uppercase()
+            );
+            assert!(
+                readme.contains(&format!("`{}`", key.to_uppercase())),
+                "README's settings table lacks {}",
+                key.to_uppercase()
+            );
+        }
+        for key in &in_example {
+            assert!(KEYS.contains(&key.as_str()), ".env.example: unknown {key}");
+        }
+    }
+
     #[test]
     fn environment_overrides_toml_which_overrides_defaults() {
         Jail::expect_with(|jail| {
