@@ -534,6 +534,7 @@ async fn refresh_is_refused_to_unverified_users_when_verification_is_required(ba
         post_token(&app, "/api/auth/refresh", json!({"refresh_token": refresh})).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["detail"], "Email not verified");
+    assert_eq!(body["error"], "invalid_grant");
 }
 
 async fn concurrent_profile_updates_and_logins_all_land(backend: Backend) {

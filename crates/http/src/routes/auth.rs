@@ -256,6 +256,9 @@ fn refresh_grant_rule(value: &str, _: &()) -> garde::Result {
             body = OAuthError,
             headers(("WWW-Authenticate" = String, description = "`Bearer`")),
             example = json!({"detail": "Invalid or expired refresh token", "error": "invalid_grant", "error_description": "Invalid or expired refresh token"})),
+        (status = 403, description = "`REQUIRE_VERIFIED_EMAIL` is on and the session's user is not verified",
+            body = OAuthError,
+            example = json!({"detail": "Email not verified", "error": "invalid_grant", "error_description": "Email not verified"})),
         (status = 429, response = TooManyRequests),
     )
 )]
