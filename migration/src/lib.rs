@@ -13,14 +13,20 @@ mod m20261128_000007_request_counts;
 mod m20261128_000008_audit_events;
 mod m20261205_000009_server_secrets;
 mod m20261205_000010_mail_notices;
+mod m20261205_000011_hashed_login_names;
 
 /// Every migration, oldest first.
 pub struct Migrator;
 
-/// A migration applied in one transaction together with its row in
-/// `seaql_migrations`, on every backend. sea-orm-migration does that only
+/// `migration`, applied in one transaction together with its row in
+/// `seaql_migrations` on every backend. sea-orm-migration does that only
 /// on PostgreSQL by default; on SQLite an interrupted first start would
 /// leave a half-applied migration that no later start can apply again.
+#[must_use]
+pub fn atomic(migration: Box<dyn MigrationTrait>) -> Box<dyn MigrationTrait> {
+    Box::new(Atomic(migration))
+}
+
 struct Atomic(Box<dyn MigrationTrait>);
 
 impl MigrationName for Atomic {
@@ -47,10 +53,7 @@ impl MigrationTrait for Atomic {
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        Self::ordered()
-            .into_iter()
-            .map(|m| Box::new(Atomic(m)) as Box<dyn MigrationTrait>)
-            .collect()
+        Self::ordered().into_iter().map(atomic).collect()
     }
 }
 
@@ -67,6 +70,7 @@ impl Migrator {
             Box::new(m20261128_000008_audit_events::Migration),
             Box::new(m20261205_000009_server_secrets::Migration),
             Box::new(m20261205_000010_mail_notices::Migration),
+            Box::new(m20261205_000011_hashed_login_names::Migration),
         ]
     }
 }

@@ -126,7 +126,58 @@ on_both_backends!(
     a_write_that_relied_on_a_password_proof_needs_that_password_still,
     an_administrators_decision_survives_the_users_concurrent_writes,
     migrations_go_fresh_down_to_zero_and_up_again,
+    a_migration_that_fails_half_way_leaves_nothing_behind,
 );
+
+/// Creates a table, then fails: a migration interrupted half way.
+struct HalfWay;
+
+impl migration::MigrationName for HalfWay {
+    fn name(&self) -> &str {
+        "m99999999_000001_half_way"
+    }
+}
+
+#[migration::async_trait::async_trait]
+impl migration::MigrationTrait for HalfWay {
+    async fn up(&self, manager: &migration::SchemaManager) -> Result<(), sea_orm::DbErr> {
+        sea_orm::ConnectionTrait::execute_unprepared(
+            manager.get_connection(),
+            "CREATE TABLE half_way (id INTEGER PRIMARY KEY)",
+        )
+        .await?;
+        Err(sea_orm::DbErr::Migration("interrupted".into()))
+    }
+}
+
+struct HalfWayMigrator;
+
+#[migration::async_trait::async_trait]
+impl MigratorTrait for HalfWayMigrator {
+    fn migrations() -> Vec<Box<dyn migration::MigrationTrait>> {
+        vec![migration::atomic(Box::new(HalfWay))]
+    }
+}
+
+/// Each migration commits with its `seaql_migrations` row or not at all,
+/// on SQLite as on PostgreSQL: after a failure half way, neither its table
+/// nor its record exists, and the migration can run again.
+async fn a_migration_that_fails_half_way_leaves_nothing_behind(backend: Backend) {
+    let db = userhub_tests::TestDatabase::create(backend).await;
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    for _ in 0..2 {
+        let err = HalfWayMigrator::up(&conn, None).await.unwrap_err();
+        assert!(err.to_string().contains("interrupted"), "{err}");
+        let applied = HalfWayMigrator::get_applied_migrations(&conn)
+            .await
+            .unwrap();
+        assert!(applied.is_empty(), "no record of it");
+        let table =
+            sea_orm::ConnectionTrait::execute_unprepared(&conn, "SELECT * FROM half_way").await;
+        assert!(table.is_err(), "its table was rolled back");
+    }
+    let _ = conn.close().await;
+}
 
 /// The operators' `fresh`, `down` (to zero) and `up` work on a migrated
 /// database, with data in it.
