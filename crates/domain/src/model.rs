@@ -24,3 +24,17 @@ pub use username::{Username, UsernameError};
 pub(crate) fn has_nul(raw: &str) -> bool {
     raw.contains('\0')
 }
+
+/// The name of `value` in a table of (value, name) pairs: the one place an
+/// enum stored or shown by name is spelled.
+fn name_in<T: Copy + PartialEq>(table: &[(T, &'static str)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or("", |(_, name)| name)
+}
+
+/// The value named `name` in a table of (value, name) pairs.
+fn value_in<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
+    table.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+}

@@ -141,19 +141,13 @@ impl FailureReason {
     /// The code as stored and shown, e.g. `wrong_password`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(reason, _)| *reason == self)
-            .map_or("", |(_, name)| name)
+        super::name_in(&Self::NAMES, self)
     }
 
     /// The reason stored as `name`, if any.
     #[must_use]
     pub fn parse(name: &str) -> Option<Self> {
-        Self::NAMES
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(reason, _)| *reason)
+        super::value_in(&Self::NAMES, name)
     }
 }
 

@@ -37,19 +37,13 @@ impl MailKind {
     /// The name stored with a job.
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(kind, _)| *kind == self)
-            .map_or("", |(_, name)| name)
+        super::name_in(&Self::NAMES, self)
     }
 
     /// The kind stored under `name`, if any.
     #[must_use]
     pub fn parse(name: &str) -> Option<Self> {
-        Self::NAMES
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(kind, _)| *kind)
+        super::value_in(&Self::NAMES, name)
     }
 
     /// Whether the mail carries a link that acts on the account (and so

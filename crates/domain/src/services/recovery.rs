@@ -206,16 +206,7 @@ impl RecoveryService {
             .reset_password(&hash, &new_hash, now, &event)
             .await?
             .ok_or(ResetPasswordError::InvalidToken)?;
-        self.ports
-            .throttle
-            .clear_names(
-                &[
-                    user.email.as_str().to_owned(),
-                    user.username.as_str().to_owned(),
-                ],
-                None,
-            )
-            .await?;
+        self.lift_locks(&user).await?;
         let notice = Notice {
             kind: MailKind::PasswordChanged,
             user_id: user.id,
@@ -248,18 +239,19 @@ impl RecoveryService {
             RevertOutcome::Invalid => return Err(RevertEmailError::InvalidToken),
             RevertOutcome::Taken => return Err(RevertEmailError::Taken),
         };
-        self.ports
-            .throttle
-            .clear_names(
-                &[
-                    user.email.as_str().to_owned(),
-                    user.username.as_str().to_owned(),
-                ],
-                None,
-            )
-            .await?;
+        self.lift_locks(&user).await?;
         info!(user_id = %user.id, "email change undone; every session ended");
         Ok(user)
+    }
+
+    /// Lifts the login locks on both names the user logs in with, after a
+    /// mailed link proved the account's owner.
+    async fn lift_locks(&self, user: &User) -> Result<(), PortError> {
+        let names = [
+            user.email.as_str().to_owned(),
+            user.username.as_str().to_owned(),
+        ];
+        self.ports.throttle.clear_names(&names, None).await
     }
 
     /// One round of the mail worker: takes the due jobs and tries each

@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult, TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryResult,
+    TransactionTrait, Value,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -45,6 +46,37 @@ pub(super) async fn spend_tokens(
         .await?;
     }
     Ok(())
+}
+
+/// Spends the live token of `purpose` with this hash; returns its user
+/// and the address it was mailed to, or `None` when no such token is live.
+/// Spending first locks the token's row: a concurrent use of the same
+/// token waits, then finds it spent.
+async fn spend_live(
+    txn: &DatabaseTransaction,
+    hash: &RefreshTokenHash,
+    purpose: &str,
+    now: OffsetDateTime,
+) -> Result<Option<(Uuid, String)>, PortError> {
+    let spent = query_one(
+        txn,
+        "UPDATE recovery_tokens SET spent_at = ? \
+         WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
+         RETURNING user_id, email",
+        vec![
+            micros(now).into(),
+            hash.as_str().into(),
+            purpose.into(),
+            micros(now).into(),
+        ],
+    )
+    .await?;
+    spent
+        .map(|row| {
+            let email: Option<String> = get(&row, "email")?;
+            Ok((get(&row, "user_id")?, email.unwrap_or_default()))
+        })
+        .transpose()
 }
 
 /// The purposes of the tokens an email or password change, or a
@@ -136,24 +168,9 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
         let txn = self.db.connection().begin().await.map_err(port_error)?;
-        let spent = query_one(
-            &txn,
-            "UPDATE recovery_tokens SET spent_at = ? \
-             WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
-             RETURNING user_id, email",
-            vec![
-                micros(now).into(),
-                hash.as_str().into(),
-                VERIFY.into(),
-                micros(now).into(),
-            ],
-        )
-        .await?;
-        let Some(spent) = spent else {
+        let Some((user_id, email)) = spend_live(&txn, hash, VERIFY, now).await? else {
             return Ok(None);
         };
-        let user_id: Uuid = get(&spent, "user_id")?;
-        let email: Option<String> = get(&spent, "email")?;
         // The address the link was mailed to must still be the user's.
         let changed = user::Entity::update_many()
             .col_expr(user::Column::IsVerified, Expr::value(true))
@@ -164,7 +181,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
             )
             .filter(user::Column::Id.eq(user_id))
             .filter(user::Column::IsActive.eq(true))
-            .filter(user::Column::Email.eq(email.unwrap_or_default()))
+            .filter(user::Column::Email.eq(email))
             .exec(&txn)
             .await
             .map_err(port_error)?;
@@ -204,25 +221,9 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
         let txn = self.db.connection().begin().await.map_err(port_error)?;
-        // Spending the token first locks its row: a concurrent reset with
-        // the same token waits here, then finds it spent.
-        let spent = query_one(
-            &txn,
-            "UPDATE recovery_tokens SET spent_at = ? \
-             WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
-             RETURNING user_id",
-            vec![
-                micros(now).into(),
-                hash.as_str().into(),
-                RESET.into(),
-                micros(now).into(),
-            ],
-        )
-        .await?;
-        let Some(spent) = spent else {
+        let Some((user_id, _)) = spend_live(&txn, hash, RESET, now).await? else {
             return Ok(None);
         };
-        let user_id: Uuid = get(&spent, "user_id")?;
         let changed = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(new_hash.as_str()))
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
@@ -259,26 +260,11 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         event: &AuditEvent,
     ) -> Result<RevertOutcome, PortError> {
         let txn = self.db.connection().begin().await.map_err(port_error)?;
-        let spent = query_one(
-            &txn,
-            "UPDATE recovery_tokens SET spent_at = ? \
-             WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
-             RETURNING user_id, email",
-            vec![
-                micros(now).into(),
-                hash.as_str().into(),
-                REVERT.into(),
-                micros(now).into(),
-            ],
-        )
-        .await?;
-        let Some(spent) = spent else {
+        let Some((user_id, email)) = spend_live(&txn, hash, REVERT, now).await? else {
             return Ok(RevertOutcome::Invalid);
         };
-        let user_id: Uuid = get(&spent, "user_id")?;
-        let email: Option<String> = get(&spent, "email")?;
         let written = user::Entity::update_many()
-            .col_expr(user::Column::Email, Expr::value(email.unwrap_or_default()))
+            .col_expr(user::Column::Email, Expr::value(email))
             .col_expr(user::Column::IsVerified, Expr::value(true))
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .col_expr(
