@@ -417,7 +417,7 @@ async fn probe_postgres(url: &str, timeout: Duration) -> Result<(), DbErr> {
 impl HealthProbe for Database {
     async fn check_database(&self) -> Result<(), PortError> {
         match tokio::time::timeout(HEALTH_TIMEOUT, self.conn.inner.ping()).await {
-            Ok(result) => result.map_err(port_error),
+            Ok(result) => result.port(),
             Err(_) => Err(PortError::Unavailable("the health check timed out".into())),
         }
     }
@@ -513,6 +513,19 @@ pub(crate) fn port_error(err: DbErr) -> PortError {
     }
 }
 
+/// A database result as a port's: the error classified once, by
+/// [`port_error`], wherever a port method ends.
+pub(crate) trait DbResultExt<T> {
+    /// The result with its error as a [`PortError`].
+    fn port(self) -> Result<T, PortError>;
+}
+
+impl<T> DbResultExt<T> for Result<T, DbErr> {
+    fn port(self) -> Result<T, PortError> {
+        self.map_err(port_error)
+    }
+}
+
 /// Escapes `%`, `_` and `\` so that user input in a LIKE pattern matches itself.
 pub(crate) fn escape_like(term: &str) -> String {
     let mut escaped = String::with_capacity(term.len());
@@ -554,7 +567,7 @@ pub(crate) async fn query_one(
 ) -> Result<Option<QueryResult>, PortError> {
     conn.query_one_raw(statement(conn.get_database_backend(), sql, values))
         .await
-        .map_err(port_error)
+        .port()
 }
 
 /// Runs a raw statement (`?` placeholders) that returns rows.
@@ -565,7 +578,7 @@ pub(crate) async fn query_all(
 ) -> Result<Vec<QueryResult>, PortError> {
     conn.query_all_raw(statement(conn.get_database_backend(), sql, values))
         .await
-        .map_err(port_error)
+        .port()
 }
 
 /// Runs a raw statement (`?` placeholders); returns the rows it changed.
@@ -577,7 +590,7 @@ pub(crate) async fn execute(
     let result = conn
         .execute_raw(statement(conn.get_database_backend(), sql, values))
         .await
-        .map_err(port_error)?;
+        .port()?;
     Ok(result.rows_affected())
 }
 

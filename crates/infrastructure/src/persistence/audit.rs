@@ -14,7 +14,7 @@ use userhub_domain::model::{
 use userhub_domain::ports::AuditLog;
 use uuid::Uuid;
 
-use super::{Database, execute, from_micros, micros, port_error, read, statement};
+use super::{Database, DbResultExt, execute, from_micros, micros, read, statement};
 
 /// Rows deleted per statement when purging, so that no transaction holds
 /// many locks or much undo.
@@ -66,7 +66,7 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
 }
 
 fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, PortError> {
-    row.try_get("", column).map_err(port_error)
+    row.try_get("", column).port()
 }
 
 fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
@@ -116,7 +116,7 @@ impl SeaOrmAuditLog {
 #[async_trait]
 impl AuditLog for SeaOrmAuditLog {
     async fn record(&self, event: &AuditEvent) -> Result<(), PortError> {
-        write(self.db.connection(), event).await.map_err(port_error)
+        write(self.db.connection(), event).await.port()
     }
 
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, PortError> {
@@ -162,7 +162,7 @@ impl AuditLog for SeaOrmAuditLog {
             conn.query_all_raw(statement(conn.get_database_backend(), &sql, values.clone()))
         })
         .await
-        .map_err(port_error)?;
+        .port()?;
         rows.iter().map(from_row).collect()
     }
 

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use userhub_domain::PortError;
 use userhub_domain::ports::RequestCounter;
 
-use super::{Database, execute, micros, port_error, query_one};
+use super::{Database, DbResultExt, execute, micros, query_one};
 
 /// Rate-limit counts shared by every server instance.
 #[derive(Clone, Debug)]
@@ -45,7 +45,7 @@ impl RequestCounter for SeaOrmRequestCounter {
         )
         .await?
         .ok_or_else(|| PortError::unexpected("the request count upsert returned no row"))?;
-        let hits: i32 = row.try_get("", "hits").map_err(port_error)?;
+        let hits: i32 = row.try_get("", "hits").port()?;
         Ok(u32::try_from(hits).unwrap_or(u32::MAX))
     }
 

@@ -18,7 +18,7 @@ use userhub_domain::ports::{MailQueue, RecoveryTokens, RevertOutcome};
 use uuid::Uuid;
 
 use super::users::to_domain;
-use super::{Database, audit, execute, micros, port_error, query_all, query_one};
+use super::{Database, DbResultExt, audit, execute, micros, port_error, query_all, query_one};
 use crate::entities::{session, user};
 
 /// The purpose stored with a password-reset token.
@@ -98,7 +98,7 @@ impl SeaOrmRecoveryTokens {
 }
 
 fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, PortError> {
-    row.try_get("", column).map_err(port_error)
+    row.try_get("", column).port()
 }
 
 async fn active_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, PortError> {
@@ -106,7 +106,7 @@ async fn active_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Use
         .filter(user::Column::IsActive.eq(true))
         .one(conn)
         .await
-        .map_err(port_error)?;
+        .port()?;
     row.map(to_domain).transpose()
 }
 
@@ -117,7 +117,7 @@ async fn write_own(
     user: Uuid,
 ) -> Result<(), PortError> {
     let event = event.clone().own(UserId::from_uuid(user));
-    audit::write(conn, &event).await.map_err(port_error)
+    audit::write(conn, &event).await.port()
 }
 
 #[async_trait]
@@ -133,13 +133,13 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         event: Option<AuditEvent>,
     ) -> Result<(), PortError> {
         let purpose = kind.as_str();
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         // Each revert link undoes its own change: a later change must not
         // kill the link that undoes an earlier one.
         if purpose != REVERT {
             spend_tokens(&txn, user.as_uuid(), &[purpose], now)
                 .await
-                .map_err(port_error)?;
+                .port()?;
         }
         execute(
             &txn,
@@ -156,9 +156,9 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         )
         .await?;
         if let Some(event) = event {
-            audit::write(&txn, &event).await.map_err(port_error)?;
+            audit::write(&txn, &event).await.port()?;
         }
-        txn.commit().await.map_err(port_error)
+        txn.commit().await.port()
     }
 
     async fn verify_email(
@@ -167,7 +167,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         let Some((user_id, email)) = spend_live(&txn, hash, VERIFY, now).await? else {
             return Ok(None);
         };
@@ -184,13 +184,13 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
             .filter(user::Column::Email.eq(email))
             .exec(&txn)
             .await
-            .map_err(port_error)?;
+            .port()?;
         if changed.rows_affected != 1 {
             return Ok(None);
         }
         let user = active_user(&txn, user_id).await?;
         write_own(&txn, event, user_id).await?;
-        txn.commit().await.map_err(port_error)?;
+        txn.commit().await.port()?;
         Ok(user)
     }
 
@@ -220,7 +220,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         let Some((user_id, _)) = spend_live(&txn, hash, RESET, now).await? else {
             return Ok(None);
         };
@@ -235,7 +235,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
             .filter(user::Column::IsActive.eq(true))
             .exec(&txn)
             .await
-            .map_err(port_error)?;
+            .port()?;
         if changed.rows_affected != 1 {
             // Deactivated meanwhile: the rollback leaves the token as it was.
             return Ok(None);
@@ -246,10 +246,10 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
             .filter(session::Column::RevokedAt.is_null())
             .exec(&txn)
             .await
-            .map_err(port_error)?;
+            .port()?;
         let user = active_user(&txn, user_id).await?;
         write_own(&txn, event, user_id).await?;
-        txn.commit().await.map_err(port_error)?;
+        txn.commit().await.port()?;
         Ok(user)
     }
 
@@ -259,7 +259,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<RevertOutcome, PortError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         let Some((user_id, email)) = spend_live(&txn, hash, REVERT, now).await? else {
             return Ok(RevertOutcome::Invalid);
         };
@@ -286,24 +286,21 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         }
         spend_tokens(&txn, user_id, &[RESET, VERIFY], now)
             .await
-            .map_err(port_error)?;
+            .port()?;
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::UserId.eq(user_id))
             .filter(session::Column::RevokedAt.is_null())
             .exec(&txn)
             .await
-            .map_err(port_error)?;
-        let row = user::Entity::find_by_id(user_id)
-            .one(&txn)
-            .await
-            .map_err(port_error)?;
+            .port()?;
+        let row = user::Entity::find_by_id(user_id).one(&txn).await.port()?;
         let Some(row) = row else {
             return Ok(RevertOutcome::Invalid);
         };
         let event = event.clone().about(UserId::from_uuid(user_id));
-        audit::write(&txn, &event).await.map_err(port_error)?;
-        txn.commit().await.map_err(port_error)?;
+        audit::write(&txn, &event).await.port()?;
+        txn.commit().await.port()?;
         Ok(RevertOutcome::Reverted(to_domain(row)?))
     }
 

@@ -15,7 +15,7 @@ use userhub_domain::model::{
 use userhub_domain::ports::SessionRepository;
 
 use super::users::to_domain as user_to_domain;
-use super::{Database, audit, port_error, read};
+use super::{Database, DbResultExt, audit, read};
 use crate::entities::{session, spent_refresh_token, user};
 
 /// Sessions stored in `sessions`, spent refresh tokens in `spent_refresh_tokens`.
@@ -81,17 +81,12 @@ impl SessionRepository for SeaOrmSessionRepository {
             .select_from(row)
             .map_err(PortError::unexpected)?
             .to_owned();
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
-        let created = txn
-            .execute(&insert)
-            .await
-            .map_err(port_error)?
-            .rows_affected()
-            == 1;
+        let txn = self.db.connection().begin().await.port()?;
+        let created = txn.execute(&insert).await.port()?.rows_affected() == 1;
         if created {
-            audit::write(&txn, event).await.map_err(port_error)?;
+            audit::write(&txn, event).await.port()?;
         }
-        txn.commit().await.map_err(port_error)?;
+        txn.commit().await.port()?;
         Ok(created)
     }
 
@@ -105,7 +100,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 .one(self.db.connection())
         })
         .await
-        .map_err(port_error)?;
+        .port()?;
         Ok(row.map(to_domain))
     }
 
@@ -118,7 +113,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 .one(self.db.connection())
         })
         .await
-        .map_err(port_error)?;
+        .port()?;
         Ok(row.map(|r| (SessionId::from_uuid(r.session_id), r.spent_at)))
     }
 
@@ -130,7 +125,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<bool, PortError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         // Compare-and-swap on the current hash: of two concurrent refreshes
         // of one token, exactly one updates the row.
         let swapped = session::Entity::update_many()
@@ -142,11 +137,11 @@ impl SessionRepository for SeaOrmSessionRepository {
             .filter(session::Column::RevokedAt.is_null())
             .exec(&txn)
             .await
-            .map_err(port_error)?
+            .port()?
             .rows_affected
             == 1;
         if !swapped {
-            txn.rollback().await.map_err(port_error)?;
+            txn.rollback().await.port()?;
             return Ok(false);
         }
         let spent = spent_refresh_token::ActiveModel {
@@ -157,8 +152,8 @@ impl SessionRepository for SeaOrmSessionRepository {
         spent_refresh_token::Entity::insert(spent)
             .exec_without_returning(&txn)
             .await
-            .map_err(port_error)?;
-        txn.commit().await.map_err(port_error)?;
+            .port()?;
+        txn.commit().await.port()?;
         Ok(true)
     }
 
@@ -168,25 +163,25 @@ impl SessionRepository for SeaOrmSessionRepository {
         now: OffsetDateTime,
         event: Option<AuditEvent>,
     ) -> Result<(), PortError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::Id.eq(id.as_uuid()))
             .filter(session::Column::RevokedAt.is_null())
             .exec(&txn)
             .await
-            .map_err(port_error)?;
+            .port()?;
         if let Some(mut event) = event {
             if event.subject_id.is_none() {
                 event.subject_id = session::Entity::find_by_id(id.as_uuid())
                     .one(&txn)
                     .await
-                    .map_err(port_error)?
+                    .port()?
                     .map(|s| UserId::from_uuid(s.user_id));
             }
-            audit::write(&txn, &event).await.map_err(port_error)?;
+            audit::write(&txn, &event).await.port()?;
         }
-        txn.commit().await.map_err(port_error)
+        txn.commit().await.port()
     }
 
     async fn revoke_all_for_user(
@@ -203,12 +198,12 @@ impl SessionRepository for SeaOrmSessionRepository {
         if let Some(keep) = keep {
             update = update.filter(session::Column::Id.ne(keep.as_uuid()));
         }
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
-        update.exec(&txn).await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
+        update.exec(&txn).await.port()?;
         if let Some(event) = event {
-            audit::write(&txn, &event).await.map_err(port_error)?;
+            audit::write(&txn, &event).await.port()?;
         }
-        txn.commit().await.map_err(port_error)
+        txn.commit().await.port()
     }
 
     async fn revoke_for_user(
@@ -218,7 +213,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         let result = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::Id.eq(session_id.as_uuid()))
@@ -227,12 +222,12 @@ impl SessionRepository for SeaOrmSessionRepository {
             .filter(session::Column::ExpiresAt.gt(now))
             .exec(&txn)
             .await
-            .map_err(port_error)?;
+            .port()?;
         let ended = result.rows_affected == 1;
         if ended {
-            audit::write(&txn, event).await.map_err(port_error)?;
+            audit::write(&txn, event).await.port()?;
         }
-        txn.commit().await.map_err(port_error)?;
+        txn.commit().await.port()?;
         Ok(ended)
     }
 
@@ -240,7 +235,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         let ended = Condition::any()
             .add(session::Column::RevokedAt.is_not_null())
             .add(session::Column::ExpiresAt.lte(now));
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         // Spent tokens first: not every SQLite connection enforces the cascade.
         spent_refresh_token::Entity::delete_many()
             .filter(
@@ -254,13 +249,13 @@ impl SessionRepository for SeaOrmSessionRepository {
             )
             .exec(&txn)
             .await
-            .map_err(port_error)?;
+            .port()?;
         let deleted = session::Entity::delete_many()
             .filter(ended)
             .exec(&txn)
             .await
-            .map_err(port_error)?;
-        txn.commit().await.map_err(port_error)?;
+            .port()?;
+        txn.commit().await.port()?;
         Ok(deleted.rows_affected)
     }
 
@@ -279,7 +274,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 .all(self.db.connection())
         })
         .await
-        .map_err(port_error)?;
+        .port()?;
         Ok(rows.into_iter().map(to_domain).collect())
     }
 
@@ -301,7 +296,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 .one(self.db.connection())
         })
         .await
-        .map_err(port_error)?;
+        .port()?;
         row.map(user_to_domain).transpose()
     }
 
@@ -333,11 +328,11 @@ impl SessionRepository for SeaOrmSessionRepository {
             .build(conn.get_database_backend());
         let rows = read(|| conn.query_all_raw(statement.clone()))
             .await
-            .map_err(port_error)?;
+            .port()?;
         let (mut caller, mut target) = (None, None);
         for row in rows {
-            let authenticated: bool = row.try_get("", "authenticated").map_err(port_error)?;
-            let model = user::Model::from_query_result(&row, "").map_err(port_error)?;
+            let authenticated: bool = row.try_get("", "authenticated").port()?;
+            let model = user::Model::from_query_result(&row, "").port()?;
             let found = user_to_domain(model)?;
             if found.id == other {
                 target = Some(found.clone());

@@ -15,7 +15,7 @@ use userhub_domain::PortError;
 use userhub_domain::model::AuditEvent;
 use userhub_domain::ports::{LoginThrottle, ThrottleState};
 
-use super::{Database, audit, execute, from_micros, micros, port_error, query_one};
+use super::{Database, DbResultExt, audit, execute, from_micros, micros, query_one};
 
 /// Failed-login counts and locks shared by every server instance. Login
 /// names are stored only as keyed hashes: people type passwords into the
@@ -67,7 +67,7 @@ impl SeaOrmLoginThrottle {
     }
 
     async fn begin(&self) -> Result<DatabaseTransaction, PortError> {
-        self.db.connection().begin().await.map_err(port_error)
+        self.db.connection().begin().await.port()
     }
 }
 
@@ -77,18 +77,18 @@ async fn commit_with(
     event: Option<&AuditEvent>,
 ) -> Result<(), PortError> {
     if let Some(event) = event {
-        audit::write(&txn, event).await.map_err(port_error)?;
+        audit::write(&txn, event).await.port()?;
     }
-    txn.commit().await.map_err(port_error)
+    txn.commit().await.port()
 }
 
 fn count(row: &QueryResult, column: &str) -> Result<u32, PortError> {
-    let n: i32 = row.try_get("", column).map_err(port_error)?;
+    let n: i32 = row.try_get("", column).port()?;
     Ok(u32::try_from(n).unwrap_or_default())
 }
 
 fn time(row: &QueryResult, column: &str) -> Result<Option<OffsetDateTime>, PortError> {
-    let us: i64 = row.try_get("", column).map_err(port_error)?;
+    let us: i64 = row.try_get("", column).port()?;
     Ok(from_micros(us))
 }
 
@@ -121,11 +121,11 @@ impl LoginThrottle for SeaOrmLoginThrottle {
             return Ok(ThrottleState::default());
         };
         let optional_count = |column: &str| -> Result<u32, PortError> {
-            let n: Option<i32> = row.try_get("", column).map_err(port_error)?;
+            let n: Option<i32> = row.try_get("", column).port()?;
             Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or_default())
         };
         let optional_time = |column: &str| -> Result<Option<OffsetDateTime>, PortError> {
-            let us: Option<i64> = row.try_get("", column).map_err(port_error)?;
+            let us: Option<i64> = row.try_get("", column).port()?;
             Ok(us.and_then(from_micros))
         };
         Ok(ThrottleState {

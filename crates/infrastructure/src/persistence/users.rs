@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -14,7 +14,7 @@ use userhub_domain::ports::{
     UserSortField, WriteGuard,
 };
 
-use super::{Database, audit, escape_like, port_error, read};
+use super::{Database, DbResultExt, audit, escape_like, port_error, read};
 use crate::entities::user;
 
 /// Users stored in the `users` table.
@@ -206,7 +206,7 @@ enum Miss {
 #[async_trait]
 impl UserRepository for SeaOrmUserRepository {
     async fn insert(&self, u: &User, event: &AuditEvent) -> Result<(), InsertUserError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         user::Entity::insert(active_model(u))
             .exec_without_returning(&txn)
             .await
@@ -215,8 +215,8 @@ impl UserRepository for SeaOrmUserRepository {
                 Some(Unique::Username) => InsertUserError::UsernameTaken,
                 None => InsertUserError::Port(port_error(err)),
             })?;
-        audit::write(&txn, event).await.map_err(port_error)?;
-        txn.commit().await.map_err(port_error)?;
+        audit::write(&txn, event).await.port()?;
+        txn.commit().await.port()?;
         Ok(())
     }
 
@@ -283,7 +283,7 @@ impl UserRepository for SeaOrmUserRepository {
         at: OffsetDateTime,
         event: Option<AuditEvent>,
     ) -> Result<bool, PortError> {
-        let txn = self.db.connection().begin().await.map_err(port_error)?;
+        let txn = self.db.connection().begin().await.port()?;
         let result = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(new.as_str()))
             .col_expr(user::Column::UpdatedAt, Expr::value(at))
@@ -296,23 +296,23 @@ impl UserRepository for SeaOrmUserRepository {
             .filter(user::Column::IsActive.eq(true))
             .exec(&txn)
             .await
-            .map_err(port_error)?;
+            .port()?;
         let replaced = result.rows_affected == 1;
         if let Some(event) = event.filter(|_| replaced) {
             // A new password (not a rehash of the same one) ends reset links.
             super::recovery::spend_tokens(&txn, id.as_uuid(), super::recovery::RESET_TOKENS, at)
                 .await
-                .map_err(port_error)?;
-            audit::write(&txn, &event).await.map_err(port_error)?;
+                .port()?;
+            audit::write(&txn, &event).await.port()?;
         }
-        txn.commit().await.map_err(port_error)?;
+        txn.commit().await.port()?;
         Ok(replaced)
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError> {
         let row = read(|| user::Entity::find_by_id(id.as_uuid()).one(self.db.connection()))
             .await
-            .map_err(port_error)?;
+            .port()?;
         row.map(to_domain).transpose()
     }
 
@@ -327,7 +327,7 @@ impl UserRepository for SeaOrmUserRepository {
                 .one(self.db.connection())
         })
         .await
-        .map_err(port_error)?;
+        .port()?;
         row.map(to_domain).transpose()
     }
 
@@ -407,7 +407,7 @@ impl UserRepository for SeaOrmUserRepository {
         };
         let (rows, total) = read(|| async { tokio::try_join!(page.clone().all(conn), total()) })
             .await
-            .map_err(port_error)?;
+            .port()?;
         let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
         Ok(UserPage { items, total })
     }
@@ -419,7 +419,7 @@ impl UserRepository for SeaOrmUserRepository {
             .filter(user::Column::Id.eq(id.as_uuid()))
             .exec(self.db.connection())
             .await
-            .map_err(port_error)?;
+            .port()?;
         Ok(())
     }
 }
@@ -474,16 +474,24 @@ pub(super) enum Unique {
     Username,
 }
 
-/// The unique index behind a refusal. Both PostgreSQL (`uq_users_email`)
-/// and SQLite (`users.email`) name the column.
+/// The unique index behind a refusal: PostgreSQL names the violated
+/// index; SQLite names only its column, as `users.<column>`.
 pub(super) fn unique_violation(err: &DbErr) -> Option<Unique> {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("username") => {
-            Some(Unique::Username)
-        }
-        Some(SqlErr::UniqueConstraintViolation(message)) if message.contains("email") => {
-            Some(Unique::Email)
-        }
+    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
+    else {
+        return None;
+    };
+    let db = err.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    let message = db.message();
+    let index = db
+        .constraint()
+        .or_else(|| message.strip_prefix("UNIQUE constraint failed: "));
+    match index? {
+        "uq_users_email" | "users.email" => Some(Unique::Email),
+        "uq_users_username" | "users.username" => Some(Unique::Username),
         _ => None,
     }
 }
