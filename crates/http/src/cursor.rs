@@ -42,9 +42,10 @@ impl CursorKey {
 
     /// The cursor `caller` gets for `position` in the listing `binding` names.
     #[must_use]
-    pub fn seal(&self, caller: UserId, binding: &str, position: &UserCursor) -> String {
-        let payload = serde_json::to_vec(&Payload::from(position)).unwrap_or_default();
-        let tag = self.tag(caller, binding, &payload).finalize().into_bytes();
+    pub fn seal<P: Position>(&self, caller: UserId, binding: &str, position: &P) -> String {
+        let payload = position.encode();
+        let binding = format!("{}{binding}", P::KIND);
+        let tag = self.tag(caller, &binding, &payload).finalize().into_bytes();
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(&payload),
@@ -54,49 +55,56 @@ impl CursorKey {
 
     /// The position in `raw`, if this server sealed it for `caller` and `binding`.
     #[must_use]
-    pub fn open(&self, caller: UserId, binding: &str, raw: &str) -> Option<UserCursor> {
+    pub fn open<P: Position>(&self, caller: UserId, binding: &str, raw: &str) -> Option<P> {
         let (payload, tag) = raw.split_once('.')?;
         let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        self.tag(caller, binding, &payload)
+        let binding = format!("{}{binding}", P::KIND);
+        self.tag(caller, &binding, &payload)
             .verify_truncated_left(&tag)
             .ok()
             .filter(|()| tag.len() == TAG_LEN)?;
-        serde_json::from_slice::<Payload>(&payload)
+        P::decode(&payload)
+    }
+}
+
+/// What a cursor can hold: a position in one kind of listing.
+pub trait Position: Sized {
+    /// Sealed with the binding, so that a cursor of one kind of listing
+    /// never opens as another's.
+    const KIND: &'static str;
+    /// The position as the cursor carries it.
+    fn encode(&self) -> Vec<u8>;
+    /// The position a cursor carried, if it is one.
+    fn decode(bytes: &[u8]) -> Option<Self>;
+}
+
+/// A place in a user listing.
+impl Position for UserCursor {
+    const KIND: &'static str = "";
+
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(&Payload::from(self)).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Payload>(bytes)
             .ok()?
             .try_into()
             .ok()
     }
 }
 
-impl CursorKey {
-    /// The cursor `caller` gets for the audit event `id` in the listing
-    /// `binding` names.
-    #[must_use]
-    pub fn seal_event(&self, caller: UserId, binding: &str, id: uuid::Uuid) -> String {
-        let payload = id.as_bytes();
-        let tag = self
-            .tag(caller, &format!("events\n{binding}"), payload)
-            .finalize()
-            .into_bytes();
-        format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(payload),
-            URL_SAFE_NO_PAD.encode(&tag[..TAG_LEN])
-        )
+/// The last audit event of a page (ids are time-ordered).
+impl Position for uuid::Uuid {
+    const KIND: &'static str = "events\n";
+
+    fn encode(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
     }
 
-    /// The event id in `raw`, if this server sealed it for `caller` and `binding`.
-    #[must_use]
-    pub fn open_event(&self, caller: UserId, binding: &str, raw: &str) -> Option<uuid::Uuid> {
-        let (payload, tag) = raw.split_once('.')?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        self.tag(caller, &format!("events\n{binding}"), &payload)
-            .verify_truncated_left(&tag)
-            .ok()
-            .filter(|()| tag.len() == TAG_LEN)?;
-        uuid::Uuid::from_slice(&payload).ok()
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        uuid::Uuid::from_slice(bytes).ok()
     }
 }
 
@@ -161,14 +169,15 @@ mod tests {
         let key = CursorKey::derive(b"secret");
         let (ada, bob) = (UserId::generate(), UserId::generate());
         let id = uuid::Uuid::now_v7();
-        let sealed = key.seal_event(ada, "own", id);
-        assert_eq!(key.open_event(ada, "own", &sealed), Some(id));
-        assert_eq!(key.open_event(bob, "own", &sealed), None);
-        assert_eq!(key.open_event(ada, "all", &sealed), None);
+        let sealed = key.seal(ada, "own", &id);
+        assert_eq!(key.open(ada, "own", &sealed), Some(id));
+        assert_eq!(key.open::<uuid::Uuid>(bob, "own", &sealed), None);
+        assert_eq!(key.open::<uuid::Uuid>(ada, "all", &sealed), None);
         // A user listing's cursor is no event cursor, and the reverse.
         let user_cursor = key.seal(ada, "own", &position());
-        assert_eq!(key.open_event(ada, "own", &user_cursor), None);
-        assert_eq!(key.open(ada, "events\nown", &sealed), None);
+        assert_eq!(key.open::<uuid::Uuid>(ada, "own", &user_cursor), None);
+        assert_eq!(key.open::<UserCursor>(ada, "events\nown", &sealed), None);
+        assert_eq!(key.open::<UserCursor>(ada, "own", &sealed), None);
     }
 
     #[test]
@@ -178,10 +187,10 @@ mod tests {
         let position = position();
         let sealed = key.seal(ada, "username", &position);
         assert_eq!(key.open(ada, "username", &sealed), Some(position));
-        assert_eq!(key.open(bob, "username", &sealed), None);
-        assert_eq!(key.open(ada, "-username", &sealed), None);
+        assert_eq!(key.open::<UserCursor>(bob, "username", &sealed), None);
+        assert_eq!(key.open::<UserCursor>(ada, "-username", &sealed), None);
         assert_eq!(
-            CursorKey::derive(b"other").open(ada, "username", &sealed),
+            CursorKey::derive(b"other").open::<UserCursor>(ada, "username", &sealed),
             None
         );
     }
@@ -194,15 +203,10 @@ mod tests {
         let (payload, tag) = sealed.split_once('.').unwrap();
         let forged =
             URL_SAFE_NO_PAD.encode(br#"{"s":"zz","i":"0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e5f"}"#);
-        assert_eq!(key.open(ada, "username", &format!("{forged}.{tag}")), None);
-        assert_eq!(
-            key.open(ada, "username", &format!("{payload}.{}", &tag[..4])),
-            None
-        );
-        assert_eq!(key.open(ada, "username", payload), None);
-        assert_eq!(
-            key.open(ada, "username", "0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e5f"),
-            None
-        );
+        let open = |raw: &str| key.open::<UserCursor>(ada, "username", raw);
+        assert_eq!(open(&format!("{forged}.{tag}")), None);
+        assert_eq!(open(&format!("{payload}.{}", &tag[..4])), None);
+        assert_eq!(open(payload), None);
+        assert_eq!(open("0193b5e2-7c1a-7d3e-9f00-5a1b2c3d4e5f"), None);
     }
 }

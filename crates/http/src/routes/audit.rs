@@ -292,7 +292,7 @@ fn open_cursor(
     raw.map(|raw| {
         state
             .cursor_key
-            .open_event(caller, binding, raw)
+            .open::<uuid::Uuid>(caller, binding, raw)
             .ok_or_else(|| {
                 ApiError::field(
                     "value_error",
@@ -308,7 +308,7 @@ fn open_cursor(
 fn page_response(state: &ApiState, caller: UserId, binding: &str, page: AuditPage) -> HttpResponse {
     let next_cursor = page
         .next
-        .map(|id| state.cursor_key.seal_event(caller, binding, id));
+        .map(|id| state.cursor_key.seal(caller, binding, &id));
     HttpResponse::Ok().json(AuditEventPage {
         items: page.items.into_iter().map(Into::into).collect(),
         next_cursor,
