@@ -226,39 +226,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::OAuth { inner, error } = self {
-            let error = *error;
-            let body = match inner.as_ref() {
-                Self::Validation(errors) => serde_json::to_string(&OAuthValidationError {
-                    detail: errors,
-                    error,
-                    error_description: errors.first().map_or("", |e| e.msg.as_str()),
-                }),
-                other => {
-                    let message = match other {
-                        Self::BadRequest(m)
-                        | Self::Unauthorized(m)
-                        | Self::Forbidden(m)
-                        | Self::UnsupportedMediaType(m) => *m,
-                        _ => "",
-                    };
-                    serde_json::to_string(&OAuthError {
-                        detail: message,
-                        error,
-                        error_description: message,
-                    })
-                }
-            }
-            .unwrap_or_default();
-            let mut response = inner.error_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            return response.set_body(actix_web::body::BoxBody::new(body));
-        }
         let mut response = HttpResponse::build(self.status_code());
         match self {
+            Self::OAuth { inner, error } => return Self::oauth_response(inner, *error),
             Self::Unauthorized(_) => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
@@ -281,36 +251,58 @@ impl ResponseError for ApiError {
         }
         match self {
             Self::Validation(errors) => response.json(HttpValidationError { detail: errors }),
-            Self::BadRequest(msg)
-            | Self::Unauthorized(msg)
-            | Self::Forbidden(msg)
-            | Self::NotFound(msg)
-            | Self::Conflict(msg)
-            | Self::UnsupportedMediaType(msg) => response.json(HttpError { detail: msg }),
-            Self::TooManyRequests { detail, .. } => response.json(HttpError { detail }),
-            Self::MethodNotAllowed { .. } => response.json(HttpError {
-                detail: "Method Not Allowed",
+            other => response.json(HttpError {
+                detail: other.detail(),
             }),
-            Self::PayloadTooLarge => response.json(HttpError {
-                detail: "Request body too large",
-            }),
-            Self::BodyTimeout => response.json(HttpError {
-                detail: "Request body not received in time",
-            }),
-            Self::PreconditionFailed => response.json(HttpError {
-                detail: "The user changed since it was read",
-            }),
-            Self::HeadersTooLarge => response.json(HttpError {
-                detail: "Request header fields too large",
-            }),
-            Self::Unavailable => response.json(HttpError {
-                detail: "Service temporarily unavailable",
-            }),
-            Self::Internal => response.json(HttpError {
-                detail: "Internal Server Error",
-            }),
-            Self::OAuth { .. } => unreachable!("answered above"),
         }
+    }
+}
+
+impl ApiError {
+    /// The `detail` of every error but a 422 (whose detail is its list).
+    fn detail(&self) -> &'static str {
+        match self {
+            Self::BadRequest(detail)
+            | Self::Unauthorized(detail)
+            | Self::Forbidden(detail)
+            | Self::NotFound(detail)
+            | Self::Conflict(detail)
+            | Self::UnsupportedMediaType(detail)
+            | Self::TooManyRequests { detail, .. } => detail,
+            Self::OAuth { inner, .. } => inner.detail(),
+            Self::MethodNotAllowed { .. } => "Method Not Allowed",
+            Self::PayloadTooLarge => "Request body too large",
+            Self::BodyTimeout => "Request body not received in time",
+            Self::PreconditionFailed => "The user changed since it was read",
+            Self::HeadersTooLarge => "Request header fields too large",
+            Self::Unavailable => "Service temporarily unavailable",
+            Self::Internal => "Internal Server Error",
+            Self::Validation(_) => "",
+        }
+    }
+
+    /// `inner`'s response, with RFC 6749's `error` and `error_description`
+    /// next to its `detail`.
+    fn oauth_response(inner: &Self, error: OAuthErrorCode) -> HttpResponse {
+        let body = match inner {
+            Self::Validation(errors) => serde_json::to_string(&OAuthValidationError {
+                detail: errors,
+                error,
+                error_description: errors.first().map_or("", |e| e.msg.as_str()),
+            }),
+            other => serde_json::to_string(&OAuthError {
+                detail: other.detail(),
+                error,
+                error_description: other.detail(),
+            }),
+        }
+        .unwrap_or_default();
+        let mut response = inner.error_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response.set_body(actix_web::body::BoxBody::new(body))
     }
 }
 
