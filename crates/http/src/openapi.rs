@@ -306,3 +306,62 @@ pub(crate) async fn docs(tail: Option<web::Path<String>>) -> Result<HttpResponse
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .body(body))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use userhub_domain::model::{Email, FullName, Password, Username};
+    use utoipa::OpenApi;
+
+    use super::ApiDoc;
+
+    /// utoipa's attributes take literals only, so the field rules are
+    /// written there as numbers; this holds every request schema's numbers
+    /// to the domain's constants, the rules the server applies.
+    #[test]
+    fn the_documented_field_limits_are_the_domains() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let limits: [(&str, Option<usize>, usize); 5] = [
+            ("username", Some(Username::MIN_LEN), Username::MAX_LEN),
+            ("email", None, Email::MAX_LEN),
+            ("full_name", None, FullName::MAX_LEN),
+            ("password", Some(Password::MIN_BYTES), Password::MAX_BYTES),
+            (
+                "new_password",
+                Some(Password::MIN_BYTES),
+                Password::MAX_BYTES,
+            ),
+        ];
+        // The schemas that take new values (a login takes any name and
+        // password it is given; responses have no limits).
+        let requests = [
+            "RegisterRequest",
+            "CreateUserRequest",
+            "UpdateUserRequest",
+            "ChangePasswordRequest",
+            "ResetPasswordRequest",
+            "ForgotPasswordRequest",
+            "VerifyRequestRequest",
+        ];
+        let mut checked = 0;
+        for schema_name in requests {
+            let properties = doc["components"]["schemas"][schema_name]["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{schema_name} is documented"));
+            for (field, min, max) in limits {
+                let Some(property) = properties.get(field) else {
+                    continue;
+                };
+                let where_ = format!("{schema_name}.{field}");
+                assert_eq!(property["maxLength"], max, "{where_}: {property}");
+                match min {
+                    Some(min) => assert_eq!(property["minLength"], min, "{where_}: {property}"),
+                    None => assert!(property.get("minLength").is_none(), "{where_}: {property}"),
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 16, "every field of those schemas is checked");
+    }
+}
