@@ -3,7 +3,7 @@
 //! "not yet" (see the migration).
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryResult,
     TransactionTrait, Value,
@@ -172,13 +172,8 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
             return Ok(None);
         };
         // The address the link was mailed to must still be the user's.
-        let changed = user::Entity::update_many()
+        let changed = super::users::user_write(now)
             .col_expr(user::Column::IsVerified, Expr::value(true))
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .col_expr(
-                user::Column::Version,
-                Expr::col(user::Column::Version).add(1),
-            )
             .filter(user::Column::Id.eq(user_id))
             .filter(user::Column::IsActive.eq(true))
             .filter(user::Column::Email.eq(email))
@@ -224,13 +219,8 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         let Some((user_id, _)) = spend_live(&txn, hash, RESET, now).await? else {
             return Ok(None);
         };
-        let changed = user::Entity::update_many()
+        let changed = super::users::user_write(now)
             .col_expr(user::Column::PasswordHash, Expr::value(new_hash.as_str()))
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .col_expr(
-                user::Column::Version,
-                Expr::col(user::Column::Version).add(1),
-            )
             .filter(user::Column::Id.eq(user_id))
             .filter(user::Column::IsActive.eq(true))
             .exec(&txn)
@@ -263,14 +253,9 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         let Some((user_id, email)) = spend_live(&txn, hash, REVERT, now).await? else {
             return Ok(RevertOutcome::Invalid);
         };
-        let written = user::Entity::update_many()
+        let written = super::users::user_write(now)
             .col_expr(user::Column::Email, Expr::value(email))
             .col_expr(user::Column::IsVerified, Expr::value(true))
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .col_expr(
-                user::Column::Version,
-                Expr::col(user::Column::Version).add(1),
-            )
             .filter(user::Column::Id.eq(user_id))
             .exec(&txn)
             .await;

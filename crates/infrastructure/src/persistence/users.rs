@@ -54,7 +54,7 @@ impl SeaOrmUserRepository {
         Ok(u64::try_from(total).unwrap_or(0))
     }
 
-    /// Runs `update` (plus `updated_at` and the version bump) on user `id`
+    /// Runs `update` (a [`user_write`]) on user `id`
     /// only if `guard` holds and, when `version` is given, the user is still
     /// at it, all in one statement; says which condition failed when
     /// nothing was written. With `spends_reset_tokens` the user's live reset
@@ -80,11 +80,6 @@ impl SeaOrmUserRepository {
             Some(Err(_)) => return Ok(Err(Miss::Stale)),
         };
         let mut update = update
-            .col_expr(user::Column::UpdatedAt, Expr::value(at))
-            .col_expr(
-                user::Column::Version,
-                Expr::col(user::Column::Version).add(1),
-            )
             .filter(user::Column::Id.eq(id.as_uuid()))
             .filter(condition.clone());
         if let Some(expected) = expected {
@@ -234,7 +229,7 @@ impl UserRepository for SeaOrmUserRepository {
             Some(Unique::Username) => PatchUserError::UsernameTaken,
             None => PatchUserError::Port(port_error(err)),
         };
-        let mut update = user::Entity::update_many();
+        let mut update = user_write(at);
         if let Some(email) = &patch.email {
             update = update.col_expr(user::Column::Email, Expr::value(email.as_str()));
         }
@@ -284,13 +279,8 @@ impl UserRepository for SeaOrmUserRepository {
         event: Option<AuditEvent>,
     ) -> Result<bool, PortError> {
         let txn = self.db.connection().begin().await.port()?;
-        let result = user::Entity::update_many()
+        let result = user_write(at)
             .col_expr(user::Column::PasswordHash, Expr::value(new.as_str()))
-            .col_expr(user::Column::UpdatedAt, Expr::value(at))
-            .col_expr(
-                user::Column::Version,
-                Expr::col(user::Column::Version).add(1),
-            )
             .filter(user::Column::Id.eq(id.as_uuid()))
             .filter(user::Column::PasswordHash.eq(old.as_str()))
             .filter(user::Column::IsActive.eq(true))
@@ -439,6 +429,17 @@ fn active_model(u: &User) -> user::ActiveModel {
         last_login_at: Set(u.last_login_at),
         version: Set(i64::try_from(u.version).unwrap_or(i64::MAX)),
     }
+}
+
+/// A write of user rows that also moves `updated_at` to `at` and bumps the
+/// version (the `ETag`): every change of a user's own fields goes through it.
+pub(super) fn user_write(at: OffsetDateTime) -> sea_orm::UpdateMany<user::Entity> {
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(at))
+        .col_expr(
+            user::Column::Version,
+            Expr::col(user::Column::Version).add(1),
+        )
 }
 
 /// Rebuilds a domain user from a row; a row that breaks the domain's rules
