@@ -720,27 +720,19 @@ async fn first_start_killed(cluster: &Cluster, logs: &Path) -> Outcome {
     }
 }
 
-/// Standard output and error are pipes whose reader goes away; under a
-/// load that logs (wrong passwords are logged at warn) the server goes on
-/// serving and stays up.
-async fn closed_stdout(cluster: &Cluster, _logs: &Path) -> Outcome {
-    let url = cluster.create_db("closed_stdout").await;
-    let mut server = Server::start_with(
-        &url,
-        Stdio::piped(),
-        Stdio::piped(),
-        &[("RUST_LOG", "info")],
-    );
-    let client = Client::new();
-    assert!(server.ready(&client, Duration::from_secs(30)).await);
-    user(&client, &server.base, "ada").await;
-    // The reader goes away: every later write to either pipe fails.
-    drop(server.child.stdout.take());
-    drop(server.child.stderr.take());
-    let deadline = Instant::now() + Duration::from_secs(3);
+/// Load for `seconds`: half the clients read `/health`, half fail logins
+/// (which log at warn); the statuses they got.
+async fn logging_load(base: &str, seconds: u64) -> Vec<u16> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     let load: Vec<_> = (0..8)
         .map(|i| {
-            let (client, base) = (Client::new(), server.base.clone());
+            // A server stuck on its log output answers nothing: give up on
+            // a request after a while, and count it as unanswered.
+            let client = Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let base = base.to_owned();
             tokio::spawn(async move {
                 let mut statuses = Vec::new();
                 while Instant::now() < deadline {
@@ -764,6 +756,30 @@ async fn closed_stdout(cluster: &Cluster, _logs: &Path) -> Outcome {
     for task in load {
         statuses.extend(task.await.unwrap());
     }
+    statuses
+}
+
+/// Standard output and error are pipes whose reader first stalls (never
+/// reads, so the pipe fills and writes would block), then goes away (every
+/// write fails); under a load that logs, the server goes on serving
+/// throughout and stays up.
+async fn closed_stdout(cluster: &Cluster, _logs: &Path) -> Outcome {
+    let url = cluster.create_db("closed_stdout").await;
+    let mut server = Server::start_with(
+        &url,
+        Stdio::piped(),
+        Stdio::piped(),
+        &[("RUST_LOG", "info")],
+    );
+    let client = Client::new();
+    assert!(server.ready(&client, Duration::from_secs(30)).await);
+    user(&client, &server.base, "ada").await;
+    // Nobody reads the pipes: they fill within a moment.
+    let stalled = logging_load(&server.base, 3).await;
+    // The reader goes away: every later write to either pipe fails.
+    drop(server.child.stdout.take());
+    drop(server.child.stderr.take());
+    let closed = logging_load(&server.base, 3).await;
     let alive = server.child.try_wait().unwrap().is_none();
     let after = client
         .get(format!("{}/health", server.base))
@@ -771,16 +787,19 @@ async fn closed_stdout(cluster: &Cluster, _logs: &Path) -> Outcome {
         .await
         .map_or(0, |r| r.status().as_u16());
     // 429: the wrong logins lock their names, as they should.
-    let bad = statuses
+    let bad = stalled
         .iter()
+        .chain(&closed)
         .filter(|s| ![200, 401, 429].contains(*s))
         .count();
     Outcome {
-        pass: alive && after == 200 && bad == 0 && !statuses.is_empty(),
+        pass: alive && after == 200 && bad == 0 && !stalled.is_empty() && !closed.is_empty(),
         figures: format!(
-            "{} requests with the log pipes closed: {}; still running: {alive}; /health then {after}",
-            statuses.len(),
-            tally(&statuses)
+            "{} requests while nobody read the log pipes: {}; {} with the pipes closed: {}; still running: {alive}; /health then {after}",
+            stalled.len(),
+            tally(&stalled),
+            closed.len(),
+            tally(&closed)
         ),
     }
 }
