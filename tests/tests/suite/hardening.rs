@@ -17,6 +17,7 @@ on_both_backends!(
     an_email_change_needs_the_password_and_the_old_address_can_undo_it,
     wrong_passwords_in_email_changes_count_as_failed_logins,
     a_revert_waits_while_another_account_holds_the_old_address,
+    a_revert_ends_the_links_of_later_changes_only,
     every_email_and_password_change_tells_the_account,
     with_the_setting_off_an_email_change_needs_no_password,
     reset_links_die_with_the_changes_that_should_end_them,
@@ -254,6 +255,63 @@ async fn a_revert_waits_while_another_account_holds_the_old_address(backend: Bac
     let (status, body) = post_token(&app, "/api/auth/revert-email", json!({"token": token})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["email"], "ada@example.com");
+}
+
+/// An intruder moves the account on twice (A→B, then B→C): the owner's
+/// link, mailed to A, ends the intruder's link mailed to B, which would
+/// take the address back; the intruder's link used first does not end the
+/// owner's, older one.
+async fn a_revert_ends_the_links_of_later_changes_only(backend: Backend) {
+    for owner_first in [true, false] {
+        let smtp = SmtpServer::started();
+        let app = mailing_app(backend, &smtp, |_| {}).await;
+        let TestUser { id, access, .. } = app.user("ada").await;
+        for email in ["ada@b.example", "ada@c.example"] {
+            let (status, _) = put_user(
+                &app,
+                &id,
+                json!({"email": email, "current_password": PASSWORD}),
+                &access,
+            )
+            .await;
+            assert_eq!(status, 200);
+        }
+        let owners = link_token(
+            &wait_for_link(&smtp, REVERT, "ada@example.com", 1).await,
+            REVERT,
+        );
+        let intruders = link_token(
+            &wait_for_link(&smtp, REVERT, "ada@b.example", 1).await,
+            REVERT,
+        );
+        let revert = |token: String| {
+            let app = &app;
+            async move { post_token(app, "/api/auth/revert-email", json!({"token": token})).await }
+        };
+        if owner_first {
+            let (status, body) = revert(owners).await;
+            assert_eq!(
+                (status, body["email"].as_str()),
+                (200, Some("ada@example.com"))
+            );
+            assert_eq!(
+                revert(intruders).await.0,
+                400,
+                "a later change's link is dead"
+            );
+        } else {
+            let (status, body) = revert(intruders).await;
+            assert_eq!(
+                (status, body["email"].as_str()),
+                (200, Some("ada@b.example"))
+            );
+            let (status, body) = revert(owners).await;
+            assert_eq!(
+                (status, body["email"].as_str()),
+                (200, Some("ada@example.com"))
+            );
+        }
+    }
 }
 
 async fn every_email_and_password_change_tells_the_account(backend: Backend) {

@@ -85,4 +85,6 @@ pub struct MailJob {
     pub user_id: Option<super::UserId>,
     /// The new address, for an [`MailKind::EmailChanged`] notice.
     pub new_email: Option<String>,
+    /// When it was queued: for a notice, when the change happened.
+    pub queued_at: time::OffsetDateTime,
 }

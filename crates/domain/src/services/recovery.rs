@@ -305,6 +305,13 @@ impl RecoveryService {
         }
         let user = match (job.kind, job.user_id) {
             (MailKind::EmailChanged, Some(id)) => self.ports.users.find_by_id(id).await,
+            // Its account is the one whose address changed, never whoever
+            // holds the old address now.
+            (MailKind::EmailChanged, None) => {
+                return Err(MailError::Permanent(
+                    "email change notice without its account".into(),
+                ));
+            }
             _ => self.ports.users.find_by_login(&job.email).await,
         }
         .map_err(transient)?;
@@ -326,6 +333,14 @@ impl RecoveryService {
         // A token per attempt: one that was never delivered is superseded.
         let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
         let now = self.ports.clock.now();
+        // A revert link is dated, and lives from, the change it undoes:
+        // links of later changes are told apart by it, whatever order the
+        // worker delivers them in.
+        let issued = if job.kind == MailKind::EmailChanged {
+            job.queued_at
+        } else {
+            now
+        };
         // The request is on record once it had an effect: a live token.
         let event = (job.kind == MailKind::PasswordReset).then(|| {
             AuditEvent::new(AuditKind::PasswordResetRequested, now, &job.client).about(user.id)
@@ -337,8 +352,8 @@ impl RecoveryService {
                 user.id,
                 &to,
                 &token.hash,
-                now + self.ttl(job.kind),
-                now,
+                issued + self.ttl(job.kind),
+                issued,
                 event,
             )
             .await
@@ -521,6 +536,7 @@ mod tests {
             client: ClientInfo::default(),
             user_id: None,
             new_email: None,
+            queued_at: NOW - Duration::minutes(1),
         }
     }
 
@@ -829,7 +845,7 @@ mod tests {
                 *kind == MailKind::EmailChanged
                     && *user == ada.id
                     && email.as_str() == "ada@example.com"
-                    && *expires == NOW + Duration::days(7)
+                    && *expires == NOW - Duration::minutes(1) + Duration::days(7)
             })
             .times(1)
             .returning(|_, _, _, _, _, _, _| Ok(()));
@@ -845,6 +861,27 @@ mod tests {
             "{}",
             sent[0].text
         );
+    }
+
+    #[tokio::test]
+    async fn an_email_change_notice_without_its_account_is_given_up_not_sent() {
+        let orphan = job(MailKind::EmailChanged, 1);
+        let mut mocks = Mocks::default();
+        mocks
+            .mail
+            .expect_claim()
+            .return_once(move |_, _, _| Ok(vec![orphan]));
+        // Nobody is looked up by the old address.
+        mocks.users.expect_find_by_login().never();
+        mocks
+            .mail
+            .expect_fail()
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let mut recovery = RecoveryMocks::default();
+        recovery.tokens.expect_issue().never();
+        recovery.mailer.expect_send().never();
+        assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -19,6 +19,9 @@ use crate::openapi::TooManyRequests;
 use crate::validation::{Fields, IntoDomain};
 use crate::{middleware, validation};
 
+/// The answer to a mailed token that is unknown, expired, spent or ended.
+const INVALID_TOKEN: ApiError = ApiError::BadRequest("Invalid or expired token");
+
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     let limited = || from_fn(middleware::auth_rate_limit);
     cfg.service(
@@ -159,7 +162,7 @@ pub(crate) async fn reset_password(
         .reset_password(&token, new, &client.0)
         .await
         .map_err(|err| match err {
-            ResetPasswordError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
+            ResetPasswordError::InvalidToken => INVALID_TOKEN,
             ResetPasswordError::WeakPassword(e) => invalid("new_password", e),
             ResetPasswordError::Port(e) => e.into(),
         })?;
@@ -253,7 +256,7 @@ pub(crate) async fn verify(
         .verify_email(&SecretString::from(body.0.token), &client.0)
         .await
         .map_err(|err| match err {
-            VerifyEmailError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
+            VerifyEmailError::InvalidToken => INVALID_TOKEN,
             VerifyEmailError::Port(e) => e.into(),
         })?;
     Ok(HttpResponse::Ok().json(UserResponse::from(UserView::own(user))))
@@ -284,7 +287,7 @@ pub(crate) async fn revert_email(
         .revert_email(&SecretString::from(body.0.token), &client.0)
         .await
         .map_err(|err| match err {
-            RevertEmailError::InvalidToken => ApiError::BadRequest("Invalid or expired token"),
+            RevertEmailError::InvalidToken => INVALID_TOKEN,
             RevertEmailError::Taken => ApiError::Conflict("Email already registered"),
             RevertEmailError::Port(e) => e.into(),
         })?;

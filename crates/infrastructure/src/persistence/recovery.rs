@@ -18,7 +18,9 @@ use userhub_domain::ports::{MailQueue, RecoveryTokens, RevertOutcome};
 use uuid::Uuid;
 
 use super::users::to_domain;
-use super::{Database, DbResultExt, audit, execute, micros, port_error, query_all, query_one};
+use super::{
+    Database, DbResultExt, audit, execute, from_micros, micros, port_error, query_all, query_one,
+};
 use crate::entities::{session, user};
 
 /// The purpose stored with a password-reset token.
@@ -48,8 +50,17 @@ pub(super) async fn spend_tokens(
     Ok(())
 }
 
-/// Spends the live token of `purpose` with this hash; returns its user
-/// and the address it was mailed to, or `None` when no such token is live.
+/// A token just spent.
+struct Spent {
+    user_id: Uuid,
+    /// The address it was mailed to.
+    email: String,
+    /// When it was issued (microseconds).
+    created_at: i64,
+}
+
+/// Spends the live token of `purpose` with this hash; `None` when no such
+/// token is live.
 /// Spending first locks the token's row: a concurrent use of the same
 /// token waits, then finds it spent.
 async fn spend_live(
@@ -57,12 +68,12 @@ async fn spend_live(
     hash: &RefreshTokenHash,
     purpose: &str,
     now: OffsetDateTime,
-) -> Result<Option<(Uuid, String)>, PortError> {
+) -> Result<Option<Spent>, PortError> {
     let spent = query_one(
         txn,
         "UPDATE recovery_tokens SET spent_at = ? \
          WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
-         RETURNING user_id, email",
+         RETURNING user_id, email, created_at",
         vec![
             micros(now).into(),
             hash.as_str().into(),
@@ -74,7 +85,11 @@ async fn spend_live(
     spent
         .map(|row| {
             let email: Option<String> = get(&row, "email")?;
-            Ok((get(&row, "user_id")?, email.unwrap_or_default()))
+            Ok(Spent {
+                user_id: get(&row, "user_id")?,
+                email: email.unwrap_or_default(),
+                created_at: get(&row, "created_at")?,
+            })
         })
         .transpose()
 }
@@ -168,7 +183,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
         let txn = self.db.connection().begin().await.port()?;
-        let Some((user_id, email)) = spend_live(&txn, hash, VERIFY, now).await? else {
+        let Some(Spent { user_id, email, .. }) = spend_live(&txn, hash, VERIFY, now).await? else {
             return Ok(None);
         };
         // The address the link was mailed to must still be the user's.
@@ -216,7 +231,7 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
         let txn = self.db.connection().begin().await.port()?;
-        let Some((user_id, _)) = spend_live(&txn, hash, RESET, now).await? else {
+        let Some(Spent { user_id, .. }) = spend_live(&txn, hash, RESET, now).await? else {
             return Ok(None);
         };
         let changed = super::users::user_write(now)
@@ -250,7 +265,12 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         event: &AuditEvent,
     ) -> Result<RevertOutcome, PortError> {
         let txn = self.db.connection().begin().await.port()?;
-        let Some((user_id, email)) = spend_live(&txn, hash, REVERT, now).await? else {
+        let Some(Spent {
+            user_id,
+            email,
+            created_at,
+        }) = spend_live(&txn, hash, REVERT, now).await?
+        else {
             return Ok(RevertOutcome::Invalid);
         };
         let written = super::users::user_write(now)
@@ -272,6 +292,22 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         spend_tokens(&txn, user_id, &[RESET, VERIFY], now)
             .await
             .port()?;
+        // The changes made after the one undone are undone with it: their
+        // revert links (mailed to addresses the account no longer had, an
+        // intruder's, say) must not take the address back. Older links
+        // stay, each still undoing its own, earlier change.
+        execute(
+            &txn,
+            "UPDATE recovery_tokens SET spent_at = ? \
+             WHERE user_id = ? AND purpose = ? AND spent_at = 0 AND created_at >= ?",
+            vec![
+                micros(now).into(),
+                user_id.into(),
+                REVERT.into(),
+                created_at.into(),
+            ],
+        )
+        .await?;
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::UserId.eq(user_id))
@@ -393,7 +429,7 @@ impl MailQueue for SeaOrmMailQueue {
                                  ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED) \
                  UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
                  FROM picked WHERE mail_jobs.id = picked.id \
-                 RETURNING mail_jobs.id, kind, email, attempts, ip, user_agent, request_id, user_id, new_email",
+                 RETURNING mail_jobs.id, kind, email, attempts, ip, user_agent, request_id, user_id, new_email, created_at",
                 vec![now, limit, lease_until],
             )
         } else {
@@ -403,7 +439,7 @@ impl MailQueue for SeaOrmMailQueue {
                  WHERE id IN (SELECT id FROM mail_jobs \
                               WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
                               ORDER BY next_attempt_at LIMIT ?) \
-                 RETURNING id, kind, email, attempts, ip, user_agent, request_id, user_id, new_email",
+                 RETURNING id, kind, email, attempts, ip, user_agent, request_id, user_id, new_email, created_at",
                 vec![lease_until, now, limit],
             )
         };
@@ -428,6 +464,8 @@ impl MailQueue for SeaOrmMailQueue {
                 },
                 user_id: get::<Option<Uuid>>(&row, "user_id")?.map(UserId::from_uuid),
                 new_email: get(&row, "new_email")?,
+                queued_at: from_micros(get(&row, "created_at")?)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             });
         }
         Ok(jobs)
