@@ -22,6 +22,7 @@ on_both_backends!(
     with_the_setting_off_an_email_change_needs_no_password,
     reset_links_die_with_the_changes_that_should_end_them,
     no_loop_mails_an_address_more_than_its_hourly_share,
+    password_notices_to_an_unproven_address_are_capped_too,
     the_account_write_limit_answers_429_and_only_for_the_account_written,
     refresh_is_refused_to_unverified_users_when_verification_is_required,
     concurrent_profile_updates_and_logins_all_land,
@@ -522,6 +523,35 @@ async fn no_loop_mails_an_address_more_than_its_hourly_share(backend: Backend) {
         .collect();
     assert!(!to_stranger.is_empty());
     assert!(to_stranger.len() <= 3, "{} mails", to_stranger.len());
+}
+
+/// Someone registers with a stranger's address and changes the password
+/// in a loop: the stranger, who never proved the address, gets no more
+/// than the hourly share of mail.
+async fn password_notices_to_an_unproven_address_are_capped_too(backend: Backend) {
+    let smtp = SmtpServer::started();
+    let app = mailing_app(backend, &smtp, |s| s.mail_max_per_address_per_hour = 2).await;
+    let TestUser { access, .. } = app.user("ada").await;
+    let passwords = [PASSWORD, NEW_PASSWORD];
+    for i in 0..4 {
+        let changed = app
+            .post(
+                "/api/auth/change-password",
+                &json!({"current_password": passwords[i % 2], "new_password": passwords[(i + 1) % 2]}),
+                Some(&access),
+            )
+            .await;
+        assert_eq!(changed.status(), 204);
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+    }
+    let to_ada = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| recipient(m) == "ada@example.com")
+        .count();
+    // The verification link and one notice; the other three notices wait
+    // for the next hour.
+    assert_eq!(to_ada, 2);
 }
 
 async fn the_account_write_limit_answers_429_and_only_for_the_account_written(backend: Backend) {

@@ -301,6 +301,18 @@ impl RecoveryService {
         let to = Email::parse(&job.email)
             .map_err(|_| MailError::Permanent(format!("not an address: {}", job.email)))?;
         if job.kind == MailKind::PasswordChanged {
+            // An address its account never proved may be a stranger's (an
+            // account registered with it, changing its password in a
+            // loop): such notices count against the hourly share too.
+            let proven = match job.user_id {
+                Some(id) => self.ports.users.find_by_id(id).await.map_err(transient)?,
+                None => None,
+            }
+            .is_some_and(|u| u.is_verified && u.email == to);
+            if !proven && self.over_the_cap(job).await.map_err(transient)? {
+                warn!(job = %job.id, "password notice not sent: the unproven address had its hourly share");
+                return Ok(());
+            }
             return self.recovery.mailer.send(&self.password_notice(to)).await;
         }
         let user = match (job.kind, job.user_id) {
@@ -885,12 +897,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_password_notice_goes_to_its_address_without_a_link_or_a_cap() {
+    async fn a_password_notice_to_an_unproven_address_counts_against_its_share() {
+        let ada = user("ada");
         let notice = MailJob {
-            user_id: Some(UserId::generate()),
+            user_id: Some(ada.id),
             ..job(MailKind::PasswordChanged, 1)
         };
         let mut mocks = Mocks::default();
+        mocks.finds_by_id(&ada);
+        mocks
+            .mail
+            .expect_claim()
+            .return_once(move |_, _, _| Ok(vec![notice]));
+        mocks
+            .mail
+            .expect_complete()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut recovery = RecoveryMocks {
+            counter: MockRequestCounter::new(),
+            ..RecoveryMocks::default()
+        };
+        recovery
+            .counter
+            .expect_count()
+            .withf(|key, _, _| key == "mail:ada@example.com")
+            .times(1)
+            .returning(|_, _, _| Ok(6));
+        recovery.mailer.expect_send().never();
+        assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_password_notice_goes_to_its_verified_address_without_a_link_or_a_cap() {
+        let ada = User {
+            is_verified: true,
+            ..user("ada")
+        };
+        let notice = MailJob {
+            user_id: Some(ada.id),
+            ..job(MailKind::PasswordChanged, 1)
+        };
+        let mut mocks = Mocks::default();
+        mocks.finds_by_id(&ada);
         mocks
             .mail
             .expect_claim()
