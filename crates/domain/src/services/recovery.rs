@@ -484,7 +484,7 @@ mod tests {
     use mockall::predicate::{always, eq};
 
     use super::*;
-    use crate::model::{PasswordHash, RefreshTokenHash, UserId};
+    use crate::model::{PasswordHash, RefreshTokenHash};
     use crate::ports::{MockMailer, MockRecoveryTokens, MockRequestCounter, RefreshToken};
     use crate::services::fixtures::{Mocks, NOW, password, user};
 
