@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::{Client, Response};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use userhub_server::Span;
 use userhub_server::{Application, Settings, telemetry};
 
 pub use database::{Backend, TestDatabase};
@@ -140,8 +141,8 @@ pub async fn spawn_app_behind_pgbouncer(tweak: impl FnOnce(&mut Settings)) -> Te
         .expect("a database name")
         .to_owned();
     spawn_app_on(db, format!("{pooler}/{name}"), |settings| {
-        settings.db_pooler = userhub_server::DbPooler::Pgbouncer;
-        settings.database_direct_url = Some(direct);
+        settings.database.db_pooler = userhub_server::DbPooler::Pgbouncer;
+        settings.database.database_direct_url = Some(direct);
         tweak(settings);
     })
     .await
@@ -193,25 +194,25 @@ pub fn test_settings(url: String) -> Settings {
     if std::env::var_os("TEST_LOG").is_some() {
         telemetry::init("info", telemetry::LogFormat::Pretty);
     }
-    Settings {
-        port: 0,
-        workers: 1,
-        database_url: url,
-        db_pool_max_size: 4,
-        db_acquire_timeout_seconds: 2,
-        db_connect_timeout_seconds: 2,
-        bcrypt_cost: 4,
-        jwt_secret_key: Some(SecretString::from(JWT_KEY)),
-        first_superuser_email: Some(ROOT_EMAIL.into()),
-        first_superuser_password: Some(SecretString::from(ROOT_PASSWORD)),
-        cors_origins: ALLOWED_ORIGIN.into(),
-        // Every test client is 127.0.0.1; the limits have tests of their own.
-        auth_rate_limit_per_minute: 0,
-        user_write_limit_per_minute: 0,
-        mail_max_per_address_per_hour: 1000,
-        shutdown_delay_seconds: 0,
-        ..Settings::default()
-    }
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    settings.server.cors_origins = ALLOWED_ORIGIN.into();
+    settings.server.shutdown_delay_seconds = Span(0);
+    settings.database.database_url = url;
+    settings.database.db_pool_max_size = 4;
+    settings.database.db_acquire_timeout_seconds = Span(2);
+    settings.database.db_connect_timeout_seconds = Span(2);
+    settings.tokens.jwt_secret_key = Some(SecretString::from(JWT_KEY));
+    let accounts = &mut settings.accounts;
+    accounts.bcrypt_cost = 4;
+    accounts.first_superuser_email = Some(ROOT_EMAIL.into());
+    accounts.first_superuser_password = Some(SecretString::from(ROOT_PASSWORD));
+    // Every test client is 127.0.0.1; the limits have tests of their own.
+    accounts.auth_rate_limit_per_minute = 0;
+    accounts.user_write_limit_per_minute = 0;
+    settings.mail.mail_max_per_address_per_hour = 1000;
+    settings
 }
 
 impl TestApp {

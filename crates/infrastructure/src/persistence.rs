@@ -2,6 +2,7 @@
 
 mod audit;
 mod counts;
+mod mail_queue;
 mod recovery;
 mod sessions;
 mod throttle;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::pin::Pin;
 
+use sea_orm::sea_query::{DeleteStatement, Expr, ExprTrait, IntoColumnRef, IntoTableRef, Query};
 use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement,
@@ -26,7 +28,8 @@ use userhub_domain::ports::{HealthProbe, PoolStatus};
 
 pub use audit::SeaOrmAuditLog;
 pub use counts::SeaOrmRequestCounter;
-pub use recovery::{SeaOrmMailQueue, SeaOrmRecoveryTokens};
+pub use mail_queue::SeaOrmMailQueue;
+pub use recovery::SeaOrmRecoveryTokens;
 pub use sessions::SeaOrmSessionRepository;
 pub use throttle::SeaOrmLoginThrottle;
 pub use users::SeaOrmUserRepository;
@@ -538,60 +541,30 @@ pub(crate) fn escape_like(term: &str) -> String {
     escaped
 }
 
-/// `sql` with `?` placeholders, numbered for PostgreSQL: the raw statements
-/// of the throttle and the mail queue read the same on both databases.
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = if backend == DbBackend::Postgres {
-        let mut numbered = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                numbered.push_str(&format!("${n}"));
-            } else {
-                numbered.push(c);
-            }
-        }
-        numbered
-    } else {
-        sql.to_owned()
-    };
-    Statement::from_sql_and_values(backend, sql, values)
+/// Deletes the rows of `table` whose `column` equals `value`.
+pub(crate) fn delete_where<T, C, V>(table: T, column: C, value: V) -> DeleteStatement
+where
+    T: IntoTableRef,
+    C: IntoColumnRef,
+    V: Into<Value>,
+{
+    Query::delete()
+        .from_table(table)
+        .and_where(Expr::col(column).eq(value))
+        .to_owned()
 }
 
-/// Runs a raw statement (`?` placeholders) that returns at most one row.
-pub(crate) async fn query_one(
-    conn: &impl ConnectionTrait,
-    sql: &str,
-    values: Vec<Value>,
-) -> Result<Option<QueryResult>, PortError> {
-    conn.query_one_raw(statement(conn.get_database_backend(), sql, values))
-        .await
-        .port()
-}
-
-/// Runs a raw statement (`?` placeholders) that returns rows.
-pub(crate) async fn query_all(
-    conn: &impl ConnectionTrait,
-    sql: &str,
-    values: Vec<Value>,
-) -> Result<Vec<QueryResult>, PortError> {
-    conn.query_all_raw(statement(conn.get_database_backend(), sql, values))
-        .await
-        .port()
-}
-
-/// Runs a raw statement (`?` placeholders); returns the rows it changed.
-pub(crate) async fn execute(
-    conn: &impl ConnectionTrait,
-    sql: &str,
-    values: Vec<Value>,
-) -> Result<u64, PortError> {
-    let result = conn
-        .execute_raw(statement(conn.get_database_backend(), sql, values))
-        .await
-        .port()?;
-    Ok(result.rows_affected())
+/// Deletes the rows of `table` whose time in `column` (microseconds) is
+/// before `before`.
+pub(crate) fn delete_older<T, C>(table: T, column: C, before: i64) -> DeleteStatement
+where
+    T: IntoTableRef,
+    C: IntoColumnRef,
+{
+    Query::delete()
+        .from_table(table)
+        .and_where(Expr::col(column).lt(before))
+        .to_owned()
 }
 
 /// Microseconds since the Unix epoch: how the raw tables store times.

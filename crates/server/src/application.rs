@@ -48,7 +48,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (signing, previous) = settings.jwt_keys()?;
         let database = connect(&settings).await?;
-        if settings.run_migrations {
+        if settings.database.run_migrations {
             migrate(&settings, &database).await?;
         }
         // Not derived from the signing key: a key rotation keeps every
@@ -62,10 +62,10 @@ impl Application {
             signing,
             previous,
             refresh_secret: server_secret,
-            issuer: settings.jwt_issuer.clone(),
-            audience: settings.jwt_audience.clone(),
-            access_token_ttl: settings.access_token_ttl(),
-            leeway_seconds: settings.jwt_leeway_seconds,
+            issuer: settings.tokens.jwt_issuer.clone(),
+            audience: settings.tokens.jwt_audience.clone(),
+            access_token_ttl: settings.tokens.access_token_expire_minutes.time(),
+            leeway_seconds: settings.tokens.jwt_leeway_seconds.0,
         })
         .context(
             "JWT keys (JWT_PRIVATE_KEY_FILE, JWT_PUBLIC_KEY_FILE, JWT_PREVIOUS_PUBLIC_KEY_FILE)",
@@ -95,7 +95,7 @@ impl Application {
             auth_rate_limit,
             hash_budget,
             write_limit,
-            trust_forwarded_for: settings.trust_forwarded_for,
+            trust_forwarded_for: settings.server.trust_forwarded_for,
             cursor_key,
             jwks,
             metrics: metrics.clone(),
@@ -103,12 +103,14 @@ impl Application {
         });
         let api = ApiSettings {
             cors_origins: settings.cors_origins(),
-            max_body_bytes: settings.max_body_bytes,
-            max_header_bytes: settings.max_header_bytes,
-            body_timeout: std::time::Duration::from_secs(settings.body_timeout_seconds),
+            max_body_bytes: settings.server.max_body_bytes,
+            max_header_bytes: settings.server.max_header_bytes,
+            body_timeout: settings.server.body_timeout_seconds.std(),
         };
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
-            .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!("binding {}:{}", settings.server.host, settings.server.port)
+            })?;
         let port = listener.local_addr()?.port();
         // Background work starts only once the server can serve.
         let background = tasks.spawn_background(&settings, &metrics);
@@ -120,17 +122,17 @@ impl Application {
             .client_disconnect_timeout(std::time::Duration::from_secs(1))
             // Signals are handled in `run_until_stopped`, so SIGINT drains too.
             .disable_signals()
-            .shutdown_timeout(settings.shutdown_timeout_seconds);
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
+            .shutdown_timeout(settings.server.shutdown_timeout_seconds.0);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
         }
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             database = ?database.backend(),
             url = %userhub_config::redact(&settings.database_url()),
             "listening on http://{}:{port}; API documentation at http://{}:{port}/docs",
-            settings.host,
-            settings.host,
+            settings.server.host,
+            settings.server.host,
         );
         Ok(Self {
             port,
@@ -139,8 +141,8 @@ impl Application {
             lifecycle,
             first_superuser,
             shutdown: ShutdownTiming {
-                delay: std::time::Duration::from_secs(settings.shutdown_delay_seconds),
-                timeout: std::time::Duration::from_secs(settings.shutdown_timeout_seconds),
+                delay: settings.server.shutdown_delay_seconds.std(),
+                timeout: settings.server.shutdown_timeout_seconds.std(),
             },
             background,
         })
@@ -268,6 +270,7 @@ async fn upkeep_every(metrics: Metrics) {
 /// Opens the pool; the error names the database without its password.
 async fn connect(settings: &Settings) -> anyhow::Result<Database> {
     if settings
+        .database
         .database_url
         .trim()
         .starts_with("postgresql+asyncpg://")
@@ -276,7 +279,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Database> {
             "DATABASE_URL has the original service's postgresql+asyncpg:// form; connecting with postgres://"
         );
     }
-    let wait = std::time::Duration::from_secs(settings.db_startup_wait_seconds);
+    let wait = settings.database.db_startup_wait_seconds.std();
     let deadline = tokio::time::Instant::now() + wait;
     let mut attempt = 1_u32;
     loop {
@@ -287,7 +290,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Database> {
                     attempt,
                     error = %err,
                     "the database is not reachable yet; retrying (DB_STARTUP_WAIT_SECONDS={})",
-                    settings.db_startup_wait_seconds
+                    settings.database.db_startup_wait_seconds.0
                 );
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 tokio::time::sleep(left.min(std::time::Duration::from_secs(1))).await;
@@ -323,7 +326,7 @@ impl Services {
         tokens: JwtTokenIssuer,
         throttle_key: SecretString,
     ) -> anyhow::Result<Self> {
-        let hasher = BcryptPasswordHasher::new(settings.bcrypt_cost)
+        let hasher = BcryptPasswordHasher::new(settings.accounts.bcrypt_cost)
             .await
             .context("BCRYPT_COST")?;
         let ports = Ports {
@@ -349,11 +352,11 @@ impl Services {
             auth: AuthService::new(
                 ports.clone(),
                 AuthConfig {
-                    refresh_token_ttl: settings.refresh_token_ttl(),
-                    refresh_reuse_grace: settings.refresh_reuse_grace(),
+                    refresh_token_ttl: settings.tokens.refresh_token_expire_days.time(),
+                    refresh_reuse_grace: settings.tokens.refresh_reuse_grace_seconds.time(),
                     lockout: settings.lockout(),
                     password_policy: settings.password_policy(),
-                    require_verified_email: settings.require_verified_email,
+                    require_verified_email: settings.accounts.require_verified_email,
                 },
             ),
             users: UserService::new(
@@ -361,8 +364,8 @@ impl Services {
                 settings.password_policy(),
                 settings.lockout(),
             )
-            .email_change_requires_password(settings.email_change_requires_password),
-            audit: AuditService::new(ports.clone(), settings.audit_retention()),
+            .email_change_requires_password(settings.accounts.email_change_requires_password),
+            audit: AuditService::new(ports.clone(), settings.database.audit_retention_days.time()),
             recovery: RecoveryService::new(
                 ports,
                 RecoveryPorts {
@@ -384,14 +387,14 @@ impl Services {
         settings: &Settings,
         metrics: &Metrics,
     ) -> Vec<tokio::task::JoinHandle<()>> {
-        let cleanup = (settings.session_cleanup_interval_seconds > 0).then(|| {
+        let cleanup = (settings.database.session_cleanup_interval_seconds.0 > 0).then(|| {
             tokio::spawn(purge_every(
                 self.auth,
                 self.recovery.clone(),
                 self.audit,
                 self.counter,
                 self.clock,
-                settings.session_cleanup_interval_seconds,
+                settings.database.session_cleanup_interval_seconds.0,
             ))
         });
         let mail = tokio::spawn(deliver_mail(self.recovery));
@@ -410,22 +413,30 @@ fn rate_limits(
     Option<HashBudget>,
     Option<HashBudget>,
 ) {
-    match settings.rate_limit_store {
+    match settings.accounts.rate_limit_store {
         RateLimitStore::Memory => (
-            AuthRateLimit::local(settings.auth_rate_limit_per_minute),
-            HashBudget::local(settings.password_hash_budget_per_minute),
-            HashBudget::local(settings.user_write_limit_per_minute),
+            AuthRateLimit::local(settings.accounts.auth_rate_limit_per_minute),
+            HashBudget::local(settings.accounts.password_hash_budget_per_minute),
+            HashBudget::local(settings.accounts.user_write_limit_per_minute),
         ),
         RateLimitStore::Database => {
             let counter: Arc<dyn RequestCounter> = counter.clone();
             (
-                AuthRateLimit::shared(counter.clone(), settings.auth_rate_limit_per_minute, "ip"),
+                AuthRateLimit::shared(
+                    counter.clone(),
+                    settings.accounts.auth_rate_limit_per_minute,
+                    "ip",
+                ),
                 HashBudget::shared(
                     counter.clone(),
-                    settings.password_hash_budget_per_minute,
+                    settings.accounts.password_hash_budget_per_minute,
                     "hash",
                 ),
-                HashBudget::shared(counter, settings.user_write_limit_per_minute, "write"),
+                HashBudget::shared(
+                    counter,
+                    settings.accounts.user_write_limit_per_minute,
+                    "write",
+                ),
             )
         }
     }
@@ -437,7 +448,7 @@ async fn migrate(settings: &Settings, database: &Database) -> anyhow::Result<()>
     let Some(url) = settings.direct_database_url() else {
         anyhow::bail!("DATABASE_DIRECT_URL: required to apply migrations behind a pooler");
     };
-    let separate = (settings.db_pooler == DbPooler::Pgbouncer).then(|| {
+    let separate = (settings.database.db_pooler == DbPooler::Pgbouncer).then(|| {
         let mut direct = settings.database();
         direct.url.clone_from(&url);
         direct.pgbouncer = false;
@@ -539,14 +550,14 @@ async fn ensure_first_superuser(
     settings: &Settings,
 ) -> anyhow::Result<Option<bool>> {
     let (Some(email), Some(password)) = (
-        &settings.first_superuser_email,
-        &settings.first_superuser_password,
+        &settings.accounts.first_superuser_email,
+        &settings.accounts.first_superuser_password,
     ) else {
         return Ok(None);
     };
     let cmd = CreateUser {
         email: Email::parse(email).context("FIRST_SUPERUSER_EMAIL")?,
-        username: Username::parse(&settings.first_superuser_username)
+        username: Username::parse(&settings.accounts.first_superuser_username)
             .context("FIRST_SUPERUSER_USERNAME")?,
         password: Password::new(SecretString::from(password.expose_secret().to_owned()))
             .context("FIRST_SUPERUSER_PASSWORD")?,

@@ -6,4 +6,6 @@ pub mod settings;
 pub mod telemetry;
 
 pub use application::{Application, Stopper};
-pub use settings::{AppEnv, DbPooler, JwtAlgorithm, RateLimitStore, Settings, SmtpTlsSetting};
+pub use settings::{
+    AppEnv, DbPooler, JwtAlgorithm, RateLimitStore, Settings, SmtpTlsSetting, Span,
+};

@@ -49,7 +49,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.rust_log, settings.log_format);
+    telemetry::init(&settings.server.rust_log, settings.server.log_format);
     if !args.is_empty() {
         return create_superuser(settings, &args[1..]).await;
     }
@@ -80,10 +80,10 @@ async fn create_superuser(mut settings: Settings, args: &[String]) -> ExitCode {
     for pair in args.chunks(2) {
         match pair {
             [flag, value] if flag == "--email" => {
-                settings.first_superuser_email = Some(value.clone())
+                settings.accounts.first_superuser_email = Some(value.clone())
             }
             [flag, value] if flag == "--username" => {
-                settings.first_superuser_username.clone_from(value);
+                settings.accounts.first_superuser_username.clone_from(value);
             }
             _ => {
                 eprintln!("error: unexpected `{}`\n\n{USAGE}", pair.join(" "));
@@ -91,13 +91,16 @@ async fn create_superuser(mut settings: Settings, args: &[String]) -> ExitCode {
             }
         }
     }
-    if settings.first_superuser_email.is_none() {
+    if settings.accounts.first_superuser_email.is_none() {
         eprintln!("error: create-superuser needs --email or FIRST_SUPERUSER_EMAIL");
         return ExitCode::from(2);
     }
-    if settings.first_superuser_password.is_none() {
+    if settings.accounts.first_superuser_password.is_none() {
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            eprint!("password for {}: ", settings.first_superuser_username);
+            eprint!(
+                "password for {}: ",
+                settings.accounts.first_superuser_username
+            );
             let _ = std::io::stderr().flush();
         }
         let mut line = String::new();
@@ -105,12 +108,12 @@ async fn create_superuser(mut settings: Settings, args: &[String]) -> ExitCode {
             eprintln!("error: no password given (FIRST_SUPERUSER_PASSWORD or standard input)");
             return ExitCode::from(2);
         }
-        settings.first_superuser_password = Some(SecretString::from(
+        settings.accounts.first_superuser_password = Some(SecretString::from(
             line.trim_end_matches(['\r', '\n']).to_owned(),
         ));
     }
     // Only the bootstrap is wanted: any free port, never served.
-    settings.port = 0;
+    settings.server.port = 0;
     match Application::build(settings).await {
         Ok(app) => {
             if app.first_superuser_created() == Some(true) {

@@ -9,20 +9,10 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
-use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Pretty,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
+pub use crate::settings::LogFormat;
 
 /// Lines waiting for the writer thread: enough for a burst, small enough
 /// that a stalled reader costs a few megabytes at most.

@@ -4,6 +4,7 @@
 //! and the small contract points (every failing field, HEAD, no-store).
 
 use std::time::Duration;
+use userhub_server::Span;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,8 +52,8 @@ async fn login_from(app: &TestApp, ip: &str, login: &str, password: &str) -> u16
 /// old nor the user's new password logs in.
 async fn a_superusers_decision_stands_against_the_targets_in_flight_requests(backend: Backend) {
     let app = app_with(backend, |s| {
-        s.login_max_failures = 0;
-        s.password_hash_budget_per_minute = 0;
+        s.accounts.login_max_failures = 0;
+        s.accounts.password_hash_budget_per_minute = 0;
     })
     .await;
     let root = app.root_token().await;
@@ -211,7 +212,7 @@ async fn etag_and_if_match_detect_a_lost_update(backend: Backend) {
 }
 
 async fn concurrent_deletes_and_password_changes_have_one_winner(backend: Backend) {
-    let app = app_with(backend, |s| s.password_hash_budget_per_minute = 0).await;
+    let app = app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
     let root = app.root_token().await;
     let TestUser {
         id, access: token, ..
@@ -342,7 +343,7 @@ async fn a_lockout_answers_alike_for_existing_deactivated_and_unknown_names(back
 }
 
 async fn a_lockout_from_one_address_does_not_lock_the_owner_out_of_theirs(backend: Backend) {
-    let app = app_with(backend, |s| s.trust_forwarded_for = true).await;
+    let app = app_with(backend, |s| s.server.trust_forwarded_for = true).await;
     app.register("admin2").await;
     for _ in 0..5 {
         assert_eq!(
@@ -369,8 +370,8 @@ async fn a_lockout_from_one_address_does_not_lock_the_owner_out_of_theirs(backen
 
 async fn the_name_budget_stops_guessing_spread_over_many_addresses(backend: Backend) {
     let app = app_with(backend, |s| {
-        s.trust_forwarded_for = true;
-        s.login_max_failures_per_name_per_hour = 8;
+        s.server.trust_forwarded_for = true;
+        s.accounts.login_max_failures_per_name_per_hour = 8;
     })
     .await;
     app.register("ada").await;
@@ -395,7 +396,7 @@ async fn the_name_budget_stops_guessing_spread_over_many_addresses(backend: Back
 }
 
 async fn wrong_current_passwords_behind_a_token_end_in_429(backend: Backend) {
-    let app = app_with(backend, |s| s.password_hash_budget_per_minute = 0).await;
+    let app = app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
     let TestUser {
         id, access: token, ..
     } = app.user("ada").await;
@@ -446,8 +447,8 @@ async fn wrong_current_passwords_behind_a_token_end_in_429(backend: Backend) {
 
 async fn the_hashing_budget_is_per_caller(backend: Backend) {
     let app = app_with(backend, |s| {
-        s.password_hash_budget_per_minute = 3;
-        s.login_max_failures = 0;
+        s.accounts.password_hash_budget_per_minute = 3;
+        s.accounts.login_max_failures = 0;
     })
     .await;
     let TestUser { access: ada, .. } = app.user("ada").await;
@@ -617,7 +618,7 @@ async fn idle_and_slow_connections_are_closed_within_seconds() {
 async fn a_body_that_does_not_arrive_in_time_is_a_408() {
     let db = TestDatabase::create(Backend::Sqlite).await;
     let url = db.url.clone();
-    let app = spawn_app_on(db, url, |s| s.body_timeout_seconds = 1).await;
+    let app = spawn_app_on(db, url, |s| s.server.body_timeout_seconds = Span(1)).await;
     let address = app.address.trim_start_matches("http://").to_owned();
     let body = br#"{"email": "slow@example.com", "password": "whatever-it-is"}"#;
     // Each answer is read to the end of the connection: the server must

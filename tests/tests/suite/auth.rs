@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use userhub_server::Span;
 use userhub_tests::{
     Backend, JWT_KEY, PASSWORD, TestDatabase, TestUser, spawn_app, spawn_app_on, spawn_server,
 };
@@ -539,7 +540,7 @@ async fn me_refuses_missing_malformed_forged_expired_and_refresh_tokens(backend:
 async fn locking_app(backend: Backend) -> userhub_tests::TestApp {
     let db = TestDatabase::create(backend).await;
     let url = db.url.clone();
-    spawn_app_on(db, url, |s| s.login_max_failures = 3).await
+    spawn_app_on(db, url, |s| s.accounts.login_max_failures = 3).await
 }
 
 async fn repeated_failures_lock_the_account_with_429_until_a_superuser_unlocks_it(
@@ -608,8 +609,8 @@ async fn limited_app(backend: Backend, trust_forwarded_for: bool) -> userhub_tes
     let db = TestDatabase::create(backend).await;
     let url = db.url.clone();
     spawn_app_on(db, url, |s| {
-        s.auth_rate_limit_per_minute = 3;
-        s.trust_forwarded_for = trust_forwarded_for;
+        s.accounts.auth_rate_limit_per_minute = 3;
+        s.server.trust_forwarded_for = trust_forwarded_for;
     })
     .await
 }
@@ -714,7 +715,7 @@ async fn a_hash_of_an_older_cost_is_replaced_at_the_next_login(backend: Backend)
     app.register("ada").await;
     assert!(stored_hash(&app.db.url, "ada").await.starts_with("$2b$04$"));
     // The operator raises the cost and restarts.
-    let address = spawn_server(app.db.url.clone(), |s| s.bcrypt_cost = 5).await;
+    let address = spawn_server(app.db.url.clone(), |s| s.accounts.bcrypt_cost = 5).await;
     let login = |password: &'static str| {
         app.client
             .post(format!("{address}/api/auth/login"))
@@ -757,7 +758,7 @@ async fn concurrent_refreshes_of_one_token_never_fork_the_session(backend: Backe
 async fn within_the_grace_window_racing_refreshes_get_the_same_successor(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let url = db.url.clone();
-    let app = spawn_app_on(db, url, |s| s.refresh_reuse_grace_seconds = 30).await;
+    let app = spawn_app_on(db, url, |s| s.tokens.refresh_reuse_grace_seconds = Span(30)).await;
     let TestUser { refresh, .. } = app.user("ada").await;
     let body = json!({"refresh_token": refresh});
     let attempts = (0..4).map(|_| app.post("/api/auth/refresh", &body, None));

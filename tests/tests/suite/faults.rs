@@ -4,6 +4,7 @@
 //! dropped request.
 
 use std::time::{Duration, Instant};
+use userhub_server::Span;
 
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
@@ -44,7 +45,10 @@ async fn oversized_header_blocks_get_431(backend: Backend) {
 async fn a_blocked_statement_is_cancelled_and_answered_503_on_postgres() {
     let db = TestDatabase::create(Backend::Postgres).await;
     let url = db.url.clone();
-    let app = spawn_app_on(db, url.clone(), |s| s.db_statement_timeout_seconds = 1).await;
+    let app = spawn_app_on(db, url.clone(), |s| {
+        s.database.db_statement_timeout_seconds = Span(1)
+    })
+    .await;
     let TestUser { access: token, .. } = app.user("ada").await;
     let blocker = Database::connect(&url).await.unwrap();
     let txn = blocker.begin().await.unwrap();
@@ -88,7 +92,7 @@ async fn health_answers_within_a_second_while_the_database_is_gone_on_postgres()
 async fn terminated_backends_give_503_or_success_never_500_on_postgres() {
     let db = TestDatabase::create(Backend::Postgres).await;
     let url = db.url.clone();
-    let app = spawn_app_on(db, url.clone(), |s| s.db_pool_max_size = 8).await;
+    let app = spawn_app_on(db, url.clone(), |s| s.database.db_pool_max_size = 8).await;
     let TestUser {
         id, access: token, ..
     } = app.user("ada").await;
@@ -152,7 +156,7 @@ async fn terminated_backends_give_503_or_success_never_500_on_postgres() {
 async fn writes_on_a_read_only_database_are_503_on_postgres() {
     let db = TestDatabase::create(Backend::Postgres).await;
     let url = db.url.clone();
-    let app = spawn_app_on(db, url.clone(), |s| s.db_pool_max_size = 2).await;
+    let app = spawn_app_on(db, url.clone(), |s| s.database.db_pool_max_size = 2).await;
     let TestUser { access: token, .. } = app.user("ada").await;
     let admin = Database::connect(&url).await.unwrap();
     admin
@@ -199,7 +203,7 @@ async fn replicas_started_together_all_come_up_on_postgres() {
         let db = TestDatabase::create(Backend::Postgres).await;
         if migrated {
             let mut settings = test_settings(db.url.clone());
-            settings.first_superuser_email = None;
+            settings.accounts.first_superuser_email = None;
             drop(Application::build(settings).await.unwrap());
         }
         let starts = (0..3).map(|_| {
@@ -238,8 +242,8 @@ async fn shutdown_drains_in_flight_requests_on_postgres() {
     let db = TestDatabase::create(Backend::Postgres).await;
     let url = db.url.clone();
     let mut settings = test_settings(url.clone());
-    settings.shutdown_delay_seconds = 1;
-    settings.workers = 2;
+    settings.server.shutdown_delay_seconds = Span(1);
+    settings.server.workers = 2;
     let app = Application::build(settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let stopper = app.stopper();
@@ -323,8 +327,8 @@ async fn an_unreachable_database_at_start_is_reported_with_its_cause() {
         }
     });
     let mut settings = test_settings(format!("postgres://postgres@127.0.0.1:{port}/userhub"));
-    settings.db_connect_timeout_seconds = 1;
-    settings.db_acquire_timeout_seconds = 30;
+    settings.database.db_connect_timeout_seconds = Span(1);
+    settings.database.db_acquire_timeout_seconds = Span(30);
     let started = Instant::now();
     let err = Application::build(settings)
         .await
@@ -357,7 +361,7 @@ async fn the_superuser_bootstrap_says_whether_it_created_one() {
         .unwrap();
     assert_eq!(again.first_superuser_created(), Some(false));
     let mut none = test_settings(db.url.clone());
-    none.first_superuser_email = None;
+    none.accounts.first_superuser_email = None;
     let none = Application::build(none).await.unwrap();
     assert_eq!(none.first_superuser_created(), None);
 }

@@ -5,6 +5,7 @@
 //! refused because an unrelated one landed first.
 
 use std::time::Duration;
+use userhub_server::Span;
 
 use serde_json::{Value, json};
 use userhub_server::SmtpTlsSetting;
@@ -47,11 +48,11 @@ async fn mailing_app(
     let url = db.url.clone();
     let port = smtp.port;
     spawn_app_on(db, url, move |s| {
-        s.smtp_host = "127.0.0.1".into();
-        s.smtp_port = Some(port);
-        s.smtp_tls = SmtpTlsSetting::None;
-        s.public_url = "https://app.example.com".into();
-        s.mail_retry_seconds = 1;
+        s.mail.smtp_host = "127.0.0.1".into();
+        s.mail.smtp_port = Some(port);
+        s.mail.smtp_tls = SmtpTlsSetting::None;
+        s.server.public_url = "https://app.example.com".into();
+        s.mail.mail_retry_seconds = Span(1);
         tweak(s);
     })
     .await
@@ -371,7 +372,10 @@ async fn every_email_and_password_change_tells_the_account(backend: Backend) {
 }
 
 async fn with_the_setting_off_an_email_change_needs_no_password(backend: Backend) {
-    let app = app_with(backend, |s| s.email_change_requires_password = false).await;
+    let app = app_with(backend, |s| {
+        s.accounts.email_change_requires_password = false
+    })
+    .await;
     let TestUser { id, access, .. } = app.user("ada").await;
     let (status, body) = put_user(&app, &id, json!({"email": "ada@new.example"}), &access).await;
     assert_eq!(status, 200, "{body}");
@@ -474,7 +478,7 @@ async fn reset_links_die_with_the_changes_that_should_end_them(backend: Backend)
 
 async fn no_loop_mails_an_address_more_than_its_hourly_share(backend: Backend) {
     let smtp = SmtpServer::started();
-    let app = mailing_app(backend, &smtp, |s| s.mail_max_per_address_per_hour = 3).await;
+    let app = mailing_app(backend, &smtp, |s| s.mail.mail_max_per_address_per_hour = 3).await;
     let TestUser { id, access, .. } = app.user("ada").await;
     // Registration sent one verification link; a loop of requests, each
     // waited out so that none is merged with another, gets two more.
@@ -530,7 +534,7 @@ async fn no_loop_mails_an_address_more_than_its_hourly_share(backend: Backend) {
 /// than the hourly share of mail.
 async fn password_notices_to_an_unproven_address_are_capped_too(backend: Backend) {
     let smtp = SmtpServer::started();
-    let app = mailing_app(backend, &smtp, |s| s.mail_max_per_address_per_hour = 2).await;
+    let app = mailing_app(backend, &smtp, |s| s.mail.mail_max_per_address_per_hour = 2).await;
     let TestUser { access, .. } = app.user("ada").await;
     let passwords = [PASSWORD, NEW_PASSWORD];
     for i in 0..4 {
@@ -555,7 +559,7 @@ async fn password_notices_to_an_unproven_address_are_capped_too(backend: Backend
 }
 
 async fn the_account_write_limit_answers_429_and_only_for_the_account_written(backend: Backend) {
-    let app = app_with(backend, |s| s.user_write_limit_per_minute = 3).await;
+    let app = app_with(backend, |s| s.accounts.user_write_limit_per_minute = 3).await;
     let TestUser { id, access, .. } = app.user("ada").await;
     let TestUser {
         id: bob,
@@ -596,7 +600,7 @@ async fn the_account_write_limit_answers_429_and_only_for_the_account_written(ba
 }
 
 async fn refresh_is_refused_to_unverified_users_when_verification_is_required(backend: Backend) {
-    let app = app_with(backend, |s| s.require_verified_email = true).await;
+    let app = app_with(backend, |s| s.accounts.require_verified_email = true).await;
     // The first superuser is verified; a login, then an email change.
     let tokens: Value = app
         .login(ROOT_EMAIL, userhub_tests::ROOT_PASSWORD)
@@ -626,7 +630,7 @@ async fn refresh_is_refused_to_unverified_users_when_verification_is_required(ba
 }
 
 async fn concurrent_profile_updates_and_logins_all_land(backend: Backend) {
-    let app = app_with(backend, |s| s.password_hash_budget_per_minute = 0).await;
+    let app = app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
     let TestUser { id, access, .. } = app.user("ada").await;
     let sent: Vec<String> = (0..64).map(|i| format!("Ada {i}")).collect();
     let mut tasks = Vec::new();
@@ -702,7 +706,7 @@ async fn login_through(app: &TestApp, lines: &[&str], login: &str, password: &st
 }
 
 async fn the_client_address_is_the_proxys_entry_and_ipv6_counts_by_its_64(backend: Backend) {
-    let app = app_with(backend, |s| s.trust_forwarded_for = true).await;
+    let app = app_with(backend, |s| s.server.trust_forwarded_for = true).await;
     app.register("ada").await;
     app.register("bob").await;
     // Five failures from five addresses of one /64: that /64 is locked,

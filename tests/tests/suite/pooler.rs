@@ -102,7 +102,7 @@ async fn a_refresh_token_presented_twice_revokes_its_session() {
 }
 
 async fn concurrent_registrations_of_one_email_make_one_user() {
-    let app = spawn_app_behind_pgbouncer(|settings| settings.db_pool_max_size = 8).await;
+    let app = spawn_app_behind_pgbouncer(|settings| settings.database.db_pool_max_size = 8).await;
     let attempts = (0..12).map(|i| {
         let body = json!({"email": "race@example.com", "username": format!("racer{i}"), "password": PASSWORD});
         let app = &app;
@@ -168,7 +168,7 @@ async fn listings_page_and_conditional_updates_hold() {
 async fn many_concurrent_statements_share_few_server_connections() {
     // A pool of 16 client connections over PgBouncer's 8 server connections:
     // statements of different clients meet on the same server connections.
-    let app = spawn_app_behind_pgbouncer(|settings| settings.db_pool_max_size = 16).await;
+    let app = spawn_app_behind_pgbouncer(|settings| settings.database.db_pool_max_size = 16).await;
     let TestUser { access, .. } = app.user("ada").await;
     let requests = (0..200).map(|i| {
         let (app, access) = (&app, &access);
@@ -225,10 +225,10 @@ async fn every_transaction_gets_the_statement_timeout() {
 
 async fn the_server_refuses_pgbouncer_without_a_direct_url_for_migrations() {
     let mut settings = userhub_tests::test_settings(format!("{}/postgres", pgbouncer_url()));
-    settings.db_pooler = userhub_server::DbPooler::Pgbouncer;
-    settings.bcrypt_cost = 12;
+    settings.database.db_pooler = userhub_server::DbPooler::Pgbouncer;
+    settings.accounts.bcrypt_cost = 12;
     let err = settings.validate().unwrap_err().to_string();
     assert!(err.starts_with("DATABASE_DIRECT_URL: required"), "{err}");
-    settings.run_migrations = false;
+    settings.database.run_migrations = false;
     settings.validate().unwrap();
 }

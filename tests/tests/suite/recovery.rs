@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 use userhub_server::SmtpTlsSetting;
+use userhub_server::Span;
 use userhub_tests::smtp::{SmtpServer, link_token, recipient};
 use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, TestUser, spawn_app_on};
 
@@ -26,11 +27,11 @@ async fn app_mailing_to(backend: Backend, smtp: &SmtpServer) -> TestApp {
     let url = db.url.clone();
     let port = smtp.port;
     spawn_app_on(db, url, move |s| {
-        s.smtp_host = "127.0.0.1".into();
-        s.smtp_port = Some(port);
-        s.smtp_tls = SmtpTlsSetting::None;
-        s.public_url = "https://app.example.com".into();
-        s.mail_retry_seconds = 1;
+        s.mail.smtp_host = "127.0.0.1".into();
+        s.mail.smtp_port = Some(port);
+        s.mail.smtp_tls = SmtpTlsSetting::None;
+        s.server.public_url = "https://app.example.com".into();
+        s.mail.mail_retry_seconds = Span(1);
     })
     .await
 }
@@ -352,10 +353,10 @@ async fn with_verification_required_unverified_users_cannot_log_in(backend: Back
     let url = db.url.clone();
     let port = smtp.port;
     let app = spawn_app_on(db, url, move |s| {
-        s.smtp_host = "127.0.0.1".into();
-        s.smtp_port = Some(port);
-        s.smtp_tls = SmtpTlsSetting::None;
-        s.require_verified_email = true;
+        s.mail.smtp_host = "127.0.0.1".into();
+        s.mail.smtp_port = Some(port);
+        s.mail.smtp_tls = SmtpTlsSetting::None;
+        s.accounts.require_verified_email = true;
     })
     .await;
     app.register("ada").await;

@@ -74,8 +74,8 @@ async fn two_instances_on_one_database_spend_one_per_ip_budget(backend: Backend)
     }
     let db = TestDatabase::create(backend).await;
     let shared = |s: &mut userhub_server::Settings| {
-        s.rate_limit_store = RateLimitStore::Database;
-        s.auth_rate_limit_per_minute = 4;
+        s.accounts.rate_limit_store = RateLimitStore::Database;
+        s.accounts.auth_rate_limit_per_minute = 4;
     };
     let a = spawn_server(db.url.clone(), shared).await;
     let b = spawn_server(db.url.clone(), shared).await;

@@ -22,9 +22,9 @@ async fn app_signing_with(backend: Backend, algorithm: &str, key: &str) -> TestA
     let url = db.url.clone();
     let (algorithm, key) = (algorithm.to_owned(), key.to_owned());
     spawn_app_on(db, url, move |s| {
-        s.jwt_algorithm = algorithm.parse().expect("a known algorithm");
-        s.jwt_private_key_file = Some(fixture(&format!("{key}-private.pem")));
-        s.jwt_public_key_file = Some(fixture(&format!("{key}-public.pem")));
+        s.tokens.jwt_algorithm = algorithm.parse().expect("a known algorithm");
+        s.tokens.jwt_private_key_file = Some(fixture(&format!("{key}-private.pem")));
+        s.tokens.jwt_public_key_file = Some(fixture(&format!("{key}-public.pem")));
     })
     .await
 }

@@ -3,7 +3,8 @@
 //! module reads them and forgets old ones.
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
+use sea_orm::{ConnectionTrait, DbErr, DeriveIden, QueryResult};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -14,7 +15,35 @@ use userhub_domain::model::{
 use userhub_domain::ports::AuditLog;
 use uuid::Uuid;
 
-use super::{Database, DbResultExt, execute, from_micros, micros, read, statement};
+use super::{Database, DbResultExt, from_micros, micros, read};
+
+#[derive(DeriveIden, Clone, Copy)]
+enum AuditEvents {
+    Table,
+    Id,
+    At,
+    Type,
+    Outcome,
+    ActorId,
+    SubjectId,
+    Ip,
+    UserAgent,
+    RequestId,
+    Details,
+}
+
+/// The columns an event is read from.
+const READ: [AuditEvents; 9] = [
+    AuditEvents::Id,
+    AuditEvents::At,
+    AuditEvents::Type,
+    AuditEvents::ActorId,
+    AuditEvents::SubjectId,
+    AuditEvents::Ip,
+    AuditEvents::UserAgent,
+    AuditEvents::RequestId,
+    AuditEvents::Details,
+];
 
 /// Rows deleted per statement when purging, so that no transaction holds
 /// many locks or much undo.
@@ -43,12 +72,21 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
         lock_seconds: event.details.lock_seconds,
     };
     let details = serde_json::to_string(&details).map_err(|err| DbErr::Json(err.to_string()))?;
-    let insert = statement(
-        conn.get_database_backend(),
-        "INSERT INTO audit_events \
-         (id, at, type, outcome, actor_id, subject_id, ip, user_agent, request_id, details) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        vec![
+    let insert = Query::insert()
+        .into_table(AuditEvents::Table)
+        .columns([
+            AuditEvents::Id,
+            AuditEvents::At,
+            AuditEvents::Type,
+            AuditEvents::Outcome,
+            AuditEvents::ActorId,
+            AuditEvents::SubjectId,
+            AuditEvents::Ip,
+            AuditEvents::UserAgent,
+            AuditEvents::RequestId,
+            AuditEvents::Details,
+        ])
+        .values_panic([
             event.id.into(),
             micros(event.at).into(),
             event.kind.as_str().into(),
@@ -59,9 +97,9 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
             event.client.user_agent.clone().into(),
             event.client.request_id.clone().into(),
             details.into(),
-        ],
-    );
-    conn.execute_raw(insert).await?;
+        ])
+        .to_owned();
+    conn.execute(&insert).await?;
     Ok(())
 }
 
@@ -122,47 +160,38 @@ impl AuditLog for SeaOrmAuditLog {
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, PortError> {
         // Ids grow with time, so the primary key (or an index that ends in
         // the id) serves both the order and the time bounds.
-        let mut sql = String::from(
-            "SELECT id, at, type, actor_id, subject_id, ip, user_agent, request_id, details \
-             FROM audit_events WHERE 1 = 1",
-        );
-        let mut values: Vec<Value> = Vec::new();
+        let mut select = Query::select();
+        select.columns(READ).from(AuditEvents::Table);
         if let Some(subject) = query.subject {
-            sql.push_str(" AND subject_id = ?");
-            values.push(subject.as_uuid().into());
+            select.and_where(Expr::col(AuditEvents::SubjectId).eq(subject.as_uuid()));
         }
         if let Some(actor) = query.actor {
-            sql.push_str(" AND actor_id = ?");
-            values.push(actor.as_uuid().into());
+            select.and_where(Expr::col(AuditEvents::ActorId).eq(actor.as_uuid()));
         }
         if let Some(kind) = query.kind {
-            sql.push_str(" AND type = ?");
-            values.push(kind.as_str().into());
+            select.and_where(Expr::col(AuditEvents::Type).eq(kind.as_str()));
         }
         // An id's time is its event's, or a little later when many events
         // came in one microsecond: `at` decides, the id bounds the scan.
         if let Some(since) = query.since {
-            sql.push_str(" AND id >= ? AND at >= ?");
-            values.push(first_id_at(since).into());
-            values.push(micros(since).into());
+            select
+                .and_where(Expr::col(AuditEvents::Id).gte(first_id_at(since)))
+                .and_where(Expr::col(AuditEvents::At).gte(micros(since)));
         }
         if let Some(until) = query.until {
-            sql.push_str(" AND id < ? AND at < ?");
-            values.push(first_id_at(until + time::Duration::seconds(1)).into());
-            values.push(micros(until).into());
+            let bound = first_id_at(until + time::Duration::seconds(1));
+            select
+                .and_where(Expr::col(AuditEvents::Id).lt(bound))
+                .and_where(Expr::col(AuditEvents::At).lt(micros(until)));
         }
         if let Some(before) = query.before {
-            sql.push_str(" AND id < ?");
-            values.push(before.into());
+            select.and_where(Expr::col(AuditEvents::Id).lt(before));
         }
-        sql.push_str(" ORDER BY id DESC LIMIT ?");
-        values.push(i64::try_from(query.limit).unwrap_or(i64::MAX).into());
+        select
+            .order_by(AuditEvents::Id, Order::Desc)
+            .limit(query.limit);
         let conn = self.db.connection();
-        let rows = read(|| {
-            conn.query_all_raw(statement(conn.get_database_backend(), &sql, values.clone()))
-        })
-        .await
-        .port()?;
+        let rows = read(|| conn.query_all(&select)).await.port()?;
         rows.iter().map(from_row).collect()
     }
 
@@ -170,16 +199,23 @@ impl AuditLog for SeaOrmAuditLog {
         let bound = first_id_at(before);
         let mut purged = 0;
         loop {
-            let deleted = execute(
-                self.db.connection(),
-                "DELETE FROM audit_events WHERE id IN \
-                 (SELECT id FROM audit_events WHERE id < ? LIMIT ?)",
-                vec![
-                    bound.into(),
-                    i64::try_from(PURGE_BATCH).unwrap_or(i64::MAX).into(),
-                ],
-            )
-            .await?;
+            let oldest = Query::select()
+                .column(AuditEvents::Id)
+                .from(AuditEvents::Table)
+                .and_where(Expr::col(AuditEvents::Id).lt(bound))
+                .limit(PURGE_BATCH)
+                .to_owned();
+            let batch = Query::delete()
+                .from_table(AuditEvents::Table)
+                .and_where(Expr::col(AuditEvents::Id).in_subquery(oldest))
+                .to_owned();
+            let deleted = self
+                .db
+                .connection()
+                .execute(&batch)
+                .await
+                .port()?
+                .rows_affected();
             purged += deleted;
             if deleted < PURGE_BATCH {
                 return Ok(purged);

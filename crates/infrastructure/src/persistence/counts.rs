@@ -3,11 +3,21 @@
 //! concurrent requests on every instance are each counted once.
 
 use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DeriveIden};
 use time::{Duration, OffsetDateTime};
 use userhub_domain::PortError;
 use userhub_domain::ports::RequestCounter;
 
-use super::{Database, DbResultExt, execute, micros, query_one};
+use super::{Database, DbResultExt, micros};
+
+#[derive(DeriveIden)]
+enum RequestCounts {
+    Table,
+    Key,
+    WindowStart,
+    Hits,
+}
 
 /// Rate-limit counts shared by every server instance.
 #[derive(Clone, Debug)]
@@ -31,30 +41,46 @@ impl RequestCounter for SeaOrmRequestCounter {
         window: Duration,
         now: OffsetDateTime,
     ) -> Result<u32, PortError> {
-        let length = micros(OffsetDateTime::UNIX_EPOCH + window).max(1);
+        let length = Ord::max(micros(OffsetDateTime::UNIX_EPOCH + window), 1);
         let start = micros(now) / length * length;
-        let row = query_one(
-            self.db.connection(),
-            "INSERT INTO request_counts (key, window_start, hits) VALUES (?, ?, 1) \
-             ON CONFLICT (key) DO UPDATE SET \
-               hits = CASE WHEN request_counts.window_start = excluded.window_start \
-                           THEN request_counts.hits + 1 ELSE 1 END, \
-               window_start = excluded.window_start \
-             RETURNING hits",
-            vec![key.into(), start.into()],
-        )
-        .await?
-        .ok_or_else(|| PortError::unexpected("the request count upsert returned no row"))?;
+        let hits = Expr::col((RequestCounts::Table, RequestCounts::Hits));
+        let same_window = Expr::col((RequestCounts::Table, RequestCounts::WindowStart)).eq(start);
+        let upsert = Query::insert()
+            .into_table(RequestCounts::Table)
+            .columns([
+                RequestCounts::Key,
+                RequestCounts::WindowStart,
+                RequestCounts::Hits,
+            ])
+            .values_panic([key.into(), start.into(), 1.into()])
+            .on_conflict(
+                OnConflict::column(RequestCounts::Key)
+                    .value(
+                        RequestCounts::Hits,
+                        Expr::case(same_window, hits.add(1)).finally(1),
+                    )
+                    .value(RequestCounts::WindowStart, start)
+                    .to_owned(),
+            )
+            .returning_col(RequestCounts::Hits)
+            .to_owned();
+        let row = self
+            .db
+            .connection()
+            .query_one(&upsert)
+            .await
+            .port()?
+            .ok_or_else(|| PortError::unexpected("the request count upsert returned no row"))?;
         let hits: i32 = row.try_get("", "hits").port()?;
         Ok(u32::try_from(hits).unwrap_or(u32::MAX))
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
-        execute(
-            self.db.connection(),
-            "DELETE FROM request_counts WHERE window_start < ?",
-            vec![micros(before).into()],
-        )
-        .await
+        let stale = Query::delete()
+            .from_table(RequestCounts::Table)
+            .and_where(Expr::col(RequestCounts::WindowStart).lt(micros(before)))
+            .to_owned();
+        let done = self.db.connection().execute(&stale).await.port()?;
+        Ok(done.rows_affected())
     }
 }

@@ -1,27 +1,44 @@
-//! Password-reset tokens (`recovery_tokens`) and the mail queue
-//! (`mail_jobs`). Times are microseconds since the Unix epoch, 0 meaning
+//! Reset, verification and revert tokens (`recovery_tokens`). Times are microseconds since the Unix epoch, 0 meaning
 //! "not yet" (see the migration).
 
 use async_trait::async_trait;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, Query, UpdateStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryResult,
-    TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DeriveIden, EntityTrait, QueryFilter,
+    QueryResult, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, ClientInfo, Email, MailJob, MailKind, Notice, PasswordHash, RefreshTokenHash, User,
-    UserId,
+    AuditEvent, Email, MailKind, PasswordHash, RefreshTokenHash, User, UserId,
 };
-use userhub_domain::ports::{MailQueue, RecoveryTokens, RevertOutcome};
+use userhub_domain::ports::{self, RevertOutcome};
 use uuid::Uuid;
 
 use super::users::to_domain;
-use super::{
-    Database, DbResultExt, audit, execute, from_micros, micros, port_error, query_all, query_one,
-};
+use super::{Database, DbResultExt, audit, delete_older, micros, port_error};
 use crate::entities::{session, user};
+
+#[derive(DeriveIden, Clone, Copy)]
+enum RecoveryTokens {
+    Table,
+    TokenHash,
+    Purpose,
+    UserId,
+    Email,
+    CreatedAt,
+    ExpiresAt,
+    SpentAt,
+}
+
+/// Marks live tokens spent; the caller narrows which.
+fn spend(now: OffsetDateTime) -> UpdateStatement {
+    Query::update()
+        .table(RecoveryTokens::Table)
+        .value(RecoveryTokens::SpentAt, micros(now))
+        .and_where(Expr::col(RecoveryTokens::SpentAt).eq(0))
+        .to_owned()
+}
 
 /// The purpose stored with a password-reset token.
 const RESET: &str = "password_reset";
@@ -39,13 +56,11 @@ pub(super) async fn spend_tokens(
     now: OffsetDateTime,
 ) -> Result<(), sea_orm::DbErr> {
     for purpose in purposes {
-        conn.execute_raw(super::statement(
-            conn.get_database_backend(),
-            "UPDATE recovery_tokens SET spent_at = ? \
-             WHERE user_id = ? AND purpose = ? AND spent_at = 0",
-            vec![micros(now).into(), user.into(), (*purpose).into()],
-        ))
-        .await?;
+        let mine = spend(now)
+            .and_where(Expr::col(RecoveryTokens::UserId).eq(user))
+            .and_where(Expr::col(RecoveryTokens::Purpose).eq(*purpose))
+            .to_owned();
+        conn.execute(&mine).await?;
     }
     Ok(())
 }
@@ -69,19 +84,17 @@ async fn spend_live(
     purpose: &str,
     now: OffsetDateTime,
 ) -> Result<Option<Spent>, PortError> {
-    let spent = query_one(
-        txn,
-        "UPDATE recovery_tokens SET spent_at = ? \
-         WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ? \
-         RETURNING user_id, email, created_at",
-        vec![
-            micros(now).into(),
-            hash.as_str().into(),
-            purpose.into(),
-            micros(now).into(),
-        ],
-    )
-    .await?;
+    let live = spend(now)
+        .and_where(Expr::col(RecoveryTokens::TokenHash).eq(hash.as_str()))
+        .and_where(Expr::col(RecoveryTokens::Purpose).eq(purpose))
+        .and_where(Expr::col(RecoveryTokens::ExpiresAt).gt(micros(now)))
+        .returning(Query::returning().columns([
+            RecoveryTokens::UserId,
+            RecoveryTokens::Email,
+            RecoveryTokens::CreatedAt,
+        ]))
+        .to_owned();
+    let spent = txn.query_one(&live).await.port()?;
     spent
         .map(|row| {
             let email: Option<String> = get(&row, "email")?;
@@ -136,7 +149,7 @@ async fn write_own(
 }
 
 #[async_trait]
-impl RecoveryTokens for SeaOrmRecoveryTokens {
+impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
     async fn issue(
         &self,
         kind: MailKind,
@@ -156,20 +169,28 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
                 .await
                 .port()?;
         }
-        execute(
-            &txn,
-            "INSERT INTO recovery_tokens (token_hash, purpose, user_id, email, created_at, expires_at, spent_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 0)",
-            vec![
+        let insert = Query::insert()
+            .into_table(RecoveryTokens::Table)
+            .columns([
+                RecoveryTokens::TokenHash,
+                RecoveryTokens::Purpose,
+                RecoveryTokens::UserId,
+                RecoveryTokens::Email,
+                RecoveryTokens::CreatedAt,
+                RecoveryTokens::ExpiresAt,
+                RecoveryTokens::SpentAt,
+            ])
+            .values_panic([
                 hash.as_str().into(),
                 purpose.into(),
                 user.as_uuid().into(),
                 email.as_str().into(),
                 micros(now).into(),
                 micros(expires_at).into(),
-            ],
-        )
-        .await?;
+                0_i64.into(),
+            ])
+            .to_owned();
+        txn.execute(&insert).await.port()?;
         if let Some(event) = event {
             audit::write(&txn, &event).await.port()?;
         }
@@ -210,13 +231,15 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError> {
         let conn = self.db.connection();
-        let row = query_one(
-            conn,
-            "SELECT user_id FROM recovery_tokens \
-             WHERE token_hash = ? AND purpose = ? AND spent_at = 0 AND expires_at > ?",
-            vec![hash.as_str().into(), RESET.into(), micros(now).into()],
-        )
-        .await?;
+        let live = Query::select()
+            .column(RecoveryTokens::UserId)
+            .from(RecoveryTokens::Table)
+            .and_where(Expr::col(RecoveryTokens::TokenHash).eq(hash.as_str()))
+            .and_where(Expr::col(RecoveryTokens::Purpose).eq(RESET))
+            .and_where(Expr::col(RecoveryTokens::SpentAt).eq(0))
+            .and_where(Expr::col(RecoveryTokens::ExpiresAt).gt(micros(now)))
+            .to_owned();
+        let row = conn.query_one(&live).await.port()?;
         match row {
             Some(row) => active_user(conn, get(&row, "user_id")?).await,
             None => Ok(None),
@@ -296,18 +319,12 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
         // revert links (mailed to addresses the account no longer had, an
         // intruder's, say) must not take the address back. Older links
         // stay, each still undoing its own, earlier change.
-        execute(
-            &txn,
-            "UPDATE recovery_tokens SET spent_at = ? \
-             WHERE user_id = ? AND purpose = ? AND spent_at = 0 AND created_at >= ?",
-            vec![
-                micros(now).into(),
-                user_id.into(),
-                REVERT.into(),
-                created_at.into(),
-            ],
-        )
-        .await?;
+        let later = spend(now)
+            .and_where(Expr::col(RecoveryTokens::UserId).eq(user_id))
+            .and_where(Expr::col(RecoveryTokens::Purpose).eq(REVERT))
+            .and_where(Expr::col(RecoveryTokens::CreatedAt).gte(created_at))
+            .to_owned();
+        txn.execute(&later).await.port()?;
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now))
             .filter(session::Column::UserId.eq(user_id))
@@ -326,182 +343,12 @@ impl RecoveryTokens for SeaOrmRecoveryTokens {
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
-        execute(
-            self.db.connection(),
-            "DELETE FROM recovery_tokens WHERE expires_at < ?",
-            vec![micros(before).into()],
-        )
-        .await
-    }
-}
-
-/// The mail queue, shared by every server instance.
-#[derive(Clone, Debug)]
-pub struct SeaOrmMailQueue {
-    db: Database,
-}
-
-impl SeaOrmMailQueue {
-    /// A queue on this database.
-    #[must_use]
-    pub fn new(db: Database) -> Self {
-        Self { db }
-    }
-
-    async fn set(&self, sql: &str, values: Vec<Value>) -> Result<(), PortError> {
-        execute(self.db.connection(), sql, values).await.map(drop)
-    }
-}
-
-#[async_trait]
-impl MailQueue for SeaOrmMailQueue {
-    async fn enqueue(
-        &self,
-        kind: MailKind,
-        email: &str,
-        now: OffsetDateTime,
-        client: &ClientInfo,
-    ) -> Result<(), PortError> {
-        // The partial unique index on untaken (kind, email) turns a second
-        // request into nothing.
-        self.set(
-            "INSERT INTO mail_jobs (id, kind, email, created_at, next_attempt_at, attempts, completed_at, failed_at, ip, user_agent, request_id) \
-             VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?) ON CONFLICT DO NOTHING",
-            vec![
-                Uuid::now_v7().into(),
-                kind.as_str().into(),
-                email.into(),
-                micros(now).into(),
-                micros(now).into(),
-                client.ip.clone().into(),
-                client.user_agent.clone().into(),
-                client.request_id.clone().into(),
-            ],
-        )
-        .await
-    }
-
-    async fn notify(
-        &self,
-        notice: &Notice,
-        now: OffsetDateTime,
-        client: &ClientInfo,
-    ) -> Result<(), PortError> {
-        // With an account named, the job is outside the one-untaken-job
-        // index: every notice is queued.
-        self.set(
-            "INSERT INTO mail_jobs (id, kind, email, created_at, next_attempt_at, attempts, completed_at, failed_at, ip, user_agent, request_id, user_id, new_email) \
-             VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?)",
-            vec![
-                Uuid::now_v7().into(),
-                notice.kind.as_str().into(),
-                notice.to.as_str().into(),
-                micros(now).into(),
-                micros(now).into(),
-                client.ip.clone().into(),
-                client.user_agent.clone().into(),
-                client.request_id.clone().into(),
-                notice.user_id.as_uuid().into(),
-                notice.new_email.as_ref().map(|e| e.as_str().to_owned()).into(),
-            ],
-        )
-        .await
-    }
-
-    async fn claim(
-        &self,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<MailJob>, PortError> {
-        let (now, limit, lease_until) = (
-            Value::from(micros(now)),
-            Value::from(i64::from(limit)),
-            Value::from(micros(lease_until)),
+        let expired = delete_older(
+            RecoveryTokens::Table,
+            RecoveryTokens::ExpiresAt,
+            micros(before),
         );
-        let (sql, values) = if self.db.backend() == sea_orm::DbBackend::Postgres {
-            // The due rows are locked as they are picked, skipping rows
-            // another worker holds, so concurrent workers take different
-            // jobs; in a CTE, so that the LIMIT applies once.
-            (
-                "WITH picked AS (SELECT id FROM mail_jobs \
-                                 WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
-                                 ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED) \
-                 UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
-                 FROM picked WHERE mail_jobs.id = picked.id \
-                 RETURNING mail_jobs.id, kind, email, attempts, ip, user_agent, request_id, user_id, new_email, created_at",
-                vec![now, limit, lease_until],
-            )
-        } else {
-            // SQLite runs one writer at a time.
-            (
-                "UPDATE mail_jobs SET attempts = attempts + 1, next_attempt_at = ? \
-                 WHERE id IN (SELECT id FROM mail_jobs \
-                              WHERE completed_at = 0 AND failed_at = 0 AND next_attempt_at <= ? \
-                              ORDER BY next_attempt_at LIMIT ?) \
-                 RETURNING id, kind, email, attempts, ip, user_agent, request_id, user_id, new_email, created_at",
-                vec![lease_until, now, limit],
-            )
-        };
-        let rows = query_all(self.db.connection(), sql, values).await?;
-        let mut jobs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let kind: String = get(&row, "kind")?;
-            let Some(kind) = MailKind::parse(&kind) else {
-                tracing::warn!(kind, "mail job of an unknown kind left alone");
-                continue;
-            };
-            let attempts: i32 = get(&row, "attempts")?;
-            jobs.push(MailJob {
-                id: get(&row, "id")?,
-                kind,
-                email: get(&row, "email")?,
-                attempts: u32::try_from(attempts).unwrap_or_default(),
-                client: ClientInfo {
-                    ip: get(&row, "ip")?,
-                    user_agent: get(&row, "user_agent")?,
-                    request_id: get(&row, "request_id")?,
-                },
-                user_id: get::<Option<Uuid>>(&row, "user_id")?.map(UserId::from_uuid),
-                new_email: get(&row, "new_email")?,
-                queued_at: from_micros(get(&row, "created_at")?)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            });
-        }
-        Ok(jobs)
-    }
-
-    async fn complete(&self, id: Uuid, now: OffsetDateTime) -> Result<(), PortError> {
-        self.set(
-            "UPDATE mail_jobs SET completed_at = ?, last_error = NULL WHERE id = ?",
-            vec![micros(now).into(), id.into()],
-        )
-        .await
-    }
-
-    async fn retry(&self, id: Uuid, at: OffsetDateTime, error: &str) -> Result<(), PortError> {
-        self.set(
-            "UPDATE mail_jobs SET next_attempt_at = ?, last_error = ? WHERE id = ?",
-            vec![micros(at).into(), error.into(), id.into()],
-        )
-        .await
-    }
-
-    async fn fail(&self, id: Uuid, now: OffsetDateTime, error: &str) -> Result<(), PortError> {
-        self.set(
-            "UPDATE mail_jobs SET failed_at = ?, last_error = ? WHERE id = ?",
-            vec![micros(now).into(), error.into(), id.into()],
-        )
-        .await
-    }
-
-    async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
-        execute(
-            self.db.connection(),
-            "DELETE FROM mail_jobs \
-             WHERE (completed_at > 0 AND completed_at < ?) OR (failed_at > 0 AND failed_at < ?)",
-            vec![micros(before).into(), micros(before).into()],
-        )
-        .await
+        let done = self.db.connection().execute(&expired).await.port()?;
+        Ok(done.rows_affected())
     }
 }

@@ -7,7 +7,8 @@
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use sea_orm::{DatabaseTransaction, QueryResult, TransactionTrait, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DeriveIden, QueryResult, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
@@ -15,7 +16,50 @@ use userhub_domain::PortError;
 use userhub_domain::model::AuditEvent;
 use userhub_domain::ports::{LoginThrottle, ThrottleState};
 
-use super::{Database, DbResultExt, audit, execute, from_micros, micros, query_one};
+use super::{Database, DbResultExt, audit, delete_older, delete_where, from_micros, micros};
+
+/// Failures and locks per (name, address).
+#[derive(DeriveIden, Clone, Copy)]
+enum LoginFailures {
+    Table,
+    Login,
+    Address,
+    Failures,
+    Lockouts,
+    LockedUntil,
+    UpdatedAt,
+}
+
+/// Failures per name in an hourly window.
+#[derive(DeriveIden, Clone, Copy)]
+enum LoginNameFailures {
+    Table,
+    Login,
+    WindowStart,
+    Failures,
+    UpdatedAt,
+}
+
+/// One column of the (name, address) row, as a scalar subquery.
+fn pair_column(name: &str, address: &str, column: LoginFailures) -> Expr {
+    let select: SelectStatement = Query::select()
+        .column(column)
+        .from(LoginFailures::Table)
+        .and_where(Expr::col(LoginFailures::Login).eq(name))
+        .and_where(Expr::col(LoginFailures::Address).eq(address))
+        .to_owned();
+    Expr::SubQuery(None, Box::new(select.into()))
+}
+
+/// One column of the name's row, as a scalar subquery.
+fn name_column(name: &str, column: LoginNameFailures) -> Expr {
+    let select: SelectStatement = Query::select()
+        .column(column)
+        .from(LoginNameFailures::Table)
+        .and_where(Expr::col(LoginNameFailures::Login).eq(name))
+        .to_owned();
+    Expr::SubQuery(None, Box::new(select.into()))
+}
 
 /// Failed-login counts and locks shared by every server instance. Login
 /// names are stored only as keyed hashes: people type passwords into the
@@ -54,18 +98,6 @@ impl SeaOrmLoginThrottle {
             .collect()
     }
 
-    async fn query_one(
-        &self,
-        sql: &str,
-        values: Vec<Value>,
-    ) -> Result<Option<QueryResult>, PortError> {
-        query_one(self.db.connection(), sql, values).await
-    }
-
-    async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64, PortError> {
-        execute(self.db.connection(), sql, values).await
-    }
-
     async fn begin(&self) -> Result<DatabaseTransaction, PortError> {
         self.db.connection().begin().await.port()
     }
@@ -80,6 +112,92 @@ async fn commit_with(
         audit::write(&txn, event).await.port()?;
     }
     txn.commit().await.port()
+}
+
+/// Runs an upsert that returns its row.
+async fn upsert_one(
+    txn: &DatabaseTransaction,
+    upsert: InsertStatement,
+) -> Result<QueryResult, PortError> {
+    txn.query_one(&upsert)
+        .await
+        .port()?
+        .ok_or_else(|| PortError::unexpected("the upsert returned no row"))
+}
+
+/// Counts a failure of (name, address) unless the pair is locked: failures
+/// in flight when a lock landed neither re-arm nor escalate it.
+fn pair_failure(name: &str, address: &str, now: i64) -> InsertStatement {
+    let row = |column| Expr::col((LoginFailures::Table, column));
+    let counted = Expr::case(
+        row(LoginFailures::LockedUntil).gt(now),
+        row(LoginFailures::Failures),
+    )
+    .finally(row(LoginFailures::Failures).add(1));
+    Query::insert()
+        .into_table(LoginFailures::Table)
+        .columns([
+            LoginFailures::Login,
+            LoginFailures::Address,
+            LoginFailures::Failures,
+            LoginFailures::Lockouts,
+            LoginFailures::LockedUntil,
+            LoginFailures::UpdatedAt,
+        ])
+        .values_panic([
+            name.into(),
+            address.into(),
+            1.into(),
+            0.into(),
+            0_i64.into(),
+            now.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([LoginFailures::Login, LoginFailures::Address])
+                .value(LoginFailures::Failures, counted)
+                .value(LoginFailures::UpdatedAt, now)
+                .to_owned(),
+        )
+        .returning(Query::returning().columns([
+            LoginFailures::Failures,
+            LoginFailures::Lockouts,
+            LoginFailures::LockedUntil,
+        ]))
+        .to_owned()
+}
+
+/// Counts a failure of the name in its window, opening a new window when
+/// the old one is over.
+fn name_failure(name: &str, now: i64, window: i64) -> InsertStatement {
+    let row = |column| Expr::col((LoginNameFailures::Table, column));
+    let expired = || row(LoginNameFailures::WindowStart).add(window).lte(now);
+    Query::insert()
+        .into_table(LoginNameFailures::Table)
+        .columns([
+            LoginNameFailures::Login,
+            LoginNameFailures::WindowStart,
+            LoginNameFailures::Failures,
+            LoginNameFailures::UpdatedAt,
+        ])
+        .values_panic([name.into(), now.into(), 1.into(), now.into()])
+        .on_conflict(
+            OnConflict::column(LoginNameFailures::Login)
+                .value(
+                    LoginNameFailures::Failures,
+                    Expr::case(expired(), 1).finally(row(LoginNameFailures::Failures).add(1)),
+                )
+                .value(
+                    LoginNameFailures::WindowStart,
+                    Expr::case(expired(), now).finally(row(LoginNameFailures::WindowStart)),
+                )
+                .value(LoginNameFailures::UpdatedAt, now)
+                .to_owned(),
+        )
+        .returning(
+            Query::returning()
+                .columns([LoginNameFailures::Failures, LoginNameFailures::WindowStart]),
+        )
+        .to_owned()
 }
 
 fn count(row: &QueryResult, column: &str) -> Result<u32, PortError> {
@@ -97,26 +215,29 @@ impl LoginThrottle for SeaOrmLoginThrottle {
     async fn state(&self, name: &str, address: &str) -> Result<ThrottleState, PortError> {
         let name = self.stored(name);
         let name = name.as_str();
-        let row = self
-            .query_one(
-                "SELECT
-                    (SELECT failures FROM login_failures WHERE login = ? AND address = ?) AS pair_failures,
-                    (SELECT lockouts FROM login_failures WHERE login = ? AND address = ?) AS pair_lockouts,
-                    (SELECT locked_until FROM login_failures WHERE login = ? AND address = ?) AS pair_locked_until,
-                    (SELECT failures FROM login_name_failures WHERE login = ?) AS name_failures,
-                    (SELECT window_start FROM login_name_failures WHERE login = ?) AS name_window_start",
-                vec![
-                    name.into(),
-                    address.into(),
-                    name.into(),
-                    address.into(),
-                    name.into(),
-                    address.into(),
-                    name.into(),
-                    name.into(),
-                ],
+        let select = Query::select()
+            .expr_as(
+                pair_column(name, address, LoginFailures::Failures),
+                "pair_failures",
             )
-            .await?;
+            .expr_as(
+                pair_column(name, address, LoginFailures::Lockouts),
+                "pair_lockouts",
+            )
+            .expr_as(
+                pair_column(name, address, LoginFailures::LockedUntil),
+                "pair_locked_until",
+            )
+            .expr_as(
+                name_column(name, LoginNameFailures::Failures),
+                "name_failures",
+            )
+            .expr_as(
+                name_column(name, LoginNameFailures::WindowStart),
+                "name_window_start",
+            )
+            .to_owned();
+        let row = self.db.connection().query_one(&select).await.port()?;
         let Some(row) = row else {
             return Ok(ThrottleState::default());
         };
@@ -150,45 +271,8 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let now = micros(now);
         let window = i64::try_from(window.whole_microseconds()).unwrap_or(i64::MAX);
         let txn = self.begin().await?;
-        let pair = query_one(
-                &txn,
-                "INSERT INTO login_failures (login, address, failures, lockouts, locked_until, updated_at)
-                 VALUES (?, ?, 1, 0, 0, ?)
-                 ON CONFLICT (login, address) DO UPDATE SET
-                    failures = CASE WHEN login_failures.locked_until > ?
-                                    THEN login_failures.failures
-                                    ELSE login_failures.failures + 1 END,
-                    updated_at = ?
-                 RETURNING failures, lockouts, locked_until",
-                vec![name.into(), address.into(), now.into(), now.into(), now.into()],
-            )
-            .await?
-            .ok_or_else(|| PortError::unexpected("the upsert returned no row"))?;
-        let by_name = query_one(
-            &txn,
-            "INSERT INTO login_name_failures (login, window_start, failures, updated_at)
-                 VALUES (?, ?, 1, ?)
-                 ON CONFLICT (login) DO UPDATE SET
-                    failures = CASE WHEN login_name_failures.window_start + ? <= ?
-                                    THEN 1 ELSE login_name_failures.failures + 1 END,
-                    window_start = CASE WHEN login_name_failures.window_start + ? <= ?
-                                        THEN ? ELSE login_name_failures.window_start END,
-                    updated_at = ?
-                 RETURNING failures, window_start",
-            vec![
-                name.into(),
-                now.into(),
-                now.into(),
-                window.into(),
-                now.into(),
-                window.into(),
-                now.into(),
-                now.into(),
-                now.into(),
-            ],
-        )
-        .await?
-        .ok_or_else(|| PortError::unexpected("the upsert returned no row"))?;
+        let pair = upsert_one(&txn, pair_failure(name, address, now)).await?;
+        let by_name = upsert_one(&txn, name_failure(name, now, window)).await?;
         commit_with(txn, Some(event)).await?;
         Ok(ThrottleState {
             pair_failures: count(&pair, "failures")?,
@@ -210,21 +294,20 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let name = self.stored(name);
         let name = name.as_str();
         let txn = self.begin().await?;
-        let locked = execute(
-            &txn,
-            "UPDATE login_failures
-                    SET locked_until = ?, lockouts = lockouts + 1, failures = 0, updated_at = ?
-                  WHERE login = ? AND address = ? AND locked_until <= ?",
-            vec![
-                micros(until).into(),
-                micros(now).into(),
-                name.into(),
-                address.into(),
-                micros(now).into(),
-            ],
-        )
-        .await?
-            == 1;
+        let lock = Query::update()
+            .table(LoginFailures::Table)
+            .value(LoginFailures::LockedUntil, micros(until))
+            .value(
+                LoginFailures::Lockouts,
+                Expr::col(LoginFailures::Lockouts).add(1),
+            )
+            .value(LoginFailures::Failures, 0)
+            .value(LoginFailures::UpdatedAt, micros(now))
+            .and_where(Expr::col(LoginFailures::Login).eq(name))
+            .and_where(Expr::col(LoginFailures::Address).eq(address))
+            .and_where(Expr::col(LoginFailures::LockedUntil).lte(micros(now)))
+            .to_owned();
+        let locked = txn.execute(&lock).await.port()?.rows_affected() == 1;
         commit_with(txn, Some(event).filter(|_| locked)).await?;
         Ok(locked)
     }
@@ -232,11 +315,12 @@ impl LoginThrottle for SeaOrmLoginThrottle {
     async fn clear_pair(&self, name: &str, address: &str) -> Result<(), PortError> {
         let name = self.stored(name);
         let name = name.as_str();
-        self.execute(
-            "DELETE FROM login_failures WHERE login = ? AND address = ?",
-            vec![name.into(), address.into()],
-        )
-        .await?;
+        let clear = Query::delete()
+            .from_table(LoginFailures::Table)
+            .and_where(Expr::col(LoginFailures::Login).eq(name))
+            .and_where(Expr::col(LoginFailures::Address).eq(address))
+            .to_owned();
+        self.db.connection().execute(&clear).await.port()?;
         Ok(())
     }
 
@@ -248,36 +332,29 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let txn = self.begin().await?;
         for name in names {
             let name = self.stored(name);
-            execute(
-                &txn,
-                "DELETE FROM login_failures WHERE login = ?",
-                vec![name.as_str().into()],
-            )
-            .await?;
-            execute(
-                &txn,
-                "DELETE FROM login_name_failures WHERE login = ?",
-                vec![name.as_str().into()],
-            )
-            .await?;
+            let pairs = delete_where(LoginFailures::Table, LoginFailures::Login, name.as_str());
+            txn.execute(&pairs).await.port()?;
+            let window = delete_where(
+                LoginNameFailures::Table,
+                LoginNameFailures::Login,
+                name.as_str(),
+            );
+            txn.execute(&window).await.port()?;
         }
         commit_with(txn, event.as_ref()).await
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
         let before = micros(before);
-        let pairs = self
-            .execute(
-                "DELETE FROM login_failures WHERE updated_at < ?",
-                vec![before.into()],
-            )
-            .await?;
-        let names = self
-            .execute(
-                "DELETE FROM login_name_failures WHERE updated_at < ?",
-                vec![before.into()],
-            )
-            .await?;
+        let conn = self.db.connection();
+        let pairs = delete_older(LoginFailures::Table, LoginFailures::UpdatedAt, before);
+        let pairs = conn.execute(&pairs).await.port()?.rows_affected();
+        let names = delete_older(
+            LoginNameFailures::Table,
+            LoginNameFailures::UpdatedAt,
+            before,
+        );
+        let names = conn.execute(&names).await.port()?.rows_affected();
         Ok(pairs + names)
     }
 }

@@ -1,0 +1,203 @@
+//! Every setting, declared once: its doc, type, default and range. The
+//! field is named after its environment variable (lower-cased in TOML).
+//! `config/default.toml` and `.env.example` are generated from these
+//! declarations (a test fails when they differ); README's table describes
+//! them for operators.
+
+use secrecy::SecretString;
+
+use super::choices::{AppEnv, DbPooler, JwtAlgorithm, LogFormat, RateLimitStore, SmtpTlsSetting};
+use super::declare::{Days, Hours, Minutes, Seconds, Span, section};
+
+section! {
+    /// Listening, serving HTTP and logging.
+    pub struct ServerSettings("server") {
+        /// `development` or `production`; production refuses weak set-ups
+        /// (no JWT key, no SMTP server, no PUBLIC_URL).
+        app_env: AppEnv = AppEnv::Development,
+        /// Listen address.
+        host: String = "127.0.0.1".into(),
+        /// Listen port; 0 picks a free one.
+        port: u16 = 8000,
+        /// Worker threads; 0 means one per CPU core.
+        workers: usize = 0,
+        /// Comma-separated origins allowed by CORS.
+        cors_origins: String = String::new(),
+        /// Largest request line and header block, in bytes; larger get 431.
+        max_header_bytes: usize = 16 * 1024,
+        /// Largest accepted request body, in bytes.
+        max_body_bytes: usize = 64 * 1024,
+        /// Seconds a request body may take to arrive after its head (408 then).
+        body_timeout_seconds: Seconds = Span(10); 1..=300,
+        /// Seconds between the shutdown signal and closing the listener,
+        /// while `/health` answers 503 so that load balancers move away.
+        shutdown_delay_seconds: Seconds = Span(5),
+        /// Seconds in-flight requests get to finish once the listener is closed.
+        shutdown_timeout_seconds: Seconds = Span(30),
+        /// Take the client IP from the last `X-Forwarded-For` entry: only
+        /// behind a proxy that sets it, or clients could pick their own address.
+        trust_forwarded_for: bool = false,
+        /// The base of links in mails (the web app that shows the reset
+        /// form), e.g. `https://app.example.com`; empty means `http://HOST:PORT`.
+        public_url: String = String::new(),
+        /// Log filter, `RUST_LOG` syntax.
+        rust_log: String = "info".into(),
+        /// `pretty` or `json`.
+        log_format: LogFormat = LogFormat::Pretty,
+    }
+}
+
+section! {
+    /// The database and its connection pool.
+    pub struct DatabaseSettings("database") {
+        /// `postgres://…` or `sqlite://…`; empty means the SQLite file
+        /// `userhub.db` in the working directory.
+        database_url: String = String::new(),
+        /// `pgbouncer` when `DATABASE_URL` is a PgBouncer in transaction
+        /// pooling mode; `none` for a direct connection.
+        db_pooler: DbPooler = DbPooler::None,
+        /// A direct PostgreSQL URL for migrations (they need a session of
+        /// their own); required with `DB_POOLER=pgbouncer` when migrations run.
+        database_direct_url: Option<String> = None,
+        /// Most pooled connections.
+        db_pool_max_size: u32 = 16; 1..=10_000,
+        /// Connections kept open while idle (at most `DB_POOL_MAX_SIZE`).
+        db_pool_min_idle: u32 = 0,
+        /// Seconds a request waits for a pooled connection before answering 503.
+        db_acquire_timeout_seconds: Seconds = Span(3); 1..=3600,
+        /// Seconds an idle connection is kept.
+        db_idle_timeout_seconds: Seconds = Span(300),
+        /// Seconds opening the first connection at start may take.
+        db_connect_timeout_seconds: Seconds = Span(5); 1..=3600,
+        /// Seconds a server started before its database keeps retrying the
+        /// first connection (a log line per try); 0 gives up at once.
+        db_startup_wait_seconds: Seconds = Span(0); 0..=3600,
+        /// Seconds a PostgreSQL statement may run or wait for a lock before
+        /// it is cancelled (the request answers 503); 0 means no limit.
+        db_statement_timeout_seconds: Seconds = Span(10),
+        /// Apply pending migrations at start.
+        run_migrations: bool = true,
+        /// Seconds between deletions of ended sessions; 0 turns them off.
+        session_cleanup_interval_seconds: Seconds = Span(3600),
+        /// Days an audit event is kept.
+        audit_retention_days: Days = Span(90); 1..=36_500,
+    }
+}
+
+section! {
+    /// Access and refresh tokens.
+    pub struct TokenSettings("tokens") {
+        /// HMAC key for access tokens, at least 32 bytes; required when
+        /// APP_ENV=production. Make one: openssl rand -hex 32
+        #[serde(skip_serializing)]
+        jwt_secret_key: Option<SecretString> = None,
+        /// Signing algorithm: `HS256`, `RS256` or `EdDSA`.
+        jwt_algorithm: JwtAlgorithm = JwtAlgorithm::Hs256,
+        /// PEM private key for RS256 / EdDSA.
+        jwt_private_key_file: Option<String> = None,
+        /// PEM public key for RS256 / EdDSA, published as a JWK Set.
+        jwt_public_key_file: Option<String> = None,
+        /// HS256: the key signed with before a rotation; it still verifies
+        /// tokens (until they expire), never signs.
+        #[serde(skip_serializing)]
+        jwt_previous_secret_key: Option<SecretString> = None,
+        /// RS256 / EdDSA: the public key of the pair used before a
+        /// rotation; it is still published and still verifies tokens, never signs.
+        jwt_previous_public_key_file: Option<String> = None,
+        /// `iss` of issued tokens.
+        jwt_issuer: String = "userhub".into(),
+        /// `aud` of issued tokens.
+        jwt_audience: String = "userhub-api".into(),
+        /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+        jwt_leeway_seconds: Seconds = Span(5),
+        /// Access-token lifetime.
+        access_token_expire_minutes: Minutes = Span(30); 1..=525_600,
+        /// Refresh-token (session) lifetime.
+        refresh_token_expire_days: Days = Span(7); 1..=3650,
+        /// Seconds a spent refresh token still yields its successor (for a
+        /// client that raced two refreshes); 0 treats every reuse as theft.
+        refresh_reuse_grace_seconds: Seconds = Span(0); 0..=3600,
+    }
+}
+
+section! {
+    /// Passwords, logins, limits and the first superuser.
+    pub struct AccountSettings("accounts") {
+        /// bcrypt work factor, 10 to 31; hashes made at another cost are
+        /// replaced at the next successful login.
+        bcrypt_cost: u32 = 12,
+        /// Lowest zxcvbn score (0–4) a new password needs; 0 turns the
+        /// estimate off.
+        password_min_score: u8 = 2; 0..=4,
+        /// Consecutive failed logins that lock an account; 0 turns locking off.
+        login_max_failures: u32 = 5,
+        /// Length of the first lock, in seconds; each further lock doubles it.
+        login_lockout_seconds: Seconds = Span(60); 1..=31_536_000,
+        /// Longest lock, in seconds (at least `LOGIN_LOCKOUT_SECONDS`).
+        login_lockout_max_seconds: Seconds = Span(3600),
+        /// Failed password checks of one login name per hour, from every
+        /// address, after which the name is refused until the hour is
+        /// over; 0 turns the budget off.
+        login_max_failures_per_name_per_hour: u32 = 100,
+        /// Requests per minute one client IP may make to register, login
+        /// and refresh together; 0 turns the limit off.
+        auth_rate_limit_per_minute: u32 = 30,
+        /// Requests per minute one caller may make to endpoints that hash a
+        /// password behind authentication (change-password, a profile
+        /// update with a password, creating a user); 0 turns the budget off.
+        password_hash_budget_per_minute: u32 = 10,
+        /// Profile writes per minute per account; 0 turns the limit off.
+        user_write_limit_per_minute: u32 = 30; 0..=100_000,
+        /// Where the per-IP limit and the hashing budget are counted:
+        /// `memory` (this process) or `database` (shared by every instance).
+        rate_limit_store: RateLimitStore = RateLimitStore::Memory,
+        /// Refuse logins (403, after the password check) and refreshes of
+        /// users whose address is not verified.
+        require_verified_email: bool = false,
+        /// Changing one's own email needs the current password; `false` is
+        /// weaker (a stolen access token can then move the account).
+        email_change_requires_password: bool = true,
+        /// Superuser created at start if absent (needs the password too).
+        first_superuser_email: Option<String> = None,
+        /// Its password.
+        #[serde(skip_serializing)]
+        first_superuser_password: Option<SecretString> = None,
+        /// Its username.
+        first_superuser_username: String = "admin".into(),
+    }
+}
+
+section! {
+    /// The mail the service sends and the links in it.
+    pub struct MailSettings("mail") {
+        /// SMTP server; empty writes each mail to the log instead (refused
+        /// in production).
+        smtp_host: String = String::new(),
+        /// SMTP port; empty means 587 (STARTTLS), 465 (TLS) or 25 (none).
+        smtp_port: Option<u16> = None,
+        /// SMTP login, if the server wants one (with SMTP_PASSWORD).
+        smtp_username: Option<String> = None,
+        /// Its password.
+        #[serde(skip_serializing)]
+        smtp_password: Option<SecretString> = None,
+        /// `starttls`, `tls` or `none`.
+        smtp_tls: SmtpTlsSetting = SmtpTlsSetting::StartTls,
+        /// Seconds to wait for the SMTP server at each step.
+        smtp_timeout_seconds: Seconds = Span(10); 1..=300,
+        /// `From` of every mail: an address, or `Name <address>`.
+        mail_from: String = "UserHub <no-reply@localhost>".into(),
+        /// Attempts at delivering one mail before it is given up (and logged).
+        mail_max_attempts: u32 = 8; 1..=100,
+        /// Seconds before a failed mail's second attempt; each further wait doubles.
+        mail_retry_seconds: Seconds = Span(30); 1..=3600,
+        /// Reset, verification and revert links one address may be mailed
+        /// per hour; more are not sent (the answers stay the same).
+        mail_max_per_address_per_hour: u32 = 5; 1..=1000,
+        /// Minutes a password-reset link works.
+        password_reset_token_minutes: Minutes = Span(30); 1..=1440,
+        /// Hours a verification link works.
+        verify_token_hours: Hours = Span(48); 1..=720,
+        /// Days a link that undoes an email change works.
+        revert_email_token_days: Days = Span(7); 1..=90,
+    }
+}
