@@ -96,13 +96,16 @@ pub(crate) fn created(view: UserView) -> HttpResponse {
 /// recorded in `fields`.
 pub(crate) fn new_user(
     fields: &mut Fields,
-    email: &str,
-    username: &str,
+    email: String,
+    username: String,
     password: String,
     full_name: Option<&str>,
 ) -> Option<RegisterUser> {
-    let email = fields.take("email", Email::parse(email));
-    let username = fields.take("username", Username::parse(username));
+    let email = fields.take("email", validation::parse_text(email, Email::parse));
+    let username = fields.take(
+        "username",
+        validation::parse_text(username, Username::parse),
+    );
     let password = fields.take(
         "password",
         new_password(password, username.as_ref(), email.as_ref()),

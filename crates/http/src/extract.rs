@@ -8,7 +8,6 @@ use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use garde::Validate;
 use serde::de::DeserializeOwned;
 use userhub_domain::model::{ClientInfo, SessionId, UserId};
 use userhub_domain::ports::AccessClaims;
@@ -68,15 +67,15 @@ fn field_of(error: &FieldError) -> Option<&str> {
     error.loc.get(1).map(String::as_str)
 }
 
-/// Deserialises a body or query string, checks its garde rules and builds
-/// its domain values, reporting every failing field at once, as pydantic
+/// Deserialises a body or query string and takes each field through its
+/// rule into the domain values, reporting every failing field at once, as pydantic
 /// does: a field of the wrong type is set aside and a missing one stood in
 /// for (every required field of this API is a string), then
 /// deserialisation is tried again, so that the fields after the first
 /// failure are checked too. A field is reported once, at its first failure.
 fn parse_all<T, S>(source: &'static str, mut input: S) -> Result<T::Domain, ApiError>
 where
-    T: Validate<Context = ()> + IntoDomain,
+    T: IntoDomain,
     S: FieldSource<T>,
 {
     let mut errors: Vec<FieldError> = Vec::new();
@@ -101,9 +100,6 @@ where
     let Some(value) = parsed else {
         return Err(ApiError::Validation(errors));
     };
-    if let Err(report) = value.validate() {
-        add_unseen(&mut errors, validation::from_report(source, &report));
-    }
     let mut fields = Fields::new(source);
     let domain = value.into_domain(&mut fields);
     add_unseen(&mut errors, fields.into_errors());
@@ -187,7 +183,7 @@ impl<T: DeserializeOwned> FieldSource<T> for UrlencodedSource {
 /// Deserialises and validates a JSON body, naming every failing field.
 pub(crate) fn parse_json<T>(body: &[u8]) -> Result<T::Domain, ApiError>
 where
-    T: DeserializeOwned + Validate<Context = ()> + IntoDomain,
+    T: DeserializeOwned + IntoDomain,
 {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| json_invalid())?;
     parse_all::<T, _>("body", JsonSource(value))
@@ -201,7 +197,7 @@ fn json_invalid() -> ApiError {
 /// query string, naming every failing field.
 fn parse_urlencoded<T>(source: &'static str, raw: &[u8]) -> Result<T::Domain, ApiError>
 where
-    T: DeserializeOwned + Validate<Context = ()> + IntoDomain,
+    T: DeserializeOwned + IntoDomain,
 {
     let pairs = form_urlencoded::parse(raw).into_owned().collect();
     parse_all::<T, _>(source, UrlencodedSource(pairs))
@@ -212,7 +208,7 @@ pub(crate) struct ValidJson<T: IntoDomain>(pub T::Domain);
 
 impl<T> FromRequest for ValidJson<T>
 where
-    T: DeserializeOwned + Validate<Context = ()> + IntoDomain + 'static,
+    T: DeserializeOwned + IntoDomain + 'static,
 {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -237,7 +233,7 @@ pub(crate) struct ValidQuery<T: IntoDomain>(pub T::Domain);
 
 impl<T> FromRequest for ValidQuery<T>
 where
-    T: DeserializeOwned + Validate<Context = ()> + IntoDomain + 'static,
+    T: DeserializeOwned + IntoDomain + 'static,
 {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
@@ -258,8 +254,8 @@ pub(crate) enum JsonOrForm<J: IntoDomain, F: IntoDomain> {
 
 impl<J, F> FromRequest for JsonOrForm<J, F>
 where
-    J: DeserializeOwned + Validate<Context = ()> + IntoDomain + 'static,
-    F: DeserializeOwned + Validate<Context = ()> + IntoDomain + 'static,
+    J: DeserializeOwned + IntoDomain + 'static,
+    F: DeserializeOwned + IntoDomain + 'static,
 {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;

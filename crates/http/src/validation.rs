@@ -1,10 +1,14 @@
-//! Turning malformed and invalid input into 422 field lists. garde checks
-//! transport limits (lengths, ranges, NUL characters); the domain's value
-//! types, the authority on every invariant, are built once per request by
-//! [`IntoDomain`], and each refusal is mapped to pydantic's words by variant.
+//! Turning malformed and invalid input into 422 field lists, in one pass:
+//! serde reads the types, then [`IntoDomain`] takes each field through its
+//! rule, a transport limit (a length, a range, no NUL character) or the
+//! domain's parser, the authority on every invariant. Each refusal is
+//! mapped to pydantic's words by variant, its numbers read from the
+//! domain's constants.
 
 use serde::{Deserialize, Deserializer};
-use userhub_domain::model::{EmailError, FullNameError, PasswordError, UsernameError};
+use userhub_domain::model::{
+    Email, EmailError, FullName, FullNameError, Password, PasswordError, Username, UsernameError,
+};
 
 use crate::error::FieldError;
 
@@ -23,16 +27,7 @@ impl Issue {
             msg: msg.into(),
         }
     }
-
-    /// As a garde error: garde carries only a message, so the type travels
-    /// in front of it, split off again by [`from_report`].
-    pub(crate) fn into_garde(self) -> garde::Error {
-        garde::Error::new(format!("{}{SEPARATOR}{}", self.kind, self.msg))
-    }
 }
-
-/// Between the type and the message of a garde error (ASCII unit separator).
-const SEPARATOR: char = '\u{1f}';
 
 /// How a refusal by the domain reads on the wire, variant by variant.
 pub(crate) trait Refusal {
@@ -97,26 +92,15 @@ impl Fields {
     }
 }
 
-/// Requests made of transport-checked values only: their own domain.
-macro_rules! as_is {
-    ($($request:ty),+ $(,)?) => {$(
-        impl $crate::validation::IntoDomain for $request {
-            type Domain = Self;
-
-            fn into_domain(self, _: &mut $crate::validation::Fields) -> Option<Self> {
-                Some(self)
-            }
-        }
-    )+};
-}
-pub(crate) use as_is;
-
 impl Refusal for EmailError {
     fn issue(&self) -> Issue {
         match self {
             Self::TooLong => Issue::new(
                 "value_error",
-                "value is not a valid email address: it must have at most 254 characters",
+                format!(
+                    "value is not a valid email address: it must have at most {} characters",
+                    Email::MAX_LEN
+                ),
             ),
             Self::Invalid => Issue::new("value_error", "value is not a valid email address"),
         }
@@ -126,14 +110,8 @@ impl Refusal for EmailError {
 impl Refusal for UsernameError {
     fn issue(&self) -> Issue {
         match self {
-            Self::TooShort => Issue::new(
-                "string_too_short",
-                "String should have at least 3 characters",
-            ),
-            Self::TooLong => Issue::new(
-                "string_too_long",
-                "String should have at most 32 characters",
-            ),
+            Self::TooShort => at_least(Username::MIN_LEN, "characters"),
+            Self::TooLong => at_most(Username::MAX_LEN, "characters"),
             Self::Pattern => Issue::new(
                 "string_pattern_mismatch",
                 "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'",
@@ -145,10 +123,7 @@ impl Refusal for UsernameError {
 impl Refusal for FullNameError {
     fn issue(&self) -> Issue {
         match self {
-            Self::TooLong => Issue::new(
-                "string_too_long",
-                "String should have at most 100 characters",
-            ),
+            Self::TooLong => at_most(FullName::MAX_LEN, "characters"),
             Self::ControlCharacter => Issue::new(
                 "value_error",
                 "String should not contain control characters",
@@ -160,11 +135,8 @@ impl Refusal for FullNameError {
 impl Refusal for PasswordError {
     fn issue(&self) -> Issue {
         match self {
-            Self::TooShort => Issue::new(
-                "string_too_short",
-                "String should have at least 8 characters",
-            ),
-            Self::TooLong => Issue::new("string_too_long", "String should have at most 72 bytes"),
+            Self::TooShort => at_least(Password::MIN_BYTES, "characters"),
+            Self::TooLong => at_most(Password::MAX_BYTES, "bytes"),
             Self::ContainsNul => Issue::new("value_error", NO_NUL),
             Self::ContainsUsername => Issue::new(
                 "value_error",
@@ -184,35 +156,26 @@ impl Refusal for PasswordError {
 
 const NO_NUL: &str = "String should not contain NUL characters";
 
-/// Every failure of a garde report, located under `source`.
-pub(crate) fn from_report(source: &str, report: &garde::Report) -> Vec<FieldError> {
-    report
-        .iter()
-        .map(|(path, error)| {
-            let (kind, msg) = error
-                .message()
-                .split_once(SEPARATOR)
-                .unwrap_or(("value_error", error.message()));
-            let kind = KINDS
-                .iter()
-                .copied()
-                .find(|k| *k == kind)
-                .unwrap_or("value_error");
-            FieldError::new(kind, source, &path.to_string(), msg)
-        })
-        .collect()
+/// pydantic's `string_too_short`.
+fn at_least(min: usize, unit: &str) -> Issue {
+    let unit = if min == 1 {
+        unit.trim_end_matches('s')
+    } else {
+        unit
+    };
+    Issue::new(
+        "string_too_short",
+        format!("String should have at least {min} {unit}"),
+    )
 }
 
-/// Every type [`Issue::into_garde`] writes, as `'static` names.
-const KINDS: &[&str] = &[
-    "value_error",
-    "string_too_short",
-    "string_too_long",
-    "string_pattern_mismatch",
-    "greater_than_equal",
-    "less_than_equal",
-    "literal_error",
-];
+/// pydantic's `string_too_long`.
+fn at_most(max: usize, unit: &str) -> Issue {
+    Issue::new(
+        "string_too_long",
+        format!("String should have at most {max} {unit}"),
+    )
+}
 
 /// A deserialisation failure, described without quoting the input (which
 /// may be a password).
@@ -293,63 +256,78 @@ pub(crate) fn query_bool<'de, D: Deserializer<'de>>(
     .transpose()
 }
 
-/// garde rule: no NUL character (PostgreSQL cannot store one).
-pub(crate) fn no_nul(value: &str, _: &()) -> garde::Result {
+/// Transport rule: no NUL character (PostgreSQL cannot store one).
+pub(crate) fn no_nul(value: String) -> Result<String, Issue> {
     if value.contains('\0') {
-        Err(Issue::new("value_error", NO_NUL).into_garde())
+        Err(Issue::new("value_error", NO_NUL))
     } else {
-        Ok(())
+        Ok(value)
     }
 }
 
-/// garde rule: an integer within `min..=max`, in pydantic's words.
-pub(crate) fn within(min: i64, max: i64) -> impl FnOnce(&i64, &()) -> garde::Result {
-    move |value, _| {
-        if *value < min {
+/// Transport rule: an integer within `min..=max`, in pydantic's words.
+pub(crate) fn within(min: i64, max: i64) -> impl FnOnce(i64) -> Result<i64, Issue> {
+    move |value| {
+        if value < min {
             Err(Issue::new(
                 "greater_than_equal",
                 format!("Input should be greater than or equal to {min}"),
-            )
-            .into_garde())
-        } else if *value > max {
+            ))
+        } else if value > max {
             Err(Issue::new(
                 "less_than_equal",
                 format!("Input should be less than or equal to {max}"),
-            )
-            .into_garde())
+            ))
         } else {
-            Ok(())
+            Ok(value)
         }
     }
 }
 
-/// garde rule: a bounded, NUL-free string (credentials, tokens, search terms).
-pub(crate) fn bounded(max_chars: usize) -> impl FnOnce(&str, &()) -> garde::Result {
-    move |value, ctx| {
-        no_nul(value, ctx)?;
+/// Transport rule: a bounded, NUL-free string (credentials, tokens, search
+/// terms).
+pub(crate) fn bounded(max_chars: usize) -> impl FnOnce(String) -> Result<String, Issue> {
+    move |value| {
+        let value = no_nul(value)?;
         if value.chars().count() > max_chars {
-            return Err(Issue::new(
-                "string_too_long",
-                format!("String should have at most {max_chars} characters"),
-            )
-            .into_garde());
+            return Err(at_most(max_chars, "characters"));
         }
-        Ok(())
+        Ok(value)
     }
 }
 
-/// garde rule: a non-empty bounded, NUL-free string.
-pub(crate) fn required(max_chars: usize) -> impl FnOnce(&str, &()) -> garde::Result {
-    move |value, ctx| {
+/// Transport rule: a non-empty bounded, NUL-free string.
+pub(crate) fn required(max_chars: usize) -> impl FnOnce(String) -> Result<String, Issue> {
+    move |value| {
         if value.is_empty() {
-            return Err(Issue::new(
-                "string_too_short",
-                "String should have at least 1 character",
-            )
-            .into_garde());
+            return Err(at_least(1, "characters"));
         }
-        bounded(max_chars)(value, ctx)
+        bounded(max_chars)(value)
     }
+}
+
+/// Transport rule: exactly `expected` (an OAuth2 `grant_type`).
+pub(crate) fn literal(expected: &'static str) -> impl FnOnce(String) -> Result<String, Issue> {
+    move |value| {
+        if value == expected {
+            Ok(value)
+        } else {
+            Err(Issue::new(
+                "string_pattern_mismatch",
+                format!("String should match pattern '^{expected}$'"),
+            ))
+        }
+    }
+}
+
+/// A domain value parsed from text that holds no NUL character, with the
+/// domain's refusal in pydantic's words.
+pub(crate) fn parse_text<T, E: Refusal>(
+    raw: String,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, Issue> {
+    let raw = no_nul(raw)?;
+    parse(&raw).map_err(|err| err.issue())
 }
 
 #[cfg(test)]
@@ -417,26 +395,39 @@ mod tests {
     }
 
     #[test]
-    fn a_rules_type_travels_through_garde() {
-        use garde::Validate as _;
-        #[derive(garde::Validate)]
-        struct Form {
-            #[garde(custom(required(8)))]
-            name: String,
-            #[garde(custom(within(1, 100)))]
-            limit: i64,
-        }
-        let report = Form {
-            name: String::new(),
-            limit: 0,
-        }
-        .validate()
-        .unwrap_err();
-        let mut errors = from_report("query", &report);
-        errors.sort_by(|a, b| a.loc.cmp(&b.loc));
-        assert_eq!(errors[0].kind, "greater_than_equal");
-        assert_eq!(errors[0].msg, "Input should be greater than or equal to 1");
-        assert_eq!(errors[1].kind, "string_too_short");
-        assert!(!errors[1].msg.contains(SEPARATOR));
+    fn transport_rules_read_as_pydantic_does() {
+        assert_eq!(
+            required(8)(String::new()).unwrap_err(),
+            Issue::new(
+                "string_too_short",
+                "String should have at least 1 character"
+            )
+        );
+        assert_eq!(
+            bounded(3)("abcd".into()).unwrap_err(),
+            Issue::new("string_too_long", "String should have at most 3 characters")
+        );
+        assert_eq!(
+            within(1, 100)(0).unwrap_err(),
+            Issue::new(
+                "greater_than_equal",
+                "Input should be greater than or equal to 1"
+            )
+        );
+        assert_eq!(within(1, 100)(100), Ok(100));
+        assert_eq!(no_nul("a\0b".into()).unwrap_err().kind, "value_error");
+        assert_eq!(
+            literal("password")("client_credentials".into())
+                .unwrap_err()
+                .msg,
+            "String should match pattern '^password$'"
+        );
+        assert_eq!(
+            parse_text("ab".into(), Username::parse).unwrap_err(),
+            Issue::new(
+                "string_too_short",
+                "String should have at least 3 characters"
+            )
+        );
     }
 }

@@ -3,7 +3,6 @@
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
-use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -125,15 +124,13 @@ pub(crate) struct AuditEventPage {
 }
 
 /// The window of the caller's own listing.
-#[derive(Deserialize, Validate, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct OwnEventsQuery {
     /// Events to return.
-    #[garde(inner(custom(validation::within(1, 100))))]
     #[param(minimum = 1, maximum = 100, default = 10)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
-    #[garde(inner(custom(validation::bounded(MAX_CURSOR))))]
     #[param(max_length = 128, pattern = "^[^\\x00]*$")]
     cursor: Option<String>,
 }
@@ -163,41 +160,45 @@ pub(crate) async fn own(
 }
 
 /// Filters of the superusers' listing.
-#[derive(Deserialize, Validate, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     /// Only events about this user.
-    #[garde(inner(custom(validation::bounded(64))))]
     #[param(value_type = Option<String>, format = Uuid)]
     user_id: Option<String>,
     /// Only events by this user (an extension of the contract).
-    #[garde(inner(custom(validation::bounded(64))))]
     #[param(value_type = Option<String>, format = Uuid)]
     actor_id: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
-    #[garde(inner(custom(validation::bounded(64))))]
     #[param(rename = "type", schema_with = event_type_schema)]
     kind: Option<String>,
     /// Only events at or after this time (RFC 3339).
-    #[garde(inner(custom(validation::bounded(64))))]
     #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Only events before this time (RFC 3339).
-    #[garde(inner(custom(validation::bounded(64))))]
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
     /// Events to return.
-    #[garde(inner(custom(validation::within(1, 100))))]
     #[param(minimum = 1, maximum = 100, default = 10)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page, with the same filters.
-    #[garde(inner(custom(validation::bounded(MAX_CURSOR))))]
     #[param(max_length = 128, pattern = "^[^\\x00]*$")]
     cursor: Option<String>,
 }
 
-validation::as_is!(OwnEventsQuery);
+impl IntoDomain for OwnEventsQuery {
+    type Domain = Self;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Self> {
+        let limit = fields.optional("limit", self.limit, validation::within(1, 100));
+        let cursor = fields.optional("cursor", self.cursor, validation::bounded(MAX_CURSOR));
+        Some(Self {
+            limit: limit?,
+            cursor: cursor?,
+        })
+    }
+}
 
 /// A superuser's listing: its filters as domain values, what a cursor of
 /// it is bound to, and the cursor.
@@ -212,15 +213,18 @@ impl IntoDomain for AuditQuery {
 
     /// An empty value is malformed, not absent.
     fn into_domain(self, fields: &mut Fields) -> Option<AuditListing> {
-        let subject = fields.optional("user_id", self.user_id.as_deref(), user_id);
-        let actor = fields.optional("actor_id", self.actor_id.as_deref(), user_id);
-        let kind = fields.optional("type", self.kind.as_deref(), kind);
-        let since = fields.optional("since", self.since.as_deref(), datetime);
-        let until = fields.optional("until", self.until.as_deref(), datetime);
         let binding = format!(
             "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
             self.user_id, self.actor_id, self.kind, self.since, self.until
         );
+        // The page's own rules first, then the filters.
+        let limit = fields.optional("limit", self.limit, validation::within(1, 100));
+        let cursor = fields.optional("cursor", self.cursor, validation::bounded(MAX_CURSOR));
+        let subject = fields.optional("user_id", self.user_id, filter(user_id));
+        let actor = fields.optional("actor_id", self.actor_id, filter(user_id));
+        let kind = fields.optional("type", self.kind, filter(kind));
+        let since = fields.optional("since", self.since, filter(datetime));
+        let until = fields.optional("until", self.until, filter(datetime));
         Some(AuditListing {
             request: ListAuditEvents {
                 user_id: subject?,
@@ -229,10 +233,10 @@ impl IntoDomain for AuditQuery {
                 since: since?,
                 until: until?,
                 after: None,
-                limit: limit(self.limit),
+                limit: self::limit(limit?),
             },
             binding,
-            cursor: self.cursor,
+            cursor: cursor?,
         })
     }
 }
@@ -313,6 +317,11 @@ fn page_response(state: &ApiState, caller: UserId, binding: &str, page: AuditPag
         items: page.items.into_iter().map(Into::into).collect(),
         next_cursor,
     })
+}
+
+/// A filter's rule: at most 64 characters, then `parse`.
+fn filter<T>(parse: fn(&str) -> Result<T, Issue>) -> impl FnOnce(String) -> Result<T, Issue> {
+    move |raw| validation::bounded(64)(raw).and_then(|raw| parse(&raw))
 }
 
 fn user_id(raw: &str) -> Result<UserId, Issue> {

@@ -4,7 +4,6 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
-use garde::Validate;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::UserView;
@@ -39,15 +38,13 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 const MAX_CREDENTIAL: usize = 1024;
 
 /// A new account.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"email": "ada@example.com", "username": "ada", "password": "correct horse battery staple", "full_name": "Ada Lovelace"}))]
 pub(crate) struct RegisterRequest {
     /// A valid address; trimmed and lower-cased before storage; unique.
-    #[garde(custom(validation::no_nul))]
     #[schema(format = Email, max_length = 254)]
     email: String,
     /// Lower-cased before storage; unique.
-    #[garde(custom(validation::no_nul))]
     #[schema(
         min_length = 3,
         max_length = 32,
@@ -56,11 +53,9 @@ pub(crate) struct RegisterRequest {
     username: String,
     /// 8–72 bytes, not containing the username or the e-mail's local part,
     /// and strong enough by the zxcvbn estimate.
-    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
     /// At most 100 characters, no control characters.
-    #[garde(skip)]
     #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<String>,
 }
@@ -71,15 +66,13 @@ impl IntoDomain for RegisterRequest {
     fn into_domain(self, fields: &mut Fields) -> Option<RegisterUser> {
         new_user(
             fields,
-            &self.email,
-            &self.username,
+            self.email,
+            self.username,
             self.password,
             self.full_name.as_deref(),
         )
     }
 }
-
-validation::as_is!(LoginJson, LoginForm, RefreshRequest, RefreshForm);
 
 /// Creates an account and returns it.
 #[utoipa::path(
@@ -107,49 +100,69 @@ pub(crate) async fn register(
 }
 
 /// Credentials as JSON; `email` may also hold the username.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub(crate) struct LoginJson {
     /// The account's e-mail address or username.
-    #[garde(custom(validation::required(MAX_CREDENTIAL)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     email: String,
-    #[garde(custom(validation::required(MAX_CREDENTIAL)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
 }
 
 /// The OAuth2 password flow's form; `username` may hold an e-mail.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"username": "ada@example.com", "password": "correct horse battery staple", "grant_type": "password"}))]
 pub(crate) struct LoginForm {
     /// The account's e-mail address or username.
-    #[garde(custom(validation::required(MAX_CREDENTIAL)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     username: String,
-    #[garde(custom(validation::required(MAX_CREDENTIAL)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
     /// `password` when sent.
-    #[garde(inner(custom(grant_type_rule)))]
     #[schema(pattern = "^password$")]
     grant_type: Option<String>,
     /// Accepted and ignored.
-    #[garde(skip)]
     #[allow(dead_code)]
     scope: Option<String>,
 }
 
-fn grant_type_rule(value: &str, _: &()) -> garde::Result {
-    if value == "password" {
-        Ok(())
-    } else {
-        Err(validation::Issue::new(
-            "string_pattern_mismatch",
-            "String should match pattern '^password$'",
-        )
-        .into_garde())
+impl IntoDomain for LoginJson {
+    type Domain = Self;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Self> {
+        let email = fields.take("email", credential(self.email));
+        let password = fields.take("password", credential(self.password));
+        Some(Self {
+            email: email?,
+            password: password?,
+        })
     }
+}
+
+impl IntoDomain for LoginForm {
+    type Domain = Self;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Self> {
+        let username = fields.take("username", credential(self.username));
+        let password = fields.take("password", credential(self.password));
+        let grant_type = fields.optional(
+            "grant_type",
+            self.grant_type,
+            validation::literal("password"),
+        );
+        Some(Self {
+            username: username?,
+            password: password?,
+            grant_type: grant_type?,
+            scope: self.scope,
+        })
+    }
+}
+
+/// A login name, password or token: present, bounded, NUL-free.
+fn credential(value: String) -> Result<String, validation::Issue> {
+    validation::required(MAX_CREDENTIAL)(value)
 }
 
 /// Exchanges credentials for an access token and a refresh token.
@@ -202,40 +215,50 @@ pub(crate) async fn login(
 }
 
 /// A refresh token to spend.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"refresh_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"}))]
 pub(crate) struct RefreshRequest {
-    #[garde(custom(validation::required(MAX_CREDENTIAL)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     refresh_token: String,
 }
 
 /// RFC 6749 §6: a refresh as a form, as OAuth2 client libraries send it.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"grant_type": "refresh_token", "refresh_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"}))]
 pub(crate) struct RefreshForm {
     /// Always `refresh_token`.
-    #[garde(custom(refresh_grant_rule))]
     #[schema(pattern = "^refresh_token$")]
     grant_type: String,
-    #[garde(custom(validation::required(MAX_CREDENTIAL)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     refresh_token: String,
     /// Accepted and ignored.
-    #[garde(skip)]
     #[allow(dead_code)]
     scope: Option<String>,
 }
 
-fn refresh_grant_rule(value: &str, _: &()) -> garde::Result {
-    if value == "refresh_token" {
-        Ok(())
-    } else {
-        Err(validation::Issue::new(
-            "string_pattern_mismatch",
-            "String should match pattern '^refresh_token$'",
-        )
-        .into_garde())
+impl IntoDomain for RefreshRequest {
+    type Domain = Self;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Self> {
+        let refresh_token = fields.take("refresh_token", credential(self.refresh_token))?;
+        Some(Self { refresh_token })
+    }
+}
+
+impl IntoDomain for RefreshForm {
+    type Domain = Self;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Self> {
+        let grant_type = fields.take(
+            "grant_type",
+            validation::literal("refresh_token")(self.grant_type),
+        );
+        let refresh_token = fields.take("refresh_token", credential(self.refresh_token));
+        Some(Self {
+            grant_type: grant_type?,
+            refresh_token: refresh_token?,
+            scope: self.scope,
+        })
     }
 }
 

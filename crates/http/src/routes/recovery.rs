@@ -4,7 +4,6 @@
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
-use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Email, Password, UserView};
@@ -56,10 +55,9 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The address of the account whose password was forgotten.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"email": "ada@example.com"}))]
 pub(crate) struct ForgotPasswordRequest {
-    #[garde(custom(validation::no_nul))]
     #[schema(format = Email, max_length = 254)]
     email: String,
 }
@@ -68,7 +66,7 @@ impl IntoDomain for ForgotPasswordRequest {
     type Domain = Email;
 
     fn into_domain(self, fields: &mut Fields) -> Option<Email> {
-        fields.take("email", Email::parse(&self.email))
+        fields.take("email", validation::parse_text(self.email, Email::parse))
     }
 }
 
@@ -112,16 +110,14 @@ pub(crate) async fn forgot_password(
 }
 
 /// A mailed token and the new password.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4", "new_password": "purple monkey dishwasher 42"}))]
 pub(crate) struct ResetPasswordRequest {
     /// The `token` of the mailed link.
-    #[garde(custom(validation::required(1024)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     token: String,
     // The personal-information rule needs the account's details: the domain checks it.
     /// 8–72 bytes, strong enough, without the username or e-mail.
-    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     new_password: String,
 }
@@ -131,8 +127,9 @@ impl IntoDomain for ResetPasswordRequest {
     type Domain = (SecretString, Password);
 
     fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain> {
-        let new = fields.take("new_password", new_password(self.new_password, None, None))?;
-        Some((SecretString::from(self.token), new))
+        let token = fields.take("token", validation::required(1024)(self.token));
+        let new = fields.take("new_password", new_password(self.new_password, None, None));
+        Some((SecretString::from(token?), new?))
     }
 }
 
@@ -170,10 +167,9 @@ pub(crate) async fn reset_password(
 }
 
 /// The address to send a verification link to.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"email": "ada@example.com"}))]
 pub(crate) struct VerifyRequestRequest {
-    #[garde(custom(validation::no_nul))]
     #[schema(format = Email, max_length = 254)]
     email: String,
 }
@@ -182,7 +178,7 @@ impl IntoDomain for VerifyRequestRequest {
     type Domain = Email;
 
     fn into_domain(self, fields: &mut Fields) -> Option<Email> {
-        fields.take("email", Email::parse(&self.email))
+        fields.take("email", validation::parse_text(self.email, Email::parse))
     }
 }
 
@@ -220,16 +216,22 @@ pub(crate) async fn request_verify_token(
 }
 
 /// A mailed verification token.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"}))]
 pub(crate) struct VerifyRequest {
     /// The `token` of the mailed link.
-    #[garde(custom(validation::required(1024)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     token: String,
 }
 
-validation::as_is!(VerifyRequest);
+impl IntoDomain for VerifyRequest {
+    type Domain = Self;
+
+    fn into_domain(self, fields: &mut Fields) -> Option<Self> {
+        let token = fields.take("token", validation::required(1024)(self.token))?;
+        Some(Self { token })
+    }
+}
 
 /// Verifies the address a token was mailed to. The token works once, and
 /// only while the account still has that address.

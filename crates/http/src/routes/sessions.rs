@@ -3,7 +3,6 @@
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
-use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Password, SessionId};
@@ -144,15 +143,13 @@ pub(crate) async fn end(
 }
 
 /// The current password and its replacement.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"current_password": "correct horse battery staple", "new_password": "purple monkey dishwasher 42"}))]
 pub(crate) struct ChangePasswordRequest {
-    #[garde(custom(validation::required(1024)))]
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$", format = Password)]
     current_password: String,
     // The personal-information rule needs the caller's details: the domain checks it.
     /// 8–72 bytes, strong enough, without the username or e-mail.
-    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     new_password: String,
 }
@@ -162,8 +159,12 @@ impl IntoDomain for ChangePasswordRequest {
     type Domain = (SecretString, Password);
 
     fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain> {
-        let new = fields.take("new_password", new_password(self.new_password, None, None))?;
-        Some((SecretString::from(self.current_password), new))
+        let current = fields.take(
+            "current_password",
+            validation::required(1024)(self.current_password),
+        );
+        let new = fields.take("new_password", new_password(self.new_password, None, None));
+        Some((SecretString::from(current?), new?))
     }
 }
 

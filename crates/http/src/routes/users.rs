@@ -3,7 +3,6 @@
 use actix_web::http::Method;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use garde::Validate;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Email, FullName, UserId, Username, VersionMatch};
@@ -71,38 +70,31 @@ fn if_match(req: &HttpRequest) -> Option<VersionMatch> {
     Some(VersionMatch::any_of(versions))
 }
 
-#[derive(Deserialize, Validate, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Rows to skip.
-    #[garde(inner(custom(validation::within(0, i64::MAX))))]
     #[param(minimum = 0, default = 0)]
     skip: Option<i64>,
     /// Rows to return.
-    #[garde(inner(custom(validation::within(1, 100))))]
     #[param(minimum = 1, maximum = 100, default = 10)]
     limit: Option<i64>,
     /// Case-insensitive substring of the username or full name (and the
     /// e-mail, for superusers); empty means no search.
-    #[garde(inner(custom(validation::bounded(100))))]
     #[param(max_length = 100, pattern = "^[^\\x00]*$")]
     search: Option<String>,
     /// Order; ties break on the id.
-    #[garde(skip)]
     #[param(inline)]
     sort: Option<SortKey>,
     /// Superusers only.
     #[serde(default, deserialize_with = "validation::query_bool")]
-    #[garde(skip)]
     is_active: Option<bool>,
     #[serde(default, deserialize_with = "validation::query_bool")]
-    #[garde(skip)]
     is_superuser: Option<bool>,
     /// Keyset pagination: the opaque `next_cursor` of the previous page,
     /// with the same `sort`, `search` and filters. The page then starts
     /// right after that page's last row (and `skip` counts from there), so
     /// deep pages cost as little as the first.
-    #[garde(inner(custom(validation::bounded(MAX_CURSOR))))]
     #[param(value_type = Option<String>, max_length = 512)]
     cursor: Option<String>,
 }
@@ -162,18 +154,21 @@ impl IntoDomain for ListQuery {
     /// The listing asked for (its position not yet set), and the cursor.
     type Domain = (ListUsers, Option<String>);
 
-    fn into_domain(self, _: &mut Fields) -> Option<Self::Domain> {
-        // The ranges are checked by garde; a value out of range never gets here.
+    fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain> {
+        let skip = fields.optional("skip", self.skip, validation::within(0, i64::MAX));
+        let limit = fields.optional("limit", self.limit, validation::within(1, 100));
+        let search = fields.optional("search", self.search, validation::bounded(100));
+        let cursor = fields.optional("cursor", self.cursor, validation::bounded(MAX_CURSOR));
         let listing = ListUsers {
-            skip: u64::try_from(self.skip.unwrap_or(0)).unwrap_or_default(),
-            limit: u64::try_from(self.limit.unwrap_or(10)).unwrap_or(10),
-            search: self.search,
+            skip: u64::try_from(skip?.unwrap_or(0)).unwrap_or_default(),
+            limit: u64::try_from(limit?.unwrap_or(10)).unwrap_or(10),
+            search: search?,
             sort: self.sort.map(UserSort::from).unwrap_or_default(),
             is_active: self.is_active,
             is_superuser: self.is_superuser,
             after: None,
         };
-        Some((listing, self.cursor))
+        Some((listing, cursor?))
     }
 }
 
@@ -265,13 +260,11 @@ pub(crate) async fn get(
 }
 
 /// A user made by a superuser.
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"email": "grace@example.com", "username": "grace", "password": "correct horse battery staple", "full_name": "Grace Hopper", "is_superuser": false}))]
 pub(crate) struct CreateUserRequest {
-    #[garde(custom(validation::no_nul))]
     #[schema(format = Email, max_length = 254)]
     email: String,
-    #[garde(custom(validation::no_nul))]
     #[schema(
         min_length = 3,
         max_length = 32,
@@ -279,17 +272,13 @@ pub(crate) struct CreateUserRequest {
     )]
     username: String,
     /// 8–72 bytes, strong enough, without the username or e-mail.
-    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: String,
-    #[garde(skip)]
     #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<String>,
     /// Default `true`.
-    #[garde(skip)]
     is_active: Option<bool>,
     /// Default `false`.
-    #[garde(skip)]
     is_superuser: Option<bool>,
 }
 
@@ -299,8 +288,8 @@ impl IntoDomain for CreateUserRequest {
     fn into_domain(self, fields: &mut Fields) -> Option<CreateUser> {
         let new = new_user(
             fields,
-            &self.email,
-            &self.username,
+            self.email,
+            self.username,
             self.password,
             self.full_name.as_deref(),
         )?;
@@ -351,13 +340,11 @@ pub(crate) async fn create(
 /// `full_name: null`, which clears the name. `password`, `is_active` and
 /// `is_superuser` are superuser-only unless unchanged. Changing one's own
 /// `email` needs `current_password` (unless the server turned that off).
-#[derive(Deserialize, Validate, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"full_name": "Ada King"}))]
 pub(crate) struct UpdateUserRequest {
-    #[garde(inner(custom(validation::no_nul)))]
     #[schema(format = Email, max_length = 254)]
     email: Option<String>,
-    #[garde(inner(custom(validation::no_nul)))]
     #[schema(
         min_length = 3,
         max_length = 32,
@@ -365,20 +352,15 @@ pub(crate) struct UpdateUserRequest {
     )]
     username: Option<String>,
     #[serde(default, deserialize_with = "validation::double_option")]
-    #[garde(skip)]
     #[schema(value_type = Option<String>, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     full_name: Option<Option<String>>,
     // Personal-information rules need the final username and e-mail: the domain checks them.
-    #[garde(skip)]
     #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
     password: Option<String>,
-    #[garde(skip)]
     is_active: Option<bool>,
-    #[garde(skip)]
     is_superuser: Option<bool>,
     /// The account's password: needed to change one's own `email`, read
     /// nowhere else, never echoed.
-    #[garde(inner(custom(validation::bounded(1024))))]
     #[schema(max_length = 1024, pattern = "^[^\\x00]*$", format = Password, write_only)]
     current_password: Option<String>,
 }
@@ -387,14 +369,23 @@ impl IntoDomain for UpdateUserRequest {
     type Domain = UserChanges;
 
     fn into_domain(self, fields: &mut Fields) -> Option<UserChanges> {
-        let email = fields.optional("email", self.email.as_deref(), Email::parse);
-        let username = fields.optional("username", self.username.as_deref(), Username::parse);
+        let email = fields.optional("email", self.email, |raw| {
+            validation::parse_text(raw, Email::parse)
+        });
+        let username = fields.optional("username", self.username, |raw| {
+            validation::parse_text(raw, Username::parse)
+        });
         let full_name = fields.optional("full_name", self.full_name, |name| {
             name.as_deref().map(FullName::parse).transpose()
         });
         let password = fields.optional("password", self.password, |raw| {
             new_password(raw, None, None)
         });
+        let current_password = fields.optional(
+            "current_password",
+            self.current_password,
+            validation::bounded(1024),
+        );
         Some(UserChanges {
             email: email?,
             username: username?,
@@ -402,7 +393,7 @@ impl IntoDomain for UpdateUserRequest {
             password: password?,
             is_active: self.is_active,
             is_superuser: self.is_superuser,
-            current_password: self.current_password.map(SecretString::from),
+            current_password: current_password?.map(SecretString::from),
         })
     }
 }
