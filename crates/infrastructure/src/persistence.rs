@@ -1,10 +1,13 @@
 //! SeaORM persistence on PostgreSQL or SQLite, chosen by the database URL.
 
 mod audit;
+mod connection;
 mod counts;
+mod errors;
 mod mail_queue;
 mod recovery;
 mod sessions;
+mod sql;
 mod throttle;
 mod users;
 
@@ -13,18 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use std::pin::Pin;
 
-use sea_orm::sea_query::{DeleteStatement, Expr, ExprTrait, IntoColumnRef, IntoTableRef, Query};
-use sea_orm::{
-    AccessMode, ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement,
-    TransactionError, TransactionOptions, TransactionTrait, Value,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 use secrecy::SecretString;
-use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::ports::{HealthProbe, PoolStatus};
+
+pub use connection::Connection;
+pub(crate) use errors::{DbResultExt, port_error, read};
+pub(crate) use sql::{delete_older, delete_where, escape_like, from_micros, micros};
 
 pub use audit::SeaOrmAuditLog;
 pub use counts::SeaOrmRequestCounter;
@@ -63,174 +63,6 @@ pub struct DatabaseSettings {
 #[derive(Clone, Debug)]
 pub struct Database {
     conn: Connection,
-}
-
-/// The pool as the adapters use it.
-///
-/// Behind PgBouncer in transaction pooling mode, consecutive messages of
-/// one client reach the same server connection only within a transaction.
-/// sqlx names every prepared statement it parses and runs it after a
-/// second round trip, so there each statement outside an explicit
-/// transaction runs in one of its own, and every transaction starts by
-/// dropping the prepared statements other clients left on its server
-/// connection (sqlx's statement cache is off, so nothing refers to them)
-/// and by setting the statement timeout, which PgBouncer cannot pass at
-/// connect time. Directly connected, it is the plain pool.
-#[derive(Clone, Debug)]
-pub struct Connection {
-    inner: DatabaseConnection,
-    /// `Some` behind PgBouncer: what each transaction runs first.
-    pooled: Option<Arc<str>>,
-}
-
-impl Connection {
-    async fn one_shot<T, F, Fut>(&self, run: F) -> Result<T, DbErr>
-    where
-        F: FnOnce(DatabaseTransaction) -> Fut + Send,
-        Fut: Future<Output = (DatabaseTransaction, Result<T, DbErr>)> + Send,
-        T: Send,
-    {
-        let txn = self.begin().await?;
-        let (txn, result) = run(txn).await;
-        match result {
-            Ok(value) => {
-                txn.commit().await?;
-                Ok(value)
-            }
-            Err(err) => {
-                let _ = txn.rollback().await;
-                Err(err)
-            }
-        }
-    }
-
-    async fn prepare(&self, txn: DatabaseTransaction) -> Result<DatabaseTransaction, DbErr> {
-        if let Some(setup) = &self.pooled {
-            txn.execute_unprepared(setup).await?;
-        }
-        Ok(txn)
-    }
-}
-
-#[async_trait]
-impl ConnectionTrait for Connection {
-    fn get_database_backend(&self) -> DbBackend {
-        self.inner.get_database_backend()
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        if self.pooled.is_none() {
-            return self.inner.execute_raw(stmt).await;
-        }
-        self.one_shot(|txn| async move {
-            let result = txn.execute_raw(stmt).await;
-            (txn, result)
-        })
-        .await
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        // The simple query protocol: one message, no prepared statement.
-        self.inner.execute_unprepared(sql).await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        if self.pooled.is_none() {
-            return self.inner.query_one_raw(stmt).await;
-        }
-        self.one_shot(|txn| async move {
-            let result = txn.query_one_raw(stmt).await;
-            (txn, result)
-        })
-        .await
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        if self.pooled.is_none() {
-            return self.inner.query_all_raw(stmt).await;
-        }
-        self.one_shot(|txn| async move {
-            let result = txn.query_all_raw(stmt).await;
-            (txn, result)
-        })
-        .await
-    }
-
-    fn support_returning(&self) -> bool {
-        self.inner.support_returning()
-    }
-}
-
-#[async_trait]
-impl TransactionTrait for Connection {
-    type Transaction = DatabaseTransaction;
-
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        let txn = self.inner.begin().await?;
-        self.prepare(txn).await
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        let txn = self
-            .inner
-            .begin_with_config(isolation_level, access_mode)
-            .await?;
-        self.prepare(txn).await
-    }
-
-    async fn begin_with_options(
-        &self,
-        options: TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        let txn = self.inner.begin_with_options(options).await?;
-        self.prepare(txn).await
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        self.transaction_with_config(callback, None, None).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        let txn = self
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(TransactionError::Connection)?;
-        match callback(&txn).await {
-            Ok(value) => {
-                txn.commit().await.map_err(TransactionError::Connection)?;
-                Ok(value)
-            }
-            Err(err) => {
-                let _ = txn.rollback().await;
-                Err(TransactionError::Transaction(err))
-            }
-        }
-    }
 }
 
 impl Database {
@@ -439,142 +271,4 @@ fn pool_status<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> P
         idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
         max: pool.options().get_max_connections(),
     }
-}
-
-/// Whether an error says the database cannot serve right now but may
-/// soon: the connection is gone or being shut down (class 08, 57P01–03),
-/// the statement or lock wait was cancelled by its timeout (57014, 55P03),
-/// a transaction lost a serialisation race (40001, 40P01), SQLite was busy,
-/// or the pool had no connection to give.
-fn is_transient(err: &DbErr) -> bool {
-    match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            match e.as_ref() {
-                sea_orm::SqlxError::Io(_)
-                | sea_orm::SqlxError::PoolTimedOut
-                | sea_orm::SqlxError::PoolClosed
-                | sea_orm::SqlxError::WorkerCrashed
-                | sea_orm::SqlxError::Protocol(_) => true,
-                sea_orm::SqlxError::Database(db) => db.code().is_some_and(|code| {
-                    code.starts_with("08")
-                        || matches!(
-                            code.as_ref(),
-                            "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "40001" | "40P01"
-                                // A standby during a failover, before its promotion completes
-                                | "25006"
-                                // SQLITE_BUSY, SQLITE_LOCKED
-                                | "5" | "6" | "517" | "262"
-                        )
-                }),
-                _ => false,
-            }
-        }
-        _ => false,
-    }
-}
-
-/// Whether the connection a statement ran on is gone, so that running an
-/// idempotent read again on another connection may well succeed.
-fn is_connection_lost(err: &DbErr) -> bool {
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            match e.as_ref() {
-                sea_orm::SqlxError::Io(_) | sea_orm::SqlxError::Protocol(_) => true,
-                sea_orm::SqlxError::Database(db) => db.code().is_some_and(|code| {
-                    code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02")
-                }),
-                _ => false,
-            }
-        }
-        _ => false,
-    }
-}
-
-/// Runs an idempotent read, once more on another connection if the first
-/// one was lost under it (a database restart, a terminated backend).
-pub(crate) async fn read<T, F, Fut>(run: F) -> Result<T, DbErr>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, DbErr>>,
-{
-    match run().await {
-        Err(err) if is_connection_lost(&err) => {
-            tracing::debug!(error = %err, "connection lost under a read; reading again");
-            run().await
-        }
-        other => other,
-    }
-}
-
-/// Sorts a database error into "unavailable, try later" and everything else.
-pub(crate) fn port_error(err: DbErr) -> PortError {
-    if is_transient(&err) {
-        PortError::Unavailable(Box::new(err))
-    } else {
-        PortError::Unexpected(Box::new(err))
-    }
-}
-
-/// A database result as a port's: the error classified once, by
-/// [`port_error`], wherever a port method ends.
-pub(crate) trait DbResultExt<T> {
-    /// The result with its error as a [`PortError`].
-    fn port(self) -> Result<T, PortError>;
-}
-
-impl<T> DbResultExt<T> for Result<T, DbErr> {
-    fn port(self) -> Result<T, PortError> {
-        self.map_err(port_error)
-    }
-}
-
-/// Escapes `%`, `_` and `\` so that user input in a LIKE pattern matches itself.
-pub(crate) fn escape_like(term: &str) -> String {
-    let mut escaped = String::with_capacity(term.len());
-    for c in term.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-/// Deletes the rows of `table` whose `column` equals `value`.
-pub(crate) fn delete_where<T, C, V>(table: T, column: C, value: V) -> DeleteStatement
-where
-    T: IntoTableRef,
-    C: IntoColumnRef,
-    V: Into<Value>,
-{
-    Query::delete()
-        .from_table(table)
-        .and_where(Expr::col(column).eq(value))
-        .to_owned()
-}
-
-/// Deletes the rows of `table` whose time in `column` (microseconds) is
-/// before `before`.
-pub(crate) fn delete_older<T, C>(table: T, column: C, before: i64) -> DeleteStatement
-where
-    T: IntoTableRef,
-    C: IntoColumnRef,
-{
-    Query::delete()
-        .from_table(table)
-        .and_where(Expr::col(column).lt(before))
-        .to_owned()
-}
-
-/// Microseconds since the Unix epoch: how the raw tables store times.
-pub(crate) fn micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-/// The time stored as `us`; 0 (or less) means none.
-pub(crate) fn from_micros(us: i64) -> Option<OffsetDateTime> {
-    (us > 0)
-        .then(|| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok())
-        .flatten()
 }

@@ -1,0 +1,66 @@
+//! Background work: metrics upkeep, purging old rows, delivering mail.
+
+use std::sync::Arc;
+
+use userhub_domain::ports::{Clock, RequestCounter};
+use userhub_domain::services::{AuditService, AuthService, RecoveryService};
+use userhub_http::Metrics;
+use userhub_infrastructure::SeaOrmRequestCounter;
+
+/// Folds histogram samples into buckets now and then, so that memory stays
+/// flat whether or not anyone scrapes `/metrics`.
+pub(super) async fn upkeep_every(metrics: Metrics) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        metrics.run_upkeep();
+    }
+}
+
+/// Deletes ended sessions, expired reset tokens, mail jobs finished a
+/// week ago and audit events past their retention now and then, so the
+/// tables stay small.
+pub(super) async fn purge_every(
+    auth: AuthService,
+    recovery: RecoveryService,
+    audit: AuditService,
+    counter: Arc<SeaOrmRequestCounter>,
+    clock: Arc<dyn Clock>,
+    seconds: u64,
+) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
+    loop {
+        interval.tick().await;
+        if let Err(err) = auth.purge_ended_sessions().await {
+            tracing::warn!(error = %err, "deleting ended sessions failed; will retry");
+        }
+        let week_ago = clock.now() - time::Duration::days(7);
+        if let Err(err) = recovery.purge(week_ago).await {
+            tracing::warn!(error = %err, "deleting old reset tokens and mail failed; will retry");
+        }
+        if let Err(err) = audit.purge().await {
+            tracing::warn!(error = %err, "deleting old audit events failed; will retry");
+        }
+        // The longest window counted is an hour (mail per address).
+        let hours_ago = clock.now() - time::Duration::hours(2);
+        if let Err(err) = counter.purge(hours_ago).await {
+            tracing::warn!(error = %err, "deleting old request counts failed; will retry");
+        }
+    }
+}
+
+/// Sends queued mail: polls the queue every second, and goes on at once
+/// while it finds work. A job taken by an instance that stops is taken
+/// again when its lease ends.
+pub(super) async fn deliver_mail(recovery: RecoveryService) {
+    loop {
+        match recovery.deliver_due().await {
+            Ok(0) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the mail queue failed; will retry");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+    }
+}

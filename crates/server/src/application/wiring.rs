@@ -1,0 +1,155 @@
+//! The use cases wired to the adapters, and the request limits.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use userhub_domain::ports::{Clock, Mailer, RequestCounter, SystemClock};
+use userhub_domain::services::{
+    AuditService, AuthConfig, AuthService, Ports, RecoveryPorts, RecoveryService, UserService,
+};
+use userhub_http::{AuthRateLimit, HashBudget, Metrics};
+use userhub_infrastructure::{
+    BcryptPasswordHasher, Database, JwtTokenIssuer, LogMailer, SeaOrmAuditLog, SeaOrmLoginThrottle,
+    SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
+    SeaOrmUserRepository, SmtpMailer,
+};
+
+use crate::Settings;
+use crate::settings::RateLimitStore;
+
+use super::tasks::{deliver_mail, purge_every, upkeep_every};
+
+/// The use cases, wired to the adapters.
+#[derive(Clone)]
+pub(super) struct Services {
+    pub(super) auth: AuthService,
+    pub(super) users: UserService,
+    pub(super) recovery: RecoveryService,
+    pub(super) audit: AuditService,
+    pub(super) counter: Arc<SeaOrmRequestCounter>,
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    pub(super) async fn build(
+        settings: &Settings,
+        database: &Database,
+        tokens: JwtTokenIssuer,
+        throttle_key: SecretString,
+    ) -> anyhow::Result<Self> {
+        let hasher = BcryptPasswordHasher::new(settings.accounts.bcrypt_cost)
+            .await
+            .context("BCRYPT_COST")?;
+        let ports = Ports {
+            users: Arc::new(SeaOrmUserRepository::new(database.clone())),
+            sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
+            throttle: Arc::new(SeaOrmLoginThrottle::new(database.clone(), throttle_key)),
+            hasher: Arc::new(hasher),
+            tokens: Arc::new(tokens),
+            mail: Arc::new(SeaOrmMailQueue::new(database.clone())),
+            audit: Arc::new(SeaOrmAuditLog::new(database.clone())),
+            clock: Arc::new(SystemClock),
+        };
+        let clock = ports.clock.clone();
+        let mailer: Arc<dyn Mailer> = match settings.smtp() {
+            Some(smtp) => Arc::new(SmtpMailer::new(&smtp).map_err(anyhow::Error::msg)?),
+            None => {
+                tracing::warn!("SMTP_HOST is not set: mail is written to the log, not sent");
+                Arc::new(LogMailer)
+            }
+        };
+        let counter = Arc::new(SeaOrmRequestCounter::new(database.clone()));
+        Ok(Self {
+            auth: AuthService::new(
+                ports.clone(),
+                AuthConfig {
+                    refresh_token_ttl: settings.tokens.refresh_token_expire_days.time(),
+                    refresh_reuse_grace: settings.tokens.refresh_reuse_grace_seconds.time(),
+                    lockout: settings.lockout(),
+                    password_policy: settings.password_policy(),
+                    require_verified_email: settings.accounts.require_verified_email,
+                },
+            ),
+            users: UserService::new(
+                ports.clone(),
+                settings.password_policy(),
+                settings.lockout(),
+            )
+            .email_change_requires_password(settings.accounts.email_change_requires_password),
+            audit: AuditService::new(ports.clone(), settings.database.audit_retention_days.time()),
+            recovery: RecoveryService::new(
+                ports,
+                RecoveryPorts {
+                    tokens: Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
+                    mailer,
+                    counter: counter.clone(),
+                },
+                settings.recovery(),
+            ),
+            counter,
+            clock,
+        })
+    }
+
+    /// The cleanup task (unless turned off), the mail worker and the
+    /// metrics upkeep.
+    pub(super) fn spawn_background(
+        self,
+        settings: &Settings,
+        metrics: &Metrics,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let cleanup = (settings.database.session_cleanup_interval_seconds.0 > 0).then(|| {
+            tokio::spawn(purge_every(
+                self.auth,
+                self.recovery.clone(),
+                self.audit,
+                self.counter,
+                self.clock,
+                settings.database.session_cleanup_interval_seconds.0,
+            ))
+        });
+        let mail = tokio::spawn(deliver_mail(self.recovery));
+        let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
+        cleanup.into_iter().chain([upkeep, mail]).collect()
+    }
+}
+
+/// The per-IP limit, the hashing budget and the per-account write limit,
+/// held where `RATE_LIMIT_STORE` says.
+pub(super) fn rate_limits(
+    settings: &Settings,
+    counter: &Arc<SeaOrmRequestCounter>,
+) -> (
+    Option<AuthRateLimit>,
+    Option<HashBudget>,
+    Option<HashBudget>,
+) {
+    match settings.accounts.rate_limit_store {
+        RateLimitStore::Memory => (
+            AuthRateLimit::local(settings.accounts.auth_rate_limit_per_minute),
+            HashBudget::local(settings.accounts.password_hash_budget_per_minute),
+            HashBudget::local(settings.accounts.user_write_limit_per_minute),
+        ),
+        RateLimitStore::Database => {
+            let counter: Arc<dyn RequestCounter> = counter.clone();
+            (
+                AuthRateLimit::shared(
+                    counter.clone(),
+                    settings.accounts.auth_rate_limit_per_minute,
+                    "ip",
+                ),
+                HashBudget::shared(
+                    counter.clone(),
+                    settings.accounts.password_hash_budget_per_minute,
+                    "hash",
+                ),
+                HashBudget::shared(
+                    counter,
+                    settings.accounts.user_write_limit_per_minute,
+                    "write",
+                ),
+            )
+        }
+    }
+}
