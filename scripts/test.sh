@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, adapter tests and end-to-end tests
 # on PostgreSQL and SQLite (and the pooler tests through a PgBouncer it
-# starts), then the fault drills (tests/src/bin/drills.rs,
+# starts), then the fault drills (tests/src/bin/drills/,
 # on a PostgreSQL cluster of their own), the load-balancer scenarios
 # (tests/src/bin/cluster.rs, on deploy/local-cluster.sh), the schema fuzzer (scripts/fuzz.sh),
 # the standard-client tests (scripts/client-test.sh: authlib and a generated

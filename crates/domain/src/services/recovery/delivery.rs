@@ -1,0 +1,233 @@
+//! The mail worker: takes due jobs, issues their tokens and sends them.
+
+use secrecy::{ExposeSecret, SecretString};
+use time::{Duration, OffsetDateTime};
+use tracing::{error, warn};
+
+use crate::PortError;
+use crate::model::{AuditEvent, AuditKind, Email, Mail, MailJob, MailKind, User};
+use crate::ports::MailError;
+
+use super::{BATCH, LEASE, MAX_RETRY_WAIT, RecoveryService};
+
+impl RecoveryService {
+    /// One round of the mail worker: takes the due jobs and tries each
+    /// once; returns how many it took.
+    pub async fn deliver_due(&self) -> Result<usize, PortError> {
+        let now = self.ports.clock.now();
+        let jobs = self.ports.mail.claim(now, now + LEASE, BATCH).await?;
+        // The jobs of a batch are delivered side by side: one slow mail
+        // server answer does not hold up the rest.
+        let outcomes = futures_util::future::join_all(
+            jobs.iter()
+                .map(|job| async move { (job, self.deliver(job).await) }),
+        )
+        .await;
+        for (job, outcome) in outcomes {
+            let now = self.ports.clock.now();
+            let queue = &self.ports.mail;
+            match outcome {
+                Ok(()) => queue.complete(job.id, now).await?,
+                Err(MailError::Transient(reason)) if job.attempts < self.config.max_attempts => {
+                    let wait = self.retry_wait(job.attempts);
+                    warn!(job = %job.id, attempt = job.attempts, %reason, retry_in_s = wait.whole_seconds(), "mail not sent; retrying later");
+                    queue.retry(job.id, now + wait, &reason).await?;
+                }
+                Err(err) => {
+                    error!(job = %job.id, attempts = job.attempts, error = %err, "mail given up");
+                    queue.fail(job.id, now, &err.to_string()).await?;
+                }
+            }
+        }
+        Ok(jobs.len())
+    }
+
+    /// Deletes expired tokens and finished mail jobs older than `before`.
+    pub async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
+        Ok(self.recovery.tokens.purge(before).await? + self.ports.mail.purge(before).await?)
+    }
+
+    fn retry_wait(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(20);
+        let wait = self.config.retry_base * 2_i32.pow(doublings);
+        wait.min(MAX_RETRY_WAIT)
+    }
+
+    async fn deliver(&self, job: &MailJob) -> Result<(), MailError> {
+        let transient = |err: PortError| MailError::Transient(err.to_string());
+        let to = Email::parse(&job.email)
+            .map_err(|_| MailError::Permanent(format!("not an address: {}", job.email)))?;
+        if job.kind == MailKind::PasswordChanged {
+            // An address its account never proved may be a stranger's (an
+            // account registered with it, changing its password in a
+            // loop): such notices count against the hourly share too.
+            let proven = match job.user_id {
+                Some(id) => self.ports.users.find_by_id(id).await.map_err(transient)?,
+                None => None,
+            }
+            .is_some_and(|u| u.is_verified && u.email == to);
+            if !proven && self.over_the_cap(job).await.map_err(transient)? {
+                warn!(job = %job.id, "password notice not sent: the unproven address had its hourly share");
+                return Ok(());
+            }
+            return self.recovery.mailer.send(&self.password_notice(to)).await;
+        }
+        let user = match (job.kind, job.user_id) {
+            (MailKind::EmailChanged, Some(id)) => self.ports.users.find_by_id(id).await,
+            // Its account is the one whose address changed, never whoever
+            // holds the old address now.
+            (MailKind::EmailChanged, None) => {
+                return Err(MailError::Permanent(
+                    "email change notice without its account".into(),
+                ));
+            }
+            _ => self.ports.users.find_by_login(&job.email).await,
+        }
+        .map_err(transient)?;
+        // Links asked for by address: nobody (active) has it, or it is
+        // verified already: nothing to send. A revert link goes to the old
+        // address whatever the account looks like now.
+        let Some(user) = user.filter(|u| {
+            job.kind == MailKind::EmailChanged
+                || (u.is_active
+                    && u.email.as_str() == job.email
+                    && !(job.kind == MailKind::VerifyEmail && u.is_verified))
+        }) else {
+            return Ok(());
+        };
+        if self.over_the_cap(job).await.map_err(transient)? {
+            warn!(job = %job.id, kind = job.kind.as_str(), "link mail not sent: the address had its hourly share");
+            return Ok(());
+        }
+        // A token per attempt: one that was never delivered is superseded.
+        let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
+        let now = self.ports.clock.now();
+        // A revert link is dated, and lives from, the change it undoes:
+        // links of later changes are told apart by it, whatever order the
+        // worker delivers them in.
+        let issued = if job.kind == MailKind::EmailChanged {
+            job.queued_at
+        } else {
+            now
+        };
+        // The request is on record once it had an effect: a live token.
+        let event = (job.kind == MailKind::PasswordReset).then(|| {
+            AuditEvent::new(AuditKind::PasswordResetRequested, now, &job.client).about(user.id)
+        });
+        self.recovery
+            .tokens
+            .issue(
+                job.kind,
+                user.id,
+                &to,
+                &token.hash,
+                issued + self.ttl(job.kind),
+                issued,
+                event,
+            )
+            .await
+            .map_err(transient)?;
+        let mail = self.mail(job, &user, to, &token.secret);
+        self.recovery.mailer.send(&mail).await
+    }
+
+    /// Whether the job's address has had its hourly share of link mails.
+    /// A job counts once, at its first attempt, so retries cost nothing.
+    async fn over_the_cap(&self, job: &MailJob) -> Result<bool, PortError> {
+        if job.attempts > 1 {
+            return Ok(false);
+        }
+        let now = self.ports.clock.now();
+        let sent = self
+            .recovery
+            .counter
+            .count(&format!("mail:{}", job.email), Duration::HOUR, now)
+            .await?;
+        Ok(sent > self.config.max_links_per_address_per_hour)
+    }
+
+    fn ttl(&self, kind: MailKind) -> Duration {
+        match kind {
+            MailKind::PasswordReset => self.config.reset_token_ttl,
+            MailKind::VerifyEmail => self.config.verify_token_ttl,
+            MailKind::EmailChanged | MailKind::PasswordChanged => self.config.revert_token_ttl,
+        }
+    }
+
+    /// The mail of a job with a link for `user`: a greeting, what the link
+    /// does and how long it works, the link, and what to do if it was not
+    /// asked for.
+    fn mail(&self, job: &MailJob, user: &User, to: Email, token: &SecretString) -> Mail {
+        let ttl = self.ttl(job.kind);
+        let (path, subject, ask, after) = match job.kind {
+            MailKind::PasswordReset => (
+                "/reset-password",
+                "Reset your password",
+                format!(
+                    "Someone asked to reset the password of your account. To choose a new \
+                     password, open this link within {} minutes:",
+                    ttl.whole_minutes()
+                ),
+                "The link works once. Resetting ends every session of your account.\n\
+                 If you did not ask for this, ignore this message: your password stays as it is.",
+            ),
+            MailKind::VerifyEmail => (
+                "/verify",
+                "Verify your email address",
+                format!(
+                    "To confirm that this address is yours, open this link within {} hours:",
+                    ttl.whole_hours()
+                ),
+                "If you did not sign up or change your address, ignore this message.",
+            ),
+            MailKind::EmailChanged | MailKind::PasswordChanged => (
+                "/revert-email",
+                "The email address of your account was changed",
+                format!(
+                    "The email address of your account was changed from this address to {}. \
+                     If you did not make this change, open this link within {} days to undo \
+                     it: the account gets this address back, and every session of it ends.",
+                    job.new_email.as_deref().unwrap_or("another address"),
+                    ttl.whole_days()
+                ),
+                "If you made the change, ignore this message.\n\
+                 If you did not, reset your password too once the address is back.",
+            ),
+        };
+        let link = format!(
+            "{}{path}?token={}",
+            self.config.public_url,
+            token.expose_secret()
+        );
+        let name = user.username.as_str();
+        Mail {
+            to,
+            subject: subject.to_owned(),
+            text: format!("Hello {name},\n\n{ask}\n\n{link}\n\n{after}\n"),
+            html: format!(
+                "<p>Hello {name},</p><p>{ask}</p><p><a href=\"{link}\">{link}</a></p><p>{}</p>",
+                after.replace('\n', "<br>")
+            ),
+        }
+    }
+
+    /// The notice that an account's password changed: no link, only what
+    /// to do if it was not the account's owner.
+    fn password_notice(&self, to: Email) -> Mail {
+        let ask = "The password of your account was changed.";
+        let after = format!(
+            "If this was you (or an administrator you asked), ignore this message.\n\
+             If it was not, ask for a password reset at once: {}/forgot-password",
+            self.config.public_url
+        );
+        Mail {
+            to,
+            subject: "Your password was changed".to_owned(),
+            text: format!("Hello,\n\n{ask}\n\n{after}\n"),
+            html: format!(
+                "<p>Hello,</p><p>{ask}</p><p>{}</p>",
+                after.replace('\n', "<br>")
+            ),
+        }
+    }
+}

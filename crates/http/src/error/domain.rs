@@ -1,0 +1,195 @@
+//! Each use case's errors as answers.
+
+use userhub_domain::model::Taken;
+use userhub_domain::services::{
+    AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
+    GetUserError, ListAuditEventsError, ListUsersError, LoginError, NewUserError, RefreshError,
+    RestoreUserError, UnlockUserError, UpdateUserError,
+};
+
+use super::ApiError;
+
+const EMAIL_TAKEN: &str = "Email already registered";
+const USERNAME_TAKEN: &str = "Username already taken";
+const FORBIDDEN: &str = "Not enough permissions";
+const USER_NOT_FOUND: &str = "User not found";
+const TOO_MANY_PASSWORD_FAILURES: &str = "Too many failed login attempts; try again later";
+
+/// Seconds to announce in `Retry-After`, rounded up so that a client that
+/// waits this long gets through.
+fn retry_after_seconds(wait: time::Duration) -> u64 {
+    u64::try_from(wait.whole_seconds() + 1).unwrap_or(1)
+}
+
+impl From<Taken> for ApiError {
+    fn from(taken: Taken) -> Self {
+        Self::Conflict(match taken {
+            Taken::Email => EMAIL_TAKEN,
+            Taken::Username => USERNAME_TAKEN,
+        })
+    }
+}
+
+impl From<NewUserError> for ApiError {
+    fn from(err: NewUserError) -> Self {
+        match err {
+            NewUserError::Taken(taken) => taken.into(),
+            NewUserError::WeakPassword(e) => Self::weak_password("password", e),
+            NewUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(err: LoginError) -> Self {
+        match err {
+            LoginError::InvalidCredentials => Self::Unauthorized("Incorrect email or password"),
+            LoginError::EmailNotVerified => Self::Forbidden("Email not verified"),
+            LoginError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
+            LoginError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(err: RefreshError) -> Self {
+        match err {
+            RefreshError::InvalidToken => Self::Unauthorized("Invalid or expired refresh token"),
+            RefreshError::EmailNotVerified => Self::Forbidden("Email not verified"),
+            RefreshError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<AuthenticateError> for ApiError {
+    fn from(err: AuthenticateError) -> Self {
+        match err {
+            AuthenticateError::InvalidToken => Self::Unauthorized("Could not validate credentials"),
+            AuthenticateError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListUsersError> for ApiError {
+    fn from(err: ListUsersError) -> Self {
+        match err {
+            ListUsersError::FilterForbidden => {
+                Self::Forbidden("Only superusers can filter on is_active")
+            }
+            ListUsersError::SortForbidden => Self::Forbidden("Only superusers can sort by email"),
+            ListUsersError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<GetUserError> for ApiError {
+    fn from(err: GetUserError) -> Self {
+        match err {
+            GetUserError::Unauthenticated => Self::Unauthorized("Could not validate credentials"),
+            GetUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            GetUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<CreateUserError> for ApiError {
+    fn from(err: CreateUserError) -> Self {
+        match err {
+            CreateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            CreateUserError::Refused(e) => e.into(),
+        }
+    }
+}
+
+impl From<UpdateUserError> for ApiError {
+    fn from(err: UpdateUserError) -> Self {
+        match err {
+            UpdateUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            UpdateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            UpdateUserError::Taken(taken) => taken.into(),
+            UpdateUserError::WeakPassword(e) => Self::weak_password("password", e),
+            UpdateUserError::LastSuperuser => {
+                Self::Conflict("The last active superuser cannot be deactivated or demoted")
+            }
+            UpdateUserError::PreconditionFailed => Self::PreconditionFailed,
+            UpdateUserError::EmailChangeNeedsPassword => {
+                Self::Forbidden("Changing the email needs the current password")
+            }
+            UpdateUserError::IncorrectPassword => Self::BadRequest("Incorrect password"),
+            UpdateUserError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
+            UpdateUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<DeleteUserError> for ApiError {
+    fn from(err: DeleteUserError) -> Self {
+        match err {
+            DeleteUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            DeleteUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            DeleteUserError::LastSuperuser => {
+                Self::Conflict("The last active superuser cannot be deleted")
+            }
+            DeleteUserError::PreconditionFailed => Self::PreconditionFailed,
+            DeleteUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListAuditEventsError> for ApiError {
+    fn from(err: ListAuditEventsError) -> Self {
+        match err {
+            ListAuditEventsError::Forbidden => Self::Forbidden(FORBIDDEN),
+            ListAuditEventsError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<RestoreUserError> for ApiError {
+    fn from(err: RestoreUserError) -> Self {
+        match err {
+            RestoreUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            RestoreUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            RestoreUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<EndSessionError> for ApiError {
+    fn from(err: EndSessionError) -> Self {
+        match err {
+            EndSessionError::NotFound => Self::NotFound("Session not found"),
+            EndSessionError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<ChangePasswordError> for ApiError {
+    fn from(err: ChangePasswordError) -> Self {
+        match err {
+            ChangePasswordError::WrongPassword => Self::BadRequest("Incorrect password"),
+            ChangePasswordError::WeakPassword(e) => Self::weak_password("new_password", e),
+            ChangePasswordError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
+            ChangePasswordError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<UnlockUserError> for ApiError {
+    fn from(err: UnlockUserError) -> Self {
+        match err {
+            UnlockUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            UnlockUserError::Forbidden => Self::Forbidden(FORBIDDEN),
+            UnlockUserError::Port(e) => e.into(),
+        }
+    }
+}
