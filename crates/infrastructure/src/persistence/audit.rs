@@ -32,7 +32,7 @@ enum AuditEvents {
     Details,
 }
 
-/// The columns an event is read from.
+/// The columns an event is read from (and, with its outcome, written to).
 const READ: [AuditEvents; 9] = [
     AuditEvents::Id,
     AuditEvents::At,
@@ -74,29 +74,18 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
     let details = serde_json::to_string(&details).map_err(|err| DbErr::Json(err.to_string()))?;
     let insert = Query::insert()
         .into_table(AuditEvents::Table)
-        .columns([
-            AuditEvents::Id,
-            AuditEvents::At,
-            AuditEvents::Type,
-            AuditEvents::Outcome,
-            AuditEvents::ActorId,
-            AuditEvents::SubjectId,
-            AuditEvents::Ip,
-            AuditEvents::UserAgent,
-            AuditEvents::RequestId,
-            AuditEvents::Details,
-        ])
+        .columns(READ.into_iter().chain([AuditEvents::Outcome]))
         .values_panic([
             event.id.into(),
             micros(event.at).into(),
             event.kind.as_str().into(),
-            event.outcome().as_str().into(),
             event.actor_id.map(|id| id.as_uuid()).into(),
             event.subject_id.map(|id| id.as_uuid()).into(),
             event.client.ip.clone().into(),
             event.client.user_agent.clone().into(),
             event.client.request_id.clone().into(),
             details.into(),
+            event.outcome().as_str().into(),
         ])
         .to_owned();
     conn.execute(&insert).await?;

@@ -11,7 +11,9 @@ use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
 use userhub_tests::tally;
 
-use crate::harness::{Cluster, Outcome, PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Server, user};
+use crate::harness::{
+    Cluster, FetchJson, Outcome, PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Server, user,
+};
 
 /// Reads under load while backends are terminated and the cluster restarts:
 /// only 200 and 503, and service comes back by itself.
@@ -270,12 +272,8 @@ pub(crate) async fn one_winner(cluster: &Cluster, logs: &Path) -> Outcome {
     let root: Value = client
         .post(format!("{base}/api/auth/login"))
         .json(&json!({"email": ROOT_EMAIL, "password": ROOT_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let root = root["access_token"].as_str().unwrap().to_owned();
     let deletes = (0..20).map(|_| {
         client

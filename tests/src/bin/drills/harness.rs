@@ -235,26 +235,31 @@ impl Drop for Server {
     }
 }
 
+/// A request sent and its JSON body read, in a drill where either failing
+/// is a broken set-up rather than a finding.
+pub(crate) trait FetchJson {
+    /// The response body as JSON.
+    async fn fetch_json(self) -> Value;
+}
+
+impl FetchJson for reqwest::RequestBuilder {
+    async fn fetch_json(self) -> Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
 /// Registers and logs in `name`; returns (id, access token).
 pub(crate) async fn user(client: &Client, base: &str, name: &str) -> (String, String) {
     let created: Value = client
         .post(format!("{base}/api/auth/register"))
         .json(&json!({"email": format!("{name}@example.com"), "username": name, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let tokens: Value = client
         .post(format!("{base}/api/auth/login"))
         .json(&json!({"email": name, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     (
         created["id"].as_str().expect("registered").to_owned(),
         tokens["access_token"]

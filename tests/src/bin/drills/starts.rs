@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use userhub_tests::tally;
 
 use crate::harness::{
-    Cluster, JWT_KEY, Outcome, PASSWORD, Server, migrations_applied, random_below, user,
+    Cluster, FetchJson, JWT_KEY, Outcome, PASSWORD, Server, migrations_applied, random_below, user,
 };
 
 /// `kill -9` at a random moment of a first start (most land while the
@@ -253,21 +253,13 @@ pub(crate) async fn key_rotation(cluster: &Cluster, logs: &Path) -> Outcome {
         let refresh: Value = client
             .post(format!("{base}/api/auth/login"))
             .json(&json!({"email": "bob", "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let page: Value = client
             .get(format!("{base}/api/users/?limit=1"))
             .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
         let mut after = Server::start(
             &url,
@@ -327,12 +319,8 @@ pub(crate) async fn key_rotation(cluster: &Cluster, logs: &Path) -> Outcome {
         );
         let keys: Value = client
             .get(format!("{base}/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let published = keys["keys"].as_array().map_or(0, Vec::len);
         let unauthorized = statuses.iter().filter(|s| **s == 401).count();
         let expected_keys = if name == "HS256" { 0 } else { 2 };
