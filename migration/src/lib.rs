@@ -14,6 +14,7 @@ mod m20261128_000008_audit_events;
 mod m20261205_000009_server_secrets;
 mod m20261205_000010_mail_notices;
 mod m20261205_000011_hashed_login_names;
+mod m20261205_000012_second_factor;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -71,6 +72,7 @@ impl Migrator {
             Box::new(m20261205_000009_server_secrets::Migration),
             Box::new(m20261205_000010_mail_notices::Migration),
             Box::new(m20261205_000011_hashed_login_names::Migration),
+            Box::new(m20261205_000012_second_factor::Migration),
         ]
     }
 }

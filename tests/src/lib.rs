@@ -5,6 +5,7 @@
 mod database;
 mod proxy;
 pub mod smtp;
+pub mod totp;
 
 use std::time::Duration;
 

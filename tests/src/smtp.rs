@@ -16,11 +16,11 @@ pub struct SmtpServer {
     child: Option<Child>,
 }
 
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("USERHUB_TEST_SMTP_PYTHON").unwrap_or_else(|_| {
         panic!(
-            "the mail tests need aiosmtpd: run them through ./scripts/test.sh, or set \
-             USERHUB_TEST_SMTP_PYTHON to a python that has it (pip install aiosmtpd)"
+            "the mail and TOTP tests need aiosmtpd and pyotp: run them through ./scripts/test.sh, or set \
+             USERHUB_TEST_SMTP_PYTHON to a python that has them (pip install aiosmtpd pyotp)"
         )
     })
 }

@@ -4,6 +4,7 @@ mod audit;
 mod email;
 mod ids;
 mod mail;
+mod mfa;
 mod password;
 mod session;
 mod user;
@@ -15,6 +16,10 @@ pub use audit::{
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
 pub use mail::{Mail, MailJob, MailKind, Notice};
+pub use mfa::{
+    MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL, MfaStatus, RECOVERY_CODES, SealedSecret,
+    SecondFactorCode, StoredTotp, TotpSecret,
+};
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use session::{ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary, network_of};
 pub use user::{FullName, FullNameError, Taken, User, UserView, VersionMatch};

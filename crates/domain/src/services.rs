@@ -13,7 +13,8 @@ use std::sync::Arc;
 pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
     AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
-    EndSessionError, IssuedTokens, LoginError, LoginRequest, RefreshError, RegisterUser,
+    EndSessionError, IssuedTokens, LoginError, LoginRequest, MfaChangeError, MfaLoginError,
+    MfaResetError, RefreshError, RegisterUser, TotpEnrolment,
 };
 pub use recovery::{
     RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError, RevertEmailError,
@@ -30,8 +31,8 @@ use crate::model::{
     AuditEvent, AuditKind, ClientInfo, PasswordError, PasswordPolicy, Taken, User, UserId,
 };
 use crate::ports::{
-    AuditLog, Clock, InsertUserError, LoginThrottle, MailQueue, PasswordHasher, SessionRepository,
-    TokenIssuer, UserRepository,
+    AuditLog, Clock, InsertUserError, LoginThrottle, MailQueue, MfaRepository, PasswordHasher,
+    SecondFactor, SessionRepository, TokenIssuer, UserRepository,
 };
 
 /// Every port a use case may need, shared by all services.
@@ -46,6 +47,8 @@ pub struct Ports {
     pub mail: Arc<dyn MailQueue>,
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
+    pub mfa: Arc<dyn MfaRepository>,
+    pub second_factor: Arc<dyn SecondFactor>,
 }
 
 /// Why a new user (registered, or created by a superuser) was not stored.

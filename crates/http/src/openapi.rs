@@ -14,9 +14,10 @@ use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
 
 use crate::error::{
-    ApiError, FieldError, HttpError, HttpValidationError, OAuthError, OAuthValidationError,
+    ApiError, FieldError, HttpError, HttpValidationError, MfaRequiredError, OAuthError,
+    OAuthValidationError,
 };
-use crate::routes::{audit, auth, operations, recovery, sessions, users};
+use crate::routes::{audit, auth, mfa, operations, recovery, sessions, users};
 
 /// 429: an account lockout or the per-IP limit.
 #[derive(ToResponse)]
@@ -37,23 +38,25 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         license(name = "MIT OR Apache-2.0"),
     ),
     paths(
-        auth::register, auth::login, auth::refresh, auth::me,
+        auth::register, auth::login, mfa::login, auth::refresh, auth::me,
         recovery::forgot_password, recovery::reset_password,
         recovery::request_verify_token, recovery::verify, recovery::revert_email,
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password, audit::own,
+        mfa::status, mfa::begin, mfa::confirm, mfa::disable, mfa::recovery_codes,
         users::list, users::create, users::get, users::update, users::delete,
-        users::restore, users::unlock, audit::list,
+        users::restore, users::unlock, mfa::reset, audit::list,
         operations::health, operations::live, operations::jwks, operations::metrics,
     ),
     components(
-        schemas(HttpValidationError, FieldError, OAuthError, OAuthValidationError),
+        schemas(HttpValidationError, FieldError, OAuthError, OAuthValidationError, MfaRequiredError),
         responses(TooManyRequests)
     ),
     modifiers(&Conventions),
     tags(
         (name = "auth", description = "Registration, login, tokens and the current user"),
         (name = "sessions", description = "The caller's sessions and password"),
+        (name = "mfa", description = "The caller's second factor (TOTP, RFC 6238)"),
         (name = "users", description = "User management"),
         (name = "operations", description = "Health, public keys and metrics"),
     )

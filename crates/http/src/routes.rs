@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod mfa;
 pub(crate) mod operations;
 pub(crate) mod recovery;
 pub(crate) mod sessions;
@@ -17,6 +18,7 @@ use crate::error::ApiError;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     operations::configure(cfg);
     auth::configure(cfg);
+    mfa::configure(cfg);
     recovery::configure(cfg);
     sessions::configure(cfg);
     users::configure(cfg);

@@ -5,12 +5,15 @@ mod entities;
 pub mod hashing;
 pub mod mail;
 pub mod persistence;
+pub mod second_factor;
 pub mod tokens;
 
 pub use hashing::BcryptPasswordHasher;
 pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
 pub use persistence::{
     Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmLoginThrottle, SeaOrmMailQueue,
-    SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
+    SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
+    SeaOrmUserRepository,
 };
+pub use second_factor::{SealingKey, TotpSecondFactor};
 pub use tokens::{JwtSettings, JwtTokenIssuer, PreviousKey, SigningKey};

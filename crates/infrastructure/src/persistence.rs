@@ -5,6 +5,7 @@ mod connection;
 mod counts;
 mod errors;
 mod mail_queue;
+mod mfa;
 mod recovery;
 mod sessions;
 mod sql;
@@ -29,6 +30,7 @@ pub(crate) use sql::{delete_older, delete_where, escape_like, from_micros, micro
 pub use audit::SeaOrmAuditLog;
 pub use counts::SeaOrmRequestCounter;
 pub use mail_queue::SeaOrmMailQueue;
+pub use mfa::SeaOrmMfaRepository;
 pub use recovery::SeaOrmRecoveryTokens;
 pub use sessions::SeaOrmSessionRepository;
 pub use throttle::SeaOrmLoginThrottle;

@@ -83,6 +83,10 @@ struct Claims {
     iss: String,
     aud: String,
     typ: String,
+    /// How the session's login was proven (RFC 8176): `pwd`, and `otp`
+    /// after a second factor. Older tokens lack it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    amr: Vec<String>,
 }
 
 /// One key that verifies tokens, and its `kid` if it is published.
@@ -286,8 +290,14 @@ impl TokenIssuer for JwtTokenIssuer {
         &self,
         user: UserId,
         session: SessionId,
+        second_factor: bool,
         now: OffsetDateTime,
     ) -> Result<AccessToken, TokenError> {
+        let amr = if second_factor {
+            vec!["pwd".to_owned(), "otp".to_owned()]
+        } else {
+            vec!["pwd".to_owned()]
+        };
         let iat = now.unix_timestamp();
         let expires_in = self.settings.access_token_ttl.whole_seconds();
         let claims = Claims {
@@ -300,6 +310,7 @@ impl TokenIssuer for JwtTokenIssuer {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             typ: ACCESS.to_owned(),
+            amr,
         };
         let mut header = Header::new(self.algorithm);
         header.kid.clone_from(&self.kid);
@@ -434,7 +445,7 @@ mod tests {
         let issuer = issuer();
         let (user, session) = (UserId::generate(), SessionId::generate());
         let token = issuer
-            .issue_access_token(user, session, OffsetDateTime::now_utc())
+            .issue_access_token(user, session, false, OffsetDateTime::now_utc())
             .unwrap();
         assert_eq!(token.expires_in, 1800);
         let verified = issuer.verify_access_token(&token.token).unwrap();
@@ -576,7 +587,7 @@ mod tests {
             let issuer = issuer_with(signing);
             let (user, session) = (UserId::generate(), SessionId::generate());
             let token = issuer
-                .issue_access_token(user, session, OffsetDateTime::now_utc())
+                .issue_access_token(user, session, false, OffsetDateTime::now_utc())
                 .unwrap()
                 .token;
             assert_eq!(issuer.verify_access_token(&token).unwrap().user_id, user);
@@ -631,7 +642,12 @@ mod tests {
     fn token_of(issuer: &JwtTokenIssuer) -> (UserId, String) {
         let user = UserId::generate();
         let token = issuer
-            .issue_access_token(user, SessionId::generate(), OffsetDateTime::now_utc())
+            .issue_access_token(
+                user,
+                SessionId::generate(),
+                false,
+                OffsetDateTime::now_utc(),
+            )
             .unwrap()
             .token;
         (user, token)

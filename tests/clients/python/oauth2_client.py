@@ -1,5 +1,8 @@
 """UserHub through authlib's OAuth2Session, as an OAuth2 client would use it:
-the password grant, refresh_token(), and errors raised as OAuth2 errors.
+the password grant, refresh_token(), and errors raised as OAuth2 errors; and
+a second factor driven with pyotp (an independent TOTP implementation):
+enrolment, the password grant surfacing `mfa_required`, the second step,
+replay, recovery codes and turning it off.
 
 Run by scripts/client-test.sh with USERHUB_URL set; exits non-zero on failure.
 """
@@ -9,6 +12,9 @@ import sys
 import unittest
 import uuid
 
+import time
+
+import pyotp
 import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 
@@ -16,6 +22,21 @@ BASE = os.environ.get("USERHUB_URL", "http://127.0.0.1:8000")
 TOKEN_URL = f"{BASE}/api/auth/login"
 REFRESH_URL = f"{BASE}/api/auth/refresh"
 PASSWORD = "Quartz-Lantern-Orbit-47"
+
+
+def register_with_token() -> tuple[str, str]:
+    email = register()
+    token = OAuth2Session(token_endpoint=TOKEN_URL).fetch_token(
+        TOKEN_URL, username=email, password=PASSWORD
+    )
+    return email, token["access_token"]
+
+
+def fresh_step() -> None:
+    """Waits for a new 30-second step if this one is about to end."""
+    left = 30 - time.time() % 30
+    if left < 4:
+        time.sleep(left + 1)
 
 
 def register() -> str:
@@ -71,6 +92,87 @@ class PasswordGrant(unittest.TestCase):
         )
         self.assertEqual(response.status_code, 422, response.text)
         self.assertEqual(response.json()["error"], "unsupported_grant_type")
+
+
+class SecondFactor(unittest.TestCase):
+    def enable(self, access: str) -> tuple[pyotp.TOTP, list[str]]:
+        auth = {"Authorization": f"Bearer {access}"}
+        response = requests.post(
+            f"{BASE}/api/auth/mfa/totp",
+            json={"current_password": PASSWORD},
+            headers=auth,
+            timeout=10,
+        )
+        self.assertEqual(response.status_code, 200, response.text)
+        totp = pyotp.parse_uri(response.json()["otpauth_uri"])
+        self.assertEqual(totp.secret, response.json()["secret"])
+        fresh_step()
+        response = requests.post(
+            f"{BASE}/api/auth/mfa/totp/confirm",
+            json={"code": totp.now()},
+            headers=auth,
+            timeout=10,
+        )
+        self.assertEqual(response.status_code, 200, response.text)
+        codes = response.json()["recovery_codes"]
+        self.assertEqual(len(codes), 10)
+        return totp, codes
+
+    def mfa_token(self, email: str) -> str:
+        client = OAuth2Session(token_endpoint=TOKEN_URL)
+        with self.assertRaises(OAuthError) as raised:
+            client.fetch_token(TOKEN_URL, username=email, password=PASSWORD)
+        self.assertEqual(raised.exception.error, "mfa_required")
+        self.assertIsNone(client.token)
+        # authlib keeps only the standard fields; the token is in the body.
+        response = requests.post(
+            TOKEN_URL,
+            data={"grant_type": "password", "username": email, "password": PASSWORD},
+            timeout=10,
+        )
+        self.assertEqual(response.status_code, 403, response.text)
+        return response.json()["mfa_token"]
+
+    def second_step(self, mfa_token: str, code: str) -> requests.Response:
+        return requests.post(
+            f"{BASE}/api/auth/login/mfa",
+            data={"mfa_token": mfa_token, "code": code},
+            timeout=10,
+        )
+
+    def test_enrol_log_in_with_codes_and_turn_it_off(self):
+        email, access = register_with_token()
+        totp, codes = self.enable(access)
+        # The confirming code is spent; the next step's code works once.
+        token = self.mfa_token(email)
+        replay = self.second_step(token, totp.now())
+        self.assertEqual(replay.status_code, 401, replay.text)
+        self.assertEqual(replay.json()["error"], "invalid_grant")
+        later = totp.at(time.time() + 30)
+        response = self.second_step(token, later)
+        self.assertEqual(response.status_code, 200, response.text)
+        tokens = response.json()
+        self.assertEqual(tokens["token_type"], "bearer")
+        session = OAuth2Session(token=tokens)
+        self.assertEqual(session.get(f"{BASE}/api/auth/me", timeout=10).status_code, 200)
+        # A recovery code works once.
+        response = self.second_step(self.mfa_token(email), codes[0])
+        self.assertEqual(response.status_code, 200, response.text)
+        response = self.second_step(self.mfa_token(email), codes[0])
+        self.assertEqual(response.status_code, 401, response.text)
+        # Off with the password and a recovery code: the password grant works again.
+        response = requests.post(
+            f"{BASE}/api/auth/mfa/totp/disable",
+            json={"current_password": PASSWORD, "code": codes[1]},
+            headers={"Authorization": f"Bearer {access}"},
+            timeout=10,
+        )
+        self.assertEqual(response.status_code, 204, response.text)
+        client = OAuth2Session(token_endpoint=TOKEN_URL)
+        self.assertIn(
+            "access_token",
+            client.fetch_token(TOKEN_URL, username=email, password=PASSWORD),
+        )
 
 
 if __name__ == "__main__":

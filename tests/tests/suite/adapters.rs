@@ -101,6 +101,7 @@ fn session(user: &User, hash: &str) -> NewSession {
         created_at: now(),
         expires_at: now() + Duration::days(1),
         client: ClientInfo::new(Some("agent/1.0"), Some("127.0.0.1".into())),
+        second_factor: false,
     }
 }
 

@@ -33,6 +33,8 @@ mod docs;
 mod faults;
 mod hardening;
 mod health;
+mod mfa;
+mod mfa_store;
 mod pooler;
 mod recovery;
 mod recovery_store;

@@ -28,11 +28,16 @@ pub enum AuditKind {
     UserRestored,
     UserUnlocked,
     EmailReverted,
+    MfaEnabled,
+    MfaDisabled,
+    MfaRecoveryCodesRegenerated,
+    MfaFailed,
+    MfaRecoveryCodeUsed,
 }
 
 impl AuditKind {
     /// Every kind, in the contract's order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 22] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -50,6 +55,11 @@ impl AuditKind {
         Self::UserRestored,
         Self::UserUnlocked,
         Self::EmailReverted,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::MfaRecoveryCodesRegenerated,
+        Self::MfaFailed,
+        Self::MfaRecoveryCodeUsed,
     ];
 
     /// The event type as stored and shown, e.g. `login.failed`.
@@ -73,6 +83,11 @@ impl AuditKind {
             Self::UserRestored => "user.restored",
             Self::UserUnlocked => "user.unlocked",
             Self::EmailReverted => "email.reverted",
+            Self::MfaEnabled => "mfa.enabled",
+            Self::MfaDisabled => "mfa.disabled",
+            Self::MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
+            Self::MfaFailed => "mfa.failed",
+            Self::MfaRecoveryCodeUsed => "mfa.recovery_code_used",
         }
     }
 
@@ -87,7 +102,7 @@ impl AuditKind {
     #[must_use]
     pub const fn outcome(self) -> AuditOutcome {
         match self {
-            Self::LoginFailed | Self::LoginLocked | Self::TokenReuseDetected => {
+            Self::LoginFailed | Self::LoginLocked | Self::TokenReuseDetected | Self::MfaFailed => {
                 AuditOutcome::Failure
             }
             _ => AuditOutcome::Success,

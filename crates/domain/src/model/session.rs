@@ -103,6 +103,8 @@ pub struct NewSession {
     pub expires_at: OffsetDateTime,
     /// Where the login came from.
     pub client: ClientInfo,
+    /// The login proved a second factor (its tokens say `amr: ["pwd", "otp"]`).
+    pub second_factor: bool,
 }
 
 /// A stored session: one chain of refresh tokens from one login.
@@ -122,6 +124,8 @@ pub struct Session {
     pub revoked_at: Option<OffsetDateTime>,
     /// Where the login came from.
     pub client: ClientInfo,
+    /// The login proved a second factor.
+    pub second_factor: bool,
 }
 
 impl Session {

@@ -75,7 +75,8 @@ pub enum TokenError {
 /// Issues and checks tokens.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait TokenIssuer: Send + Sync + 'static {
-    /// Signs an access token for this user and session, issued at `now`.
+    /// Signs an access token for this user and session, issued at `now`;
+    /// `second_factor` says the session's login proved one (`amr`).
     ///
     /// # Errors
     /// [`TokenError::Port`] when signing fails.
@@ -83,6 +84,7 @@ pub trait TokenIssuer: Send + Sync + 'static {
         &self,
         user: UserId,
         session: SessionId,
+        second_factor: bool,
         now: OffsetDateTime,
     ) -> Result<AccessToken, TokenError>;
 

@@ -5,6 +5,7 @@
 //! `# Errors` sections list only the other outcomes.
 
 mod credentials;
+mod mfa;
 mod records;
 mod recovery;
 mod sessions;
@@ -12,6 +13,7 @@ mod system;
 mod users;
 
 pub use credentials::*;
+pub use mfa::*;
 pub use records::*;
 pub use recovery::*;
 pub use sessions::*;

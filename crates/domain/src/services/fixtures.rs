@@ -14,8 +14,8 @@ use crate::model::{
 };
 use crate::ports::{
     AccessClaims, AccessToken, MockAuditLog, MockClock, MockLoginThrottle, MockMailQueue,
-    MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockUserRepository, RefreshToken,
-    ThrottleState,
+    MockMfaRepository, MockPasswordHasher, MockSecondFactor, MockSessionRepository,
+    MockTokenIssuer, MockUserRepository, RefreshToken, ThrottleState,
 };
 
 /// The time the fixtures' clock tells.
@@ -32,6 +32,8 @@ pub struct Mocks {
     pub tokens: MockTokenIssuer,
     pub mail: MockMailQueue,
     pub audit: MockAuditLog,
+    pub mfa: MockMfaRepository,
+    pub second_factor: MockSecondFactor,
 }
 
 impl Mocks {
@@ -55,7 +57,18 @@ impl Mocks {
             mail: Arc::new(self.mail),
             audit: Arc::new(self.audit),
             clock: Arc::new(clock),
+            mfa: Arc::new(self.mfa),
+            second_factor: Arc::new(self.second_factor),
         }
+    }
+}
+
+impl Mocks {
+    /// No user has a second factor.
+    pub fn without_second_factor(&mut self) {
+        self.mfa
+            .expect_status()
+            .returning(|_| Ok(crate::model::MfaStatus::default()));
     }
 }
 
@@ -201,7 +214,7 @@ impl Mocks {
     pub fn issues_access_tokens(&mut self) {
         self.tokens
             .expect_issue_access_token()
-            .returning(|_, _, _| {
+            .returning(|_, _, _, _| {
                 Ok(AccessToken {
                     token: "jwt".into(),
                     expires_in: 1800,

@@ -3,12 +3,14 @@
 use userhub_domain::model::Taken;
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
-    GetUserError, ListAuditEventsError, ListUsersError, LoginError, NewUserError, RefreshError,
-    RestoreUserError, UnlockUserError, UpdateUserError,
+    GetUserError, ListAuditEventsError, ListUsersError, LoginError, MfaChangeError, MfaLoginError,
+    MfaResetError, NewUserError, RefreshError, RestoreUserError, UnlockUserError, UpdateUserError,
 };
 
 use super::ApiError;
 
+const INVALID_CODE: &str = "Invalid code";
+const MFA_NOT_ON: &str = "Two-factor authentication is not on";
 const EMAIL_TAKEN: &str = "Email already registered";
 const USERNAME_TAKEN: &str = "Username already taken";
 const FORBIDDEN: &str = "Not enough permissions";
@@ -45,6 +47,9 @@ impl From<LoginError> for ApiError {
         match err {
             LoginError::InvalidCredentials => Self::Unauthorized("Incorrect email or password"),
             LoginError::EmailNotVerified => Self::Forbidden("Email not verified"),
+            LoginError::MfaRequired { mfa_token } => Self::MfaRequired {
+                mfa_token: secrecy::ExposeSecret::expose_secret(&mfa_token).to_owned(),
+            },
             LoginError::Locked { retry_after } => Self::TooManyRequests {
                 detail: TOO_MANY_PASSWORD_FAILURES,
                 retry_after: retry_after_seconds(retry_after),
@@ -190,6 +195,47 @@ impl From<UnlockUserError> for ApiError {
             UnlockUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
             UnlockUserError::Forbidden => Self::Forbidden(FORBIDDEN),
             UnlockUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<MfaChangeError> for ApiError {
+    fn from(err: MfaChangeError) -> Self {
+        match err {
+            MfaChangeError::WrongPassword => Self::BadRequest("Incorrect password"),
+            MfaChangeError::InvalidCode => Self::BadRequest(INVALID_CODE),
+            MfaChangeError::AlreadyOn => Self::Conflict("Two-factor authentication is already on"),
+            MfaChangeError::NothingPending => Self::Conflict("No two-factor enrolment is pending"),
+            MfaChangeError::NotOn => Self::Conflict(MFA_NOT_ON),
+            MfaChangeError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
+            MfaChangeError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<MfaLoginError> for ApiError {
+    fn from(err: MfaLoginError) -> Self {
+        match err {
+            MfaLoginError::InvalidCode => Self::Unauthorized(INVALID_CODE),
+            MfaLoginError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
+            MfaLoginError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<MfaResetError> for ApiError {
+    fn from(err: MfaResetError) -> Self {
+        match err {
+            MfaResetError::Forbidden => Self::Forbidden(FORBIDDEN),
+            MfaResetError::NotFound => Self::NotFound(USER_NOT_FOUND),
+            MfaResetError::NotOn => Self::Conflict(MFA_NOT_ON),
+            MfaResetError::Port(e) => e.into(),
         }
     }
 }

@@ -3,7 +3,7 @@
 mod domain;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, CacheControl, CacheDirective, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use userhub_domain::PortError;
@@ -76,6 +76,13 @@ pub enum ApiError {
         inner: Box<ApiError>,
         /// RFC 6749 §5.2 error code.
         error: OAuthErrorCode,
+    },
+    /// 403 of a login whose password was right, with the `mfa_token`
+    /// that the second step (`/api/auth/login/mfa`) takes.
+    #[error("MFA required")]
+    MfaRequired {
+        /// Opaque, single use, five minutes.
+        mfa_token: String,
     },
     /// 412: `If-Match` names a version that is no longer current.
     #[error("precondition failed")]
@@ -192,6 +199,27 @@ pub(crate) struct OAuthValidationError<'a> {
     error_description: &'a str,
 }
 
+/// The `detail` of a login that needs a second factor.
+const MFA_REQUIRED: &str = "MFA required";
+
+/// A login's 403 when the password was right and the user has a second
+/// factor: no tokens, but the `mfa_token` for `/api/auth/login/mfa`. (The
+/// 403 of an unverified address has the same fields but `mfa_token`, with
+/// `error` `invalid_grant`.)
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": "MFA required", "error": "mfa_required", "error_description": "The password is right; send a code of the second factor with mfa_token to /api/auth/login/mfa", "mfa_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"}))]
+pub(crate) struct MfaRequiredError<'a> {
+    /// `MFA required`.
+    detail: &'a str,
+    /// `mfa_required`.
+    error: &'a str,
+    /// What to do next.
+    error_description: &'a str,
+    /// Opaque, single use, valid five minutes for five codes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_token: Option<&'a str>,
+}
+
 /// A 422 body: one entry per failing field.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"detail": [{"type": "string_too_short", "loc": ["body", "password"], "msg": "String should have at least 8 bytes"}]}))]
@@ -206,7 +234,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::MfaRequired { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -225,6 +253,16 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         match self {
             Self::OAuth { inner, error } => return Self::oauth_response(inner, *error),
+            Self::MfaRequired { mfa_token } => {
+                return response
+                    .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+                    .json(MfaRequiredError {
+                        detail: MFA_REQUIRED,
+                        error: "mfa_required",
+                        error_description: "The password is right; send a code of the second factor with mfa_token to /api/auth/login/mfa",
+                        mfa_token: Some(mfa_token),
+                    });
+            }
             Self::Unauthorized(_) => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
@@ -267,6 +305,7 @@ impl ApiError {
             | Self::TooManyRequests { detail, .. } => detail,
             Self::OAuth { inner, .. } => inner.detail(),
             Self::MethodNotAllowed { .. } => "Method Not Allowed",
+            Self::MfaRequired { .. } => MFA_REQUIRED,
             Self::PayloadTooLarge => "Request body too large",
             Self::BodyTimeout => "Request body not received in time",
             Self::PreconditionFailed => "The user changed since it was read",

@@ -182,9 +182,9 @@ fn credential(value: String) -> Result<String, validation::Issue> {
             body = OAuthError,
             headers(("WWW-Authenticate" = String, description = "`Bearer`")),
             example = json!({"detail": "Incorrect email or password", "error": "invalid_grant", "error_description": "Incorrect email or password"})),
-        (status = 403, description = "The password was right, but `REQUIRE_VERIFIED_EMAIL` is on and the address is not verified",
-            body = OAuthError,
-            example = json!({"detail": "Email not verified", "error": "invalid_grant", "error_description": "Email not verified"})),
+        (status = 403, description = "The password was right, but a second factor is required (`error` `mfa_required`, with the `mfa_token` for `/api/auth/login/mfa`), or `REQUIRE_VERIFIED_EMAIL` is on and the address is not verified (`error` `invalid_grant`)",
+            body = crate::error::MfaRequiredError,
+            example = json!({"detail": "MFA required", "error": "mfa_required", "error_description": "The password is right; send a code of the second factor with mfa_token to /api/auth/login/mfa", "mfa_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"})),
         (status = 429, response = TooManyRequests),
     )
 )]
@@ -208,6 +208,7 @@ pub(crate) async fn login(
         Err(LoginError::InvalidCredentials) => metrics::record_login("failure"),
         Err(LoginError::Locked { .. }) => metrics::record_login("locked"),
         Err(LoginError::EmailNotVerified) => metrics::record_login("unverified"),
+        Err(LoginError::MfaRequired { .. }) => metrics::record_login("mfa_required"),
         Err(LoginError::Port(_)) => {}
     }
     let tokens = outcome.map_err(|e| ApiError::from(e).for_oauth())?;
@@ -332,7 +333,7 @@ pub(crate) struct TokenResponse<'a> {
     expires_in: i64,
 }
 
-fn token_response(tokens: &IssuedTokens) -> HttpResponse {
+pub(super) fn token_response(tokens: &IssuedTokens) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .insert_header((header::PRAGMA, "no-cache"))

@@ -16,6 +16,7 @@ pub struct Model {
     pub revoked_at: Option<TimeDateTimeWithTimeZone>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    pub second_factor: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -50,7 +50,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             .and_where(user::Column::IsActive.eq(true))
             .and_where(user::Column::PasswordHash.eq(password_hash.as_str()))
             .to_owned();
-        let values: [sea_orm::Value; 9] = [
+        let values: [sea_orm::Value; 10] = [
             s.id.as_uuid().into(),
             s.user_id.as_uuid().into(),
             s.refresh_token_hash.as_str().into(),
@@ -60,6 +60,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             Option::<OffsetDateTime>::None.into(),
             s.client.user_agent.clone().into(),
             s.client.ip.clone().into(),
+            s.second_factor.into(),
         ];
         let row = Query::select()
             .exprs(values.into_iter().map(Expr::val))
@@ -77,6 +78,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 session::Column::RevokedAt,
                 session::Column::UserAgent,
                 session::Column::Ip,
+                session::Column::SecondFactor,
             ])
             .select_from(row)
             .map_err(PortError::unexpected)?
@@ -358,5 +360,6 @@ fn to_domain(row: session::Model) -> Session {
             ip: row.ip,
             request_id: None,
         },
+        second_factor: row.second_factor,
     }
 }

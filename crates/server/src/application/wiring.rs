@@ -11,8 +11,8 @@ use userhub_domain::services::{
 use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, JwtTokenIssuer, LogMailer, SeaOrmAuditLog, SeaOrmLoginThrottle,
-    SeaOrmMailQueue, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
-    SeaOrmUserRepository, SmtpMailer,
+    SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
+    SeaOrmSessionRepository, SeaOrmUserRepository, SealingKey, SmtpMailer, TotpSecondFactor,
 };
 
 use crate::Settings;
@@ -50,6 +50,8 @@ impl Services {
             mail: Arc::new(SeaOrmMailQueue::new(database.clone())),
             audit: Arc::new(SeaOrmAuditLog::new(database.clone())),
             clock: Arc::new(SystemClock),
+            mfa: Arc::new(SeaOrmMfaRepository::new(database.clone())),
+            second_factor: Arc::new(second_factor(settings, database).await?),
         };
         let clock = ports.clock.clone();
         let mailer: Arc<dyn Mailer> = match settings.smtp() {
@@ -152,4 +154,27 @@ pub(super) fn rate_limits(
             )
         }
     }
+}
+
+/// TOTP, sealing with `MFA_ENCRYPTION_KEY`, or in development with a key
+/// the server keeps in its database (the same for every instance).
+async fn second_factor(
+    settings: &Settings,
+    database: &Database,
+) -> anyhow::Result<TotpSecondFactor> {
+    let (current, previous) = settings.sealing_keys()?;
+    let current = match current {
+        Some(key) => key,
+        None => SealingKey::derive(
+            &database
+                .server_secret("totp")
+                .await
+                .context("reading the server's secret (are the migrations applied?)")?,
+        ),
+    };
+    Ok(TotpSecondFactor::new(
+        &settings.mfa.mfa_issuer,
+        current,
+        previous,
+    ))
 }

@@ -263,9 +263,17 @@ fn toml_value(value: &Value) -> String {
     }
 }
 
-/// A value as a `.env` line writes it.
+/// A value as a `.env` line writes it: bare when it is plain, else in
+/// double quotes (as dotenv files quote values with blanks or `<`).
 fn env_value(value: &Value) -> String {
     match value {
+        Value::String(_, s)
+            if !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_./:,@-".contains(c)) =>
+        {
+            format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+        }
         Value::String(_, s) => s.clone(),
         other => toml_value(other),
     }

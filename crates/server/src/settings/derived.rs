@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
-use userhub_infrastructure::{PreviousKey, SigningKey};
+use userhub_infrastructure::{PreviousKey, SealingKey, SigningKey};
 
 use super::{AppEnv, DbPooler, JwtAlgorithm, Settings, SmtpTlsSetting};
 
@@ -230,5 +230,35 @@ impl Settings {
                 ))
             }
         }
+    }
+
+    /// The keys that seal TOTP secrets: `MFA_ENCRYPTION_KEY` (`None`: in
+    /// development, a key the server keeps) and the previous one.
+    ///
+    /// # Errors
+    /// A key that is not 64 hexadecimal digits, or none in production.
+    pub fn sealing_keys(&self) -> anyhow::Result<(Option<SealingKey>, Option<SealingKey>)> {
+        let parse = |key: &Option<SecretString>, name: &str| {
+            key.as_ref()
+                .map(|k| SealingKey::from_hex(k.expose_secret()))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))
+        };
+        let current = parse(&self.mfa.mfa_encryption_key, "MFA_ENCRYPTION_KEY")?;
+        let previous = parse(
+            &self.mfa.mfa_previous_encryption_key,
+            "MFA_PREVIOUS_ENCRYPTION_KEY",
+        )?;
+        if current.is_none() && self.is_production() {
+            bail!(
+                "MFA_ENCRYPTION_KEY is required when APP_ENV=production (it encrypts TOTP secrets)"
+            );
+        }
+        if current.is_none() && previous.is_some() {
+            bail!(
+                "MFA_PREVIOUS_ENCRYPTION_KEY needs MFA_ENCRYPTION_KEY (the key that replaces it)"
+            );
+        }
+        Ok((current, previous))
     }
 }

@@ -20,7 +20,7 @@ use secrecy::ExposeSecret;
 pub use choices::{AppEnv, DbPooler, JwtAlgorithm, LogFormat, RateLimitStore, SmtpTlsSetting};
 pub use declare::{Days, Hours, Minutes, Seconds, Span};
 pub use sections::{
-    AccountSettings, DatabaseSettings, MailSettings, ServerSettings, TokenSettings,
+    AccountSettings, DatabaseSettings, MailSettings, MfaSettings, ServerSettings, TokenSettings,
 };
 pub use userhub_config::DEFAULT_DATABASE_URL;
 
@@ -42,15 +42,18 @@ pub struct Settings {
     pub accounts: AccountSettings,
     /// Mail and the links in it.
     pub mail: MailSettings,
+    /// The second factor.
+    pub mfa: MfaSettings,
 }
 
 /// The sections, each as a writer of its generated lines.
-const RENDERERS: [fn(&mut String, bool); 5] = [
+const RENDERERS: [fn(&mut String, bool); 6] = [
     declare::render::<ServerSettings>,
     declare::render::<DatabaseSettings>,
     declare::render::<TokenSettings>,
     declare::render::<AccountSettings>,
     declare::render::<MailSettings>,
+    declare::render::<MfaSettings>,
 ];
 
 /// Every variable read, lower-cased.
@@ -62,6 +65,7 @@ pub fn keys() -> Vec<&'static str> {
         TokenSettings::ENTRIES,
         AccountSettings::ENTRIES,
         MailSettings::ENTRIES,
+        MfaSettings::ENTRIES,
     ]
     .iter()
     .flat_map(|entries| entries.iter().map(|e| e.key))
@@ -154,6 +158,7 @@ impl Settings {
             tokens: extract(&figment)?,
             accounts: extract(&figment)?,
             mail: extract(&figment)?,
+            mfa: extract(&figment)?,
         };
         Ok(settings.without_empty_values())
     }
@@ -181,6 +186,7 @@ impl Settings {
         }
         self.check_pooler()?;
         self.check_mail()?;
+        self.sealing_keys()?;
         let filter = &self.server.rust_log;
         tracing_subscriber::EnvFilter::try_new(filter)
             .with_context(|| format!("RUST_LOG={filter}"))?;
@@ -196,6 +202,7 @@ impl Settings {
         self.tokens.check_ranges()?;
         self.accounts.check_ranges()?;
         self.mail.check_ranges()?;
+        self.mfa.check_ranges()?;
         let db = &self.database;
         check_range(
             "db_pool_min_idle",
@@ -273,6 +280,8 @@ impl Settings {
         self.database.database_direct_url = text(self.database.database_direct_url.take());
         self.mail.smtp_username = text(self.mail.smtp_username.take());
         self.mail.smtp_password = secret(self.mail.smtp_password.take());
+        self.mfa.mfa_encryption_key = secret(self.mfa.mfa_encryption_key.take());
+        self.mfa.mfa_previous_encryption_key = secret(self.mfa.mfa_previous_encryption_key.take());
         self
     }
 }

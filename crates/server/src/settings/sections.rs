@@ -201,3 +201,20 @@ section! {
         revert_email_token_days: Days = Span(7); 1..=90,
     }
 }
+
+section! {
+    /// The second factor (TOTP).
+    pub struct MfaSettings("mfa") {
+        /// 64 hexadecimal digits (openssl rand -hex 32) that encrypt TOTP
+        /// secrets at rest; required when APP_ENV=production. Empty in
+        /// development: a key the server keeps in its database.
+        #[serde(skip_serializing)]
+        mfa_encryption_key: Option<SecretString> = None,
+        /// The key used before a rotation: secrets sealed with it still
+        /// open; new ones are sealed with MFA_ENCRYPTION_KEY.
+        #[serde(skip_serializing)]
+        mfa_previous_encryption_key: Option<SecretString> = None,
+        /// The name authenticator apps show next to the account.
+        mfa_issuer: String = "UserHub".into(),
+    }
+}

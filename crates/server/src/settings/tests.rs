@@ -63,11 +63,11 @@ fn the_config_files_and_readme_match_the_code() {
     // as the generated `.env.example` writes them; other words (a
     // default computed at start) are left to the reader.
     let generated = env_example();
-    let defaults: std::collections::HashMap<&str, &str> = generated
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .collect();
+    let defaults: std::collections::HashMap<String, String> =
+        dotenvy::from_read_iter(generated.as_bytes())
+            .map(|pair| pair.expect("a valid .env line"))
+            .map(|(key, value)| (key.to_ascii_lowercase(), value))
+            .collect();
     let cells = |cell: &str| -> Vec<String> {
         cell.split("`, `")
             .map(|c| c.trim().trim_matches('`').to_owned())
@@ -78,7 +78,7 @@ fn the_config_files_and_readme_match_the_code() {
         let names = cells(columns[0].trim_start_matches("| "));
         let stated = columns[1].trim();
         for (i, name) in names.iter().enumerate() {
-            let Some(default) = defaults.get(name.as_str()) else {
+            let Some(default) = defaults.get(&name.to_ascii_lowercase()) else {
                 continue;
             };
             let expected = match stated {
@@ -109,10 +109,11 @@ fn the_generated_files_read_back_as_the_defaults() {
         Ok(())
     });
     Jail::expect_with(|jail| {
-        for line in env_example().lines().filter(|l| !l.starts_with('#')) {
-            if let Some((key, value)) = line.split_once('=') {
-                jail.set_env(key, value);
-            }
+        // Read as the server reads a `.env` file.
+        let example = env_example();
+        for pair in dotenvy::from_read_iter(example.as_bytes()) {
+            let (key, value) = pair.expect("a valid .env line");
+            jail.set_env(key, value);
         }
         let settings = Settings::from_layers(Path::new("missing"), env()).unwrap();
         assert_eq!(format!("{settings:#?}"), defaults);
@@ -308,6 +309,7 @@ fn production_refuses_to_only_log_mail_and_mail_settings_are_checked() {
             s.server.app_env = AppEnv::Production;
             s.mail.smtp_host = "smtp.example.com".into();
             s.server.public_url = "https://app.example.com".into();
+            s.mfa.mfa_encryption_key = Some("ab".repeat(32).into());
         })
     }
     assert_eq!(checked(|s| *s = production()), Ok(()));
@@ -504,4 +506,28 @@ fn development_without_a_key_gets_a_random_one() {
 #[test]
 fn an_empty_database_url_means_the_embedded_sqlite_file() {
     assert_eq!(Settings::default().database_url(), DEFAULT_DATABASE_URL);
+}
+
+#[test]
+fn totp_encryption_keys_are_checked_and_required_in_production() {
+    let err = |tweak: fn(&mut Settings)| checked(tweak).unwrap_err();
+    assert!(
+        err(|s| s.mfa.mfa_encryption_key = Some("abc".into())).starts_with("MFA_ENCRYPTION_KEY: ")
+    );
+    assert!(
+        err(|s| s.mfa.mfa_previous_encryption_key = Some("ab".repeat(32).into()))
+            .starts_with("MFA_PREVIOUS_ENCRYPTION_KEY needs MFA_ENCRYPTION_KEY")
+    );
+    assert!(
+        err(|s| {
+            s.server.app_env = AppEnv::Production;
+            s.mail.smtp_host = "smtp.example.com".into();
+            s.server.public_url = "https://app.example.com".into();
+        })
+        .starts_with("MFA_ENCRYPTION_KEY is required")
+    );
+    assert_eq!(
+        checked(|s| s.mfa.mfa_encryption_key = Some("AB".repeat(32).into())),
+        Ok(())
+    );
 }

@@ -31,6 +31,13 @@ pub enum LoginError {
     /// settings require it.
     #[error("email not verified")]
     EmailNotVerified,
+    /// The password was right and the user has a second factor: no
+    /// tokens yet, but this token for `login_mfa` (5 minutes, 5 codes).
+    #[error("second factor required")]
+    MfaRequired {
+        /// The opaque `mfa_token`.
+        mfa_token: SecretString,
+    },
     /// Too many failed logins: refused, even with the right password, for this long.
     #[error("account locked")]
     Locked {
@@ -97,6 +104,14 @@ impl AuthService {
             self.ports.audit.record(&event).await?;
             return Err(LoginError::EmailNotVerified);
         }
+        if self.ports.mfa.status(user.id).await?.totp {
+            // The password is proven; the lockout of the name as typed is
+            // over, and wrong codes now count against the user's own name.
+            self.throttle.succeeded(&login, address).await?;
+            let mfa_token = self.mfa_challenge(user.id, now).await?;
+            info!(user_id = %user.id, "password right; second factor required");
+            return Err(LoginError::MfaRequired { mfa_token });
+        }
         let refresh = self.ports.tokens.new_refresh_token()?;
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, &request.client).own(user.id);
         let session = NewSession {
@@ -106,6 +121,7 @@ impl AuthService {
             created_at: now,
             expires_at: now + self.config.refresh_token_ttl,
             client: request.client,
+            second_factor: false,
         };
         if !self
             .ports
@@ -121,7 +137,7 @@ impl AuthService {
         self.rehash_if_outdated(&user, request.password).await?;
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login succeeded");
-        Ok(self.issue(user.id, session.id, refresh, now)?)
+        Ok(self.issue(user.id, session.id, false, refresh, now)?)
     }
 
     /// Replaces a hash made at an older cost, now that the password is
@@ -225,6 +241,7 @@ mod tests {
         let ada = user("ada");
         let id = ada.id;
         let mut mocks = Mocks::default();
+        mocks.without_second_factor();
         mocks
             .users
             .expect_find_by_login()
@@ -380,6 +397,7 @@ mod tests {
     async fn an_expired_lock_no_longer_refuses() {
         let ada = user("ada");
         let mut mocks = Mocks::default();
+        mocks.without_second_factor();
         mocks.throttle_reports(ThrottleState {
             pair_locked_until: Some(NOW),
             ..ThrottleState::default()
@@ -463,6 +481,7 @@ mod tests {
     async fn a_login_whose_user_changed_while_bcrypt_ran_gets_no_session() {
         let ada = user("ada");
         let mut mocks = Mocks::default();
+        mocks.without_second_factor();
         mocks.throttle_permissive();
         mocks.finds_by_login(&ada);
         mocks.password_matches(true);
@@ -482,6 +501,7 @@ mod tests {
         let ada = user("ada");
         let id = ada.id;
         let mut mocks = Mocks::default();
+        mocks.without_second_factor();
         mocks.finds_by_login(&ada);
         mocks.password_matches(true);
         mocks.hasher.expect_needs_rehash().return_const(true);

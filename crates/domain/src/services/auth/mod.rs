@@ -11,6 +11,7 @@ use crate::model::{PasswordPolicy, SessionId, UserId};
 use crate::ports::{RefreshToken, TokenError};
 
 mod login;
+mod mfa;
 mod password;
 mod refresh;
 mod register;
@@ -19,6 +20,7 @@ mod sessions;
 mod test_support;
 
 pub use login::{LoginError, LoginRequest};
+pub use mfa::{MfaChangeError, MfaLoginError, MfaResetError, TotpEnrolment};
 pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
 pub use register::RegisterUser;
@@ -75,12 +77,12 @@ impl AuthService {
         }
     }
 
-    /// Deletes ended sessions and stale failed-login state, so that neither
-    /// table grows without bound.
+    /// Deletes ended sessions, stale failed-login state and expired login
+    /// challenges, so that no table grows without bound.
     pub async fn purge_ended_sessions(&self) -> Result<u64, PortError> {
         let now = self.ports.clock.now();
         let purged = self.ports.sessions.purge_ended(now).await?;
-        let forgotten = self.throttle.purge(now).await?;
+        let forgotten = self.throttle.purge(now).await? + self.ports.mfa.purge(now).await?;
         if purged > 0 || forgotten > 0 {
             info!(
                 purged,
@@ -94,13 +96,14 @@ impl AuthService {
         &self,
         user_id: UserId,
         session_id: SessionId,
+        second_factor: bool,
         refresh: RefreshToken,
         now: OffsetDateTime,
     ) -> Result<IssuedTokens, PortError> {
         let access = self
             .ports
             .tokens
-            .issue_access_token(user_id, session_id, now)
+            .issue_access_token(user_id, session_id, second_factor, now)
             .map_err(|err| match err {
                 TokenError::Port(err) => err,
                 TokenError::Invalid(reason) => PortError::unexpected(reason),
@@ -143,6 +146,13 @@ mod tests {
             .with(eq(NOW - Duration::hours(2)))
             .times(1)
             .returning(|_| Ok(2));
-        assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 5);
+        // Login challenges that expired.
+        mocks
+            .mfa
+            .expect_purge()
+            .with(eq(NOW))
+            .times(1)
+            .returning(|_| Ok(1));
+        assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 6);
     }
 }

@@ -67,6 +67,7 @@ pub(super) fn session(user: &User) -> Session {
         expires_at: NOW + Duration::days(1),
         revoked_at: None,
         client: ClientInfo::default(),
+        second_factor: false,
     }
 }
 
@@ -76,6 +77,7 @@ pub(super) fn right_password(user: User) -> Mocks {
     mocks.finds_by_login(&user);
     mocks.password_matches(true);
     mocks.throttle_permissive();
+    mocks.without_second_factor();
     mocks
 }
 

@@ -1,0 +1,743 @@
+//! The second factor: enrolment, status, turning it off, new recovery
+//! codes, a superuser's reset for a lost device, and the login step that
+//! exchanges an `mfa_token` and a code for the usual tokens.
+//!
+//! Every check of a password or a code by a signed-in user counts against
+//! the same lockout as a login (the caller's username from this address),
+//! so that a stolen access token is no guessing oracle for either.
+
+use secrecy::{ExposeSecret, SecretString};
+use time::{Duration, OffsetDateTime};
+use tracing::{info, warn};
+
+use super::{AuthService, Authenticated, IssuedTokens};
+use crate::PortError;
+use crate::model::{
+    AuditEvent, AuditKind, ClientInfo, FailureReason, MFA_CHALLENGE_ATTEMPTS, MfaStatus,
+    NewSession, RECOVERY_CODES, RefreshTokenHash, SecondFactorCode, SessionId, TotpSecret, User,
+    UserId,
+};
+
+/// What an enrolment shows once: the secret and its `otpauth://` URI.
+#[derive(Debug)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an authenticator app.
+    pub secret: TotpSecret,
+    /// For a QR code.
+    pub uri: String,
+}
+
+/// Why a change of the caller's own second factor was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaChangeError {
+    /// The current password was wrong (counted as a failed login).
+    #[error("wrong password")]
+    WrongPassword,
+    /// The code was wrong, or already used (counted as a failed login,
+    /// except at confirmation).
+    #[error("invalid code")]
+    InvalidCode,
+    /// Enrolment while TOTP is on.
+    #[error("already on")]
+    AlreadyOn,
+    /// Confirmation without a pending secret.
+    #[error("nothing pending")]
+    NothingPending,
+    /// Turning off or new codes while TOTP is off.
+    #[error("not on")]
+    NotOn,
+    /// Too many failed checks: refused for this long.
+    #[error("locked")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why the second step of a login failed. A wrong code and an unknown,
+/// expired, spent or used-up `mfa_token` look the same.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaLoginError {
+    /// Wrong code, or no live challenge.
+    #[error("invalid code")]
+    InvalidCode,
+    /// Too many failed checks: refused for this long.
+    #[error("locked")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a superuser's reset of someone's second factor was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaResetError {
+    /// The caller is not a superuser.
+    #[error("forbidden")]
+    Forbidden,
+    /// No such user.
+    #[error("not found")]
+    NotFound,
+    /// The user has no second factor.
+    #[error("not on")]
+    NotOn,
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Which kind of code was accepted.
+enum Accepted {
+    Totp,
+    Recovery,
+}
+
+impl AuthService {
+    /// Whether the caller's TOTP is on, and how many recovery codes are left.
+    pub async fn mfa_status(&self, caller: &Authenticated) -> Result<MfaStatus, PortError> {
+        self.ports.mfa.status(caller.user.id).await
+    }
+
+    /// Starts an enrolment: a new secret, pending until confirmed with a
+    /// code (a new enrolment replaces a pending one).
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+    pub async fn begin_totp(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+        current_password: &SecretString,
+    ) -> Result<TotpEnrolment, MfaChangeError> {
+        self.check_password(caller, client, current_password)
+            .await?;
+        let user = &caller.user;
+        let secret = self.ports.second_factor.new_secret()?;
+        let sealed = self.ports.second_factor.seal(&secret)?;
+        let now = self.ports.clock.now();
+        if !self.ports.mfa.set_pending(user.id, &sealed, now).await? {
+            return Err(MfaChangeError::AlreadyOn);
+        }
+        let uri = self.ports.second_factor.uri(&secret, user.email.as_str());
+        info!("TOTP enrolment started");
+        Ok(TotpEnrolment { secret, uri })
+    }
+
+    /// Confirms the pending secret with a code from it: TOTP is on, and
+    /// the recovery codes, shown only here, are returned.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+    pub async fn confirm_totp(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+        code: &str,
+    ) -> Result<Vec<SecretString>, MfaChangeError> {
+        let user = &caller.user;
+        let stored = self.ports.mfa.secret(user.id).await?;
+        let Some(stored) = stored.filter(|s| !s.enabled) else {
+            return Err(MfaChangeError::NothingPending);
+        };
+        let Some(secret) = self.open(&stored.sealed) else {
+            return Err(MfaChangeError::InvalidCode);
+        };
+        let now = self.ports.clock.now();
+        let SecondFactorCode::Totp(digits) = SecondFactorCode::parse(code) else {
+            return Err(MfaChangeError::InvalidCode);
+        };
+        let Some(step) = self
+            .ports
+            .second_factor
+            .matching_step(&secret, &digits, now)
+        else {
+            return Err(MfaChangeError::InvalidCode);
+        };
+        let (codes, hashes) = self.recovery_codes()?;
+        let event = AuditEvent::new(AuditKind::MfaEnabled, now, client).own(user.id);
+        if !self
+            .ports
+            .mfa
+            .enable(user.id, &stored.sealed, step, &hashes, now, &event)
+            .await?
+        {
+            // Replaced or confirmed by a concurrent request.
+            return Err(MfaChangeError::NothingPending);
+        }
+        info!("TOTP on");
+        Ok(codes)
+    }
+
+    /// Turns the caller's TOTP off with the password and a code; every
+    /// other session ends.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+    pub async fn disable_totp(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+        current_password: &SecretString,
+        code: &str,
+    ) -> Result<(), MfaChangeError> {
+        self.check_password_and_code(caller, client, current_password, code)
+            .await?;
+        let now = self.ports.clock.now();
+        let user = caller.user.id;
+        let event = AuditEvent::new(AuditKind::MfaDisabled, now, client).own(user);
+        if !self
+            .ports
+            .mfa
+            .disable(user, Some(caller.session_id), now, &event)
+            .await?
+        {
+            return Err(MfaChangeError::NotOn);
+        }
+        info!("TOTP off; other sessions ended");
+        Ok(())
+    }
+
+    /// A new set of recovery codes; the old set is spent.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+    pub async fn regenerate_recovery_codes(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+        current_password: &SecretString,
+        code: &str,
+    ) -> Result<Vec<SecretString>, MfaChangeError> {
+        self.check_password_and_code(caller, client, current_password, code)
+            .await?;
+        let (codes, hashes) = self.recovery_codes()?;
+        let now = self.ports.clock.now();
+        let user = caller.user.id;
+        let event = AuditEvent::new(AuditKind::MfaRecoveryCodesRegenerated, now, client).own(user);
+        if !self
+            .ports
+            .mfa
+            .replace_recovery_codes(user, &hashes, now, &event)
+            .await?
+        {
+            return Err(MfaChangeError::NotOn);
+        }
+        Ok(codes)
+    }
+
+    /// A superuser turns off the second factor of a user who lost their
+    /// device; every session of that user ends.
+    #[tracing::instrument(skip_all, fields(actor = %caller.user.id, user_id = %target))]
+    pub async fn reset_mfa(
+        &self,
+        caller: &Authenticated,
+        target: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), MfaResetError> {
+        if !caller.user.is_superuser {
+            return Err(MfaResetError::Forbidden);
+        }
+        if self.ports.users.find_by_id(target).await?.is_none() {
+            return Err(MfaResetError::NotFound);
+        }
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::MfaDisabled, now, client)
+            .by(caller.user.id)
+            .about(target);
+        if !self.ports.mfa.disable(target, None, now, &event).await? {
+            return Err(MfaResetError::NotOn);
+        }
+        info!("TOTP reset by a superuser; every session of the user ended");
+        Ok(())
+    }
+
+    /// The second step of a login: a live `mfa_token` and a code of its
+    /// user open a session whose tokens say `amr: ["pwd", "otp"]`.
+    #[tracing::instrument(skip_all)]
+    pub async fn login_mfa(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, MfaLoginError> {
+        let hash = self.ports.tokens.hash_refresh_token(mfa_token);
+        let now = self.ports.clock.now();
+        let Some(user_id) = self
+            .ports
+            .mfa
+            .attempt_challenge(&hash, now, MFA_CHALLENGE_ATTEMPTS)
+            .await?
+        else {
+            return Err(MfaLoginError::InvalidCode);
+        };
+        let user = self.ports.users.find_by_id(user_id).await?;
+        let Some(user) = user.filter(|u| u.is_active) else {
+            return Err(MfaLoginError::InvalidCode);
+        };
+        let name = user.username.as_str();
+        let address = client.address_key();
+        let address = address.as_deref();
+        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
+            return Err(MfaLoginError::Locked { retry_after });
+        }
+        if self.accept_code(&user, code, client, now).await?.is_none() {
+            return Err(MfaLoginError::InvalidCode);
+        }
+        if !self.ports.mfa.spend_challenge(&hash, now).await? {
+            return Err(MfaLoginError::InvalidCode);
+        }
+        let refresh = self.ports.tokens.new_refresh_token()?;
+        let session = NewSession {
+            id: SessionId::generate(),
+            user_id: user.id,
+            refresh_token_hash: refresh.hash.clone(),
+            created_at: now,
+            expires_at: now + self.config.refresh_token_ttl,
+            client: client.clone(),
+            second_factor: true,
+        };
+        let event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
+            .own(user.id)
+            .session(session.id);
+        if !self
+            .ports
+            .sessions
+            .create(&session, &user.password_hash, &event)
+            .await?
+        {
+            warn!(user_id = %user.id, reason = "changed meanwhile", "login failed");
+            return Err(MfaLoginError::InvalidCode);
+        }
+        self.throttle.succeeded(name, address).await?;
+        self.ports.users.record_login(user.id, now).await?;
+        info!(user_id = %user.id, session_id = %session.id, "login with a second factor succeeded");
+        Ok(self.issue(user.id, session.id, true, refresh, now)?)
+    }
+
+    /// Opens the challenge of a login whose password was right; its token.
+    pub(super) async fn mfa_challenge(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<SecretString, PortError> {
+        let token = self.ports.tokens.new_refresh_token()?;
+        let expires_at = now + crate::model::MFA_CHALLENGE_TTL;
+        self.ports
+            .mfa
+            .create_challenge(&token.hash, user, expires_at)
+            .await?;
+        Ok(token.secret)
+    }
+
+    /// The caller's password, checked under the login lockout.
+    async fn check_password(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+        password: &SecretString,
+    ) -> Result<(), MfaChangeError> {
+        let user = &caller.user;
+        let name = user.username.as_str();
+        let address = client.address_key();
+        let address = address.as_deref();
+        let now = self.ports.clock.now();
+        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
+            return Err(MfaChangeError::Locked { retry_after });
+        }
+        if !self
+            .ports
+            .hasher
+            .verify(password, &user.password_hash)
+            .await?
+        {
+            warn!("second-factor change refused: wrong password");
+            let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
+                .about(user.id)
+                .reason(FailureReason::WrongCurrentPassword);
+            self.throttle.failed(name, address, now, event).await?;
+            return Err(MfaChangeError::WrongPassword);
+        }
+        Ok(())
+    }
+
+    /// The password, then a code, both under the login lockout, while
+    /// TOTP is on.
+    async fn check_password_and_code(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+        password: &SecretString,
+        code: &str,
+    ) -> Result<(), MfaChangeError> {
+        if !self.ports.mfa.status(caller.user.id).await?.totp {
+            return Err(MfaChangeError::NotOn);
+        }
+        self.check_password(caller, client, password).await?;
+        let now = self.ports.clock.now();
+        if self
+            .accept_code(&caller.user, code, client, now)
+            .await?
+            .is_none()
+        {
+            return Err(MfaChangeError::InvalidCode);
+        }
+        Ok(())
+    }
+
+    /// Accepts a TOTP code (its step spent, so never twice) or a recovery
+    /// code (spent) of `user`; a wrong one counts as a failed login.
+    async fn accept_code(
+        &self,
+        user: &User,
+        code: &str,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> Result<Option<Accepted>, PortError> {
+        let accepted = match SecondFactorCode::parse(code) {
+            SecondFactorCode::Totp(digits) => self.accept_totp(user.id, &digits, now).await?,
+            SecondFactorCode::Recovery(code) => {
+                let hash = self.recovery_hash(&code);
+                let spent = self
+                    .ports
+                    .mfa
+                    .spend_recovery_code(user.id, &hash, now)
+                    .await?;
+                if spent {
+                    let event =
+                        AuditEvent::new(AuditKind::MfaRecoveryCodeUsed, now, client).own(user.id);
+                    self.ports.audit.record(&event).await?;
+                }
+                spent.then_some(Accepted::Recovery)
+            }
+        };
+        if accepted.is_none() {
+            warn!(user_id = %user.id, "second factor refused");
+            let address = client.address_key();
+            let event = AuditEvent::new(AuditKind::MfaFailed, now, client).about(user.id);
+            self.throttle
+                .failed(user.username.as_str(), address.as_deref(), now, event)
+                .await?;
+        }
+        Ok(accepted)
+    }
+
+    async fn accept_totp(
+        &self,
+        user: UserId,
+        digits: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Accepted>, PortError> {
+        let stored = self.ports.mfa.secret(user).await?;
+        let Some(stored) = stored.filter(|s| s.enabled) else {
+            return Ok(None);
+        };
+        let Some(secret) = self.open(&stored.sealed) else {
+            return Ok(None);
+        };
+        let Some(step) = self.ports.second_factor.matching_step(&secret, digits, now) else {
+            return Ok(None);
+        };
+        // Conditional on no later step having been used: of two requests
+        // with one code, one wins.
+        let spent = self.ports.mfa.spend_step(user, step).await?;
+        Ok(spent.then_some(Accepted::Totp))
+    }
+
+    /// The secret, or `None` (logged) when no configured key opens it: its
+    /// key was dropped too early after a rotation. The user can still sign
+    /// in with a recovery code, or a superuser can reset the second factor.
+    fn open(&self, sealed: &crate::model::SealedSecret) -> Option<TotpSecret> {
+        match self.ports.second_factor.open(sealed) {
+            Ok(secret) => Some(secret),
+            Err(err) => {
+                tracing::error!(error = %err, "a TOTP secret does not open: is MFA_PREVIOUS_ENCRYPTION_KEY still set?");
+                None
+            }
+        }
+    }
+
+    /// A fresh set of recovery codes and their hashes.
+    fn recovery_codes(&self) -> Result<(Vec<SecretString>, Vec<RefreshTokenHash>), PortError> {
+        let mut codes = Vec::with_capacity(RECOVERY_CODES);
+        let mut hashes = Vec::with_capacity(RECOVERY_CODES);
+        for _ in 0..RECOVERY_CODES {
+            let code = self.ports.second_factor.new_recovery_code()?;
+            let SecondFactorCode::Recovery(normal) = SecondFactorCode::parse(code.expose_secret())
+            else {
+                return Err(PortError::unexpected(
+                    "a recovery code that reads as a TOTP code",
+                ));
+            };
+            hashes.push(self.recovery_hash(&normal));
+            codes.push(code);
+        }
+        Ok((codes, hashes))
+    }
+
+    fn recovery_hash(&self, normal: &SecretString) -> RefreshTokenHash {
+        self.ports.tokens.hash_refresh_token(normal.expose_secret())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mockall::predicate::{always, eq};
+
+    use super::*;
+    use crate::model::{MfaStatus, SealedSecret, StoredTotp};
+    use crate::services::auth::test_support::*;
+    use crate::services::auth::*;
+    use crate::services::fixtures::{Mocks, NOW, superuser, user};
+
+    fn stored(enabled: bool) -> Option<StoredTotp> {
+        Some(StoredTotp {
+            sealed: SealedSecret(vec![1]),
+            enabled,
+        })
+    }
+
+    /// A user with TOTP on, whose secret opens and whose code `123456`
+    /// matches step 7.
+    fn with_totp(mocks: &mut Mocks) {
+        mocks.mfa.expect_status().returning(|_| {
+            Ok(MfaStatus {
+                totp: true,
+                recovery_codes_left: 10,
+            })
+        });
+        mocks.mfa.expect_secret().returning(|_| Ok(stored(true)));
+        mocks
+            .second_factor
+            .expect_open()
+            .returning(|_| Ok(TotpSecret::new(SecretString::from("SECRET"))));
+        mocks
+            .second_factor
+            .expect_matching_step()
+            .returning(|_, code, _| (code == "123456").then_some(7));
+    }
+
+    #[tokio::test]
+    async fn the_right_password_of_an_mfa_user_gets_a_challenge_and_no_session() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.finds_by_login(&ada);
+        mocks.password_matches(true);
+        mocks.throttle_permissive();
+        with_totp(&mut mocks);
+        mocks.issues_refresh_tokens("challenge");
+        mocks
+            .mfa
+            .expect_create_challenge()
+            .withf(move |_, user, expires| {
+                *user == ada.id && *expires == NOW + Duration::minutes(5)
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        // The sessions mock expects nothing: no session is opened.
+        let err = service(mocks).login(login("ada", "pw")).await.unwrap_err();
+        let LoginError::MfaRequired { mfa_token } = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(mfa_token.expose_secret(), "challenge");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_code_counts_as_a_failed_login_and_opens_nothing() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        hashes_tokens(&mut mocks);
+        mocks
+            .mfa
+            .expect_attempt_challenge()
+            .with(always(), eq(NOW), eq(5))
+            .returning(move |_, _, _| Ok(Some(ada.id)));
+        mocks.finds_by_id(&user_with_id("ada", ada.id));
+        mocks.throttle_clear();
+        with_totp(&mut mocks);
+        mocks
+            .throttle
+            .expect_record_failure()
+            .withf(|name, _, _, _, event| name == "ada" && event.kind == AuditKind::MfaFailed)
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(crate::ports::ThrottleState::default()));
+        let err = service(mocks)
+            .login_mfa("token", "654321", &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaLoginError::InvalidCode));
+    }
+
+    #[tokio::test]
+    async fn a_right_code_spends_its_step_and_the_challenge_and_opens_a_second_factor_session() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        hashes_tokens(&mut mocks);
+        mocks
+            .mfa
+            .expect_attempt_challenge()
+            .returning(move |_, _, _| Ok(Some(id)));
+        mocks.finds_by_id(&ada);
+        mocks.throttle_permissive();
+        with_totp(&mut mocks);
+        mocks
+            .mfa
+            .expect_spend_step()
+            .with(eq(id), eq(7))
+            .times(1)
+            .returning(|_, _| Ok(true));
+        mocks
+            .mfa
+            .expect_spend_challenge()
+            .times(1)
+            .returning(|_, _| Ok(true));
+        mocks
+            .sessions
+            .expect_create()
+            .withf(|session, _, event| {
+                session.second_factor && event.kind == AuditKind::LoginSucceeded
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        mocks.users.expect_record_login().returning(|_, _| Ok(()));
+        mocks.issues_refresh_tokens("fresh");
+        mocks
+            .tokens
+            .expect_issue_access_token()
+            .withf(|_, _, second_factor, _| *second_factor)
+            .returning(|_, _, _, _| {
+                Ok(crate::ports::AccessToken {
+                    token: "jwt".into(),
+                    expires_in: 1800,
+                })
+            });
+        let tokens = service(mocks)
+            .login_mfa("token", "123 456", &ClientInfo::default())
+            .await
+            .unwrap();
+        assert_eq!(tokens.user_id, id);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_code_is_refused() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        hashes_tokens(&mut mocks);
+        mocks
+            .mfa
+            .expect_attempt_challenge()
+            .returning(move |_, _, _| Ok(Some(id)));
+        mocks.finds_by_id(&ada);
+        mocks.throttle_permissive();
+        with_totp(&mut mocks);
+        // Another login spent step 7 first.
+        mocks.mfa.expect_spend_step().returning(|_, _| Ok(false));
+        let err = service(mocks)
+            .login_mfa("token", "123456", &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaLoginError::InvalidCode));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_confirmation_code_turns_nothing_on() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.mfa.expect_secret().returning(|_| Ok(stored(false)));
+        mocks
+            .second_factor
+            .expect_open()
+            .returning(|_| Ok(TotpSecret::new(SecretString::from("SECRET"))));
+        mocks
+            .second_factor
+            .expect_matching_step()
+            .returning(|_, _, _| None);
+        // `enable` is never called.
+        let err = service(mocks)
+            .confirm_totp(&caller(&ada), &ClientInfo::default(), "111111")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaChangeError::InvalidCode));
+        // Nothing pending: 409, whatever the code.
+        let mut mocks = Mocks::default();
+        mocks.mfa.expect_secret().returning(|_| Ok(stored(true)));
+        let err = service(mocks)
+            .confirm_totp(&caller(&ada), &ClientInfo::default(), "111111")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaChangeError::NothingPending));
+    }
+
+    #[tokio::test]
+    async fn turning_it_off_when_it_is_off_checks_no_password() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks
+            .mfa
+            .expect_status()
+            .returning(|_| Ok(MfaStatus::default()));
+        // The hasher expects nothing.
+        let err = service(mocks)
+            .disable_totp(
+                &caller(&ada),
+                &ClientInfo::default(),
+                &SecretString::from("pw"),
+                "123456",
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaChangeError::NotOn));
+    }
+
+    #[tokio::test]
+    async fn only_a_superuser_resets_someone_elses_second_factor() {
+        let ada = user("ada");
+        let err = service(Mocks::default())
+            .reset_mfa(&caller(&ada), UserId::generate(), &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaResetError::Forbidden));
+        let root = superuser("root");
+        let mut mocks = Mocks::default();
+        mocks.finds_by_id(&ada);
+        mocks
+            .mfa
+            .expect_disable()
+            .withf(move |user, keep, _, event| {
+                *user == ada.id
+                    && keep.is_none()
+                    && event.kind == AuditKind::MfaDisabled
+                    && event.actor_id == Some(root.id)
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        service(mocks)
+            .reset_mfa(
+                &caller(&superuser_with_id(root.id)),
+                ada.id,
+                &ClientInfo::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Tokens hash as themselves.
+    fn hashes_tokens(mocks: &mut Mocks) {
+        mocks
+            .tokens
+            .expect_hash_refresh_token()
+            .returning(|token| RefreshTokenHash::new(token.into()));
+    }
+
+    fn user_with_id(name: &str, id: UserId) -> User {
+        User { id, ..user(name) }
+    }
+
+    fn superuser_with_id(id: UserId) -> User {
+        User {
+            id,
+            ..superuser("root")
+        }
+    }
+}
