@@ -87,6 +87,11 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(MfaChallenges::UserId).uuid().not_null())
                     .col(
+                        ColumnDef::new(MfaChallenges::PasswordHash)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
                         ColumnDef::new(MfaChallenges::ExpiresAt)
                             .big_integer()
                             .not_null(),
@@ -183,6 +188,7 @@ enum MfaChallenges {
     Table,
     TokenHash,
     UserId,
+    PasswordHash,
     ExpiresAt,
     Attempts,
     SpentAt,

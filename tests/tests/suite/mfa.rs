@@ -15,6 +15,7 @@ on_both_backends!(
     wrong_codes_count_as_failed_logins_and_lock_the_account,
     an_mfa_token_allows_five_codes_once,
     two_logins_with_one_code_at_once_let_one_in,
+    a_password_change_ends_a_pending_login,
     a_superuser_turns_off_the_second_factor_of_a_lost_device,
 );
 
@@ -316,4 +317,20 @@ async fn a_superuser_turns_off_the_second_factor_of_a_lost_device(backend: Backe
         Some(1),
         "{events}"
     );
+}
+
+async fn a_password_change_ends_a_pending_login(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.user("ada").await;
+    let (secret, _) = enable(&app, &ada).await;
+    // Someone with the old password got this far...
+    let token = mfa_token(&app, "ada").await;
+    let change = json!({"current_password": PASSWORD, "new_password": "Quartz-Lantern-Orbit-47"});
+    let response = app
+        .post("/api/auth/change-password", &change, Some(&ada.access))
+        .await;
+    assert_eq!(response.status(), 204);
+    // ...and gets no further, even with a right code.
+    let (status, _) = second_step(&app, &token, &code(&secret, 1)).await;
+    assert_eq!(status, 401);
 }

@@ -217,13 +217,18 @@ async fn a_challenge_counts_its_attempts_and_is_spent_once(backend: Backend) {
     let (s, ada) = stores(backend).await;
     let token = RefreshTokenHash::new("challenge".into());
     s.mfa
-        .create_challenge(&token, ada.id, now() + Duration::minutes(5))
+        .create_challenge(
+            &token,
+            ada.id,
+            &ada.password_hash,
+            now() + Duration::minutes(5),
+        )
         .await
         .unwrap();
     for _ in 0..3 {
         assert_eq!(
             s.mfa.attempt_challenge(&token, now(), 3).await.unwrap(),
-            Some(ada.id)
+            Some((ada.id, ada.password_hash.clone()))
         );
     }
     assert_eq!(
@@ -232,7 +237,12 @@ async fn a_challenge_counts_its_attempts_and_is_spent_once(backend: Backend) {
     );
     let other = RefreshTokenHash::new("other".into());
     s.mfa
-        .create_challenge(&other, ada.id, now() + Duration::minutes(5))
+        .create_challenge(
+            &other,
+            ada.id,
+            &ada.password_hash,
+            now() + Duration::minutes(5),
+        )
         .await
         .unwrap();
     let later = now() + Duration::minutes(6);

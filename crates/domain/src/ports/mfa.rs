@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::PortError;
 use crate::model::{
-    AuditEvent, MfaStatus, RefreshTokenHash, SealedSecret, SessionId, StoredTotp, TotpSecret,
-    UserId,
+    AuditEvent, MfaStatus, PasswordHash, RefreshTokenHash, SealedSecret, SessionId, StoredTotp,
+    TotpSecret, UserId,
 };
 
 /// Persistence of TOTP secrets, recovery codes and the challenges of
@@ -76,23 +76,26 @@ pub trait MfaRepository: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> Result<bool, PortError>;
 
-    /// Stores the challenge of a login whose password was right.
+    /// Stores the challenge of a login whose password was right, with the
+    /// password hash it was proven against (a password change meanwhile
+    /// ends the challenge).
     async fn create_challenge(
         &self,
         token: &RefreshTokenHash,
         user: UserId,
+        password_hash: &PasswordHash,
         expires_at: OffsetDateTime,
     ) -> Result<(), PortError>;
 
-    /// Counts one attempt at a live challenge; its user while fewer than
-    /// `max_attempts` were made, `None` for an unknown, expired, spent or
-    /// used-up challenge.
+    /// Counts one attempt at a live challenge; its user and password hash
+    /// while fewer than `max_attempts` were made, `None` for an unknown,
+    /// expired, spent or used-up challenge.
     async fn attempt_challenge(
         &self,
         token: &RefreshTokenHash,
         now: OffsetDateTime,
         max_attempts: u32,
-    ) -> Result<Option<UserId>, PortError>;
+    ) -> Result<Option<(UserId, PasswordHash)>, PortError>;
 
     /// Spends a challenge; `false` when another request spent it first.
     async fn spend_challenge(

@@ -8,7 +8,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DeriveIden, TransactionTrait
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, MfaStatus, RefreshTokenHash, SealedSecret, SessionId, StoredTotp, UserId,
+    AuditEvent, MfaStatus, PasswordHash, RefreshTokenHash, SealedSecret, SessionId, StoredTotp,
+    UserId,
 };
 use userhub_domain::ports::MfaRepository;
 use uuid::Uuid;
@@ -39,6 +40,7 @@ enum MfaChallenges {
     Table,
     TokenHash,
     UserId,
+    PasswordHash,
     ExpiresAt,
     Attempts,
     SpentAt,
@@ -296,6 +298,7 @@ impl MfaRepository for SeaOrmMfaRepository {
         &self,
         token: &RefreshTokenHash,
         user: UserId,
+        password_hash: &PasswordHash,
         expires_at: OffsetDateTime,
     ) -> Result<(), PortError> {
         let insert = Query::insert()
@@ -303,6 +306,7 @@ impl MfaRepository for SeaOrmMfaRepository {
             .columns([
                 MfaChallenges::TokenHash,
                 MfaChallenges::UserId,
+                MfaChallenges::PasswordHash,
                 MfaChallenges::ExpiresAt,
                 MfaChallenges::Attempts,
                 MfaChallenges::SpentAt,
@@ -310,6 +314,7 @@ impl MfaRepository for SeaOrmMfaRepository {
             .values_panic([
                 token.as_str().into(),
                 user.as_uuid().into(),
+                password_hash.as_str().into(),
                 micros(expires_at).into(),
                 0.into(),
                 0_i64.into(),
@@ -324,7 +329,7 @@ impl MfaRepository for SeaOrmMfaRepository {
         token: &RefreshTokenHash,
         now: OffsetDateTime,
         max_attempts: u32,
-    ) -> Result<Option<UserId>, PortError> {
+    ) -> Result<Option<(UserId, PasswordHash)>, PortError> {
         let attempt = Query::update()
             .table(MfaChallenges::Table)
             .value(
@@ -335,11 +340,17 @@ impl MfaRepository for SeaOrmMfaRepository {
             .and_where(Expr::col(MfaChallenges::SpentAt).eq(0))
             .and_where(Expr::col(MfaChallenges::ExpiresAt).gt(micros(now)))
             .and_where(Expr::col(MfaChallenges::Attempts).lt(i64::from(max_attempts)))
-            .returning_col(MfaChallenges::UserId)
+            .returning(
+                Query::returning().columns([MfaChallenges::UserId, MfaChallenges::PasswordHash]),
+            )
             .to_owned();
         let row = self.db.connection().query_one(&attempt).await.port()?;
-        row.map(|row| Ok(UserId::from_uuid(row.try_get("", "user_id").port()?)))
-            .transpose()
+        row.map(|row| {
+            let user = UserId::from_uuid(row.try_get("", "user_id").port()?);
+            let hash: String = row.try_get("", "password_hash").port()?;
+            Ok((user, PasswordHash::new(hash)))
+        })
+        .transpose()
     }
 
     async fn spend_challenge(

@@ -108,7 +108,7 @@ impl AuthService {
             // The password is proven; the lockout of the name as typed is
             // over, and wrong codes now count against the user's own name.
             self.throttle.succeeded(&login, address).await?;
-            let mfa_token = self.mfa_challenge(user.id, now).await?;
+            let mfa_token = self.mfa_challenge(&user, now).await?;
             info!(user_id = %user.id, "password right; second factor required");
             return Err(LoginError::MfaRequired { mfa_token });
         }

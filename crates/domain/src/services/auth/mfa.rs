@@ -260,7 +260,7 @@ impl AuthService {
     ) -> Result<IssuedTokens, MfaLoginError> {
         let hash = self.ports.tokens.hash_refresh_token(mfa_token);
         let now = self.ports.clock.now();
-        let Some(user_id) = self
+        let Some((user_id, proven_hash)) = self
             .ports
             .mfa
             .attempt_challenge(&hash, now, MFA_CHALLENGE_ATTEMPTS)
@@ -297,10 +297,12 @@ impl AuthService {
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
             .own(user.id)
             .session(session.id);
+        // Conditional on the password proven at the first step: a password
+        // change since then ends the challenge.
         if !self
             .ports
             .sessions
-            .create(&session, &user.password_hash, &event)
+            .create(&session, &proven_hash, &event)
             .await?
         {
             warn!(user_id = %user.id, reason = "changed meanwhile", "login failed");
@@ -315,14 +317,14 @@ impl AuthService {
     /// Opens the challenge of a login whose password was right; its token.
     pub(super) async fn mfa_challenge(
         &self,
-        user: UserId,
+        user: &User,
         now: OffsetDateTime,
     ) -> Result<SecretString, PortError> {
         let token = self.ports.tokens.new_refresh_token()?;
         let expires_at = now + crate::model::MFA_CHALLENGE_TTL;
         self.ports
             .mfa
-            .create_challenge(&token.hash, user, expires_at)
+            .create_challenge(&token.hash, user.id, &user.password_hash, expires_at)
             .await?;
         Ok(token.secret)
     }
@@ -528,11 +530,13 @@ mod tests {
         mocks
             .mfa
             .expect_create_challenge()
-            .withf(move |_, user, expires| {
-                *user == ada.id && *expires == NOW + Duration::minutes(5)
+            .withf(move |_, user, hash, expires| {
+                *user == ada.id
+                    && hash.as_str() == "hash-of-ada"
+                    && *expires == NOW + Duration::minutes(5)
             })
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         // The sessions mock expects nothing: no session is opened.
         let err = service(mocks).login(login("ada", "pw")).await.unwrap_err();
         let LoginError::MfaRequired { mfa_token } = err else {
@@ -550,7 +554,7 @@ mod tests {
             .mfa
             .expect_attempt_challenge()
             .with(always(), eq(NOW), eq(5))
-            .returning(move |_, _, _| Ok(Some(ada.id)));
+            .returning(move |_, _, _| Ok(Some((ada.id, ada_hash()))));
         mocks.finds_by_id(&user_with_id("ada", ada.id));
         mocks.throttle_clear();
         with_totp(&mut mocks);
@@ -576,7 +580,7 @@ mod tests {
         mocks
             .mfa
             .expect_attempt_challenge()
-            .returning(move |_, _, _| Ok(Some(id)));
+            .returning(move |_, _, _| Ok(Some((id, ada_hash()))));
         mocks.finds_by_id(&ada);
         mocks.throttle_permissive();
         with_totp(&mut mocks);
@@ -594,8 +598,10 @@ mod tests {
         mocks
             .sessions
             .expect_create()
-            .withf(|session, _, event| {
-                session.second_factor && event.kind == AuditKind::LoginSucceeded
+            .withf(|session, proven, event| {
+                session.second_factor
+                    && proven.as_str() == "hash-of-ada"
+                    && event.kind == AuditKind::LoginSucceeded
             })
             .times(1)
             .returning(|_, _, _| Ok(true));
@@ -627,7 +633,7 @@ mod tests {
         mocks
             .mfa
             .expect_attempt_challenge()
-            .returning(move |_, _, _| Ok(Some(id)));
+            .returning(move |_, _, _| Ok(Some((id, ada_hash()))));
         mocks.finds_by_id(&ada);
         mocks.throttle_permissive();
         with_totp(&mut mocks);
@@ -720,6 +726,10 @@ mod tests {
             )
             .await
             .unwrap();
+    }
+
+    fn ada_hash() -> crate::model::PasswordHash {
+        crate::model::PasswordHash::new("hash-of-ada".into())
     }
 
     /// Tokens hash as themselves.
