@@ -1,13 +1,15 @@
-//! Login: the password check, the lockout, the session it opens.
+//! Login: the password check, the lockout, the session it opens, and the
+//! second step of a login whose user has a second factor.
 
 use secrecy::SecretString;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
 use super::{AuthService, IssuedTokens};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, FailureReason, NewSession, Password, SessionId, User,
+    AuditEvent, AuditKind, ClientInfo, FailureReason, MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL,
+    NewSession, Password, SessionId, User,
 };
 
 /// Credentials presented at login.
@@ -166,6 +168,104 @@ impl AuthService {
         }
         Ok(())
     }
+
+    /// The second step of a login: a live `mfa_token` and a code of its
+    /// user open a session whose tokens say `amr: ["pwd", "otp"]`.
+    #[tracing::instrument(skip_all)]
+    pub async fn login_mfa(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, MfaLoginError> {
+        let hash = self.ports.tokens.hash_refresh_token(mfa_token);
+        let now = self.ports.clock.now();
+        let Some((user_id, proven_hash)) = self
+            .ports
+            .mfa
+            .attempt_challenge(&hash, now, MFA_CHALLENGE_ATTEMPTS)
+            .await?
+        else {
+            return Err(MfaLoginError::InvalidCode);
+        };
+        let user = self.ports.users.find_by_id(user_id).await?;
+        let Some(user) = user.filter(|u| u.is_active) else {
+            return Err(MfaLoginError::InvalidCode);
+        };
+        let name = user.username.as_str();
+        let address = client.address_key();
+        let address = address.as_deref();
+        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
+            return Err(MfaLoginError::Locked { retry_after });
+        }
+        if self.accept_code(&user, code, client, now).await?.is_none() {
+            return Err(MfaLoginError::InvalidCode);
+        }
+        if !self.ports.mfa.spend_challenge(&hash, now).await? {
+            return Err(MfaLoginError::InvalidCode);
+        }
+        let refresh = self.ports.tokens.new_refresh_token()?;
+        let session = NewSession {
+            id: SessionId::generate(),
+            user_id: user.id,
+            refresh_token_hash: refresh.hash.clone(),
+            created_at: now,
+            expires_at: now + self.config.refresh_token_ttl,
+            client: client.clone(),
+            second_factor: true,
+        };
+        let event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
+            .own(user.id)
+            .session(session.id);
+        // Conditional on the password proven at the first step: a password
+        // change since then ends the challenge.
+        if !self
+            .ports
+            .sessions
+            .create(&session, &proven_hash, &event)
+            .await?
+        {
+            warn!(user_id = %user.id, reason = "changed meanwhile", "login failed");
+            return Err(MfaLoginError::InvalidCode);
+        }
+        self.throttle.succeeded(name, address).await?;
+        self.ports.users.record_login(user.id, now).await?;
+        info!(user_id = %user.id, session_id = %session.id, "login with a second factor succeeded");
+        Ok(self.issue(user.id, session.id, true, refresh, now)?)
+    }
+
+    /// Opens the challenge of a login whose password was right; its token.
+    pub(super) async fn mfa_challenge(
+        &self,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<SecretString, PortError> {
+        let token = self.ports.tokens.new_refresh_token()?;
+        let expires_at = now + MFA_CHALLENGE_TTL;
+        self.ports
+            .mfa
+            .create_challenge(&token.hash, user.id, &user.password_hash, expires_at)
+            .await?;
+        Ok(token.secret)
+    }
+}
+
+/// Why the second step of a login failed. A wrong code and an unknown,
+/// expired, spent or used-up `mfa_token` look the same.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaLoginError {
+    /// Wrong code, or no live challenge.
+    #[error("invalid code")]
+    InvalidCode,
+    /// Too many failed checks: refused for this long.
+    #[error("locked")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
 }
 
 #[cfg(test)]

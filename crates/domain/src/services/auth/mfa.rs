@@ -10,12 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
-use super::{AuthService, Authenticated, IssuedTokens};
+use super::{AuthService, Authenticated};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, FailureReason, MFA_CHALLENGE_ATTEMPTS, MfaStatus,
-    NewSession, RECOVERY_CODES, RefreshTokenHash, SecondFactorCode, SessionId, TotpSecret, User,
-    UserId,
+    AuditEvent, AuditKind, ClientInfo, FailureReason, MfaStatus, RECOVERY_CODES, RefreshTokenHash,
+    SecondFactorCode, TotpSecret, User, UserId,
 };
 
 /// What an enrolment shows once: the secret and its `otpauth://` URI.
@@ -57,24 +56,6 @@ pub enum MfaChangeError {
     Port(#[from] PortError),
 }
 
-/// Why the second step of a login failed. A wrong code and an unknown,
-/// expired, spent or used-up `mfa_token` look the same.
-#[derive(Debug, thiserror::Error)]
-pub enum MfaLoginError {
-    /// Wrong code, or no live challenge.
-    #[error("invalid code")]
-    InvalidCode,
-    /// Too many failed checks: refused for this long.
-    #[error("locked")]
-    Locked {
-        /// Time left on the lock.
-        retry_after: Duration,
-    },
-    /// A port failed.
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
 /// Why a superuser's reset of someone's second factor was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum MfaResetError {
@@ -93,7 +74,7 @@ pub enum MfaResetError {
 }
 
 /// Which kind of code was accepted.
-enum Accepted {
+pub(super) enum Accepted {
     Totp,
     Recovery,
 }
@@ -249,86 +230,6 @@ impl AuthService {
         Ok(())
     }
 
-    /// The second step of a login: a live `mfa_token` and a code of its
-    /// user open a session whose tokens say `amr: ["pwd", "otp"]`.
-    #[tracing::instrument(skip_all)]
-    pub async fn login_mfa(
-        &self,
-        mfa_token: &str,
-        code: &str,
-        client: &ClientInfo,
-    ) -> Result<IssuedTokens, MfaLoginError> {
-        let hash = self.ports.tokens.hash_refresh_token(mfa_token);
-        let now = self.ports.clock.now();
-        let Some((user_id, proven_hash)) = self
-            .ports
-            .mfa
-            .attempt_challenge(&hash, now, MFA_CHALLENGE_ATTEMPTS)
-            .await?
-        else {
-            return Err(MfaLoginError::InvalidCode);
-        };
-        let user = self.ports.users.find_by_id(user_id).await?;
-        let Some(user) = user.filter(|u| u.is_active) else {
-            return Err(MfaLoginError::InvalidCode);
-        };
-        let name = user.username.as_str();
-        let address = client.address_key();
-        let address = address.as_deref();
-        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
-            return Err(MfaLoginError::Locked { retry_after });
-        }
-        if self.accept_code(&user, code, client, now).await?.is_none() {
-            return Err(MfaLoginError::InvalidCode);
-        }
-        if !self.ports.mfa.spend_challenge(&hash, now).await? {
-            return Err(MfaLoginError::InvalidCode);
-        }
-        let refresh = self.ports.tokens.new_refresh_token()?;
-        let session = NewSession {
-            id: SessionId::generate(),
-            user_id: user.id,
-            refresh_token_hash: refresh.hash.clone(),
-            created_at: now,
-            expires_at: now + self.config.refresh_token_ttl,
-            client: client.clone(),
-            second_factor: true,
-        };
-        let event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
-            .own(user.id)
-            .session(session.id);
-        // Conditional on the password proven at the first step: a password
-        // change since then ends the challenge.
-        if !self
-            .ports
-            .sessions
-            .create(&session, &proven_hash, &event)
-            .await?
-        {
-            warn!(user_id = %user.id, reason = "changed meanwhile", "login failed");
-            return Err(MfaLoginError::InvalidCode);
-        }
-        self.throttle.succeeded(name, address).await?;
-        self.ports.users.record_login(user.id, now).await?;
-        info!(user_id = %user.id, session_id = %session.id, "login with a second factor succeeded");
-        Ok(self.issue(user.id, session.id, true, refresh, now)?)
-    }
-
-    /// Opens the challenge of a login whose password was right; its token.
-    pub(super) async fn mfa_challenge(
-        &self,
-        user: &User,
-        now: OffsetDateTime,
-    ) -> Result<SecretString, PortError> {
-        let token = self.ports.tokens.new_refresh_token()?;
-        let expires_at = now + crate::model::MFA_CHALLENGE_TTL;
-        self.ports
-            .mfa
-            .create_challenge(&token.hash, user.id, &user.password_hash, expires_at)
-            .await?;
-        Ok(token.secret)
-    }
-
     /// The caller's password, checked under the login lockout.
     async fn check_password(
         &self,
@@ -386,7 +287,7 @@ impl AuthService {
 
     /// Accepts a TOTP code (its step spent, so never twice) or a recovery
     /// code (spent) of `user`; a wrong one counts as a failed login.
-    async fn accept_code(
+    pub(super) async fn accept_code(
         &self,
         user: &User,
         code: &str,

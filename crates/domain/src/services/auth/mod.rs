@@ -19,8 +19,8 @@ mod sessions;
 #[cfg(test)]
 mod test_support;
 
-pub use login::{LoginError, LoginRequest};
-pub use mfa::{MfaChangeError, MfaLoginError, MfaResetError, TotpEnrolment};
+pub use login::{LoginError, LoginRequest, MfaLoginError};
+pub use mfa::{MfaChangeError, MfaResetError, TotpEnrolment};
 pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
 pub use register::RegisterUser;
