@@ -9,8 +9,9 @@ use super::{AuthService, IssuedTokens};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, FailureReason, MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL,
-    NewSession, Password, SessionId, User,
+    NewSession, Password, SessionId, User, UserId,
 };
+use crate::ports::RefreshToken;
 
 /// Credentials presented at login.
 #[derive(Debug)]
@@ -116,15 +117,7 @@ impl AuthService {
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, &request.client).own(user.id);
-        let session = NewSession {
-            id: SessionId::generate(),
-            user_id: user.id,
-            refresh_token_hash: refresh.hash.clone(),
-            created_at: now,
-            expires_at: now + self.config.refresh_token_ttl,
-            client: request.client,
-            second_factor: false,
-        };
+        let session = self.new_session(user.id, &refresh, now, request.client, false);
         if !self
             .ports
             .sessions
@@ -205,15 +198,7 @@ impl AuthService {
             return Err(MfaLoginError::InvalidCode);
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
-        let session = NewSession {
-            id: SessionId::generate(),
-            user_id: user.id,
-            refresh_token_hash: refresh.hash.clone(),
-            created_at: now,
-            expires_at: now + self.config.refresh_token_ttl,
-            client: client.clone(),
-            second_factor: true,
-        };
+        let session = self.new_session(user.id, &refresh, now, client.clone(), true);
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
             .own(user.id)
             .session(session.id);
@@ -232,6 +217,26 @@ impl AuthService {
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login with a second factor succeeded");
         Ok(self.issue(user.id, session.id, true, refresh, now)?)
+    }
+
+    /// The session a login opens, its first refresh token `refresh`.
+    fn new_session(
+        &self,
+        user: UserId,
+        refresh: &RefreshToken,
+        now: OffsetDateTime,
+        client: ClientInfo,
+        second_factor: bool,
+    ) -> NewSession {
+        NewSession {
+            id: SessionId::generate(),
+            user_id: user,
+            refresh_token_hash: refresh.hash.clone(),
+            created_at: now,
+            expires_at: now + self.config.refresh_token_ttl,
+            client,
+            second_factor,
+        }
     }
 
     /// Opens the challenge of a login whose password was right; its token.

@@ -10,10 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
+use super::password::Proof;
 use super::{AuthService, Authenticated};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, FailureReason, MfaStatus, RECOVERY_CODES, RefreshTokenHash,
+    AuditEvent, AuditKind, ClientInfo, MfaStatus, RECOVERY_CODES, RefreshTokenHash,
     SecondFactorCode, TotpSecret, User, UserId,
 };
 
@@ -237,28 +238,14 @@ impl AuthService {
         client: &ClientInfo,
         password: &SecretString,
     ) -> Result<(), MfaChangeError> {
-        let user = &caller.user;
-        let name = user.username.as_str();
-        let address = client.address_key();
-        let address = address.as_deref();
-        let now = self.ports.clock.now();
-        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
-            return Err(MfaChangeError::Locked { retry_after });
+        match self.prove_password(&caller.user, client, password).await? {
+            Proof::Proven => Ok(()),
+            Proof::Locked { retry_after } => Err(MfaChangeError::Locked { retry_after }),
+            Proof::Wrong => {
+                warn!("second-factor change refused: wrong password");
+                Err(MfaChangeError::WrongPassword)
+            }
         }
-        if !self
-            .ports
-            .hasher
-            .verify(password, &user.password_hash)
-            .await?
-        {
-            warn!("second-factor change refused: wrong password");
-            let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
-                .about(user.id)
-                .reason(FailureReason::WrongCurrentPassword);
-            self.throttle.failed(name, address, now, event).await?;
-            return Err(MfaChangeError::WrongPassword);
-        }
-        Ok(())
     }
 
     /// The password, then a code, both under the login lockout, while

@@ -1,4 +1,5 @@
-//! Changing one's own password.
+//! Changing one's own password, and proving it where a signed-in user
+//! must.
 
 use secrecy::SecretString;
 use time::Duration;
@@ -8,6 +9,7 @@ use super::{AuthService, Authenticated};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, FailureReason, MailKind, Notice, Password, PasswordError,
+    User,
 };
 
 /// Why a password change failed.
@@ -47,25 +49,15 @@ impl AuthService {
         new: Password,
     ) -> Result<(), ChangePasswordError> {
         let user = &caller.user;
-        let name = user.username.as_str();
-        let address = client.address_key();
-        let address = address.as_deref();
-        let now = self.ports.clock.now();
-        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
-            return Err(ChangePasswordError::Locked { retry_after });
-        }
-        if !self
-            .ports
-            .hasher
-            .verify(current, &user.password_hash)
-            .await?
-        {
-            warn!("password change refused: wrong current password");
-            let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
-                .about(user.id)
-                .reason(FailureReason::WrongCurrentPassword);
-            self.throttle.failed(name, address, now, event).await?;
-            return Err(ChangePasswordError::WrongPassword);
+        match self.prove_password(user, client, current).await? {
+            Proof::Proven => {}
+            Proof::Locked { retry_after } => {
+                return Err(ChangePasswordError::Locked { retry_after });
+            }
+            Proof::Wrong => {
+                warn!("password change refused: wrong current password");
+                return Err(ChangePasswordError::WrongPassword);
+            }
         }
         self.config
             .password_policy
@@ -96,6 +88,52 @@ impl AuthService {
         crate::services::queue_notice(&self.ports, &notice, client).await;
         info!("password changed; other sessions ended");
         Ok(())
+    }
+}
+
+/// The outcome of a signed-in user proving their password.
+pub(super) enum Proof {
+    /// Right.
+    Proven,
+    /// Wrong (counted as a failed login).
+    Wrong,
+    /// Refused before any check: too many failures.
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
+}
+
+impl AuthService {
+    /// Checks a signed-in user's password under the login lockout: a wrong
+    /// one counts as a failed login of their username from this address,
+    /// so that a stolen access token is no password-guessing oracle.
+    pub(super) async fn prove_password(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        password: &SecretString,
+    ) -> Result<Proof, PortError> {
+        let name = user.username.as_str();
+        let address = client.address_key();
+        let address = address.as_deref();
+        let now = self.ports.clock.now();
+        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
+            return Ok(Proof::Locked { retry_after });
+        }
+        if self
+            .ports
+            .hasher
+            .verify(password, &user.password_hash)
+            .await?
+        {
+            return Ok(Proof::Proven);
+        }
+        let event = AuditEvent::new(AuditKind::LoginFailed, now, client)
+            .about(user.id)
+            .reason(FailureReason::WrongCurrentPassword);
+        self.throttle.failed(name, address, now, event).await?;
+        Ok(Proof::Wrong)
     }
 }
 
