@@ -91,6 +91,7 @@ start_server() {
         BCRYPT_COST=12 AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_MAX_FAILURES=0 \
         DB_POOL_MAX_SIZE="${BENCH_POOL_SIZE:-32}" RUST_LOG=warn \
         SMTP_HOST=127.0.0.1 SMTP_PORT="$smtp_port" SMTP_TLS=none PUBLIC_URL=https://app.bench.example \
+        MFA_ENCRYPTION_KEY="$(printf "ab%.0s" $(seq 32))" \
         "$server_bin" >"$work/server.log" 2>&1 &
     server_pid=$!
     until curl -fs "$api/health/live" >/dev/null 2>&1; do
