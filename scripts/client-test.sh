@@ -15,7 +15,7 @@ requirements="tests/clients/python/requirements.txt"
 if [[ ! -x "$venv/bin/python" ]] || ! cmp -s "$requirements" "$venv/requirements.txt"; then
     echo "== installing authlib into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
     cp "$requirements" "$venv/requirements.txt"
 fi
 command -v node >/dev/null || { echo "error: Node.js is required" >&2; exit 1; }

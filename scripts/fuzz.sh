@@ -17,7 +17,7 @@ venv="build/fuzz-venv"
 if [[ ! -x "$venv/bin/st" ]] || ! cmp -s fuzz/requirements.txt "$venv/requirements.txt"; then
     echo "== installing Schemathesis into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r fuzz/requirements.txt
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r fuzz/requirements.txt
     cp fuzz/requirements.txt "$venv/requirements.txt"
 fi
 

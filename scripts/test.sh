@@ -49,7 +49,7 @@ smtp_venv="build/smtp-venv"
 if [[ ! -x "$smtp_venv/bin/python" ]] || ! cmp -s tests/smtp/requirements.txt "$smtp_venv/requirements.txt"; then
     echo "== installing aiosmtpd into $smtp_venv"
     python3 -m venv "$smtp_venv"
-    "$smtp_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/smtp/requirements.txt
+    "$smtp_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/smtp/requirements.txt
     cp tests/smtp/requirements.txt "$smtp_venv/requirements.txt"
 fi
 export USERHUB_TEST_SMTP_PYTHON="$PWD/$smtp_venv/bin/python"
