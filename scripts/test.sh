@@ -44,7 +44,8 @@ if ! postgres_reachable; then
 fi
 
 # The mail tests talk to a real SMTP server, aiosmtpd, which they start
-# themselves from this venv.
+# themselves from this venv; the second-factor tests compute codes with
+# pyotp from it.
 smtp_venv="build/smtp-venv"
 if [[ ! -x "$smtp_venv/bin/python" ]] || ! cmp -s tests/smtp/requirements.txt "$smtp_venv/requirements.txt"; then
     echo "== installing aiosmtpd into $smtp_venv"
