@@ -463,15 +463,7 @@ mod tests {
     async fn a_right_code_spends_its_step_and_the_challenge_and_opens_a_second_factor_session() {
         let ada = user("ada");
         let id = ada.id;
-        let mut mocks = Mocks::default();
-        hashes_tokens(&mut mocks);
-        mocks
-            .mfa
-            .expect_attempt_challenge()
-            .returning(move |_, _, _| Ok(Some((id, ada_hash()))));
-        mocks.finds_by_id(&ada);
-        mocks.throttle_permissive();
-        with_totp(&mut mocks);
+        let mut mocks = pending_login(&ada);
         mocks
             .mfa
             .expect_spend_step()
@@ -515,16 +507,7 @@ mod tests {
     #[tokio::test]
     async fn a_replayed_code_is_refused() {
         let ada = user("ada");
-        let id = ada.id;
-        let mut mocks = Mocks::default();
-        hashes_tokens(&mut mocks);
-        mocks
-            .mfa
-            .expect_attempt_challenge()
-            .returning(move |_, _, _| Ok(Some((id, ada_hash()))));
-        mocks.finds_by_id(&ada);
-        mocks.throttle_permissive();
-        with_totp(&mut mocks);
+        let mut mocks = pending_login(&ada);
         // Another login spent step 7 first.
         mocks.mfa.expect_spend_step().returning(|_, _| Ok(false));
         let err = service(mocks)
@@ -614,6 +597,21 @@ mod tests {
             )
             .await
             .unwrap();
+    }
+
+    /// A live challenge of `ada`, who has TOTP on and is not locked.
+    fn pending_login(ada: &User) -> Mocks {
+        let id = ada.id;
+        let mut mocks = Mocks::default();
+        hashes_tokens(&mut mocks);
+        mocks
+            .mfa
+            .expect_attempt_challenge()
+            .returning(move |_, _, _| Ok(Some((id, ada_hash()))));
+        mocks.finds_by_id(ada);
+        mocks.throttle_permissive();
+        with_totp(&mut mocks);
+        mocks
     }
 
     fn ada_hash() -> crate::model::PasswordHash {
