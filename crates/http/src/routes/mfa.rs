@@ -156,7 +156,7 @@ pub(crate) async fn begin(
 #[schema(example = json!({"code": "123456"}))]
 pub(crate) struct CodeRequest {
     /// Six digits.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00]*$")]
     code: String,
 }
 
@@ -218,7 +218,7 @@ pub(crate) struct PasswordAndCodeRequest {
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$", format = Password, write_only)]
     current_password: String,
     /// Six digits, or a recovery code.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00]*$")]
     code: String,
 }
 
@@ -300,10 +300,10 @@ pub(crate) async fn recovery_codes(
 #[schema(example = json!({"mfa_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4", "code": "123456"}))]
 pub(crate) struct MfaLoginRequest {
     /// The `mfa_token` of the login's 403.
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     mfa_token: String,
     /// Six digits, or a recovery code.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00]*$")]
     code: String,
 }
 
