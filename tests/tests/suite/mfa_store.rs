@@ -18,6 +18,7 @@ on_both_backends!(
     steps_and_recovery_codes_are_spent_once,
     concurrent_uses_of_one_step_have_one_winner,
     turning_it_off_forgets_the_codes_and_ends_the_other_sessions,
+    a_reset_lands_only_while_its_actor_is_an_active_superuser,
     a_challenge_counts_its_attempts_and_is_spent_once,
 );
 
@@ -110,12 +111,22 @@ async fn steps_and_recovery_codes_are_spent_once(backend: Backend) {
     assert!(s.mfa.spend_step(ada.id, 101).await.unwrap());
     assert!(!s.mfa.spend_step(ada.id, 101).await.unwrap());
     let c3 = RefreshTokenHash::new("c3".into());
-    assert!(s.mfa.spend_recovery_code(ada.id, &c3, now()).await.unwrap());
-    assert!(!s.mfa.spend_recovery_code(ada.id, &c3, now()).await.unwrap());
+    assert!(
+        s.mfa
+            .spend_recovery_code(ada.id, &c3, now(), &any_event())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.mfa
+            .spend_recovery_code(ada.id, &c3, now(), &any_event())
+            .await
+            .unwrap()
+    );
     let unknown = RefreshTokenHash::new("zz".into());
     assert!(
         !s.mfa
-            .spend_recovery_code(ada.id, &unknown, now())
+            .spend_recovery_code(ada.id, &unknown, now(), &any_event())
             .await
             .unwrap()
     );
@@ -128,7 +139,12 @@ async fn steps_and_recovery_codes_are_spent_once(backend: Backend) {
             .unwrap()
     );
     let c4 = RefreshTokenHash::new("c4".into());
-    assert!(!s.mfa.spend_recovery_code(ada.id, &c4, now()).await.unwrap());
+    assert!(
+        !s.mfa
+            .spend_recovery_code(ada.id, &c4, now(), &any_event())
+            .await
+            .unwrap()
+    );
     assert_eq!(s.mfa.status(ada.id).await.unwrap().recovery_codes_left, 10);
 }
 
@@ -150,9 +166,11 @@ async fn concurrent_uses_of_one_step_have_one_winner(backend: Backend) {
         .map(|_| {
             let mfa = s.mfa.clone();
             let code = code.clone();
-            tokio::spawn(
-                async move { mfa.spend_recovery_code(ada.id, &code, now()).await.unwrap() },
-            )
+            tokio::spawn(async move {
+                mfa.spend_recovery_code(ada.id, &code, now(), &any_event())
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut wins = 0;
@@ -185,13 +203,13 @@ async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: B
     }
     assert!(
         s.mfa
-            .disable(ada.id, Some(ids[0]), now(), &any_event())
+            .disable(ada.id, Some(ids[0]), None, now(), &any_event())
             .await
             .unwrap()
     );
     assert!(
         !s.mfa
-            .disable(ada.id, None, now(), &any_event())
+            .disable(ada.id, None, None, now(), &any_event())
             .await
             .unwrap()
     );
@@ -203,7 +221,12 @@ async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: B
     assert_eq!(live, vec![ids[0]]);
     // Nothing to spend while it is off.
     let c0 = RefreshTokenHash::new("c0".into());
-    assert!(!s.mfa.spend_recovery_code(ada.id, &c0, now()).await.unwrap());
+    assert!(
+        !s.mfa
+            .spend_recovery_code(ada.id, &c0, now(), &any_event())
+            .await
+            .unwrap()
+    );
     assert!(!s.mfa.spend_step(ada.id, 200).await.unwrap());
     assert!(
         !s.mfa
@@ -259,4 +282,28 @@ async fn a_challenge_counts_its_attempts_and_is_spent_once(backend: Backend) {
         "spent"
     );
     assert_eq!(s.mfa.purge(later).await.unwrap(), 2);
+}
+
+async fn a_reset_lands_only_while_its_actor_is_an_active_superuser(backend: Backend) {
+    let (s, ada) = enabled(backend).await;
+    let bob = stored_user("bob");
+    s.users.insert(&bob, &any_event()).await.unwrap();
+    // Bob is no superuser: nothing is written.
+    let refused = s
+        .mfa
+        .disable(ada.id, None, Some(bob.id), now(), &any_event())
+        .await
+        .unwrap();
+    assert!(!refused);
+    assert!(s.mfa.status(ada.id).await.unwrap().totp);
+    let mut root = stored_user("root");
+    root.is_superuser = true;
+    s.users.insert(&root, &any_event()).await.unwrap();
+    let done = s
+        .mfa
+        .disable(ada.id, None, Some(root.id), now(), &any_event())
+        .await
+        .unwrap();
+    assert!(done);
+    assert!(!s.mfa.status(ada.id).await.unwrap().totp);
 }

@@ -49,20 +49,25 @@ pub trait MfaRepository: Send + Sync + 'static {
     /// this step or a later one was accepted before (no replay).
     async fn spend_step(&self, user: UserId, step: i64) -> Result<bool, PortError>;
 
-    /// Spends an unused recovery code of the user; `false` when there is none.
+    /// Spends an unused recovery code of the user and stores `event` with
+    /// it; `false` (nothing written) when there is none.
     async fn spend_recovery_code(
         &self,
         user: UserId,
         code: &RefreshTokenHash,
         now: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<bool, PortError>;
 
     /// Turns TOTP off, deletes the secret and recovery codes and ends the
-    /// user's sessions but `keep`, with `event`; `false` when it was not on.
+    /// user's sessions but `keep`, with `event`; `false` when it was not on,
+    /// or when `superuser` is given and is no longer an active superuser
+    /// as the write lands.
     async fn disable(
         &self,
         user: UserId,
         keep: Option<SessionId>,
+        superuser: Option<UserId>,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError>;

@@ -5,7 +5,7 @@
 use actix_web::http::Method;
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::UserId;
@@ -374,11 +374,10 @@ pub(crate) async fn login(
 )]
 pub(crate) async fn reset(
     state: web::Data<ApiState>,
-    req: HttpRequest,
     caller: CurrentUser,
+    client: Client,
     id: PathId<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = crate::extract::client_info(&req, state.trust_forwarded_for);
-    state.auth.reset_mfa(&caller.0, id.0, &client).await?;
+    state.auth.reset_mfa(&caller.0, id.0, &client.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DeriveIden, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DeriveIden, TransactionTrait};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
@@ -15,7 +15,7 @@ use userhub_domain::ports::MfaRepository;
 use uuid::Uuid;
 
 use super::{Database, DbResultExt, audit, delete_older, delete_where, micros};
-use crate::entities::session;
+use crate::entities::{session, user};
 
 #[derive(DeriveIden, Clone, Copy)]
 enum UserTotp {
@@ -223,6 +223,7 @@ impl MfaRepository for SeaOrmMfaRepository {
         user: UserId,
         code: &RefreshTokenHash,
         now: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<bool, PortError> {
         let user = user.as_uuid();
         let spend = Query::update()
@@ -233,23 +234,39 @@ impl MfaRepository for SeaOrmMfaRepository {
             .and_where(Expr::col(MfaRecoveryCodes::UsedAt).eq(0))
             .and_where(is_on(user))
             .to_owned();
-        let done = self.db.connection().execute(&spend).await.port()?;
-        Ok(done.rows_affected() == 1)
+        let txn = self.begin().await?;
+        if txn.execute(&spend).await.port()?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        audit::write(&txn, event).await.port()?;
+        txn.commit().await.port()?;
+        Ok(true)
     }
 
     async fn disable(
         &self,
         user: UserId,
         keep: Option<SessionId>,
+        superuser: Option<UserId>,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError> {
         let txn = self.begin().await?;
-        let off = Query::delete()
+        let mut off = Query::delete()
             .from_table(UserTotp::Table)
             .and_where(Expr::col(UserTotp::UserId).eq(user.as_uuid()))
             .and_where(Expr::col(UserTotp::Enabled).eq(true))
             .to_owned();
+        if let Some(actor) = superuser {
+            let still = Query::select()
+                .expr(Expr::val(1))
+                .from(user::Entity)
+                .and_where(user::Column::Id.eq(actor.as_uuid()))
+                .and_where(user::Column::IsActive.eq(true))
+                .and_where(user::Column::IsSuperuser.eq(true))
+                .to_owned();
+            off.and_where(Expr::exists(still));
+        }
         if txn.execute(&off).await.port()?.rows_affected() != 1 {
             return Ok(false);
         }

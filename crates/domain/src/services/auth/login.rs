@@ -191,7 +191,7 @@ impl AuthService {
         if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
             return Err(MfaLoginError::Locked { retry_after });
         }
-        if self.accept_code(&user, code, client, now).await?.is_none() {
+        if !self.accept_code(&user, code, client, now).await? {
             return Err(MfaLoginError::InvalidCode);
         }
         if !self.ports.mfa.spend_challenge(&hash, now).await? {

@@ -74,12 +74,6 @@ pub enum MfaResetError {
     Port(#[from] PortError),
 }
 
-/// Which kind of code was accepted.
-pub(super) enum Accepted {
-    Totp,
-    Recovery,
-}
-
 impl AuthService {
     /// Whether the caller's TOTP is on, and how many recovery codes are left.
     pub async fn mfa_status(&self, caller: &Authenticated) -> Result<MfaStatus, PortError> {
@@ -170,7 +164,7 @@ impl AuthService {
         if !self
             .ports
             .mfa
-            .disable(user, Some(caller.session_id), now, &event)
+            .disable(user, Some(caller.session_id), None, now, &event)
             .await?
         {
             return Err(MfaChangeError::NotOn);
@@ -224,7 +218,19 @@ impl AuthService {
         let event = AuditEvent::new(AuditKind::MfaDisabled, now, client)
             .by(caller.user.id)
             .about(target);
-        if !self.ports.mfa.disable(target, None, now, &event).await? {
+        // Conditional on the caller still being an active superuser when
+        // the write lands: a demotion that lands first wins.
+        let actor = caller.user.id;
+        if !self
+            .ports
+            .mfa
+            .disable(target, None, Some(actor), now, &event)
+            .await?
+        {
+            let still = self.ports.users.find_by_id(actor).await?;
+            if !still.is_some_and(|u| u.is_active && u.is_superuser) {
+                return Err(MfaResetError::Forbidden);
+            }
             return Err(MfaResetError::NotOn);
         }
         info!("TOTP reset by a superuser; every session of the user ended");
@@ -262,43 +268,35 @@ impl AuthService {
         }
         self.check_password(caller, client, password).await?;
         let now = self.ports.clock.now();
-        if self
-            .accept_code(&caller.user, code, client, now)
-            .await?
-            .is_none()
-        {
+        if !self.accept_code(&caller.user, code, client, now).await? {
             return Err(MfaChangeError::InvalidCode);
         }
         Ok(())
     }
 
-    /// Accepts a TOTP code (its step spent, so never twice) or a recovery
-    /// code (spent) of `user`; a wrong one counts as a failed login.
+    /// Whether `code` is a TOTP code of `user` (its step spent, so never
+    /// twice) or one of their recovery codes (spent, with its audit event);
+    /// a wrong one counts as a failed login.
     pub(super) async fn accept_code(
         &self,
         user: &User,
         code: &str,
         client: &ClientInfo,
         now: OffsetDateTime,
-    ) -> Result<Option<Accepted>, PortError> {
+    ) -> Result<bool, PortError> {
         let accepted = match SecondFactorCode::parse(code) {
             SecondFactorCode::Totp(digits) => self.accept_totp(user.id, &digits, now).await?,
             SecondFactorCode::Recovery(code) => {
                 let hash = self.recovery_hash(&code);
-                let spent = self
-                    .ports
+                let event =
+                    AuditEvent::new(AuditKind::MfaRecoveryCodeUsed, now, client).own(user.id);
+                self.ports
                     .mfa
-                    .spend_recovery_code(user.id, &hash, now)
-                    .await?;
-                if spent {
-                    let event =
-                        AuditEvent::new(AuditKind::MfaRecoveryCodeUsed, now, client).own(user.id);
-                    self.ports.audit.record(&event).await?;
-                }
-                spent.then_some(Accepted::Recovery)
+                    .spend_recovery_code(user.id, &hash, now, &event)
+                    .await?
             }
         };
-        if accepted.is_none() {
+        if !accepted {
             warn!(user_id = %user.id, "second factor refused");
             let address = client.address_key();
             let event = AuditEvent::new(AuditKind::MfaFailed, now, client).about(user.id);
@@ -314,21 +312,20 @@ impl AuthService {
         user: UserId,
         digits: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<Accepted>, PortError> {
+    ) -> Result<bool, PortError> {
         let stored = self.ports.mfa.secret(user).await?;
         let Some(stored) = stored.filter(|s| s.enabled) else {
-            return Ok(None);
+            return Ok(false);
         };
         let Some(secret) = self.open(&stored.sealed) else {
-            return Ok(None);
+            return Ok(false);
         };
         let Some(step) = self.ports.second_factor.matching_step(&secret, digits, now) else {
-            return Ok(None);
+            return Ok(false);
         };
         // Conditional on no later step having been used: of two requests
         // with one code, one wins.
-        let spent = self.ports.mfa.spend_step(user, step).await?;
-        Ok(spent.then_some(Accepted::Totp))
+        self.ports.mfa.spend_step(user, step).await
     }
 
     /// The secret, or `None` (logged) when no configured key opens it: its
@@ -581,14 +578,15 @@ mod tests {
         mocks
             .mfa
             .expect_disable()
-            .withf(move |user, keep, _, event| {
+            .withf(move |user, keep, superuser, _, event| {
                 *user == ada.id
                     && keep.is_none()
+                    && *superuser == Some(root.id)
                     && event.kind == AuditKind::MfaDisabled
                     && event.actor_id == Some(root.id)
             })
             .times(1)
-            .returning(|_, _, _, _| Ok(true));
+            .returning(|_, _, _, _, _| Ok(true));
         service(mocks)
             .reset_mfa(
                 &caller(&superuser_with_id(root.id)),
@@ -597,6 +595,103 @@ mod tests {
             )
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn turning_it_off_needs_a_right_code_after_the_password() {
+        let ada = user("ada");
+        let id = ada.id;
+        // A wrong code: refused, counted, nothing turned off.
+        let mut mocks = Mocks::default();
+        mocks.throttle_clear();
+        mocks.password_matches(true);
+        with_totp(&mut mocks);
+        mocks
+            .throttle
+            .expect_record_failure()
+            .withf(|_, _, _, _, event| event.kind == AuditKind::MfaFailed)
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(crate::ports::ThrottleState::default()));
+        let err = service(mocks)
+            .disable_totp(
+                &caller(&ada),
+                &ClientInfo::default(),
+                &SecretString::from("pw"),
+                "654321",
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaChangeError::InvalidCode));
+        // The right code: off, the caller's own session kept.
+        let me = caller(&ada);
+        let session = me.session_id;
+        let mut mocks = Mocks::default();
+        mocks.throttle_permissive();
+        mocks.password_matches(true);
+        with_totp(&mut mocks);
+        mocks.mfa.expect_spend_step().returning(|_, _| Ok(true));
+        mocks
+            .mfa
+            .expect_disable()
+            .withf(move |user, keep, superuser, _, _| {
+                *user == id && *keep == Some(session) && superuser.is_none()
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(true));
+        service(mocks)
+            .disable_totp(
+                &me,
+                &ClientInfo::default(),
+                &SecretString::from("pw"),
+                "123456",
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_superuser_demoted_before_the_reset_lands_is_refused() {
+        let ada = user("ada");
+        // Demoted by the time the conditional write lands.
+        let demoted = user("root");
+        let root = superuser_with_id(demoted.id);
+        let mut mocks = Mocks::default();
+        mocks.reads_in_turn(vec![ada.clone(), demoted]);
+        mocks
+            .mfa
+            .expect_disable()
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(false));
+        let err = service(mocks)
+            .reset_mfa(&caller(&root), ada.id, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaResetError::Forbidden));
+    }
+
+    #[tokio::test]
+    async fn a_secret_no_key_opens_is_a_wrong_code_not_a_failure_of_the_server() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        hashes_tokens(&mut mocks);
+        let id = ada.id;
+        mocks
+            .mfa
+            .expect_attempt_challenge()
+            .returning(move |_, _, _| Ok(Some((id, ada_hash()))));
+        mocks.finds_by_id(&ada);
+        mocks.throttle_permissive();
+        mocks.mfa.expect_secret().returning(|_| Ok(stored(true)));
+        mocks
+            .second_factor
+            .expect_open()
+            .returning(|_| Err(PortError::unexpected("no key opens it")));
+        // Nothing is spent and no session opens.
+        let err = service(mocks)
+            .login_mfa("token", "123456", &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaLoginError::InvalidCode));
     }
 
     /// A live challenge of `ada`, who has TOTP on and is not locked.
