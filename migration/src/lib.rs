@@ -15,6 +15,7 @@ mod m20261205_000009_server_secrets;
 mod m20261205_000010_mail_notices;
 mod m20261205_000011_hashed_login_names;
 mod m20261205_000012_second_factor;
+mod m20261206_000013_user_identities;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -73,6 +74,7 @@ impl Migrator {
             Box::new(m20261205_000010_mail_notices::Migration),
             Box::new(m20261205_000011_hashed_login_names::Migration),
             Box::new(m20261205_000012_second_factor::Migration),
+            Box::new(m20261206_000013_user_identities::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod email;
+mod identity;
 mod ids;
 mod mail;
 mod mfa;
@@ -14,6 +15,9 @@ pub use audit::{
     AuditDetails, AuditEvent, AuditKind, AuditOutcome, AuditQuery, FailureReason, first_id_at,
 };
 pub use email::{Email, EmailError};
+pub use identity::{
+    LinkedIdentity, OAUTH_STATE_TTL, OAuthFlow, OAuthState, ProviderIdentity, username_base,
+};
 pub use ids::{SessionId, UserId};
 pub use mail::{Mail, MailJob, MailKind, Notice};
 pub use mfa::{

@@ -14,7 +14,8 @@ pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
     AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
     EndSessionError, IssuedTokens, LoginError, LoginRequest, MfaChangeError, MfaLoginError,
-    MfaResetError, RefreshError, RegisterUser, TotpEnrolment,
+    MfaResetError, OAuthCallback, OAuthError, RefreshError, RegisterUser, TotpEnrolment,
+    UnlinkError,
 };
 pub use recovery::{
     RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError, RevertEmailError,
@@ -31,7 +32,7 @@ use crate::model::{
     AuditEvent, AuditKind, ClientInfo, PasswordError, PasswordPolicy, Taken, User, UserId,
 };
 use crate::ports::{
-    AuditLog, Clock, InsertUserError, LoginThrottle, MailQueue, MfaRepository, PasswordHasher,
+    AuditLog, Clock, IdentityProviders, IdentityRepository, InsertUserError, LoginThrottle, MailQueue, MfaRepository, PasswordHasher,
     SecondFactor, SessionRepository, TokenIssuer, UserRepository,
 };
 
@@ -49,6 +50,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub mfa: Arc<dyn MfaRepository>,
     pub second_factor: Arc<dyn SecondFactor>,
+    pub identities: Arc<dyn IdentityRepository>,
+    pub providers: Arc<dyn IdentityProviders>,
 }
 
 /// Why a new user (registered, or created by a superuser) was not stored.

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub cursor_key: CursorKey,
     /// The JWK Set served at `/.well-known/jwks.json`, as JSON.
     pub jwks: String,
+    /// Mark the sign-in state cookie `Secure` (the redirect base is HTTPS).
+    pub oauth_cookie_secure: bool,
     /// What `/metrics` renders.
     pub metrics: crate::Metrics,
     /// Draining state and requests in flight, for graceful shutdown.

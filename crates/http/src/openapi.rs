@@ -17,7 +17,7 @@ use crate::error::{
     ApiError, FieldError, HttpError, HttpValidationError, MfaRequiredError, OAuthError,
     OAuthValidationError,
 };
-use crate::routes::{audit, auth, mfa, operations, recovery, sessions, users};
+use crate::routes::{audit, auth, mfa, oauth, operations, recovery, sessions, users};
 
 /// 429: an account lockout or the per-IP limit.
 #[derive(ToResponse)]
@@ -44,6 +44,8 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password, audit::own,
         mfa::status, mfa::begin, mfa::confirm, mfa::disable, mfa::recovery_codes,
+        oauth::authorize, oauth::callback, oauth::associate_authorize, oauth::associate_callback,
+        oauth::identities, oauth::unlink,
         users::list, users::create, users::get, users::update, users::delete,
         users::restore, users::unlock, mfa::reset, audit::list,
         operations::health, operations::live, operations::jwks, operations::metrics,
@@ -57,6 +59,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         (name = "auth", description = "Registration, login, tokens and the current user"),
         (name = "sessions", description = "The caller's sessions and password"),
         (name = "mfa", description = "The caller's second factor (TOTP, RFC 6238)"),
+        (name = "oauth", description = "Sign-in with an OpenID provider, and the caller's linked identities"),
         (name = "users", description = "User management"),
         (name = "operations", description = "Health, public keys and metrics"),
     )

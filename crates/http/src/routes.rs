@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod mfa;
+pub(crate) mod oauth;
 pub(crate) mod operations;
 pub(crate) mod recovery;
 pub(crate) mod sessions;
@@ -19,6 +20,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     operations::configure(cfg);
     auth::configure(cfg);
     mfa::configure(cfg);
+    oauth::configure(cfg);
     recovery::configure(cfg);
     sessions::configure(cfg);
     users::configure(cfg);

@@ -47,6 +47,7 @@ impl Mocks {
         clock.expect_now().returning(OffsetDateTime::now_utc);
         let ports = self.ports.ports_with_clock(clock);
         web::Data::new(ApiState {
+            oauth_cookie_secure: false,
             auth: AuthService::new(
                 ports.clone(),
                 AuthConfig {

@@ -81,14 +81,19 @@ impl PasswordHasher for BcryptPasswordHasher {
         hash: &PasswordHash,
     ) -> Result<bool, PortError> {
         let secret = password.clone();
-        let hash = hash.as_str().to_owned();
+        // An account without a password (it signs in through a provider)
+        // takes the same time to refuse as a wrong password.
+        let has_password = hash.is_set();
+        let hash = if has_password { hash } else { &self.dummy }
+            .as_str()
+            .to_owned();
         self.run(move || {
             let bytes = secret.expose_secret().as_bytes();
             // Longer than bcrypt can hold: it cannot be the stored password,
             // though its first 72 bytes might be. Verify anyway for equal timing.
             let fits = bytes.len() <= Password::MAX_BYTES;
             let matches = bcrypt::verify(bytes, &hash).map_err(PortError::unexpected)?;
-            Ok(fits && matches)
+            Ok(has_password && fits && matches)
         })
         .await
     }
@@ -143,6 +148,18 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn no_password_matches_an_account_without_one() {
+        let hasher = BcryptPasswordHasher::new(4).await.unwrap();
+        for typed in ["", "correct horse", "x"] {
+            let matched = hasher
+                .verify(&SecretString::from(typed), &PasswordHash::none())
+                .await
+                .unwrap();
+            assert!(!matched, "{typed:?} matched an empty hash");
+        }
     }
 
     #[tokio::test]

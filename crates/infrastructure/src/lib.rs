@@ -4,14 +4,16 @@
 mod entities;
 pub mod hashing;
 pub mod mail;
+pub mod oidc;
 pub mod persistence;
 pub mod second_factor;
 pub mod tokens;
 
 pub use hashing::BcryptPasswordHasher;
 pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
+pub use oidc::{OidcProviderSettings, OidcProviders, OidcSettings};
 pub use persistence::{
-    Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmLoginThrottle, SeaOrmMailQueue,
+    Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle, SeaOrmMailQueue,
     SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
     SeaOrmUserRepository,
 };

@@ -4,6 +4,7 @@ mod audit;
 mod connection;
 mod counts;
 mod errors;
+mod identities;
 mod mail_queue;
 mod mfa;
 mod recovery;
@@ -29,6 +30,7 @@ pub(crate) use sql::{delete_older, delete_where, escape_like, from_micros, micro
 
 pub use audit::SeaOrmAuditLog;
 pub use counts::SeaOrmRequestCounter;
+pub use identities::SeaOrmIdentityRepository;
 pub use mail_queue::SeaOrmMailQueue;
 pub use mfa::SeaOrmMfaRepository;
 pub use recovery::SeaOrmRecoveryTokens;

@@ -33,11 +33,13 @@ pub enum AuditKind {
     MfaRecoveryCodesRegenerated,
     MfaFailed,
     MfaRecoveryCodeUsed,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl AuditKind {
     /// Every kind, in the contract's order.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 24] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -60,6 +62,8 @@ impl AuditKind {
         Self::MfaRecoveryCodesRegenerated,
         Self::MfaFailed,
         Self::MfaRecoveryCodeUsed,
+        Self::IdentityLinked,
+        Self::IdentityUnlinked,
     ];
 
     /// The event type as stored and shown, e.g. `login.failed`.
@@ -88,6 +92,8 @@ impl AuditKind {
             Self::MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
             Self::MfaFailed => "mfa.failed",
             Self::MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+            Self::IdentityLinked => "identity.linked",
+            Self::IdentityUnlinked => "identity.unlinked",
         }
     }
 
@@ -178,6 +184,10 @@ pub struct AuditDetails {
     pub session_id: Option<SessionId>,
     /// How long a `login.locked` lock lasts.
     pub lock_seconds: Option<i64>,
+    /// How a `login.succeeded` signed in, when not by password: `oauth:<provider>`.
+    pub method: Option<String>,
+    /// The provider an `identity.*` event is about.
+    pub provider: Option<String>,
 }
 
 impl AuditDetails {

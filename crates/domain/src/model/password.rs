@@ -147,6 +147,19 @@ impl PasswordHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The hash of an account that has no password (it signs in through a
+    /// provider): no password matches it.
+    #[must_use]
+    pub fn none() -> Self {
+        Self(String::new())
+    }
+
+    /// Whether the account has a password at all.
+    #[must_use]
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
 }
 
 impl fmt::Debug for PasswordHash {

@@ -5,6 +5,7 @@
 //! `# Errors` sections list only the other outcomes.
 
 mod credentials;
+mod identities;
 mod mfa;
 mod records;
 mod recovery;
@@ -13,6 +14,7 @@ mod system;
 mod users;
 
 pub use credentials::*;
+pub use identities::*;
 pub use mfa::*;
 pub use records::*;
 pub use recovery::*;

@@ -13,7 +13,7 @@ use crate::model::{
     Email, Password, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId, Username,
 };
 use crate::ports::{
-    AccessClaims, AccessToken, MockAuditLog, MockClock, MockLoginThrottle, MockMailQueue,
+    AccessClaims, AccessToken, MockAuditLog, MockIdentityProviders, MockIdentityRepository, MockClock, MockLoginThrottle, MockMailQueue,
     MockMfaRepository, MockPasswordHasher, MockSecondFactor, MockSessionRepository,
     MockTokenIssuer, MockUserRepository, RefreshToken, ThrottleState,
 };
@@ -34,6 +34,8 @@ pub struct Mocks {
     pub audit: MockAuditLog,
     pub mfa: MockMfaRepository,
     pub second_factor: MockSecondFactor,
+    pub identities: MockIdentityRepository,
+    pub providers: MockIdentityProviders,
 }
 
 impl Mocks {
@@ -59,6 +61,8 @@ impl Mocks {
             clock: Arc::new(clock),
             mfa: Arc::new(self.mfa),
             second_factor: Arc::new(self.second_factor),
+            identities: Arc::new(self.identities),
+            providers: Arc::new(self.providers),
         }
     }
 }

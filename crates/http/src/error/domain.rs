@@ -4,7 +4,7 @@ use userhub_domain::model::Taken;
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
     GetUserError, ListAuditEventsError, ListUsersError, LoginError, MfaChangeError, MfaLoginError,
-    MfaResetError, NewUserError, RefreshError, RestoreUserError, UnlockUserError, UpdateUserError,
+    MfaResetError, NewUserError, OAuthError, RefreshError, UnlinkError, RestoreUserError, UnlockUserError, UpdateUserError,
 };
 
 use super::ApiError;
@@ -236,6 +236,42 @@ impl From<MfaResetError> for ApiError {
             MfaResetError::NotFound => Self::NotFound(USER_NOT_FOUND),
             MfaResetError::NotOn => Self::Conflict(MFA_NOT_ON),
             MfaResetError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(err: OAuthError) -> Self {
+        match err {
+            OAuthError::UnknownProvider => Self::NotFound("Unknown provider"),
+            OAuthError::InvalidState => Self::BadRequest("OAUTH_INVALID_STATE"),
+            OAuthError::InvalidCode => Self::BadRequest("OAUTH_INVALID_CODE"),
+            OAuthError::InvalidIdToken => Self::BadRequest("OAUTH_INVALID_ID_TOKEN"),
+            OAuthError::NoEmail => Self::BadRequest("OAUTH_NOT_AVAILABLE_EMAIL"),
+            OAuthError::UserAlreadyExists => Self::BadRequest("OAUTH_USER_ALREADY_EXISTS"),
+            OAuthError::BadCredentials => Self::BadRequest("LOGIN_BAD_CREDENTIALS"),
+            OAuthError::EmailNotVerified => Self::BadRequest("LOGIN_USER_NOT_VERIFIED"),
+            OAuthError::MfaRequired { mfa_token } => Self::MfaRequired {
+                mfa_token: secrecy::ExposeSecret::expose_secret(&mfa_token).to_owned(),
+            },
+            OAuthError::LinkedElsewhere => {
+                Self::Conflict("This identity is linked to another account")
+            }
+            OAuthError::ProviderLinked => {
+                Self::Conflict("An identity of this provider is linked already")
+            }
+            OAuthError::Unavailable => Self::Unavailable,
+            OAuthError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<UnlinkError> for ApiError {
+    fn from(err: UnlinkError) -> Self {
+        match err {
+            UnlinkError::NotLinked => Self::NotFound("No identity of this provider is linked"),
+            UnlinkError::LastMethod => Self::Conflict("Cannot remove the last sign-in method"),
+            UnlinkError::Port(e) => e.into(),
         }
     }
 }

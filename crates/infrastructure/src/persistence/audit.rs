@@ -60,6 +60,10 @@ struct StoredDetails {
     session_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lock_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
 }
 
 /// Stores `event` on `conn`: within a transaction, it commits or rolls
@@ -70,6 +74,8 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
         reason: event.details.reason.map(|r| r.as_str().to_owned()),
         session_id: event.details.session_id.map(|id| id.as_uuid()),
         lock_seconds: event.details.lock_seconds,
+        method: event.details.method.clone(),
+        provider: event.details.provider.clone(),
     };
     let details = serde_json::to_string(&details).map_err(|err| DbErr::Json(err.to_string()))?;
     let insert = Query::insert()
@@ -122,6 +128,8 @@ fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
             reason: details.reason.as_deref().and_then(FailureReason::parse),
             session_id: details.session_id.map(SessionId::from_uuid),
             lock_seconds: details.lock_seconds,
+            method: details.method,
+            provider: details.provider,
         },
     })
 }

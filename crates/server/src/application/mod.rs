@@ -91,6 +91,7 @@ impl Application {
             trust_forwarded_for: settings.server.trust_forwarded_for,
             cursor_key,
             jwks,
+            oauth_cookie_secure: settings.oauth_redirect_base().starts_with("https://"),
             metrics: metrics.clone(),
             lifecycle: lifecycle.clone(),
         });

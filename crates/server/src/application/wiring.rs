@@ -10,7 +10,8 @@ use userhub_domain::services::{
 };
 use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
-    BcryptPasswordHasher, Database, JwtTokenIssuer, LogMailer, SeaOrmAuditLog, SeaOrmLoginThrottle,
+    BcryptPasswordHasher, Database, JwtTokenIssuer, LogMailer, OidcProviderSettings, OidcProviders,
+    OidcSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle,
     SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
     SeaOrmSessionRepository, SeaOrmUserRepository, SealingKey, SmtpMailer, TotpSecondFactor,
 };
@@ -52,6 +53,8 @@ impl Services {
             clock: Arc::new(SystemClock),
             mfa: Arc::new(SeaOrmMfaRepository::new(database.clone())),
             second_factor: Arc::new(second_factor(settings, database).await?),
+            identities: Arc::new(SeaOrmIdentityRepository::new(database.clone())),
+            providers: Arc::new(providers(settings, database).await?),
         };
         let clock = ports.clock.clone();
         let mailer: Arc<dyn Mailer> = match settings.smtp() {
@@ -71,6 +74,7 @@ impl Services {
                     lockout: settings.lockout(),
                     password_policy: settings.password_policy(),
                     require_verified_email: settings.accounts.require_verified_email,
+                    oauth_associate_by_email: settings.oauth.oauth_associate_by_email,
                 },
             ),
             users: UserService::new(
@@ -177,4 +181,29 @@ async fn second_factor(
         current,
         previous,
     ))
+}
+
+/// The OpenID providers; their `state` is signed with a key the server
+/// keeps in its database, so any instance can take any callback.
+async fn providers(settings: &Settings, database: &Database) -> anyhow::Result<OidcProviders> {
+    let state_key = database
+        .server_secret("oauth_state")
+        .await
+        .context("reading the server's secret (are the migrations applied?)")?;
+    OidcProviders::new(OidcSettings {
+        providers: settings
+            .oauth_providers
+            .iter()
+            .map(|p| OidcProviderSettings {
+                name: p.name.clone(),
+                issuer: p.issuer.clone(),
+                client_id: p.client_id.clone(),
+                client_secret: p.client_secret.clone(),
+                scopes: p.scopes.split_whitespace().map(str::to_owned).collect(),
+            })
+            .collect(),
+        redirect_base: settings.oauth_redirect_base(),
+        state_key,
+    })
+    .map_err(|err| anyhow::anyhow!("OAUTH_PROVIDERS: {err}"))
 }

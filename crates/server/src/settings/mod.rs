@@ -8,6 +8,7 @@
 mod choices;
 pub(crate) mod declare;
 mod derived;
+mod oauth;
 mod sections;
 
 use std::path::Path;
@@ -20,8 +21,10 @@ use secrecy::ExposeSecret;
 pub use choices::{AppEnv, DbPooler, JwtAlgorithm, LogFormat, RateLimitStore, SmtpTlsSetting};
 pub use declare::{Days, Hours, Minutes, Seconds, Span};
 pub use sections::{
-    AccountSettings, DatabaseSettings, MailSettings, MfaSettings, ServerSettings, TokenSettings,
+    AccountSettings, DatabaseSettings, MailSettings, MfaSettings, OAuthSettings, ServerSettings,
+    TokenSettings,
 };
+pub use oauth::{DEFAULT_SCOPES, OAuthProvider};
 pub use userhub_config::DEFAULT_DATABASE_URL;
 
 use declare::{Section, check_range};
@@ -44,16 +47,21 @@ pub struct Settings {
     pub mail: MailSettings,
     /// The second factor.
     pub mfa: MfaSettings,
+    /// Sign-in with OpenID providers.
+    pub oauth: OAuthSettings,
+    /// The providers `oauth.oauth_providers` names, with their variables.
+    pub oauth_providers: Vec<OAuthProvider>,
 }
 
 /// The sections, each as a writer of its generated lines.
-const RENDERERS: [fn(&mut String, bool); 6] = [
+const RENDERERS: [fn(&mut String, bool); 7] = [
     declare::render::<ServerSettings>,
     declare::render::<DatabaseSettings>,
     declare::render::<TokenSettings>,
     declare::render::<AccountSettings>,
     declare::render::<MailSettings>,
     declare::render::<MfaSettings>,
+    declare::render::<OAuthSettings>,
 ];
 
 /// Every variable read, lower-cased.
@@ -66,6 +74,7 @@ pub fn keys() -> Vec<&'static str> {
         AccountSettings::ENTRIES,
         MailSettings::ENTRIES,
         MfaSettings::ENTRIES,
+        OAuthSettings::ENTRIES,
     ]
     .iter()
     .flat_map(|entries| entries.iter().map(|e| e.key))
@@ -133,6 +142,16 @@ fn check_origin(origin: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The process environment, as far as it configures the server: the
+/// declared variables, and every `OAUTH_*` (a provider's variables are
+/// named after it).
+fn environment() -> Env {
+    let known = keys();
+    Env::raw().filter(move |key| {
+        known.iter().any(|k| key == *k) || oauth::is_provider_key(key.as_str())
+    })
+}
+
 impl Settings {
     /// Reads the layers from the working directory and the environment.
     ///
@@ -141,7 +160,7 @@ impl Settings {
     pub fn load() -> anyhow::Result<Self> {
         // .env fills in variables the environment does not set.
         userhub_config::load_dotenv()?;
-        let settings = Self::from_layers(Path::new("config"), Env::raw().only(&keys()))?;
+        let settings = Self::from_layers(Path::new("config"), environment())?;
         settings.validate()?;
         Ok(settings)
     }
@@ -159,7 +178,11 @@ impl Settings {
             accounts: extract(&figment)?,
             mail: extract(&figment)?,
             mfa: extract(&figment)?,
+            oauth: extract(&figment)?,
+            oauth_providers: Vec::new(),
         };
+        let mut settings = settings;
+        settings.oauth_providers = oauth::providers(&figment, &settings.oauth.oauth_providers)?;
         Ok(settings.without_empty_values())
     }
 
@@ -187,6 +210,7 @@ impl Settings {
         self.check_pooler()?;
         self.check_mail()?;
         self.sealing_keys()?;
+        self.check_oauth()?;
         let filter = &self.server.rust_log;
         tracing_subscriber::EnvFilter::try_new(filter)
             .with_context(|| format!("RUST_LOG={filter}"))?;
@@ -203,6 +227,7 @@ impl Settings {
         self.accounts.check_ranges()?;
         self.mail.check_ranges()?;
         self.mfa.check_ranges()?;
+        self.oauth.check_ranges()?;
         let db = &self.database;
         check_range(
             "db_pool_min_idle",

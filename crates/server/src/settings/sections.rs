@@ -218,3 +218,21 @@ section! {
         mfa_issuer: String = "UserHub".into(),
     }
 }
+
+section! {
+    /// Sign-in with OpenID providers. Each provider named in
+    /// OAUTH_PROVIDERS also reads OAUTH_<NAME>_ISSUER, OAUTH_<NAME>_CLIENT_ID,
+    /// OAUTH_<NAME>_CLIENT_SECRET and OAUTH_<NAME>_SCOPES.
+    pub struct OAuthSettings("oauth") {
+        /// Provider names, comma-separated (lower-case letters, digits and
+        /// `_`); empty turns provider sign-in off.
+        oauth_providers: String = String::new(),
+        /// The base of the redirect URIs given to providers
+        /// (`<base>/api/auth/oauth/<name>/callback`); empty means PUBLIC_URL.
+        oauth_redirect_base_url: String = String::new(),
+        /// Link a first provider sign-in to the local account with the
+        /// same address, when the provider says the address is verified;
+        /// `false` refuses it (OAUTH_USER_ALREADY_EXISTS).
+        oauth_associate_by_email: bool = false,
+    }
+}

@@ -17,7 +17,7 @@ fn repository_path(name: &str) -> String {
 }
 
 fn env() -> Env {
-    Env::raw().only(&keys())
+    environment()
 }
 
 /// The default settings with `tweak` applied.
@@ -529,5 +529,69 @@ fn totp_encryption_keys_are_checked_and_required_in_production() {
     assert_eq!(
         checked(|s| s.mfa.mfa_encryption_key = Some("AB".repeat(32).into())),
         Ok(())
+    );
+}
+
+#[test]
+fn providers_are_read_by_name_and_each_mistake_is_named() {
+    Jail::expect_with(|jail| {
+        jail.set_env("OAUTH_PROVIDERS", "Corp, google");
+        jail.set_env("OAUTH_CORP_ISSUER", "https://id.example.com/");
+        jail.set_env("OAUTH_CORP_CLIENT_ID", "userhub");
+        jail.set_env("OAUTH_CORP_CLIENT_SECRET", "s3cret");
+        jail.set_env("OAUTH_GOOGLE_ISSUER", "https://accounts.google.com");
+        jail.set_env("OAUTH_GOOGLE_CLIENT_ID", "id.apps.googleusercontent.com");
+        jail.set_env("OAUTH_GOOGLE_CLIENT_SECRET", "g");
+        jail.set_env("OAUTH_GOOGLE_SCOPES", "openid email");
+        let settings = Settings::from_layers(Path::new("."), env()).unwrap();
+        let [corp, google] = settings.oauth_providers.as_slice() else {
+            panic!("two providers expected, got {:?}", settings.oauth_providers);
+        };
+        assert_eq!(corp.name, "corp");
+        assert_eq!(corp.issuer, "https://id.example.com");
+        assert_eq!(corp.client_secret.expose_secret(), "s3cret");
+        assert_eq!(corp.scopes, DEFAULT_SCOPES);
+        assert_eq!(google.scopes, "openid email");
+        settings.validate().unwrap();
+
+        jail.set_env("OAUTH_GOOGLE_CLIENT_SECRET", "");
+        let err = Settings::from_layers(Path::new("."), env()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "OAUTH_GOOGLE_CLIENT_SECRET: required for the provider `google` of OAUTH_PROVIDERS"
+        );
+        jail.set_env("OAUTH_PROVIDERS", "corp,my-idp");
+        let err = Settings::from_layers(Path::new("."), env()).unwrap_err();
+        assert!(err.to_string().starts_with("OAUTH_PROVIDERS: `my-idp` is no provider name"));
+        jail.set_env("OAUTH_PROVIDERS", "corp,corp");
+        let err = Settings::from_layers(Path::new("."), env()).unwrap_err();
+        assert_eq!(err.to_string(), "OAUTH_PROVIDERS: `corp` is named twice");
+        Ok(())
+    });
+    let provider = |issuer: &str| OAuthProvider {
+        name: "corp".into(),
+        issuer: issuer.into(),
+        client_id: "c".into(),
+        client_secret: "s".to_owned().into(),
+        scopes: DEFAULT_SCOPES.into(),
+    };
+    let err = checked(|s| s.oauth_providers = vec![provider("not a url")]).unwrap_err();
+    assert!(err.starts_with("OAUTH_CORP_ISSUER=not a url: expected an https:// URL"), "{err}");
+    assert!(checked(|s| s.oauth_providers = vec![provider("http://id.example.com")]).is_ok());
+    let production = |issuer: &str| {
+        let issuer = issuer.to_owned();
+        checked(move |s| {
+            s.server.app_env = AppEnv::Production;
+            s.server.public_url = "https://app.example.com".into();
+            s.mail.smtp_host = "smtp.example.com".into();
+            s.mfa.mfa_encryption_key = Some("ab".repeat(32).into());
+            s.oauth_providers = vec![provider(&issuer)];
+        })
+    };
+    assert_eq!(production("https://id.example.com"), Ok(()));
+    assert_eq!(production("http://127.0.0.1:9000"), Ok(()));
+    assert_eq!(
+        production("http://id.example.com"),
+        Err("OAUTH_CORP_ISSUER=http://id.example.com: expected an https:// URL".into())
     );
 }

@@ -220,7 +220,7 @@ impl AuthService {
     }
 
     /// The session a login opens, its first refresh token `refresh`.
-    fn new_session(
+    pub(super) fn new_session(
         &self,
         user: UserId,
         refresh: &RefreshToken,

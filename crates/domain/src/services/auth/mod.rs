@@ -12,6 +12,7 @@ use crate::ports::{RefreshToken, TokenError};
 
 mod login;
 mod mfa;
+mod oauth;
 mod password;
 mod refresh;
 mod register;
@@ -21,6 +22,7 @@ mod test_support;
 
 pub use login::{LoginError, LoginRequest, MfaLoginError};
 pub use mfa::{MfaChangeError, MfaResetError, TotpEnrolment};
+pub use oauth::{OAuthCallback, OAuthError, UnlinkError};
 pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
 pub use register::RegisterUser;
@@ -40,6 +42,9 @@ pub struct AuthConfig {
     pub password_policy: PasswordPolicy,
     /// Refuse logins of users whose address is not verified.
     pub require_verified_email: bool,
+    /// A provider sign-in whose verified address is a local account's
+    /// links to that account (otherwise it is refused).
+    pub oauth_associate_by_email: bool,
 }
 
 /// Tokens handed out at login and refresh.
@@ -82,7 +87,9 @@ impl AuthService {
     pub async fn purge_ended_sessions(&self) -> Result<u64, PortError> {
         let now = self.ports.clock.now();
         let purged = self.ports.sessions.purge_ended(now).await?;
-        let forgotten = self.throttle.purge(now).await? + self.ports.mfa.purge(now).await?;
+        let forgotten = self.throttle.purge(now).await?
+            + self.ports.mfa.purge(now).await?
+            + self.ports.identities.purge(now).await?;
         if purged > 0 || forgotten > 0 {
             info!(
                 purged,

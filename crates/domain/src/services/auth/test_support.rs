@@ -24,6 +24,7 @@ pub(super) fn config(grace: Duration) -> AuthConfig {
         lockout: LockoutPolicy::default(),
         password_policy: PasswordPolicy::default(),
         require_verified_email: false,
+        oauth_associate_by_email: false,
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`UserRepository`] on SeaORM.
 
-mod rows;
+pub(super) mod rows;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};

@@ -1,0 +1,391 @@
+//! Sign-in with an OpenID provider: the authorization request, the
+//! callback that signs a user in (or up), linking a provider's account to
+//! the signed-in user, and listing and unlinking identities.
+
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{AuthService, IssuedTokens};
+use crate::PortError;
+use crate::model::{
+    AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, OAUTH_STATE_TTL, OAuthFlow,
+    OAuthState, PasswordHash, ProviderIdentity, User, UserId, Username, username_base,
+};
+use crate::ports::{
+    Authorization, LinkIdentityError, NewIdentityUserError, ProviderError, Unlinked,
+};
+
+/// Why a provider step failed. The HTTP layer answers each with the
+/// contract's code.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// No provider of that name is configured.
+    #[error("unknown provider")]
+    UnknownProvider,
+    /// The `state` is forged, expired, spent, of another flow, provider or
+    /// user, or not bound to the browser's cookie; or the ID token's
+    /// `nonce` is not this sign-in's.
+    #[error("invalid state")]
+    InvalidState,
+    /// The provider refused the code.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The ID token failed its checks.
+    #[error("invalid ID token")]
+    InvalidIdToken,
+    /// The provider gave no usable address for a new user.
+    #[error("no email from the provider")]
+    NoEmail,
+    /// The address is a local account's and may not be linked by it.
+    #[error("user already exists")]
+    UserAlreadyExists,
+    /// The linked user is deactivated.
+    #[error("bad credentials")]
+    BadCredentials,
+    /// The linked user's address is not verified and must be.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// The user has a second factor: this token for `login_mfa`.
+    #[error("second factor required")]
+    MfaRequired {
+        /// The opaque `mfa_token`.
+        mfa_token: secrecy::SecretString,
+    },
+    /// The identity is linked to another account.
+    #[error("identity linked to another account")]
+    LinkedElsewhere,
+    /// The caller has another identity at this provider.
+    #[error("provider linked already")]
+    ProviderLinked,
+    /// The provider could not be reached.
+    #[error("provider unavailable")]
+    Unavailable,
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl From<ProviderError> for OAuthError {
+    fn from(err: ProviderError) -> Self {
+        warn!(error = %err, "provider step failed");
+        match err {
+            ProviderError::Unavailable(_) => Self::Unavailable,
+            ProviderError::CodeRefused(_) => Self::InvalidCode,
+            ProviderError::TokenRejected(_) => Self::InvalidIdToken,
+            ProviderError::NonceMismatch => Self::InvalidState,
+        }
+    }
+}
+
+/// Why an identity was not unlinked.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlinkError {
+    /// The caller has no identity at that provider.
+    #[error("not linked")]
+    NotLinked,
+    /// It is the caller's last way in.
+    #[error("cannot remove the last sign-in method")]
+    LastMethod,
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// A callback's query and the browser's cookie.
+#[derive(Debug)]
+pub struct OAuthCallback<'a> {
+    /// The provider in the path.
+    pub provider: &'a str,
+    /// The provider's authorization code.
+    pub code: &'a str,
+    /// The `state` as the provider sent it back.
+    pub state: &'a str,
+    /// The cookie the authorization request set, if the browser sent it.
+    pub binding: Option<&'a str>,
+    /// Where the request came from.
+    pub client: &'a ClientInfo,
+}
+
+/// Candidates tried for a new user's username before giving up.
+const USERNAME_TRIES: usize = 8;
+
+impl AuthService {
+    /// Starts a sign-in (`user` none) or a link to `user` at `provider`.
+    ///
+    /// # Errors
+    /// [`OAuthError::UnknownProvider`], or [`OAuthError::Unavailable`]
+    /// when the provider's discovery document cannot be had.
+    pub async fn oauth_authorize(
+        &self,
+        provider: &str,
+        user: Option<UserId>,
+        scopes: Option<String>,
+    ) -> Result<Authorization, OAuthError> {
+        if !self.ports.providers.knows(provider) {
+            return Err(OAuthError::UnknownProvider);
+        }
+        let state = OAuthState {
+            id: Uuid::new_v4().simple().to_string(),
+            provider: provider.to_owned(),
+            flow: if user.is_some() {
+                OAuthFlow::Associate
+            } else {
+                OAuthFlow::SignIn
+            },
+            user_id: user,
+            expires_at: self.ports.clock.now() + OAUTH_STATE_TTL,
+        };
+        Ok(self.ports.providers.authorize(&state, scopes).await?)
+    }
+
+    /// Checks the state (bound to the cookie, unexpired, of this provider,
+    /// flow and user), spends it, and has the provider exchange the code.
+    async fn oauth_identity(
+        &self,
+        callback: &OAuthCallback<'_>,
+        flow: OAuthFlow,
+        user: Option<UserId>,
+    ) -> Result<ProviderIdentity, OAuthError> {
+        let providers = &self.ports.providers;
+        if !providers.knows(callback.provider) {
+            return Err(OAuthError::UnknownProvider);
+        }
+        let binding = callback.binding.ok_or(OAuthError::InvalidState)?;
+        let state = providers
+            .open_state(callback.state, binding)
+            .ok_or(OAuthError::InvalidState)?;
+        let now = self.ports.clock.now();
+        if state.provider != callback.provider
+            || state.flow != flow
+            || state.user_id != user
+            || state.expires_at <= now
+        {
+            return Err(OAuthError::InvalidState);
+        }
+        if !self
+            .ports
+            .identities
+            .spend_state(&state.id, state.expires_at)
+            .await?
+        {
+            return Err(OAuthError::InvalidState);
+        }
+        Ok(providers.exchange(&state, binding, callback.code).await?)
+    }
+
+    /// The callback of a sign-in: the identity's user, created on a first
+    /// sign-in, gets tokens, or the `mfa_required` answer when they have a
+    /// second factor.
+    #[tracing::instrument(skip_all, fields(provider = callback.provider))]
+    pub async fn oauth_sign_in(
+        &self,
+        callback: OAuthCallback<'_>,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let identity = self.oauth_identity(&callback, OAuthFlow::SignIn, None).await?;
+        let user = self.identity_user(&identity, callback.client).await?;
+        let Some(user) = user.filter(|u| u.is_active) else {
+            warn!(provider = %identity.provider, reason = "inactive", "provider sign-in refused");
+            return Err(OAuthError::BadCredentials);
+        };
+        if self.config.require_verified_email && !user.is_verified {
+            return Err(OAuthError::EmailNotVerified);
+        }
+        let now = self.ports.clock.now();
+        if self.ports.mfa.status(user.id).await?.totp {
+            let mfa_token = self.mfa_challenge(&user, now).await?;
+            info!(user_id = %user.id, "provider sign-in; second factor required");
+            return Err(OAuthError::MfaRequired { mfa_token });
+        }
+        let refresh = self.ports.tokens.new_refresh_token()?;
+        let session = self.new_session(user.id, &refresh, now, callback.client.clone(), false);
+        let mut event = AuditEvent::new(AuditKind::LoginSucceeded, now, callback.client)
+            .own(user.id)
+            .session(session.id);
+        event.details.method = Some(format!("oauth:{}", identity.provider));
+        if !self
+            .ports
+            .sessions
+            .create(&session, &user.password_hash, &event)
+            .await?
+        {
+            // Deactivated meanwhile.
+            return Err(OAuthError::BadCredentials);
+        }
+        self.ports.users.record_login(user.id, now).await?;
+        info!(user_id = %user.id, session_id = %session.id, "provider sign-in succeeded");
+        Ok(self.issue(user.id, session.id, false, refresh, now)?)
+    }
+
+    /// The user of `identity`: the linked one; else, by a verified address
+    /// and when the settings allow it, the local account it is linked to
+    /// now; else a new user. Races with another first sign-in of the same
+    /// identity or address settle on the row that won.
+    async fn identity_user(
+        &self,
+        identity: &ProviderIdentity,
+        client: &ClientInfo,
+    ) -> Result<Option<User>, OAuthError> {
+        let users = &self.ports.users;
+        let identities = &self.ports.identities;
+        for _ in 0..2 {
+            if let Some(id) = identities
+                .find_user(&identity.provider, &identity.subject)
+                .await?
+            {
+                return Ok(users.find_by_id(id).await?);
+            }
+            let email = identity
+                .email
+                .as_deref()
+                .and_then(|e| Email::parse(e).ok())
+                .ok_or(OAuthError::NoEmail)?;
+            if let Some(local) = users.find_by_login(email.as_str()).await? {
+                if !(self.config.oauth_associate_by_email && identity.email_verified) {
+                    return Err(OAuthError::UserAlreadyExists);
+                }
+                let now = self.ports.clock.now();
+                let event = linked_event(identity, now, client, local.id);
+                return match identities.link(local.id, identity, now, &event).await {
+                    Ok(()) => {
+                        info!(user_id = %local.id, provider = %identity.provider, "identity linked by its verified email");
+                        Ok(Some(local))
+                    }
+                    // The local account already has another identity there: not this one.
+                    Err(LinkIdentityError::ProviderLinked) => Err(OAuthError::UserAlreadyExists),
+                    Err(LinkIdentityError::Inactive) => Ok(None),
+                    Err(LinkIdentityError::LinkedTo(id)) => Ok(users.find_by_id(id).await?),
+                    Err(LinkIdentityError::Port(err)) => Err(err.into()),
+                };
+            }
+            match self.create_identity_user(identity, email, client).await {
+                Ok(user) => return Ok(Some(user)),
+                // Another sign-in made the identity or took the address: look again.
+                Err(NewIdentityUserError::IdentityTaken | NewIdentityUserError::EmailTaken) => {}
+                Err(NewIdentityUserError::UsernameTaken) => {
+                    return Err(PortError::unexpected("no free username").into());
+                }
+                Err(NewIdentityUserError::Port(err)) => return Err(err.into()),
+            }
+        }
+        Err(PortError::Unavailable("a racing sign-in of the same identity".into()).into())
+    }
+
+    /// A new user for `identity`, verified if the provider says so, with
+    /// no password and the first free username of a few candidates.
+    async fn create_identity_user(
+        &self,
+        identity: &ProviderIdentity,
+        email: Email,
+        client: &ClientInfo,
+    ) -> Result<User, NewIdentityUserError> {
+        let now = self.ports.clock.now();
+        // Room for "-" and four digits.
+        let base = username_base(identity, Username::MAX_LEN - 5);
+        let mut user = User {
+            id: UserId::generate(),
+            email,
+            username: Username::parse(&base).map_err(PortError::unexpected)?,
+            full_name: identity
+                .name
+                .as_deref()
+                .and_then(|n| crate::model::FullName::parse(n).ok()),
+            password_hash: PasswordHash::none(),
+            is_active: true,
+            is_superuser: false,
+            is_verified: identity.email_verified,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+            version: 1,
+        };
+        let registered = AuditEvent::new(AuditKind::UserRegistered, now, client).own(user.id);
+        let linked = linked_event(identity, now, client, user.id);
+        for attempt in 0..USERNAME_TRIES {
+            if attempt > 0 {
+                let suffix = Uuid::new_v4().as_u128() % 10_000;
+                user.username = Username::parse(&format!("{base}-{suffix}"))
+                    .map_err(PortError::unexpected)?;
+            }
+            match self
+                .ports
+                .identities
+                .create_user(&user, identity, &[registered.clone(), linked.clone()])
+                .await
+            {
+                Err(NewIdentityUserError::UsernameTaken) => {}
+                Ok(()) => {
+                    info!(user_id = %user.id, provider = %identity.provider, "user created by a provider sign-in");
+                    return Ok(user);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(NewIdentityUserError::UsernameTaken)
+    }
+
+    /// The callback of a link: the provider's account becomes a way in to
+    /// `user`, the caller, who started it.
+    #[tracing::instrument(skip_all, fields(provider = callback.provider))]
+    pub async fn oauth_associate(
+        &self,
+        callback: OAuthCallback<'_>,
+        user: UserId,
+    ) -> Result<User, OAuthError> {
+        let identity = self
+            .oauth_identity(&callback, OAuthFlow::Associate, Some(user))
+            .await?;
+        let now = self.ports.clock.now();
+        let event = linked_event(&identity, now, callback.client, user);
+        match self.ports.identities.link(user, &identity, now, &event).await {
+            Ok(()) => info!(user_id = %user, provider = %identity.provider, "identity linked"),
+            // Linked to the caller already: nothing to do.
+            Err(LinkIdentityError::LinkedTo(owner)) if owner == user => {}
+            Err(LinkIdentityError::LinkedTo(_)) => return Err(OAuthError::LinkedElsewhere),
+            Err(LinkIdentityError::ProviderLinked) => return Err(OAuthError::ProviderLinked),
+            Err(LinkIdentityError::Inactive) => return Err(OAuthError::BadCredentials),
+            Err(LinkIdentityError::Port(err)) => return Err(err.into()),
+        }
+        self.ports
+            .users
+            .find_by_id(user)
+            .await?
+            .ok_or(OAuthError::BadCredentials)
+    }
+
+    /// The caller's linked identities.
+    pub async fn identities(&self, user: UserId) -> Result<Vec<LinkedIdentity>, PortError> {
+        self.ports.identities.list(user).await
+    }
+
+    /// Unlinks the caller's identity at `provider`, unless it is their
+    /// last way in.
+    pub async fn unlink_identity(
+        &self,
+        user: UserId,
+        provider: &str,
+        client: &ClientInfo,
+    ) -> Result<(), UnlinkError> {
+        let now = self.ports.clock.now();
+        let mut event = AuditEvent::new(AuditKind::IdentityUnlinked, now, client).own(user);
+        event.details.provider = Some(provider.to_owned());
+        match self.ports.identities.unlink(user, provider, &event).await? {
+            Unlinked::Done => {
+                info!(user_id = %user, provider, "identity unlinked");
+                Ok(())
+            }
+            Unlinked::NotLinked => Err(UnlinkError::NotLinked),
+            Unlinked::LastMethod => Err(UnlinkError::LastMethod),
+        }
+    }
+}
+
+fn linked_event(
+    identity: &ProviderIdentity,
+    now: time::OffsetDateTime,
+    client: &ClientInfo,
+    user: UserId,
+) -> AuditEvent {
+    let mut event = AuditEvent::new(AuditKind::IdentityLinked, now, client).own(user);
+    event.details.provider = Some(identity.provider.clone());
+    event
+}

@@ -1,0 +1,296 @@
+//! [`IdentityRepository`] in `user_identities` and `oauth_spent_states`.
+//! Times are microseconds since the Unix epoch (see the migration).
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, DeriveIden, EntityTrait, RuntimeErr, TransactionTrait};
+use time::OffsetDateTime;
+use userhub_domain::PortError;
+use userhub_domain::model::{AuditEvent, LinkedIdentity, ProviderIdentity, User, UserId};
+use userhub_domain::ports::{
+    IdentityRepository, LinkIdentityError, NewIdentityUserError, Unlinked,
+};
+use uuid::Uuid;
+
+use super::users::rows::{Unique, active_model, unique_violation};
+use super::{Database, DbResultExt, audit, delete_older, from_micros, micros, port_error};
+use crate::entities::user;
+
+#[derive(DeriveIden, Clone, Copy)]
+enum UserIdentities {
+    Table,
+    Provider,
+    Subject,
+    UserId,
+    Email,
+    LinkedAt,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum OauthSpentStates {
+    Table,
+    Id,
+    ExpiresAt,
+}
+
+/// Which of the table's two keys refused a row.
+#[derive(Debug, PartialEq, Eq)]
+enum Taken {
+    /// (provider, subject): the identity is linked.
+    Identity,
+    /// (user, provider): the user has an identity there.
+    UserProvider,
+}
+
+/// The key behind a unique violation on `user_identities`: PostgreSQL
+/// names the constraint, SQLite its columns.
+fn taken(err: &DbErr) -> Option<Taken> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
+    else {
+        return None;
+    };
+    let db = err.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    let message = db.message();
+    match db
+        .constraint()
+        .or_else(|| message.strip_prefix("UNIQUE constraint failed: "))?
+    {
+        "pk_user_identities" | "user_identities_pkey"
+        | "user_identities.provider, user_identities.subject" => Some(Taken::Identity),
+        "uq_user_identities_user_provider"
+        | "user_identities.user_id, user_identities.provider" => Some(Taken::UserProvider),
+        _ => None,
+    }
+}
+
+/// Linked identities on this database.
+#[derive(Clone, Debug)]
+pub struct SeaOrmIdentityRepository {
+    db: Database,
+}
+
+impl SeaOrmIdentityRepository {
+    /// A repository on this database.
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn insert_identity(
+    user: Uuid,
+    identity: &ProviderIdentity,
+    now: OffsetDateTime,
+) -> sea_orm::sea_query::InsertStatement {
+    Query::insert()
+        .into_table(UserIdentities::Table)
+        .columns([
+            UserIdentities::Provider,
+            UserIdentities::Subject,
+            UserIdentities::UserId,
+            UserIdentities::Email,
+            UserIdentities::LinkedAt,
+        ])
+        .values_panic([
+            identity.provider.clone().into(),
+            identity.subject.clone().into(),
+            user.into(),
+            identity.email.clone().into(),
+            micros(now).into(),
+        ])
+        .to_owned()
+}
+
+#[async_trait]
+impl IdentityRepository for SeaOrmIdentityRepository {
+    async fn find_user(&self, provider: &str, subject: &str) -> Result<Option<UserId>, PortError> {
+        let select = Query::select()
+            .column(UserIdentities::UserId)
+            .from(UserIdentities::Table)
+            .and_where(Expr::col(UserIdentities::Provider).eq(provider))
+            .and_where(Expr::col(UserIdentities::Subject).eq(subject))
+            .to_owned();
+        let row = self.db.connection().query_one(&select).await.port()?;
+        row.map(|row| row.try_get::<Uuid>("", "user_id").map(UserId::from_uuid))
+            .transpose()
+            .port()
+    }
+
+    async fn create_user(
+        &self,
+        u: &User,
+        identity: &ProviderIdentity,
+        events: &[AuditEvent],
+    ) -> Result<(), NewIdentityUserError> {
+        let txn = self.db.connection().begin().await.port()?;
+        user::Entity::insert(active_model(u))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(|err| match unique_violation(&err) {
+                Some(Unique::Email) => NewIdentityUserError::EmailTaken,
+                Some(Unique::Username) => NewIdentityUserError::UsernameTaken,
+                None => NewIdentityUserError::Port(port_error(err)),
+            })?;
+        txn.execute(&insert_identity(u.id.as_uuid(), identity, u.created_at))
+            .await
+            .map_err(|err| match taken(&err) {
+                Some(_) => NewIdentityUserError::IdentityTaken,
+                None => NewIdentityUserError::Port(port_error(err)),
+            })?;
+        for event in events {
+            audit::write(&txn, event).await.port()?;
+        }
+        txn.commit().await.port()?;
+        Ok(())
+    }
+
+    async fn link(
+        &self,
+        user_id: UserId,
+        identity: &ProviderIdentity,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), LinkIdentityError> {
+        let txn = self.db.connection().begin().await.port()?;
+        // The user row is held until the commit: a deactivation waits for
+        // the link, or the link sees it.
+        let active = Query::select()
+            .column(user::Column::Id)
+            .from(user::Entity)
+            .and_where(user::Column::Id.eq(user_id.as_uuid()))
+            .and_where(user::Column::IsActive.eq(true))
+            .lock(LockType::Update)
+            .to_owned();
+        if txn.query_one(&active).await.port()?.is_none() {
+            return Err(LinkIdentityError::Inactive);
+        }
+        match txn
+            .execute(&insert_identity(user_id.as_uuid(), identity, now))
+            .await
+        {
+            Ok(_) => {}
+            Err(err) => {
+                let why = taken(&err);
+                drop(txn);
+                return Err(match why {
+                    Some(Taken::Identity) => {
+                        match self.find_user(&identity.provider, &identity.subject).await? {
+                            Some(owner) => LinkIdentityError::LinkedTo(owner),
+                            // Unlinked since: a retry may link it.
+                            None => LinkIdentityError::Port(port_error(err)),
+                        }
+                    }
+                    Some(Taken::UserProvider) => LinkIdentityError::ProviderLinked,
+                    None => LinkIdentityError::Port(port_error(err)),
+                });
+            }
+        }
+        audit::write(&txn, event).await.port()?;
+        txn.commit().await.port()?;
+        Ok(())
+    }
+
+    async fn list(&self, user: UserId) -> Result<Vec<LinkedIdentity>, PortError> {
+        let select = Query::select()
+            .columns([
+                UserIdentities::Provider,
+                UserIdentities::Subject,
+                UserIdentities::Email,
+                UserIdentities::LinkedAt,
+            ])
+            .from(UserIdentities::Table)
+            .and_where(Expr::col(UserIdentities::UserId).eq(user.as_uuid()))
+            .order_by(UserIdentities::LinkedAt, Order::Asc)
+            .order_by(UserIdentities::Provider, Order::Asc)
+            .to_owned();
+        let rows = self.db.connection().query_all(&select).await.port()?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(LinkedIdentity {
+                    provider: row.try_get("", "provider").port()?,
+                    subject: row.try_get("", "subject").port()?,
+                    email: row.try_get("", "email").port()?,
+                    linked_at: from_micros(row.try_get("", "linked_at").port()?)
+                        .ok_or_else(|| PortError::unexpected("linked_at out of range"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unlink(
+        &self,
+        user_id: UserId,
+        provider: &str,
+        event: &AuditEvent,
+    ) -> Result<Unlinked, PortError> {
+        let user_id = user_id.as_uuid();
+        let txn = self.db.connection().begin().await.port()?;
+        // Two unlinks of the same user's last two ways in must not both
+        // pass the check below: the user row serialises them (PostgreSQL;
+        // SQLite has one writer anyway).
+        let hold = Query::select()
+            .column(user::Column::Id)
+            .from(user::Entity)
+            .and_where(user::Column::Id.eq(user_id))
+            .lock(LockType::Update)
+            .to_owned();
+        txn.query_one(&hold).await.port()?;
+        let has_password = Query::select()
+            .expr(Expr::val(1))
+            .from(user::Entity)
+            .and_where(user::Column::Id.eq(user_id))
+            .and_where(user::Column::PasswordHash.ne(""))
+            .to_owned();
+        let has_other = Query::select()
+            .expr(Expr::val(1))
+            .from(UserIdentities::Table)
+            .and_where(Expr::col(UserIdentities::UserId).eq(user_id))
+            .and_where(Expr::col(UserIdentities::Provider).ne(provider))
+            .to_owned();
+        let delete = Query::delete()
+            .from_table(UserIdentities::Table)
+            .and_where(Expr::col(UserIdentities::UserId).eq(user_id))
+            .and_where(Expr::col(UserIdentities::Provider).eq(provider))
+            .and_where(Expr::exists(has_password).or(Expr::exists(has_other)))
+            .to_owned();
+        if txn.execute(&delete).await.port()?.rows_affected() == 0 {
+            let linked = Query::select()
+                .expr(Expr::val(1))
+                .from(UserIdentities::Table)
+                .and_where(Expr::col(UserIdentities::UserId).eq(user_id))
+                .and_where(Expr::col(UserIdentities::Provider).eq(provider))
+                .to_owned();
+            return Ok(if txn.query_one(&linked).await.port()?.is_some() {
+                Unlinked::LastMethod
+            } else {
+                Unlinked::NotLinked
+            });
+        }
+        audit::write(&txn, event).await.port()?;
+        txn.commit().await.port()?;
+        Ok(Unlinked::Done)
+    }
+
+    async fn spend_state(&self, id: &str, expires_at: OffsetDateTime) -> Result<bool, PortError> {
+        let insert = Query::insert()
+            .into_table(OauthSpentStates::Table)
+            .columns([OauthSpentStates::Id, OauthSpentStates::ExpiresAt])
+            .values_panic([id.into(), micros(expires_at).into()])
+            .on_conflict(
+                OnConflict::column(OauthSpentStates::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        let done = self.db.connection().execute(&insert).await.port()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn purge(&self, now: OffsetDateTime) -> Result<u64, PortError> {
+        let delete = delete_older(OauthSpentStates::Table, OauthSpentStates::ExpiresAt, micros(now));
+        Ok(self.db.connection().execute(&delete).await.port()?.rows_affected())
+    }
+}
