@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod database;
+pub mod oidc;
 mod proxy;
 pub mod smtp;
 pub mod totp;

@@ -16,7 +16,7 @@ pub use audit::{
 };
 pub use email::{Email, EmailError};
 pub use identity::{
-    LinkedIdentity, OAUTH_STATE_TTL, OAuthFlow, OAuthState, ProviderIdentity, username_base,
+    LinkedIdentity, OAuthFlow, OAuthState, ProviderIdentity, username_base,
 };
 pub use ids::{SessionId, UserId};
 pub use mail::{Mail, MailJob, MailKind, Notice};

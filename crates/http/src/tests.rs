@@ -56,6 +56,8 @@ impl Mocks {
                     lockout: LockoutPolicy::default(),
                     password_policy: PasswordPolicy::default(),
                     require_verified_email: false,
+                    oauth_associate_by_email: false,
+                    oauth_state_ttl: time::Duration::minutes(10),
                 },
             ),
             users: UserService::new(

@@ -343,6 +343,7 @@ impl IdentityProviders for OidcProviders {
         Ok(Authorization {
             url: url.to_string(),
             binding: SecretString::from(binding),
+            expires_at: state.expires_at,
         })
     }
 

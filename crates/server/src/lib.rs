@@ -7,5 +7,6 @@ pub mod telemetry;
 
 pub use application::{Application, Stopper};
 pub use settings::{
-    AppEnv, DbPooler, JwtAlgorithm, RateLimitStore, Settings, SmtpTlsSetting, Span,
+    AppEnv, DbPooler, DEFAULT_SCOPES, JwtAlgorithm, OAuthProvider, RateLimitStore, Settings,
+    SmtpTlsSetting, Span,
 };

@@ -35,6 +35,7 @@ mod hardening;
 mod health;
 mod mfa;
 mod mfa_store;
+mod oidc;
 mod pooler;
 mod recovery;
 mod recovery_store;

@@ -1,12 +1,9 @@
 //! Accounts at OpenID providers linked to users, and the state of a
 //! sign-in while the browser is away at the provider.
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::UserId;
-
-/// How long a browser may stay at the provider before its sign-in is void.
-pub const OAUTH_STATE_TTL: Duration = Duration::minutes(10);
 
 /// What a provider said of the account that signed in, its ID token (and
 /// user info) verified.

@@ -105,6 +105,8 @@ pub struct Authorization {
     pub url: String,
     /// The value of the browser's cookie that the `state` is bound to.
     pub binding: SecretString,
+    /// When the `state` (and so the cookie) stops being accepted.
+    pub expires_at: OffsetDateTime,
 }
 
 /// Why a provider step failed.

@@ -88,6 +88,12 @@ pub(crate) struct Details {
     /// How long a `login.locked` lock lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
     lock_seconds: Option<i64>,
+    /// How a `login.succeeded` signed in, when not by password: `oauth:<provider>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+    /// The provider an `identity.linked` or `identity.unlinked` is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
 }
 
 impl From<AuditEvent> for AuditEventResponse {
@@ -108,6 +114,8 @@ impl From<AuditEvent> for AuditEventResponse {
                 reason: event.details.reason.map(FailureReason::as_str),
                 session_id: event.details.session_id.map(|id| id.to_string()),
                 lock_seconds: event.details.lock_seconds,
+                method: event.details.method,
+                provider: event.details.provider,
             },
         }
     }

@@ -7,7 +7,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use userhub_domain::model::{LinkedIdentity, OAUTH_STATE_TTL, UserView};
+use userhub_domain::model::{LinkedIdentity, UserView};
 use userhub_domain::ports::Authorization;
 use userhub_domain::services::OAuthCallback;
 use utoipa::{IntoParams, ToSchema};
@@ -183,7 +183,9 @@ fn authorization_response(state: &ApiState, authorization: &Authorization) -> Ht
             cookie(
                 state,
                 authorization.binding.expose_secret(),
-                OAUTH_STATE_TTL.whole_seconds(),
+                (authorization.expires_at - time::OffsetDateTime::now_utc())
+                    .whole_seconds()
+                    .max(1),
             ),
         ))
         .json(AuthorizationResponse {

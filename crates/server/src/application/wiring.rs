@@ -75,6 +75,7 @@ impl Services {
                     password_policy: settings.password_policy(),
                     require_verified_email: settings.accounts.require_verified_email,
                     oauth_associate_by_email: settings.oauth.oauth_associate_by_email,
+                    oauth_state_ttl: settings.oauth.oauth_state_ttl_seconds.time(),
                 },
             ),
             users: UserService::new(

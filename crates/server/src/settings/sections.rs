@@ -234,5 +234,8 @@ section! {
         /// same address, when the provider says the address is verified;
         /// `false` refuses it (OAUTH_USER_ALREADY_EXISTS).
         oauth_associate_by_email: bool = false,
+        /// Seconds a browser may spend at the provider before its sign-in
+        /// (the `state` and its cookie) is void.
+        oauth_state_ttl_seconds: Seconds = Span(600); 30..=3600,
     }
 }

@@ -45,6 +45,8 @@ pub struct AuthConfig {
     /// A provider sign-in whose verified address is a local account's
     /// links to that account (otherwise it is refused).
     pub oauth_associate_by_email: bool,
+    /// How long a browser may spend at a provider before its sign-in is void.
+    pub oauth_state_ttl: Duration,
 }
 
 /// Tokens handed out at login and refresh.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{AuthService, IssuedTokens};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, OAUTH_STATE_TTL, OAuthFlow,
+    AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, OAuthFlow,
     OAuthState, PasswordHash, ProviderIdentity, User, UserId, Username, username_base,
 };
 use crate::ports::{
@@ -133,7 +133,7 @@ impl AuthService {
                 OAuthFlow::SignIn
             },
             user_id: user,
-            expires_at: self.ports.clock.now() + OAUTH_STATE_TTL,
+            expires_at: self.ports.clock.now() + self.config.oauth_state_ttl,
         };
         Ok(self.ports.providers.authorize(&state, scopes).await?)
     }
