@@ -55,6 +55,16 @@ if [[ ! -x "$smtp_venv/bin/python" ]] || ! cmp -s tests/smtp/requirements.txt "$
 fi
 export USERHUB_TEST_SMTP_PYTHON="$PWD/$smtp_venv/bin/python"
 
+# The sign-in tests run a real OpenID provider, oidc-provider (Node.js),
+# installed from tests/oidc/package-lock.json when it changed.
+command -v node >/dev/null || { echo "error: Node.js is required (the sign-in tests run oidc-provider)" >&2; exit 1; }
+oidc_dir="tests/oidc"
+if ! cmp -s "$oidc_dir/package-lock.json" "$oidc_dir/node_modules/.installed-lock.json"; then
+    echo "== installing oidc-provider into $oidc_dir/node_modules"
+    (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json)
+fi
+export USERHUB_TEST_OIDC_PROVIDER="$PWD/$oidc_dir/provider.mjs"
+
 # The pooler tests (names starting with `pooler::`) reach PostgreSQL through
 # a real PgBouncer in transaction pooling mode.
 source scripts/lib/pgbouncer.sh

@@ -15,9 +15,7 @@ pub use audit::{
     AuditDetails, AuditEvent, AuditKind, AuditOutcome, AuditQuery, FailureReason, first_id_at,
 };
 pub use email::{Email, EmailError};
-pub use identity::{
-    LinkedIdentity, OAuthFlow, OAuthState, ProviderIdentity, username_base,
-};
+pub use identity::{LinkedIdentity, OAuthFlow, OAuthState, ProviderIdentity, username_base};
 pub use ids::{SessionId, UserId};
 pub use mail::{Mail, MailJob, MailKind, Notice};
 pub use mfa::{

@@ -32,8 +32,9 @@ use crate::model::{
     AuditEvent, AuditKind, ClientInfo, PasswordError, PasswordPolicy, Taken, User, UserId,
 };
 use crate::ports::{
-    AuditLog, Clock, IdentityProviders, IdentityRepository, InsertUserError, LoginThrottle, MailQueue, MfaRepository, PasswordHasher,
-    SecondFactor, SessionRepository, TokenIssuer, UserRepository,
+    AuditLog, Clock, IdentityProviders, IdentityRepository, InsertUserError, LoginThrottle,
+    MailQueue, MfaRepository, PasswordHasher, SecondFactor, SessionRepository, TokenIssuer,
+    UserRepository,
 };
 
 /// Every port a use case may need, shared by all services.

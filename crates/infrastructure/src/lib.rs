@@ -13,9 +13,9 @@ pub use hashing::BcryptPasswordHasher;
 pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
 pub use oidc::{OidcProviderSettings, OidcProviders, OidcSettings};
 pub use persistence::{
-    Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle, SeaOrmMailQueue,
-    SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
-    SeaOrmUserRepository,
+    Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle,
+    SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
+    SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 pub use second_factor::{SealingKey, TotpSecondFactor};
 pub use tokens::{JwtSettings, JwtTokenIssuer, PreviousKey, SigningKey};

@@ -16,10 +16,9 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
-    CsrfToken, IssuerUrl, JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
-    StandardClaims, TokenResponse,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, SignatureVerificationError, StandardClaims, TokenResponse,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -173,7 +172,11 @@ impl OidcProviders {
         #[allow(clippy::expect_used)] // a struct of strings always serialises
         let json = serde_json::to_vec(&payload).expect("serialisable");
         let body = URL_SAFE_NO_PAD.encode(json);
-        let tag = URL_SAFE_NO_PAD.encode(self.mac(&[b"state", body.as_bytes()]).finalize().into_bytes());
+        let tag = URL_SAFE_NO_PAD.encode(
+            self.mac(&[b"state", body.as_bytes()])
+                .finalize()
+                .into_bytes(),
+        );
         format!("{body}.{tag}")
     }
 
@@ -332,12 +335,7 @@ impl IdentityProviders for OidcProviders {
                 move || CsrfToken::new(signed),
                 move || nonce,
             )
-            .add_scopes(
-                scopes
-                    .into_iter()
-                    .filter(|s| s != "openid")
-                    .map(Scope::new),
-            )
+            .add_scopes(scopes.into_iter().filter(|s| s != "openid").map(Scope::new))
             .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier))
             .url();
         Ok(Authorization {
@@ -353,7 +351,8 @@ impl IdentityProviders for OidcProviders {
         self.mac(&[b"state", body.as_bytes()])
             .verify_slice(&tag)
             .ok()?;
-        let payload: StatePayload = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+        let payload: StatePayload =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
         let bound = URL_SAFE_NO_PAD.encode(Sha256::digest(binding.as_bytes()));
         // Both are hashes of public length: comparing them leaks nothing of the cookie.
         if payload.b != bound {
@@ -385,9 +384,9 @@ impl IdentityProviders for OidcProviders {
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|err| ProviderError::Unavailable(err.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(self.derived(
-                "pkce", binding, &state.id,
-            )))
+            .set_pkce_verifier(PkceCodeVerifier::new(
+                self.derived("pkce", binding, &state.id),
+            ))
             .request_async(&self.http)
             .await
             .map_err(|err| match err {
@@ -444,18 +443,16 @@ impl IdentityProviders for OidcProviders {
         };
         // Many providers put the address in user info only.
         if identity.email.is_none() {
-            if let Ok(request) =
-                client.user_info(response.access_token().clone(), Some(claims.subject().clone()))
-            {
+            if let Ok(request) = client.user_info(
+                response.access_token().clone(),
+                Some(claims.subject().clone()),
+            ) {
                 let info: openidconnect::core::CoreUserInfoClaims = request
                     .request_async(&self.http)
                     .await
                     .map_err(|err| ProviderError::Unavailable(err.to_string()))?;
-                let from_info = identity_of(
-                    &provider.settings.name,
-                    info.standard_claims(),
-                    &subject,
-                );
+                let from_info =
+                    identity_of(&provider.settings.name, info.standard_claims(), &subject);
                 identity.email = from_info.email;
                 identity.email_verified = from_info.email_verified;
                 identity.preferred_username =

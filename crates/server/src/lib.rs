@@ -7,6 +7,6 @@ pub mod telemetry;
 
 pub use application::{Application, Stopper};
 pub use settings::{
-    AppEnv, DbPooler, DEFAULT_SCOPES, JwtAlgorithm, OAuthProvider, RateLimitStore, Settings,
+    AppEnv, DEFAULT_SCOPES, DbPooler, JwtAlgorithm, OAuthProvider, RateLimitStore, Settings,
     SmtpTlsSetting, Span,
 };

@@ -33,6 +33,7 @@ mod docs;
 mod faults;
 mod hardening;
 mod health;
+mod identity_store;
 mod mfa;
 mod mfa_store;
 mod oidc;

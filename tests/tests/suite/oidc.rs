@@ -49,8 +49,16 @@ async fn authorize(app: &TestApp, path: &str, token: Option<&str>) -> Started {
     }
     let response = request.send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/api/auth/oauth", "Max-Age="] {
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/api/auth/oauth",
+        "Max-Age=",
+    ] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
     let cookie = set_cookie
@@ -174,7 +182,10 @@ async fn a_first_sign_in_creates_a_verified_user_and_the_next_finds_it(backend: 
     assert_eq!(bob["username"], "unverified-bob");
     // No address at all: refused.
     let (status, body) = sign_in(&app, "noemail-carl").await;
-    assert_eq!((status, body), (400, json!({"detail": "OAUTH_NOT_AVAILABLE_EMAIL"})));
+    assert_eq!(
+        (status, body),
+        (400, json!({"detail": "OAUTH_NOT_AVAILABLE_EMAIL"}))
+    );
 
     // The audit trail says how alice signed in.
     let root = app.root_token().await;
@@ -210,7 +221,10 @@ async fn a_first_sign_in_creates_a_verified_user_and_the_next_finds_it(backend: 
         .json()
         .await
         .unwrap();
-    assert_eq!(linked["items"][0]["details"]["provider"], PROVIDER, "{linked}");
+    assert_eq!(
+        linked["items"][0]["details"]["provider"], PROVIDER,
+        "{linked}"
+    );
 }
 
 async fn an_address_of_a_local_account_is_refused_unless_linking_by_verified_email(
@@ -220,7 +234,10 @@ async fn an_address_of_a_local_account_is_refused_unless_linking_by_verified_ema
     let app = app_with(&provider, backend).await;
     app.user("carol").await;
     let (status, body) = sign_in(&app, "carol").await;
-    assert_eq!((status, body), (400, json!({"detail": "OAUTH_USER_ALREADY_EXISTS"})));
+    assert_eq!(
+        (status, body),
+        (400, json!({"detail": "OAUTH_USER_ALREADY_EXISTS"}))
+    );
 
     // A server that links by verified address.
     let linking = app_tweaked(&provider, backend, |settings| {
@@ -241,7 +258,10 @@ async fn an_address_of_a_local_account_is_refused_unless_linking_by_verified_ema
     );
     // An address the provider does not vouch for is never linked.
     let (status, body) = sign_in(&linking, "unverified-dan").await;
-    assert_eq!((status, body), (400, json!({"detail": "OAUTH_USER_ALREADY_EXISTS"})));
+    assert_eq!(
+        (status, body),
+        (400, json!({"detail": "OAUTH_USER_ALREADY_EXISTS"}))
+    );
     assert_eq!(
         identities(&linking, &dan.access).await,
         json!([]),
@@ -272,7 +292,10 @@ async fn linking_while_signed_in_listing_and_unlinking(backend: Backend) {
         Some(&frank.access),
     )
     .await;
-    assert_eq!((status, body), (400, json!({"detail": "OAUTH_INVALID_STATE"})));
+    assert_eq!(
+        (status, body),
+        (400, json!({"detail": "OAUTH_INVALID_STATE"}))
+    );
 
     let started = authorize(&app, &associate, Some(&erin.access)).await;
     let redirect = sign_in_at_provider(&started.url, "erin-work").await;
@@ -349,7 +372,11 @@ async fn a_state_is_bound_to_its_cookie_spent_once_and_expires(backend: Backend)
         code: redirect.code.clone(),
         state: redirect.state.clone(),
     };
-    let flipped = if tampered.state.starts_with('e') { "f" } else { "e" };
+    let flipped = if tampered.state.starts_with('e') {
+        "f"
+    } else {
+        "e"
+    };
     tampered.state.replace_range(0..1, flipped);
     assert_eq!(
         callback(&app, &path, &tampered, Some(&started.cookie), None).await,
@@ -379,7 +406,12 @@ async fn a_state_is_bound_to_its_cookie_spent_once_and_expires(backend: Backend)
         settings.oauth.oauth_state_ttl_seconds = userhub_server::Span(1);
     })
     .await;
-    let started = authorize(&short, &format!("/api/auth/oauth/{PROVIDER}/authorize"), None).await;
+    let started = authorize(
+        &short,
+        &format!("/api/auth/oauth/{PROVIDER}/authorize"),
+        None,
+    )
+    .await;
     let redirect = sign_in_at_provider(&started.url, "grace").await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(
@@ -400,7 +432,11 @@ async fn an_id_token_with_another_nonce_or_key_is_refused(backend: Backend) {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == "nonce" { "forged".into() } else { v.into_owned() };
+            let v = if k == "nonce" {
+                "forged".into()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();

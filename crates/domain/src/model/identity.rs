@@ -79,10 +79,7 @@ pub struct OAuthState {
 pub fn username_base(identity: &ProviderIdentity, max: usize) -> String {
     let candidates = [
         identity.preferred_username.as_deref(),
-        identity
-            .email
-            .as_deref()
-            .and_then(|e| e.split('@').next()),
+        identity.email.as_deref().and_then(|e| e.split('@').next()),
     ];
     for raw in candidates.into_iter().flatten() {
         let cleaned: String = raw
@@ -117,8 +114,14 @@ mod tests {
     #[test]
     fn the_base_is_a_cleaned_preferred_name_or_local_part() {
         assert_eq!(username_base(&identity(Some("Ada L."), None), 24), "adal.");
-        assert_eq!(username_base(&identity(Some("__x"), Some("Grace.H@x.org")), 24), "grace.h");
-        assert_eq!(username_base(&identity(None, Some("Ünï@x.org")), 24), "user");
+        assert_eq!(
+            username_base(&identity(Some("__x"), Some("Grace.H@x.org")), 24),
+            "grace.h"
+        );
+        assert_eq!(
+            username_base(&identity(None, Some("Ünï@x.org")), 24),
+            "user"
+        );
         assert_eq!(username_base(&identity(Some("abcdefgh"), None), 5), "abcde");
         assert_eq!(username_base(&identity(None, None), 24), "user");
     }

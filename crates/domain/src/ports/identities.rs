@@ -6,9 +6,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::PortError;
-use crate::model::{
-    AuditEvent, LinkedIdentity, OAuthState, ProviderIdentity, User, UserId,
-};
+use crate::model::{AuditEvent, LinkedIdentity, OAuthState, ProviderIdentity, User, UserId};
 
 /// Why a user signing up through a provider was not stored.
 #[derive(Debug, thiserror::Error)]

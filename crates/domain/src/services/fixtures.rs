@@ -13,9 +13,10 @@ use crate::model::{
     Email, Password, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId, Username,
 };
 use crate::ports::{
-    AccessClaims, AccessToken, MockAuditLog, MockIdentityProviders, MockIdentityRepository, MockClock, MockLoginThrottle, MockMailQueue,
-    MockMfaRepository, MockPasswordHasher, MockSecondFactor, MockSessionRepository,
-    MockTokenIssuer, MockUserRepository, RefreshToken, ThrottleState,
+    AccessClaims, AccessToken, MockAuditLog, MockClock, MockIdentityProviders,
+    MockIdentityRepository, MockLoginThrottle, MockMailQueue, MockMfaRepository,
+    MockPasswordHasher, MockSecondFactor, MockSessionRepository, MockTokenIssuer,
+    MockUserRepository, RefreshToken, ThrottleState,
 };
 
 /// The time the fixtures' clock tells.

@@ -4,7 +4,8 @@ use userhub_domain::model::Taken;
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
     GetUserError, ListAuditEventsError, ListUsersError, LoginError, MfaChangeError, MfaLoginError,
-    MfaResetError, NewUserError, OAuthError, RefreshError, UnlinkError, RestoreUserError, UnlockUserError, UpdateUserError,
+    MfaResetError, NewUserError, OAuthError, RefreshError, RestoreUserError, UnlinkError,
+    UnlockUserError, UpdateUserError,
 };
 
 use super::ApiError;

@@ -85,7 +85,8 @@ impl IntoDomain for AuthorizeQuery {
 
     fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain> {
         fields.optional("scopes", self.scopes, |raw: String| {
-            let scope_char = |c: char| matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E' | ' ');
+            let scope_char =
+                |c: char| matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E' | ' ');
             if raw.len() > 1024 {
                 return Err(Issue::new(
                     "string_too_long",
@@ -172,7 +173,9 @@ fn cookie(state: &ApiState, value: &str, max_age: i64) -> String {
     } else {
         ""
     };
-    format!("{STATE_COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+    format!(
+        "{STATE_COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    )
 }
 
 fn authorization_response(state: &ApiState, authorization: &Authorization) -> HttpResponse {

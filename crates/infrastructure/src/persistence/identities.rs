@@ -3,7 +3,10 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, DeriveIden, EntityTrait, RuntimeErr, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, DeriveIden, EntityTrait, RuntimeErr,
+    TransactionTrait,
+};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{AuditEvent, LinkedIdentity, ProviderIdentity, User, UserId};
@@ -58,7 +61,8 @@ fn taken(err: &DbErr) -> Option<Taken> {
         .constraint()
         .or_else(|| message.strip_prefix("UNIQUE constraint failed: "))?
     {
-        "pk_user_identities" | "user_identities_pkey"
+        "pk_user_identities"
+        | "user_identities_pkey"
         | "user_identities.provider, user_identities.subject" => Some(Taken::Identity),
         "uq_user_identities_user_provider"
         | "user_identities.user_id, user_identities.provider" => Some(Taken::UserProvider),
@@ -80,6 +84,15 @@ impl SeaOrmIdentityRepository {
     }
 }
 
+/// The columns of a new row, in the order the inserts give them.
+const COLUMNS: [UserIdentities; 5] = [
+    UserIdentities::Provider,
+    UserIdentities::Subject,
+    UserIdentities::UserId,
+    UserIdentities::Email,
+    UserIdentities::LinkedAt,
+];
+
 fn insert_identity(
     user: Uuid,
     identity: &ProviderIdentity,
@@ -87,13 +100,7 @@ fn insert_identity(
 ) -> sea_orm::sea_query::InsertStatement {
     Query::insert()
         .into_table(UserIdentities::Table)
-        .columns([
-            UserIdentities::Provider,
-            UserIdentities::Subject,
-            UserIdentities::UserId,
-            UserIdentities::Email,
-            UserIdentities::LinkedAt,
-        ])
+        .columns(COLUMNS)
         .values_panic([
             identity.provider.clone().into(),
             identity.subject.clone().into(),
@@ -154,38 +161,46 @@ impl IdentityRepository for SeaOrmIdentityRepository {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(), LinkIdentityError> {
-        let txn = self.db.connection().begin().await.port()?;
-        // The user row is held until the commit: a deactivation waits for
-        // the link, or the link sees it.
+        // One statement inserts the row only while the user is active: no
+        // read before the write, so SQLite's writer lock is taken at once.
         let active = Query::select()
+            .expr(Expr::val(identity.provider.clone()))
+            .expr(Expr::val(identity.subject.clone()))
             .column(user::Column::Id)
+            .expr(Expr::val(identity.email.clone()))
+            .expr(Expr::val(micros(now)))
             .from(user::Entity)
             .and_where(user::Column::Id.eq(user_id.as_uuid()))
             .and_where(user::Column::IsActive.eq(true))
-            .lock(LockType::Update)
             .to_owned();
-        if txn.query_one(&active).await.port()?.is_none() {
-            return Err(LinkIdentityError::Inactive);
-        }
-        match txn
-            .execute(&insert_identity(user_id.as_uuid(), identity, now))
-            .await
-        {
-            Ok(_) => {}
+        let insert = Query::insert()
+            .into_table(UserIdentities::Table)
+            .columns(COLUMNS)
+            .select_from(active)
+            .map_err(PortError::unexpected)?
+            .to_owned();
+        let txn = self.db.connection().begin().await.port()?;
+        match txn.execute(&insert).await {
+            Ok(done) if done.rows_affected() == 1 => {}
+            Ok(_) => return Err(LinkIdentityError::Inactive),
             Err(err) => {
-                let why = taken(&err);
+                let Some(why) = taken(&err) else {
+                    return Err(LinkIdentityError::Port(port_error(err)));
+                };
                 drop(txn);
-                return Err(match why {
-                    Some(Taken::Identity) => {
-                        match self.find_user(&identity.provider, &identity.subject).await? {
-                            Some(owner) => LinkIdentityError::LinkedTo(owner),
-                            // Unlinked since: a retry may link it.
-                            None => LinkIdentityError::Port(port_error(err)),
-                        }
-                    }
-                    Some(Taken::UserProvider) => LinkIdentityError::ProviderLinked,
-                    None => LinkIdentityError::Port(port_error(err)),
-                });
+                // Both keys may be violated at once, and the databases name
+                // different ones first: the identity's owner decides.
+                return Err(
+                    match self
+                        .find_user(&identity.provider, &identity.subject)
+                        .await?
+                    {
+                        Some(owner) => LinkIdentityError::LinkedTo(owner),
+                        None if why == Taken::UserProvider => LinkIdentityError::ProviderLinked,
+                        // Unlinked since: a retry may link it.
+                        None => LinkIdentityError::Port(port_error(err)),
+                    },
+                );
             }
         }
         audit::write(&txn, event).await.port()?;
@@ -229,15 +244,18 @@ impl IdentityRepository for SeaOrmIdentityRepository {
         let user_id = user_id.as_uuid();
         let txn = self.db.connection().begin().await.port()?;
         // Two unlinks of the same user's last two ways in must not both
-        // pass the check below: the user row serialises them (PostgreSQL;
-        // SQLite has one writer anyway).
-        let hold = Query::select()
-            .column(user::Column::Id)
-            .from(user::Entity)
-            .and_where(user::Column::Id.eq(user_id))
-            .lock(LockType::Update)
-            .to_owned();
-        txn.query_one(&hold).await.port()?;
+        // pass the check below: on PostgreSQL the user row serialises
+        // them. SQLite has one writer, and a read first would only make
+        // the second one fail to take the writer lock.
+        if txn.get_database_backend() == DbBackend::Postgres {
+            let hold = Query::select()
+                .column(user::Column::Id)
+                .from(user::Entity)
+                .and_where(user::Column::Id.eq(user_id))
+                .lock(LockType::Update)
+                .to_owned();
+            txn.query_one(&hold).await.port()?;
+        }
         let has_password = Query::select()
             .expr(Expr::val(1))
             .from(user::Entity)
@@ -290,7 +308,17 @@ impl IdentityRepository for SeaOrmIdentityRepository {
     }
 
     async fn purge(&self, now: OffsetDateTime) -> Result<u64, PortError> {
-        let delete = delete_older(OauthSpentStates::Table, OauthSpentStates::ExpiresAt, micros(now));
-        Ok(self.db.connection().execute(&delete).await.port()?.rows_affected())
+        let delete = delete_older(
+            OauthSpentStates::Table,
+            OauthSpentStates::ExpiresAt,
+            micros(now),
+        );
+        Ok(self
+            .db
+            .connection()
+            .execute(&delete)
+            .await
+            .port()?
+            .rows_affected())
     }
 }

@@ -11,9 +11,9 @@ use userhub_domain::services::{
 use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, JwtTokenIssuer, LogMailer, OidcProviderSettings, OidcProviders,
-    OidcSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle,
-    SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
-    SeaOrmSessionRepository, SeaOrmUserRepository, SealingKey, SmtpMailer, TotpSecondFactor,
+    OidcSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle, SeaOrmMailQueue,
+    SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
+    SeaOrmUserRepository, SealingKey, SmtpMailer, TotpSecondFactor,
 };
 
 use crate::Settings;

@@ -20,11 +20,11 @@ use secrecy::ExposeSecret;
 
 pub use choices::{AppEnv, DbPooler, JwtAlgorithm, LogFormat, RateLimitStore, SmtpTlsSetting};
 pub use declare::{Days, Hours, Minutes, Seconds, Span};
+pub use oauth::{DEFAULT_SCOPES, OAuthProvider};
 pub use sections::{
     AccountSettings, DatabaseSettings, MailSettings, MfaSettings, OAuthSettings, ServerSettings,
     TokenSettings,
 };
-pub use oauth::{DEFAULT_SCOPES, OAuthProvider};
 pub use userhub_config::DEFAULT_DATABASE_URL;
 
 use declare::{Section, check_range};
@@ -147,9 +147,8 @@ fn check_origin(origin: &str) -> anyhow::Result<()> {
 /// named after it).
 fn environment() -> Env {
     let known = keys();
-    Env::raw().filter(move |key| {
-        known.iter().any(|k| key == *k) || oauth::is_provider_key(key.as_str())
-    })
+    Env::raw()
+        .filter(move |key| known.iter().any(|k| key == *k) || oauth::is_provider_key(key.as_str()))
 }
 
 impl Settings {

@@ -59,13 +59,7 @@ pub(super) fn providers(figment: &Figment, names: &str) -> anyhow::Result<Vec<OA
             let key = format!("oauth_{name}_{suffix}");
             let value: Option<String> = figment
                 .extract_inner(&key)
-                .or_else(|err| {
-                    if err.missing() {
-                        Ok(None)
-                    } else {
-                        Err(err)
-                    }
-                })
+                .or_else(|err| if err.missing() { Ok(None) } else { Err(err) })
                 .with_context(|| key.to_ascii_uppercase())?;
             Ok(value.filter(|v| !v.trim().is_empty()))
         };

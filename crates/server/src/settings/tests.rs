@@ -562,7 +562,10 @@ fn providers_are_read_by_name_and_each_mistake_is_named() {
         );
         jail.set_env("OAUTH_PROVIDERS", "corp,my-idp");
         let err = Settings::from_layers(Path::new("."), env()).unwrap_err();
-        assert!(err.to_string().starts_with("OAUTH_PROVIDERS: `my-idp` is no provider name"));
+        assert!(
+            err.to_string()
+                .starts_with("OAUTH_PROVIDERS: `my-idp` is no provider name")
+        );
         jail.set_env("OAUTH_PROVIDERS", "corp,corp");
         let err = Settings::from_layers(Path::new("."), env()).unwrap_err();
         assert_eq!(err.to_string(), "OAUTH_PROVIDERS: `corp` is named twice");
@@ -576,7 +579,10 @@ fn providers_are_read_by_name_and_each_mistake_is_named() {
         scopes: DEFAULT_SCOPES.into(),
     };
     let err = checked(|s| s.oauth_providers = vec![provider("not a url")]).unwrap_err();
-    assert!(err.starts_with("OAUTH_CORP_ISSUER=not a url: expected an https:// URL"), "{err}");
+    assert!(
+        err.starts_with("OAUTH_CORP_ISSUER=not a url: expected an https:// URL"),
+        "{err}"
+    );
     assert!(checked(|s| s.oauth_providers = vec![provider("http://id.example.com")]).is_ok());
     let production = |issuer: &str| {
         let issuer = issuer.to_owned();

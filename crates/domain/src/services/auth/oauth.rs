@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{AuthService, IssuedTokens};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, OAuthFlow,
-    OAuthState, PasswordHash, ProviderIdentity, User, UserId, Username, username_base,
+    AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, OAuthFlow, OAuthState, PasswordHash,
+    ProviderIdentity, User, UserId, Username, username_base,
 };
 use crate::ports::{
     Authorization, LinkIdentityError, NewIdentityUserError, ProviderError, Unlinked,
@@ -181,7 +181,9 @@ impl AuthService {
         &self,
         callback: OAuthCallback<'_>,
     ) -> Result<IssuedTokens, OAuthError> {
-        let identity = self.oauth_identity(&callback, OAuthFlow::SignIn, None).await?;
+        let identity = self
+            .oauth_identity(&callback, OAuthFlow::SignIn, None)
+            .await?;
         let user = self.identity_user(&identity, callback.client).await?;
         let Some(user) = user.filter(|u| u.is_active) else {
             warn!(provider = %identity.provider, reason = "inactive", "provider sign-in refused");
@@ -303,8 +305,8 @@ impl AuthService {
         for attempt in 0..USERNAME_TRIES {
             if attempt > 0 {
                 let suffix = Uuid::new_v4().as_u128() % 10_000;
-                user.username = Username::parse(&format!("{base}-{suffix}"))
-                    .map_err(PortError::unexpected)?;
+                user.username =
+                    Username::parse(&format!("{base}-{suffix}")).map_err(PortError::unexpected)?;
             }
             match self
                 .ports
@@ -336,7 +338,12 @@ impl AuthService {
             .await?;
         let now = self.ports.clock.now();
         let event = linked_event(&identity, now, callback.client, user);
-        match self.ports.identities.link(user, &identity, now, &event).await {
+        match self
+            .ports
+            .identities
+            .link(user, &identity, now, &event)
+            .await
+        {
             Ok(()) => info!(user_id = %user, provider = %identity.provider, "identity linked"),
             // Linked to the caller already: nothing to do.
             Err(LinkIdentityError::LinkedTo(owner)) if owner == user => {}
@@ -388,4 +395,359 @@ fn linked_event(
     let mut event = AuditEvent::new(AuditKind::IdentityLinked, now, client).own(user);
     event.details.provider = Some(identity.provider.clone());
     event
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mockall::predicate::eq;
+    use time::Duration;
+
+    use super::*;
+    use crate::model::MfaStatus;
+    use crate::ports::LinkIdentityError;
+    use crate::services::auth::test_support::{config, expect_tokens};
+    use crate::services::fixtures::{Mocks, NOW, user};
+
+    const BINDING: &str = "cookie";
+
+    fn state(flow: OAuthFlow, user_id: Option<UserId>) -> OAuthState {
+        OAuthState {
+            id: "state-1".into(),
+            provider: "corp".into(),
+            flow,
+            user_id,
+            expires_at: NOW + Duration::minutes(5),
+        }
+    }
+
+    fn identity(subject: &str, email: &str, verified: bool) -> ProviderIdentity {
+        ProviderIdentity {
+            provider: "corp".into(),
+            subject: subject.into(),
+            email: Some(email.into()),
+            email_verified: verified,
+            preferred_username: Some(subject.into()),
+            name: None,
+        }
+    }
+
+    fn callback(client: &ClientInfo) -> OAuthCallback<'_> {
+        OAuthCallback {
+            provider: "corp",
+            code: "code",
+            state: "signed",
+            binding: Some(BINDING),
+            client,
+        }
+    }
+
+    /// A provider that knows `corp`, opens `opened` and, once spent, hands
+    /// over `identity`.
+    fn provider_says(mocks: &mut Mocks, opened: OAuthState, identity: ProviderIdentity) {
+        mocks.providers.expect_knows().returning(|p| p == "corp");
+        mocks
+            .providers
+            .expect_open_state()
+            .with(eq("signed"), eq(BINDING))
+            .returning(move |_, _| Some(opened.clone()));
+        mocks
+            .identities
+            .expect_spend_state()
+            .with(eq("state-1"), eq(NOW + Duration::minutes(5)))
+            .times(1)
+            .returning(|_, _| Ok(true));
+        mocks
+            .providers
+            .expect_exchange()
+            .times(1)
+            .returning(move |_, _, _| Ok(identity.clone()));
+    }
+
+    fn service(mocks: Mocks, associate_by_email: bool) -> AuthService {
+        let mut config = config(Duration::ZERO);
+        config.oauth_associate_by_email = associate_by_email;
+        AuthService::new(mocks.ports(), config)
+    }
+
+    #[tokio::test]
+    async fn a_state_without_its_cookie_expired_or_of_another_flow_is_refused_unspent() {
+        let ada = user("ada");
+        let cases = [
+            (None, state(OAuthFlow::SignIn, None)),
+            (Some(BINDING), {
+                let mut old = state(OAuthFlow::SignIn, None);
+                old.expires_at = NOW;
+                old
+            }),
+            (Some(BINDING), state(OAuthFlow::Associate, Some(ada.id))),
+            (Some(BINDING), {
+                let mut other = state(OAuthFlow::SignIn, None);
+                other.provider = "other".into();
+                other
+            }),
+        ];
+        for (binding, opened) in cases {
+            let mut mocks = Mocks::default();
+            mocks.providers.expect_knows().return_const(true);
+            mocks
+                .providers
+                .expect_open_state()
+                .returning(move |_, _| Some(opened.clone()));
+            // Nothing is spent, nothing exchanged.
+            mocks.identities.expect_spend_state().never();
+            mocks.providers.expect_exchange().never();
+            let client = ClientInfo::default();
+            let mut call = callback(&client);
+            call.binding = binding;
+            let err = service(mocks, false).oauth_sign_in(call).await.unwrap_err();
+            assert!(matches!(err, OAuthError::InvalidState), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spent_state_is_refused_before_the_code_is_exchanged() {
+        let mut mocks = Mocks::default();
+        mocks.providers.expect_knows().return_const(true);
+        let opened = state(OAuthFlow::SignIn, None);
+        mocks
+            .providers
+            .expect_open_state()
+            .returning(move |_, _| Some(opened.clone()));
+        mocks
+            .identities
+            .expect_spend_state()
+            .returning(|_, _| Ok(false));
+        mocks.providers.expect_exchange().never();
+        let client = ClientInfo::default();
+        let err = service(mocks, false)
+            .oauth_sign_in(callback(&client))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OAuthError::InvalidState));
+    }
+
+    #[tokio::test]
+    async fn a_first_sign_in_creates_a_user_without_a_password_verified_as_the_provider_says() {
+        let mut mocks = Mocks::default();
+        provider_says(
+            &mut mocks,
+            state(OAuthFlow::SignIn, None),
+            identity("sub-1", "Ada@Example.com", true),
+        );
+        mocks
+            .identities
+            .expect_find_user()
+            .returning(|_, _| Ok(None));
+        mocks.users.expect_find_by_login().returning(|_| Ok(None));
+        mocks
+            .identities
+            .expect_create_user()
+            .withf(|user, identity, events| {
+                !user.password_hash.is_set()
+                    && user.is_verified
+                    && user.email.as_str() == "ada@example.com"
+                    && user.username.as_str() == "sub-1"
+                    && identity.subject == "sub-1"
+                    && events[0].kind == AuditKind::UserRegistered
+                    && events[1].kind == AuditKind::IdentityLinked
+                    && events[1].details.provider.as_deref() == Some("corp")
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        mocks.without_second_factor();
+        expect_tokens(&mut mocks);
+        mocks
+            .sessions
+            .expect_create()
+            .withf(|_, hash, event| {
+                !hash.is_set()
+                    && event.kind == AuditKind::LoginSucceeded
+                    && event.details.method.as_deref() == Some("oauth:corp")
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        mocks.users.expect_record_login().returning(|_, _| Ok(()));
+        let client = ClientInfo::default();
+        service(mocks, false)
+            .oauth_sign_in(callback(&client))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_taken_username_gets_a_suffix() {
+        let mut mocks = Mocks::default();
+        provider_says(
+            &mut mocks,
+            state(OAuthFlow::SignIn, None),
+            identity("ada", "ada@example.com", false),
+        );
+        mocks
+            .identities
+            .expect_find_user()
+            .returning(|_, _| Ok(None));
+        mocks.users.expect_find_by_login().returning(|_| Ok(None));
+        let mut tries = mockall::Sequence::new();
+        mocks
+            .identities
+            .expect_create_user()
+            .withf(|user, _, _| user.username.as_str() == "ada")
+            .times(1)
+            .in_sequence(&mut tries)
+            .returning(|_, _, _| Err(NewIdentityUserError::UsernameTaken));
+        mocks
+            .identities
+            .expect_create_user()
+            .withf(|user, _, _| user.username.as_str().starts_with("ada-") && !user.is_verified)
+            .times(1)
+            .in_sequence(&mut tries)
+            .returning(|_, _, _| Ok(()));
+        mocks.without_second_factor();
+        expect_tokens(&mut mocks);
+        mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
+        mocks.users.expect_record_login().returning(|_, _| Ok(()));
+        let client = ClientInfo::default();
+        service(mocks, false)
+            .oauth_sign_in(callback(&client))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_local_accounts_address_links_only_when_allowed_and_verified() {
+        for (allowed, verified, links) in [
+            (false, true, false),
+            (true, false, false),
+            (true, true, true),
+        ] {
+            let local = user("ada");
+            let mut mocks = Mocks::default();
+            provider_says(
+                &mut mocks,
+                state(OAuthFlow::SignIn, None),
+                identity("sub-1", "ada@example.com", verified),
+            );
+            mocks
+                .identities
+                .expect_find_user()
+                .returning(|_, _| Ok(None));
+            mocks.finds_by_login(&local);
+            mocks.identities.expect_create_user().never();
+            let id = local.id;
+            mocks
+                .identities
+                .expect_link()
+                .withf(move |user, _, _, event| {
+                    *user == id && event.kind == AuditKind::IdentityLinked
+                })
+                .times(usize::from(links))
+                .returning(|_, _, _, _| Ok(()));
+            mocks.without_second_factor();
+            expect_tokens(&mut mocks);
+            mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
+            mocks.users.expect_record_login().returning(|_, _| Ok(()));
+            let client = ClientInfo::default();
+            let outcome = service(mocks, allowed)
+                .oauth_sign_in(callback(&client))
+                .await;
+            if links {
+                assert_eq!(outcome.unwrap().user_id, id);
+            } else {
+                assert!(matches!(outcome, Err(OAuthError::UserAlreadyExists)));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inactive_user_is_refused_and_a_second_factor_is_asked_for() {
+        for (active, totp) in [(false, false), (true, true)] {
+            let mut ada = user("ada");
+            ada.is_active = active;
+            let mut mocks = Mocks::default();
+            provider_says(
+                &mut mocks,
+                state(OAuthFlow::SignIn, None),
+                identity("sub-1", "ada@example.com", true),
+            );
+            let id = ada.id;
+            mocks
+                .identities
+                .expect_find_user()
+                .returning(move |_, _| Ok(Some(id)));
+            mocks.finds_by_id(&ada);
+            mocks.mfa.expect_status().returning(move |_| {
+                Ok(MfaStatus {
+                    totp,
+                    recovery_codes_left: 10,
+                })
+            });
+            mocks.issues_refresh_tokens("challenge");
+            mocks
+                .mfa
+                .expect_create_challenge()
+                .times(usize::from(totp))
+                .returning(|_, _, _, _| Ok(()));
+            // No session either way.
+            mocks.sessions.expect_create().never();
+            let client = ClientInfo::default();
+            let err = service(mocks, false)
+                .oauth_sign_in(callback(&client))
+                .await
+                .unwrap_err();
+            if active {
+                assert!(matches!(err, OAuthError::MfaRequired { .. }), "{err:?}");
+            } else {
+                assert!(matches!(err, OAuthError::BadCredentials), "{err:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn linking_to_the_caller_is_refused_when_the_identity_is_anothers() {
+        let ada = user("ada");
+        let bob = user("bob");
+        for (owner, ok) in [(bob.id, false), (ada.id, true)] {
+            let mut mocks = Mocks::default();
+            provider_says(
+                &mut mocks,
+                state(OAuthFlow::Associate, Some(ada.id)),
+                identity("sub-1", "ada@corp.example", true),
+            );
+            mocks
+                .identities
+                .expect_link()
+                .returning(move |_, _, _, _| Err(LinkIdentityError::LinkedTo(owner)));
+            mocks.finds_by_id(&ada);
+            let client = ClientInfo::default();
+            let outcome = service(mocks, false)
+                .oauth_associate(callback(&client), ada.id)
+                .await;
+            if ok {
+                assert_eq!(outcome.unwrap().id, ada.id);
+            } else {
+                assert!(matches!(outcome, Err(OAuthError::LinkedElsewhere)));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_way_in_is_not_unlinked() {
+        let ada = user("ada");
+        for (outcome, refused) in [(Unlinked::Done, false), (Unlinked::LastMethod, true)] {
+            let mut mocks = Mocks::default();
+            mocks
+                .identities
+                .expect_unlink()
+                .withf(|_, provider, event| {
+                    provider == "corp" && event.kind == AuditKind::IdentityUnlinked
+                })
+                .returning(move |_, _, _| Ok(outcome));
+            let result = service(mocks, false)
+                .unlink_identity(ada.id, "corp", &ClientInfo::default())
+                .await;
+            assert_eq!(matches!(result, Err(UnlinkError::LastMethod)), refused);
+        }
+    }
 }

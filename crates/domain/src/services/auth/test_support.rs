@@ -25,7 +25,7 @@ pub(super) fn config(grace: Duration) -> AuthConfig {
         password_policy: PasswordPolicy::default(),
         require_verified_email: false,
         oauth_associate_by_email: false,
-                    oauth_state_ttl: time::Duration::minutes(10),
+        oauth_state_ttl: time::Duration::minutes(10),
     }
 }
 
