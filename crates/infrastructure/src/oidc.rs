@@ -197,16 +197,16 @@ impl OidcProviders {
     /// The provider's discovery document: cached, fetched when stale; a
     /// stale copy still serves while the provider cannot be reached.
     async fn metadata(&self, provider: &Provider) -> Result<CoreProviderMetadata, ProviderError> {
-        if let Some(found) = provider.discovered.read().await.as_ref() {
-            if found.fresh_until > Instant::now() {
-                return Ok(found.metadata.clone());
-            }
+        if let Some(found) = provider.discovered.read().await.as_ref()
+            && found.fresh_until > Instant::now()
+        {
+            return Ok(found.metadata.clone());
         }
         let mut slot = provider.discovered.write().await;
-        if let Some(found) = slot.as_ref() {
-            if found.fresh_until > Instant::now() {
-                return Ok(found.metadata.clone());
-            }
+        if let Some(found) = slot.as_ref()
+            && found.fresh_until > Instant::now()
+        {
+            return Ok(found.metadata.clone());
         }
         match CoreProviderMetadata::discover_async(provider.issuer.clone(), &self.http).await {
             Ok(metadata) => {
@@ -442,23 +442,28 @@ impl IdentityProviders for OidcProviders {
                 .map(|n| n.as_str().to_owned()),
         };
         // Many providers put the address in user info only.
-        if identity.email.is_none() {
-            if let Ok(request) = client.user_info(
+        if identity.email.is_none()
+            && let Ok(request) = client.user_info(
                 response.access_token().clone(),
                 Some(claims.subject().clone()),
-            ) {
-                let info: openidconnect::core::CoreUserInfoClaims = request
-                    .request_async(&self.http)
-                    .await
-                    .map_err(|err| ProviderError::Unavailable(err.to_string()))?;
-                let from_info =
-                    identity_of(&provider.settings.name, info.standard_claims(), &subject);
-                identity.email = from_info.email;
-                identity.email_verified = from_info.email_verified;
-                identity.preferred_username =
-                    identity.preferred_username.or(from_info.preferred_username);
-                identity.name = identity.name.or(from_info.name);
-            }
+            )
+        {
+            let info: openidconnect::core::CoreUserInfoClaims = request
+                .request_async(&self.http)
+                .await
+                .map_err(|err| match err {
+                    // Another subject's, or not the issuer's.
+                    openidconnect::UserInfoError::ClaimsVerification(err) => {
+                        ProviderError::TokenRejected(err.to_string())
+                    }
+                    other => ProviderError::Unavailable(other.to_string()),
+                })?;
+            let from_info = identity_of(&provider.settings.name, info.standard_claims(), &subject);
+            identity.email = from_info.email;
+            identity.email_verified = from_info.email_verified;
+            identity.preferred_username =
+                identity.preferred_username.or(from_info.preferred_username);
+            identity.name = identity.name.or(from_info.name);
         }
         Ok(identity)
     }

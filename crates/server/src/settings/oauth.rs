@@ -57,11 +57,13 @@ pub(super) fn providers(figment: &Figment, names: &str) -> anyhow::Result<Vec<OA
         }
         let read = |suffix: &str| -> anyhow::Result<Option<String>> {
             let key = format!("oauth_{name}_{suffix}");
-            let value: Option<String> = figment
+            if !figment.contains(&key) {
+                return Ok(None);
+            }
+            let value: String = figment
                 .extract_inner(&key)
-                .or_else(|err| if err.missing() { Ok(None) } else { Err(err) })
-                .with_context(|| key.to_ascii_uppercase())?;
-            Ok(value.filter(|v| !v.trim().is_empty()))
+                .map_err(|err| anyhow::anyhow!("{}: {}", key.to_ascii_uppercase(), err.kind))?;
+            Ok(Some(value).filter(|v| !v.trim().is_empty()))
         };
         let required = |suffix: &str| -> anyhow::Result<String> {
             read(suffix)?.with_context(|| {
