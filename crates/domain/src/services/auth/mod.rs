@@ -162,6 +162,13 @@ mod tests {
             .with(eq(NOW))
             .times(1)
             .returning(|_| Ok(1));
-        assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 6);
+        // Spent sign-in states that expired.
+        mocks
+            .identities
+            .expect_purge()
+            .with(eq(NOW))
+            .times(1)
+            .returning(|_| Ok(4));
+        assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 10);
     }
 }
