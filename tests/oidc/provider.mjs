@@ -16,7 +16,8 @@
 //
 // POST /__test/rogue?on=1 makes a second provider with the same issuer but
 // other signing keys answer every request but the JWK Set: its ID tokens
-// are signed by a key the published set does not hold.
+// are signed by a key the published set does not hold. With &keys=1 it
+// answers the JWK Set too: the provider has rotated its keys.
 import http from 'node:http';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -78,6 +79,7 @@ function configuration(kid) {
 let honest;
 let rogue;
 let rogueOn = false;
+let rogueKeys = false;
 
 function readForm(req) {
   return new Promise((resolve, reject) => {
@@ -132,11 +134,13 @@ const server = http.createServer(async (req, res) => {
   try {
     const path = new URL(req.url, 'http://localhost').pathname;
     if (path === '/__test/rogue' && req.method === 'POST') {
-      rogueOn = new URL(req.url, 'http://localhost').searchParams.get('on') === '1';
+      const params = new URL(req.url, 'http://localhost').searchParams;
+      rogueOn = params.get('on') === '1';
+      rogueKeys = params.get('keys') === '1';
       res.writeHead(204).end();
       return;
     }
-    const provider = rogueOn && path !== '/jwks' ? rogue : honest;
+    const provider = rogueOn && (rogueKeys || path !== '/jwks') ? rogue : honest;
     if (path.startsWith('/interaction/')) {
       await interaction(provider, req, res, path);
       return;

@@ -74,8 +74,17 @@ impl OidcProvider {
     /// Makes a second provider with the same issuer but other signing keys
     /// answer everything but the key set (`on`), or stops it.
     pub async fn set_rogue(&self, on: bool) {
+        self.switch(&format!("on={}", u8::from(on))).await;
+    }
+
+    /// Makes the provider sign with new keys and publish them: a rotation.
+    pub async fn rotate_keys(&self) {
+        self.switch("on=1&keys=1").await;
+    }
+
+    async fn switch(&self, query: &str) {
         let status = reqwest::Client::new()
-            .post(format!("{}/__test/rogue?on={}", self.issuer, u8::from(on)))
+            .post(format!("{}/__test/rogue?{query}", self.issuer))
             .send()
             .await
             .unwrap()

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 use userhub_tests::oidc::{OidcProvider, PROVIDER, Redirect, configure, sign_in_at_provider};
+use userhub_tests::smtp::{SmtpServer, link_token};
 use userhub_tests::totp::code;
 use userhub_tests::{Backend, PASSWORD, TestApp, TestDatabase, TestUser, spawn_app_on};
 
@@ -16,6 +17,7 @@ on_both_backends!(
     an_id_token_with_another_nonce_or_key_is_refused,
     an_unreachable_provider_is_503,
     the_second_factor_applies_after_a_provider_sign_in,
+    an_account_without_a_password_sets_one_through_forgot_password,
 );
 
 async fn app_with(provider: &OidcProvider, backend: Backend) -> TestApp {
@@ -458,6 +460,17 @@ async fn an_id_token_with_another_nonce_or_key_is_refused(backend: Backend) {
     provider.set_rogue(false).await;
     let (status, body) = sign_in(&app, "heidi").await;
     assert_eq!(status, 200, "{body}");
+
+    // A provider that rotated its keys: the token names a key the cached
+    // set lacks, the set is fetched again, and the sign-in goes through.
+    // (A fresh server: the first already fetched the set again for the
+    // foreign key, and does so at most every 30 seconds.)
+    let fresh = app_with(&provider, backend).await;
+    let (status, body) = sign_in(&fresh, "heidi").await;
+    assert_eq!(status, 200, "{body}");
+    provider.rotate_keys().await;
+    let (status, body) = sign_in(&fresh, "heidi").await;
+    assert_eq!(status, 200, "{body}");
 }
 
 async fn an_unreachable_provider_is_503(backend: Backend) {
@@ -557,4 +570,43 @@ async fn the_second_factor_applies_after_a_provider_sign_in(backend: Backend) {
     assert_eq!(response.status().as_u16(), 200);
     let tokens: Value = response.json().await.unwrap();
     assert_eq!(me(&app, &token_of(&tokens)).await["id"], judy.id.as_str());
+}
+
+async fn an_account_without_a_password_sets_one_through_forgot_password(backend: Backend) {
+    let provider = OidcProvider::start();
+    let smtp = SmtpServer::started();
+    let port = smtp.port;
+    let app = app_tweaked(&provider, backend, move |s| {
+        s.mail.smtp_host = "127.0.0.1".into();
+        s.mail.smtp_port = Some(port);
+        s.mail.smtp_tls = userhub_server::SmtpTlsSetting::None;
+        s.server.public_url = "https://app.example.com".into();
+    })
+    .await;
+    let (status, tokens) = sign_in(&app, "kim").await;
+    assert_eq!(status, 200, "{tokens}");
+    let response = app
+        .post(
+            "/api/auth/forgot-password",
+            &json!({"email": "kim@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    let mail = smtp.wait_for_links("/reset-password", 1).await;
+    let token = link_token(&mail[0], "/reset-password");
+    let response = app
+        .post(
+            "/api/auth/reset-password",
+            &json!({"token": token, "new_password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 204);
+    let login = app.login("kim", PASSWORD).await;
+    assert_eq!(login.status().as_u16(), 200);
+    // With a password, the identity is no longer the only way in.
+    let access = token_of(&login.json().await.unwrap());
+    let path = format!("/api/auth/identities/{PROVIDER}");
+    assert_eq!(app.delete(&path, &access).await.status().as_u16(), 204);
 }
