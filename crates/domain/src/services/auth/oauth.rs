@@ -317,6 +317,10 @@ impl AuthService {
                 Err(NewIdentityUserError::UsernameTaken) => {}
                 Ok(()) => {
                     info!(user_id = %user.id, provider = %identity.provider, "user created by a provider sign-in");
+                    if !user.is_verified {
+                        // As after a registration: the address can still be shown to be theirs.
+                        crate::services::queue_verification(&self.ports, &user.email, client).await;
+                    }
                     return Ok(user);
                 }
                 Err(other) => return Err(other),
@@ -604,6 +608,15 @@ mod tests {
             .times(1)
             .in_sequence(&mut tries)
             .returning(|_, _, _| Ok(()));
+        // Not verified by the provider: a verification mail, as after a registration.
+        mocks
+            .mail
+            .expect_enqueue()
+            .withf(|kind, to, _, _| {
+                *kind == crate::model::MailKind::VerifyEmail && to == "ada@example.com"
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
         mocks.without_second_factor();
         expect_tokens(&mut mocks);
         mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
