@@ -7,7 +7,9 @@
 #
 # Defaults: 10 000 users, 15 s per workload, 64 connections. Results go to
 # bench/results/<users>.md (a table) and the console; `--only reads` runs
-# only W2 and W3 (twice each, into bench/results/reads-<users>.md), and
+# only W1, W2 and W3 (three rounds, with the server's and PostgreSQL's CPU
+# per request, next to pgbench's for the same SQL, into
+# bench/results/reads-<users>.md), and
 # `--only forgot` only the forgot-password timing comparison (W8, into
 # bench/results/forgot-<users>.md), and `--only audit` only the audit-trail
 # listings over AUDIT_EVENTS (default 1 000 000) seeded events (W9, into
@@ -177,23 +179,42 @@ search_term_b="${BENCH_SEARCH_B:-4242}"
 rss_reset() { echo 5 > "/proc/$server_pid/clear_refs"; }
 rss_peak_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
 
-declare -A rps p50 p99 errs rss
+# CPU ticks (1/CLK_TCK s) of the server and of PostgreSQL so far.
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+cpu_now() { python3 bench/cpu.py "$server_pid"; }
+# cpu_per_request <before> <after> <requests>: "server_us postgres_us".
+cpu_per_request() {
+    python3 - "$1" "$2" "$3" "$tick_us" <<'PY'
+import sys
+before, after, requests, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+parse = lambda s: dict(kv.split("=") for kv in s.split())
+b, a = parse(before), parse(after)
+per = lambda k: (int(a[k]) - int(b[k])) * tick / max(requests, 1)
+print(f"{per('server'):.1f} {per('postgres'):.1f}")
+PY
+}
+
+declare -A rps p50 p99 errs rss cpu_server cpu_pg
 # run_wrk <name> <threads> <connections> <script> <path> [args...]
 run_wrk() {
     local name="$1" threads="$2" conns="$3" script="$4" path="$5"
     shift 5
     rss_reset
-    local out
+    local out before after
+    before="$(cpu_now)"
     out="$(wrk -t"$threads" -c"$conns" -d"${duration}s" --timeout 10s -s "bench/lua/$script" "$api$path" -- "$@")"
+    after="$(cpu_now)"
     local line
     line="$(grep '^RESULT' <<<"$out")"
+    read -r "cpu_server[$name]" "cpu_pg[$name]" < <(cpu_per_request "$before" "$after" "$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")")
     rps[$name]="$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")"
     p50[$name]="$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")"
     p99[$name]="$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")"
     errs[$name]="$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")"
     rss[$name]="$(rss_peak_mb)"
-    printf '%-4s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s  peak RSS %s MB\n' \
-        "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${errs[$name]}" "${rss[$name]}"
+    printf '%-4s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s  peak RSS %s MB  CPU/req: server %s us, PostgreSQL %s us\n' \
+        "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${errs[$name]}" "${rss[$name]}" \
+        "${cpu_server[$name]}" "${cpu_pg[$name]}"
 }
 
 # W8: forgot-password for addresses accounts have, then for addresses none
@@ -225,24 +246,66 @@ print(f"p50 of W8a over W8b: {p50a / p50b * 100:.0f} %; "
 PY
 }
 
+# pgbench_cpu <name> <script> [args...]: PostgreSQL's CPU per transaction
+# of the same SQL run by pgbench (prepared statements, same concurrency).
+declare -A pgb_tps pgb_cpu
+pgbench_cpu() {
+    local name="$1" script="$2" before after out count
+    shift 2
+    before="$(cpu_now)"
+    out="$(pgbench -n -M prepared -c "$connections" -j "$cores" -T "$duration" -f "bench/sql/$script" "$@" "$db_url" 2>/dev/null)"
+    after="$(cpu_now)"
+    count="$(awk '/number of transactions actually processed/ {print $NF}' <<<"$out" | cut -d/ -f1)"
+    pgb_tps[$name]="$(awk '/^tps = / {printf "%.1f", $3}' <<<"$out")"
+    read -r _ "pgb_cpu[$name]" < <(cpu_per_request "$before" "$after" "$count")
+    printf 'pgbench %-3s %10s tps  PostgreSQL CPU/transaction %s us\n' "$name" "${pgb_tps[$name]}" "${pgb_cpu[$name]}"
+}
+
 if [[ "$only" == reads ]]; then
-    echo "== authenticated reads: ${duration}s each, $connections connections"
-    run_wrk W2 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
-    run_wrk W3 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
-    run_wrk W2.2 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
-    run_wrk W3.2 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+    echo "== authenticated reads: ${duration}s each, $connections connections, three rounds of W1 W2 W3"
+    for round in 1 2 3; do
+        run_wrk "W1.$round" 2 "$connections" plain.lua /health/live
+        run_wrk "W2.$round" 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
+        run_wrk "W3.$round" 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+    done
+    pgbench_cpu W2 auth.sql -D uid="$me_id" -D sid="$session_id"
+    pgbench_cpu W3 user_by_id.sql -D uid="$me_id" -D sid="$session_id" -D users="$users"
     {
         echo "### authenticated reads, $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
         echo
-        echo "${duration} s per run, $connections connections, runs in W2 W3 W2 W3 order; pool ${BENCH_POOL_SIZE:-32}."
+        echo "${duration} s per run, $connections connections, three rounds of W1 W2 W3; pool ${BENCH_POOL_SIZE:-32}."
+        echo "CPU per request: the server process's and PostgreSQL's (every backend, and"
+        echo "what the postmaster reaped), over the run, divided by the requests served."
         echo
-        echo "| Workload | req/s | p50 ms | p99 ms | errors |"
-        echo "|---|---:|---:|---:|---:|"
-        for name in W2 W3 W2.2 W3.2; do
-            echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} |"
+        echo "| Run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        for round in 1 2 3; do
+            for w in W1 W2 W3; do
+                name="$w.$round"
+                echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | ${cpu_server[$name]} | ${cpu_pg[$name]} |"
+            done
         done
         echo
-        python3 -c "import statistics as s; w2 = s.median([${rps[W2]}, ${rps[W2.2]}]); w3 = s.median([${rps[W3]}, ${rps[W3.2]}]); print(f'W3 over W2 (medians of the two runs): {w3 / w2 * 100:.0f} %')"
+        echo "pgbench, the same SQL prepared: W2 ${pgb_tps[W2]} tps at ${pgb_cpu[W2]} µs of PostgreSQL CPU per transaction; W3 ${pgb_tps[W3]} tps at ${pgb_cpu[W3]} µs."
+        echo
+        python3 - <<PY
+import statistics as s
+med = s.median
+tps = {w: med(v) for w, v in {"W1": [${rps[W1.1]}, ${rps[W1.2]}, ${rps[W1.3]}],
+                              "W2": [${rps[W2.1]}, ${rps[W2.2]}, ${rps[W2.3]}],
+                              "W3": [${rps[W3.1]}, ${rps[W3.2]}, ${rps[W3.3]}]}.items()}
+server = {w: med(v) for w, v in {"W1": [${cpu_server[W1.1]}, ${cpu_server[W1.2]}, ${cpu_server[W1.3]}],
+                                 "W2": [${cpu_server[W2.1]}, ${cpu_server[W2.2]}, ${cpu_server[W2.3]}],
+                                 "W3": [${cpu_server[W3.1]}, ${cpu_server[W3.2]}, ${cpu_server[W3.3]}]}.items()}
+pg = {w: med(v) for w, v in {"W2": [${cpu_pg[W2.1]}, ${cpu_pg[W2.2]}, ${cpu_pg[W2.3]}],
+                             "W3": [${cpu_pg[W3.1]}, ${cpu_pg[W3.2]}, ${cpu_pg[W3.3]}]}.items()}
+pgbench = {"W2": ${pgb_cpu[W2]}, "W3": ${pgb_cpu[W3]}}
+print("| Workload (medians of 3) | req/s | server CPU µs/req | over the W1 floor | PostgreSQL CPU µs/req | over pgbench's |")
+print("|---|---:|---:|---:|---:|---:|")
+print(f"| W1 GET /health/live | {tps['W1']:.0f} | {server['W1']:.1f} | 1.0× | | |")
+for w, what in [("W2", "GET /api/auth/me"), ("W3", "GET /api/users/{id}")]:
+    print(f"| {w} {what} | {tps[w]:.0f} | {server[w]:.1f} | {server[w] / server['W1']:.1f}× | {pg[w]:.1f} | {pg[w] / pgbench[w]:.1f}× |")
+PY
     } | tee "bench/results/reads-${users}.md"
     exit 0
 fi
