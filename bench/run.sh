@@ -65,7 +65,9 @@ echo "== building (release)"
 cargo build --release --quiet -p userhub-server
 cargo build --release --quiet -p userhub-infrastructure --example bcrypt_ceiling
 target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-server_bin="$target/release/userhub-server"
+# BENCH_SERVER_BIN runs another build (say, the one before a change) on the
+# same database and load, for a comparison within one run.
+server_bin="${BENCH_SERVER_BIN:-$target/release/userhub-server}"
 
 server_pid=""
 stop_server() {
