@@ -13,12 +13,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata,
 };
 use openidconnect::{
     AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
     JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, SignatureVerificationError, StandardClaims, TokenResponse,
+    RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -286,23 +286,23 @@ impl OidcProviders {
     }
 }
 
-/// What the ID token (or, for what it lacks, user info) says.
-fn identity_of(
-    provider: &str,
-    claims: &StandardClaims<CoreGenderClaim>,
-    subject: &str,
-) -> ProviderIdentity {
-    ProviderIdentity {
-        provider: provider.to_owned(),
-        subject: subject.to_owned(),
-        email: claims.email().map(|e| e.as_str().to_owned()),
-        email_verified: claims.email_verified().unwrap_or(false),
-        preferred_username: claims.preferred_username().map(|u| u.as_str().to_owned()),
-        name: claims
-            .name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.as_str().to_owned()),
-    }
+/// What an ID token or user info says of the account: both have the
+/// standard claims' accessors, but no trait in common.
+macro_rules! identity_from {
+    ($provider:expr, $subject:expr, $claims:expr) => {{
+        let claims = $claims;
+        ProviderIdentity {
+            provider: $provider.to_owned(),
+            subject: $subject.to_owned(),
+            email: claims.email().map(|e| e.as_str().to_owned()),
+            email_verified: claims.email_verified().unwrap_or(false),
+            preferred_username: claims.preferred_username().map(|u| u.as_str().to_owned()),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned()),
+        }
+    }};
 }
 
 #[async_trait]
@@ -430,17 +430,7 @@ impl IdentityProviders for OidcProviders {
             Err(err) => return Err(verification_error(&err)),
         };
         let subject = claims.subject().as_str().to_owned();
-        let mut identity = ProviderIdentity {
-            provider: provider.settings.name.clone(),
-            subject: subject.clone(),
-            email: claims.email().map(|e| e.as_str().to_owned()),
-            email_verified: claims.email_verified().unwrap_or(false),
-            preferred_username: claims.preferred_username().map(|u| u.as_str().to_owned()),
-            name: claims
-                .name()
-                .and_then(|n| n.get(None))
-                .map(|n| n.as_str().to_owned()),
-        };
+        let mut identity = identity_from!(provider.settings.name, subject, &claims);
         // Many providers put the address in user info only.
         if identity.email.is_none()
             && let Ok(request) = client.user_info(
@@ -458,7 +448,7 @@ impl IdentityProviders for OidcProviders {
                     }
                     other => ProviderError::Unavailable(other.to_string()),
                 })?;
-            let from_info = identity_of(&provider.settings.name, info.standard_claims(), &subject);
+            let from_info = identity_from!(provider.settings.name, subject, &info);
             identity.email = from_info.email;
             identity.email_verified = from_info.email_verified;
             identity.preferred_username =

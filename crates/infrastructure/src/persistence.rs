@@ -25,7 +25,7 @@ use userhub_domain::PortError;
 use userhub_domain::ports::{HealthProbe, PoolStatus};
 
 pub use connection::Connection;
-pub(crate) use errors::{DbResultExt, port_error, read};
+pub(crate) use errors::{DbResultExt, port_error, read, violated_unique};
 pub(crate) use sql::{delete_older, delete_where, escape_like, from_micros, micros};
 
 pub use audit::SeaOrmAuditLog;

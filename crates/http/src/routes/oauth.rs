@@ -167,6 +167,22 @@ fn binding_of(req: &HttpRequest) -> Option<String> {
     })
 }
 
+fn callback_of<'a>(
+    provider: &'a str,
+    code: &'a str,
+    state: &'a str,
+    binding: &'a Option<String>,
+    client: &'a Client,
+) -> OAuthCallback<'a> {
+    OAuthCallback {
+        provider,
+        code,
+        state,
+        binding: binding.as_deref(),
+        client: &client.0,
+    }
+}
+
 fn cookie(state: &ApiState, value: &str, max_age: i64) -> String {
     let secure = if state.oauth_cookie_secure {
         "; Secure"
@@ -248,18 +264,10 @@ pub(crate) async fn callback(
     client: Client,
     query: ValidQuery<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, raw_state) = query.0;
-    let provider = provider_of(&req);
-    let binding = binding_of(&req);
+    let (provider, binding, (code, raw_state)) = (provider_of(&req), binding_of(&req), query.0);
     let outcome = state
         .auth
-        .oauth_sign_in(OAuthCallback {
-            provider: &provider,
-            code: &code,
-            state: &raw_state,
-            binding: binding.as_deref(),
-            client: &client.0,
-        })
+        .oauth_sign_in(callback_of(&provider, &code, &raw_state, &binding, &client))
         .await;
     crate::metrics::record_login(match &outcome {
         Ok(_) => "success",
@@ -329,19 +337,11 @@ pub(crate) async fn associate_callback(
     client: Client,
     query: ValidQuery<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (code, raw_state) = query.0;
-    let provider = provider_of(&req);
-    let binding = binding_of(&req);
+    let (provider, binding, (code, raw_state)) = (provider_of(&req), binding_of(&req), query.0);
     let user = state
         .auth
         .oauth_associate(
-            OAuthCallback {
-                provider: &provider,
-                code: &code,
-                state: &raw_state,
-                binding: binding.as_deref(),
-                client: &client.0,
-            },
+            callback_of(&provider, &code, &raw_state, &binding, &client),
             caller.0.user.id,
         )
         .await?;

@@ -92,3 +92,20 @@ impl<T> DbResultExt<T> for Result<T, DbErr> {
         self.map_err(port_error)
     }
 }
+
+/// The constraint a unique violation names: PostgreSQL gives the
+/// constraint's name, SQLite only its columns, as `table.column, …`.
+pub(crate) fn violated_unique(err: &DbErr) -> Option<String> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
+    else {
+        return None;
+    };
+    let db = err.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    let message = db.message();
+    db.constraint()
+        .or_else(|| message.strip_prefix("UNIQUE constraint failed: "))
+        .map(str::to_owned)
+}

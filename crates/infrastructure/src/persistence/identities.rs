@@ -4,8 +4,7 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, DeriveIden, EntityTrait, RuntimeErr,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, DeriveIden, EntityTrait, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -16,7 +15,9 @@ use userhub_domain::ports::{
 use uuid::Uuid;
 
 use super::users::rows::{Unique, active_model, unique_violation};
-use super::{Database, DbResultExt, audit, delete_older, from_micros, micros, port_error};
+use super::{
+    Database, DbResultExt, audit, delete_older, from_micros, micros, port_error, violated_unique,
+};
 use crate::entities::user;
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -48,19 +49,7 @@ enum Taken {
 /// The key behind a unique violation on `user_identities`: PostgreSQL
 /// names the constraint, SQLite its columns.
 fn taken(err: &DbErr) -> Option<Taken> {
-    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
-    else {
-        return None;
-    };
-    let db = err.as_database_error()?;
-    if !db.is_unique_violation() {
-        return None;
-    }
-    let message = db.message();
-    match db
-        .constraint()
-        .or_else(|| message.strip_prefix("UNIQUE constraint failed: "))?
-    {
+    match violated_unique(err)?.as_str() {
         "pk_user_identities"
         | "user_identities_pkey"
         | "user_identities.provider, user_identities.subject" => Some(Taken::Identity),

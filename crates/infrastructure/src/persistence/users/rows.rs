@@ -2,7 +2,7 @@
 //! constraints a write can break.
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, DbErr, EntityTrait, RuntimeErr};
+use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{Email, FullName, PasswordHash, User, UserId, Username};
@@ -73,19 +73,7 @@ pub(in crate::persistence) enum Unique {
 /// The unique index behind a refusal: PostgreSQL names the violated
 /// index; SQLite names only its column, as `users.<column>`.
 pub(in crate::persistence) fn unique_violation(err: &DbErr) -> Option<Unique> {
-    let (DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err))) = err
-    else {
-        return None;
-    };
-    let db = err.as_database_error()?;
-    if !db.is_unique_violation() {
-        return None;
-    }
-    let message = db.message();
-    let index = db
-        .constraint()
-        .or_else(|| message.strip_prefix("UNIQUE constraint failed: "));
-    match index? {
+    match super::super::violated_unique(err)?.as_str() {
         "uq_users_email" | "users.email" => Some(Unique::Email),
         "uq_users_username" | "users.username" => Some(Unique::Username),
         _ => None,
