@@ -87,6 +87,11 @@ impl Database {
             .min_connections(settings.min_connections)
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(settings.idle_timeout)
+            // A connection in use is not pinged before each request (a round
+            // trip per read); one idle for a while is, as it may have died.
+            // A connection that dies under a read is read from again anyway
+            // (`errors::read`), and under a write the answer is a 503.
+            .test_before_acquire_if_idle_for(Duration::from_secs(1))
             .sqlx_logging(false);
         let statement_timeout = settings.statement_timeout.as_millis();
         let pooled = (is_postgres && settings.pgbouncer).then(|| {

@@ -2,9 +2,12 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use std::sync::OnceLock;
+
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
+    TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -286,16 +289,16 @@ impl SessionRepository for SeaOrmSessionRepository {
         session_id: SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError> {
+        let conn = self.db.connection();
+        let statement = ACTIVE_USER.statement(
+            conn.get_database_backend(),
+            || active_user(user_id, session_id, now),
+            active_user_values(user_id, session_id, now),
+        );
         let row = read(|| {
             user::Entity::find()
-                .inner_join(session::Entity)
-                .filter(session::Column::Id.eq(session_id.as_uuid()))
-                .filter(user::Column::Id.eq(user_id.as_uuid()))
-                .filter(user::Column::IsActive.eq(true))
-                .filter(session::Column::RevokedAt.is_null())
-                .filter(session::Column::ExpiresAt.gt(now))
-                .limit(1)
-                .one(self.db.connection())
+                .from_raw_sql(statement.clone())
+                .one(conn)
         })
         .await
         .port()?;
@@ -309,25 +312,12 @@ impl SessionRepository for SeaOrmSessionRepository {
         other: UserId,
         now: OffsetDateTime,
     ) -> Result<Option<(User, Option<User>)>, PortError> {
-        // SELECT users.*, <caller authenticated> FROM users WHERE id IN (caller, other):
-        // the session check rides along with the read, one round trip.
-        let live_session = Query::select()
-            .expr(Expr::val(1))
-            .from(session::Entity)
-            .and_where(session::Column::Id.eq(session_id.as_uuid()))
-            .and_where(session::Column::UserId.eq(user_id.as_uuid()))
-            .and_where(session::Column::RevokedAt.is_null())
-            .and_where(session::Column::ExpiresAt.gt(now))
-            .to_owned();
-        let authenticated = Expr::col((user::Entity, user::Column::Id))
-            .eq(user_id.as_uuid())
-            .and(Expr::col((user::Entity, user::Column::IsActive)).eq(true))
-            .and(Expr::exists(live_session));
         let conn = self.db.connection();
-        let statement = user::Entity::find()
-            .column_as(authenticated, "authenticated")
-            .filter(user::Column::Id.is_in([user_id.as_uuid(), other.as_uuid()]))
-            .build(conn.get_database_backend());
+        let statement = ACTIVE_USER_AND.statement(
+            conn.get_database_backend(),
+            || active_user_and(user_id, session_id, other, now),
+            active_user_and_values(user_id, session_id, other, now),
+        );
         let rows = read(|| conn.query_all_raw(statement.clone()))
             .await
             .port()?;
@@ -347,6 +337,115 @@ impl SessionRepository for SeaOrmSessionRepository {
     }
 }
 
+/// The SQL of a hot read, built by sea-query once per backend; each
+/// request binds only its values (the profile of the authenticated reads
+/// spent 7–8 % of the server's CPU building statements).
+struct Prebuilt {
+    postgres: OnceLock<String>,
+    sqlite: OnceLock<String>,
+}
+
+impl Prebuilt {
+    const fn new() -> Self {
+        Self {
+            postgres: OnceLock::new(),
+            sqlite: OnceLock::new(),
+        }
+    }
+
+    /// The statement with `values`, which must be the ones `build` binds,
+    /// in its order (a test checks each read's pair).
+    fn statement<Q: QueryTrait>(
+        &self,
+        backend: DbBackend,
+        build: impl FnOnce() -> Q,
+        values: Vec<sea_orm::Value>,
+    ) -> Statement {
+        let slot = match backend {
+            DbBackend::Postgres => &self.postgres,
+            _ => &self.sqlite,
+        };
+        let sql = slot.get_or_init(|| build().build(backend).sql);
+        Statement::from_sql_and_values(backend, sql.as_str(), values)
+    }
+}
+
+static ACTIVE_USER: Prebuilt = Prebuilt::new();
+static ACTIVE_USER_AND: Prebuilt = Prebuilt::new();
+
+/// The user, if active, whose session is live.
+fn active_user(
+    user_id: UserId,
+    session_id: SessionId,
+    now: OffsetDateTime,
+) -> Select<user::Entity> {
+    user::Entity::find()
+        .inner_join(session::Entity)
+        .filter(session::Column::Id.eq(session_id.as_uuid()))
+        .filter(user::Column::Id.eq(user_id.as_uuid()))
+        .filter(user::Column::IsActive.eq(true))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .limit(1)
+}
+
+fn active_user_values(
+    user_id: UserId,
+    session_id: SessionId,
+    now: OffsetDateTime,
+) -> Vec<sea_orm::Value> {
+    vec![
+        session_id.as_uuid().into(),
+        user_id.as_uuid().into(),
+        true.into(),
+        now.into(),
+        1_u64.into(),
+    ]
+}
+
+/// `SELECT users.*, <caller authenticated> FROM users WHERE id IN (caller,
+/// other)`: the session check rides along with the read, one round trip.
+fn active_user_and(
+    user_id: UserId,
+    session_id: SessionId,
+    other: UserId,
+    now: OffsetDateTime,
+) -> Select<user::Entity> {
+    let live_session = Query::select()
+        .expr(Expr::val(1))
+        .from(session::Entity)
+        .and_where(session::Column::Id.eq(session_id.as_uuid()))
+        .and_where(session::Column::UserId.eq(user_id.as_uuid()))
+        .and_where(session::Column::RevokedAt.is_null())
+        .and_where(session::Column::ExpiresAt.gt(now))
+        .to_owned();
+    let authenticated = Expr::col((user::Entity, user::Column::Id))
+        .eq(user_id.as_uuid())
+        .and(Expr::col((user::Entity, user::Column::IsActive)).eq(true))
+        .and(Expr::exists(live_session));
+    user::Entity::find()
+        .column_as(authenticated, "authenticated")
+        .filter(user::Column::Id.is_in([user_id.as_uuid(), other.as_uuid()]))
+}
+
+fn active_user_and_values(
+    user_id: UserId,
+    session_id: SessionId,
+    other: UserId,
+    now: OffsetDateTime,
+) -> Vec<sea_orm::Value> {
+    vec![
+        user_id.as_uuid().into(),
+        true.into(),
+        1_i32.into(),
+        session_id.as_uuid().into(),
+        user_id.as_uuid().into(),
+        now.into(),
+        user_id.as_uuid().into(),
+        other.as_uuid().into(),
+    ]
+}
+
 fn to_domain(row: session::Model) -> Session {
     Session {
         id: SessionId::from_uuid(row.id),
@@ -361,5 +460,32 @@ fn to_domain(row: session::Model) -> Session {
             request_id: None,
         },
         second_factor: row.second_factor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each prebuilt read binds its values in the order its builder does.
+    #[test]
+    fn prebuilt_reads_bind_what_their_builders_bind() {
+        let (user_id, session_id, other) = (
+            UserId::generate(),
+            SessionId::generate(),
+            UserId::generate(),
+        );
+        let now = OffsetDateTime::now_utc();
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            let built = active_user(user_id, session_id, now).build(backend);
+            let values = built.values.map(|v| v.0).unwrap_or_default();
+            assert_eq!(values, active_user_values(user_id, session_id, now));
+            let built = active_user_and(user_id, session_id, other, now).build(backend);
+            let values = built.values.map(|v| v.0).unwrap_or_default();
+            assert_eq!(
+                values,
+                active_user_and_values(user_id, session_id, other, now)
+            );
+        }
     }
 }
