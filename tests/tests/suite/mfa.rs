@@ -17,6 +17,7 @@ on_both_backends!(
     two_logins_with_one_code_at_once_let_one_in,
     a_password_change_ends_a_pending_login,
     a_superuser_turns_off_the_second_factor_of_a_lost_device,
+    mfa_changes_spend_the_account_write_budget,
 );
 
 /// Waits for a fresh step when the current one is about to end, so that a
@@ -240,6 +241,38 @@ async fn wrong_codes_count_as_failed_logins_and_lock_the_account(backend: Backen
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(app.login("ada", PASSWORD).await.status(), 429);
+}
+
+async fn mfa_changes_spend_the_account_write_budget(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let url = db.url.clone();
+    let app = spawn_app_on(db, url, |s| s.accounts.user_write_limit_per_minute = 2).await;
+    let ada = app.user("ada").await;
+    // The enrolment and its confirmation spend the two writes of the minute.
+    let (secret, codes) = enable(&app, &ada).await;
+    fresh_step().await;
+    let body = json!({"current_password": PASSWORD, "code": code(&secret, 0)});
+    for path in ["/api/auth/mfa/totp/disable", "/api/auth/mfa/recovery-codes"] {
+        let response = app.post(path, &body, Some(&ada.access)).await;
+        assert_eq!(response.status(), 429, "{path}");
+        assert!(response.headers().contains_key("retry-after"));
+    }
+    // Nothing changed: TOTP is on and the first recovery codes still work.
+    let (_, state) = json_of(app.get("/api/auth/mfa", &ada.access).await).await;
+    assert_eq!(state["totp"], true, "{state}");
+    let token = mfa_token(&app, "ada").await;
+    let (status, _) = second_step(&app, &token, &codes[0]).await;
+    assert_eq!(status, 200);
+    // Another account has its own budget.
+    let bob = app.user("bob").await;
+    let response = app
+        .post(
+            "/api/auth/mfa/totp",
+            &json!({"current_password": PASSWORD}),
+            Some(&bob.access),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
 }
 
 async fn an_mfa_token_allows_five_codes_once(backend: Backend) {

@@ -13,6 +13,7 @@ on_both_backends!(
     a_first_sign_in_creates_a_verified_user_and_the_next_finds_it,
     an_address_of_a_local_account_is_refused_unless_linking_by_verified_email,
     linking_while_signed_in_listing_and_unlinking,
+    linking_and_unlinking_spend_the_account_write_budget,
     a_state_is_bound_to_its_cookie_spent_once_and_expires,
     an_id_token_with_another_nonce_or_key_is_refused,
     an_unreachable_provider_is_503,
@@ -353,6 +354,49 @@ async fn linking_while_signed_in_listing_and_unlinking(backend: Backend) {
     // The next sign-in as erin-work is a new account's.
     let (status, _) = sign_in(&app, "erin-work").await;
     assert_eq!(status, 200);
+}
+
+async fn linking_and_unlinking_spend_the_account_write_budget(backend: Backend) {
+    let provider = OidcProvider::start();
+    let app = app_tweaked(&provider, backend, |s| {
+        s.accounts.user_write_limit_per_minute = 1;
+    })
+    .await;
+    let erin = app.user("erin").await;
+    let associate = format!("/api/auth/oauth/{PROVIDER}/associate/authorize");
+    let associate_callback = format!("/api/auth/oauth/{PROVIDER}/associate/callback");
+    let started = authorize(&app, &associate, Some(&erin.access)).await;
+    let redirect = sign_in_at_provider(&started.url, "erin-work").await;
+    let (status, body) = callback(
+        &app,
+        &associate_callback,
+        &redirect,
+        Some(&started.cookie),
+        Some(&erin.access),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The link spent the minute's one write: the unlink waits.
+    let path = format!("/api/auth/identities/{PROVIDER}");
+    let response = app.delete(&path, &erin.access).await;
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        identities(&app, &erin.access).await[0]["subject"],
+        "erin-work"
+    );
+    // And so does a second link, before its state is looked at.
+    let started = authorize(&app, &associate, Some(&erin.access)).await;
+    let redirect = sign_in_at_provider(&started.url, "erin-other").await;
+    let (status, _) = callback(
+        &app,
+        &associate_callback,
+        &redirect,
+        Some(&started.cookie),
+        Some(&erin.access),
+    )
+    .await;
+    assert_eq!(status, 429);
 }
 
 async fn a_state_is_bound_to_its_cookie_spent_once_and_expires(backend: Backend) {

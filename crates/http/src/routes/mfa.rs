@@ -144,6 +144,7 @@ pub(crate) async fn begin(
     client: Client,
     body: ValidJson<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.spend_write_budget(caller.0.user.id).await?;
     let enrolment = state.auth.begin_totp(&caller.0, &client.0, &body.0).await?;
     Ok(no_store(HttpResponse::Ok()).json(TotpEnrolmentResponse {
         secret: enrolment.secret.expose().to_owned(),
@@ -196,6 +197,7 @@ fn codes_response(codes: &[SecretString]) -> HttpResponse {
         (status = 400, description = "Wrong code", body = HttpError,
             example = json!({"detail": "Invalid code"})),
         (status = 409, description = "Nothing pending", body = HttpError),
+        (status = 429, response = TooManyRequests),
     )
 )]
 pub(crate) async fn confirm(
@@ -204,6 +206,7 @@ pub(crate) async fn confirm(
     client: Client,
     body: ValidJson<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.spend_write_budget(caller.0.user.id).await?;
     let codes = state
         .auth
         .confirm_totp(&caller.0, &client.0, &body.0)
@@ -257,6 +260,7 @@ pub(crate) async fn disable(
     client: Client,
     body: ValidJson<PasswordAndCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.spend_write_budget(caller.0.user.id).await?;
     let (password, code) = body.0;
     state
         .auth
@@ -287,6 +291,7 @@ pub(crate) async fn recovery_codes(
     client: Client,
     body: ValidJson<PasswordAndCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.spend_write_budget(caller.0.user.id).await?;
     let (password, code) = body.0;
     let codes = state
         .auth

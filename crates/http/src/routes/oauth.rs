@@ -327,6 +327,7 @@ pub(crate) async fn associate_authorize(
             body = HttpError, example = json!({"detail": "OAUTH_INVALID_STATE"})),
         (status = 404, description = "Unknown provider", body = HttpError),
         (status = 409, description = "The identity is linked to another account, or the caller has another at this provider", body = HttpError),
+        (status = 429, response = TooManyRequests),
         (status = 503, description = "The provider cannot be reached", body = HttpError),
     )
 )]
@@ -337,6 +338,7 @@ pub(crate) async fn associate_callback(
     client: Client,
     query: ValidQuery<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    state.spend_write_budget(caller.0.user.id).await?;
     let (provider, binding, (code, raw_state)) = (provider_of(&req), binding_of(&req), query.0);
     let user = state
         .auth
@@ -387,6 +389,7 @@ pub(crate) async fn identities(
         (status = 404, description = "No identity at that provider", body = HttpError),
         (status = 409, description = "The last sign-in method", body = HttpError,
             example = json!({"detail": "Cannot remove the last sign-in method"})),
+        (status = 429, response = TooManyRequests),
     )
 )]
 pub(crate) async fn unlink(
@@ -395,6 +398,7 @@ pub(crate) async fn unlink(
     caller: CurrentUser,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
+    state.spend_write_budget(caller.0.user.id).await?;
     state
         .auth
         .unlink_identity(caller.0.user.id, &provider_of(&req), &client.0)

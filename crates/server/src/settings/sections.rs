@@ -146,7 +146,8 @@ section! {
         /// password behind authentication (change-password, a profile
         /// update with a password, creating a user); 0 turns the budget off.
         password_hash_budget_per_minute: u32 = 10,
-        /// Profile writes per minute per account; 0 turns the limit off.
+        /// Writes per minute per account (profile, second factor, linked
+        /// identities); 0 turns the limit off.
         user_write_limit_per_minute: u32 = 30; 0..=100_000,
         /// Where the per-IP limit and the hashing budget are counted:
         /// `memory` (this process) or `database` (shared by every instance).
