@@ -1,6 +1,7 @@
 //! SeaORM persistence on PostgreSQL or SQLite, chosen by the database URL.
 
 mod audit;
+mod batch;
 mod connection;
 mod counts;
 mod errors;

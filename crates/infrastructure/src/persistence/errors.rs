@@ -80,6 +80,32 @@ pub(crate) fn port_error(err: DbErr) -> PortError {
     }
 }
 
+/// [`port_error`] for an error shared by the reads of a batch.
+pub(crate) fn port_error_shared(err: &std::sync::Arc<DbErr>) -> PortError {
+    let shared = SharedDbErr(err.clone());
+    if is_transient(err) {
+        PortError::Unavailable(Box::new(shared))
+    } else {
+        PortError::Unexpected(Box::new(shared))
+    }
+}
+
+/// A batch's database error, as each of its reads reports it.
+#[derive(Debug)]
+struct SharedDbErr(std::sync::Arc<DbErr>);
+
+impl std::fmt::Display for SharedDbErr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedDbErr {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// A database result as a port's: the error classified once, by
 /// [`port_error`], wherever a port method ends.
 pub(crate) trait DbResultExt<T> {

@@ -1,11 +1,11 @@
 //! [`SessionRepository`] on SeaORM.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use std::sync::OnceLock;
+use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, Query};
+use std::sync::{Arc, OnceLock};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
     TransactionTrait,
 };
@@ -17,6 +17,8 @@ use userhub_domain::model::{
 };
 use userhub_domain::ports::SessionRepository;
 
+use super::batch::Batcher;
+use super::errors::port_error_shared;
 use super::users::to_domain as user_to_domain;
 use super::{Database, DbResultExt, audit, read};
 use crate::entities::{session, spent_refresh_token, user};
@@ -25,15 +27,67 @@ use crate::entities::{session, spent_refresh_token, user};
 #[derive(Clone, Debug)]
 pub struct SeaOrmSessionRepository {
     db: Database,
+    /// On PostgreSQL, concurrent authenticating reads share round trips.
+    batched: Arc<Batcher<AuthRead, Authenticated>>,
 }
 
 impl SeaOrmSessionRepository {
     /// A repository on this database.
     #[must_use]
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            batched: Arc::new(Batcher::new()),
+        }
+    }
+
+    /// The caller (if `session_id` is a live session of theirs and they are
+    /// active) and, when asked for, `other` (in any state).
+    async fn authenticate(&self, key: AuthRead) -> Result<Authenticated, PortError> {
+        let conn = self.db.connection();
+        let backend = conn.get_database_backend();
+        if backend == DbBackend::Postgres {
+            return self
+                .batched
+                .load(key, |keys| async move {
+                    let statement = Statement::from_sql_and_values(
+                        backend,
+                        AUTHENTICATE_MANY,
+                        authenticate_many_values(&keys),
+                    );
+                    let rows = read(|| conn.query_all_raw(statement.clone())).await?;
+                    authenticated_rows(&keys, rows)
+                })
+                .await
+                .map_err(|err| port_error_shared(&err));
+        }
+        // SQLite is in process: a round trip costs nothing to share.
+        let other = key.other.unwrap_or(key.user_id);
+        let statement = ACTIVE_USER_AND.statement(
+            backend,
+            || active_user_and(key.user_id, key.session_id, other, key.now),
+            active_user_and_values(key.user_id, key.session_id, other, key.now),
+        );
+        let rows = read(|| conn.query_all_raw(statement.clone()))
+            .await
+            .port()?;
+        let mut answers = authenticated_rows(&[key], rows).port()?;
+        Ok(answers.pop().flatten())
     }
 }
+
+/// One authenticating read: the caller's user and session, and another
+/// user read alongside (for `GET /api/users/{id}`).
+#[derive(Clone, Copy, Debug)]
+struct AuthRead {
+    user_id: UserId,
+    session_id: SessionId,
+    other: Option<UserId>,
+    now: OffsetDateTime,
+}
+
+/// The caller, authenticated, and the other user if asked for and found.
+type Authenticated = Option<(User, Option<User>)>;
 
 #[async_trait]
 impl SessionRepository for SeaOrmSessionRepository {
@@ -289,20 +343,13 @@ impl SessionRepository for SeaOrmSessionRepository {
         session_id: SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError> {
-        let conn = self.db.connection();
-        let statement = ACTIVE_USER.statement(
-            conn.get_database_backend(),
-            || active_user(user_id, session_id, now),
-            active_user_values(user_id, session_id, now),
-        );
-        let row = read(|| {
-            user::Entity::find()
-                .from_raw_sql(statement.clone())
-                .one(conn)
-        })
-        .await
-        .port()?;
-        row.map(user_to_domain).transpose()
+        let key = AuthRead {
+            user_id,
+            session_id,
+            other: None,
+            now,
+        };
+        Ok(self.authenticate(key).await?.map(|(caller, _)| caller))
     }
 
     async fn find_active_user_and(
@@ -312,29 +359,76 @@ impl SessionRepository for SeaOrmSessionRepository {
         other: UserId,
         now: OffsetDateTime,
     ) -> Result<Option<(User, Option<User>)>, PortError> {
-        let conn = self.db.connection();
-        let statement = ACTIVE_USER_AND.statement(
-            conn.get_database_backend(),
-            || active_user_and(user_id, session_id, other, now),
-            active_user_and_values(user_id, session_id, other, now),
-        );
-        let rows = read(|| conn.query_all_raw(statement.clone()))
-            .await
-            .port()?;
-        let (mut caller, mut target) = (None, None);
-        for row in rows {
-            let authenticated: bool = row.try_get("", "authenticated").port()?;
-            let model = user::Model::from_query_result(&row, "").port()?;
-            let found = user_to_domain(model)?;
-            if found.id == other {
-                target = Some(found.clone());
-            }
-            if authenticated {
-                caller = Some(found);
-            }
-        }
-        Ok(caller.map(|caller| (caller, target)))
+        let key = AuthRead {
+            user_id,
+            session_id,
+            other: Some(other),
+            now,
+        };
+        self.authenticate(key).await
     }
+}
+
+/// Authenticating reads for many callers in one statement (PostgreSQL):
+/// per read `r`, its caller's row with `authenticated` (the caller is
+/// active and the session theirs and live), and its other user's row.
+/// `ord` numbers the reads from 1.
+const AUTHENTICATE_MANY: &str = "\
+SELECT r.ord, u.*, (u.id = r.uid AND u.is_active AND EXISTS (\
+SELECT 1 FROM sessions s WHERE s.id = r.sid AND s.user_id = r.uid \
+AND s.revoked_at IS NULL AND s.expires_at > r.at)) AS authenticated \
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[]) \
+WITH ORDINALITY AS r(uid, sid, other, at, ord) \
+JOIN users u ON u.id IN (r.uid, r.other)";
+
+fn authenticate_many_values(keys: &[AuthRead]) -> Vec<sea_orm::Value> {
+    let column = |f: &dyn Fn(&AuthRead) -> sea_orm::Value, ty| {
+        sea_orm::Value::Array(ty, Some(Box::new(keys.iter().map(f).collect())))
+    };
+    vec![
+        column(&|k| k.user_id.as_uuid().into(), ArrayType::Uuid),
+        column(&|k| k.session_id.as_uuid().into(), ArrayType::Uuid),
+        // No other user: the caller again, whose row is there anyway.
+        column(
+            &|k| k.other.unwrap_or(k.user_id).as_uuid().into(),
+            ArrayType::Uuid,
+        ),
+        column(&|k| k.now.into(), ArrayType::TimeDateTimeWithTimeZone),
+    ]
+}
+
+/// The answers of `keys`, in their order, from rows of users with
+/// `authenticated` and (for several reads) `ord`.
+fn authenticated_rows(
+    keys: &[AuthRead],
+    rows: Vec<sea_orm::QueryResult>,
+) -> Result<Vec<Authenticated>, DbErr> {
+    let mut found: Vec<(Option<User>, Option<User>)> = keys.iter().map(|_| (None, None)).collect();
+    for row in rows {
+        let index = if keys.len() == 1 {
+            0
+        } else {
+            let ord: i64 = row.try_get("", "ord")?;
+            usize::try_from(ord - 1)
+                .ok()
+                .filter(|i| *i < keys.len())
+                .ok_or_else(|| DbErr::Custom(format!("no read numbered {ord}")))?
+        };
+        let authenticated: bool = row.try_get("", "authenticated")?;
+        let model = user::Model::from_query_result(&row, "")?;
+        let user = user_to_domain(model).map_err(|err| DbErr::Custom(err.to_string()))?;
+        let (caller, other) = &mut found[index];
+        if keys[index].other == Some(user.id) {
+            *other = Some(user.clone());
+        }
+        if authenticated {
+            *caller = Some(user);
+        }
+    }
+    Ok(found
+        .into_iter()
+        .map(|(caller, other)| caller.map(|caller| (caller, other)))
+        .collect())
 }
 
 /// The SQL of a hot read, built by sea-query once per backend; each
@@ -370,38 +464,7 @@ impl Prebuilt {
     }
 }
 
-static ACTIVE_USER: Prebuilt = Prebuilt::new();
 static ACTIVE_USER_AND: Prebuilt = Prebuilt::new();
-
-/// The user, if active, whose session is live.
-fn active_user(
-    user_id: UserId,
-    session_id: SessionId,
-    now: OffsetDateTime,
-) -> Select<user::Entity> {
-    user::Entity::find()
-        .inner_join(session::Entity)
-        .filter(session::Column::Id.eq(session_id.as_uuid()))
-        .filter(user::Column::Id.eq(user_id.as_uuid()))
-        .filter(user::Column::IsActive.eq(true))
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now))
-        .limit(1)
-}
-
-fn active_user_values(
-    user_id: UserId,
-    session_id: SessionId,
-    now: OffsetDateTime,
-) -> Vec<sea_orm::Value> {
-    vec![
-        session_id.as_uuid().into(),
-        user_id.as_uuid().into(),
-        true.into(),
-        now.into(),
-        1_u64.into(),
-    ]
-}
 
 /// `SELECT users.*, <caller authenticated> FROM users WHERE id IN (caller,
 /// other)`: the session check rides along with the read, one round trip.
@@ -477,9 +540,6 @@ mod tests {
         );
         let now = OffsetDateTime::now_utc();
         for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
-            let built = active_user(user_id, session_id, now).build(backend);
-            let values = built.values.map(|v| v.0).unwrap_or_default();
-            assert_eq!(values, active_user_values(user_id, session_id, now));
             let built = active_user_and(user_id, session_id, other, now).build(backend);
             let values = built.values.map(|v| v.0).unwrap_or_default();
             assert_eq!(

@@ -14,6 +14,7 @@ on_both_backends!(
     concurrent_rotations_of_one_token_have_one_winner,
     the_auth_lookup_needs_a_live_session_and_an_active_user,
     the_fused_read_authenticates_as_the_auth_lookup_does,
+    concurrent_authenticating_reads_each_get_their_own_answer,
     sessions_are_listed_and_revoked_per_user_only,
     failed_logins_are_counted_atomically_locked_and_reset,
     purging_deletes_ended_sessions_and_their_spent_tokens_only,
@@ -204,6 +205,80 @@ async fn the_fused_read_authenticates_as_the_auth_lookup_does(backend: Backend) 
         None,
         "deactivated caller"
     );
+}
+
+/// Many reads at once (which PostgreSQL answers in shared round trips):
+/// each gets the answer it would get alone, and a revocation is seen by
+/// every read asked for after it.
+async fn concurrent_authenticating_reads_each_get_their_own_answer(backend: Backend) {
+    let r = repos(backend).await;
+    let (ada, bob, cy) = (user("ada"), user("bob"), user("cyd"));
+    for u in [&ada, &bob, &cy] {
+        r.users.insert(u, &any_event()).await.unwrap();
+    }
+    let (adas, bobs, cys) = (session(&ada, "a"), session(&bob, "b"), session(&cy, "c"));
+    for (s, u) in [(&adas, &ada), (&bobs, &bob), (&cys, &cy)] {
+        assert!(
+            r.sessions
+                .create(s, &u.password_hash, &any_event())
+                .await
+                .unwrap()
+        );
+    }
+    r.save(
+        &cy,
+        &cy,
+        &User {
+            is_active: false,
+            ..cy.clone()
+        },
+    )
+    .await
+    .unwrap();
+    let nobody = UserId::generate();
+    type Answer = Option<(UserId, Option<UserId>)>;
+    // (caller, session, other; what comes back)
+    let cases: Vec<(UserId, SessionId, Option<UserId>, Answer)> = vec![
+        (ada.id, adas.id, None, Some((ada.id, None))),
+        (bob.id, bobs.id, None, Some((bob.id, None))),
+        (ada.id, adas.id, Some(bob.id), Some((ada.id, Some(bob.id)))),
+        (bob.id, bobs.id, Some(ada.id), Some((bob.id, Some(ada.id)))),
+        (ada.id, adas.id, Some(ada.id), Some((ada.id, Some(ada.id)))),
+        (ada.id, adas.id, Some(cy.id), Some((ada.id, Some(cy.id)))),
+        (ada.id, adas.id, Some(nobody), Some((ada.id, None))),
+        (ada.id, bobs.id, None, None),
+        (bob.id, adas.id, Some(ada.id), None),
+        (cy.id, cys.id, None, None),
+        (cy.id, cys.id, Some(ada.id), None),
+        (nobody, adas.id, None, None),
+    ];
+    let sessions = &r.sessions;
+    let read = |(caller, sid, other, _): (UserId, SessionId, Option<UserId>, Answer)| async move {
+        match other {
+            None => sessions
+                .find_active_user(caller, sid, now())
+                .await
+                .unwrap()
+                .map(|u| (u.id, None)),
+            Some(other) => sessions
+                .find_active_user_and(caller, sid, other, now())
+                .await
+                .unwrap()
+                .map(|(c, t)| (c.id, t.map(|t| t.id))),
+        }
+    };
+    let all: Vec<_> = (0..20).flat_map(|_| cases.iter().copied()).collect();
+    let answers = futures_util::future::join_all(all.iter().copied().map(read)).await;
+    for (case, answer) in all.iter().zip(answers) {
+        assert_eq!(answer, case.3, "{case:?}");
+    }
+    // A revocation is seen by every read asked for after it.
+    let before = futures_util::future::join_all((0..20).map(|_| read(cases[0]))).await;
+    assert!(before.iter().all(|a| *a == cases[0].3));
+    r.sessions.revoke(adas.id, now(), None).await.unwrap();
+    let after = futures_util::future::join_all((0..20).map(|_| read(cases[2]))).await;
+    assert!(after.iter().all(Option::is_none), "{after:?}");
+    assert_eq!(read(cases[1]).await, cases[1].3);
 }
 
 async fn the_auth_lookup_needs_a_live_session_and_an_active_user(backend: Backend) {

@@ -1,0 +1,300 @@
+//! Concurrent reads of one kind share a round trip.
+//!
+//! Under load most of the server's CPU per authenticated read went to
+//! sending the query to PostgreSQL and being woken for its answer, and
+//! PostgreSQL's to being woken for it (BENCHMARKS.md). A [`Batcher`] runs
+//! the first read at once; reads that arrive while it is out wait for it,
+//! then go together in the next round trip. A lone read is never delayed,
+//! and every read is run after it was asked for, so none sees older data
+//! than it would alone.
+
+use std::cell::Cell;
+use std::mem;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sea_orm::DbErr;
+use tokio::sync::oneshot;
+
+/// The most keys one round trip carries.
+const MAX_BATCH: usize = 128;
+
+/// A read's error, shared by the reads of its batch.
+pub(crate) type SharedErr = Arc<DbErr>;
+
+/// Batches reads of `K` into one query that answers a `V` per key.
+///
+/// Keys are queued per shard (a shard per processor, chosen by the calling
+/// thread), so that the worker threads do not contend for one lock and a
+/// batch's answers mostly wake tasks of the thread that ran it. At most
+/// one batch per shard is out at a time.
+pub(crate) struct Batcher<K, V> {
+    shards: Box<[Mutex<Shard<K, V>>]>,
+}
+
+struct Shard<K, V> {
+    busy: bool,
+    queue: Vec<Waiter<K, V>>,
+}
+
+struct Waiter<K, V> {
+    key: K,
+    reply: oneshot::Sender<Reply<K, V>>,
+}
+
+enum Reply<K, V> {
+    /// The read's answer.
+    Done(Result<V, SharedErr>),
+    /// Run these (the receiver's own key first; it has no sender).
+    Lead(Vec<Waiter<K, V>>, K),
+}
+
+impl<K, V> std::fmt::Debug for Batcher<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+thread_local! {
+    static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+impl<K: Copy + Send, V: Send> Batcher<K, V> {
+    /// A batcher with a shard per processor.
+    pub(crate) fn new() -> Self {
+        let shards = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            shards: (0..shards)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        busy: false,
+                        queue: Vec::new(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn shard(&self) -> &Mutex<Shard<K, V>> {
+        let index = SHARD.with(|slot| {
+            slot.get().unwrap_or_else(|| {
+                let index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
+                slot.set(Some(index));
+                index
+            })
+        });
+        &self.shards[index % self.shards.len()]
+    }
+
+    /// The answer for `key`. `run` answers a batch of keys, one value per
+    /// key in their order; it is called by whichever read leads the batch.
+    pub(crate) async fn load<F, Fut>(&self, key: K, run: F) -> Result<V, SharedErr>
+    where
+        F: Fn(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<V>, DbErr>>,
+    {
+        let shard = self.shard();
+        let (reply, answer) = oneshot::channel();
+        if enqueue_or_lead(shard, Waiter { key, reply }) {
+            return Lead { shard }.run(Vec::new(), key, &run).await;
+        }
+        match answer.await {
+            Ok(Reply::Done(result)) => result,
+            Ok(Reply::Lead(others, own)) => Lead { shard }.run(others, own, &run).await,
+            // The leader was dropped (its client went away) with this key
+            // in its batch: read alone.
+            Err(_) => alone(key, &run).await,
+        }
+    }
+}
+
+/// Queues `waiter` while the shard has a batch out (false); else marks
+/// it busy, for the caller to lead (true).
+fn enqueue_or_lead<K, V>(shard: &Mutex<Shard<K, V>>, waiter: Waiter<K, V>) -> bool {
+    let mut state = shard.lock().unwrap_or_else(PoisonError::into_inner);
+    if state.busy {
+        state.queue.push(waiter);
+        false
+    } else {
+        state.busy = true;
+        true
+    }
+}
+
+async fn alone<K, V, F, Fut>(key: K, run: &F) -> Result<V, SharedErr>
+where
+    F: Fn(Vec<K>) -> Fut,
+    Fut: Future<Output = Result<Vec<V>, DbErr>>,
+{
+    let mut values = run(vec![key]).await.map_err(Arc::new)?;
+    values.pop().ok_or_else(|| Arc::new(missing()))
+}
+
+fn missing() -> DbErr {
+    DbErr::Custom("a batched read answered fewer keys than it was given".into())
+}
+
+/// The shard's one batch in flight. Dropped, even with its future, it
+/// hands the queue to the next waiter, or frees the shard.
+struct Lead<'a, K, V> {
+    shard: &'a Mutex<Shard<K, V>>,
+}
+
+impl<K: Copy, V> Lead<'_, K, V> {
+    async fn run<F, Fut>(self, others: Vec<Waiter<K, V>>, own: K, run: &F) -> Result<V, SharedErr>
+    where
+        F: Fn(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<V>, DbErr>>,
+    {
+        let mut keys = Vec::with_capacity(others.len() + 1);
+        keys.push(own);
+        keys.extend(others.iter().map(|w| w.key));
+        let outcome = run(keys).await;
+        match outcome {
+            Ok(values) if values.len() == others.len() + 1 => {
+                let mut values = values.into_iter();
+                let mine = values.next().ok_or_else(|| Arc::new(missing()));
+                for (waiter, value) in others.into_iter().zip(values) {
+                    let _ = waiter.reply.send(Reply::Done(Ok(value)));
+                }
+                mine
+            }
+            Ok(_) => fail(others, Arc::new(missing())),
+            Err(err) => fail(others, Arc::new(err)),
+        }
+    }
+}
+
+fn fail<K, V>(others: Vec<Waiter<K, V>>, err: SharedErr) -> Result<V, SharedErr> {
+    for waiter in others {
+        let _ = waiter.reply.send(Reply::Done(Err(err.clone())));
+    }
+    Err(err)
+}
+
+impl<K, V> Drop for Lead<'_, K, V> {
+    fn drop(&mut self) {
+        let mut state = self.shard.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if state.queue.is_empty() {
+                state.busy = false;
+                return;
+            }
+            let take = state.queue.len().min(MAX_BATCH);
+            let rest = state.queue.split_off(take);
+            let mut batch = mem::replace(&mut state.queue, rest);
+            let next = batch.remove(0);
+            // A waiter whose read was dropped cannot lead: its batch goes to
+            // the next one.
+            match next.reply.send(Reply::Lead(batch, next.key)) {
+                Ok(()) => return,
+                Err(Reply::Lead(batch, _)) => {
+                    let rest = mem::take(&mut state.queue);
+                    state.queue = batch;
+                    state.queue.extend(rest);
+                }
+                Err(Reply::Done(_)) => unreachable!("sent a Lead"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// Answers each key doubled, after a pause, counting round trips.
+    async fn double(trips: &AtomicUsize, keys: Vec<u32>) -> Result<Vec<u32>, DbErr> {
+        trips.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(keys.into_iter().map(|k| k * 2).collect())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reads_share_round_trips_and_each_gets_its_answer() {
+        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let trips = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..200)
+            .map(|key| {
+                let (batcher, trips) = (batcher.clone(), trips.clone());
+                tokio::spawn(async move { batcher.load(key, |keys| double(&trips, keys)).await })
+            })
+            .collect();
+        for (key, task) in (0..200).zip(tasks) {
+            assert_eq!(task.await.unwrap().unwrap(), key * 2);
+        }
+        let trips = trips.load(Ordering::SeqCst);
+        assert!(trips < 100, "{trips} round trips for 200 reads");
+    }
+
+    #[tokio::test]
+    async fn a_lone_read_goes_at_once_and_frees_its_shard() {
+        let batcher = Batcher::<u32, u32>::new();
+        let trips = AtomicUsize::new(0);
+        for key in 0..3 {
+            assert_eq!(
+                batcher
+                    .load(key, |keys| double(&trips, keys))
+                    .await
+                    .unwrap(),
+                key * 2
+            );
+        }
+        assert_eq!(trips.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_error_reaches_every_read_of_its_batch() {
+        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let tasks: Vec<_> = (0..10)
+            .map(|key| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move {
+                    batcher
+                        .load(key, |_| async {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            Err::<Vec<u32>, _>(DbErr::Custom("down".into()))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().is_err());
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_leader_hands_its_queue_on_and_its_batch_reads_alone() {
+        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let trips = Arc::new(AtomicUsize::new(0));
+        // The leader, dropped while its round trip is out.
+        let leader = {
+            let (batcher, trips) = (batcher.clone(), trips.clone());
+            tokio::spawn(async move { batcher.load(0, |keys| double(&trips, keys)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let waiters: Vec<_> = (1..5)
+            .map(|key| {
+                let (batcher, trips) = (batcher.clone(), trips.clone());
+                tokio::spawn(async move { batcher.load(key, |keys| double(&trips, keys)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        leader.abort();
+        for (key, task) in (1..5).zip(waiters) {
+            assert_eq!(task.await.unwrap().unwrap(), key * 2);
+        }
+        // And the shard is free again.
+        assert_eq!(
+            batcher.load(9, |keys| double(&trips, keys)).await.unwrap(),
+            18
+        );
+    }
+}
