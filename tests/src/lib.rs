@@ -124,9 +124,14 @@ pub async fn migrated_database(
 
 /// Starts the real server on a fresh database of `backend`.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// [`spawn_app`] with settings changed by `tweak`.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::create(backend).await;
     let url = db.url.clone();
-    spawn_app_on(db, url, |_| {}).await
+    spawn_app_on(db, url, tweak).await
 }
 
 /// Starts the real server on a fresh PostgreSQL database that it reaches

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use userhub_tests::{
     Backend, PASSWORD, TestApp, TestDatabase, TestUser, assert_one_won, spawn_app, spawn_app_on,
+    spawn_app_with,
 };
 
 on_both_backends!(
@@ -25,12 +26,6 @@ on_both_backends!(
     every_failing_field_is_listed_in_one_422,
     every_get_route_answers_head_and_personal_data_is_not_stored,
 );
-
-async fn app_with(backend: Backend, tweak: impl FnOnce(&mut userhub_server::Settings)) -> TestApp {
-    let db = TestDatabase::create(backend).await;
-    let url = db.url.clone();
-    spawn_app_on(db, url, tweak).await
-}
 
 /// Logs in as `login` from the address `ip` (the server trusts `X-Forwarded-For`).
 async fn login_from(app: &TestApp, ip: &str, login: &str, password: &str) -> u16 {
@@ -51,7 +46,7 @@ async fn login_from(app: &TestApp, ip: &str, login: &str, password: &str) -> u16
 /// decision stands: the user stays inactive and demoted, and neither the
 /// old nor the user's new password logs in.
 async fn a_superusers_decision_stands_against_the_targets_in_flight_requests(backend: Backend) {
-    let app = app_with(backend, |s| {
+    let app = spawn_app_with(backend, |s| {
         s.accounts.login_max_failures = 0;
         s.accounts.password_hash_budget_per_minute = 0;
     })
@@ -212,7 +207,7 @@ async fn etag_and_if_match_detect_a_lost_update(backend: Backend) {
 }
 
 async fn concurrent_deletes_and_password_changes_have_one_winner(backend: Backend) {
-    let app = app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
+    let app = spawn_app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
     let root = app.root_token().await;
     let TestUser {
         id, access: token, ..
@@ -343,7 +338,7 @@ async fn a_lockout_answers_alike_for_existing_deactivated_and_unknown_names(back
 }
 
 async fn a_lockout_from_one_address_does_not_lock_the_owner_out_of_theirs(backend: Backend) {
-    let app = app_with(backend, |s| s.server.trust_forwarded_for = true).await;
+    let app = spawn_app_with(backend, |s| s.server.trust_forwarded_for = true).await;
     app.register("admin2").await;
     for _ in 0..5 {
         assert_eq!(
@@ -369,7 +364,7 @@ async fn a_lockout_from_one_address_does_not_lock_the_owner_out_of_theirs(backen
 }
 
 async fn the_name_budget_stops_guessing_spread_over_many_addresses(backend: Backend) {
-    let app = app_with(backend, |s| {
+    let app = spawn_app_with(backend, |s| {
         s.server.trust_forwarded_for = true;
         s.accounts.login_max_failures_per_name_per_hour = 8;
     })
@@ -396,7 +391,7 @@ async fn the_name_budget_stops_guessing_spread_over_many_addresses(backend: Back
 }
 
 async fn wrong_current_passwords_behind_a_token_end_in_429(backend: Backend) {
-    let app = app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
+    let app = spawn_app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
     let TestUser {
         id, access: token, ..
     } = app.user("ada").await;
@@ -446,7 +441,7 @@ async fn wrong_current_passwords_behind_a_token_end_in_429(backend: Backend) {
 }
 
 async fn the_hashing_budget_is_per_caller(backend: Backend) {
-    let app = app_with(backend, |s| {
+    let app = spawn_app_with(backend, |s| {
         s.accounts.password_hash_budget_per_minute = 3;
         s.accounts.login_max_failures = 0;
     })

@@ -12,6 +12,7 @@ use userhub_server::SmtpTlsSetting;
 use userhub_tests::smtp::{SmtpServer, decoded_text, link_token, recipient};
 use userhub_tests::{
     ALLOWED_ORIGIN, Backend, PASSWORD, ROOT_EMAIL, TestApp, TestDatabase, TestUser, spawn_app_on,
+    spawn_app_with,
 };
 
 on_both_backends!(
@@ -56,12 +57,6 @@ async fn mailing_app(
         tweak(s);
     })
     .await
-}
-
-async fn app_with(backend: Backend, tweak: impl FnOnce(&mut userhub_server::Settings)) -> TestApp {
-    let db = TestDatabase::create(backend).await;
-    let url = db.url.clone();
-    spawn_app_on(db, url, tweak).await
 }
 
 /// PUTs `body` to user `id`; returns the status and the body.
@@ -177,7 +172,7 @@ async fn an_email_change_needs_the_password_and_the_old_address_can_undo_it(back
 }
 
 async fn wrong_passwords_in_email_changes_count_as_failed_logins(backend: Backend) {
-    let app = app_with(backend, |_| {}).await;
+    let app = spawn_app_with(backend, |_| {}).await;
     let TestUser { id, access, .. } = app.user("ada").await;
     let mut statuses = Vec::new();
     for i in 0..6 {
@@ -372,7 +367,7 @@ async fn every_email_and_password_change_tells_the_account(backend: Backend) {
 }
 
 async fn with_the_setting_off_an_email_change_needs_no_password(backend: Backend) {
-    let app = app_with(backend, |s| {
+    let app = spawn_app_with(backend, |s| {
         s.accounts.email_change_requires_password = false
     })
     .await;
@@ -559,7 +554,7 @@ async fn password_notices_to_an_unproven_address_are_capped_too(backend: Backend
 }
 
 async fn the_account_write_limit_answers_429_and_only_for_the_account_written(backend: Backend) {
-    let app = app_with(backend, |s| s.accounts.user_write_limit_per_minute = 3).await;
+    let app = spawn_app_with(backend, |s| s.accounts.user_write_limit_per_minute = 3).await;
     let TestUser { id, access, .. } = app.user("ada").await;
     let TestUser {
         id: bob,
@@ -600,7 +595,7 @@ async fn the_account_write_limit_answers_429_and_only_for_the_account_written(ba
 }
 
 async fn refresh_is_refused_to_unverified_users_when_verification_is_required(backend: Backend) {
-    let app = app_with(backend, |s| s.accounts.require_verified_email = true).await;
+    let app = spawn_app_with(backend, |s| s.accounts.require_verified_email = true).await;
     // The first superuser is verified; a login, then an email change.
     let tokens: Value = app
         .login(ROOT_EMAIL, userhub_tests::ROOT_PASSWORD)
@@ -630,7 +625,7 @@ async fn refresh_is_refused_to_unverified_users_when_verification_is_required(ba
 }
 
 async fn concurrent_profile_updates_and_logins_all_land(backend: Backend) {
-    let app = app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
+    let app = spawn_app_with(backend, |s| s.accounts.password_hash_budget_per_minute = 0).await;
     let TestUser { id, access, .. } = app.user("ada").await;
     let sent: Vec<String> = (0..64).map(|i| format!("Ada {i}")).collect();
     let mut tasks = Vec::new();
@@ -706,7 +701,7 @@ async fn login_through(app: &TestApp, lines: &[&str], login: &str, password: &st
 }
 
 async fn the_client_address_is_the_proxys_entry_and_ipv6_counts_by_its_64(backend: Backend) {
-    let app = app_with(backend, |s| s.server.trust_forwarded_for = true).await;
+    let app = spawn_app_with(backend, |s| s.server.trust_forwarded_for = true).await;
     app.register("ada").await;
     app.register("bob").await;
     // Five failures from five addresses of one /64: that /64 is locked,
@@ -769,7 +764,7 @@ async fn the_client_address_is_the_proxys_entry_and_ipv6_counts_by_its_64(backen
 }
 
 async fn preflights_allow_if_match_and_responses_expose_the_etag(backend: Backend) {
-    let app = app_with(backend, |_| {}).await;
+    let app = spawn_app_with(backend, |_| {}).await;
     let TestUser { id, access, .. } = app.user("ada").await;
     let preflight = app
         .client
@@ -813,7 +808,7 @@ async fn preflights_allow_if_match_and_responses_expose_the_etag(backend: Backen
 }
 
 async fn if_match_lines_form_one_list(backend: Backend) {
-    let app = app_with(backend, |_| {}).await;
+    let app = spawn_app_with(backend, |_| {}).await;
     let TestUser { id, access, .. } = app.user("ada").await;
     let url = app.url(&format!("/api/users/{id}"));
     let etag = app
@@ -888,7 +883,7 @@ async fn own_events_hide_who_followed_a_link(backend: Backend) {
 }
 
 async fn failed_login_names_are_stored_only_as_keyed_hashes(backend: Backend) {
-    let app = app_with(backend, |_| {}).await;
+    let app = spawn_app_with(backend, |_| {}).await;
     app.register("ada").await;
     // A password typed into the name field.
     let typed = "My-Secret-Passphrase-77";

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use userhub_tests::totp::{code, parse_uri, seconds_left_in_step};
 use userhub_tests::{
-    Backend, PASSWORD, TestApp, TestDatabase, TestUser, assert_one_won, spawn_app, spawn_app_on,
+    Backend, PASSWORD, TestApp, TestUser, assert_one_won, spawn_app, spawn_app_with,
 };
 
 on_both_backends!(
@@ -220,9 +220,7 @@ async fn enrolment_login_replay_recovery_codes_and_turning_it_off(backend: Backe
 }
 
 async fn wrong_codes_count_as_failed_logins_and_lock_the_account(backend: Backend) {
-    let db = TestDatabase::create(backend).await;
-    let url = db.url.clone();
-    let app = spawn_app_on(db, url, |s| s.accounts.login_max_failures = 3).await;
+    let app = spawn_app_with(backend, |s| s.accounts.login_max_failures = 3).await;
     let ada = app.user("ada").await;
     let (secret, _) = enable(&app, &ada).await;
     let token = mfa_token(&app, "ada").await;
@@ -244,9 +242,7 @@ async fn wrong_codes_count_as_failed_logins_and_lock_the_account(backend: Backen
 }
 
 async fn mfa_changes_spend_the_account_write_budget(backend: Backend) {
-    let db = TestDatabase::create(backend).await;
-    let url = db.url.clone();
-    let app = spawn_app_on(db, url, |s| s.accounts.user_write_limit_per_minute = 2).await;
+    let app = spawn_app_with(backend, |s| s.accounts.user_write_limit_per_minute = 2).await;
     let ada = app.user("ada").await;
     // The enrolment and its confirmation spend the two writes of the minute.
     let (secret, codes) = enable(&app, &ada).await;
@@ -276,9 +272,7 @@ async fn mfa_changes_spend_the_account_write_budget(backend: Backend) {
 }
 
 async fn an_mfa_token_allows_five_codes_once(backend: Backend) {
-    let db = TestDatabase::create(backend).await;
-    let url = db.url.clone();
-    let app = spawn_app_on(db, url, |s| s.accounts.login_max_failures = 0).await;
+    let app = spawn_app_with(backend, |s| s.accounts.login_max_failures = 0).await;
     let ada = app.user("ada").await;
     let (secret, _) = enable(&app, &ada).await;
     let token = mfa_token(&app, "ada").await;

@@ -125,6 +125,22 @@ async fn sign_in(app: &TestApp, account: &str) -> (u16, Value) {
     .await
 }
 
+/// Links `account` at the provider to the caller of `token`, who starts
+/// and finishes it: the associate callback's answer.
+async fn link(app: &TestApp, token: &str, account: &str) -> (u16, Value) {
+    let path = format!("/api/auth/oauth/{PROVIDER}/associate/authorize");
+    let started = authorize(app, &path, Some(token)).await;
+    let redirect = sign_in_at_provider(&started.url, account).await;
+    callback(
+        app,
+        &format!("/api/auth/oauth/{PROVIDER}/associate/callback"),
+        &redirect,
+        Some(&started.cookie),
+        Some(token),
+    )
+    .await
+}
+
 async fn me(app: &TestApp, token: &str) -> Value {
     app.get("/api/auth/me", token).await.json().await.unwrap()
 }
@@ -312,16 +328,7 @@ async fn linking_while_signed_in_listing_and_unlinking(backend: Backend) {
     )
     .await;
     assert_eq!(status, 400);
-    let started = authorize(&app, &associate, Some(&erin.access)).await;
-    let redirect = sign_in_at_provider(&started.url, "erin-work").await;
-    let (status, user) = callback(
-        &app,
-        &associate_callback,
-        &redirect,
-        Some(&started.cookie),
-        Some(&erin.access),
-    )
-    .await;
+    let (status, user) = link(&app, &erin.access, "erin-work").await;
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["id"], erin.id.as_str());
     let linked = identities(&app, &erin.access).await;
@@ -333,16 +340,7 @@ async fn linking_while_signed_in_listing_and_unlinking(backend: Backend) {
     assert_eq!(me(&app, &token_of(&tokens)).await["id"], erin.id.as_str());
 
     // It is erin's: frank cannot link it too.
-    let started = authorize(&app, &associate, Some(&frank.access)).await;
-    let redirect = sign_in_at_provider(&started.url, "erin-work").await;
-    let (status, _) = callback(
-        &app,
-        &associate_callback,
-        &redirect,
-        Some(&started.cookie),
-        Some(&frank.access),
-    )
-    .await;
+    let (status, _) = link(&app, &frank.access, "erin-work").await;
     assert_eq!(status, 409);
     assert_eq!(identities(&app, &frank.access).await, json!([]));
 
@@ -363,18 +361,7 @@ async fn linking_and_unlinking_spend_the_account_write_budget(backend: Backend) 
     })
     .await;
     let erin = app.user("erin").await;
-    let associate = format!("/api/auth/oauth/{PROVIDER}/associate/authorize");
-    let associate_callback = format!("/api/auth/oauth/{PROVIDER}/associate/callback");
-    let started = authorize(&app, &associate, Some(&erin.access)).await;
-    let redirect = sign_in_at_provider(&started.url, "erin-work").await;
-    let (status, body) = callback(
-        &app,
-        &associate_callback,
-        &redirect,
-        Some(&started.cookie),
-        Some(&erin.access),
-    )
-    .await;
+    let (status, body) = link(&app, &erin.access, "erin-work").await;
     assert_eq!(status, 200, "{body}");
     // The link spent the minute's one write: the unlink waits.
     let path = format!("/api/auth/identities/{PROVIDER}");
@@ -386,16 +373,7 @@ async fn linking_and_unlinking_spend_the_account_write_budget(backend: Backend) 
         "erin-work"
     );
     // And so does a second link, before its state is looked at.
-    let started = authorize(&app, &associate, Some(&erin.access)).await;
-    let redirect = sign_in_at_provider(&started.url, "erin-other").await;
-    let (status, _) = callback(
-        &app,
-        &associate_callback,
-        &redirect,
-        Some(&started.cookie),
-        Some(&erin.access),
-    )
-    .await;
+    let (status, _) = link(&app, &erin.access, "erin-other").await;
     assert_eq!(status, 429);
 }
 
