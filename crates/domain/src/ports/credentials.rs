@@ -18,7 +18,9 @@ pub trait PasswordHasher: Send + Sync + 'static {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, PortError>;
 
     /// Whether `password` matches `hash`; a password the scheme cannot hold
-    /// (too long, say) simply does not match.
+    /// (too long, say) simply does not match. No password matches an unset
+    /// hash ([`PasswordHash::none`]: an account that signs in only through
+    /// a provider), and refusing it takes as long as a wrong password.
     ///
     /// # Errors
     /// [`PortError`] when the hash is unreadable or hashing fails.

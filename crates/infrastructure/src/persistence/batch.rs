@@ -271,7 +271,44 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_dropped_leader_hands_its_queue_on_and_its_batch_reads_alone() {
+    async fn the_reads_of_a_dropped_leaders_batch_read_alone() {
+        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let load = |key: u32| {
+            let (batcher, batches) = (batcher.clone(), batches.clone());
+            tokio::spawn(async move {
+                batcher
+                    .load(key, |keys| {
+                        batches.lock().unwrap().push(keys.clone());
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(400)).await;
+                            Ok(keys.into_iter().map(|k| k * 2).collect())
+                        }
+                    })
+                    .await
+            })
+        };
+        let first = load(0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let queued: Vec<_> = (1..5).map(load).collect();
+        // At 400 ms the first batch ends and hands the queue to the read of
+        // key 1, which leads [1, 2, 3, 4]; it is dropped while that is out.
+        assert_eq!(first.await.unwrap().unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut queued = queued.into_iter();
+        queued.next().unwrap().abort();
+        for (key, task) in (2..5).zip(queued) {
+            assert_eq!(task.await.unwrap().unwrap(), key * 2);
+        }
+        let batches = batches.lock().unwrap().clone();
+        assert_eq!(batches[..2], [vec![0], vec![1, 2, 3, 4]]);
+        let mut alone = batches[2..].to_vec();
+        alone.sort();
+        assert_eq!(alone, [vec![2], vec![3], vec![4]]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_leader_hands_its_queue_on() {
         let batcher = Arc::new(Batcher::<u32, u32>::new());
         let trips = Arc::new(AtomicUsize::new(0));
         // The leader, dropped while its round trip is out.
