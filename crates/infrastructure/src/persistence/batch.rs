@@ -29,8 +29,10 @@ pub(crate) type SharedErr = Arc<DbErr>;
 /// batch's answers mostly wake tasks of the thread that ran it. At most
 /// one batch per shard is out at a time.
 pub(crate) struct Batcher<K, V> {
-    shards: Box<[Mutex<Shard<K, V>>]>,
+    shards: Box<[SharedShard<K, V>]>,
 }
+
+type SharedShard<K, V> = Arc<Mutex<Shard<K, V>>>;
 
 struct Shard<K, V> {
     busy: bool,
@@ -45,8 +47,19 @@ struct Waiter<K, V> {
 enum Reply<K, V> {
     /// The read's answer.
     Done(Result<V, SharedErr>),
-    /// Run these (the receiver's own key first; it has no sender).
-    Lead(Vec<Waiter<K, V>>, K),
+    /// Lead the next batch.
+    Lead(Handoff<K, V>),
+}
+
+/// The next batch, handed to the waiter that leads it.
+struct Handoff<K, V> {
+    /// The shard's lead: if this is dropped undelivered (its reader went
+    /// away), the lead passes on rather than leaving the shard busy.
+    lead: Lead<K, V>,
+    /// The receiver's own key.
+    own: K,
+    /// The other reads of the batch.
+    others: Vec<Waiter<K, V>>,
 }
 
 impl<K, V> std::fmt::Debug for Batcher<K, V> {
@@ -70,16 +83,16 @@ impl<K: Copy + Send, V: Send> Batcher<K, V> {
         Self {
             shards: (0..shards)
                 .map(|_| {
-                    Mutex::new(Shard {
+                    Arc::new(Mutex::new(Shard {
                         busy: false,
                         queue: Vec::new(),
-                    })
+                    }))
                 })
                 .collect(),
         }
     }
 
-    fn shard(&self) -> &Mutex<Shard<K, V>> {
+    fn shard(&self) -> &SharedShard<K, V> {
         let index = SHARD.with(|slot| {
             slot.get().unwrap_or_else(|| {
                 let index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
@@ -100,11 +113,12 @@ impl<K: Copy + Send, V: Send> Batcher<K, V> {
         let shard = self.shard();
         let (reply, answer) = oneshot::channel();
         if enqueue_or_lead(shard, Waiter { key, reply }) {
-            return Lead { shard }.run(Vec::new(), key, &run).await;
+            let lead = Lead(Some(shard.clone()));
+            return lead.run(Vec::new(), key, &run).await;
         }
         match answer.await {
             Ok(Reply::Done(result)) => result,
-            Ok(Reply::Lead(others, own)) => Lead { shard }.run(others, own, &run).await,
+            Ok(Reply::Lead(next)) => next.lead.run(next.others, next.own, &run).await,
             // The leader was dropped (its client went away) with this key
             // in its batch: read alone.
             Err(_) => alone(key, &run).await,
@@ -112,10 +126,14 @@ impl<K: Copy + Send, V: Send> Batcher<K, V> {
     }
 }
 
+fn lock<K, V>(shard: &Mutex<Shard<K, V>>) -> std::sync::MutexGuard<'_, Shard<K, V>> {
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Queues `waiter` while the shard has a batch out (false); else marks
 /// it busy, for the caller to lead (true).
 fn enqueue_or_lead<K, V>(shard: &Mutex<Shard<K, V>>, waiter: Waiter<K, V>) -> bool {
-    let mut state = shard.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = lock(shard);
     if state.busy {
         state.queue.push(waiter);
         false
@@ -138,13 +156,12 @@ fn missing() -> DbErr {
     DbErr::Custom("a batched read answered fewer keys than it was given".into())
 }
 
-/// The shard's one batch in flight. Dropped, even with its future, it
-/// hands the queue to the next waiter, or frees the shard.
-struct Lead<'a, K, V> {
-    shard: &'a Mutex<Shard<K, V>>,
-}
+/// The lead of a shard: the right to have its one batch out. Dropped,
+/// with its future or undelivered in a [`Handoff`], it hands the queue to
+/// the next waiter, or frees the shard. `None` once disarmed.
+struct Lead<K, V>(Option<SharedShard<K, V>>);
 
-impl<K: Copy, V> Lead<'_, K, V> {
+impl<K: Copy, V> Lead<K, V> {
     async fn run<F, Fut>(self, others: Vec<Waiter<K, V>>, own: K, run: &F) -> Result<V, SharedErr>
     where
         F: Fn(Vec<K>) -> Fut,
@@ -176,9 +193,12 @@ fn fail<K, V>(others: Vec<Waiter<K, V>>, err: SharedErr) -> Result<V, SharedErr>
     Err(err)
 }
 
-impl<K, V> Drop for Lead<'_, K, V> {
+impl<K, V> Drop for Lead<K, V> {
     fn drop(&mut self) {
-        let mut state = self.shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(shard) = self.0.take() else {
+            return;
+        };
+        let mut state = lock(&shard);
         loop {
             if state.queue.is_empty() {
                 state.busy = false;
@@ -186,15 +206,22 @@ impl<K, V> Drop for Lead<'_, K, V> {
             }
             let take = state.queue.len().min(MAX_BATCH);
             let rest = state.queue.split_off(take);
-            let mut batch = mem::replace(&mut state.queue, rest);
-            let next = batch.remove(0);
+            let mut others = mem::replace(&mut state.queue, rest);
+            let next = others.remove(0);
+            let handoff = Handoff {
+                lead: Lead(Some(shard.clone())),
+                own: next.key,
+                others,
+            };
             // A waiter whose read was dropped cannot lead: its batch goes to
-            // the next one.
-            match next.reply.send(Reply::Lead(batch, next.key)) {
+            // the next one. (The returned lead is disarmed, not dropped, as
+            // this holds the shard's lock.)
+            match next.reply.send(Reply::Lead(handoff)) {
                 Ok(()) => return,
-                Err(Reply::Lead(batch, _)) => {
+                Err(Reply::Lead(mut handoff)) => {
+                    handoff.lead.0 = None;
                     let rest = mem::take(&mut state.queue);
-                    state.queue = batch;
+                    state.queue = handoff.others;
                     state.queue.extend(rest);
                 }
                 Err(Reply::Done(_)) => unreachable!("sent a Lead"),
@@ -268,6 +295,35 @@ mod tests {
         for task in tasks {
             assert!(task.await.unwrap().is_err());
         }
+    }
+
+    /// The lead is handed to a read whose future is dropped before it
+    /// takes it: the lead passes on and the shard does not stay busy.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lead_handed_to_a_dropped_read_passes_on() {
+        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let trips = Arc::new(AtomicUsize::new(0));
+        let load = |key: u32| {
+            let (batcher, trips) = (batcher.clone(), trips.clone());
+            async move { batcher.load(key, |keys| double(&trips, keys)).await }
+        };
+        let first = tokio::spawn(load(0));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Queued, then never polled again.
+        let mut dropped = Box::pin(load(1));
+        tokio::select! {
+            biased;
+            _ = &mut dropped => unreachable!("queued behind the first"),
+            () = std::future::ready(()) => {}
+        }
+        let behind = tokio::spawn(load(2));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The first batch ends and hands [1, 2] to the read of key 1.
+        assert_eq!(first.await.unwrap().unwrap(), 0);
+        drop(dropped);
+        assert_eq!(behind.await.unwrap().unwrap(), 4);
+        let next = tokio::time::timeout(Duration::from_secs(5), load(3)).await;
+        assert_eq!(next.expect("the shard is free").unwrap(), 6);
     }
 
     #[tokio::test(flavor = "current_thread")]
