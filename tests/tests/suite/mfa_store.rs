@@ -17,6 +17,7 @@ on_both_backends!(
     a_pending_secret_is_replaced_until_it_is_confirmed,
     steps_and_recovery_codes_are_spent_once,
     concurrent_uses_of_one_step_have_one_winner,
+    concurrent_turn_offs_with_one_step_have_one_winner_and_a_used_step_turns_nothing_off,
     turning_it_off_forgets_the_codes_and_ends_the_other_sessions,
     a_reset_lands_only_while_its_actor_is_an_active_superuser,
     a_challenge_counts_its_attempts_and_is_spent_once,
@@ -180,6 +181,33 @@ async fn concurrent_uses_of_one_step_have_one_winner(backend: Backend) {
     assert_eq!(wins, 1);
 }
 
+async fn concurrent_turn_offs_with_one_step_have_one_winner_and_a_used_step_turns_nothing_off(
+    backend: Backend,
+) {
+    let (s, ada) = enabled(backend).await;
+    // Step 100 is spent already: a turn-off with it changes nothing.
+    assert!(
+        !s.mfa
+            .disable(ada.id, None, None, Some(100), now(), &any_event())
+            .await
+            .unwrap()
+    );
+    assert!(s.mfa.status(ada.id).await.unwrap().totp);
+    let tries = (0..8).map(|_| {
+        let mfa = s.mfa.clone();
+        let id = ada.id;
+        tokio::spawn(async move {
+            mfa.disable(id, None, None, Some(101), now(), &any_event())
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes = futures_util::future::join_all(tries).await;
+    let wins = outcomes.into_iter().filter(|o| *o.as_ref().unwrap()).count();
+    assert_eq!(wins, 1);
+    assert!(!s.mfa.status(ada.id).await.unwrap().totp);
+}
+
 async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: Backend) {
     let (s, ada) = enabled(backend).await;
     let mut ids = Vec::new();
@@ -203,13 +231,13 @@ async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: B
     }
     assert!(
         s.mfa
-            .disable(ada.id, Some(ids[0]), None, now(), &any_event())
+            .disable(ada.id, Some(ids[0]), None, None, now(), &any_event())
             .await
             .unwrap()
     );
     assert!(
         !s.mfa
-            .disable(ada.id, None, None, now(), &any_event())
+            .disable(ada.id, None, None, None, now(), &any_event())
             .await
             .unwrap()
     );
@@ -291,7 +319,7 @@ async fn a_reset_lands_only_while_its_actor_is_an_active_superuser(backend: Back
     // Bob is no superuser: nothing is written.
     let refused = s
         .mfa
-        .disable(ada.id, None, Some(bob.id), now(), &any_event())
+        .disable(ada.id, None, Some(bob.id), None, now(), &any_event())
         .await
         .unwrap();
     assert!(!refused);
@@ -301,7 +329,7 @@ async fn a_reset_lands_only_while_its_actor_is_an_active_superuser(backend: Back
     s.users.insert(&root, &any_event()).await.unwrap();
     let done = s
         .mfa
-        .disable(ada.id, None, Some(root.id), now(), &any_event())
+        .disable(ada.id, None, Some(root.id), None, now(), &any_event())
         .await
         .unwrap();
     assert!(done);

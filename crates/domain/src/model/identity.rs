@@ -23,6 +23,22 @@ pub struct ProviderIdentity {
     pub name: Option<String>,
 }
 
+impl ProviderIdentity {
+    /// Whether the provider's address may be taken as verified: the
+    /// provider says so, and the address is already in normal form. Stored
+    /// addresses are ASCII, so one with any other character would change
+    /// under case folding (a Kelvin sign becomes `k`) and may be a lookalike
+    /// of someone else's: it is neither trusted nor used to link.
+    #[must_use]
+    pub fn email_trusted(&self) -> bool {
+        self.email_verified
+            && self
+                .email
+                .as_deref()
+                .is_some_and(|raw| raw.trim().is_ascii())
+    }
+}
+
 /// An identity linked to a user, as listed to them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkedIdentity {

@@ -46,11 +46,18 @@ impl MailKind {
         super::value_in(&Self::NAMES, name)
     }
 
-    /// Whether the mail carries a link that acts on the account (and so
-    /// counts against the per-address hourly cap).
+    /// Whether the mail carries a link that acts on the account.
     #[must_use]
     pub fn carries_a_link(self) -> bool {
         !matches!(self, Self::PasswordChanged)
+    }
+
+    /// Whether the mail is a notice of a change that happened: sent once
+    /// per change, never dropped by the per-address cap, which limits only
+    /// the links anyone can ask for by address.
+    #[must_use]
+    pub fn is_notice(self) -> bool {
+        matches!(self, Self::EmailChanged | Self::PasswordChanged)
     }
 }
 

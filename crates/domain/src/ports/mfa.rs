@@ -61,13 +61,16 @@ pub trait MfaRepository: Send + Sync + 'static {
 
     /// Turns TOTP off, deletes the secret and recovery codes and ends the
     /// user's sessions but `keep`, with `event`; `false` when it was not on,
-    /// or when `superuser` is given and is no longer an active superuser
-    /// as the write lands.
+    /// when `superuser` is given and is no longer an active superuser as
+    /// the write lands, or when `step` is given and it or a later step was
+    /// used already (checked atomically with the write, so that of two
+    /// turn-offs with one code, one wins).
     async fn disable(
         &self,
         user: UserId,
         keep: Option<SessionId>,
         superuser: Option<UserId>,
+        step: Option<i64>,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError>;

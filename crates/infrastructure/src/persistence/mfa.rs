@@ -248,6 +248,7 @@ impl MfaRepository for SeaOrmMfaRepository {
         user: UserId,
         keep: Option<SessionId>,
         superuser: Option<UserId>,
+        step: Option<i64>,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError> {
@@ -257,6 +258,9 @@ impl MfaRepository for SeaOrmMfaRepository {
             .and_where(Expr::col(UserTotp::UserId).eq(user.as_uuid()))
             .and_where(Expr::col(UserTotp::Enabled).eq(true))
             .to_owned();
+        if let Some(step) = step {
+            off.and_where(Expr::col(UserTotp::LastStep).lt(step));
+        }
         if let Some(actor) = superuser {
             let still = Query::select()
                 .expr(Expr::val(1))

@@ -188,8 +188,13 @@ impl AuthService {
         let name = user.username.as_str();
         let address = client.address_key();
         let address = address.as_deref();
-        if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
-            return Err(MfaLoginError::Locked { retry_after });
+        // Wrong codes lock the user's second factor, whatever name their
+        // password was proven with; failed passwords lock their name.
+        let codes = super::mfa::code_counter(user.id);
+        for counted in [name, codes.as_str()] {
+            if let Some(retry_after) = self.throttle.refusal(counted, address, now).await? {
+                return Err(MfaLoginError::Locked { retry_after });
+            }
         }
         if !self.accept_code(&user, code, client, now).await? {
             return Err(MfaLoginError::InvalidCode);
@@ -214,6 +219,7 @@ impl AuthService {
             return Err(MfaLoginError::InvalidCode);
         }
         self.throttle.succeeded(name, address).await?;
+        self.throttle.succeeded(&codes, address).await?;
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login with a second factor succeeded");
         Ok(self.issue(user.id, session.id, true, refresh, now)?)

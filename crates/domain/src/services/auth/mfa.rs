@@ -18,6 +18,12 @@ use crate::model::{
     SecondFactorCode, TotpSecret, User, UserId,
 };
 
+/// The name a user's wrong second-factor codes are counted under. Login
+/// names are lower-cased before they are counted, so none can be this.
+pub(super) fn code_counter(user: UserId) -> String {
+    format!("MFA {user}")
+}
+
 /// What an enrolment shows once: the secret and its `otpauth://` URI.
 #[derive(Debug)]
 pub struct TotpEnrolment {
@@ -147,7 +153,8 @@ impl AuthService {
     }
 
     /// Turns the caller's TOTP off with the password and a code; every
-    /// other session ends.
+    /// other session ends. Of concurrent turn-offs with valid codes one
+    /// succeeds and the others find TOTP off: none counts as a wrong code.
     #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
     pub async fn disable_totp(
         &self,
@@ -156,18 +163,49 @@ impl AuthService {
         current_password: &SecretString,
         code: &str,
     ) -> Result<(), MfaChangeError> {
-        self.check_password_and_code(caller, client, current_password, code)
+        let user = &caller.user;
+        if !self.ports.mfa.status(user.id).await?.totp {
+            return Err(MfaChangeError::NotOn);
+        }
+        self.check_password(caller, client, current_password)
             .await?;
         let now = self.ports.clock.now();
-        let user = caller.user.id;
-        let event = AuditEvent::new(AuditKind::MfaDisabled, now, client).own(user);
-        if !self
-            .ports
-            .mfa
-            .disable(user, Some(caller.session_id), None, now, &event)
-            .await?
-        {
-            return Err(MfaChangeError::NotOn);
+        self.check_code_lock(user, client, now).await?;
+        let event = AuditEvent::new(AuditKind::MfaDisabled, now, client).own(user.id);
+        let keep = Some(caller.session_id);
+        let off = match SecondFactorCode::parse(code) {
+            // The step is spent by the turn-off itself, atomically: a
+            // concurrent one with the same code waits, then finds TOTP off.
+            SecondFactorCode::Totp(digits) => match self.totp_step(user.id, &digits, now).await? {
+                Some(step) => {
+                    self.ports
+                        .mfa
+                        .disable(user.id, keep, None, Some(step), now, &event)
+                        .await?
+                }
+                None => return Err(self.code_failed(user, client, now).await?),
+            },
+            SecondFactorCode::Recovery(code) => {
+                if !self.spend_recovery_code(user.id, &code, client, now).await? {
+                    if !self.ports.mfa.status(user.id).await?.totp {
+                        return Err(MfaChangeError::NotOn);
+                    }
+                    return Err(self.code_failed(user, client, now).await?);
+                }
+                self.ports
+                    .mfa
+                    .disable(user.id, keep, None, None, now, &event)
+                    .await?
+            }
+        };
+        if !off {
+            // Off already (a concurrent turn-off won), or the code's step
+            // was used meanwhile: a replay of a right code, not a guess.
+            return Err(if self.ports.mfa.status(user.id).await?.totp {
+                MfaChangeError::InvalidCode
+            } else {
+                MfaChangeError::NotOn
+            });
         }
         info!("TOTP off; other sessions ended");
         Ok(())
@@ -224,7 +262,7 @@ impl AuthService {
         if !self
             .ports
             .mfa
-            .disable(target, None, Some(actor), now, &event)
+            .disable(target, None, Some(actor), None, now, &event)
             .await?
         {
             let still = self.ports.users.find_by_id(actor).await?;
@@ -268,15 +306,62 @@ impl AuthService {
         }
         self.check_password(caller, client, password).await?;
         let now = self.ports.clock.now();
+        self.check_code_lock(&caller.user, client, now).await?;
         if !self.accept_code(&caller.user, code, client, now).await? {
             return Err(MfaChangeError::InvalidCode);
         }
         Ok(())
     }
 
+    /// Refuses a code check while the user's wrong codes have them locked.
+    async fn check_code_lock(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> Result<(), MfaChangeError> {
+        let address = client.address_key();
+        match self
+            .throttle
+            .refusal(&code_counter(user.id), address.as_deref(), now)
+            .await?
+        {
+            Some(retry_after) => Err(MfaChangeError::Locked { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a wrong code of `user`; the error to answer with.
+    async fn code_failed(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> Result<MfaChangeError, PortError> {
+        self.count_wrong_code(user, client, now).await?;
+        Ok(MfaChangeError::InvalidCode)
+    }
+
+    /// Counts a wrong code per user and per (user, address), under a name
+    /// no login can type: proving the password, with whatever name, never
+    /// clears it.
+    pub(super) async fn count_wrong_code(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> Result<(), PortError> {
+        warn!(user_id = %user.id, "second factor refused");
+        let address = client.address_key();
+        let event = AuditEvent::new(AuditKind::MfaFailed, now, client).about(user.id);
+        self.throttle
+            .failed(&code_counter(user.id), address.as_deref(), now, event)
+            .await
+    }
+
     /// Whether `code` is a TOTP code of `user` (its step spent, so never
     /// twice) or one of their recovery codes (spent, with its audit event);
-    /// a wrong one counts as a failed login.
+    /// a wrong one is counted.
     pub(super) async fn accept_code(
         &self,
         user: &User,
@@ -285,47 +370,53 @@ impl AuthService {
         now: OffsetDateTime,
     ) -> Result<bool, PortError> {
         let accepted = match SecondFactorCode::parse(code) {
-            SecondFactorCode::Totp(digits) => self.accept_totp(user.id, &digits, now).await?,
+            SecondFactorCode::Totp(digits) => match self.totp_step(user.id, &digits, now).await? {
+                // Conditional on no later step having been used: of two
+                // requests with one code, one wins.
+                Some(step) => self.ports.mfa.spend_step(user.id, step).await?,
+                None => false,
+            },
             SecondFactorCode::Recovery(code) => {
-                let hash = self.recovery_hash(&code);
-                let event =
-                    AuditEvent::new(AuditKind::MfaRecoveryCodeUsed, now, client).own(user.id);
-                self.ports
-                    .mfa
-                    .spend_recovery_code(user.id, &hash, now, &event)
+                self.spend_recovery_code(user.id, &code, client, now)
                     .await?
             }
         };
         if !accepted {
-            warn!(user_id = %user.id, "second factor refused");
-            let address = client.address_key();
-            let event = AuditEvent::new(AuditKind::MfaFailed, now, client).about(user.id);
-            self.throttle
-                .failed(user.username.as_str(), address.as_deref(), now, event)
-                .await?;
+            self.count_wrong_code(user, client, now).await?;
         }
         Ok(accepted)
     }
 
-    async fn accept_totp(
+    async fn spend_recovery_code(
+        &self,
+        user: UserId,
+        code: &SecretString,
+        client: &ClientInfo,
+        now: OffsetDateTime,
+    ) -> Result<bool, PortError> {
+        let hash = self.recovery_hash(code);
+        let event = AuditEvent::new(AuditKind::MfaRecoveryCodeUsed, now, client).own(user);
+        self.ports
+            .mfa
+            .spend_recovery_code(user, &hash, now, &event)
+            .await
+    }
+
+    /// The step of `user`'s secret that `digits` matches, if TOTP is on.
+    async fn totp_step(
         &self,
         user: UserId,
         digits: &str,
         now: OffsetDateTime,
-    ) -> Result<bool, PortError> {
+    ) -> Result<Option<i64>, PortError> {
         let stored = self.ports.mfa.secret(user).await?;
         let Some(stored) = stored.filter(|s| s.enabled) else {
-            return Ok(false);
+            return Ok(None);
         };
         let Some(secret) = self.open(&stored.sealed) else {
-            return Ok(false);
+            return Ok(None);
         };
-        let Some(step) = self.ports.second_factor.matching_step(&secret, digits, now) else {
-            return Ok(false);
-        };
-        // Conditional on no later step having been used: of two requests
-        // with one code, one wins.
-        self.ports.mfa.spend_step(user, step).await
+        Ok(self.ports.second_factor.matching_step(&secret, digits, now))
     }
 
     /// The secret, or `None` (logged) when no configured key opens it: its
@@ -431,8 +522,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_wrong_code_counts_as_a_failed_login_and_opens_nothing() {
+    async fn a_wrong_code_counts_against_the_user_not_a_login_name_and_opens_nothing() {
         let ada = user("ada");
+        let counter = format!("MFA {}", ada.id);
         let mut mocks = Mocks::default();
         hashes_tokens(&mut mocks);
         mocks
@@ -446,7 +538,9 @@ mod tests {
         mocks
             .throttle
             .expect_record_failure()
-            .withf(|name, _, _, _, event| name == "ada" && event.kind == AuditKind::MfaFailed)
+            .withf(move |name, _, _, _, event| {
+                *name == counter && event.kind == AuditKind::MfaFailed
+            })
             .times(1)
             .returning(|_, _, _, _, _| Ok(crate::ports::ThrottleState::default()));
         let err = service(mocks)
@@ -578,15 +672,16 @@ mod tests {
         mocks
             .mfa
             .expect_disable()
-            .withf(move |user, keep, superuser, _, event| {
+            .withf(move |user, keep, superuser, step, _, event| {
                 *user == ada.id
                     && keep.is_none()
                     && *superuser == Some(root.id)
+                    && step.is_none()
                     && event.kind == AuditKind::MfaDisabled
                     && event.actor_id == Some(root.id)
             })
             .times(1)
-            .returning(|_, _, _, _, _| Ok(true));
+            .returning(|_, _, _, _, _, _| Ok(true));
         service(mocks)
             .reset_mfa(
                 &caller(&superuser_with_id(root.id)),
@@ -609,7 +704,9 @@ mod tests {
         mocks
             .throttle
             .expect_record_failure()
-            .withf(|_, _, _, _, event| event.kind == AuditKind::MfaFailed)
+            .withf(move |name, _, _, _, event| {
+                event.kind == AuditKind::MfaFailed && name == format!("MFA {id}")
+            })
             .times(1)
             .returning(|_, _, _, _, _| Ok(crate::ports::ThrottleState::default()));
         let err = service(mocks)
@@ -629,15 +726,16 @@ mod tests {
         mocks.throttle_permissive();
         mocks.password_matches(true);
         with_totp(&mut mocks);
-        mocks.mfa.expect_spend_step().returning(|_, _| Ok(true));
+        // The turn-off spends the step itself.
+        mocks.mfa.expect_spend_step().never();
         mocks
             .mfa
             .expect_disable()
-            .withf(move |user, keep, superuser, _, _| {
-                *user == id && *keep == Some(session) && superuser.is_none()
+            .withf(move |user, keep, superuser, step, _, _| {
+                *user == id && *keep == Some(session) && superuser.is_none() && *step == Some(7)
             })
             .times(1)
-            .returning(|_, _, _, _, _| Ok(true));
+            .returning(|_, _, _, _, _, _| Ok(true));
         service(mocks)
             .disable_totp(
                 &me,
@@ -647,6 +745,99 @@ mod tests {
             )
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_turn_off_that_loses_a_race_with_a_valid_code_is_409_and_not_counted() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.throttle_clear();
+        mocks.password_matches(true);
+        // On when asked first, off once the other turn-off has landed.
+        let mut asked = 0;
+        mocks.mfa.expect_status().returning(move |_| {
+            asked += 1;
+            Ok(MfaStatus {
+                totp: asked == 1,
+                recovery_codes_left: 10,
+            })
+        });
+        mocks.mfa.expect_secret().returning(|_| Ok(stored(true)));
+        mocks
+            .second_factor
+            .expect_open()
+            .returning(|_| Ok(TotpSecret::new(SecretString::from("SECRET"))));
+        mocks
+            .second_factor
+            .expect_matching_step()
+            .returning(|_, _, _| Some(7));
+        mocks
+            .mfa
+            .expect_disable()
+            .times(1)
+            .returning(|_, _, _, _, _, _| Ok(false));
+        // Nothing counted as a wrong code.
+        mocks.throttle.expect_record_failure().never();
+        let err = service(mocks)
+            .disable_totp(
+                &caller(&ada),
+                &ClientInfo::default(),
+                &SecretString::from("pw"),
+                "123456",
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaChangeError::NotOn), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_replayed_step_that_leaves_totp_on_is_refused_but_not_counted() {
+        let ada = user("ada");
+        let mut mocks = Mocks::default();
+        mocks.throttle_clear();
+        mocks.password_matches(true);
+        with_totp(&mut mocks);
+        mocks
+            .mfa
+            .expect_disable()
+            .times(1)
+            .returning(|_, _, _, _, _, _| Ok(false));
+        mocks.throttle.expect_record_failure().never();
+        let err = service(mocks)
+            .disable_totp(
+                &caller(&ada),
+                &ClientInfo::default(),
+                &SecretString::from("pw"),
+                "123456",
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaChangeError::InvalidCode), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lock_on_wrong_codes_refuses_the_code_step_whatever_name_proved_the_password() {
+        let ada = user("ada");
+        let id = ada.id;
+        let mut mocks = pending_login(&ada);
+        mocks.throttle.checkpoint();
+        // The name's pair is clear; the user's code counter is locked.
+        mocks.throttle.expect_state().returning(move |name, _| {
+            Ok(if name == format!("MFA {id}") {
+                crate::ports::ThrottleState {
+                    pair_locked_until: Some(NOW + Duration::minutes(1)),
+                    ..crate::ports::ThrottleState::default()
+                }
+            } else {
+                crate::ports::ThrottleState::default()
+            })
+        });
+        mocks.mfa.expect_spend_step().never();
+        let err = service(mocks)
+            .login_mfa("token", "123456", &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MfaLoginError::Locked { .. }), "{err:?}");
     }
 
     #[tokio::test]
@@ -661,7 +852,7 @@ mod tests {
             .mfa
             .expect_disable()
             .times(1)
-            .returning(|_, _, _, _, _| Ok(false));
+            .returning(|_, _, _, _, _, _| Ok(false));
         let err = service(mocks)
             .reset_mfa(&caller(&root), ada.id, &ClientInfo::default())
             .await

@@ -242,7 +242,20 @@ impl AuthService {
                 .and_then(|e| Email::parse(e).ok())
                 .ok_or(OAuthError::NoEmail)?;
             if let Some(local) = users.find_by_login(email.as_str()).await? {
-                if !(self.config.oauth_associate_by_email && identity.email_verified) {
+                // A racing first sign-in of this identity may have made the
+                // account just now: it is this identity's, not a local one.
+                if let Some(id) = identities
+                    .find_user(&identity.provider, &identity.subject)
+                    .await?
+                {
+                    return Ok(users.find_by_id(id).await?);
+                }
+                // Only an owner who proved the address may be reached by
+                // it: an unverified account may be a squatter's.
+                if !(self.config.oauth_associate_by_email
+                    && identity.email_trusted()
+                    && local.is_verified)
+                {
                     return Err(OAuthError::UserAlreadyExists);
                 }
                 let now = self.ports.clock.now();
@@ -294,7 +307,7 @@ impl AuthService {
             password_hash: PasswordHash::none(),
             is_active: true,
             is_superuser: false,
-            is_verified: identity.email_verified,
+            is_verified: identity.email_trusted(),
             created_at: now,
             updated_at: now,
             last_login_at: None,
@@ -629,18 +642,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_local_accounts_address_links_only_when_allowed_and_verified() {
-        for (allowed, verified, links) in [
-            (false, true, false),
-            (true, false, false),
-            (true, true, true),
+    async fn a_local_accounts_address_links_only_when_allowed_verified_on_both_sides_and_normal() {
+        // (linking allowed, provider verified, local verified, address, links)
+        for (allowed, verified, local_verified, address, links) in [
+            (false, true, true, "ada@example.com", false),
+            (true, false, true, "ada@example.com", false),
+            // A squatter's unverified account is never reached by address.
+            (true, true, false, "ada@example.com", false),
+            // A Kelvin sign folds to `k`: a lookalike, not in normal form.
+            (true, true, true, "\u{212A}ada@example.com", false),
+            (true, true, true, "Ada@Example.com", true),
         ] {
-            let local = user("ada");
+            let local = User {
+                is_verified: local_verified,
+                ..user(if address.is_ascii() { "ada" } else { "kada" })
+            };
             let mut mocks = Mocks::default();
             provider_says(
                 &mut mocks,
                 state(OAuthFlow::SignIn, None),
-                identity("sub-1", "ada@example.com", verified),
+                identity("sub-1", address, verified),
             );
             mocks
                 .identities
@@ -671,6 +692,46 @@ mod tests {
                 assert!(matches!(outcome, Err(OAuthError::UserAlreadyExists)));
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_racing_first_sign_in_of_the_same_identity_reaches_its_account() {
+        // The other sign-in made the account between this one's two reads:
+        // its address is taken, and the identity is linked to it.
+        let made = User {
+            is_verified: false,
+            ..user("ada")
+        };
+        let mut mocks = Mocks::default();
+        provider_says(
+            &mut mocks,
+            state(OAuthFlow::SignIn, None),
+            identity("sub-1", "ada@example.com", true),
+        );
+        let id = made.id;
+        let mut lookups = 0;
+        mocks
+            .identities
+            .expect_find_user()
+            .returning(move |_, _| {
+                lookups += 1;
+                Ok((lookups > 1).then_some(id))
+            });
+        mocks.finds_by_login(&made);
+        mocks.finds_by_id(&made);
+        mocks.identities.expect_link().never();
+        mocks.identities.expect_create_user().never();
+        mocks.without_second_factor();
+        expect_tokens(&mut mocks);
+        mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
+        mocks.users.expect_record_login().returning(|_, _| Ok(()));
+        let client = ClientInfo::default();
+        // Linking by address is off: still no OAUTH_USER_ALREADY_EXISTS.
+        let tokens = service(mocks, false)
+            .oauth_sign_in(callback(&client))
+            .await
+            .unwrap();
+        assert_eq!(tokens.user_id, id);
     }
 
     #[tokio::test]

@@ -58,18 +58,9 @@ impl RecoveryService {
         let to = Email::parse(&job.email)
             .map_err(|_| MailError::Permanent(format!("not an address: {}", job.email)))?;
         if job.kind == MailKind::PasswordChanged {
-            // An address its account never proved may be a stranger's (an
-            // account registered with it, changing its password in a
-            // loop): such notices count against the hourly share too.
-            let proven = match job.user_id {
-                Some(id) => self.ports.users.find_by_id(id).await.map_err(transient)?,
-                None => None,
-            }
-            .is_some_and(|u| u.is_verified && u.email == to);
-            if !proven && self.over_the_cap(job).await.map_err(transient)? {
-                warn!(job = %job.id, "password notice not sent: the unproven address had its hourly share");
-                return Ok(());
-            }
+            // A notice of a change that happened is never capped: the cap
+            // limits links anyone can ask for, and a notice must reach the
+            // owner however many of those were asked for first.
             return self.recovery.mailer.send(&self.password_notice(to)).await;
         }
         let user = match (job.kind, job.user_id) {
@@ -95,7 +86,7 @@ impl RecoveryService {
         }) else {
             return Ok(());
         };
-        if self.over_the_cap(job).await.map_err(transient)? {
+        if !job.kind.is_notice() && self.over_the_cap(job).await.map_err(transient)? {
             warn!(job = %job.id, kind = job.kind.as_str(), "link mail not sent: the address had its hourly share");
             return Ok(());
         }
