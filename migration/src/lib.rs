@@ -16,6 +16,7 @@ mod m20261205_000010_mail_notices;
 mod m20261205_000011_hashed_login_names;
 mod m20261205_000012_second_factor;
 mod m20261206_000013_user_identities;
+mod m20261207_000014_taking_an_account_back;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -75,6 +76,7 @@ impl Migrator {
             Box::new(m20261205_000011_hashed_login_names::Migration),
             Box::new(m20261205_000012_second_factor::Migration),
             Box::new(m20261206_000013_user_identities::Migration),
+            Box::new(m20261207_000014_taking_an_account_back::Migration),
         ]
     }
 }

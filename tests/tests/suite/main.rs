@@ -24,6 +24,7 @@ macro_rules! on_both_backends {
 }
 
 mod abuse;
+mod account_back_store;
 mod adapters;
 mod audit;
 mod audit_store;

@@ -203,7 +203,10 @@ async fn concurrent_turn_offs_with_one_step_have_one_winner_and_a_used_step_turn
         })
     });
     let outcomes = futures_util::future::join_all(tries).await;
-    let wins = outcomes.into_iter().filter(|o| *o.as_ref().unwrap()).count();
+    let wins = outcomes
+        .into_iter()
+        .filter(|o| *o.as_ref().unwrap())
+        .count();
     assert_eq!(wins, 1);
     assert!(!s.mfa.status(ada.id).await.unwrap().totp);
 }

@@ -188,6 +188,9 @@ pub struct AuditDetails {
     pub method: Option<String>,
     /// The provider an `identity.*` event is about.
     pub provider: Option<String>,
+    /// The ways in an `email.reverted` removed with the change it undid:
+    /// `identity:<provider>`, `totp`.
+    pub removed: Vec<String>,
 }
 
 impl AuditDetails {

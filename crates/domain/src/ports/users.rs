@@ -32,6 +32,9 @@ pub struct UserPatch {
     pub is_active: Option<bool>,
     pub is_superuser: Option<bool>,
     pub is_verified: Option<bool>,
+    /// With an email change: the address replaced, reserved for this
+    /// account until the link that undoes the change dies.
+    pub reserve_old_email: Option<(Email, OffsetDateTime)>,
 }
 
 impl UserPatch {
@@ -190,7 +193,10 @@ pub trait UserRepository: Send + Sync + 'static {
     ///
     /// # Errors
     /// MUST return [`InsertUserError::EmailTaken`] or [`InsertUserError::UsernameTaken`]
-    /// when the store's unique constraint refuses the row, whatever the race.
+    /// when the store's unique constraint refuses the row, whatever the race,
+    /// and `EmailTaken` when the address is reserved for another account
+    /// (see [`UserPatch::reserve_old_email`]), checked atomically with the
+    /// insert.
     async fn insert(&self, user: &User, event: &AuditEvent) -> Result<(), InsertUserError>;
 
     /// Writes the columns of `patch` (and `updated_at`) if `guard` holds
@@ -204,7 +210,8 @@ pub trait UserRepository: Send + Sync + 'static {
     /// [`PatchUserError::Stale`] when the version moved on,
     /// [`PatchUserError::ActorChanged`], [`PatchUserError::PasswordChanged`],
     /// [`PatchUserError::ActiveChanged`] and [`PatchUserError::LastSuperuser`]
-    /// when `guard` fails, and the outcomes the constraints decide. This is
+    /// when `guard` fails, and the outcomes the constraints decide; a new
+    /// email reserved for another account is [`PatchUserError::EmailTaken`]. This is
     /// the one write of a user's fields: deletion and restore are patches
     /// of `is_active` too.
     async fn update(

@@ -94,6 +94,10 @@ pub(crate) struct Details {
     /// The provider an `identity.linked` or `identity.unlinked` is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     provider: Option<String>,
+    /// The ways in an `email.reverted` removed with the change it undid:
+    /// `identity:<provider>`, `totp`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    removed: Vec<String>,
 }
 
 impl From<AuditEvent> for AuditEventResponse {
@@ -116,6 +120,7 @@ impl From<AuditEvent> for AuditEventResponse {
                 lock_seconds: event.details.lock_seconds,
                 method: event.details.method,
                 provider: event.details.provider,
+                removed: event.details.removed,
             },
         }
     }

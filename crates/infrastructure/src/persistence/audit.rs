@@ -64,6 +64,8 @@ struct StoredDetails {
     method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    removed: Vec<String>,
 }
 
 /// Stores `event` on `conn`: within a transaction, it commits or rolls
@@ -76,6 +78,7 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
         lock_seconds: event.details.lock_seconds,
         method: event.details.method.clone(),
         provider: event.details.provider.clone(),
+        removed: event.details.removed.clone(),
     };
     let details = serde_json::to_string(&details).map_err(|err| DbErr::Json(err.to_string()))?;
     let insert = Query::insert()
@@ -130,6 +133,7 @@ fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
             lock_seconds: details.lock_seconds,
             method: details.method,
             provider: details.provider,
+            removed: details.removed,
         },
     })
 }

@@ -130,6 +130,17 @@ impl IdentityRepository for SeaOrmIdentityRepository {
                 Some(Unique::Username) => NewIdentityUserError::UsernameTaken,
                 None => NewIdentityUserError::Port(port_error(err)),
             })?;
+        if super::reservations::held_by_another(
+            &txn,
+            u.email.as_str(),
+            u.id.as_uuid(),
+            u.created_at,
+        )
+        .await
+        .port()?
+        {
+            return Err(NewIdentityUserError::EmailTaken);
+        }
         txn.execute(&insert_identity(u.id.as_uuid(), identity, u.created_at))
             .await
             .map_err(|err| match taken(&err) {
@@ -310,4 +321,36 @@ impl IdentityRepository for SeaOrmIdentityRepository {
             .port()?
             .rows_affected())
     }
+}
+
+/// Unlinks every identity of `user` linked at or after `since`
+/// (microseconds), in the caller's transaction; returns their providers.
+pub(super) async fn unlink_since(
+    conn: &impl ConnectionTrait,
+    user: uuid::Uuid,
+    since: i64,
+) -> Result<Vec<String>, DbErr> {
+    let later = |q: &mut sea_orm::sea_query::SelectStatement| {
+        q.and_where(Expr::col(UserIdentities::UserId).eq(user))
+            .and_where(Expr::col(UserIdentities::LinkedAt).gte(since));
+    };
+    let mut select = Query::select();
+    select
+        .column(UserIdentities::Provider)
+        .from(UserIdentities::Table)
+        .order_by(UserIdentities::Provider, Order::Asc);
+    later(&mut select);
+    let providers = conn
+        .query_all(&select)
+        .await?
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "provider"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let delete = Query::delete()
+        .from_table(UserIdentities::Table)
+        .and_where(Expr::col(UserIdentities::UserId).eq(user))
+        .and_where(Expr::col(UserIdentities::LinkedAt).gte(since))
+        .to_owned();
+    conn.execute(&delete).await?;
+    Ok(providers)
 }

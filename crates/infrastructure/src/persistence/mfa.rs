@@ -25,6 +25,7 @@ enum UserTotp {
     Enabled,
     LastStep,
     UpdatedAt,
+    EnabledAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -193,6 +194,7 @@ impl MfaRepository for SeaOrmMfaRepository {
             .value(UserTotp::Enabled, true)
             .value(UserTotp::LastStep, step)
             .value(UserTotp::UpdatedAt, micros(now))
+            .value(UserTotp::EnabledAt, micros(now))
             .and_where(Expr::col(UserTotp::UserId).eq(user.as_uuid()))
             .and_where(Expr::col(UserTotp::Enabled).eq(false))
             .and_where(Expr::col(UserTotp::Secret).eq(sealed.0.clone()))
@@ -398,4 +400,37 @@ impl MfaRepository for SeaOrmMfaRepository {
         let done = self.db.connection().execute(&old).await.port()?;
         Ok(done.rows_affected())
     }
+}
+
+/// Removes `user`'s second factor if it was turned on (or a pending one
+/// set up) at or after `since` (microseconds), with its recovery codes, in
+/// the caller's transaction; returns whether a factor that was on went.
+pub(super) async fn remove_enabled_since(
+    conn: &impl ConnectionTrait,
+    user: Uuid,
+    since: i64,
+) -> Result<bool, sea_orm::DbErr> {
+    let on_since = Query::delete()
+        .from_table(UserTotp::Table)
+        .and_where(Expr::col(UserTotp::UserId).eq(user))
+        .and_where(Expr::col(UserTotp::Enabled).eq(true))
+        .and_where(Expr::col(UserTotp::EnabledAt).gte(since))
+        .to_owned();
+    let removed = conn.execute(&on_since).await?.rows_affected() == 1;
+    if removed {
+        conn.execute(&delete_where(
+            MfaRecoveryCodes::Table,
+            MfaRecoveryCodes::UserId,
+            user,
+        ))
+        .await?;
+    }
+    let pending_since = Query::delete()
+        .from_table(UserTotp::Table)
+        .and_where(Expr::col(UserTotp::UserId).eq(user))
+        .and_where(Expr::col(UserTotp::Enabled).eq(false))
+        .and_where(Expr::col(UserTotp::UpdatedAt).gte(since))
+        .to_owned();
+    conn.execute(&pending_since).await?;
+    Ok(removed)
 }

@@ -297,7 +297,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
             return Ok(RevertOutcome::Invalid);
         };
         let written = super::users::user_write(now)
-            .col_expr(user::Column::Email, Expr::value(email))
+            .col_expr(user::Column::Email, Expr::value(email.clone()))
             .col_expr(user::Column::IsVerified, Expr::value(true))
             .filter(user::Column::Id.eq(user_id))
             .exec(&txn)
@@ -332,11 +332,30 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
             .exec(&txn)
             .await
             .port()?;
+        // The ways in added after the change go with it: whoever changed
+        // the address may have added their own provider account or second
+        // factor. Those that predate the change stay.
+        let mut removed: Vec<String> = super::identities::unlink_since(&txn, user_id, created_at)
+            .await
+            .port()?
+            .into_iter()
+            .map(|provider| format!("identity:{provider}"))
+            .collect();
+        if super::mfa::remove_enabled_since(&txn, user_id, created_at)
+            .await
+            .port()?
+        {
+            removed.push("totp".to_owned());
+        }
+        super::reservations::release(&txn, user_id, &email, created_at)
+            .await
+            .port()?;
         let row = user::Entity::find_by_id(user_id).one(&txn).await.port()?;
         let Some(row) = row else {
             return Ok(RevertOutcome::Invalid);
         };
-        let event = event.clone().about(UserId::from_uuid(user_id));
+        let mut event = event.clone().about(UserId::from_uuid(user_id));
+        event.details.removed = removed;
         audit::write(&txn, &event).await.port()?;
         txn.commit().await.port()?;
         Ok(RevertOutcome::Reverted(to_domain(row)?))
@@ -348,7 +367,9 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
             RecoveryTokens::ExpiresAt,
             micros(before),
         );
-        let done = self.db.connection().execute(&expired).await.port()?;
-        Ok(done.rows_affected())
+        let conn = self.db.connection();
+        let done = conn.execute(&expired).await.port()?;
+        let released = super::reservations::purge(conn, before).await.port()?;
+        Ok(done.rows_affected() + released)
     }
 }

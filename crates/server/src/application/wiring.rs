@@ -83,7 +83,8 @@ impl Services {
                 settings.password_policy(),
                 settings.lockout(),
             )
-            .email_change_requires_password(settings.accounts.email_change_requires_password),
+            .email_change_requires_password(settings.accounts.email_change_requires_password)
+            .old_email_reserved_for(settings.mail.revert_email_token_days.time()),
             audit: AuditService::new(ports.clone(), settings.database.audit_retention_days.time()),
             recovery: RecoveryService::new(
                 ports,

@@ -70,6 +70,7 @@ pub(super) fn diff(before: &User, after: &User) -> UserPatch {
         is_active: (after.is_active != before.is_active).then_some(after.is_active),
         is_superuser: (after.is_superuser != before.is_superuser).then_some(after.is_superuser),
         is_verified: (after.is_verified != before.is_verified).then_some(after.is_verified),
+        reserve_old_email: None,
     }
 }
 

@@ -186,7 +186,10 @@ impl AuthService {
                 None => return Err(self.code_failed(user, client, now).await?),
             },
             SecondFactorCode::Recovery(code) => {
-                if !self.spend_recovery_code(user.id, &code, client, now).await? {
+                if !self
+                    .spend_recovery_code(user.id, &code, client, now)
+                    .await?
+                {
                     if !self.ports.mfa.status(user.id).await?.totp {
                         return Err(MfaChangeError::NotOn);
                     }

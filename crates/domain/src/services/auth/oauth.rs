@@ -272,10 +272,22 @@ impl AuthService {
                     Err(LinkIdentityError::Port(err)) => Err(err.into()),
                 };
             }
-            match self.create_identity_user(identity, email, client).await {
+            match self
+                .create_identity_user(identity, email.clone(), client)
+                .await
+            {
                 Ok(user) => return Ok(Some(user)),
-                // Another sign-in made the identity or took the address: look again.
-                Err(NewIdentityUserError::IdentityTaken | NewIdentityUserError::EmailTaken) => {}
+                // Another sign-in made the identity: look again.
+                Err(NewIdentityUserError::IdentityTaken) => {}
+                // Taken by nobody, yet refused: the address is reserved for
+                // the account an email change took it from.
+                Err(NewIdentityUserError::EmailTaken)
+                    if users.find_by_login(email.as_str()).await?.is_none() =>
+                {
+                    return Err(OAuthError::UserAlreadyExists);
+                }
+                // Another sign-in took the address: look again.
+                Err(NewIdentityUserError::EmailTaken) => {}
                 Err(NewIdentityUserError::UsernameTaken) => {
                     return Err(PortError::unexpected("no free username").into());
                 }
@@ -710,13 +722,10 @@ mod tests {
         );
         let id = made.id;
         let mut lookups = 0;
-        mocks
-            .identities
-            .expect_find_user()
-            .returning(move |_, _| {
-                lookups += 1;
-                Ok((lookups > 1).then_some(id))
-            });
+        mocks.identities.expect_find_user().returning(move |_, _| {
+            lookups += 1;
+            Ok((lookups > 1).then_some(id))
+        });
         mocks.finds_by_login(&made);
         mocks.finds_by_id(&made);
         mocks.identities.expect_link().never();

@@ -24,6 +24,7 @@ pub struct UserService {
     password_policy: PasswordPolicy,
     throttle: Throttle,
     email_change_requires_password: bool,
+    old_email_reserved_for: time::Duration,
 }
 
 impl UserService {
@@ -37,7 +38,16 @@ impl UserService {
             password_policy,
             throttle,
             email_change_requires_password: true,
+            old_email_reserved_for: time::Duration::days(7),
         }
+    }
+
+    /// How long an address an email change replaced stays reserved for its
+    /// account: as long as the link that undoes the change lives.
+    #[must_use]
+    pub fn old_email_reserved_for(mut self, ttl: time::Duration) -> Self {
+        self.old_email_reserved_for = ttl;
+        self
     }
 
     /// Whether changing one's own email needs the current password (the

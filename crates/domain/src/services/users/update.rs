@@ -207,6 +207,12 @@ impl UserService {
             return Ok(UserView::for_viewer(before, actor));
         }
         let now = self.ports.clock.now();
+        if patch.email.is_some() {
+            // Nobody else may take the old address while its owner can
+            // still undo the change (and so get it back).
+            patch.reserve_old_email =
+                Some((before.email.clone(), now + self.old_email_reserved_for));
+        }
         let mut event = AuditEvent::new(AuditKind::UserUpdated, now, client)
             .by(actor.id)
             .about(id);

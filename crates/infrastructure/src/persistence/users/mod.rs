@@ -16,7 +16,7 @@ use userhub_domain::ports::{
     UserSortField, WriteGuard,
 };
 
-use super::{Database, DbResultExt, audit, escape_like, port_error, read};
+use super::{Database, DbResultExt, audit, escape_like, port_error, read, reservations};
 use crate::entities::user;
 
 use rows::active_model;
@@ -73,6 +73,7 @@ impl SeaOrmUserRepository {
         guard: &WriteGuard,
         at: OffsetDateTime,
         event: &AuditEvent,
+        patch: &UserPatch,
         spends_reset_tokens: bool,
     ) -> Result<Result<user::Model, Miss>, DbErr> {
         let mut condition = Condition::all();
@@ -151,6 +152,15 @@ impl SeaOrmUserRepository {
         }
         let rows = update.exec_with_returning(&txn).await?;
         if let Some(row) = rows.into_iter().next() {
+            if let Some((old, until)) = &patch.reserve_old_email {
+                reservations::reserve(&txn, row.id, old.as_str(), at, *until).await?;
+            }
+            if patch.email.is_some()
+                && reservations::held_by_another(&txn, &row.email, row.id, at).await?
+            {
+                txn.rollback().await?;
+                return Ok(Err(Miss::EmailReserved));
+            }
             if spends_reset_tokens {
                 super::recovery::spend_tokens(&txn, row.id, super::recovery::RESET_TOKENS, at)
                     .await?;
@@ -201,6 +211,8 @@ enum Miss {
     Condition,
     PasswordChanged,
     LastSuperuser,
+    /// The new address is reserved for another account.
+    EmailReserved,
 }
 
 #[async_trait]
@@ -215,6 +227,12 @@ impl UserRepository for SeaOrmUserRepository {
                 Some(Unique::Username) => InsertUserError::UsernameTaken,
                 None => InsertUserError::Port(port_error(err)),
             })?;
+        if reservations::held_by_another(&txn, u.email.as_str(), u.id.as_uuid(), u.created_at)
+            .await
+            .port()?
+        {
+            return Err(InsertUserError::EmailTaken);
+        }
         audit::write(&txn, event).await.port()?;
         txn.commit().await.port()?;
         Ok(())
@@ -261,7 +279,16 @@ impl UserRepository for SeaOrmUserRepository {
             || patch.password_hash.is_some()
             || patch.is_active == Some(false);
         match self
-            .conditional_write(id, version, update, guard, at, event, spends_reset_tokens)
+            .conditional_write(
+                id,
+                version,
+                update,
+                guard,
+                at,
+                event,
+                patch,
+                spends_reset_tokens,
+            )
             .await
             .map_err(patch_error)?
         {
@@ -272,6 +299,7 @@ impl UserRepository for SeaOrmUserRepository {
             Err(Miss::Stale) => Err(PatchUserError::Stale),
             Err(Miss::PasswordChanged) => Err(PatchUserError::PasswordChanged),
             Err(Miss::LastSuperuser) => Err(PatchUserError::LastSuperuser),
+            Err(Miss::EmailReserved) => Err(PatchUserError::EmailTaken),
         }
     }
 

@@ -1,0 +1,268 @@
+//! Taking an account back, against real databases: an address an email
+//! change replaced stays its account's while the change can be undone, and
+//! undoing the change removes the ways in added after it, and only those.
+
+use userhub_domain::model::{
+    Email, MailKind, ProviderIdentity, RefreshTokenHash, SealedSecret, User,
+};
+use userhub_domain::ports::{
+    IdentityRepository, InsertUserError, MfaRepository, PatchUserError, RecoveryTokens,
+    RevertOutcome, UserPatch, UserRepository, WriteGuard,
+};
+use userhub_infrastructure::{
+    SeaOrmIdentityRepository, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmUserRepository,
+};
+use userhub_tests::{
+    Backend, TestDatabase, any_event, migrated_database, stored_now as now, stored_user as user,
+};
+
+use time::{Duration, OffsetDateTime};
+
+on_both_backends!(
+    a_replaced_address_is_reserved_for_its_account_until_the_reservation_ends,
+    a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older,
+);
+
+struct Stores {
+    users: SeaOrmUserRepository,
+    identities: SeaOrmIdentityRepository,
+    mfa: SeaOrmMfaRepository,
+    tokens: SeaOrmRecoveryTokens,
+    _db: TestDatabase,
+}
+
+async fn stores(backend: Backend) -> Stores {
+    let (database, db) = migrated_database(backend).await;
+    Stores {
+        users: SeaOrmUserRepository::new(database.clone()),
+        identities: SeaOrmIdentityRepository::new(database.clone()),
+        mfa: SeaOrmMfaRepository::new(database.clone()),
+        tokens: SeaOrmRecoveryTokens::new(database),
+        _db: db,
+    }
+}
+
+async fn with_user(s: &Stores, name: &str) -> User {
+    let u = user(name);
+    s.users.insert(&u, &any_event()).await.unwrap();
+    u
+}
+
+fn own(u: &User) -> WriteGuard {
+    WriteGuard {
+        actor: u.id,
+        actor_is_superuser: false,
+        keep_a_superuser: false,
+        password_hash: None,
+        target_active: None,
+    }
+}
+
+/// Moves `u` to `to` at `at`, reserving the old address until `until`.
+async fn change_email(
+    s: &Stores,
+    u: &User,
+    to: &str,
+    at: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<User, PatchUserError> {
+    let patch = UserPatch {
+        email: Some(Email::parse(to).unwrap()),
+        reserve_old_email: Some((u.email.clone(), until)),
+        ..UserPatch::default()
+    };
+    s.users
+        .update(u.id, None, &patch, &own(u), at, &any_event())
+        .await
+}
+
+async fn a_replaced_address_is_reserved_for_its_account_until_the_reservation_ends(
+    backend: Backend,
+) {
+    let s = stores(backend).await;
+    let ada = with_user(&s, "ada").await;
+    let bob = with_user(&s, "bob").await;
+    let ada = change_email(
+        &s,
+        &ada,
+        "ada@new.example",
+        now(),
+        now() + Duration::days(7),
+    )
+    .await
+    .unwrap();
+    // Nobody else registers the old address, or moves to it.
+    let squatter = User {
+        email: Email::parse("ada@example.com").unwrap(),
+        ..user("squatter")
+    };
+    assert!(matches!(
+        s.users.insert(&squatter, &any_event()).await,
+        Err(InsertUserError::EmailTaken)
+    ));
+    assert!(matches!(
+        change_email(
+            &s,
+            &bob,
+            "ada@example.com",
+            now(),
+            now() + Duration::days(7)
+        )
+        .await,
+        Err(PatchUserError::EmailTaken)
+    ));
+    assert_eq!(
+        s.users.find_by_id(bob.id).await.unwrap().unwrap().email,
+        bob.email,
+        "the refused change wrote nothing"
+    );
+    // A provider sign-up with it is refused too.
+    let identity = ProviderIdentity {
+        provider: "corp".into(),
+        subject: "sub-squat".into(),
+        email: Some("ada@example.com".into()),
+        email_verified: true,
+        preferred_username: None,
+        name: None,
+    };
+    assert!(matches!(
+        s.identities
+            .create_user(&squatter, &identity, &[any_event()])
+            .await,
+        Err(userhub_domain::ports::NewIdentityUserError::EmailTaken)
+    ));
+    // Its own account may take it back.
+    let ada = change_email(
+        &s,
+        &ada,
+        "ada@example.com",
+        now(),
+        now() + Duration::days(7),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ada.email.as_str(), "ada@example.com");
+    // A reservation that ended holds nothing: bob moves away, his old
+    // address reserved until a moment ago, and carol registers it.
+    change_email(
+        &s,
+        &bob,
+        "bob@new.example",
+        now(),
+        now() - Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    let carol = User {
+        email: Email::parse("bob@example.com").unwrap(),
+        ..user("carol")
+    };
+    s.users.insert(&carol, &any_event()).await.unwrap();
+}
+
+fn identity(subject: &str) -> ProviderIdentity {
+    ProviderIdentity {
+        provider: subject.into(),
+        subject: subject.into(),
+        email: None,
+        email_verified: false,
+        preferred_username: None,
+        name: None,
+    }
+}
+
+async fn turn_on_totp(s: &Stores, u: &User, at: OffsetDateTime) {
+    let sealed = SealedSecret(vec![1; 40]);
+    assert!(s.mfa.set_pending(u.id, &sealed, at).await.unwrap());
+    assert!(
+        s.mfa
+            .enable(
+                u.id,
+                &sealed,
+                1,
+                &[RefreshTokenHash::new("c0".into())],
+                at,
+                &any_event()
+            )
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older(backend: Backend) {
+    let s = stores(backend).await;
+    let t0 = now() - Duration::hours(3);
+    let changed = now() - Duration::hours(2);
+    let t2 = now() - Duration::hours(1);
+    // Ada's own identity and second factor predate the change; the
+    // intruder's identity comes after it.
+    let ada = with_user(&s, "ada").await;
+    s.identities
+        .link(ada.id, &identity("mine"), t0, &any_event())
+        .await
+        .unwrap();
+    turn_on_totp(&s, &ada, t0).await;
+    // Bob's second factor comes after the change.
+    let bob = with_user(&s, "bob").await;
+    let mut tokens = Vec::new();
+    for (u, n) in [(&ada, "a"), (&bob, "b")] {
+        change_email(
+            &s,
+            u,
+            &format!("intruder-{n}@evil.example"),
+            changed,
+            changed + Duration::days(7),
+        )
+        .await
+        .unwrap();
+        let token = RefreshTokenHash::new(format!("revert-{n}"));
+        s.tokens
+            .issue(
+                MailKind::EmailChanged,
+                u.id,
+                &u.email,
+                &token,
+                changed + Duration::days(7),
+                changed,
+                None,
+            )
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    s.identities
+        .link(ada.id, &identity("theirs"), t2, &any_event())
+        .await
+        .unwrap();
+    turn_on_totp(&s, &bob, t2).await;
+
+    let reverted = s
+        .tokens
+        .revert_email(&tokens[0], now(), &any_event())
+        .await
+        .unwrap();
+    assert!(matches!(reverted, RevertOutcome::Reverted(ref u) if u.email == ada.email));
+    let left: Vec<String> = s
+        .identities
+        .list(ada.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.provider)
+        .collect();
+    assert_eq!(left, ["mine"]);
+    assert!(s.mfa.status(ada.id).await.unwrap().totp, "older: stays");
+
+    s.tokens
+        .revert_email(&tokens[1], now(), &any_event())
+        .await
+        .unwrap();
+    let status = s.mfa.status(bob.id).await.unwrap();
+    assert_eq!((status.totp, status.recovery_codes_left), (false, 0));
+    // The address the intruder chose holds nothing once the change is undone.
+    let intruder = User {
+        email: Email::parse("intruder-a@evil.example").unwrap(),
+        ..user("intruder")
+    };
+    s.users.insert(&intruder, &any_event()).await.unwrap();
+}
