@@ -11,7 +11,9 @@
 //                                   e-mail is <account>@example.com, not
 //                                   verified if it starts with
 //                                   "unverified", absent if it starts with
-//                                   "noemail"
+//                                   "noemail"; for "kelvin-<name>", every
+//                                   "k" of <name> is a Kelvin sign (U+212A),
+//                                   a lookalike that folds to "k"
 //   POST /interaction/:uid/confirm  grants what the client asked for
 //
 // POST /__test/rogue?on=1 makes a second provider with the same issuer but
@@ -39,7 +41,10 @@ function account(id) {
     accountId: id,
     async claims() {
       const claims = { sub: id, preferred_username: id, name: `Test ${id}` };
-      if (!id.startsWith('noemail')) {
+      if (id.startsWith('kelvin-')) {
+        claims.email = `${id.slice('kelvin-'.length).replaceAll('k', '\u212A')}@example.com`;
+        claims.email_verified = true;
+      } else if (!id.startsWith('noemail')) {
         claims.email = `${id}@example.com`;
         claims.email_verified = !id.startsWith('unverified');
       }

@@ -14,7 +14,7 @@ use utoipa::openapi::{Content, HeaderBuilder, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
 
 use crate::error::{
-    ApiError, FieldError, HttpError, HttpValidationError, MfaRequiredError, OAuthError,
+    ApiError, CodedError, FieldError, HttpError, HttpValidationError, MfaRequiredError, OAuthError,
     OAuthValidationError,
 };
 use crate::routes::{audit, auth, mfa, oauth, operations, recovery, sessions, users};
@@ -44,14 +44,15 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password, audit::own,
         mfa::status, mfa::begin, mfa::confirm, mfa::disable, mfa::recovery_codes,
-        oauth::authorize, oauth::callback, oauth::associate_authorize, oauth::associate_callback,
+        oauth::authorize, oauth::callback, oauth::associate_authorize,
+        oauth::associate_authorize_with_password, oauth::associate_callback,
         oauth::identities, oauth::unlink,
         users::list, users::create, users::get, users::update, users::delete,
         users::restore, users::unlock, mfa::reset, audit::list,
         operations::health, operations::live, operations::jwks, operations::metrics,
     ),
     components(
-        schemas(HttpValidationError, FieldError, OAuthError, OAuthValidationError, MfaRequiredError),
+        schemas(HttpValidationError, FieldError, OAuthError, OAuthValidationError, MfaRequiredError, CodedError),
         responses(TooManyRequests)
     ),
     modifiers(&Conventions),

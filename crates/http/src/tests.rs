@@ -58,6 +58,7 @@ impl Mocks {
                     require_verified_email: false,
                     oauth_associate_by_email: false,
                     oauth_state_ttl: time::Duration::minutes(10),
+                    reauth_window: time::Duration::minutes(10),
                 },
             ),
             users: UserService::new(

@@ -209,7 +209,8 @@ async fn a_revert_waits_while_another_account_holds_the_old_address(backend: Bac
         &wait_for_link(&smtp, REVERT, "ada@example.com", 1).await,
         REVERT,
     );
-    // Someone takes the freed address.
+    // Nobody takes the freed address while its link lives: it is reserved
+    // for the account it was taken from.
     let taken = app
         .post(
             "/api/auth/register",
@@ -217,38 +218,7 @@ async fn a_revert_waits_while_another_account_holds_the_old_address(backend: Bac
             None,
         )
         .await;
-    assert_eq!(taken.status(), 201);
-    let (status, body) = post_token(&app, "/api/auth/revert-email", json!({"token": token})).await;
-    assert_eq!(status, 409, "{body}");
-    // The link stays good: once the address is free, it works.
-    let TestUser {
-        id: squatter,
-        access: squatter_token,
-        ..
-    } = TestUser {
-        id: taken.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        access: app
-            .login("squatter", PASSWORD)
-            .await
-            .json::<Value>()
-            .await
-            .unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        refresh: String::new(),
-    };
-    let (status, _) = put_user(
-        &app,
-        &squatter,
-        json!({"email": "squatter@example.com", "current_password": PASSWORD}),
-        &squatter_token,
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(taken.status(), 409);
     let (status, body) = post_token(&app, "/api/auth/revert-email", json!({"token": token})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["email"], "ada@example.com");
@@ -521,8 +491,12 @@ async fn no_loop_mails_an_address_more_than_its_hourly_share(backend: Backend) {
         .into_iter()
         .filter(|m| recipient(m) == "stranger@example.org")
         .collect();
-    let links = to_stranger.iter().filter(|m| m.contains(VERIFY)).count();
-    assert!((1..=3).contains(&links), "{links} links");
+    let links = to_stranger
+        .iter()
+        .filter(|m| decoded_text(m).contains(VERIFY))
+        .count();
+    // (A link is sent only while the address is still the account's.)
+    assert!(links <= 3, "{links} links");
     let notices = to_stranger.len() - links;
     assert_eq!(notices, 4, "one notice per change");
 }

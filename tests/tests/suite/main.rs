@@ -38,6 +38,7 @@ mod identity_store;
 mod mfa;
 mod mfa_store;
 mod oidc;
+mod owner_wins;
 mod pooler;
 mod recovery;
 mod recovery_store;

@@ -25,7 +25,7 @@ async fn app_with(provider: &OidcProvider, backend: Backend) -> TestApp {
     app_tweaked(provider, backend, |_| {}).await
 }
 
-async fn app_tweaked(
+pub(super) async fn app_tweaked(
     provider: &OidcProvider,
     backend: Backend,
     tweak: impl FnOnce(&mut userhub_server::Settings),
@@ -40,12 +40,12 @@ async fn app_tweaked(
 }
 
 /// An authorization request: the URL and the cookie's value.
-struct Started {
-    url: String,
-    cookie: String,
+pub(super) struct Started {
+    pub(super) url: String,
+    pub(super) cookie: String,
 }
 
-async fn authorize(app: &TestApp, path: &str, token: Option<&str>) -> Started {
+pub(super) async fn authorize(app: &TestApp, path: &str, token: Option<&str>) -> Started {
     let mut request = app.client.get(app.url(path));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -86,7 +86,7 @@ async fn authorize(app: &TestApp, path: &str, token: Option<&str>) -> Started {
     Started { url, cookie }
 }
 
-async fn callback(
+pub(super) async fn callback(
     app: &TestApp,
     path: &str,
     redirect: &Redirect,
@@ -112,7 +112,7 @@ async fn callback(
 }
 
 /// A whole sign-in as `account` at the provider: the callback's answer.
-async fn sign_in(app: &TestApp, account: &str) -> (u16, Value) {
+pub(super) async fn sign_in(app: &TestApp, account: &str) -> (u16, Value) {
     let started = authorize(app, &format!("/api/auth/oauth/{PROVIDER}/authorize"), None).await;
     let redirect = sign_in_at_provider(&started.url, account).await;
     callback(
@@ -127,7 +127,7 @@ async fn sign_in(app: &TestApp, account: &str) -> (u16, Value) {
 
 /// Links `account` at the provider to the caller of `token`, who starts
 /// and finishes it: the associate callback's answer.
-async fn link(app: &TestApp, token: &str, account: &str) -> (u16, Value) {
+pub(super) async fn link(app: &TestApp, token: &str, account: &str) -> (u16, Value) {
     let path = format!("/api/auth/oauth/{PROVIDER}/associate/authorize");
     let started = authorize(app, &path, Some(token)).await;
     let redirect = sign_in_at_provider(&started.url, account).await;
@@ -141,17 +141,17 @@ async fn link(app: &TestApp, token: &str, account: &str) -> (u16, Value) {
     .await
 }
 
-async fn me(app: &TestApp, token: &str) -> Value {
+pub(super) async fn me(app: &TestApp, token: &str) -> Value {
     app.get("/api/auth/me", token).await.json().await.unwrap()
 }
 
-async fn identities(app: &TestApp, token: &str) -> Value {
+pub(super) async fn identities(app: &TestApp, token: &str) -> Value {
     let response = app.get("/api/auth/identities", token).await;
     assert_eq!(response.status().as_u16(), 200);
     response.json().await.unwrap()
 }
 
-fn token_of(body: &Value) -> String {
+pub(super) fn token_of(body: &Value) -> String {
     body["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no tokens: {body}"))
@@ -258,23 +258,37 @@ async fn an_address_of_a_local_account_is_refused_unless_linking_by_verified_ema
         (400, json!({"detail": "OAUTH_USER_ALREADY_EXISTS"}))
     );
 
-    // A server that links by verified address.
+    // A server that links by verified address, to a verified account only.
     let linking = app_tweaked(&provider, backend, |settings| {
         settings.oauth.oauth_associate_by_email = true;
     })
     .await;
-    let carol = linking.user("carol").await;
-    let dan = linking.user("unverified-dan").await;
-    let (status, tokens) = sign_in(&linking, "carol").await;
+    let root = linking.root_token().await;
+    let root_id = me(&linking, &root).await["id"].clone();
+    let (status, tokens) = sign_in(&linking, "root").await;
     assert_eq!(status, 200, "{tokens}");
     let access = token_of(&tokens);
-    assert_eq!(me(&linking, &access).await["id"], carol.id.as_str());
-    assert_eq!(identities(&linking, &access).await[0]["subject"], "carol");
-    // Carol still has her password.
+    assert_eq!(me(&linking, &access).await["id"], root_id);
+    assert_eq!(identities(&linking, &access).await[0]["subject"], "root");
+    // Root still has the password.
     assert_eq!(
-        linking.login("carol", PASSWORD).await.status().as_u16(),
+        linking
+            .login(userhub_tests::ROOT_EMAIL, userhub_tests::ROOT_PASSWORD)
+            .await
+            .status()
+            .as_u16(),
         200
     );
+    // Someone registered carol's address before her (unverified): her
+    // provider sign-in never lands in that account.
+    let squatter = linking.user("carol").await;
+    let (status, body) = sign_in(&linking, "carol").await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"detail": "OAUTH_USER_ALREADY_EXISTS"}))
+    );
+    assert_eq!(identities(&linking, &squatter.access).await, json!([]));
+    let dan = linking.user("unverified-dan").await;
     // An address the provider does not vouch for is never linked.
     let (status, body) = sign_in(&linking, "unverified-dan").await;
     assert_eq!(

@@ -262,6 +262,12 @@ impl From<OAuthError> for ApiError {
                 Self::Conflict("An identity of this provider is linked already")
             }
             OAuthError::Unavailable => Self::Unavailable,
+            OAuthError::ReauthenticationRequired => Self::ReauthenticationRequired,
+            OAuthError::WrongPassword => Self::BadRequest("Incorrect password"),
+            OAuthError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
             OAuthError::Port(e) => e.into(),
         }
     }

@@ -84,6 +84,10 @@ pub enum ApiError {
         /// Opaque, single use, five minutes.
         mfa_token: String,
     },
+    /// 403 `reauthentication_required`: the session signed in too long ago
+    /// to add a way in without the password.
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
     /// 412: `If-Match` names a version that is no longer current.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -220,6 +224,16 @@ pub(crate) struct MfaRequiredError<'a> {
     mfa_token: Option<&'a str>,
 }
 
+/// A 403 with a machine-readable reason next to `detail`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": "Sign in again to link an account", "error": "reauthentication_required"}))]
+pub(crate) struct CodedError<'a> {
+    /// What went wrong, for people.
+    detail: &'a str,
+    /// What went wrong, for programs: `reauthentication_required`.
+    error: &'a str,
+}
+
 /// A 422 body: one entry per failing field.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"detail": [{"type": "string_too_short", "loc": ["body", "password"], "msg": "String should have at least 8 bytes"}]}))]
@@ -234,7 +248,9 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::MfaRequired { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::MfaRequired { .. } | Self::ReauthenticationRequired => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -262,6 +278,12 @@ impl ResponseError for ApiError {
                         error_description: "The password is right; send a code of the second factor with mfa_token to /api/auth/login/mfa",
                         mfa_token: Some(mfa_token),
                     });
+            }
+            Self::ReauthenticationRequired => {
+                return response.json(CodedError {
+                    detail: self.detail(),
+                    error: "reauthentication_required",
+                });
             }
             Self::Unauthorized(_) => {
                 response
@@ -306,6 +328,7 @@ impl ApiError {
             Self::OAuth { inner, .. } => inner.detail(),
             Self::MethodNotAllowed { .. } => "Method Not Allowed",
             Self::MfaRequired { .. } => MFA_REQUIRED,
+            Self::ReauthenticationRequired => "Sign in again to link an account",
             Self::PayloadTooLarge => "Request body too large",
             Self::BodyTimeout => "Request body not received in time",
             Self::PreconditionFailed => "The user changed since it was read",

@@ -16,7 +16,7 @@ use super::auth::token_response;
 use crate::app::ApiState;
 use crate::dto::{rfc3339, user_response};
 use crate::error::{ApiError, HttpError};
-use crate::extract::{Client, CurrentUser, ValidQuery};
+use crate::extract::{Client, CurrentUser, HashBudgetSpent, ValidJson, ValidQuery};
 use crate::middleware;
 use crate::openapi::TooManyRequests;
 use crate::validation::{self, Fields, IntoDomain, Issue};
@@ -46,7 +46,10 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(super::resource(
         "/api/auth/oauth/{provider}/associate/authorize",
-        [(Method::GET, web::to(associate_authorize))],
+        [
+            (Method::GET, web::to(associate_authorize)),
+            (Method::POST, web::to(associate_authorize_with_password)),
+        ],
     ))
     .service(super::resource(
         "/api/auth/oauth/{provider}/associate/callback",
@@ -285,7 +288,9 @@ fn clear_cookie(state: &ApiState, response: &mut HttpResponse) {
     }
 }
 
-/// Starts linking an account at `provider` to the caller.
+/// Starts linking an account at `provider` to the caller, whose session
+/// signed in within `REAUTH_WINDOW_MINUTES`; an older session proves the
+/// password with POST instead.
 #[utoipa::path(
     get,
     path = "/api/auth/oauth/{provider}/associate/authorize",
@@ -295,6 +300,7 @@ fn clear_cookie(state: &ApiState, response: &mut HttpResponse) {
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The authorization URL; the binding cookie is set", body = AuthorizationResponse),
+        (status = 403, description = "The session signed in too long ago: sign in again, or POST the password", body = crate::error::CodedError),
         (status = 404, description = "Unknown provider", body = HttpError),
         (status = 503, description = "The provider cannot be reached", body = HttpError),
     )
@@ -303,11 +309,53 @@ pub(crate) async fn associate_authorize(
     state: web::Data<ApiState>,
     req: HttpRequest,
     caller: CurrentUser,
+    client: Client,
     query: ValidQuery<AuthorizeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let authorization = state
         .auth
-        .oauth_authorize(&provider_of(&req), Some(caller.0.user.id), query.0)
+        .oauth_authorize_link(&caller.0, &provider_of(&req), query.0, None, &client.0)
+        .await?;
+    Ok(authorization_response(&state, &authorization))
+}
+
+/// Starts linking an account at `provider` to the caller, who proves the
+/// password (a wrong one counts as a failed login).
+#[utoipa::path(
+    post,
+    path = "/api/auth/oauth/{provider}/associate/authorize",
+    operation_id = "oauth_associate_authorize_with_password",
+    tag = "oauth",
+    params(("provider" = String, Path, description = "A configured provider"), AuthorizeQuery),
+    request_body = crate::routes::mfa::PasswordRequest,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The authorization URL; the binding cookie is set", body = AuthorizationResponse),
+        (status = 400, description = "Wrong password (counted as a failed login)", body = HttpError,
+            example = json!({"detail": "Incorrect password"})),
+        (status = 404, description = "Unknown provider", body = HttpError),
+        (status = 429, response = TooManyRequests),
+        (status = 503, description = "The provider cannot be reached", body = HttpError),
+    )
+)]
+pub(crate) async fn associate_authorize_with_password(
+    _budget: HashBudgetSpent,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    caller: CurrentUser,
+    client: Client,
+    query: ValidQuery<AuthorizeQuery>,
+    body: ValidJson<crate::routes::mfa::PasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let authorization = state
+        .auth
+        .oauth_authorize_link(
+            &caller.0,
+            &provider_of(&req),
+            query.0,
+            Some(&body.0),
+            &client.0,
+        )
         .await?;
     Ok(authorization_response(&state, &authorization))
 }

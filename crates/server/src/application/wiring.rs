@@ -76,6 +76,7 @@ impl Services {
                     require_verified_email: settings.accounts.require_verified_email,
                     oauth_associate_by_email: settings.oauth.oauth_associate_by_email,
                     oauth_state_ttl: settings.oauth.oauth_state_ttl_seconds.time(),
+                    reauth_window: settings.accounts.reauth_window_minutes.time(),
                 },
             ),
             users: UserService::new(

@@ -158,6 +158,10 @@ section! {
         /// Changing one's own email needs the current password; `false` is
         /// weaker (a stolen access token can then move the account).
         email_change_requires_password: bool = true,
+        /// Minutes after signing in during which a session may add a way in
+        /// without the password (linking a provider account by GET); 0
+        /// always asks for the password.
+        reauth_window_minutes: Minutes = Span(10); 0..=1440,
         /// Superuser created at start if absent (needs the password too).
         first_superuser_email: Option<String> = None,
         /// Its password.

@@ -111,6 +111,14 @@ impl AuthService {
             // The password is proven; the lockout of the name as typed is
             // over, and wrong codes now count against the user's own name.
             self.throttle.succeeded(&login, address).await?;
+            // Wrong codes lock the user's second step from this address
+            // whatever name proves the password; said only to someone who
+            // knows the password.
+            let codes = super::mfa::code_counter(user.id);
+            if let Some(retry_after) = self.throttle.refusal(&codes, address, now).await? {
+                warn!(user_id = %user.id, reason = "second factor locked", "login refused");
+                return Err(LoginError::Locked { retry_after });
+            }
             let mfa_token = self.mfa_challenge(&user, now).await?;
             info!(user_id = %user.id, "password right; second factor required");
             return Err(LoginError::MfaRequired { mfa_token });

@@ -183,6 +183,11 @@ impl AuthService {
                         .disable(user.id, keep, None, Some(step), now, &event)
                         .await?
                 }
+                // No secret to match: a concurrent turn-off may have just
+                // landed, which is no wrong code.
+                None if !self.ports.mfa.status(user.id).await?.totp => {
+                    return Err(MfaChangeError::NotOn);
+                }
                 None => return Err(self.code_failed(user, client, now).await?),
             },
             SecondFactorCode::Recovery(code) => {

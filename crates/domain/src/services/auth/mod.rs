@@ -47,6 +47,9 @@ pub struct AuthConfig {
     pub oauth_associate_by_email: bool,
     /// How long a browser may spend at a provider before its sign-in is void.
     pub oauth_state_ttl: Duration,
+    /// How long after signing in a session may add a way in without the
+    /// password.
+    pub reauth_window: Duration,
 }
 
 /// Tokens handed out at login and refresh.

@@ -5,7 +5,10 @@
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::{AuthService, IssuedTokens};
+use secrecy::SecretString;
+
+use super::password::Proof;
+use super::{AuthService, Authenticated, IssuedTokens};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, OAuthFlow, OAuthState, PasswordHash,
@@ -60,6 +63,19 @@ pub enum OAuthError {
     /// The provider could not be reached.
     #[error("provider unavailable")]
     Unavailable,
+    /// Linking without the password from a session older than the
+    /// re-authentication window.
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
+    /// The password sent to link was wrong (counted as a failed login).
+    #[error("wrong password")]
+    WrongPassword,
+    /// Too many failed checks: refused for this long.
+    #[error("locked")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: time::Duration,
+    },
     /// A port failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -136,6 +152,59 @@ impl AuthService {
             expires_at: self.ports.clock.now() + self.config.oauth_state_ttl,
         };
         Ok(self.ports.providers.authorize(&state, scopes).await?)
+    }
+
+    /// Starts linking an account at `provider` to the caller, who proves
+    /// it is them: with their password, or (`password` none) by a session
+    /// that signed in within the re-authentication window. A stolen access
+    /// token alone opens no new way in.
+    ///
+    /// # Errors
+    /// [`OAuthError::ReauthenticationRequired`], [`OAuthError::WrongPassword`],
+    /// [`OAuthError::Locked`], and those of [`Self::oauth_authorize`].
+    pub async fn oauth_authorize_link(
+        &self,
+        caller: &Authenticated,
+        provider: &str,
+        scopes: Option<String>,
+        password: Option<&SecretString>,
+        client: &ClientInfo,
+    ) -> Result<Authorization, OAuthError> {
+        if !self.ports.providers.knows(provider) {
+            return Err(OAuthError::UnknownProvider);
+        }
+        match password {
+            Some(password) => match self.prove_password(&caller.user, client, password).await? {
+                Proof::Proven => {}
+                Proof::Wrong => return Err(OAuthError::WrongPassword),
+                Proof::Locked { retry_after } => return Err(OAuthError::Locked { retry_after }),
+            },
+            None => {
+                if !self.signed_in_recently(caller).await? {
+                    return Err(OAuthError::ReauthenticationRequired);
+                }
+            }
+        }
+        self.oauth_authorize(provider, Some(caller.user.id), scopes)
+            .await
+    }
+
+    /// Whether the caller's session signed in within the re-authentication
+    /// window (a refresh keeps the sign-in's time).
+    pub(super) async fn signed_in_recently(
+        &self,
+        caller: &Authenticated,
+    ) -> Result<bool, PortError> {
+        let now = self.ports.clock.now();
+        let sessions = self
+            .ports
+            .sessions
+            .list_live_for_user(caller.user.id, now)
+            .await?;
+        Ok(sessions
+            .iter()
+            .find(|s| s.id == caller.session_id)
+            .is_some_and(|s| s.created_at > now - self.config.reauth_window))
     }
 
     /// Checks the state (bound to the cookie, unexpired, of this provider,

@@ -26,6 +26,7 @@ pub(super) fn config(grace: Duration) -> AuthConfig {
         require_verified_email: false,
         oauth_associate_by_email: false,
         oauth_state_ttl: time::Duration::minutes(10),
+        reauth_window: time::Duration::minutes(10),
     }
 }
 
