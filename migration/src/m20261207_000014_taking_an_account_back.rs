@@ -1,8 +1,10 @@
 //! Taking an account back: when each second factor was turned on (so that
-//! undoing an email change removes only the ways in added after it), and
-//! the addresses an email change replaced, reserved for their account
-//! while the link that undoes the change lives. Times are microseconds
-//! since the Unix epoch, as in the other tables of recovery.
+//! undoing an email change removes only the ways in added after it); the
+//! addresses an email change replaced, reserved for their account while
+//! the link that undoes the change lives; and whether a session (or a login
+//! waiting for its code) began with a provider sign-in, so that its tokens
+//! never claim a password (`amr`). Times are microseconds since the Unix
+//! epoch, as in the other tables of recovery.
 
 use sea_orm_migration::prelude::*;
 
@@ -73,10 +75,36 @@ impl MigrationTrait for Migration {
                     .col(EmailReservations::UserId)
                     .to_owned(),
             )
-            .await
+            .await?;
+        for table in [SignIns::Sessions, SignIns::MfaChallenges] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(
+                            ColumnDef::new(SignIns::Federated)
+                                .boolean()
+                                .not_null()
+                                .default(false),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [SignIns::Sessions, SignIns::MfaChallenges] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .drop_column(SignIns::Federated)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .drop_table(Table::drop().table(EmailReservations::Table).to_owned())
             .await?;
@@ -110,4 +138,12 @@ enum EmailReservations {
     UserId,
     CreatedAt,
     ExpiresAt,
+}
+
+/// The tables that gain a `federated` column, and the column.
+#[derive(DeriveIden, Clone, Copy)]
+enum SignIns {
+    Sessions,
+    MfaChallenges,
+    Federated,
 }

@@ -19,11 +19,13 @@ pub use identity::{LinkedIdentity, OAuthFlow, OAuthState, ProviderIdentity, user
 pub use ids::{SessionId, UserId};
 pub use mail::{Mail, MailJob, MailKind, Notice};
 pub use mfa::{
-    MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL, MfaStatus, RECOVERY_CODES, SealedSecret,
-    SecondFactorCode, StoredTotp, TotpSecret,
+    MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL, MfaStatus, PendingLogin, RECOVERY_CODES,
+    SealedSecret, SecondFactorCode, StoredTotp, TotpSecret,
 };
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
-pub use session::{ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary, network_of};
+pub use session::{
+    ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary, SignInProof, network_of,
+};
 pub use user::{FullName, FullNameError, Taken, User, UserView, VersionMatch};
 pub use username::{Username, UsernameError};
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use userhub_domain::PortError;
-use userhub_domain::model::{RefreshTokenHash, SessionId, UserId};
+use userhub_domain::model::{RefreshTokenHash, SessionId, SignInProof, UserId};
 use userhub_domain::ports::{AccessClaims, AccessToken, RefreshToken, TokenError, TokenIssuer};
 use uuid::Uuid;
 
@@ -290,14 +290,10 @@ impl TokenIssuer for JwtTokenIssuer {
         &self,
         user: UserId,
         session: SessionId,
-        second_factor: bool,
+        proof: SignInProof,
         now: OffsetDateTime,
     ) -> Result<AccessToken, TokenError> {
-        let amr = if second_factor {
-            vec!["pwd".to_owned(), "otp".to_owned()]
-        } else {
-            vec!["pwd".to_owned()]
-        };
+        let amr = proof.amr().into_iter().map(str::to_owned).collect();
         let iat = now.unix_timestamp();
         let expires_in = self.settings.access_token_ttl.whole_seconds();
         let claims = Claims {
@@ -445,7 +441,12 @@ mod tests {
         let issuer = issuer();
         let (user, session) = (UserId::generate(), SessionId::generate());
         let token = issuer
-            .issue_access_token(user, session, false, OffsetDateTime::now_utc())
+            .issue_access_token(
+                user,
+                session,
+                SignInProof::PASSWORD,
+                OffsetDateTime::now_utc(),
+            )
             .unwrap();
         assert_eq!(token.expires_in, 1800);
         let verified = issuer.verify_access_token(&token.token).unwrap();
@@ -587,7 +588,12 @@ mod tests {
             let issuer = issuer_with(signing);
             let (user, session) = (UserId::generate(), SessionId::generate());
             let token = issuer
-                .issue_access_token(user, session, false, OffsetDateTime::now_utc())
+                .issue_access_token(
+                    user,
+                    session,
+                    SignInProof::PASSWORD,
+                    OffsetDateTime::now_utc(),
+                )
                 .unwrap()
                 .token;
             assert_eq!(issuer.verify_access_token(&token).unwrap().user_id, user);
@@ -645,7 +651,7 @@ mod tests {
             .issue_access_token(
                 user,
                 SessionId::generate(),
-                false,
+                SignInProof::PASSWORD,
                 OffsetDateTime::now_utc(),
             )
             .unwrap()

@@ -137,7 +137,7 @@ fn new_session(user: &User) -> NewSession {
         created_at: now(),
         expires_at: now() + Duration::days(1),
         client: ClientInfo::default(),
-        second_factor: false,
+        proof: userhub_domain::model::SignInProof::PASSWORD,
     }
 }
 

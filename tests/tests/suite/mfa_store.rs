@@ -222,7 +222,10 @@ async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: B
             created_at: now(),
             expires_at: now() + Duration::days(1),
             client: ClientInfo::default(),
-            second_factor: true,
+            proof: userhub_domain::model::SignInProof {
+                federated: false,
+                second_factor: true,
+            },
         };
         assert!(
             s.sessions
@@ -267,22 +270,25 @@ async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: B
     );
 }
 
+fn pending(user: &User, federated: bool) -> userhub_domain::model::PendingLogin {
+    userhub_domain::model::PendingLogin {
+        user: user.id,
+        password_hash: user.password_hash.clone(),
+        federated,
+    }
+}
+
 async fn a_challenge_counts_its_attempts_and_is_spent_once(backend: Backend) {
     let (s, ada) = stores(backend).await;
     let token = RefreshTokenHash::new("challenge".into());
     s.mfa
-        .create_challenge(
-            &token,
-            ada.id,
-            &ada.password_hash,
-            now() + Duration::minutes(5),
-        )
+        .create_challenge(&token, &pending(&ada, false), now() + Duration::minutes(5))
         .await
         .unwrap();
     for _ in 0..3 {
         assert_eq!(
             s.mfa.attempt_challenge(&token, now(), 3).await.unwrap(),
-            Some((ada.id, ada.password_hash.clone()))
+            Some(pending(&ada, false))
         );
     }
     assert_eq!(
@@ -291,14 +297,14 @@ async fn a_challenge_counts_its_attempts_and_is_spent_once(backend: Backend) {
     );
     let other = RefreshTokenHash::new("other".into());
     s.mfa
-        .create_challenge(
-            &other,
-            ada.id,
-            &ada.password_hash,
-            now() + Duration::minutes(5),
-        )
+        .create_challenge(&other, &pending(&ada, true), now() + Duration::minutes(5))
         .await
         .unwrap();
+    assert_eq!(
+        s.mfa.attempt_challenge(&other, now(), 5).await.unwrap(),
+        Some(pending(&ada, true)),
+        "a provider sign-in's challenge says so"
+    );
     let later = now() + Duration::minutes(6);
     assert_eq!(
         s.mfa.attempt_challenge(&other, later, 5).await.unwrap(),

@@ -151,6 +151,16 @@ pub(super) async fn identities(app: &TestApp, token: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// The `amr` claim of an access token (read, not verified).
+fn amr(access_token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = access_token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["amr"].clone()
+}
+
 pub(super) fn token_of(body: &Value) -> String {
     body["access_token"]
         .as_str()
@@ -165,6 +175,19 @@ async fn a_first_sign_in_creates_a_verified_user_and_the_next_finds_it(backend: 
     let (status, tokens) = sign_in(&app, "alice").await;
     assert_eq!(status, 200, "{tokens}");
     let access = token_of(&tokens);
+    assert_eq!(amr(&access), json!(["fed"]));
+    // A refresh keeps what the sign-in proved.
+    let refreshed: Value = app
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": tokens["refresh_token"]}),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(amr(&token_of(&refreshed)), json!(["fed"]));
     let alice = me(&app, &access).await;
     assert_eq!(alice["email"], "alice@example.com");
     assert_eq!(alice["username"], "alice");
@@ -606,6 +629,8 @@ async fn the_second_factor_applies_after_a_provider_sign_in(backend: Backend) {
     assert_eq!(response.status().as_u16(), 200);
     let tokens: Value = response.json().await.unwrap();
     assert_eq!(me(&app, &token_of(&tokens)).await["id"], judy.id.as_str());
+    // The session began at the provider: no password is claimed.
+    assert_eq!(amr(&token_of(&tokens)), json!(["fed", "otp"]));
 }
 
 async fn an_account_without_a_password_sets_one_through_forgot_password(backend: Backend) {

@@ -201,7 +201,7 @@ async fn a_reset_ends_every_session_and_skips_deactivated_users(backend: Backend
             created_at: t0,
             expires_at: t0 + Duration::days(1),
             client: ClientInfo::default(),
-            second_factor: false,
+            proof: userhub_domain::model::SignInProof::PASSWORD,
         };
         assert!(
             s.sessions

@@ -35,6 +35,18 @@ impl TotpSecret {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedSecret(pub Vec<u8>);
 
+/// A login waiting for its second step, as its challenge holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingLogin {
+    /// Whose login it is.
+    pub user: super::UserId,
+    /// The password hash the first step was proven against (a password
+    /// change meanwhile ends the challenge).
+    pub password_hash: super::PasswordHash,
+    /// The first step was a provider sign-in, not the password.
+    pub federated: bool,
+}
+
 /// A user's TOTP secret as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredTotp {

@@ -88,6 +88,35 @@ impl ClientInfo {
     }
 }
 
+/// What a session's sign-in proved; its access tokens say so in `amr`
+/// (RFC 8176).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignInProof {
+    /// Through a provider (`fed`) rather than the password (`pwd`).
+    pub federated: bool,
+    /// A second factor too (`otp`).
+    pub second_factor: bool,
+}
+
+impl SignInProof {
+    /// The password alone.
+    pub const PASSWORD: Self = Self {
+        federated: false,
+        second_factor: false,
+    };
+
+    /// The `amr` values: `pwd` or `fed`, then `otp` after a code.
+    #[must_use]
+    pub fn amr(self) -> Vec<&'static str> {
+        let first = if self.federated { "fed" } else { "pwd" };
+        let mut amr = vec![first];
+        if self.second_factor {
+            amr.push("otp");
+        }
+        amr
+    }
+}
+
 /// A session to be stored at login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewSession {
@@ -103,8 +132,8 @@ pub struct NewSession {
     pub expires_at: OffsetDateTime,
     /// Where the login came from.
     pub client: ClientInfo,
-    /// The login proved a second factor (its tokens say `amr: ["pwd", "otp"]`).
-    pub second_factor: bool,
+    /// What the login proved (its tokens' `amr`).
+    pub proof: SignInProof,
 }
 
 /// A stored session: one chain of refresh tokens from one login.
@@ -124,8 +153,8 @@ pub struct Session {
     pub revoked_at: Option<OffsetDateTime>,
     /// Where the login came from.
     pub client: ClientInfo,
-    /// The login proved a second factor.
-    pub second_factor: bool,
+    /// What the login proved.
+    pub proof: SignInProof,
 }
 
 impl Session {

@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::PortError;
-use crate::model::{Password, PasswordHash, RefreshTokenHash, SessionId, UserId};
+use crate::model::{Password, PasswordHash, RefreshTokenHash, SessionId, SignInProof, UserId};
 
 /// Slow, salted password hashing.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -78,7 +78,7 @@ pub enum TokenError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait TokenIssuer: Send + Sync + 'static {
     /// Signs an access token for this user and session, issued at `now`;
-    /// `second_factor` says the session's login proved one (`amr`).
+    /// `proof` is what the session's sign-in proved (its `amr`).
     ///
     /// # Errors
     /// [`TokenError::Port`] when signing fails.
@@ -86,7 +86,7 @@ pub trait TokenIssuer: Send + Sync + 'static {
         &self,
         user: UserId,
         session: SessionId,
-        second_factor: bool,
+        proof: SignInProof,
         now: OffsetDateTime,
     ) -> Result<AccessToken, TokenError>;
 

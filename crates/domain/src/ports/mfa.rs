@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::PortError;
 use crate::model::{
-    AuditEvent, MfaStatus, PasswordHash, RefreshTokenHash, SealedSecret, SessionId, StoredTotp,
+    AuditEvent, MfaStatus, PendingLogin, RefreshTokenHash, SealedSecret, SessionId, StoredTotp,
     TotpSecret, UserId,
 };
 
@@ -84,26 +84,25 @@ pub trait MfaRepository: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> Result<bool, PortError>;
 
-    /// Stores the challenge of a login whose password was right, with the
-    /// password hash it was proven against (a password change meanwhile
-    /// ends the challenge).
+    /// Stores the challenge of a login whose first step was right, with
+    /// the password hash of the user then (a password change meanwhile
+    /// ends the challenge) and whether that step was a provider sign-in.
     async fn create_challenge(
         &self,
         token: &RefreshTokenHash,
-        user: UserId,
-        password_hash: &PasswordHash,
+        login: &PendingLogin,
         expires_at: OffsetDateTime,
     ) -> Result<(), PortError>;
 
-    /// Counts one attempt at a live challenge; its user and password hash
-    /// while fewer than `max_attempts` were made, `None` for an unknown,
+    /// Counts one attempt at a live challenge; the login it holds while
+    /// fewer than `max_attempts` were made, `None` for an unknown,
     /// expired, spent or used-up challenge.
     async fn attempt_challenge(
         &self,
         token: &RefreshTokenHash,
         now: OffsetDateTime,
         max_attempts: u32,
-    ) -> Result<Option<(UserId, PasswordHash)>, PortError>;
+    ) -> Result<Option<PendingLogin>, PortError>;
 
     /// Spends a challenge; `false` when another request spent it first.
     async fn spend_challenge(

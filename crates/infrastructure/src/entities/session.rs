@@ -17,6 +17,7 @@ pub struct Model {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub second_factor: bool,
+    pub federated: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

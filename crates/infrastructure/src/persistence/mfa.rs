@@ -8,8 +8,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DeriveIden, Tra
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, MfaStatus, PasswordHash, RefreshTokenHash, SealedSecret, SessionId, StoredTotp,
-    UserId,
+    AuditEvent, MfaStatus, PasswordHash, PendingLogin, RefreshTokenHash, SealedSecret, SessionId,
+    StoredTotp, UserId,
 };
 use userhub_domain::ports::MfaRepository;
 use uuid::Uuid;
@@ -42,6 +42,7 @@ enum MfaChallenges {
     TokenHash,
     UserId,
     PasswordHash,
+    Federated,
     ExpiresAt,
     Attempts,
     SpentAt,
@@ -320,8 +321,7 @@ impl MfaRepository for SeaOrmMfaRepository {
     async fn create_challenge(
         &self,
         token: &RefreshTokenHash,
-        user: UserId,
-        password_hash: &PasswordHash,
+        login: &PendingLogin,
         expires_at: OffsetDateTime,
     ) -> Result<(), PortError> {
         let insert = Query::insert()
@@ -330,14 +330,16 @@ impl MfaRepository for SeaOrmMfaRepository {
                 MfaChallenges::TokenHash,
                 MfaChallenges::UserId,
                 MfaChallenges::PasswordHash,
+                MfaChallenges::Federated,
                 MfaChallenges::ExpiresAt,
                 MfaChallenges::Attempts,
                 MfaChallenges::SpentAt,
             ])
             .values_panic([
                 token.as_str().into(),
-                user.as_uuid().into(),
-                password_hash.as_str().into(),
+                login.user.as_uuid().into(),
+                login.password_hash.as_str().into(),
+                login.federated.into(),
                 micros(expires_at).into(),
                 0.into(),
                 0_i64.into(),
@@ -352,7 +354,7 @@ impl MfaRepository for SeaOrmMfaRepository {
         token: &RefreshTokenHash,
         now: OffsetDateTime,
         max_attempts: u32,
-    ) -> Result<Option<(UserId, PasswordHash)>, PortError> {
+    ) -> Result<Option<PendingLogin>, PortError> {
         let attempt = Query::update()
             .table(MfaChallenges::Table)
             .value(
@@ -363,15 +365,20 @@ impl MfaRepository for SeaOrmMfaRepository {
             .and_where(Expr::col(MfaChallenges::SpentAt).eq(0))
             .and_where(Expr::col(MfaChallenges::ExpiresAt).gt(micros(now)))
             .and_where(Expr::col(MfaChallenges::Attempts).lt(i64::from(max_attempts)))
-            .returning(
-                Query::returning().columns([MfaChallenges::UserId, MfaChallenges::PasswordHash]),
-            )
+            .returning(Query::returning().columns([
+                MfaChallenges::UserId,
+                MfaChallenges::PasswordHash,
+                MfaChallenges::Federated,
+            ]))
             .to_owned();
         let row = self.db.connection().query_one(&attempt).await.port()?;
         row.map(|row| {
-            let user = UserId::from_uuid(row.try_get("", "user_id").port()?);
             let hash: String = row.try_get("", "password_hash").port()?;
-            Ok((user, PasswordHash::new(hash)))
+            Ok(PendingLogin {
+                user: UserId::from_uuid(row.try_get("", "user_id").port()?),
+                password_hash: PasswordHash::new(hash),
+                federated: row.try_get("", "federated").port()?,
+            })
         })
         .transpose()
     }

@@ -12,8 +12,8 @@ use sea_orm::{
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, ClientInfo, NewSession, PasswordHash, RefreshTokenHash, Session, SessionId, User,
-    UserId,
+    AuditEvent, ClientInfo, NewSession, PasswordHash, RefreshTokenHash, Session, SessionId,
+    SignInProof, User, UserId,
 };
 use userhub_domain::ports::SessionRepository;
 
@@ -112,7 +112,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             .and_where(user::Column::IsActive.eq(true))
             .and_where(user::Column::PasswordHash.eq(password_hash.as_str()))
             .to_owned();
-        let values: [sea_orm::Value; 10] = [
+        let values: [sea_orm::Value; 11] = [
             s.id.as_uuid().into(),
             s.user_id.as_uuid().into(),
             s.refresh_token_hash.as_str().into(),
@@ -122,7 +122,8 @@ impl SessionRepository for SeaOrmSessionRepository {
             Option::<OffsetDateTime>::None.into(),
             s.client.user_agent.clone().into(),
             s.client.ip.clone().into(),
-            s.second_factor.into(),
+            s.proof.second_factor.into(),
+            s.proof.federated.into(),
         ];
         let row = Query::select()
             .exprs(values.into_iter().map(Expr::val))
@@ -141,6 +142,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 session::Column::UserAgent,
                 session::Column::Ip,
                 session::Column::SecondFactor,
+                session::Column::Federated,
             ])
             .select_from(row)
             .map_err(PortError::unexpected)?
@@ -497,7 +499,10 @@ fn to_domain(row: session::Model) -> Session {
             ip: row.ip,
             request_id: None,
         },
-        second_factor: row.second_factor,
+        proof: SignInProof {
+            federated: row.federated,
+            second_factor: row.second_factor,
+        },
     }
 }
 

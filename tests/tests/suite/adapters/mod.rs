@@ -95,6 +95,6 @@ pub(super) fn session(user: &User, hash: &str) -> NewSession {
         created_at: now(),
         expires_at: now() + Duration::days(1),
         client: ClientInfo::new(Some("agent/1.0"), Some("127.0.0.1".into())),
-        second_factor: false,
+        proof: userhub_domain::model::SignInProof::PASSWORD,
     }
 }

@@ -9,7 +9,7 @@ use super::{AuthService, IssuedTokens};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, FailureReason, MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL,
-    NewSession, Password, SessionId, User, UserId,
+    NewSession, Password, PendingLogin, SessionId, SignInProof, User, UserId,
 };
 use crate::ports::RefreshToken;
 
@@ -119,13 +119,19 @@ impl AuthService {
                 warn!(user_id = %user.id, reason = "second factor locked", "login refused");
                 return Err(LoginError::Locked { retry_after });
             }
-            let mfa_token = self.mfa_challenge(&user, now).await?;
+            let mfa_token = self.mfa_challenge(&user, false, now).await?;
             info!(user_id = %user.id, "password right; second factor required");
             return Err(LoginError::MfaRequired { mfa_token });
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, &request.client).own(user.id);
-        let session = self.new_session(user.id, &refresh, now, request.client, false);
+        let session = self.new_session(
+            user.id,
+            &refresh,
+            now,
+            request.client,
+            SignInProof::PASSWORD,
+        );
         if !self
             .ports
             .sessions
@@ -140,7 +146,7 @@ impl AuthService {
         self.rehash_if_outdated(&user, request.password).await?;
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login succeeded");
-        Ok(self.issue(user.id, session.id, false, refresh, now)?)
+        Ok(self.issue(user.id, session.id, SignInProof::PASSWORD, refresh, now)?)
     }
 
     /// Replaces a hash made at an older cost, now that the password is
@@ -181,7 +187,7 @@ impl AuthService {
     ) -> Result<IssuedTokens, MfaLoginError> {
         let hash = self.ports.tokens.hash_refresh_token(mfa_token);
         let now = self.ports.clock.now();
-        let Some((user_id, proven_hash)) = self
+        let Some(pending) = self
             .ports
             .mfa
             .attempt_challenge(&hash, now, MFA_CHALLENGE_ATTEMPTS)
@@ -189,7 +195,7 @@ impl AuthService {
         else {
             return Err(MfaLoginError::InvalidCode);
         };
-        let user = self.ports.users.find_by_id(user_id).await?;
+        let user = self.ports.users.find_by_id(pending.user).await?;
         let Some(user) = user.filter(|u| u.is_active) else {
             return Err(MfaLoginError::InvalidCode);
         };
@@ -211,7 +217,11 @@ impl AuthService {
             return Err(MfaLoginError::InvalidCode);
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
-        let session = self.new_session(user.id, &refresh, now, client.clone(), true);
+        let proof = SignInProof {
+            federated: pending.federated,
+            second_factor: true,
+        };
+        let session = self.new_session(user.id, &refresh, now, client.clone(), proof);
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
             .own(user.id)
             .session(session.id);
@@ -220,7 +230,7 @@ impl AuthService {
         if !self
             .ports
             .sessions
-            .create(&session, &proven_hash, &event)
+            .create(&session, &pending.password_hash, &event)
             .await?
         {
             warn!(user_id = %user.id, reason = "changed meanwhile", "login failed");
@@ -230,7 +240,7 @@ impl AuthService {
         self.throttle.succeeded(&codes, address).await?;
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login with a second factor succeeded");
-        Ok(self.issue(user.id, session.id, true, refresh, now)?)
+        Ok(self.issue(user.id, session.id, proof, refresh, now)?)
     }
 
     /// The session a login opens, its first refresh token `refresh`.
@@ -240,7 +250,7 @@ impl AuthService {
         refresh: &RefreshToken,
         now: OffsetDateTime,
         client: ClientInfo,
-        second_factor: bool,
+        proof: SignInProof,
     ) -> NewSession {
         NewSession {
             id: SessionId::generate(),
@@ -249,21 +259,28 @@ impl AuthService {
             created_at: now,
             expires_at: now + self.config.refresh_token_ttl,
             client,
-            second_factor,
+            proof,
         }
     }
 
-    /// Opens the challenge of a login whose password was right; its token.
+    /// Opens the challenge of a login whose first step was right (the
+    /// password, or a provider when `federated`); its token.
     pub(super) async fn mfa_challenge(
         &self,
         user: &User,
+        federated: bool,
         now: OffsetDateTime,
     ) -> Result<SecretString, PortError> {
         let token = self.ports.tokens.new_refresh_token()?;
         let expires_at = now + MFA_CHALLENGE_TTL;
+        let login = PendingLogin {
+            user: user.id,
+            password_hash: user.password_hash.clone(),
+            federated,
+        };
         self.ports
             .mfa
-            .create_challenge(&token.hash, user.id, &user.password_hash, expires_at)
+            .create_challenge(&token.hash, &login, expires_at)
             .await?;
         Ok(token.secret)
     }

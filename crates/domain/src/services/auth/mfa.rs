@@ -514,13 +514,14 @@ mod tests {
         mocks
             .mfa
             .expect_create_challenge()
-            .withf(move |_, user, hash, expires| {
-                *user == ada.id
-                    && hash.as_str() == "hash-of-ada"
+            .withf(move |_, login, expires| {
+                login.user == ada.id
+                    && login.password_hash.as_str() == "hash-of-ada"
+                    && !login.federated
                     && *expires == NOW + Duration::minutes(5)
             })
             .times(1)
-            .returning(|_, _, _, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         // The sessions mock expects nothing: no session is opened.
         let err = service(mocks).login(login("ada", "pw")).await.unwrap_err();
         let LoginError::MfaRequired { mfa_token } = err else {
@@ -539,7 +540,7 @@ mod tests {
             .mfa
             .expect_attempt_challenge()
             .with(always(), eq(NOW), eq(5))
-            .returning(move |_, _, _| Ok(Some((ada.id, ada_hash()))));
+            .returning(move |_, _, _| Ok(Some(pending_of(ada.id, false))));
         mocks.finds_by_id(&user_with_id("ada", ada.id));
         mocks.throttle_clear();
         with_totp(&mut mocks);
@@ -578,7 +579,8 @@ mod tests {
             .sessions
             .expect_create()
             .withf(|session, proven, event| {
-                session.second_factor
+                session.proof.second_factor
+                    && !session.proof.federated
                     && proven.as_str() == "hash-of-ada"
                     && event.kind == AuditKind::LoginSucceeded
             })
@@ -589,7 +591,7 @@ mod tests {
         mocks
             .tokens
             .expect_issue_access_token()
-            .withf(|_, _, second_factor, _| *second_factor)
+            .withf(|_, _, proof, _| proof.amr() == ["pwd", "otp"])
             .returning(|_, _, _, _| {
                 Ok(crate::ports::AccessToken {
                     token: "jwt".into(),
@@ -877,7 +879,7 @@ mod tests {
         mocks
             .mfa
             .expect_attempt_challenge()
-            .returning(move |_, _, _| Ok(Some((id, ada_hash()))));
+            .returning(move |_, _, _| Ok(Some(pending_of(id, false))));
         mocks.finds_by_id(&ada);
         mocks.throttle_permissive();
         mocks.mfa.expect_secret().returning(|_| Ok(stored(true)));
@@ -901,11 +903,19 @@ mod tests {
         mocks
             .mfa
             .expect_attempt_challenge()
-            .returning(move |_, _, _| Ok(Some((id, ada_hash()))));
+            .returning(move |_, _, _| Ok(Some(pending_of(id, false))));
         mocks.finds_by_id(ada);
         mocks.throttle_permissive();
         with_totp(&mut mocks);
         mocks
+    }
+
+    fn pending_of(user: UserId, federated: bool) -> crate::model::PendingLogin {
+        crate::model::PendingLogin {
+            user,
+            password_hash: ada_hash(),
+            federated,
+        }
     }
 
     fn ada_hash() -> crate::model::PasswordHash {

@@ -7,7 +7,7 @@ use tracing::info;
 use super::Ports;
 use super::throttle::{LockoutPolicy, Throttle};
 use crate::PortError;
-use crate::model::{PasswordPolicy, SessionId, UserId};
+use crate::model::{PasswordPolicy, SessionId, SignInProof, UserId};
 use crate::ports::{RefreshToken, TokenError};
 
 mod login;
@@ -108,14 +108,14 @@ impl AuthService {
         &self,
         user_id: UserId,
         session_id: SessionId,
-        second_factor: bool,
+        proof: SignInProof,
         refresh: RefreshToken,
         now: OffsetDateTime,
     ) -> Result<IssuedTokens, PortError> {
         let access = self
             .ports
             .tokens
-            .issue_access_token(user_id, session_id, second_factor, now)
+            .issue_access_token(user_id, session_id, proof, now)
             .map_err(|err| match err {
                 TokenError::Port(err) => err,
                 TokenError::Invalid(reason) => PortError::unexpected(reason),

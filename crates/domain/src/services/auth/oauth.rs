@@ -12,7 +12,7 @@ use super::{AuthService, Authenticated, IssuedTokens};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, OAuthFlow, OAuthState, PasswordHash,
-    ProviderIdentity, User, UserId, Username, username_base,
+    ProviderIdentity, SignInProof, User, UserId, Username, username_base,
 };
 use crate::ports::{
     Authorization, LinkIdentityError, NewIdentityUserError, ProviderError, Unlinked,
@@ -263,12 +263,16 @@ impl AuthService {
         }
         let now = self.ports.clock.now();
         if self.ports.mfa.status(user.id).await?.totp {
-            let mfa_token = self.mfa_challenge(&user, now).await?;
+            let mfa_token = self.mfa_challenge(&user, true, now).await?;
             info!(user_id = %user.id, "provider sign-in; second factor required");
             return Err(OAuthError::MfaRequired { mfa_token });
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
-        let session = self.new_session(user.id, &refresh, now, callback.client.clone(), false);
+        let proof = SignInProof {
+            federated: true,
+            second_factor: false,
+        };
+        let session = self.new_session(user.id, &refresh, now, callback.client.clone(), proof);
         let mut event = AuditEvent::new(AuditKind::LoginSucceeded, now, callback.client)
             .own(user.id)
             .session(session.id);
@@ -284,7 +288,7 @@ impl AuthService {
         }
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "provider sign-in succeeded");
-        Ok(self.issue(user.id, session.id, false, refresh, now)?)
+        Ok(self.issue(user.id, session.id, proof, refresh, now)?)
     }
 
     /// The user of `identity`: the linked one; else, by a verified address
@@ -839,8 +843,9 @@ mod tests {
             mocks
                 .mfa
                 .expect_create_challenge()
+                .withf(|_, login, _| login.federated)
                 .times(usize::from(totp))
-                .returning(|_, _, _, _| Ok(()));
+                .returning(|_, _, _| Ok(()));
             // No session either way.
             mocks.sessions.expect_create().never();
             let client = ClientInfo::default();

@@ -52,13 +52,7 @@ impl AuthService {
                 .rotate(session.id, &hash, &next.hash, now, expires_at)
                 .await?
             {
-                return Ok(self.issue(
-                    session.user_id,
-                    session.id,
-                    session.second_factor,
-                    next,
-                    now,
-                )?);
+                return Ok(self.issue(session.user_id, session.id, session.proof, next, now)?);
             }
             // Another request spent the same token between our read and write.
         }
@@ -77,13 +71,7 @@ impl AuthService {
             if let Some(session) = current.filter(|s| s.id == session_id && s.is_live(now)) {
                 self.ensure_may_refresh(session.user_id, session.id, now)
                     .await?;
-                return Ok(self.issue(
-                    session.user_id,
-                    session.id,
-                    session.second_factor,
-                    next,
-                    now,
-                )?);
+                return Ok(self.issue(session.user_id, session.id, session.proof, next, now)?);
             }
         }
         warn!(%session_id, "spent refresh token presented again; revoking its session");

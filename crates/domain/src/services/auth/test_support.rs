@@ -70,7 +70,7 @@ pub(super) fn session(user: &User) -> Session {
         expires_at: NOW + Duration::days(1),
         revoked_at: None,
         client: ClientInfo::default(),
-        second_factor: false,
+        proof: crate::model::SignInProof::PASSWORD,
     }
 }
 
