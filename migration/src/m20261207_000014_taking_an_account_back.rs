@@ -3,8 +3,9 @@
 //! addresses an email change replaced, reserved for their account while
 //! the link that undoes the change lives; and whether a session (or a login
 //! waiting for its code) began with a provider sign-in, so that its tokens
-//! never claim a password (`amr`). Times are microseconds since the Unix
-//! epoch, as in the other tables of recovery.
+//! never claim a password (`amr`); and what a notice's undo link removes
+//! (`target`, on its mail job and its token). Times are microseconds since
+//! the Unix epoch, as in the other tables of recovery.
 
 use sea_orm_migration::prelude::*;
 
@@ -91,10 +92,30 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        for table in [Undo::MailJobs, Undo::RecoveryTokens] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(ColumnDef::new(Undo::Target).text().null())
+                        .to_owned(),
+                )
+                .await?;
+        }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [Undo::MailJobs, Undo::RecoveryTokens] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .drop_column(Undo::Target)
+                        .to_owned(),
+                )
+                .await?;
+        }
         for table in [SignIns::Sessions, SignIns::MfaChallenges] {
             manager
                 .alter_table(
@@ -146,4 +167,12 @@ enum SignIns {
     Sessions,
     MfaChallenges,
     Federated,
+}
+
+/// The tables that gain a `target` column, and the column.
+#[derive(DeriveIden, Clone, Copy)]
+enum Undo {
+    MailJobs,
+    RecoveryTokens,
+    Target,
 }

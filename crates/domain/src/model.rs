@@ -17,7 +17,7 @@ pub use audit::{
 pub use email::{Email, EmailError};
 pub use identity::{LinkedIdentity, OAuthFlow, OAuthState, ProviderIdentity, username_base};
 pub use ids::{SessionId, UserId};
-pub use mail::{Mail, MailJob, MailKind, Notice};
+pub use mail::{Mail, MailJob, MailKind, Notice, UndoTarget};
 pub use mfa::{
     MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL, MfaStatus, PendingLogin, RECOVERY_CODES,
     SealedSecret, SecondFactorCode, StoredTotp, TotpSecret,

@@ -19,7 +19,7 @@ pub use auth::{
 };
 pub use recovery::{
     RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError, RevertEmailError,
-    VerifyEmailError,
+    UndoError, VerifyEmailError,
 };
 pub use throttle::LockoutPolicy;
 pub use users::{

@@ -40,7 +40,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
     paths(
         auth::register, auth::login, mfa::login, auth::refresh, auth::me,
         recovery::forgot_password, recovery::reset_password,
-        recovery::request_verify_token, recovery::verify, recovery::revert_email,
+        recovery::request_verify_token, recovery::verify, recovery::revert_email, recovery::undo,
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password, audit::own,
         mfa::status, mfa::begin, mfa::confirm, mfa::disable, mfa::recovery_codes,

@@ -3,14 +3,16 @@
 //! undoing the change removes the ways in added after it, and only those.
 
 use userhub_domain::model::{
-    Email, MailKind, ProviderIdentity, RefreshTokenHash, SealedSecret, User,
+    ClientInfo, Email, MailKind, NewSession, ProviderIdentity, RefreshTokenHash, SealedSecret,
+    SessionId, SignInProof, UndoTarget, User,
 };
 use userhub_domain::ports::{
     IdentityRepository, InsertUserError, MfaRepository, PatchUserError, RecoveryTokens,
-    RevertOutcome, UserPatch, UserRepository, WriteGuard,
+    RevertOutcome, SessionRepository, UserPatch, UserRepository, WriteGuard,
 };
 use userhub_infrastructure::{
-    SeaOrmIdentityRepository, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmUserRepository,
+    SeaOrmIdentityRepository, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmSessionRepository,
+    SeaOrmUserRepository,
 };
 use userhub_tests::{
     Backend, TestDatabase, any_event, migrated_database, stored_now as now, stored_user as user,
@@ -21,13 +23,15 @@ use time::{Duration, OffsetDateTime};
 on_both_backends!(
     a_replaced_address_is_reserved_for_its_account_until_the_reservation_ends,
     a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older,
+    an_undo_link_removes_its_identity_ends_every_session_and_works_once,
 );
 
 struct Stores {
     users: SeaOrmUserRepository,
     identities: SeaOrmIdentityRepository,
     mfa: SeaOrmMfaRepository,
-    tokens: SeaOrmRecoveryTokens,
+    tokens: std::sync::Arc<SeaOrmRecoveryTokens>,
+    sessions: SeaOrmSessionRepository,
     _db: TestDatabase,
 }
 
@@ -37,7 +41,8 @@ async fn stores(backend: Backend) -> Stores {
         users: SeaOrmUserRepository::new(database.clone()),
         identities: SeaOrmIdentityRepository::new(database.clone()),
         mfa: SeaOrmMfaRepository::new(database.clone()),
-        tokens: SeaOrmRecoveryTokens::new(database),
+        tokens: std::sync::Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
+        sessions: SeaOrmSessionRepository::new(database),
         _db: db,
     }
 }
@@ -222,6 +227,7 @@ async fn a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older
                 u.id,
                 &u.email,
                 &token,
+                None,
                 changed + Duration::days(7),
                 changed,
                 None,
@@ -265,4 +271,104 @@ async fn a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older
         ..user("intruder")
     };
     s.users.insert(&intruder, &any_event()).await.unwrap();
+}
+
+async fn an_undo_link_removes_its_identity_ends_every_session_and_works_once(backend: Backend) {
+    let s = stores(backend).await;
+    let ada = with_user(&s, "ada").await;
+    for subject in ["mine", "theirs"] {
+        s.identities
+            .link(ada.id, &identity(subject), now(), &any_event())
+            .await
+            .unwrap();
+    }
+    for i in 0..2 {
+        let session = NewSession {
+            id: SessionId::generate(),
+            user_id: ada.id,
+            refresh_token_hash: RefreshTokenHash::new(format!("refresh{i}")),
+            created_at: now(),
+            expires_at: now() + Duration::days(1),
+            client: ClientInfo::default(),
+            proof: SignInProof::PASSWORD,
+        };
+        assert!(
+            s.sessions
+                .create(&session, &ada.password_hash, &any_event())
+                .await
+                .unwrap()
+        );
+    }
+    let target = UndoTarget::Identity {
+        provider: "theirs".into(),
+        subject: "theirs".into(),
+    };
+    let token = RefreshTokenHash::new("undo".into());
+    s.tokens
+        .issue(
+            MailKind::IdentityLinked,
+            ada.id,
+            &ada.email,
+            &token,
+            Some(target.clone()),
+            now() + Duration::days(7),
+            now(),
+            None,
+        )
+        .await
+        .unwrap();
+    // Two clicks at once: one removes, the other finds the link spent.
+    let clicks = (0..2).map(|_| {
+        let tokens = s.tokens.clone();
+        let token = token.clone();
+        tokio::spawn(async move { tokens.undo(&token, now(), &any_event()).await.unwrap() })
+    });
+    let outcomes: Vec<Option<UndoTarget>> = futures_util::future::join_all(clicks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Some(target.clone()))
+            .count(),
+        1
+    );
+    assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 1);
+    let left: Vec<String> = s
+        .identities
+        .list(ada.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.provider)
+        .collect();
+    assert_eq!(left, ["mine"]);
+    assert!(
+        s.sessions
+            .list_live_for_user(ada.id, now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An expired link does nothing.
+    let old = RefreshTokenHash::new("old".into());
+    s.tokens
+        .issue(
+            MailKind::IdentityLinked,
+            ada.id,
+            &ada.email,
+            &old,
+            Some(target),
+            now() - Duration::seconds(1),
+            now() - Duration::days(7),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.tokens.undo(&old, now(), &any_event()).await.unwrap(),
+        None
+    );
 }

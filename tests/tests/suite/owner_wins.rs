@@ -20,6 +20,8 @@ on_both_backends!(
     wrong_codes_lock_the_second_step_whatever_name_proves_the_password,
     concurrent_turn_offs_with_a_valid_code_one_wins_the_others_409,
     concurrent_first_sign_ins_of_one_identity_reach_one_account,
+    a_linked_identitys_notice_undoes_it_from_the_inbox_alone,
+    every_second_factor_change_is_told_without_a_link,
 );
 
 const REVERT: &str = "/revert-email";
@@ -408,4 +410,78 @@ async fn concurrent_first_sign_ins_of_one_identity_reach_one_account(backend: Ba
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+async fn a_linked_identitys_notice_undoes_it_from_the_inbox_alone(backend: Backend) {
+    let provider = OidcProvider::start();
+    let smtp = SmtpServer::started();
+    let app = app(&provider, &smtp, backend, |_| {}).await;
+    let ada = app.user("ada").await;
+    let intruder = login_token(&app, "ada").await;
+    let (status, body) = link(&app, &intruder, "mallory").await;
+    assert_eq!(status, 200, "{body}");
+    let notice = smtp.wait_for_links("/undo", 1).await;
+    assert_eq!(
+        userhub_tests::smtp::recipient(&notice[0]),
+        "ada@example.com"
+    );
+    let token = link_token(&notice[0], "/undo");
+    let response = app
+        .post("/api/auth/undo", &json!({"token": token}), None)
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"removed": format!("identity:{PROVIDER}")}));
+    // Every session ended; the provider account is no way in any more.
+    for token in [&intruder, &ada.access] {
+        assert_eq!(app.get("/api/auth/me", token).await.status(), 401);
+    }
+    let owner = login_token(&app, "ada").await;
+    assert_eq!(identities(&app, &owner).await, json!([]));
+    let (status, tokens) = sign_in(&app, "mallory").await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_ne!(me(&app, &token_of(&tokens)).await["id"], ada.id.as_str());
+    // The link works once.
+    let again = app
+        .post("/api/auth/undo", &json!({"token": token}), None)
+        .await;
+    assert_eq!(again.status(), 400);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body, json!({"detail": "Invalid or expired token"}));
+}
+
+async fn every_second_factor_change_is_told_without_a_link(backend: Backend) {
+    let provider = OidcProvider::start();
+    let smtp = SmtpServer::started();
+    let app = app(&provider, &smtp, backend, |_| {}).await;
+    let ada = app.user("ada").await;
+    let secret = enable_totp(&app, &ada.access).await;
+    fresh_step().await;
+    let off = app
+        .post(
+            "/api/auth/mfa/totp/disable",
+            &json!({"current_password": PASSWORD, "code": code(&secret, 1)}),
+            Some(&ada.access),
+        )
+        .await;
+    assert_eq!(off.status(), 204);
+    let mut subjects = Vec::new();
+    for _ in 0..100 {
+        subjects = smtp
+            .messages()
+            .iter()
+            .map(|m| userhub_tests::smtp::decoded_text(m))
+            .filter(|text| text.contains("Two-factor authentication was turned"))
+            .collect();
+        if subjects.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(subjects.len(), 2, "one notice per change");
+    assert!(subjects.iter().any(|t| t.contains("turned on")));
+    assert!(subjects.iter().any(|t| t.contains("turned off")));
+    for text in &subjects {
+        assert!(!text.contains("token="), "no link: {text}");
+    }
 }

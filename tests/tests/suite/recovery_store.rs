@@ -73,6 +73,7 @@ async fn issue_reset(
             user.id,
             &user.email,
             token,
+            None,
             until,
             at,
             None,

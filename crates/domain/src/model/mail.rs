@@ -24,14 +24,25 @@ pub enum MailKind {
     EmailChanged,
     /// To an account's address: its password changed (no link).
     PasswordChanged,
+    /// To an account's address: a second factor was turned on (no link:
+    /// whoever reads the inbox must not be able to strip it).
+    SecondFactorOn,
+    /// To an account's address: its second factor was turned off.
+    SecondFactorOff,
+    /// To an account's address: a provider account was linked, with a
+    /// link that undoes it.
+    IdentityLinked,
 }
 
 impl MailKind {
-    const NAMES: [(Self, &'static str); 4] = [
+    const NAMES: [(Self, &'static str); 7] = [
         (Self::PasswordReset, "password_reset"),
         (Self::VerifyEmail, "verify_email"),
         (Self::EmailChanged, "email_changed"),
         (Self::PasswordChanged, "password_changed"),
+        (Self::SecondFactorOn, "mfa_enabled"),
+        (Self::SecondFactorOff, "mfa_disabled"),
+        (Self::IdentityLinked, "identity_linked"),
     ];
 
     /// The name stored with a job.
@@ -49,7 +60,10 @@ impl MailKind {
     /// Whether the mail carries a link that acts on the account.
     #[must_use]
     pub fn carries_a_link(self) -> bool {
-        !matches!(self, Self::PasswordChanged)
+        !matches!(
+            self,
+            Self::PasswordChanged | Self::SecondFactorOn | Self::SecondFactorOff
+        )
     }
 
     /// Whether the mail is a notice of a change that happened: sent once
@@ -57,7 +71,7 @@ impl MailKind {
     /// the links anyone can ask for by address.
     #[must_use]
     pub fn is_notice(self) -> bool {
-        matches!(self, Self::EmailChanged | Self::PasswordChanged)
+        !matches!(self, Self::PasswordReset | Self::VerifyEmail)
     }
 }
 
@@ -65,7 +79,7 @@ impl MailKind {
 /// merged with another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
-    /// [`MailKind::EmailChanged`] or [`MailKind::PasswordChanged`].
+    /// A kind that [`MailKind::is_notice`].
     pub kind: MailKind,
     /// Whose account changed.
     pub user_id: super::UserId,
@@ -73,6 +87,50 @@ pub struct Notice {
     pub to: Email,
     /// The new address, for an email change.
     pub new_email: Option<Email>,
+    /// What the notice's undo link removes (see [`UndoTarget`]).
+    pub target: Option<UndoTarget>,
+}
+
+/// A way in that an undo link removes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UndoTarget {
+    /// The identity `(provider, subject)`.
+    Identity {
+        /// The configured provider name.
+        provider: String,
+        /// The provider's id of the account.
+        subject: String,
+    },
+}
+
+impl UndoTarget {
+    /// The stored form: `identity:<provider>:<subject>` (provider names
+    /// hold no colon).
+    #[must_use]
+    pub fn to_stored(&self) -> String {
+        match self {
+            Self::Identity { provider, subject } => format!("identity:{provider}:{subject}"),
+        }
+    }
+
+    /// The target stored as `raw`, if it is one.
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        let rest = raw.strip_prefix("identity:")?;
+        let (provider, subject) = rest.split_once(':')?;
+        Some(Self::Identity {
+            provider: provider.to_owned(),
+            subject: subject.to_owned(),
+        })
+    }
+
+    /// What the undo answers it removed: `identity:<provider>`.
+    #[must_use]
+    pub fn removed(&self) -> String {
+        match self {
+            Self::Identity { provider, .. } => format!("identity:{provider}"),
+        }
+    }
 }
 
 /// A job taken from the mail queue by one worker.
@@ -94,4 +152,6 @@ pub struct MailJob {
     pub new_email: Option<String>,
     /// When it was queued: for a notice, when the change happened.
     pub queued_at: time::OffsetDateTime,
+    /// What an undo link in it removes.
+    pub target: Option<UndoTarget>,
 }

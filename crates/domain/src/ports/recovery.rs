@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::PortError;
 use crate::model::{
     AuditEvent, ClientInfo, Email, Mail, MailJob, MailKind, Notice, PasswordHash, RefreshTokenHash,
-    User, UserId,
+    UndoTarget, User, UserId,
 };
 
 /// Single-use tokens mailed to users (only their hashes are stored).
@@ -16,8 +16,8 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// Stores a token of this kind for `user`, mailed to `email`, valid
     /// until `expires_at`, and spends every older reset or verification
     /// token of theirs of the same kind (a newer request supersedes; revert
-    /// tokens never do: each undoes its own change). Stores `event`, if
-    /// any, with it.
+    /// and undo tokens never do: each undoes its own change). An undo
+    /// token keeps the `target` it removes. Stores `event`, if any, with it.
     #[allow(clippy::too_many_arguments)] // one row's columns
     async fn issue(
         &self,
@@ -25,10 +25,23 @@ pub trait RecoveryTokens: Send + Sync + 'static {
         user: UserId,
         email: &Email,
         hash: &RefreshTokenHash,
+        target: Option<UndoTarget>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
         event: Option<AuditEvent>,
     ) -> Result<(), PortError>;
+
+    /// In one transaction: spends the live undo token with this hash,
+    /// removes its target from its user (if it is still theirs) and ends
+    /// every session of theirs. Stores `event` with the change, about the
+    /// user. Returns the target, or `None` (changing nothing) for an
+    /// unknown, expired or spent token.
+    async fn undo(
+        &self,
+        hash: &RefreshTokenHash,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<Option<UndoTarget>, PortError>;
 
     /// The active user of the live (unspent, unexpired) reset token with
     /// this hash, if any. Changes nothing.

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Email, Password, UserView};
-use userhub_domain::services::{ResetPasswordError, RevertEmailError, VerifyEmailError};
+use userhub_domain::services::{ResetPasswordError, RevertEmailError, UndoError, VerifyEmailError};
 use utoipa::ToSchema;
 
 use crate::app::ApiState;
@@ -51,7 +51,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             [(Method::POST, web::to(revert_email))],
         )
         .wrap(limited()),
-    );
+    )
+    .service(super::resource("/api/auth/undo", [(Method::POST, web::to(undo))]).wrap(limited()));
 }
 
 /// The address of the account whose password was forgotten.
@@ -294,4 +295,43 @@ pub(crate) async fn revert_email(
             RevertEmailError::Port(e) => e.into(),
         })?;
     Ok(HttpResponse::Ok().json(UserResponse::from(UserView::own(user))))
+}
+
+/// What an undo link removed.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"removed": "identity:google"}))]
+pub(crate) struct UndoResponse {
+    /// `identity:<provider>`.
+    removed: String,
+}
+
+/// Removes the way in that a notice's undo link names (a linked provider
+/// account someone else added); every session of the account ends.
+#[utoipa::path(
+    post,
+    path = "/api/auth/undo",
+    operation_id = "undo",
+    tag = "auth",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Removed; every session of the account ended", body = UndoResponse),
+        (status = 400, description = "Unknown, expired (7 days) or already used token", body = HttpError,
+            example = json!({"detail": "Invalid or expired token"})),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(crate) async fn undo(
+    state: web::Data<ApiState>,
+    body: ValidJson<VerifyRequest>,
+    client: Client,
+) -> Result<HttpResponse, ApiError> {
+    let removed = state
+        .recovery
+        .undo(&SecretString::from(body.0.token), &client.0)
+        .await
+        .map_err(|err| match err {
+            UndoError::InvalidToken => INVALID_TOKEN,
+            UndoError::Port(e) => e.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(UndoResponse { removed }))
 }

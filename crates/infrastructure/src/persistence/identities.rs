@@ -354,3 +354,20 @@ pub(super) async fn unlink_since(
     conn.execute(&delete).await?;
     Ok(providers)
 }
+
+/// Unlinks `(provider, subject)` from `user`, in the caller's transaction;
+/// whether it was linked to them.
+pub(super) async fn unlink_subject(
+    conn: &impl ConnectionTrait,
+    user: uuid::Uuid,
+    provider: &str,
+    subject: &str,
+) -> Result<bool, DbErr> {
+    let delete = Query::delete()
+        .from_table(UserIdentities::Table)
+        .and_where(Expr::col(UserIdentities::UserId).eq(user))
+        .and_where(Expr::col(UserIdentities::Provider).eq(provider))
+        .and_where(Expr::col(UserIdentities::Subject).eq(subject))
+        .to_owned();
+    Ok(conn.execute(&delete).await?.rows_affected() == 1)
+}

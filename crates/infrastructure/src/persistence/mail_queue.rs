@@ -10,7 +10,7 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DbBackend, DeriveIden, QueryResult};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{ClientInfo, MailJob, MailKind, Notice, UserId};
+use userhub_domain::model::{ClientInfo, MailJob, MailKind, Notice, UndoTarget, UserId};
 use userhub_domain::ports::MailQueue;
 use uuid::Uuid;
 
@@ -32,11 +32,12 @@ enum MailJobs {
     RequestId,
     UserId,
     NewEmail,
+    Target,
     LastError,
 }
 
 /// The columns a claimed job is read from.
-const CLAIMED: [MailJobs; 10] = [
+const CLAIMED: [MailJobs; 11] = [
     MailJobs::Id,
     MailJobs::Kind,
     MailJobs::Email,
@@ -47,6 +48,7 @@ const CLAIMED: [MailJobs; 10] = [
     MailJobs::UserId,
     MailJobs::NewEmail,
     MailJobs::CreatedAt,
+    MailJobs::Target,
 ];
 
 fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, PortError> {
@@ -60,7 +62,7 @@ fn new_job(
     email: &str,
     now: OffsetDateTime,
     client: &ClientInfo,
-    extra: Option<(UserId, Option<String>)>,
+    extra: Option<(UserId, Option<String>, Option<String>)>,
 ) -> sea_orm::sea_query::InsertStatement {
     let mut columns = vec![
         MailJobs::Id,
@@ -88,9 +90,9 @@ fn new_job(
         client.user_agent.clone().into(),
         client.request_id.clone().into(),
     ];
-    if let Some((user, new_email)) = extra {
-        columns.extend([MailJobs::UserId, MailJobs::NewEmail]);
-        values.extend([user.as_uuid().into(), new_email.into()]);
+    if let Some((user, new_email, target)) = extra {
+        columns.extend([MailJobs::UserId, MailJobs::NewEmail, MailJobs::Target]);
+        values.extend([user.as_uuid().into(), new_email.into(), target.into()]);
     }
     Query::insert()
         .into_table(MailJobs::Table)
@@ -187,7 +189,11 @@ impl MailQueue for SeaOrmMailQueue {
             notice.to.as_str(),
             now,
             client,
-            Some((notice.user_id, new_email)),
+            Some((
+                notice.user_id,
+                new_email,
+                notice.target.as_ref().map(UndoTarget::to_stored),
+            )),
         );
         self.db.connection().execute(&insert).await.port().map(drop)
     }
@@ -250,6 +256,9 @@ impl MailQueue for SeaOrmMailQueue {
                 new_email: get(&row, "new_email")?,
                 queued_at: from_micros(get(&row, "created_at")?)
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                target: get::<Option<String>>(&row, "target")?
+                    .as_deref()
+                    .and_then(UndoTarget::parse),
             });
         }
         Ok(jobs)

@@ -10,7 +10,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, Email, MailKind, PasswordHash, RefreshTokenHash, User, UserId,
+    AuditEvent, Email, MailKind, PasswordHash, RefreshTokenHash, UndoTarget, User, UserId,
 };
 use userhub_domain::ports::{self, RevertOutcome};
 use uuid::Uuid;
@@ -29,6 +29,7 @@ enum RecoveryTokens {
     CreatedAt,
     ExpiresAt,
     SpentAt,
+    Target,
 }
 
 /// Marks live tokens spent; the caller narrows which.
@@ -46,6 +47,8 @@ const RESET: &str = "password_reset";
 const VERIFY: &str = "verify_email";
 /// The purpose stored with a token that undoes an email change.
 const REVERT: &str = "email_changed";
+/// The purpose stored with a token that removes a way in someone added.
+const UNDO: &str = "identity_linked";
 
 /// Spends every live token of `user` with one of these purposes, in the
 /// transaction of the change that ends them.
@@ -156,15 +159,16 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
         user: UserId,
         email: &Email,
         hash: &RefreshTokenHash,
+        target: Option<UndoTarget>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
         event: Option<AuditEvent>,
     ) -> Result<(), PortError> {
         let purpose = kind.as_str();
         let txn = self.db.connection().begin().await.port()?;
-        // Each revert link undoes its own change: a later change must not
-        // kill the link that undoes an earlier one.
-        if purpose != REVERT {
+        // Each revert or undo link undoes its own change: a later change
+        // must not kill the link that undoes an earlier one.
+        if purpose != REVERT && purpose != UNDO {
             spend_tokens(&txn, user.as_uuid(), &[purpose], now)
                 .await
                 .port()?;
@@ -179,6 +183,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
                 RecoveryTokens::CreatedAt,
                 RecoveryTokens::ExpiresAt,
                 RecoveryTokens::SpentAt,
+                RecoveryTokens::Target,
             ])
             .values_panic([
                 hash.as_str().into(),
@@ -188,6 +193,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
                 micros(now).into(),
                 micros(expires_at).into(),
                 0_i64.into(),
+                target.as_ref().map(UndoTarget::to_stored).into(),
             ])
             .to_owned();
         txn.execute(&insert).await.port()?;
@@ -359,6 +365,49 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
         audit::write(&txn, &event).await.port()?;
         txn.commit().await.port()?;
         Ok(RevertOutcome::Reverted(to_domain(row)?))
+    }
+
+    async fn undo(
+        &self,
+        hash: &RefreshTokenHash,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<Option<UndoTarget>, PortError> {
+        let txn = self.db.connection().begin().await.port()?;
+        let live = spend(now)
+            .and_where(Expr::col(RecoveryTokens::TokenHash).eq(hash.as_str()))
+            .and_where(Expr::col(RecoveryTokens::Purpose).eq(UNDO))
+            .and_where(Expr::col(RecoveryTokens::ExpiresAt).gt(micros(now)))
+            .returning(Query::returning().columns([RecoveryTokens::UserId, RecoveryTokens::Target]))
+            .to_owned();
+        let Some(row) = txn.query_one(&live).await.port()? else {
+            return Ok(None);
+        };
+        let user_id: Uuid = get(&row, "user_id")?;
+        let target: Option<String> = get(&row, "target")?;
+        let Some(target) = target.as_deref().and_then(UndoTarget::parse) else {
+            return Err(PortError::unexpected("an undo token without its target"));
+        };
+        let mut event = event.clone().about(UserId::from_uuid(user_id));
+        match &target {
+            UndoTarget::Identity { provider, subject } => {
+                // Gone already (unlinked by its owner): the sessions still end.
+                super::identities::unlink_subject(&txn, user_id, provider, subject)
+                    .await
+                    .port()?;
+                event.details.provider = Some(provider.clone());
+            }
+        }
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await
+            .port()?;
+        audit::write(&txn, &event).await.port()?;
+        txn.commit().await.port()?;
+        Ok(Some(target))
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {

@@ -14,7 +14,7 @@ use super::password::Proof;
 use super::{AuthService, Authenticated};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, MfaStatus, RECOVERY_CODES, RefreshTokenHash,
+    AuditEvent, AuditKind, ClientInfo, MailKind, MfaStatus, RECOVERY_CODES, RefreshTokenHash,
     SecondFactorCode, TotpSecret, User, UserId,
 };
 
@@ -149,6 +149,8 @@ impl AuthService {
             return Err(MfaChangeError::NothingPending);
         }
         info!("TOTP on");
+        self.notify(user, MailKind::SecondFactorOn, None, client)
+            .await;
         Ok(codes)
     }
 
@@ -216,6 +218,8 @@ impl AuthService {
             });
         }
         info!("TOTP off; other sessions ended");
+        self.notify(user, MailKind::SecondFactorOff, None, client)
+            .await;
         Ok(())
     }
 
@@ -280,6 +284,10 @@ impl AuthService {
             return Err(MfaResetError::NotOn);
         }
         info!("TOTP reset by a superuser; every session of the user ended");
+        if let Some(user) = self.ports.users.find_by_id(target).await? {
+            self.notify(&user, MailKind::SecondFactorOff, None, client)
+                .await;
+        }
         Ok(())
     }
 
@@ -692,6 +700,14 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _, _, _| Ok(true));
+        mocks
+            .mail
+            .expect_notify()
+            .withf(move |notice, _, _| {
+                notice.kind == MailKind::SecondFactorOff && notice.user_id == ada.id
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
         service(mocks)
             .reset_mfa(
                 &caller(&superuser_with_id(root.id)),
@@ -746,6 +762,17 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _, _, _| Ok(true));
+        // The account is told, without a link.
+        mocks
+            .mail
+            .expect_notify()
+            .withf(move |notice, _, _| {
+                notice.kind == MailKind::SecondFactorOff
+                    && notice.user_id == id
+                    && notice.target.is_none()
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
         service(mocks)
             .disable_totp(
                 &me,

@@ -104,6 +104,25 @@ impl AuthService {
         Ok(purged + forgotten)
     }
 
+    /// Mails `user` a notice of a change of a way in, to the account's
+    /// address; with `target`, the notice carries a link that undoes it.
+    async fn notify(
+        &self,
+        user: &crate::model::User,
+        kind: crate::model::MailKind,
+        target: Option<crate::model::UndoTarget>,
+        client: &crate::model::ClientInfo,
+    ) {
+        let notice = crate::model::Notice {
+            kind,
+            user_id: user.id,
+            to: user.email.clone(),
+            new_email: None,
+            target,
+        };
+        crate::services::queue_notice(&self.ports, &notice, client).await;
+    }
+
     fn issue(
         &self,
         user_id: UserId,

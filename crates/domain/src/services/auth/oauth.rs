@@ -11,8 +11,8 @@ use super::password::Proof;
 use super::{AuthService, Authenticated, IssuedTokens};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, OAuthFlow, OAuthState, PasswordHash,
-    ProviderIdentity, SignInProof, User, UserId, Username, username_base,
+    AuditEvent, AuditKind, ClientInfo, Email, LinkedIdentity, MailKind, OAuthFlow, OAuthState,
+    PasswordHash, ProviderIdentity, SignInProof, UndoTarget, User, UserId, Username, username_base,
 };
 use crate::ports::{
     Authorization, LinkIdentityError, NewIdentityUserError, ProviderError, Unlinked,
@@ -336,6 +336,7 @@ impl AuthService {
                 return match identities.link(local.id, identity, now, &event).await {
                     Ok(()) => {
                         info!(user_id = %local.id, provider = %identity.provider, "identity linked by its verified email");
+                        self.notify_linked(&local, identity, client).await;
                         Ok(Some(local))
                     }
                     // The local account already has another identity there: not this one.
@@ -440,13 +441,23 @@ impl AuthService {
             .await?;
         let now = self.ports.clock.now();
         let event = linked_event(&identity, now, callback.client, user);
-        match self
+        let linked = self
             .ports
             .identities
             .link(user, &identity, now, &event)
-            .await
-        {
-            Ok(()) => info!(user_id = %user, provider = %identity.provider, "identity linked"),
+            .await;
+        let caller = self
+            .ports
+            .users
+            .find_by_id(user)
+            .await?
+            .ok_or(OAuthError::BadCredentials)?;
+        match linked {
+            Ok(()) => {
+                info!(user_id = %user, provider = %identity.provider, "identity linked");
+                self.notify_linked(&caller, &identity, callback.client)
+                    .await;
+            }
             // Linked to the caller already: nothing to do.
             Err(LinkIdentityError::LinkedTo(owner)) if owner == user => {}
             Err(LinkIdentityError::LinkedTo(_)) => return Err(OAuthError::LinkedElsewhere),
@@ -454,11 +465,18 @@ impl AuthService {
             Err(LinkIdentityError::Inactive) => return Err(OAuthError::BadCredentials),
             Err(LinkIdentityError::Port(err)) => return Err(err.into()),
         }
-        self.ports
-            .users
-            .find_by_id(user)
-            .await?
-            .ok_or(OAuthError::BadCredentials)
+        Ok(caller)
+    }
+
+    /// Mails the account that `identity` was linked, with a link that
+    /// unlinks it.
+    async fn notify_linked(&self, user: &User, identity: &ProviderIdentity, client: &ClientInfo) {
+        let target = UndoTarget::Identity {
+            provider: identity.provider.clone(),
+            subject: identity.subject.clone(),
+        };
+        self.notify(user, MailKind::IdentityLinked, Some(target), client)
+            .await;
     }
 
     /// The caller's linked identities.
@@ -763,6 +781,22 @@ mod tests {
                 })
                 .times(usize::from(links))
                 .returning(|_, _, _, _| Ok(()));
+            // A link made by address is mailed to the account, with a link
+            // that undoes it.
+            mocks
+                .mail
+                .expect_notify()
+                .withf(move |notice, _, _| {
+                    notice.kind == MailKind::IdentityLinked
+                        && notice.user_id == id
+                        && notice.target
+                            == Some(UndoTarget::Identity {
+                                provider: "corp".into(),
+                                subject: "sub-1".into(),
+                            })
+                })
+                .times(usize::from(links))
+                .returning(|_, _, _| Ok(()));
             mocks.without_second_factor();
             expect_tokens(&mut mocks);
             mocks.sessions.expect_create().returning(|_, _, _| Ok(true));

@@ -84,6 +84,7 @@ impl AuthService {
             user_id: user.id,
             to: user.email.clone(),
             new_email: None,
+            target: None,
         };
         crate::services::queue_notice(&self.ports, &notice, client).await;
         info!("password changed; other sessions ended");

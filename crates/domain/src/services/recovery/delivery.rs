@@ -5,10 +5,13 @@ use time::{Duration, OffsetDateTime};
 use tracing::{error, warn};
 
 use crate::PortError;
-use crate::model::{AuditEvent, AuditKind, Email, Mail, MailJob, MailKind, User};
+use crate::model::{AuditEvent, AuditKind, Email, Mail, MailJob, MailKind, UndoTarget, User};
 use crate::ports::MailError;
 
 use super::{BATCH, LEASE, MAX_RETRY_WAIT, RecoveryService};
+
+/// How long a notice's undo link works.
+const UNDO_TTL: Duration = Duration::days(7);
 
 impl RecoveryService {
     /// One round of the mail worker: takes the due jobs and tries each
@@ -57,29 +60,34 @@ impl RecoveryService {
         let transient = |err: PortError| MailError::Transient(err.to_string());
         let to = Email::parse(&job.email)
             .map_err(|_| MailError::Permanent(format!("not an address: {}", job.email)))?;
-        if job.kind == MailKind::PasswordChanged {
+        if !job.kind.carries_a_link() {
             // A notice of a change that happened is never capped: the cap
             // limits links anyone can ask for, and a notice must reach the
             // owner however many of those were asked for first.
-            return self.recovery.mailer.send(&self.password_notice(to)).await;
+            return self
+                .recovery
+                .mailer
+                .send(&self.plain_notice(job.kind, to))
+                .await;
         }
-        let user = match (job.kind, job.user_id) {
-            (MailKind::EmailChanged, Some(id)) => self.ports.users.find_by_id(id).await,
-            // Its account is the one whose address changed, never whoever
-            // holds the old address now.
-            (MailKind::EmailChanged, None) => {
-                return Err(MailError::Permanent(
-                    "email change notice without its account".into(),
-                ));
+        let user = match (job.kind.is_notice(), job.user_id) {
+            (true, Some(id)) => self.ports.users.find_by_id(id).await,
+            // Its account is the one that changed, never whoever holds the
+            // address now.
+            (true, None) => {
+                return Err(MailError::Permanent(format!(
+                    "{} notice without its account",
+                    job.kind.as_str()
+                )));
             }
-            _ => self.ports.users.find_by_login(&job.email).await,
+            (false, _) => self.ports.users.find_by_login(&job.email).await,
         }
         .map_err(transient)?;
         // Links asked for by address: nobody (active) has it, or it is
-        // verified already: nothing to send. A revert link goes to the old
-        // address whatever the account looks like now.
+        // verified already: nothing to send. A notice's link goes to the
+        // address of the change whatever the account looks like now.
         let Some(user) = user.filter(|u| {
-            job.kind == MailKind::EmailChanged
+            job.kind.is_notice()
                 || (u.is_active
                     && u.email.as_str() == job.email
                     && !(job.kind == MailKind::VerifyEmail && u.is_verified))
@@ -93,10 +101,10 @@ impl RecoveryService {
         // A token per attempt: one that was never delivered is superseded.
         let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
         let now = self.ports.clock.now();
-        // A revert link is dated, and lives from, the change it undoes:
+        // A notice's link is dated, and lives from, the change it undoes:
         // links of later changes are told apart by it, whatever order the
         // worker delivers them in.
-        let issued = if job.kind == MailKind::EmailChanged {
+        let issued = if job.kind.is_notice() {
             job.queued_at
         } else {
             now
@@ -112,6 +120,7 @@ impl RecoveryService {
                 user.id,
                 &to,
                 &token.hash,
+                job.target.clone(),
                 issued + self.ttl(job.kind),
                 issued,
                 event,
@@ -141,7 +150,11 @@ impl RecoveryService {
         match kind {
             MailKind::PasswordReset => self.config.reset_token_ttl,
             MailKind::VerifyEmail => self.config.verify_token_ttl,
-            MailKind::EmailChanged | MailKind::PasswordChanged => self.config.revert_token_ttl,
+            MailKind::IdentityLinked => UNDO_TTL,
+            MailKind::EmailChanged
+            | MailKind::PasswordChanged
+            | MailKind::SecondFactorOn
+            | MailKind::SecondFactorOff => self.config.revert_token_ttl,
         }
     }
 
@@ -171,13 +184,31 @@ impl RecoveryService {
                 ),
                 "If you did not sign up or change your address, ignore this message.",
             ),
-            MailKind::EmailChanged | MailKind::PasswordChanged => (
+            MailKind::IdentityLinked => (
+                "/undo",
+                "A provider account was linked to your account",
+                format!(
+                    "An account at {} can now sign in to your account. If you did not link it, \
+                     open this link within {} days to remove it: every session of your account \
+                     ends too.",
+                    match &job.target {
+                        Some(UndoTarget::Identity { provider, .. }) => provider.as_str(),
+                        None => "a provider",
+                    },
+                    ttl.whole_days()
+                ),
+                "If you linked it, ignore this message.\n\
+                 If you did not, someone has your password: reset it too.",
+            ),
+            _ => (
                 "/revert-email",
                 "The email address of your account was changed",
                 format!(
                     "The email address of your account was changed from this address to {}. \
                      If you did not make this change, open this link within {} days to undo \
-                     it: the account gets this address back, and every session of it ends.",
+                     it: the account gets this address back, every session of it ends, and \
+                     every way in added since (a linked provider account, a second factor) is \
+                     removed.",
                     job.new_email.as_deref().unwrap_or("another address"),
                     ttl.whole_days()
                 ),
@@ -202,18 +233,43 @@ impl RecoveryService {
         }
     }
 
-    /// The notice that an account's password changed: no link, only what
-    /// to do if it was not the account's owner.
-    fn password_notice(&self, to: Email) -> Mail {
-        let ask = "The password of your account was changed.";
-        let after = format!(
-            "If this was you (or an administrator you asked), ignore this message.\n\
-             If it was not, ask for a password reset at once: {}/forgot-password",
-            self.config.public_url
-        );
+    /// A notice without a link (a password or a second factor changed):
+    /// what happened, and what to do if it was not the account's owner.
+    fn plain_notice(&self, kind: MailKind, to: Email) -> Mail {
+        let url = &self.config.public_url;
+        let (subject, ask, after) = match kind {
+            MailKind::SecondFactorOn => (
+                "Two-factor authentication was turned on",
+                "Two-factor authentication was turned on for your account.",
+                format!(
+                    "If this was you, ignore this message.\n\
+                     If it was not, someone has your password: ask for a password reset at once: \
+                     {url}/forgot-password\n\
+                     A second factor you did not turn on is removed by the link in the notice of \
+                     an email change (if your address was changed too), or by an administrator."
+                ),
+            ),
+            MailKind::SecondFactorOff => (
+                "Two-factor authentication was turned off",
+                "Two-factor authentication was turned off for your account.",
+                format!(
+                    "If this was you (or an administrator you asked), ignore this message.\n\
+                     If it was not, ask for a password reset at once, then turn it on again: \
+                     {url}/forgot-password"
+                ),
+            ),
+            _ => (
+                "Your password was changed",
+                "The password of your account was changed.",
+                format!(
+                    "If this was you (or an administrator you asked), ignore this message.\n\
+                     If it was not, ask for a password reset at once: {url}/forgot-password"
+                ),
+            ),
+        };
         Mail {
             to,
-            subject: "Your password was changed".to_owned(),
+            subject: subject.to_owned(),
             text: format!("Hello,\n\n{ask}\n\n{after}\n"),
             html: format!(
                 "<p>Hello,</p><p>{ask}</p><p>{}</p>",

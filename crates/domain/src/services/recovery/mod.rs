@@ -96,6 +96,17 @@ pub enum RevertEmailError {
     Port(#[from] PortError),
 }
 
+/// Why an undo link did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    /// Unknown, expired or already used token.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// A port failed; [`PortError`] tells whether retrying may help.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
 /// The longest wait between two attempts at one mail.
 const MAX_RETRY_WAIT: Duration = Duration::hours(1);
 /// How long a worker holds a job it took before another may take it.
@@ -214,10 +225,34 @@ impl RecoveryService {
             user_id: user.id,
             to: user.email.clone(),
             new_email: None,
+            target: None,
         };
         crate::services::queue_notice(&self.ports, &notice, client).await;
         info!(user_id = %user.id, "password reset; every session ended");
         Ok(())
+    }
+
+    /// Removes the way in a notice's undo link names, with every session
+    /// of its account; what was removed (`identity:<provider>`).
+    ///
+    /// # Errors
+    /// [`UndoError::InvalidToken`] for an unknown, expired or spent link.
+    pub async fn undo(
+        &self,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<String, UndoError> {
+        let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::IdentityUnlinked, now, client);
+        let target = self
+            .recovery
+            .tokens
+            .undo(&hash, now, &event)
+            .await?
+            .ok_or(UndoError::InvalidToken)?;
+        info!(removed = %target.removed(), "a way in removed by its notice's undo link; every session ended");
+        Ok(target.removed())
     }
 
     /// Undoes an email change with the link mailed to the old address: the
@@ -266,7 +301,7 @@ mod tests {
     use mockall::predicate::{always, eq};
 
     use super::*;
-    use crate::model::{Mail, MailJob, PasswordHash, RefreshTokenHash};
+    use crate::model::{Mail, MailJob, PasswordHash, RefreshTokenHash, UndoTarget};
     use crate::ports::{
         MailError, MockMailer, MockRecoveryTokens, MockRequestCounter, RefreshToken,
     };
@@ -333,6 +368,7 @@ mod tests {
             user_id: None,
             new_email: None,
             queued_at: NOW - Duration::minutes(1),
+            target: None,
         }
     }
 
@@ -563,12 +599,13 @@ mod tests {
                     always(),
                     always(),
                     eq(token_hash()),
+                    eq(None),
                     eq(NOW + ttl),
                     eq(NOW),
                     mockall::predicate::always(),
                 )
                 .times(1)
-                .returning(|_, _, _, _, _, _, _| Ok(()));
+                .returning(|_, _, _, _, _, _, _, _| Ok(()));
             let sent = recording_mailer(&mut recovery, || Ok(()));
             assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
             let sent = sent.lock().unwrap();
@@ -642,14 +679,14 @@ mod tests {
         recovery
             .tokens
             .expect_issue()
-            .withf(move |kind, user, email, _, expires, _, _| {
+            .withf(move |kind, user, email, _, _, expires, _, _| {
                 *kind == MailKind::EmailChanged
                     && *user == ada.id
                     && email.as_str() == "ada@example.com"
                     && *expires == NOW - Duration::minutes(1) + Duration::days(7)
             })
             .times(1)
-            .returning(|_, _, _, _, _, _, _| Ok(()));
+            .returning(|_, _, _, _, _, _, _, _| Ok(()));
         let sent = recording_mailer(&mut recovery, || Ok(()));
         assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
         let sent = sent.lock().unwrap();
@@ -662,6 +699,142 @@ mod tests {
             "{}",
             sent[0].text
         );
+    }
+
+    #[tokio::test]
+    async fn a_linked_identitys_notice_carries_a_link_that_undoes_it_past_the_share() {
+        let ada = user("ada");
+        let target = UndoTarget::Identity {
+            provider: "corp".into(),
+            subject: "sub-1".into(),
+        };
+        let notice = MailJob {
+            user_id: Some(ada.id),
+            target: Some(target.clone()),
+            ..job(MailKind::IdentityLinked, 1)
+        };
+        let mut mocks = Mocks::default();
+        mocks.finds_by_id(&ada);
+        mocks
+            .mail
+            .expect_claim()
+            .return_once(move |_, _, _| Ok(vec![notice]));
+        mocks.tokens.expect_new_refresh_token().returning(|| {
+            Ok(RefreshToken {
+                secret: "undo-token".into(),
+                hash: token_hash(),
+            })
+        });
+        mocks
+            .mail
+            .expect_complete()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut recovery = RecoveryMocks {
+            counter: MockRequestCounter::new(),
+            ..RecoveryMocks::default()
+        };
+        recovery.counter.expect_count().never();
+        // The token keeps what it removes, and lives 7 days from the link.
+        recovery
+            .tokens
+            .expect_issue()
+            .withf(move |kind, user, _, _, stored, expires, _, _| {
+                *kind == MailKind::IdentityLinked
+                    && *user == ada.id
+                    && *stored == Some(target.clone())
+                    && *expires == NOW - Duration::minutes(1) + Duration::days(7)
+            })
+            .times(1)
+            .returning(|_, _, _, _, _, _, _, _| Ok(()));
+        let sent = recording_mailer(&mut recovery, || Ok(()));
+        assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent[0].to.as_str(), "ada@example.com");
+        assert!(sent[0].text.contains("corp"), "{}", sent[0].text);
+        assert!(
+            sent[0]
+                .text
+                .contains("https://app.example.com/undo?token=undo-token"),
+            "{}",
+            sent[0].text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_factors_notice_has_no_link_and_says_how_to_remove_a_strangers() {
+        for kind in [MailKind::SecondFactorOn, MailKind::SecondFactorOff] {
+            let ada = user("ada");
+            let notice = MailJob {
+                user_id: Some(ada.id),
+                ..job(kind, 1)
+            };
+            let mut mocks = Mocks::default();
+            mocks
+                .mail
+                .expect_claim()
+                .return_once(move |_, _, _| Ok(vec![notice]));
+            mocks
+                .mail
+                .expect_complete()
+                .times(1)
+                .returning(|_, _| Ok(()));
+            let mut recovery = RecoveryMocks {
+                counter: MockRequestCounter::new(),
+                ..RecoveryMocks::default()
+            };
+            recovery.counter.expect_count().never();
+            // No token: a link would let whoever reads the inbox strip it.
+            recovery.tokens.expect_issue().never();
+            let sent = recording_mailer(&mut recovery, || Ok(()));
+            assert_eq!(service(mocks, recovery).deliver_due().await.unwrap(), 1);
+            let sent = sent.lock().unwrap();
+            assert!(!sent[0].text.contains("token="), "{}", sent[0].text);
+            if kind == MailKind::SecondFactorOn {
+                assert!(
+                    sent[0].text.contains("notice of an email change")
+                        && sent[0].text.contains("administrator"),
+                    "{}",
+                    sent[0].text
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_undo_link_says_what_it_removed_or_that_it_is_no_good() {
+        for found in [true, false] {
+            let mut mocks = Mocks::default();
+            mocks
+                .tokens
+                .expect_hash_refresh_token()
+                .returning(|_| token_hash());
+            let mut recovery = RecoveryMocks::default();
+            recovery
+                .tokens
+                .expect_undo()
+                .withf(|hash, at, event| {
+                    *hash == token_hash()
+                        && *at == NOW
+                        && event.kind == AuditKind::IdentityUnlinked
+                        && event.actor_id.is_none()
+                })
+                .times(1)
+                .returning(move |_, _, _| {
+                    Ok(found.then(|| UndoTarget::Identity {
+                        provider: "corp".into(),
+                        subject: "sub-1".into(),
+                    }))
+                });
+            let outcome = service(mocks, recovery)
+                .undo(&SecretString::from("undo-token"), &ClientInfo::default())
+                .await;
+            if found {
+                assert_eq!(outcome.unwrap(), "identity:corp");
+            } else {
+                assert!(matches!(outcome, Err(UndoError::InvalidToken)));
+            }
+        }
     }
 
     #[tokio::test]
@@ -826,7 +999,7 @@ mod tests {
         recovery
             .tokens
             .expect_issue()
-            .returning(|_, _, _, _, _, _, _| Ok(()));
+            .returning(|_, _, _, _, _, _, _, _| Ok(()));
         recording_mailer(recovery, outcome);
     }
 

@@ -251,6 +251,7 @@ impl UserService {
                 user_id: id,
                 to: before.email.clone(),
                 new_email: Some(email.clone()),
+                target: None,
             };
             crate::services::queue_notice(&self.ports, &notice, client).await;
             crate::services::queue_verification(&self.ports, email, client).await;
@@ -261,6 +262,7 @@ impl UserService {
                 user_id: id,
                 to: after.email.clone(),
                 new_email: None,
+                target: None,
             };
             crate::services::queue_notice(&self.ports, &notice, client).await;
         }
@@ -365,6 +367,7 @@ mod tests {
                         user_id: id,
                         to: old.clone(),
                         new_email: Some(Email::parse(new).unwrap()),
+                        target: None,
                     }
             })
             .times(1)
