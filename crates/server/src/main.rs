@@ -12,7 +12,7 @@ usage: userhub-server [--help | --version]
        userhub-server create-superuser [--email EMAIL] [--username NAME]
 
 Without arguments the server starts with the settings of the environment,
-.env and config/*.toml (see README).
+.env and config/*.toml (see docs/configuration.md).
 
 create-superuser makes a superuser (migrating the database first) and exits;
 an account with that e-mail or username already there is left as it is.

@@ -1,7 +1,7 @@
 //! Every setting, declared once: its doc, type, default and range. The
 //! field is named after its environment variable (lower-cased in TOML).
 //! `config/default.toml` and `.env.example` are generated from these
-//! declarations (a test fails when they differ); README's table describes
+//! declarations (a test fails when they differ); docs/configuration.md's table describes
 //! them for operators.
 
 use secrecy::SecretString;

@@ -34,7 +34,8 @@ fn with_base(mut base: Settings, tweak: impl FnOnce(&mut Settings)) -> Settings 
 /// `config/default.toml` and `.env.example` are generated from the
 /// declarations, so they cannot drift: a changed declaration fails here
 /// until `UPDATE_CONFIG_FILES=1 cargo test -p userhub-server settings`
-/// rewrites them. README's settings table names every variable.
+/// rewrites them. The settings table of docs/configuration.md names every
+/// variable.
 #[test]
 fn the_config_files_and_readme_match_the_code() {
     for (file, text) in [
@@ -51,11 +52,11 @@ fn the_config_files_and_readme_match_the_code() {
             "{file} is not what the declarations generate; run UPDATE_CONFIG_FILES=1 cargo test -p userhub-server settings"
         );
     }
-    let readme = std::fs::read_to_string(repository_path("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repository_path("docs/configuration.md")).unwrap();
     for key in keys() {
         assert!(
             readme.contains(&format!("`{}`", key.to_uppercase())),
-            "README's settings table lacks {}",
+            "docs/configuration.md's settings table lacks {}",
             key.to_uppercase()
         );
     }
@@ -90,7 +91,7 @@ fn the_config_files_and_readme_match_the_code() {
             };
             assert_eq!(
                 *default, expected,
-                "README states {stated} as the default of {name}"
+                "docs/configuration.md states {stated} as the default of {name}"
             );
         }
     }
