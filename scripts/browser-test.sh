@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests in headless Chromium (Debian's package, driven by
-# playwright-core): Swagger UI's OAuth2 password flow at /docs, and CORS as
-# a browser enforces it. Installs Chromium and the npm packages when missing.
+# playwright-core): Swagger UI's OAuth2 password flow at /docs, CORS as a
+# browser enforces it, and a provider sign-in (a real oidc-provider) run by
+# a front end on its own origin. Installs Chromium and the npm packages when missing.
 # Screenshots go to build/browser/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,14 +26,34 @@ allowed_port="$(free_port)"
 other_port="$(free_port)"
 while [[ "$other_port" == "$allowed_port" ]]; do other_port="$(free_port)"; done
 
-start_server "sqlite://$workdir/browser.db?mode=rwc" CORS_ORIGINS="http://127.0.0.1:$allowed_port"
+# A real OpenID provider, whose redirects go to the front end's own origin.
+oidc_dir="tests/oidc"
+if ! cmp -s "$oidc_dir/package-lock.json" "$oidc_dir/node_modules/.installed-lock.json"; then
+    (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json)
+fi
+node "$oidc_dir/provider.mjs" "http://127.0.0.1:$allowed_port" >"$workdir/provider.out" 2>"$workdir/provider.err" &
+provider_pid=$!
+trap 'stop_server; kill "$provider_pid" 2>/dev/null || true; rm -rf "$workdir"' EXIT
+for _ in $(seq 1 100); do
+    grep -q issuer "$workdir/provider.out" 2>/dev/null && break
+    sleep 0.1
+done
+issuer="$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["issuer"])' "$workdir/provider.out")" || {
+    echo "error: the OpenID provider did not start:" >&2
+    cat "$workdir/provider.err" >&2
+    exit 1
+}
+
+start_server "sqlite://$workdir/browser.db?mode=rwc" CORS_ORIGINS="http://127.0.0.1:$allowed_port" \
+    OAUTH_PROVIDERS=test OAUTH_TEST_ISSUER="$issuer" OAUTH_TEST_CLIENT_ID=userhub \
+    OAUTH_TEST_CLIENT_SECRET=userhub-test-secret OAUTH_REDIRECT_BASE_URL="http://127.0.0.1:$allowed_port"
 echo "== server at $SERVER_URL; pages from :$allowed_port (allowed) and :$other_port (not)"
 
 mkdir -p build/browser
 (
     cd tests/browser
     USERHUB_URL="$SERVER_URL" USERHUB_EMAIL="$ROOT_EMAIL" USERHUB_PASSWORD="$ROOT_PASSWORD" \
-        ALLOWED_ORIGIN_PORT="$allowed_port" OTHER_ORIGIN_PORT="$other_port" \
+        ALLOWED_ORIGIN_PORT="$allowed_port" OTHER_ORIGIN_PORT="$other_port" OAUTH_PROVIDER_NAME=test \
         ARTIFACTS_DIR="$PWD/../../build/browser" \
         node --test --test-concurrency=1 ./*.test.mjs
 )

@@ -170,5 +170,9 @@ fn cors(origins: &[String]) -> Cors {
     // A disallowed origin gets no CORS headers (the browser blocks it)
     // rather than an error that would also hit non-browser clients.
     .block_on_origin_mismatch(false)
+    // A front end on a listed origin runs the provider sign-in with
+    // `credentials: "include"`: the state cookie must come back with its
+    // callback. Origins are listed one by one, never a wildcard.
+    .supports_credentials()
     .max_age(3600)
 }

@@ -781,6 +781,31 @@ async fn preflights_allow_if_match_and_responses_expose_the_etag(backend: Backen
         .await
         .unwrap();
     assert!(read.headers().contains_key("etag"));
+    // A front end on a listed origin may send credentials (the provider
+    // sign-in's state cookie); another origin gets no CORS headers at all.
+    assert_eq!(read.headers()["access-control-allow-credentials"], "true");
+    assert_eq!(
+        read.headers()["access-control-allow-origin"],
+        ALLOWED_ORIGIN
+    );
+    let stranger = app
+        .client
+        .get(app.url("/api/auth/me"))
+        .header("origin", "http://evil.example")
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !stranger
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    assert!(
+        !stranger
+            .headers()
+            .contains_key("access-control-allow-credentials")
+    );
     let exposed = read.headers()["access-control-expose-headers"]
         .to_str()
         .unwrap()
