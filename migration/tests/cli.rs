@@ -38,8 +38,8 @@ fn with_the_example_env_file_it_migrates_the_default_sqlite_file() {
     for args in [
         &["status"][..],
         &["up"],
-        &["fresh"],
-        &["down", "-n", "100"],
+        &["fresh", "--yes"],
+        &["down", "-n", "100", "--yes"],
         &["up"],
         &["status"],
     ] {
@@ -53,8 +53,60 @@ fn with_the_example_env_file_it_migrates_the_default_sqlite_file() {
     }
     assert!(dir.join("userhub.db").exists());
     let status = migration(&dir, &["status"], &[]);
-    let text = String::from_utf8_lossy(&status.stdout).into_owned() + &stderr(&status);
-    assert!(!text.contains("Pending"), "{text}");
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(!text.contains("pending"), "{text}");
+    assert!(text.lines().all(|l| l.starts_with("applied  m")), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn status_never_creates_the_sqlite_file() {
+    let dir = scratch_dir("status-only");
+    let output = migration(&dir, &["status"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(text.contains("every migration is pending"), "{text}");
+    assert!(text.contains("pending  m20261125_000001"), "{text}");
+    assert!(!dir.join("userhub.db").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn down_and_fresh_need_yes_when_no_one_can_be_asked() {
+    let dir = scratch_dir("confirm");
+    assert!(migration(&dir, &["up"], &[]).status.success());
+    for args in [&["down"][..], &["fresh"]] {
+        let output = migration(&dir, args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains("--yes"), "{}", stderr(&output));
+    }
+    // Nothing was rolled back.
+    let status = migration(&dir, &["status"], &[]);
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("pending"));
+    let output = migration(&dir, &["down", "--yes"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("rolled back  m"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn version_and_help_speak_of_userhub_and_only_of_the_documented_commands() {
+    let dir = scratch_dir("help");
+    let version = migration(&dir, &["--version"], &[]);
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("migration (UserHub) {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help = String::from_utf8_lossy(&migration(&dir, &["--help"], &[]).stdout).into_owned();
+    for documented in ["status", "up", "down", "fresh", "--yes"] {
+        assert!(help.contains(documented), "{help}");
+    }
+    for hidden in ["generate", "init", "refresh", "reset"] {
+        assert!(!help.contains(hidden), "{help}");
+    }
+    let unknown = migration(&dir, &["generate", "x"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

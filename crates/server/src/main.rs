@@ -45,16 +45,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    // One line per failure, with its causes and no backtrace: a wrong
-    // setting is the operator's to fix (exit code 2), anything else 1.
+    // One line per missing or wrong setting, all of them at once, with
+    // their causes and no backtrace: they are the operator's to fix (exit
+    // code 2); anything else is 1.
     let settings = match Settings::load() {
         Ok(settings) => settings,
-        Err(err) => {
-            say_error(&format!("{err:#}"));
+        Err(problems) => {
+            for line in problems.lines() {
+                say_error(line);
+            }
             return ExitCode::from(2);
         }
     };
     telemetry::init(&settings.server.rust_log, settings.server.log_format);
+    for warning in &settings.unknown_keys {
+        tracing::warn!("{warning}");
+    }
     if !args.is_empty() {
         return create_superuser(settings, &args[1..]).await;
     }
@@ -64,8 +70,8 @@ async fn main() -> ExitCode {
     };
     let code = match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // The reason the process ends, once, on standard error.
         Err(err) => {
-            tracing::error!("{err:#}");
             say_error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
@@ -117,19 +123,24 @@ async fn create_superuser(mut settings: Settings, args: &[String]) -> ExitCode {
             line.trim_end_matches(['\r', '\n']).to_owned(),
         ));
     }
-    // Only the bootstrap is wanted: any free port, never served.
-    settings.server.port = 0;
-    match Application::build(settings).await {
-        Ok(app) => {
-            if app.first_superuser_created() == Some(true) {
-                println!("superuser created");
-            } else {
-                println!("an account with that e-mail or username exists; nothing changed");
-            }
+    let email = settings
+        .accounts
+        .first_superuser_email
+        .clone()
+        .unwrap_or_default();
+    let username = settings.accounts.first_superuser_username.clone();
+    // Only the bootstrap: no port is bound, nothing is served.
+    match Application::create_superuser(settings).await {
+        Ok(true) => {
+            println!("superuser {username} <{email}> created");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("an account with the e-mail {email} or the username {username} exists; nothing changed");
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            say_error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }

@@ -40,14 +40,29 @@ pub(super) async fn connect(settings: &Settings) -> anyhow::Result<Database> {
                 attempt += 1;
             }
             Err(err) => {
-                return Err(err).with_context(|| {
-                    format!(
-                        "connecting to the database at {}",
-                        userhub_config::redact(&settings.database_url())
-                    )
-                });
+                anyhow::bail!(
+                    "cannot connect to the database at {}: {}",
+                    userhub_config::redact(&settings.database_url()),
+                    plain_cause(&err)
+                );
             }
         }
+    }
+}
+
+/// The innermost cause of `err`, once, without the driver's source
+/// position (sqlx ends PostgreSQL's messages with ` at line N`).
+fn plain_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = err;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    let text = inner.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((cause, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => {
+            cause.to_owned()
+        }
+        _ => text,
     }
 }
 

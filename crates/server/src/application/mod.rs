@@ -32,17 +32,21 @@ pub struct Application {
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl Application {
-    /// Connects to the database, applies migrations (unless turned off),
-    /// creates the first superuser if configured, and binds the listener.
-    ///
-    /// # Errors
-    /// Bad settings, an unreachable database, a failed migration, a taken port.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+/// What serving and `create-superuser` both need: the database, migrated,
+/// and the use cases wired to it.
+struct Prepared {
+    database: Database,
+    services: Services,
+    cursor_key: CursorKey,
+    jwks: String,
+}
+
+impl Prepared {
+    async fn new(settings: &Settings) -> anyhow::Result<Self> {
         let (signing, previous) = settings.jwt_keys()?;
-        let database = connect(&settings).await?;
+        let database = connect(settings).await?;
         if settings.database.run_migrations {
-            migrate(&settings, &database).await?;
+            migrate(settings, &database).await?;
         }
         // Not derived from the signing key: a key rotation keeps every
         // cursor and refresh-token successor as it was.
@@ -68,8 +72,48 @@ impl Application {
             .server_secret("login_names")
             .await
             .context("reading the server's secret (are the migrations applied?)")?;
-        let services = Services::build(&settings, &database, tokens, throttle_key).await?;
+        let services = Services::build(settings, &database, tokens, throttle_key).await?;
+        Ok(Self {
+            database,
+            services,
+            cursor_key,
+            jwks,
+        })
+    }
+}
+
+impl Application {
+    /// Connects, applies migrations and makes the configured first
+    /// superuser, then closes: `create-superuser`'s work, with no port
+    /// bound and nothing served. `true` when it was created, `false` when
+    /// an account with that address or username exists.
+    ///
+    /// # Errors
+    /// As [`Application::build`]; also when no first superuser is configured.
+    pub async fn create_superuser(settings: Settings) -> anyhow::Result<bool> {
+        let prepared = Prepared::new(&settings).await?;
+        let created = ensure_first_superuser(&prepared.services.users, &settings).await;
+        let _ = prepared.database.close().await;
+        created?.context("FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD are needed")
+    }
+
+    /// Connects to the database, applies migrations (unless turned off),
+    /// creates the first superuser if configured, and binds the listener.
+    ///
+    /// # Errors
+    /// Bad settings, an unreachable database, a failed migration, a taken port.
+    #[allow(clippy::too_many_lines)] // the wiring of one server, in order
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let Prepared {
+            database,
+            services,
+            cursor_key,
+            jwks,
+        } = Prepared::new(&settings).await?;
         let first_superuser = ensure_first_superuser(&services.users, &settings).await?;
+        for provider in &settings.oauth_providers {
+            tracing::info!(provider = %provider.name, issuer = %provider.issuer, "sign-in provider configured");
+        }
         let (auth_rate_limit, hash_budget, write_limit) = rate_limits(&settings, &services.counter);
         let metrics = Metrics::global();
         metrics::describe_counter!(

@@ -10,6 +10,7 @@ pub(crate) mod declare;
 mod derived;
 mod oauth;
 mod sections;
+mod unknown;
 
 use std::path::Path;
 
@@ -51,6 +52,9 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     /// The providers `oauth.oauth_providers` names, with their variables.
     pub oauth_providers: Vec<OAuthProvider>,
+    /// Keys of `.env` and `config/*.toml` that name no setting, each with
+    /// the nearest known name: warned about at start.
+    pub unknown_keys: Vec<String>,
 }
 
 /// The sections, each as a writer of its generated lines.
@@ -114,12 +118,51 @@ fn describe(err: &figment::Error) -> String {
     }
 }
 
-/// One section out of the layers.
-fn extract<S: Section>(figment: &Figment) -> anyhow::Result<S> {
-    figment
-        .extract()
-        .map_err(|err| anyhow::anyhow!(describe(&err)))
+/// One section out of the layers; a section that does not read is
+/// recorded in `problems` and its defaults stand in, so that the other
+/// sections are still read and checked.
+fn extract<S: Section + Default>(figment: &Figment, problems: &mut Problems) -> S {
+    figment.extract().unwrap_or_else(|err: figment::Error| {
+        problems.extend(err.into_iter().map(|e| describe(&e)));
+        S::default()
+    })
 }
+
+/// Every setting that is missing or wrong, one line each: a start reports
+/// all of them at once rather than one per restart.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    /// Records the failure of one check.
+    fn check(&mut self, outcome: anyhow::Result<()>) {
+        if let Err(err) = outcome {
+            self.0.push(format!("{err:#}"));
+        }
+    }
+
+    fn extend(&mut self, lines: impl IntoIterator<Item = String>) {
+        self.0.extend(lines);
+    }
+
+    /// The lines, in the order found.
+    #[must_use]
+    pub fn lines(&self) -> &[String] {
+        &self.0
+    }
+
+    fn into_result(self) -> Result<(), Self> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for Problems {}
 
 /// An origin as browsers send it: `http` or `https`, a host, maybe a port,
 /// nothing else (no `*`, no path).
@@ -156,32 +199,40 @@ impl Settings {
     ///
     /// # Errors
     /// A malformed file or value.
-    pub fn load() -> anyhow::Result<Self> {
+    pub fn load() -> Result<Self, Problems> {
         // .env fills in variables the environment does not set.
-        userhub_config::load_dotenv()?;
-        let settings = Self::from_layers(Path::new("config"), environment())?;
+        if let Err(err) = userhub_config::load_dotenv() {
+            return Err(Problems(vec![format!("{err:#}")]));
+        }
+        let mut settings = Self::from_layers(Path::new("config"), environment())?;
         settings.validate()?;
+        settings.unknown_keys = unknown::keys_in(Path::new(".env"), Path::new("config"));
         Ok(settings)
     }
 
     /// Reads `dir/default.toml`, `dir/<app_env>.toml`, then `env`.
     ///
     /// # Errors
-    /// A malformed file or value, named by its variable.
-    pub fn from_layers(dir: &Path, env: Env) -> anyhow::Result<Self> {
+    /// Every malformed file or value, each named by its variable.
+    pub fn from_layers(dir: &Path, env: Env) -> Result<Self, Problems> {
         let figment = userhub_config::layers(dir, env);
-        let settings = Self {
-            server: extract(&figment)?,
-            database: extract(&figment)?,
-            tokens: extract(&figment)?,
-            accounts: extract(&figment)?,
-            mail: extract(&figment)?,
-            mfa: extract(&figment)?,
-            oauth: extract(&figment)?,
+        let mut problems = Problems::default();
+        let mut settings = Self {
+            server: extract(&figment, &mut problems),
+            database: extract(&figment, &mut problems),
+            tokens: extract(&figment, &mut problems),
+            accounts: extract(&figment, &mut problems),
+            mail: extract(&figment, &mut problems),
+            mfa: extract(&figment, &mut problems),
+            oauth: extract(&figment, &mut problems),
             oauth_providers: Vec::new(),
+            unknown_keys: Vec::new(),
         };
-        let mut settings = settings;
-        settings.oauth_providers = oauth::providers(&figment, &settings.oauth.oauth_providers)?;
+        match oauth::providers(&figment, &settings.oauth.oauth_providers) {
+            Ok(providers) => settings.oauth_providers = providers,
+            Err(err) => problems.check(Err(err)),
+        }
+        problems.into_result()?;
         Ok(settings.without_empty_values())
     }
 
@@ -189,68 +240,91 @@ impl Settings {
     /// settings directly and may use a cheap bcrypt cost).
     ///
     /// # Errors
-    /// The first unsafe setting.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Every unsafe or missing setting, one line each.
+    pub fn validate(&self) -> Result<(), Problems> {
+        let mut problems = Problems::default();
         let cost = self.accounts.bcrypt_cost;
         if !(MIN_BCRYPT_COST..=31).contains(&cost) {
-            bail!("BCRYPT_COST must be between {MIN_BCRYPT_COST} and 31, not {cost}");
+            problems.0.push(format!(
+                "BCRYPT_COST must be between {MIN_BCRYPT_COST} and 31, not {cost}"
+            ));
         }
-        self.check_ranges()?;
+        self.check_ranges(&mut problems);
         for origin in self.cors_origins() {
-            check_origin(&origin).with_context(|| format!("CORS_ORIGINS: `{origin}`"))?;
+            problems.check(check_origin(&origin).with_context(|| format!("CORS_ORIGINS: `{origin}`")));
         }
         let url = self.database_url();
         if !url.starts_with("postgres://") && !url.starts_with("sqlite:") {
-            bail!(
+            problems.0.push(format!(
                 "DATABASE_URL={}: expected postgres://, postgresql://, postgresql+asyncpg:// or sqlite://",
                 userhub_config::redact(&self.database.database_url)
-            );
+            ));
         }
-        self.check_pooler()?;
-        self.check_mail()?;
-        self.sealing_keys()?;
-        self.check_oauth()?;
+        problems.check(self.check_pooler());
+        self.check_mail(&mut problems);
+        problems.check(self.sealing_keys().map(drop));
+        problems.check(self.check_jwt());
+        problems.check(self.check_oauth());
         let filter = &self.server.rust_log;
-        tracing_subscriber::EnvFilter::try_new(filter)
-            .with_context(|| format!("RUST_LOG={filter}"))?;
-        Ok(())
+        problems.check(
+            tracing_subscriber::EnvFilter::try_new(filter)
+                .map(drop)
+                .with_context(|| format!("RUST_LOG={filter}")),
+        );
+        problems.into_result()
+    }
+
+    /// The signing keys, as far as they can be checked without making a
+    /// random development key (which [`Self::jwt_keys`] does, and logs).
+    fn check_jwt(&self) -> anyhow::Result<()> {
+        let development_key = self.tokens.jwt_algorithm == JwtAlgorithm::Hs256
+            && self.tokens.jwt_secret_key.is_none()
+            && !self.is_production();
+        if development_key {
+            return Ok(());
+        }
+        self.jwt_keys().map(drop)
     }
 
     /// Refuses numbers outside what the server can honour, instead of
     /// silently clamping them: the declared ranges, then the ranges that
     /// depend on another setting.
-    fn check_ranges(&self) -> anyhow::Result<()> {
-        self.server.check_ranges()?;
-        self.database.check_ranges()?;
-        self.tokens.check_ranges()?;
-        self.accounts.check_ranges()?;
-        self.mail.check_ranges()?;
-        self.mfa.check_ranges()?;
-        self.oauth.check_ranges()?;
+    fn check_ranges(&self, problems: &mut Problems) {
+        problems.check(self.server.check_ranges());
+        problems.check(self.database.check_ranges());
+        problems.check(self.tokens.check_ranges());
+        problems.check(self.accounts.check_ranges());
+        problems.check(self.mail.check_ranges());
+        problems.check(self.mfa.check_ranges());
+        problems.check(self.oauth.check_ranges());
         let db = &self.database;
-        check_range(
+        problems.check(check_range(
             "db_pool_min_idle",
             db.db_pool_min_idle.into(),
             0,
             db.db_pool_max_size.into(),
-        )?;
+        ));
         let accounts = &self.accounts;
-        check_range(
+        problems.check(check_range(
             "login_lockout_max_seconds",
             accounts.login_lockout_max_seconds.0,
             accounts.login_lockout_seconds.0,
             365 * 86_400,
-        )
+        ));
     }
 
-    fn check_mail(&self) -> anyhow::Result<()> {
+    fn check_mail(&self, problems: &mut Problems) {
         let mail = &self.mail;
         let public_url = self.server.public_url.trim();
         if self.is_production() && mail.smtp_host.trim().is_empty() {
-            bail!("SMTP_HOST is required when APP_ENV=production (mail would only be logged)");
+            problems.0.push(
+                "SMTP_HOST is required when APP_ENV=production (mail would only be logged)".into(),
+            );
         }
         if self.is_production() && public_url.is_empty() {
-            bail!("PUBLIC_URL is required when APP_ENV=production (the base of links in mails)");
+            problems.0.push(
+                "PUBLIC_URL is required when APP_ENV=production (the base of links in mails)".into(),
+            );
         }
         if !public_url.is_empty() {
             let url = public_url.trim_end_matches('/');
@@ -258,13 +332,16 @@ impl Settings {
                 .find("://")
                 .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
                 .unwrap_or(url.len());
-            check_origin(&url[..origin_end])
-                .with_context(|| format!("PUBLIC_URL={}", self.server.public_url))?;
+            problems.check(
+                check_origin(&url[..origin_end])
+                    .with_context(|| format!("PUBLIC_URL={}", self.server.public_url)),
+            );
         }
         if mail.smtp_username.is_some() != mail.smtp_password.is_some() {
-            bail!("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither");
+            problems
+                .0
+                .push("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither".into());
         }
-        Ok(())
     }
 
     /// PgBouncer needs PostgreSQL behind it, and migrations a direct URL.

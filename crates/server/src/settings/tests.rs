@@ -311,6 +311,7 @@ fn production_refuses_to_only_log_mail_and_mail_settings_are_checked() {
             s.mail.smtp_host = "smtp.example.com".into();
             s.server.public_url = "https://app.example.com".into();
             s.mfa.mfa_encryption_key = Some("ab".repeat(32).into());
+            s.tokens.jwt_secret_key = Some("k".repeat(32).into());
         })
     }
     assert_eq!(checked(|s| *s = production()), Ok(()));
@@ -592,6 +593,7 @@ fn providers_are_read_by_name_and_each_mistake_is_named() {
             s.server.public_url = "https://app.example.com".into();
             s.mail.smtp_host = "smtp.example.com".into();
             s.mfa.mfa_encryption_key = Some("ab".repeat(32).into());
+            s.tokens.jwt_secret_key = Some("k".repeat(32).into());
             s.oauth_providers = vec![provider(&issuer)];
         })
     };
@@ -601,4 +603,40 @@ fn providers_are_read_by_name_and_each_mistake_is_named() {
         production("http://id.example.com"),
         Err("OAUTH_CORP_ISSUER=http://id.example.com: expected an https:// URL".into())
     );
+}
+
+#[test]
+fn a_production_start_lists_every_missing_setting_at_once() {
+    let err = checked(|s| {
+        s.server.app_env = AppEnv::Production;
+        s.accounts.bcrypt_cost = 4;
+    })
+    .unwrap_err();
+    let lines: Vec<&str> = err.lines().collect();
+    for expected in [
+        "BCRYPT_COST must be between 10 and 31, not 4",
+        "SMTP_HOST is required when APP_ENV=production (mail would only be logged)",
+        "PUBLIC_URL is required when APP_ENV=production (the base of links in mails)",
+        "MFA_ENCRYPTION_KEY is required when APP_ENV=production (it encrypts TOTP secrets)",
+        "JWT_SECRET_KEY is required when APP_ENV=production",
+    ] {
+        assert!(lines.contains(&expected), "{expected} not in {lines:?}");
+    }
+    assert_eq!(lines.len(), 5, "{lines:?}");
+}
+
+#[test]
+fn every_malformed_value_is_named_in_one_run() {
+    Jail::expect_with(|jail| {
+        jail.set_env("PORT", "eighty");
+        jail.set_env("RUN_MIGRATIONS", "maybe");
+        jail.set_env("BCRYPT_COST", "high");
+        let err = Settings::from_layers(Path::new("config"), env()).unwrap_err();
+        let lines = err.lines();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        for key in ["PORT: ", "RUN_MIGRATIONS: ", "BCRYPT_COST: "] {
+            assert!(lines.iter().any(|l| l.starts_with(key)), "{key} in {lines:?}");
+        }
+        Ok(())
+    });
 }
