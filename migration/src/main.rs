@@ -49,7 +49,10 @@ fn parse(args: &[String]) -> Result<Command, String> {
         match word {
             "-n" | "--num" => {
                 let n = words.next().ok_or("-n needs a number")?;
-                steps = Some(n.parse::<u32>().map_err(|_| format!("-n {n}: not a number"))?);
+                steps = Some(
+                    n.parse::<u32>()
+                        .map_err(|_| format!("-n {n}: not a number"))?,
+                );
             }
             "-y" | "--yes" => yes = true,
             other => return Err(format!("unexpected `{other}`")),
@@ -148,7 +151,9 @@ fn confirmed(yes: bool, command: &Command, shown: &str) -> bool {
         return true;
     }
     let what = match command {
-        Command::Down(n, _) => format!("roll back the last {n} migration(s) of {shown}, dropping their data"),
+        Command::Down(n, _) => {
+            format!("roll back the last {n} migration(s) of {shown}, dropping their data")
+        }
         _ => format!("drop every table of {shown} and apply every migration again"),
     };
     if !std::io::stdin().is_terminal() {

@@ -136,7 +136,9 @@ async fn create_superuser(mut settings: Settings, args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(false) => {
-            println!("an account with the e-mail {email} or the username {username} exists; nothing changed");
+            println!(
+                "an account with the e-mail {email} or the username {username} exists; nothing changed"
+            );
             ExitCode::SUCCESS
         }
         Err(err) => {

@@ -251,7 +251,8 @@ impl Settings {
         }
         self.check_ranges(&mut problems);
         for origin in self.cors_origins() {
-            problems.check(check_origin(&origin).with_context(|| format!("CORS_ORIGINS: `{origin}`")));
+            problems
+                .check(check_origin(&origin).with_context(|| format!("CORS_ORIGINS: `{origin}`")));
         }
         let url = self.database_url();
         if !url.starts_with("postgres://") && !url.starts_with("sqlite:") {
@@ -323,7 +324,8 @@ impl Settings {
         }
         if self.is_production() && public_url.is_empty() {
             problems.0.push(
-                "PUBLIC_URL is required when APP_ENV=production (the base of links in mails)".into(),
+                "PUBLIC_URL is required when APP_ENV=production (the base of links in mails)"
+                    .into(),
             );
         }
         if !public_url.is_empty() {

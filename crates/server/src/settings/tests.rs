@@ -635,7 +635,10 @@ fn every_malformed_value_is_named_in_one_run() {
         let lines = err.lines();
         assert_eq!(lines.len(), 3, "{lines:?}");
         for key in ["PORT: ", "RUN_MIGRATIONS: ", "BCRYPT_COST: "] {
-            assert!(lines.iter().any(|l| l.starts_with(key)), "{key} in {lines:?}");
+            assert!(
+                lines.iter().any(|l| l.starts_with(key)),
+                "{key} in {lines:?}"
+            );
         }
         Ok(())
     });

@@ -26,9 +26,14 @@ pub(super) fn keys_in(dotenv: &Path, config: &Path) -> Vec<String> {
         .unwrap_or_default();
     files.sort();
     for path in files {
-        let table: BTreeMap<String, figment::value::Value> =
-            Figment::from(Toml::file(&path)).extract().unwrap_or_default();
-        found.extend(table.into_keys().map(|key| (key, path.display().to_string())));
+        let table: BTreeMap<String, figment::value::Value> = Figment::from(Toml::file(&path))
+            .extract()
+            .unwrap_or_default();
+        found.extend(
+            table
+                .into_keys()
+                .map(|key| (key, path.display().to_string())),
+        );
     }
     let known = super::keys();
     found
@@ -84,9 +89,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("userhub-unknown-{}", std::process::id()));
         let config = dir.join("config");
         std::fs::create_dir_all(&config).unwrap();
-        std::fs::write(dir.join(".env"), "BCRYPT_COSTT=12\nPORT=8000\nOAUTH_CORP_ISSUER=x\n").unwrap();
-        std::fs::write(config.join("default.toml"), "port = 1\nsmtp_hots = \"x\"\nzzz_totally_else = 1\n")
-            .unwrap();
+        std::fs::write(
+            dir.join(".env"),
+            "BCRYPT_COSTT=12\nPORT=8000\nOAUTH_CORP_ISSUER=x\n",
+        )
+        .unwrap();
+        std::fs::write(
+            config.join("default.toml"),
+            "port = 1\nsmtp_hots = \"x\"\nzzz_totally_else = 1\n",
+        )
+        .unwrap();
         let warnings = keys_in(&dir.join(".env"), &config);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(warnings.len(), 3, "{warnings:?}");
