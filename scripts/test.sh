@@ -4,10 +4,11 @@
 # starts), then the fault drills (tests/src/bin/drills/,
 # on a PostgreSQL cluster of their own), the load-balancer scenarios
 # (tests/src/bin/cluster.rs, on deploy/local-cluster.sh), the schema fuzzer (scripts/fuzz.sh),
-# the standard-client tests (scripts/client-test.sh: authlib and a generated
-# TypeScript client) and the browser tests (scripts/browser-test.sh), which
-# install what they need. SKIP_DRILLS=1, SKIP_CLUSTER=1, SKIP_FUZZ=1, SKIP_CLIENTS=1 or
-# SKIP_BROWSER=1 leaves one out
+# the standard-client tests (scripts/client-test.sh: authlib and generated
+# Python and TypeScript clients), the browser tests (scripts/browser-test.sh)
+# and the examples of README.md and docs/API.md (scripts/docs-examples.sh),
+# which install what they need. SKIP_DRILLS=1, SKIP_CLUSTER=1, SKIP_FUZZ=1,
+# SKIP_CLIENTS=1, SKIP_BROWSER=1 or SKIP_DOCS=1 leaves one out
 # (reported as NOT RUN; refused with CI=true). Arguments go to the cargo
 # test run.
 #
@@ -90,7 +91,7 @@ else
 fi
 
 not_run=()
-for step in drills cluster fuzz clients browser; do
+for step in drills cluster fuzz clients browser docs; do
     skip_var="SKIP_${step^^}"
     if [[ "${!skip_var:-}" == "1" ]]; then
         if [[ "${CI:-}" == "true" ]]; then
@@ -120,6 +121,7 @@ for step in drills cluster fuzz clients browser; do
         fuzz) ./scripts/fuzz.sh ;;
         clients) ./scripts/client-test.sh ;;
         browser) ./scripts/browser-test.sh ;;
+        docs) ./scripts/docs-examples.sh ;;
     esac
 done
 
