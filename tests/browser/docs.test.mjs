@@ -18,8 +18,13 @@ test('Swagger UI authorizes with the password flow and runs GET /api/auth/me', a
     await page.goto(`${API}/docs`);
     await page.getByRole('button', { name: 'Authorize' }).first().click();
 
-    // The OAuth2 block of the dialog: username, password, then its own Authorize.
+    // The OAuth2 block of the dialog: username, password, then its own
+    // Authorize; no client id or secret, which UserHub does not use.
     const oauth = page.locator('.auth-container').filter({ hasText: 'oauth2' });
+    await oauth.locator('#oauth_username').waitFor();
+    for (const field of ['#client_id_password', '#client_secret_password', '#password_type']) {
+      assert.equal(await oauth.locator(field).isVisible(), false, `${field} is shown`);
+    }
     await oauth.locator('#oauth_username').fill(EMAIL);
     await oauth.locator('#oauth_password').fill(PASSWORD);
     await oauth.locator('button.authorize').click();

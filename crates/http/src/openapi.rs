@@ -279,6 +279,13 @@ static SWAGGER: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> = LazyLock::ne
     )
 });
 
+/// The password flow's dialog asks for a client id and secret (and where
+/// to send them) that UserHub neither needs nor checks: hidden, so that
+/// Authorize shows the username and password only.
+const HIDE_CLIENT_FIELDS: &str = ".auth-container .wrapper:has(> label[for=password_type]), \
+     .auth-container .wrapper:has(> label[for=client_id_password]), \
+     .auth-container .wrapper:has(> label[for=client_secret_password]) { display: none; }";
+
 /// The Swagger UI page needs scripts and styles of its own origin, inline
 /// styles and data: images; nothing from elsewhere.
 pub(crate) const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -303,7 +310,13 @@ pub(crate) async fn docs(tail: Option<web::Path<String>>) -> Result<HttpResponse
     let body = if tail.is_empty() || tail == "index.html" {
         // The page's links are relative; `/docs` and `/docs/` must both find them.
         String::from_utf8_lossy(&file.bytes)
-            .replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1)
+            .replacen(
+                "<head>",
+                &format!(
+                    "<head>\n    <base href=\"/docs/\">\n    <style>{HIDE_CLIENT_FIELDS}</style>"
+                ),
+                1,
+            )
             .into_bytes()
     } else {
         file.bytes.into_owned()
