@@ -131,3 +131,45 @@ fn a_database_that_is_not_there_is_one_line_with_its_cause_once() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_configured_providers_are_logged_at_start_without_their_secrets() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch_dir("providers");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_userhub-server"));
+    command
+        .current_dir(&dir)
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("PORT", "0")
+        .env("DATABASE_URL", "sqlite://providers.db?mode=rwc")
+        .env("OAUTH_PROVIDERS", "corp")
+        .env("OAUTH_CORP_ISSUER", "https://id.example.com")
+        .env("OAUTH_CORP_CLIENT_ID", "userhub")
+        .env("OAUTH_CORP_CLIENT_SECRET", "very-secret-value")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let listening = line.contains("listening on");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let logs = seen.join("\n");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("sign-in provider configured")
+                && l.contains("provider=corp")
+                && l.contains("issuer=https://id.example.com")),
+        "{logs}"
+    );
+    assert!(!logs.contains("very-secret-value"), "{logs}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
