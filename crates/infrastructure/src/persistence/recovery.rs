@@ -141,6 +141,23 @@ async fn active_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Use
     row.map(to_domain).transpose()
 }
 
+/// Ends every live session of `user`, in the transaction of the change
+/// that calls for it.
+async fn end_sessions(
+    txn: &DatabaseTransaction,
+    user: Uuid,
+    now: OffsetDateTime,
+) -> Result<(), PortError> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::UserId.eq(user))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await
+        .port()?;
+    Ok(())
+}
+
 /// Stores `event` as the token user's own action.
 async fn write_own(
     conn: &impl ConnectionTrait,
@@ -274,13 +291,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
             // Deactivated meanwhile: the rollback leaves the token as it was.
             return Ok(None);
         }
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::UserId.eq(user_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await
-            .port()?;
+        end_sessions(&txn, user_id, now).await?;
         let user = active_user(&txn, user_id).await?;
         write_own(&txn, event, user_id).await?;
         txn.commit().await.port()?;
@@ -331,13 +342,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
             .and_where(Expr::col(RecoveryTokens::CreatedAt).gte(created_at))
             .to_owned();
         txn.execute(&later).await.port()?;
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::UserId.eq(user_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await
-            .port()?;
+        end_sessions(&txn, user_id, now).await?;
         // The ways in added after the change go with it: whoever changed
         // the address may have added their own provider account or second
         // factor. Those that predate the change stay.
@@ -398,13 +403,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
                 event.details.provider = Some(provider.clone());
             }
         }
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .filter(session::Column::UserId.eq(user_id))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await
-            .port()?;
+        end_sessions(&txn, user_id, now).await?;
         audit::write(&txn, &event).await.port()?;
         txn.commit().await.port()?;
         Ok(Some(target))
