@@ -24,7 +24,7 @@ pub use mfa::{
 };
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use session::{
-    ClientInfo, NewSession, RefreshTokenHash, Session, SessionSummary, SignInProof, network_of,
+    ClientInfo, NewSession, Session, SessionSummary, SignInProof, TokenHash, network_of,
 };
 pub use user::{FullName, FullNameError, Taken, User, UserView, VersionMatch};
 pub use username::{Username, UsernameError};

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use userhub_domain::PortError;
-use userhub_domain::model::{RefreshTokenHash, SessionId, SignInProof, UserId};
+use userhub_domain::model::{SessionId, SignInProof, TokenHash, UserId};
 use userhub_domain::ports::{AccessClaims, AccessToken, RefreshToken, TokenError, TokenIssuer};
 use uuid::Uuid;
 
@@ -346,7 +346,7 @@ impl TokenIssuer for JwtTokenIssuer {
         let mut random = [0_u8; 32];
         getrandom::fill(&mut random).map_err(|e| PortError::unexpected(e.to_string()))?;
         let secret = URL_SAFE_NO_PAD.encode(random);
-        let hash = self.hash_refresh_token(&secret);
+        let hash = self.hash_token(&secret);
         Ok(RefreshToken {
             secret: SecretString::from(secret),
             hash,
@@ -363,15 +363,15 @@ impl TokenIssuer for JwtTokenIssuer {
         mac.update(b"userhub refresh-token successor\0");
         mac.update(presented.as_bytes());
         let secret = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        let hash = self.hash_refresh_token(&secret);
+        let hash = self.hash_token(&secret);
         RefreshToken {
             secret: SecretString::from(secret),
             hash,
         }
     }
 
-    fn hash_refresh_token(&self, token: &str) -> RefreshTokenHash {
-        RefreshTokenHash::new(format!("{:x}", Sha256::digest(token.as_bytes())))
+    fn hash_token(&self, token: &str) -> TokenHash {
+        TokenHash::new(format!("{:x}", Sha256::digest(token.as_bytes())))
     }
 }
 
@@ -575,7 +575,7 @@ mod tests {
         );
         assert_ne!(a.secret.expose_secret(), b.secret.expose_secret());
         assert_eq!(a.hash.as_str().len(), 64);
-        assert_eq!(issuer.hash_refresh_token(a.secret.expose_secret()), a.hash);
+        assert_eq!(issuer.hash_token(a.secret.expose_secret()), a.hash);
         assert!(!a.hash.as_str().contains(a.secret.expose_secret()));
     }
 

@@ -3,8 +3,8 @@
 //! undoing the change removes the ways in added after it, and only those.
 
 use userhub_domain::model::{
-    ClientInfo, Email, MailKind, NewSession, ProviderIdentity, RefreshTokenHash, SealedSecret,
-    SessionId, SignInProof, UndoTarget, User,
+    ClientInfo, Email, MailKind, NewSession, ProviderIdentity, SealedSecret, SessionId,
+    SignInProof, TokenHash, UndoTarget, User,
 };
 use userhub_domain::ports::{
     IdentityRepository, InsertUserError, MfaRepository, PatchUserError, RecoveryTokens,
@@ -185,7 +185,7 @@ async fn turn_on_totp(s: &Stores, u: &User, at: OffsetDateTime) {
                 u.id,
                 &sealed,
                 1,
-                &[RefreshTokenHash::new("c0".into())],
+                &[TokenHash::new("c0".into())],
                 at,
                 &any_event()
             )
@@ -220,7 +220,7 @@ async fn a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older
         )
         .await
         .unwrap();
-        let token = RefreshTokenHash::new(format!("revert-{n}"));
+        let token = TokenHash::new(format!("revert-{n}"));
         s.tokens
             .issue(
                 MailKind::EmailChanged,
@@ -286,7 +286,7 @@ async fn an_undo_link_removes_its_identity_ends_every_session_and_works_once(bac
         let session = NewSession {
             id: SessionId::generate(),
             user_id: ada.id,
-            refresh_token_hash: RefreshTokenHash::new(format!("refresh{i}")),
+            refresh_token_hash: TokenHash::new(format!("refresh{i}")),
             created_at: now(),
             expires_at: now() + Duration::days(1),
             client: ClientInfo::default(),
@@ -303,7 +303,7 @@ async fn an_undo_link_removes_its_identity_ends_every_session_and_works_once(bac
         provider: "theirs".into(),
         subject: "theirs".into(),
     };
-    let token = RefreshTokenHash::new("undo".into());
+    let token = TokenHash::new("undo".into());
     s.tokens
         .issue(
             MailKind::IdentityLinked,
@@ -353,7 +353,7 @@ async fn an_undo_link_removes_its_identity_ends_every_session_and_works_once(bac
             .is_empty()
     );
     // An expired link does nothing.
-    let old = RefreshTokenHash::new("old".into());
+    let old = TokenHash::new("old".into());
     s.tokens
         .issue(
             MailKind::IdentityLinked,

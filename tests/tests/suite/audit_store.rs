@@ -3,8 +3,7 @@
 
 use time::Duration;
 use userhub_domain::model::{
-    AuditEvent, AuditKind, AuditQuery, ClientInfo, NewSession, RefreshTokenHash, SessionId, User,
-    UserId,
+    AuditEvent, AuditKind, AuditQuery, ClientInfo, NewSession, SessionId, TokenHash, User, UserId,
 };
 use userhub_domain::ports::{
     AuditLog, InsertUserError, LoginThrottle, PatchUserError, SessionRepository, UserPatch,
@@ -133,7 +132,7 @@ fn new_session(user: &User) -> NewSession {
     NewSession {
         id: SessionId::generate(),
         user_id: user.id,
-        refresh_token_hash: RefreshTokenHash::new(format!("hash-{}", user.id)),
+        refresh_token_hash: TokenHash::new(format!("hash-{}", user.id)),
         created_at: now(),
         expires_at: now() + Duration::days(1),
         client: ClientInfo::default(),

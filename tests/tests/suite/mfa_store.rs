@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use time::Duration;
-use userhub_domain::model::{
-    ClientInfo, NewSession, RefreshTokenHash, SealedSecret, SessionId, User,
-};
+use userhub_domain::model::{ClientInfo, NewSession, SealedSecret, SessionId, TokenHash, User};
 use userhub_domain::ports::{MfaRepository, SessionRepository, UserRepository};
 use userhub_infrastructure::{SeaOrmMfaRepository, SeaOrmSessionRepository, SeaOrmUserRepository};
 use userhub_tests::{Backend, any_event, migrated_database, stored_now as now, stored_user};
@@ -47,9 +45,9 @@ fn sealed(byte: u8) -> SealedSecret {
     SealedSecret(vec![byte; 40])
 }
 
-fn hashes(prefix: &str) -> Vec<RefreshTokenHash> {
+fn hashes(prefix: &str) -> Vec<TokenHash> {
     (0..10)
-        .map(|i| RefreshTokenHash::new(format!("{prefix}{i}")))
+        .map(|i| TokenHash::new(format!("{prefix}{i}")))
         .collect()
 }
 
@@ -111,7 +109,7 @@ async fn steps_and_recovery_codes_are_spent_once(backend: Backend) {
     assert!(!s.mfa.spend_step(ada.id, 99).await.unwrap());
     assert!(s.mfa.spend_step(ada.id, 101).await.unwrap());
     assert!(!s.mfa.spend_step(ada.id, 101).await.unwrap());
-    let c3 = RefreshTokenHash::new("c3".into());
+    let c3 = TokenHash::new("c3".into());
     assert!(
         s.mfa
             .spend_recovery_code(ada.id, &c3, now(), &any_event())
@@ -124,7 +122,7 @@ async fn steps_and_recovery_codes_are_spent_once(backend: Backend) {
             .await
             .unwrap()
     );
-    let unknown = RefreshTokenHash::new("zz".into());
+    let unknown = TokenHash::new("zz".into());
     assert!(
         !s.mfa
             .spend_recovery_code(ada.id, &unknown, now(), &any_event())
@@ -139,7 +137,7 @@ async fn steps_and_recovery_codes_are_spent_once(backend: Backend) {
             .await
             .unwrap()
     );
-    let c4 = RefreshTokenHash::new("c4".into());
+    let c4 = TokenHash::new("c4".into());
     assert!(
         !s.mfa
             .spend_recovery_code(ada.id, &c4, now(), &any_event())
@@ -162,7 +160,7 @@ async fn concurrent_uses_of_one_step_have_one_winner(backend: Backend) {
         wins += usize::from(task.await.unwrap());
     }
     assert_eq!(wins, 1);
-    let code = RefreshTokenHash::new("c0".into());
+    let code = TokenHash::new("c0".into());
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let mfa = s.mfa.clone();
@@ -218,7 +216,7 @@ async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: B
         let session = NewSession {
             id: SessionId::generate(),
             user_id: ada.id,
-            refresh_token_hash: RefreshTokenHash::new(format!("session{i}")),
+            refresh_token_hash: TokenHash::new(format!("session{i}")),
             created_at: now(),
             expires_at: now() + Duration::days(1),
             client: ClientInfo::default(),
@@ -254,7 +252,7 @@ async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: B
     let live: Vec<SessionId> = live.iter().map(|l| l.id).collect();
     assert_eq!(live, vec![ids[0]]);
     // Nothing to spend while it is off.
-    let c0 = RefreshTokenHash::new("c0".into());
+    let c0 = TokenHash::new("c0".into());
     assert!(
         !s.mfa
             .spend_recovery_code(ada.id, &c0, now(), &any_event())
@@ -280,7 +278,7 @@ fn pending(user: &User, federated: bool) -> userhub_domain::model::PendingLogin 
 
 async fn a_challenge_counts_its_attempts_and_is_spent_once(backend: Backend) {
     let (s, ada) = stores(backend).await;
-    let token = RefreshTokenHash::new("challenge".into());
+    let token = TokenHash::new("challenge".into());
     s.mfa
         .create_challenge(&token, &pending(&ada, false), now() + Duration::minutes(5))
         .await
@@ -295,7 +293,7 @@ async fn a_challenge_counts_its_attempts_and_is_spent_once(backend: Backend) {
         s.mfa.attempt_challenge(&token, now(), 3).await.unwrap(),
         None
     );
-    let other = RefreshTokenHash::new("other".into());
+    let other = TokenHash::new("other".into());
     s.mfa
         .create_challenge(&other, &pending(&ada, true), now() + Duration::minutes(5))
         .await

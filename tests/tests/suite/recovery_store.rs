@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 use userhub_domain::model::{
-    ClientInfo, MailKind, NewSession, PasswordHash, RefreshTokenHash, SessionId, User,
+    ClientInfo, MailKind, NewSession, PasswordHash, SessionId, TokenHash, User,
 };
 use userhub_domain::ports::{MailQueue, RecoveryTokens, SessionRepository, UserRepository};
 use userhub_infrastructure::{
@@ -26,8 +26,8 @@ on_both_backends!(
     finished_jobs_and_expired_tokens_are_purged,
 );
 
-fn hash(name: &str) -> RefreshTokenHash {
-    RefreshTokenHash::new(name.into())
+fn hash(name: &str) -> TokenHash {
+    TokenHash::new(name.into())
 }
 
 fn new_hash() -> PasswordHash {
@@ -63,7 +63,7 @@ async fn with_user(s: &Stores, name: &str) -> User {
 async fn issue_reset(
     s: &Stores,
     user: &User,
-    token: &RefreshTokenHash,
+    token: &TokenHash,
     until: OffsetDateTime,
     at: OffsetDateTime,
 ) {

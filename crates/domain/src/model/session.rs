@@ -2,12 +2,13 @@ use time::OffsetDateTime;
 
 use super::{SessionId, UserId};
 
-/// The SHA-256 of a refresh token, hex-encoded: the only form in which a
-/// refresh token is stored.
+/// The SHA-256 of an opaque secret token, hex-encoded: the only form in
+/// which refresh tokens, reset, verification, revert and undo tokens,
+/// recovery codes and login challenges are stored.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RefreshTokenHash(String);
+pub struct TokenHash(String);
 
-impl RefreshTokenHash {
+impl TokenHash {
     /// Wraps a hex digest.
     #[must_use]
     pub fn new(hex: String) -> Self {
@@ -125,7 +126,7 @@ pub struct NewSession {
     /// Whose session it is.
     pub user_id: UserId,
     /// Hash of the first refresh token.
-    pub refresh_token_hash: RefreshTokenHash,
+    pub refresh_token_hash: TokenHash,
     /// Login time.
     pub created_at: OffsetDateTime,
     /// When the refresh token stops working.

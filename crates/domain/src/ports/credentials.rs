@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::PortError;
-use crate::model::{Password, PasswordHash, RefreshTokenHash, SessionId, SignInProof, UserId};
+use crate::model::{Password, PasswordHash, SessionId, SignInProof, TokenHash, UserId};
 
 /// Slow, salted password hashing.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -60,7 +60,7 @@ pub struct RefreshToken {
     /// Handed to the client once, never stored.
     pub secret: SecretString,
     /// Stored.
-    pub hash: RefreshTokenHash,
+    pub hash: TokenHash,
 }
 
 /// Why an access token was refused. The reason is for logs, never for clients.
@@ -109,5 +109,5 @@ pub trait TokenIssuer: Send + Sync + 'static {
     fn successor_refresh_token(&self, presented: &str) -> RefreshToken;
 
     /// The hash under which a presented refresh token would be stored.
-    fn hash_refresh_token(&self, token: &str) -> RefreshTokenHash;
+    fn hash_token(&self, token: &str) -> TokenHash;
 }

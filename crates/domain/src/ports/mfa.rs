@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::PortError;
 use crate::model::{
-    AuditEvent, MfaStatus, PendingLogin, RefreshTokenHash, SealedSecret, SessionId, StoredTotp,
+    AuditEvent, MfaStatus, PendingLogin, SealedSecret, SessionId, StoredTotp, TokenHash,
     TotpSecret, UserId,
 };
 
@@ -40,7 +40,7 @@ pub trait MfaRepository: Send + Sync + 'static {
         user: UserId,
         sealed: &SealedSecret,
         step: i64,
-        recovery_codes: &[RefreshTokenHash],
+        recovery_codes: &[TokenHash],
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError>;
@@ -54,7 +54,7 @@ pub trait MfaRepository: Send + Sync + 'static {
     async fn spend_recovery_code(
         &self,
         user: UserId,
-        code: &RefreshTokenHash,
+        code: &TokenHash,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError>;
@@ -79,7 +79,7 @@ pub trait MfaRepository: Send + Sync + 'static {
     async fn replace_recovery_codes(
         &self,
         user: UserId,
-        recovery_codes: &[RefreshTokenHash],
+        recovery_codes: &[TokenHash],
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError>;
@@ -89,7 +89,7 @@ pub trait MfaRepository: Send + Sync + 'static {
     /// ends the challenge) and whether that step was a provider sign-in.
     async fn create_challenge(
         &self,
-        token: &RefreshTokenHash,
+        token: &TokenHash,
         login: &PendingLogin,
         expires_at: OffsetDateTime,
     ) -> Result<(), PortError>;
@@ -99,7 +99,7 @@ pub trait MfaRepository: Send + Sync + 'static {
     /// expired, spent or used-up challenge.
     async fn attempt_challenge(
         &self,
-        token: &RefreshTokenHash,
+        token: &TokenHash,
         now: OffsetDateTime,
         max_attempts: u32,
     ) -> Result<Option<PendingLogin>, PortError>;
@@ -107,7 +107,7 @@ pub trait MfaRepository: Send + Sync + 'static {
     /// Spends a challenge; `false` when another request spent it first.
     async fn spend_challenge(
         &self,
-        token: &RefreshTokenHash,
+        token: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<bool, PortError>;
 

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use crate::PortError;
 use crate::model::{
-    AuditEvent, ClientInfo, Email, Mail, MailJob, MailKind, Notice, PasswordHash, RefreshTokenHash,
+    AuditEvent, ClientInfo, Email, Mail, MailJob, MailKind, Notice, PasswordHash, TokenHash,
     UndoTarget, User, UserId,
 };
 
@@ -24,7 +24,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
         kind: MailKind,
         user: UserId,
         email: &Email,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         target: Option<UndoTarget>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
@@ -38,7 +38,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// unknown, expired or spent token.
     async fn undo(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<UndoTarget>, PortError>;
@@ -47,7 +47,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// this hash, if any. Changes nothing.
     async fn find_reset(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError>;
 
@@ -59,7 +59,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// by and about the token's user.
     async fn reset_password(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         new_hash: &PasswordHash,
         now: OffsetDateTime,
         event: &AuditEvent,
@@ -72,7 +72,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// about the token's user.
     async fn verify_email(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError>;
@@ -83,7 +83,7 @@ pub trait RecoveryTokens: Send + Sync + 'static {
     /// token of theirs. Stores `event` with the change, about the user.
     async fn revert_email(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<RevertOutcome, PortError>;

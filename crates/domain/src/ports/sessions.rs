@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::PortError;
 use crate::model::{
-    AuditEvent, NewSession, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId,
+    AuditEvent, NewSession, PasswordHash, Session, SessionId, TokenHash, User, UserId,
 };
 
 /// Failed-login state of one login name, as the throttle holds it.
@@ -90,16 +90,13 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> Result<bool, PortError>;
 
     /// The session whose *current* refresh token has this hash, live or not.
-    async fn find_by_refresh_token(
-        &self,
-        hash: &RefreshTokenHash,
-    ) -> Result<Option<Session>, PortError>;
+    async fn find_by_refresh_token(&self, hash: &TokenHash) -> Result<Option<Session>, PortError>;
 
     /// The session that once had this refresh token and has since rotated
     /// it, and when it was spent.
     async fn find_by_spent_token(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
     ) -> Result<Option<(SessionId, OffsetDateTime)>, PortError>;
 
     /// Replaces the current token `old` by `new` and records `old` as spent,
@@ -109,8 +106,8 @@ pub trait SessionRepository: Send + Sync + 'static {
     async fn rotate(
         &self,
         id: SessionId,
-        old: &RefreshTokenHash,
-        new: &RefreshTokenHash,
+        old: &TokenHash,
+        new: &TokenHash,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<bool, PortError>;

@@ -10,7 +10,7 @@ use time::macros::datetime;
 
 use super::Ports;
 use crate::model::{
-    Email, Password, PasswordHash, RefreshTokenHash, Session, SessionId, User, UserId, Username,
+    Email, Password, PasswordHash, Session, SessionId, TokenHash, User, UserId, Username,
 };
 use crate::ports::{
     AccessClaims, AccessToken, MockAuditLog, MockClock, MockIdentityProviders,
@@ -173,8 +173,8 @@ impl Mocks {
     /// lookup by that hash finds `session`.
     pub fn refresh_token_finds(&mut self, hash: &'static str, session: Option<Session>) {
         self.tokens
-            .expect_hash_refresh_token()
-            .returning(move |_| RefreshTokenHash::new(hash.into()));
+            .expect_hash_token()
+            .returning(move |_| TokenHash::new(hash.into()));
         self.sessions
             .expect_find_by_refresh_token()
             .returning(move |_| Ok(session.clone()));
@@ -232,7 +232,7 @@ impl Mocks {
         self.tokens.expect_new_refresh_token().returning(move || {
             Ok(RefreshToken {
                 secret: SecretString::from(secret),
-                hash: RefreshTokenHash::new(secret.into()),
+                hash: TokenHash::new(secret.into()),
             })
         });
     }

@@ -8,8 +8,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DeriveIden, Tra
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, MfaStatus, PasswordHash, PendingLogin, RefreshTokenHash, SealedSecret, SessionId,
-    StoredTotp, UserId,
+    AuditEvent, MfaStatus, PasswordHash, PendingLogin, SealedSecret, SessionId, StoredTotp,
+    TokenHash, UserId,
 };
 use userhub_domain::ports::MfaRepository;
 use uuid::Uuid;
@@ -70,7 +70,7 @@ impl SeaOrmMfaRepository {
 async fn store_codes(
     txn: &DatabaseTransaction,
     user: Uuid,
-    codes: &[RefreshTokenHash],
+    codes: &[TokenHash],
 ) -> Result<(), PortError> {
     let old = delete_where(MfaRecoveryCodes::Table, MfaRecoveryCodes::UserId, user);
     txn.execute(&old).await.port()?;
@@ -185,7 +185,7 @@ impl MfaRepository for SeaOrmMfaRepository {
         user: UserId,
         sealed: &SealedSecret,
         step: i64,
-        recovery_codes: &[RefreshTokenHash],
+        recovery_codes: &[TokenHash],
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError> {
@@ -224,7 +224,7 @@ impl MfaRepository for SeaOrmMfaRepository {
     async fn spend_recovery_code(
         &self,
         user: UserId,
-        code: &RefreshTokenHash,
+        code: &TokenHash,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError> {
@@ -296,7 +296,7 @@ impl MfaRepository for SeaOrmMfaRepository {
     async fn replace_recovery_codes(
         &self,
         user: UserId,
-        recovery_codes: &[RefreshTokenHash],
+        recovery_codes: &[TokenHash],
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, PortError> {
@@ -320,7 +320,7 @@ impl MfaRepository for SeaOrmMfaRepository {
 
     async fn create_challenge(
         &self,
-        token: &RefreshTokenHash,
+        token: &TokenHash,
         login: &PendingLogin,
         expires_at: OffsetDateTime,
     ) -> Result<(), PortError> {
@@ -351,7 +351,7 @@ impl MfaRepository for SeaOrmMfaRepository {
 
     async fn attempt_challenge(
         &self,
-        token: &RefreshTokenHash,
+        token: &TokenHash,
         now: OffsetDateTime,
         max_attempts: u32,
     ) -> Result<Option<PendingLogin>, PortError> {
@@ -385,7 +385,7 @@ impl MfaRepository for SeaOrmMfaRepository {
 
     async fn spend_challenge(
         &self,
-        token: &RefreshTokenHash,
+        token: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<bool, PortError> {
         let spend = Query::update()

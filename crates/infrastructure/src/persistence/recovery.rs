@@ -10,7 +10,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, Email, MailKind, PasswordHash, RefreshTokenHash, UndoTarget, User, UserId,
+    AuditEvent, Email, MailKind, PasswordHash, TokenHash, UndoTarget, User, UserId,
 };
 use userhub_domain::ports::{self, RevertOutcome};
 use uuid::Uuid;
@@ -83,7 +83,7 @@ struct Spent {
 /// token waits, then finds it spent.
 async fn spend_live(
     txn: &DatabaseTransaction,
-    hash: &RefreshTokenHash,
+    hash: &TokenHash,
     purpose: &str,
     now: OffsetDateTime,
 ) -> Result<Option<Spent>, PortError> {
@@ -175,7 +175,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
         kind: MailKind,
         user: UserId,
         email: &Email,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         target: Option<UndoTarget>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
@@ -222,7 +222,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
 
     async fn verify_email(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<User>, PortError> {
@@ -250,7 +250,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
 
     async fn find_reset(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError> {
         let conn = self.db.connection();
@@ -271,7 +271,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
 
     async fn reset_password(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         new_hash: &PasswordHash,
         now: OffsetDateTime,
         event: &AuditEvent,
@@ -300,7 +300,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
 
     async fn revert_email(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<RevertOutcome, PortError> {
@@ -374,7 +374,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
 
     async fn undo(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<UndoTarget>, PortError> {

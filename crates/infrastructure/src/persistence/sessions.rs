@@ -12,8 +12,8 @@ use sea_orm::{
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, ClientInfo, NewSession, PasswordHash, RefreshTokenHash, Session, SessionId,
-    SignInProof, User, UserId,
+    AuditEvent, ClientInfo, NewSession, PasswordHash, Session, SessionId, SignInProof, TokenHash,
+    User, UserId,
 };
 use userhub_domain::ports::SessionRepository;
 
@@ -156,10 +156,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         Ok(created)
     }
 
-    async fn find_by_refresh_token(
-        &self,
-        hash: &RefreshTokenHash,
-    ) -> Result<Option<Session>, PortError> {
+    async fn find_by_refresh_token(&self, hash: &TokenHash) -> Result<Option<Session>, PortError> {
         let row = read(|| {
             session::Entity::find()
                 .filter(session::Column::RefreshTokenHash.eq(hash.as_str()))
@@ -172,7 +169,7 @@ impl SessionRepository for SeaOrmSessionRepository {
 
     async fn find_by_spent_token(
         &self,
-        hash: &RefreshTokenHash,
+        hash: &TokenHash,
     ) -> Result<Option<(SessionId, OffsetDateTime)>, PortError> {
         let row = read(|| {
             spent_refresh_token::Entity::find_by_id(hash.as_str().to_owned())
@@ -186,8 +183,8 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn rotate(
         &self,
         id: SessionId,
-        old: &RefreshTokenHash,
-        new: &RefreshTokenHash,
+        old: &TokenHash,
+        new: &TokenHash,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<bool, PortError> {

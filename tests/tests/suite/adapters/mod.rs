@@ -7,7 +7,7 @@ mod writes;
 
 use std::sync::Arc;
 use time::Duration;
-use userhub_domain::model::{ClientInfo, NewSession, RefreshTokenHash, SessionId, User, UserId};
+use userhub_domain::model::{ClientInfo, NewSession, SessionId, TokenHash, User, UserId};
 use userhub_domain::ports::{PatchUserError, UserPatch, UserRepository, WriteGuard};
 use userhub_infrastructure::{SeaOrmLoginThrottle, SeaOrmSessionRepository, SeaOrmUserRepository};
 use userhub_tests::{Backend, TestDatabase, any_event, migrated_database, stored_now as now};
@@ -91,7 +91,7 @@ pub(super) fn session(user: &User, hash: &str) -> NewSession {
     NewSession {
         id: SessionId::generate(),
         user_id: user.id,
-        refresh_token_hash: RefreshTokenHash::new(hash.into()),
+        refresh_token_hash: TokenHash::new(hash.into()),
         created_at: now(),
         expires_at: now() + Duration::days(1),
         client: ClientInfo::new(Some("agent/1.0"), Some("127.0.0.1".into())),

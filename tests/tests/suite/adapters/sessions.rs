@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use time::Duration;
-use userhub_domain::model::{NewSession, PasswordHash, RefreshTokenHash, SessionId, User, UserId};
+use userhub_domain::model::{NewSession, PasswordHash, SessionId, TokenHash, User, UserId};
 use userhub_domain::ports::{LoginThrottle, SessionRepository, UserRepository};
 use userhub_tests::{Backend, any_event, stored_now as now, stored_user as user};
 
@@ -33,7 +33,7 @@ async fn rotation_is_a_compare_and_swap_and_remembers_spent_tokens(backend: Back
     );
     let found = r
         .sessions
-        .find_by_refresh_token(&RefreshTokenHash::new("h1".into()))
+        .find_by_refresh_token(&TokenHash::new("h1".into()))
         .await
         .unwrap()
         .unwrap();
@@ -42,9 +42,9 @@ async fn rotation_is_a_compare_and_swap_and_remembers_spent_tokens(backend: Back
         (s.id, Some("agent/1.0"))
     );
     let (h1, h2, h3) = (
-        RefreshTokenHash::new("h1".into()),
-        RefreshTokenHash::new("h2".into()),
-        RefreshTokenHash::new("h3".into()),
+        TokenHash::new("h1".into()),
+        TokenHash::new("h2".into()),
+        TokenHash::new("h3".into()),
     );
     let later = now() + Duration::days(2);
     assert!(
@@ -102,8 +102,8 @@ async fn concurrent_rotations_of_one_token_have_one_winner(backend: Backend) {
         let sessions = sessions.clone();
         tokio::spawn(async move {
             let (old, new) = (
-                RefreshTokenHash::new("start".into()),
-                RefreshTokenHash::new(format!("next{i}")),
+                TokenHash::new("start".into()),
+                TokenHash::new(format!("next{i}")),
             );
             sessions
                 .rotate(s.id, &old, &new, now(), now() + Duration::days(1))
@@ -530,8 +530,8 @@ async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Bac
         );
     }
     let (old, new) = (
-        RefreshTokenHash::new("revoked".into()),
-        RefreshTokenHash::new("revoked2".into()),
+        TokenHash::new("revoked".into()),
+        TokenHash::new("revoked2".into()),
     );
     assert!(
         r.sessions
@@ -548,7 +548,7 @@ async fn purging_deletes_ended_sessions_and_their_spent_tokens_only(backend: Bac
     );
     assert!(
         r.sessions
-            .find_by_refresh_token(&RefreshTokenHash::new("live".into()))
+            .find_by_refresh_token(&TokenHash::new("live".into()))
             .await
             .unwrap()
             .is_some()

@@ -185,7 +185,7 @@ impl AuthService {
         code: &str,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, MfaLoginError> {
-        let hash = self.ports.tokens.hash_refresh_token(mfa_token);
+        let hash = self.ports.tokens.hash_token(mfa_token);
         let now = self.ports.clock.now();
         let Some(pending) = self
             .ports

@@ -14,8 +14,8 @@ use super::password::Proof;
 use super::{AuthService, Authenticated};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, MailKind, MfaStatus, RECOVERY_CODES, RefreshTokenHash,
-    SecondFactorCode, TotpSecret, User, UserId,
+    AuditEvent, AuditKind, ClientInfo, MailKind, MfaStatus, RECOVERY_CODES, SecondFactorCode,
+    TokenHash, TotpSecret, User, UserId,
 };
 
 /// The name a user's wrong second-factor codes are counted under. Login
@@ -449,7 +449,7 @@ impl AuthService {
     }
 
     /// A fresh set of recovery codes and their hashes.
-    fn recovery_codes(&self) -> Result<(Vec<SecretString>, Vec<RefreshTokenHash>), PortError> {
+    fn recovery_codes(&self) -> Result<(Vec<SecretString>, Vec<TokenHash>), PortError> {
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
         let mut hashes = Vec::with_capacity(RECOVERY_CODES);
         for _ in 0..RECOVERY_CODES {
@@ -466,8 +466,8 @@ impl AuthService {
         Ok((codes, hashes))
     }
 
-    fn recovery_hash(&self, normal: &SecretString) -> RefreshTokenHash {
-        self.ports.tokens.hash_refresh_token(normal.expose_secret())
+    fn recovery_hash(&self, normal: &SecretString) -> TokenHash {
+        self.ports.tokens.hash_token(normal.expose_secret())
     }
 }
 
@@ -953,8 +953,8 @@ mod tests {
     fn hashes_tokens(mocks: &mut Mocks) {
         mocks
             .tokens
-            .expect_hash_refresh_token()
-            .returning(|token| RefreshTokenHash::new(token.into()));
+            .expect_hash_token()
+            .returning(|token| TokenHash::new(token.into()));
     }
 
     fn user_with_id(name: &str, id: UserId) -> User {

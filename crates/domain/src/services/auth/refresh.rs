@@ -36,7 +36,7 @@ impl AuthService {
         presented: &str,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, RefreshError> {
-        let hash = self.ports.tokens.hash_refresh_token(presented);
+        let hash = self.ports.tokens.hash_token(presented);
         let now = self.ports.clock.now();
         if let Some(session) = self.ports.sessions.find_by_refresh_token(&hash).await? {
             if !session.is_live(now) {
@@ -114,7 +114,7 @@ mod tests {
 
     use super::*;
     use crate::model::*;
-    use crate::model::{RefreshTokenHash, Session};
+    use crate::model::{Session, TokenHash};
     use crate::services::auth::test_support::*;
     use crate::services::auth::*;
     use crate::services::fixtures::{Mocks, NOW, user};
@@ -229,7 +229,7 @@ mod tests {
             .expect_successor_refresh_token()
             .returning(|_| RefreshToken {
                 secret: SecretString::from("n"),
-                hash: RefreshTokenHash::new("n".into()),
+                hash: TokenHash::new("n".into()),
             });
         mocks
             .sessions
@@ -280,14 +280,14 @@ mod tests {
         let (live, sid) = (session.clone(), session.id);
         mocks
             .tokens
-            .expect_hash_refresh_token()
-            .returning(|_| RefreshTokenHash::new("old".into()));
+            .expect_hash_token()
+            .returning(|_| TokenHash::new("old".into()));
         mocks
             .tokens
             .expect_successor_refresh_token()
             .returning(|_| RefreshToken {
                 secret: SecretString::from("succ"),
-                hash: RefreshTokenHash::new("succ".into()),
+                hash: TokenHash::new("succ".into()),
             });
         mocks
             .sessions

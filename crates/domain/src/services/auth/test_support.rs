@@ -5,7 +5,7 @@ use time::Duration;
 
 use super::*;
 use crate::model::*;
-use crate::model::{RefreshTokenHash, Session, User};
+use crate::model::{Session, TokenHash, User};
 use crate::ports::RefreshToken;
 use crate::services::fixtures::{Mocks, NOW, password};
 
@@ -45,7 +45,7 @@ pub(super) fn expect_tokens(mocks: &mut Mocks) {
         .expect_successor_refresh_token()
         .returning(|_| RefreshToken {
             secret: SecretString::from("fresh"),
-            hash: RefreshTokenHash::new("fresh".into()),
+            hash: TokenHash::new("fresh".into()),
         });
     // Hashes are current unless a test says otherwise.
     mocks.hasher.expect_needs_rehash().return_const(false);

@@ -174,7 +174,7 @@ impl RecoveryService {
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<User, VerifyEmailError> {
-        let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
+        let hash = self.ports.tokens.hash_token(token.expose_secret());
         let now = self.ports.clock.now();
         let event = AuditEvent::new(AuditKind::EmailVerified, now, client);
         let user = self
@@ -196,7 +196,7 @@ impl RecoveryService {
         new_password: Password,
         client: &ClientInfo,
     ) -> Result<(), ResetPasswordError> {
-        let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
+        let hash = self.ports.tokens.hash_token(token.expose_secret());
         let now = self.ports.clock.now();
         let user = self
             .recovery
@@ -242,7 +242,7 @@ impl RecoveryService {
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<String, UndoError> {
-        let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
+        let hash = self.ports.tokens.hash_token(token.expose_secret());
         let now = self.ports.clock.now();
         let event = AuditEvent::new(AuditKind::IdentityUnlinked, now, client);
         let target = self
@@ -263,7 +263,7 @@ impl RecoveryService {
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<User, RevertEmailError> {
-        let hash = self.ports.tokens.hash_refresh_token(token.expose_secret());
+        let hash = self.ports.tokens.hash_token(token.expose_secret());
         let now = self.ports.clock.now();
         let event = AuditEvent::new(AuditKind::EmailReverted, now, client);
         let user = match self
@@ -301,7 +301,7 @@ mod tests {
     use mockall::predicate::{always, eq};
 
     use super::*;
-    use crate::model::{Mail, MailJob, PasswordHash, RefreshTokenHash, UndoTarget};
+    use crate::model::{Mail, MailJob, PasswordHash, TokenHash, UndoTarget};
     use crate::ports::{
         MailError, MockMailer, MockRecoveryTokens, MockRequestCounter, RefreshToken,
     };
@@ -354,8 +354,8 @@ mod tests {
         )
     }
 
-    fn token_hash() -> RefreshTokenHash {
-        RefreshTokenHash::new("digest".into())
+    fn token_hash() -> TokenHash {
+        TokenHash::new("digest".into())
     }
 
     fn job(kind: MailKind, attempts: u32) -> MailJob {
@@ -410,7 +410,7 @@ mod tests {
         let mut mocks = Mocks::default();
         mocks
             .tokens
-            .expect_hash_refresh_token()
+            .expect_hash_token()
             .with(eq("the-token"))
             .returning(|_| token_hash());
         let mut recovery = RecoveryMocks::default();
@@ -514,10 +514,7 @@ mod tests {
     async fn a_verification_token_verifies_once() {
         for (written, ok) in [(Some(user("ada")), true), (None, false)] {
             let mut mocks = Mocks::default();
-            mocks
-                .tokens
-                .expect_hash_refresh_token()
-                .returning(|_| token_hash());
+            mocks.tokens.expect_hash_token().returning(|_| token_hash());
             let mut recovery = RecoveryMocks::default();
             recovery
                 .tokens
@@ -805,10 +802,7 @@ mod tests {
     async fn an_undo_link_says_what_it_removed_or_that_it_is_no_good() {
         for found in [true, false] {
             let mut mocks = Mocks::default();
-            mocks
-                .tokens
-                .expect_hash_refresh_token()
-                .returning(|_| token_hash());
+            mocks.tokens.expect_hash_token().returning(|_| token_hash());
             let mut recovery = RecoveryMocks::default();
             recovery
                 .tokens
@@ -931,10 +925,7 @@ mod tests {
         ];
         for (outcome, reverted) in cases {
             let mut mocks = Mocks::default();
-            mocks
-                .tokens
-                .expect_hash_refresh_token()
-                .returning(|_| token_hash());
+            mocks.tokens.expect_hash_token().returning(|_| token_hash());
             if reverted {
                 mocks
                     .throttle
