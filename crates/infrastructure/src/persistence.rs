@@ -69,6 +69,8 @@ pub struct DatabaseSettings {
 #[derive(Clone, Debug)]
 pub struct Database {
     conn: Connection,
+    /// How long a query may wait for a connection.
+    acquire_timeout: Duration,
 }
 
 impl Database {
@@ -129,7 +131,15 @@ impl Database {
                 inner: conn,
                 pooled,
             },
+            acquire_timeout: settings.acquire_timeout,
         })
+    }
+
+    /// How long a query may wait for a connection: a batched read, which
+    /// may wait behind a batch before it waits for one, is bounded by it too.
+    #[must_use]
+    pub fn acquire_timeout(&self) -> Duration {
+        self.acquire_timeout
     }
 
     /// Runs `work` (the migrations) while holding a PostgreSQL advisory

@@ -13,6 +13,8 @@ use std::mem;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::time::Duration;
+
 use sea_orm::DbErr;
 use tokio::sync::oneshot;
 
@@ -30,6 +32,10 @@ pub(crate) type SharedErr = Arc<DbErr>;
 /// one batch per shard is out at a time.
 pub(crate) struct Batcher<K, V> {
     shards: Box<[SharedShard<K, V>]>,
+    /// The longest a read waits for its answer, queued behind a batch or
+    /// leading one: the pool's acquire timeout, so that no read waits
+    /// longer for a connection batched than it would alone.
+    deadline: Duration,
 }
 
 type SharedShard<K, V> = Arc<Mutex<Shard<K, V>>>;
@@ -77,10 +83,12 @@ thread_local! {
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 impl<K: Copy + Send, V: Send> Batcher<K, V> {
-    /// A batcher with a shard per processor.
-    pub(crate) fn new() -> Self {
+    /// A batcher with a shard per processor, whose reads give up after
+    /// `deadline` (the pool's acquire timeout).
+    pub(crate) fn new(deadline: Duration) -> Self {
         let shards = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
+            deadline,
             shards: (0..shards)
                 .map(|_| {
                     Arc::new(Mutex::new(Shard {
@@ -113,16 +121,29 @@ impl<K: Copy + Send, V: Send> Batcher<K, V> {
         let shard = self.shard();
         let (reply, answer) = oneshot::channel();
         if enqueue_or_lead(shard, Waiter { key, reply }) {
+            // The first read waits for a connection as it would alone.
             let lead = Lead(Some(shard.clone()));
             return lead.run(Vec::new(), key, &run).await;
         }
-        match answer.await {
-            Ok(Reply::Done(result)) => result,
-            Ok(Reply::Lead(next)) => next.lead.run(next.others, next.own, &run).await,
-            // The leader was dropped (its client went away) with this key
-            // in its batch: read alone.
-            Err(_) => alone(key, &run).await,
-        }
+        // A read queued behind a batch waits at most the acquire timeout in
+        // all: on time-out it is dropped as a client that went away would
+        // be, and its lead (if it had one) passes on.
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let waited = tokio::time::timeout_at(deadline, async {
+            match answer.await {
+                Ok(Reply::Done(result)) => result,
+                Ok(Reply::Lead(next)) => next.lead.run(next.others, next.own, &run).await,
+                // The leader was dropped (its client went away) with this key
+                // in its batch: read alone.
+                Err(_) => alone(key, &run).await,
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            Err(Arc::new(DbErr::ConnectionAcquire(
+                sea_orm::ConnAcquireErr::Timeout,
+            )))
+        })
     }
 }
 
@@ -243,9 +264,38 @@ mod tests {
         Ok(keys.into_iter().map(|k| k * 2).collect())
     }
 
+    /// Time stands still until every task waits (tokio's paused clock), so
+    /// the deadline is checked exactly, not raced.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_queued_behind_a_slow_batch_gives_up_at_the_acquire_timeout() {
+        let batcher = Arc::new(Batcher::<u32, u32>::new(Duration::from_millis(100)));
+        // The database has no connection to give for 500 ms.
+        let slow = |keys: Vec<u32>| async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(keys)
+        };
+        let first = {
+            let batcher = batcher.clone();
+            tokio::spawn(async move { batcher.load(1, slow).await })
+        };
+        tokio::task::yield_now().await;
+        let started = tokio::time::Instant::now();
+        let second = batcher.load(2, slow).await;
+        assert!(
+            matches!(
+                second.as_ref().map_err(|e| e.as_ref()),
+                Err(DbErr::ConnectionAcquire(_))
+            ),
+            "{second:?}"
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        // The slow batch still answers its own read.
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_reads_share_round_trips_and_each_gets_its_answer() {
-        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let batcher = Arc::new(Batcher::<u32, u32>::new(Duration::from_secs(10)));
         let trips = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..200)
             .map(|key| {
@@ -262,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lone_read_goes_at_once_and_frees_its_shard() {
-        let batcher = Batcher::<u32, u32>::new();
+        let batcher = Batcher::<u32, u32>::new(Duration::from_secs(10));
         let trips = AtomicUsize::new(0);
         for key in 0..3 {
             assert_eq!(
@@ -278,7 +328,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn an_error_reaches_every_read_of_its_batch() {
-        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let batcher = Arc::new(Batcher::<u32, u32>::new(Duration::from_secs(10)));
         let tasks: Vec<_> = (0..10)
             .map(|key| {
                 let batcher = batcher.clone();
@@ -301,7 +351,7 @@ mod tests {
     /// takes it: the lead passes on and the shard does not stay busy.
     #[tokio::test(flavor = "current_thread")]
     async fn a_lead_handed_to_a_dropped_read_passes_on() {
-        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let batcher = Arc::new(Batcher::<u32, u32>::new(Duration::from_secs(10)));
         let trips = Arc::new(AtomicUsize::new(0));
         let load = |key: u32| {
             let (batcher, trips) = (batcher.clone(), trips.clone());
@@ -328,7 +378,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_reads_of_a_dropped_leaders_batch_read_alone() {
-        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let batcher = Arc::new(Batcher::<u32, u32>::new(Duration::from_secs(10)));
         let batches = Arc::new(Mutex::new(Vec::new()));
         let load = |key: u32| {
             let (batcher, batches) = (batcher.clone(), batches.clone());
@@ -365,7 +415,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_dropped_leader_hands_its_queue_on() {
-        let batcher = Arc::new(Batcher::<u32, u32>::new());
+        let batcher = Arc::new(Batcher::<u32, u32>::new(Duration::from_secs(10)));
         let trips = Arc::new(AtomicUsize::new(0));
         // The leader, dropped while its round trip is out.
         let leader = {

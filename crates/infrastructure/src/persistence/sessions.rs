@@ -36,8 +36,8 @@ impl SeaOrmSessionRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
         Self {
+            batched: Arc::new(Batcher::new(db.acquire_timeout())),
             db,
-            batched: Arc::new(Batcher::new()),
         }
     }
 
