@@ -71,6 +71,8 @@ pub struct Database {
     conn: Connection,
     /// How long a query may wait for a connection.
     acquire_timeout: Duration,
+    /// Concurrent authenticating reads share round trips (PostgreSQL).
+    batch_reads: bool,
 }
 
 impl Database {
@@ -132,7 +134,24 @@ impl Database {
                 pooled,
             },
             acquire_timeout: settings.acquire_timeout,
+            batch_reads: true,
         })
+    }
+
+    /// The same pool, with every authenticating read its own query
+    /// (`DB_BATCH_READS=false`): simpler to reason about, and a way to
+    /// tell whether a problem lies in the batching.
+    #[must_use]
+    pub fn without_batched_reads(mut self) -> Self {
+        self.batch_reads = false;
+        self
+    }
+
+    /// Whether concurrent authenticating reads share round trips (on
+    /// PostgreSQL; SQLite runs in process, where sharing buys nothing).
+    #[must_use]
+    pub fn batch_reads(&self) -> bool {
+        self.batch_reads
     }
 
     /// How long a query may wait for a connection: a batched read, which

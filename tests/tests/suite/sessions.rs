@@ -12,6 +12,7 @@ on_both_backends!(
     change_password_keeps_this_session_and_ends_the_others,
     change_password_refuses_a_wrong_current_or_weak_new_password,
     session_endpoints_need_a_valid_token,
+    with_unbatched_reads_a_logout_is_seen_at_once,
 );
 
 async fn login(app: &userhub_tests::TestApp, name: &str, password: &str) -> (String, String) {
@@ -231,4 +232,17 @@ async fn session_endpoints_need_a_valid_token(backend: Backend) {
             .status(),
         401
     );
+}
+
+/// `DB_BATCH_READS=false`: each authenticating read is its own query, and
+/// sees a logout as a batched one does.
+async fn with_unbatched_reads_a_logout_is_seen_at_once(backend: Backend) {
+    let app = userhub_tests::spawn_app_with(backend, |s| s.database.db_batch_reads = false).await;
+    let TestUser { access, .. } = app.user("ada").await;
+    assert_eq!(app.get("/api/auth/me", &access).await.status(), 200);
+    let out = app
+        .post("/api/auth/logout", &json!({}), Some(&access))
+        .await;
+    assert_eq!(out.status(), 204);
+    assert_eq!(app.get("/api/auth/me", &access).await.status(), 401);
 }

@@ -46,7 +46,7 @@ impl SeaOrmSessionRepository {
     async fn authenticate(&self, key: AuthRead) -> Result<Authenticated, PortError> {
         let conn = self.db.connection();
         let backend = conn.get_database_backend();
-        if backend == DbBackend::Postgres {
+        if backend == DbBackend::Postgres && self.db.batch_reads() {
             return self
                 .batched
                 .load(key, |keys| async move {
@@ -61,9 +61,15 @@ impl SeaOrmSessionRepository {
                 .await
                 .map_err(|err| port_error_shared(&err));
         }
-        // SQLite is in process: a round trip costs nothing to share.
+        // One statement per read: SQLite is in process (a round trip
+        // costs nothing to share), and PostgreSQL with DB_BATCH_READS=false.
         let other = key.other.unwrap_or(key.user_id);
-        let sql = ACTIVE_USER_AND_SQLITE.get_or_init(|| {
+        let prebuilt = if backend == DbBackend::Sqlite {
+            &ACTIVE_USER_AND_SQLITE
+        } else {
+            &ACTIVE_USER_AND_POSTGRES
+        };
+        let sql = prebuilt.get_or_init(|| {
             active_user_and(key.user_id, key.session_id, other, key.now)
                 .build(backend)
                 .sql
@@ -439,6 +445,9 @@ fn authenticated_rows(
 /// sea-query once; each read binds only its values (the profile of the
 /// authenticated reads spent 7–8 % of the server's CPU building statements).
 static ACTIVE_USER_AND_SQLITE: OnceLock<String> = OnceLock::new();
+
+/// The same on PostgreSQL, when its reads are not batched.
+static ACTIVE_USER_AND_POSTGRES: OnceLock<String> = OnceLock::new();
 
 /// `SELECT users.*, <caller authenticated> FROM users WHERE id IN (caller,
 /// other)`: the session check rides along with the read, one round trip.

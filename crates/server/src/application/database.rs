@@ -27,6 +27,9 @@ pub(super) async fn connect(settings: &Settings) -> anyhow::Result<Database> {
     let mut attempt = 1_u32;
     loop {
         match Database::connect(&settings.database()).await {
+            Ok(database) if !settings.database.db_batch_reads => {
+                return Ok(database.without_batched_reads());
+            }
             Ok(database) => return Ok(database),
             Err(err) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(

@@ -56,6 +56,9 @@ section! {
         /// `pgbouncer` when `DATABASE_URL` is a PgBouncer in transaction
         /// pooling mode; `none` for a direct connection.
         db_pooler: DbPooler = DbPooler::None,
+        /// On PostgreSQL, concurrent authenticating reads share round trips
+        /// (docs/decisions); `false` runs each as its own query.
+        db_batch_reads: bool = true,
         /// A direct PostgreSQL URL for migrations (they need a session of
         /// their own); required with `DB_POOLER=pgbouncer` when migrations run.
         database_direct_url: Option<String> = None,

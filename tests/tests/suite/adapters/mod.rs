@@ -75,7 +75,17 @@ pub(super) fn diff(before: &User, after: &User) -> UserPatch {
 }
 
 pub(super) async fn repos(backend: Backend) -> Repos {
+    repos_on(backend, true).await
+}
+
+/// [`repos`], with authenticating reads batched (PostgreSQL) or not.
+pub(super) async fn repos_on(backend: Backend, batch_reads: bool) -> Repos {
     let (database, db) = migrated_database(backend).await;
+    let database = if batch_reads {
+        database
+    } else {
+        database.without_batched_reads()
+    };
     Repos {
         users: Arc::new(SeaOrmUserRepository::new(database.clone())),
         sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),

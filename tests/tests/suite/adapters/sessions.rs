@@ -12,6 +12,7 @@ use super::*;
 on_both_backends!(
     rotation_is_a_compare_and_swap_and_remembers_spent_tokens,
     concurrent_rotations_of_one_token_have_one_winner,
+    unbatched_authenticating_reads_each_get_their_own_answer,
     the_auth_lookup_needs_a_live_session_and_an_active_user,
     the_fused_read_authenticates_as_the_auth_lookup_does,
     concurrent_authenticating_reads_each_get_their_own_answer,
@@ -211,7 +212,16 @@ async fn the_fused_read_authenticates_as_the_auth_lookup_does(backend: Backend) 
 /// each gets the answer it would get alone, and a revocation is seen by
 /// every read asked for after it.
 async fn concurrent_authenticating_reads_each_get_their_own_answer(backend: Backend) {
-    let r = repos(backend).await;
+    concurrent_reads(backend, true).await;
+}
+
+/// The same with `DB_BATCH_READS=false`: one query per read.
+async fn unbatched_authenticating_reads_each_get_their_own_answer(backend: Backend) {
+    concurrent_reads(backend, false).await;
+}
+
+async fn concurrent_reads(backend: Backend, batch_reads: bool) {
+    let r = super::repos_on(backend, batch_reads).await;
     let (ada, bob, cy) = (user("ada"), user("bob"), user("cyd"));
     for u in [&ada, &bob, &cy] {
         r.users.insert(u, &any_event()).await.unwrap();
