@@ -57,7 +57,7 @@ section! {
         /// pooling mode; `none` for a direct connection.
         db_pooler: DbPooler = DbPooler::None,
         /// On PostgreSQL, concurrent authenticating reads share round trips
-        /// (docs/decisions); `false` runs each as its own query.
+        /// (docs/decisions/0004); `false` runs each as its own query.
         db_batch_reads: bool = true,
         /// A direct PostgreSQL URL for migrations (they need a session of
         /// their own); required with `DB_POOLER=pgbouncer` when migrations run.
