@@ -18,8 +18,8 @@ pub use auth::{
     UnlinkError,
 };
 pub use recovery::{
-    RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError, RevertEmailError,
-    UndoError, VerifyEmailError,
+    EVICTED_BY_REVERT, RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError,
+    RevertEmailError, UndoError, VerifyEmailError,
 };
 pub use throttle::LockoutPolicy;
 pub use users::{

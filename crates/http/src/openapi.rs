@@ -17,7 +17,7 @@ use crate::error::{
     ApiError, CodedError, FieldError, HttpError, HttpValidationError, MfaRequiredError, OAuthError,
     OAuthValidationError,
 };
-use crate::routes::{audit, auth, mfa, oauth, operations, recovery, sessions, users};
+use crate::routes::{audit, auth, identities, mfa, oauth, operations, recovery, sessions, users};
 
 /// 429: an account lockout or the per-IP limit.
 #[derive(ToResponse)]
@@ -46,7 +46,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         mfa::status, mfa::begin, mfa::confirm, mfa::disable, mfa::recovery_codes,
         oauth::authorize, oauth::callback, oauth::associate_authorize,
         oauth::associate_authorize_with_password, oauth::associate_callback,
-        oauth::identities, oauth::unlink,
+        identities::identities, identities::unlink,
         users::list, users::create, users::get, users::update, users::delete,
         users::restore, users::unlock, mfa::reset, audit::list,
         operations::health, operations::live, operations::jwks, operations::metrics,

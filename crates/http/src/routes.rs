@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod identities;
 pub(crate) mod mfa;
 pub(crate) mod oauth;
 pub(crate) mod operations;
@@ -21,6 +22,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     mfa::configure(cfg);
     oauth::configure(cfg);
+    identities::configure(cfg);
     recovery::configure(cfg);
     sessions::configure(cfg);
     users::configure(cfg);

@@ -10,6 +10,7 @@ use userhub_domain::ports::{
     IdentityRepository, InsertUserError, MfaRepository, PatchUserError, RecoveryTokens,
     RevertOutcome, SessionRepository, UserPatch, UserRepository, WriteGuard,
 };
+use userhub_domain::services::EVICTED_BY_REVERT;
 use userhub_infrastructure::{
     SeaOrmIdentityRepository, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmSessionRepository,
     SeaOrmUserRepository,
@@ -244,7 +245,7 @@ async fn a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older
 
     let reverted = s
         .tokens
-        .revert_email(&tokens[0], now(), &any_event())
+        .revert_email(&tokens[0], now(), EVICTED_BY_REVERT, &any_event())
         .await
         .unwrap();
     assert!(matches!(reverted, RevertOutcome::Reverted(ref u) if u.email == ada.email));
@@ -260,7 +261,7 @@ async fn a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older
     assert!(s.mfa.status(ada.id).await.unwrap().totp, "older: stays");
 
     s.tokens
-        .revert_email(&tokens[1], now(), &any_event())
+        .revert_email(&tokens[1], now(), EVICTED_BY_REVERT, &any_event())
         .await
         .unwrap();
     let status = s.mfa.status(bob.id).await.unwrap();

@@ -79,17 +79,31 @@ pub trait RecoveryTokens: Send + Sync + 'static {
 
     /// In one transaction: spends the live revert token with this hash,
     /// gives its user back the address it was mailed to (verified), ends
-    /// every session and spends every other live reset and verification
-    /// token of theirs. Stores `event` with the change, about the user.
+    /// every session, spends every other live reset and verification
+    /// token of theirs, and removes the ways in of the kinds in `evict`
+    /// added at or after the change the token undoes (listed in the
+    /// event's `details.removed`). Stores `event` with the change, about
+    /// the user.
     async fn revert_email(
         &self,
         hash: &TokenHash,
         now: OffsetDateTime,
+        evict: &[WayIn],
         event: &AuditEvent,
     ) -> Result<RevertOutcome, PortError>;
 
     /// Deletes tokens that expired before `before`; returns how many.
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError>;
+}
+
+/// A kind of way in to an account that someone with its password could
+/// add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WayIn {
+    /// Linked provider identities.
+    Identity,
+    /// A second factor (TOTP, its recovery codes).
+    SecondFactor,
 }
 
 /// What a revert link did.

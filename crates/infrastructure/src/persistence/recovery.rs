@@ -12,7 +12,7 @@ use userhub_domain::PortError;
 use userhub_domain::model::{
     AuditEvent, Email, MailKind, PasswordHash, TokenHash, UndoTarget, User, UserId,
 };
-use userhub_domain::ports::{self, RevertOutcome};
+use userhub_domain::ports::{self, RevertOutcome, WayIn};
 use uuid::Uuid;
 
 use super::users::to_domain;
@@ -302,6 +302,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
         &self,
         hash: &TokenHash,
         now: OffsetDateTime,
+        evict: &[WayIn],
         event: &AuditEvent,
     ) -> Result<RevertOutcome, PortError> {
         let txn = self.db.connection().begin().await.port()?;
@@ -343,20 +344,26 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
             .to_owned();
         txn.execute(&later).await.port()?;
         end_sessions(&txn, user_id, now).await?;
-        // The ways in added after the change go with it: whoever changed
-        // the address may have added their own provider account or second
-        // factor. Those that predate the change stay.
-        let mut removed: Vec<String> = super::identities::unlink_since(&txn, user_id, created_at)
-            .await
-            .port()?
-            .into_iter()
-            .map(|provider| format!("identity:{provider}"))
-            .collect();
-        if super::mfa::remove_enabled_since(&txn, user_id, created_at)
-            .await
-            .port()?
-        {
-            removed.push("totp".to_owned());
+        // The ways in of the kinds asked for, added at or after the change.
+        let mut removed = Vec::new();
+        for kind in evict {
+            match kind {
+                WayIn::Identity => removed.extend(
+                    super::identities::unlink_since(&txn, user_id, created_at)
+                        .await
+                        .port()?
+                        .into_iter()
+                        .map(|provider| format!("identity:{provider}")),
+                ),
+                WayIn::SecondFactor => {
+                    if super::mfa::remove_enabled_since(&txn, user_id, created_at)
+                        .await
+                        .port()?
+                    {
+                        removed.push("totp".to_owned());
+                    }
+                }
+            }
         }
         super::reservations::release(&txn, user_id, &email, created_at)
             .await

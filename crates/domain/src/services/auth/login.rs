@@ -114,7 +114,7 @@ impl AuthService {
             // Wrong codes lock the user's second step from this address
             // whatever name proves the password; said only to someone who
             // knows the password.
-            let codes = super::mfa::code_counter(user.id);
+            let codes = super::codes::code_counter(user.id);
             if let Some(retry_after) = self.throttle.refusal(&codes, address, now).await? {
                 warn!(user_id = %user.id, reason = "second factor locked", "login refused");
                 return Err(LoginError::Locked { retry_after });
@@ -204,7 +204,7 @@ impl AuthService {
         let address = address.as_deref();
         // Wrong codes lock the user's second factor, whatever name their
         // password was proven with; failed passwords lock their name.
-        let codes = super::mfa::code_counter(user.id);
+        let codes = super::codes::code_counter(user.id);
         for counted in [name, codes.as_str()] {
             if let Some(retry_after) = self.throttle.refusal(counted, address, now).await? {
                 return Err(MfaLoginError::Locked { retry_after });

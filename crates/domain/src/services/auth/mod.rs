@@ -10,6 +10,8 @@ use crate::PortError;
 use crate::model::{PasswordPolicy, SessionId, SignInProof, UserId};
 use crate::ports::{RefreshToken, TokenError};
 
+mod codes;
+mod linking;
 mod login;
 mod mfa;
 mod oauth;
@@ -20,9 +22,10 @@ mod sessions;
 #[cfg(test)]
 mod test_support;
 
+pub use linking::UnlinkError;
 pub use login::{LoginError, LoginRequest, MfaLoginError};
 pub use mfa::{MfaChangeError, MfaResetError, TotpEnrolment};
-pub use oauth::{OAuthCallback, OAuthError, UnlinkError};
+pub use oauth::{OAuthCallback, OAuthError};
 pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
 pub use register::RegisterUser;

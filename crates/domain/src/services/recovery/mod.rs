@@ -21,7 +21,7 @@ use crate::model::{
     AuditEvent, AuditKind, ClientInfo, Email, MailKind, Notice, Password, PasswordError,
     PasswordPolicy, User,
 };
-use crate::ports::{Mailer, RecoveryTokens, RequestCounter, RevertOutcome};
+use crate::ports::{Mailer, RecoveryTokens, RequestCounter, RevertOutcome, WayIn};
 
 /// Settings of the recovery use cases.
 #[derive(Clone, Debug)]
@@ -106,6 +106,11 @@ pub enum UndoError {
     #[error(transparent)]
     Port(#[from] PortError),
 }
+
+/// The ways in that undoing an email change removes when they were added
+/// after it: whoever changed the address may have added their own. (Ways
+/// in older than the change stay: the owner's.)
+pub const EVICTED_BY_REVERT: &[WayIn] = &[WayIn::Identity, WayIn::SecondFactor];
 
 /// The longest wait between two attempts at one mail.
 const MAX_RETRY_WAIT: Duration = Duration::hours(1);
@@ -257,7 +262,8 @@ impl RecoveryService {
 
     /// Undoes an email change with the link mailed to the old address: the
     /// old address is back (verified), every session and every other reset
-    /// or verification token of the user ends, and lockouts are lifted.
+    /// or verification token of the user ends, lockouts are lifted, and
+    /// every way in added since the change ([`EVICTED_BY_REVERT`]) goes.
     pub async fn revert_email(
         &self,
         token: &SecretString,
@@ -269,7 +275,7 @@ impl RecoveryService {
         let user = match self
             .recovery
             .tokens
-            .revert_email(&hash, now, &event)
+            .revert_email(&hash, now, EVICTED_BY_REVERT, &event)
             .await?
         {
             RevertOutcome::Reverted(user) => user,
@@ -939,10 +945,14 @@ mod tests {
             recovery
                 .tokens
                 .expect_revert_email()
-                .withf(|hash, now, event| {
-                    *hash == token_hash() && *now == NOW && event.kind == AuditKind::EmailReverted
+                .withf(|hash, now, evict, event| {
+                    *hash == token_hash()
+                        && *now == NOW
+                        && event.kind == AuditKind::EmailReverted
+                        // What an intruder could add goes with the change.
+                        && evict == [WayIn::Identity, WayIn::SecondFactor]
                 })
-                .return_once(move |_, _, _| Ok(outcome));
+                .return_once(move |_, _, _, _| Ok(outcome));
             let result = service(mocks, recovery)
                 .revert_email(&"the-token".into(), &ClientInfo::default())
                 .await;
