@@ -32,15 +32,16 @@ pub fn load_dotenv() -> anyhow::Result<()> {
 #[must_use]
 pub fn layers(dir: &Path, env: Env) -> Figment {
     let env = NonEmpty(env);
+    let defaults = NonEmpty(Toml::file(dir.join("default.toml")));
     let app_env: String = Figment::new()
-        .merge(Toml::file(dir.join("default.toml")))
+        .merge(&defaults)
         .merge(&env)
         .extract_inner("app_env")
         .unwrap_or_else(|_| "development".to_owned());
     let app_env = app_env.trim().to_ascii_lowercase();
     Figment::new()
-        .merge(Toml::file(dir.join("default.toml")))
-        .merge(Toml::file(dir.join(format!("{app_env}.toml"))))
+        .merge(defaults)
+        .merge(NonEmpty(Toml::file(dir.join(format!("{app_env}.toml")))))
         .merge(env)
 }
 
@@ -87,11 +88,12 @@ pub fn redact(raw: &str) -> String {
     }
 }
 
-/// The environment without its empty (or blank) variables: `PORT=` in a
-/// copied `.env.example` means "not set", whatever the setting's type.
-struct NonEmpty(Env);
+/// A layer without its empty (or blank) values: `PORT=` in a copied
+/// `.env.example`, or `jwt_secret_key = ""` in a TOML file, means "not
+/// set", whatever the setting's type. The one place that rule lives.
+struct NonEmpty<P>(P);
 
-impl figment::Provider for NonEmpty {
+impl<P: figment::Provider> figment::Provider for NonEmpty<P> {
     fn metadata(&self) -> figment::Metadata {
         self.0.metadata()
     }

@@ -54,7 +54,11 @@ fn a_production_start_lists_every_missing_setting_then_exits_2() {
         assert_eq!(
             lines
                 .iter()
-                .filter(|l| l.starts_with(&format!("error: {setting} ")))
+                .filter(|l| {
+                    l.strip_prefix("error: ")
+                        .and_then(|l| l.strip_prefix(setting))
+                        .is_some_and(|rest| rest.starts_with([' ', '=']))
+                })
                 .count(),
             1,
             "{setting}: {stderr}"

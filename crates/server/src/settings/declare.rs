@@ -37,41 +37,9 @@ impl<const UNIT: u64> Span<UNIT> {
     }
 }
 
-/// The number a range check compares.
-pub trait Count {
-    /// The setting's value as the number its variable holds.
-    fn count(&self) -> u64;
-}
-
-macro_rules! count_as_u64 {
-    ($($ty:ty),*) => {$(
-        impl Count for $ty {
-            fn count(&self) -> u64 {
-                u64::try_from(*self).unwrap_or(u64::MAX)
-            }
-        }
-    )*};
-}
-count_as_u64!(u8, u16, u32, u64, usize);
-
-impl<const UNIT: u64> Count for Span<UNIT> {
-    fn count(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Refuses a number outside `min..=max`, naming the variable.
-///
-/// # Errors
-/// `NAME=value: expected a number from min to max`.
-pub fn check_range(key: &str, value: u64, min: u64, max: u64) -> anyhow::Result<()> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "{}={value}: expected a number from {min} to {max}",
-            key.to_ascii_uppercase()
-        )
+impl<const UNIT: u64> From<Span<UNIT>> for u64 {
+    fn from(span: Span<UNIT>) -> Self {
+        span.0
     }
 }
 
@@ -89,36 +57,37 @@ pub trait Section: Default + Serialize + for<'de> Deserialize<'de> {
     const TITLE: &'static str;
     /// The settings, in declaration order.
     const ENTRIES: &'static [Entry];
-
-    /// Refuses values outside their declared ranges.
-    ///
-    /// # Errors
-    /// The first value out of range.
-    fn check_ranges(&self) -> anyhow::Result<()>;
 }
 
 /// Declares a section: a struct whose fields are named after their
-/// variables, each `name: Type = default` with an optional `; min..=max`.
-/// Fields the generated files must not show a value of (secrets) carry
+/// variables, each `name: Type = default`. A field's checks are garde
+/// rules (`#[garde(custom(within(1, 100)))]`, see [`super::rules`]); fields
+/// the generated files must not show a value of (secrets) carry
 /// `#[serde(skip_serializing)]`.
 macro_rules! section {
     (
         $(#[doc = $sdoc:literal])*
+        #[derive($($derive:tt)*)]
         pub struct $name:ident($title:literal) {
             $(
                 $(#[doc = $doc:literal])*
                 $(#[serde($($serde:tt)*)])?
-                $field:ident : $ty:ty = $default:expr $(; $min:literal ..= $max:literal)?
+                $(#[garde($($garde:tt)*)])?
+                $field:ident : $ty:ty = $default:expr
             ),* $(,)?
         }
     ) => {
         $(#[doc = $sdoc])*
         #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+        #[derive($($derive)*)]
         #[serde(default)]
+        #[garde(allow_unvalidated)]
+        #[garde(context(crate::settings::rules::Checks))]
         pub struct $name {
             $(
                 $(#[doc = $doc])*
                 $(#[serde($($serde)*)])?
+                $(#[garde($($garde)*)])?
                 pub $field: $ty,
             )*
         }
@@ -137,20 +106,6 @@ macro_rules! section {
                     doc: &[$($doc),*],
                 },
             )*];
-
-            fn check_ranges(&self) -> anyhow::Result<()> {
-                #[allow(unused_imports)]
-                use $crate::settings::declare::Count as _;
-                $($(
-                    $crate::settings::declare::check_range(
-                        stringify!($field),
-                        self.$field.count(),
-                        $min,
-                        $max,
-                    )?;
-                )?)*
-                Ok(())
-            }
         }
     };
 }

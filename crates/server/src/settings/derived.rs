@@ -29,12 +29,7 @@ impl Settings {
     /// The CORS origins, separated by commas or white space.
     #[must_use]
     pub fn cors_origins(&self) -> Vec<String> {
-        self.server
-            .cors_origins
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|o| !o.is_empty())
-            .map(|o| o.trim_end_matches('/').to_owned())
-            .collect()
+        super::split_origins(&self.server.cors_origins)
     }
 
     /// The SMTP server's settings, or `None` to log mail instead.

@@ -391,6 +391,28 @@ fn origins_may_be_separated_by_commas_or_spaces() {
     );
 }
 
+/// An empty value means "not set" in every layer and for every type: the
+/// default stands, and a blank secret is no secret.
+#[test]
+fn a_blank_value_in_a_file_means_unset() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("config")?;
+        jail.create_file(
+            "config/default.toml",
+            "port = \"\"\njwt_secret_key = \"  \"\nsmtp_port = \"\"\nfirst_superuser_email = \"\"",
+        )?;
+        jail.create_file("config/development.toml", "smtp_username = \" \"")?;
+        let settings = Settings::from_layers(Path::new("config"), env()).unwrap();
+        assert_eq!(settings.server.port, 8000);
+        assert!(settings.tokens.jwt_secret_key.is_none());
+        assert_eq!(settings.mail.smtp_port, None);
+        assert_eq!(settings.mail.smtp_username, None);
+        assert_eq!(settings.accounts.first_superuser_email, None);
+        assert_eq!(settings.validate().map_err(|e| e.to_string()), Ok(()));
+        Ok(())
+    });
+}
+
 #[test]
 fn the_app_env_file_is_layered_over_the_default_file() {
     Jail::expect_with(|jail| {
@@ -614,7 +636,7 @@ fn a_production_start_lists_every_missing_setting_at_once() {
     .unwrap_err();
     let lines: Vec<&str> = err.lines().collect();
     for expected in [
-        "BCRYPT_COST must be between 10 and 31, not 4",
+        "BCRYPT_COST=4: expected a number from 10 to 31",
         "SMTP_HOST is required when APP_ENV=production (mail would only be logged)",
         "PUBLIC_URL is required when APP_ENV=production (the base of links in mails)",
         "MFA_ENCRYPTION_KEY is required when APP_ENV=production (it encrypts TOTP secrets)",
