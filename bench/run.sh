@@ -9,7 +9,8 @@
 # bench/results/<users>.md (a table) and the console; `--only reads` runs
 # only W1, W2 and W3 (three rounds, with the server's and PostgreSQL's CPU
 # per request, next to pgbench's for the same SQL, into
-# bench/results/reads-<users>.md), and
+# bench/results/reads-<users>.md; with BENCH_BASELINE_BIN, that build too,
+# round by round, for a comparison within one run), and
 # `--only forgot` only the forgot-password timing comparison (W8, into
 # bench/results/forgot-<users>.md), and `--only audit` only the audit-trail
 # listings over AUDIT_EVENTS (default 1 000 000) seeded events (W9, into
@@ -263,12 +264,56 @@ pgbench_cpu() {
     printf 'pgbench %-3s %10s tps  PostgreSQL CPU/transaction %s us\n' "$name" "${pgb_tps[$name]}" "${pgb_cpu[$name]}"
 }
 
+# reads_medians <tag> <label>: the medians of three rounds of W1–W3 run
+# with <tag> in their names, as a table.
+reads_medians() {
+    local t="$1" label="$2"
+    python3 - <<PY
+import statistics as s
+med = s.median
+tps = {w: med(v) for w, v in {"W1": [${rps[W1$t.1]}, ${rps[W1$t.2]}, ${rps[W1$t.3]}],
+                              "W2": [${rps[W2$t.1]}, ${rps[W2$t.2]}, ${rps[W2$t.3]}],
+                              "W3": [${rps[W3$t.1]}, ${rps[W3$t.2]}, ${rps[W3$t.3]}]}.items()}
+server = {w: med(v) for w, v in {"W1": [${cpu_server[W1$t.1]}, ${cpu_server[W1$t.2]}, ${cpu_server[W1$t.3]}],
+                                 "W2": [${cpu_server[W2$t.1]}, ${cpu_server[W2$t.2]}, ${cpu_server[W2$t.3]}],
+                                 "W3": [${cpu_server[W3$t.1]}, ${cpu_server[W3$t.2]}, ${cpu_server[W3$t.3]}]}.items()}
+pg = {w: med(v) for w, v in {"W2": [${cpu_pg[W2$t.1]}, ${cpu_pg[W2$t.2]}, ${cpu_pg[W2$t.3]}],
+                             "W3": [${cpu_pg[W3$t.1]}, ${cpu_pg[W3$t.2]}, ${cpu_pg[W3$t.3]}]}.items()}
+pgbench = {"W2": ${pgb_cpu[W2]}, "W3": ${pgb_cpu[W3]}}
+print("$label")
+print()
+print("| Workload (medians of 3) | req/s | server CPU µs/req | over the W1 floor | PostgreSQL CPU µs/req | over pgbench's |")
+print("|---|---:|---:|---:|---:|---:|")
+print(f"| W1 GET /health/live | {tps['W1']:.0f} | {server['W1']:.1f} | 1.0× | | |")
+for w, what in [("W2", "GET /api/auth/me"), ("W3", "GET /api/users/{id}")]:
+    print(f"| {w} {what} | {tps[w]:.0f} | {server[w]:.1f} | {server[w] / server['W1']:.1f}× | {pg[w]:.1f} | {pg[w] / pgbench[w]:.1f}× |")
+print()
+PY
+}
+
 if [[ "$only" == reads ]]; then
+    # BENCH_BASELINE_BIN: another build (say, the one before a change) run
+    # in the same rounds, each round one build then the other, so that the
+    # machine's drift falls on both alike.
+    builds=("$server_bin")
+    tags=("")
+    if [[ -n "${BENCH_BASELINE_BIN:-}" ]]; then
+        builds=("$BENCH_BASELINE_BIN" "$server_bin")
+        tags=("base" "")
+    fi
     echo "== authenticated reads: ${duration}s each, $connections connections, three rounds of W1 W2 W3"
     for round in 1 2 3; do
-        run_wrk "W1.$round" 2 "$connections" plain.lua /health/live
-        run_wrk "W2.$round" 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
-        run_wrk "W3.$round" 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+        for i in "${!builds[@]}"; do
+            if [[ ${#builds[@]} -gt 1 ]]; then
+                stop_server
+                server_bin="${builds[$i]}"
+                start_server
+            fi
+            t="${tags[$i]}"
+            run_wrk "W1$t.$round" 2 "$connections" plain.lua /health/live
+            run_wrk "W2$t.$round" 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
+            run_wrk "W3$t.$round" 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+        done
     done
     pgbench_cpu W2 auth.sql -D uid="$me_id" -D sid="$session_id"
     pgbench_cpu W3 user_by_id.sql -D uid="$me_id" -D sid="$session_id" -D users="$users"
@@ -278,36 +323,27 @@ if [[ "$only" == reads ]]; then
         echo "${duration} s per run, $connections connections, three rounds of W1 W2 W3; pool ${BENCH_POOL_SIZE:-32}."
         echo "CPU per request: the server process's and PostgreSQL's (every backend, and"
         echo "what the postmaster reaped), over the run, divided by the requests served."
+        [[ ${#builds[@]} -gt 1 ]] && echo "Runs tagged \`base\` are BENCH_BASELINE_BIN's, in the same rounds."
         echo
         echo "| Run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |"
         echo "|---|---:|---:|---:|---:|---:|---:|"
         for round in 1 2 3; do
-            for w in W1 W2 W3; do
-                name="$w.$round"
-                echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | ${cpu_server[$name]} | ${cpu_pg[$name]} |"
+            for t in "${tags[@]}"; do
+                for w in W1 W2 W3; do
+                    name="$w$t.$round"
+                    echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | ${cpu_server[$name]} | ${cpu_pg[$name]} |"
+                done
             done
         done
         echo
         echo "pgbench, the same SQL prepared: W2 ${pgb_tps[W2]} tps at ${pgb_cpu[W2]} µs of PostgreSQL CPU per transaction; W3 ${pgb_tps[W3]} tps at ${pgb_cpu[W3]} µs."
         echo
-        python3 - <<PY
-import statistics as s
-med = s.median
-tps = {w: med(v) for w, v in {"W1": [${rps[W1.1]}, ${rps[W1.2]}, ${rps[W1.3]}],
-                              "W2": [${rps[W2.1]}, ${rps[W2.2]}, ${rps[W2.3]}],
-                              "W3": [${rps[W3.1]}, ${rps[W3.2]}, ${rps[W3.3]}]}.items()}
-server = {w: med(v) for w, v in {"W1": [${cpu_server[W1.1]}, ${cpu_server[W1.2]}, ${cpu_server[W1.3]}],
-                                 "W2": [${cpu_server[W2.1]}, ${cpu_server[W2.2]}, ${cpu_server[W2.3]}],
-                                 "W3": [${cpu_server[W3.1]}, ${cpu_server[W3.2]}, ${cpu_server[W3.3]}]}.items()}
-pg = {w: med(v) for w, v in {"W2": [${cpu_pg[W2.1]}, ${cpu_pg[W2.2]}, ${cpu_pg[W2.3]}],
-                             "W3": [${cpu_pg[W3.1]}, ${cpu_pg[W3.2]}, ${cpu_pg[W3.3]}]}.items()}
-pgbench = {"W2": ${pgb_cpu[W2]}, "W3": ${pgb_cpu[W3]}}
-print("| Workload (medians of 3) | req/s | server CPU µs/req | over the W1 floor | PostgreSQL CPU µs/req | over pgbench's |")
-print("|---|---:|---:|---:|---:|---:|")
-print(f"| W1 GET /health/live | {tps['W1']:.0f} | {server['W1']:.1f} | 1.0× | | |")
-for w, what in [("W2", "GET /api/auth/me"), ("W3", "GET /api/users/{id}")]:
-    print(f"| {w} {what} | {tps[w]:.0f} | {server[w]:.1f} | {server[w] / server['W1']:.1f}× | {pg[w]:.1f} | {pg[w] / pgbench[w]:.1f}× |")
-PY
+        if [[ ${#builds[@]} -gt 1 ]]; then
+            reads_medians base "Baseline (BENCH_BASELINE_BIN):"
+            reads_medians "" "This build:"
+        else
+            reads_medians "" ""
+        fi
     } | tee "bench/results/reads-${users}.md"
     exit 0
 fi

@@ -365,3 +365,70 @@ async fn the_superuser_bootstrap_says_whether_it_created_one() {
     let none = Application::build(none).await.unwrap();
     assert_eq!(none.first_superuser_created(), None);
 }
+
+/// Forty reads at once while the database cannot answer them: each is a
+/// 503 with `Retry-After` within `DB_ACQUIRE_TIMEOUT_SECONDS` (1 s here,
+/// with half a second for the HTTP round trip), batched or not.
+async fn every_read_is_answered_within_the_acquire_timeout(
+    app: &userhub_tests::TestApp,
+    token: &str,
+) {
+    let started = Instant::now();
+    let reads = (0..40).map(|_| async {
+        let response = app.get("/api/auth/me", token).await;
+        (
+            response.status().as_u16(),
+            response.headers().contains_key("retry-after"),
+            started.elapsed(),
+        )
+    });
+    for (status, retry_after, elapsed) in futures_util::future::join_all(reads).await {
+        assert_eq!((status, retry_after), (503, true));
+        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    }
+}
+
+/// A table locked for longer than the acquire timeout (the statement
+/// timeout is 30 s): batched reads queued behind the blocked one give up
+/// at the acquire timeout rather than waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_reads_behind_a_locked_table_answer_503_within_the_acquire_timeout_on_postgres() {
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let url = db.url.clone();
+    let app = spawn_app_on(db, url.clone(), |s| {
+        s.database.db_acquire_timeout_seconds = Span(1);
+        s.database.db_statement_timeout_seconds = Span(30);
+        s.database.db_pool_max_size = 4;
+    })
+    .await;
+    let TestUser { access: token, .. } = app.user("ada").await;
+    let blocker = Database::connect(&url).await.unwrap();
+    let txn = blocker.begin().await.unwrap();
+    txn.execute_unprepared("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    every_read_is_answered_within_the_acquire_timeout(&app, &token).await;
+    txn.rollback().await.unwrap();
+    assert_eq!(app.get("/api/auth/me", &token).await.status(), 200);
+}
+
+/// The database stopped (its connections cut and new ones refused), with
+/// and without `DB_BATCH_READS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_while_the_database_is_stopped_answer_503_within_the_acquire_timeout_on_postgres() {
+    for batched in [true, false] {
+        let db = TestDatabase::create(Backend::Postgres).await;
+        let proxy = Proxy::start(db.postgres_port()).await;
+        let url = db.url_via_port(proxy.port());
+        let app = spawn_app_on(db, url, |s| {
+            s.database.db_acquire_timeout_seconds = Span(1);
+            s.database.db_pool_max_size = 4;
+            s.database.db_batch_reads = batched;
+        })
+        .await;
+        let TestUser { access: token, .. } = app.user("ada").await;
+        proxy.take_down();
+        every_read_is_answered_within_the_acquire_timeout(&app, &token).await;
+        proxy.bring_up();
+    }
+}

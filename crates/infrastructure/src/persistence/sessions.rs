@@ -23,7 +23,7 @@ use reads::{
     active_user_and, active_user_and_values, authenticate_many_values, authenticated_rows,
 };
 
-use super::batch::Batcher;
+use super::batch::{Batcher, Run};
 use super::errors::port_error_shared;
 use super::{Database, DbResultExt, audit, read};
 use crate::entities::{session, spent_refresh_token, user};
@@ -40,8 +40,22 @@ impl SeaOrmSessionRepository {
     /// A repository on this database.
     #[must_use]
     pub fn new(db: Database) -> Self {
+        let conn = db.clone();
+        let run: Run<AuthRead, Authenticated> = Arc::new(move |keys: Vec<AuthRead>| {
+            let conn = conn.clone();
+            Box::pin(async move {
+                let conn = conn.connection();
+                let statement = Statement::from_sql_and_values(
+                    conn.get_database_backend(),
+                    AUTHENTICATE_MANY,
+                    authenticate_many_values(&keys),
+                );
+                let rows = read(|| conn.query_all_raw(statement.clone())).await?;
+                authenticated_rows(&keys, rows)
+            })
+        });
         Self {
-            batched: Arc::new(Batcher::new(db.acquire_timeout())),
+            batched: Arc::new(Batcher::new(db.acquire_timeout(), run)),
             db,
         }
     }
@@ -54,15 +68,7 @@ impl SeaOrmSessionRepository {
         if backend == DbBackend::Postgres && self.db.batch_reads() {
             return self
                 .batched
-                .load(key, |keys| async move {
-                    let statement = Statement::from_sql_and_values(
-                        backend,
-                        AUTHENTICATE_MANY,
-                        authenticate_many_values(&keys),
-                    );
-                    let rows = read(|| conn.query_all_raw(statement.clone())).await?;
-                    authenticated_rows(&keys, rows)
-                })
+                .load(key)
                 .await
                 .map_err(|err| port_error_shared(&err));
         }
