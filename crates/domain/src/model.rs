@@ -1,5 +1,42 @@
 //! Users, sessions and the validated value types they are made of.
 
+/// Declares an enum whose variants are stored or shown by name, each
+/// `Variant = "name"`: the one place a name is spelled. `ALL`, `as_str`
+/// and `parse` follow from it.
+macro_rules! named {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [Self; [$($text),+].len()] = [$(Self::$variant),+];
+
+            /// The name it is stored or shown by.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+
+            /// The variant named `name`, if any.
+            #[must_use]
+            pub fn parse(name: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|value| value.as_str() == name)
+            }
+        }
+    };
+}
+
 mod audit;
 mod email;
 mod identity;
@@ -32,18 +69,4 @@ pub use username::{Username, UsernameError};
 /// Whether a string holds a character no field accepts (PostgreSQL cannot store NUL).
 pub(crate) fn has_nul(raw: &str) -> bool {
     raw.contains('\0')
-}
-
-/// The name of `value` in a table of (value, name) pairs: the one place an
-/// enum stored or shown by name is spelled.
-fn name_in<T: Copy + PartialEq>(table: &[(T, &'static str)], value: T) -> &'static str {
-    table
-        .iter()
-        .find(|(v, _)| *v == value)
-        .map_or("", |(_, name)| name)
-}
-
-/// The value named `name` in a table of (value, name) pairs.
-fn value_in<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
-    table.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
 }

@@ -12,7 +12,6 @@ use userhub_domain::model::{Email, FullName, Password, PasswordError, UserView, 
 use userhub_domain::services::RegisterUser;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
 use crate::validation::{self, Fields};
 
 /// A user; `email`, `is_verified` and `last_login_at` are absent when the
@@ -132,10 +131,4 @@ pub(crate) fn new_password(
         email.map_or("", Email::local_part),
     )?;
     Ok(password)
-}
-
-/// A value the domain refused, as a 422 at `["body", field]`.
-pub(crate) fn invalid(field: &str, err: impl validation::Refusal) -> ApiError {
-    let issue = err.issue();
-    ApiError::field(issue.kind, "body", field, issue.msg)
 }

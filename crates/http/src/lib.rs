@@ -12,15 +12,17 @@ mod middleware;
 mod openapi;
 mod rate_limit;
 mod routes;
+mod state;
 mod validation;
 
-pub use app::{ApiSettings, ApiState, build_app};
+pub use app::{ApiSettings, build_app};
 pub use cursor::CursorKey;
 pub use error::ApiError;
 pub use lifecycle::Lifecycle;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 pub use rate_limit::{AuthRateLimit, HashBudget};
+pub use state::ApiState;
 
 #[cfg(test)]
 mod tests;

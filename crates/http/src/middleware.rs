@@ -11,10 +11,18 @@ use actix_web::{HttpMessage, ResponseError, web};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::app::ApiState;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::rate_limit::client_network;
-use crate::{metrics, openapi};
+use crate::state::ApiState;
+
+/// The Swagger UI page needs scripts and styles of its own origin, inline
+/// styles and data: images; nothing from elsewhere.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+/// Everything else is JSON: nothing may load, nothing may frame it.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// The request-id header, read from clients and always written back.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -115,11 +123,7 @@ pub(crate) async fn request_context(
     // fixed security headers are `DefaultHeaders` in `build_app`.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if is_docs {
-            openapi::DOCS_CSP
-        } else {
-            "default-src 'none'; frame-ancestors 'none'"
-        }),
+        HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }),
     );
     Ok(response)
 }

@@ -286,11 +286,6 @@ const HIDE_CLIENT_FIELDS: &str = ".auth-container .wrapper:has(> label[for=passw
      .auth-container .wrapper:has(> label[for=client_id_password]), \
      .auth-container .wrapper:has(> label[for=client_secret_password]) { display: none; }";
 
-/// The Swagger UI page needs scripts and styles of its own origin, inline
-/// styles and data: images; nothing from elsewhere.
-pub(crate) const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
-
 /// `GET /openapi.json`.
 pub(crate) async fn document() -> HttpResponse {
     HttpResponse::Ok()
@@ -337,8 +332,8 @@ mod tests {
     use super::ApiDoc;
 
     /// utoipa's attributes take literals only, so the field rules are
-    /// written there as numbers; this holds every request schema's numbers
-    /// to the domain's constants, the rules the server applies.
+    /// written there as numbers and patterns; this holds every request
+    /// schema's to the domain's constants, the rules the server applies.
     #[test]
     fn the_documented_field_limits_are_the_domains() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
@@ -378,6 +373,13 @@ mod tests {
                 match min {
                     Some(min) => assert_eq!(property["minLength"], min, "{where_}: {property}"),
                     None => assert!(property.get("minLength").is_none(), "{where_}: {property}"),
+                }
+                if field == "username" {
+                    assert_eq!(
+                        property["pattern"],
+                        Username::PATTERN,
+                        "{where_}: {property}"
+                    );
                 }
                 checked += 1;
             }

@@ -114,7 +114,7 @@ impl Refusal for UsernameError {
             Self::TooLong => at_most(Username::MAX_LEN, "characters"),
             Self::Pattern => Issue::new(
                 "string_pattern_mismatch",
-                "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'",
+                format!("String should match pattern '{}'", Username::PATTERN),
             ),
         }
     }
@@ -430,4 +430,10 @@ mod tests {
             )
         );
     }
+}
+
+/// A value the domain refused, as a 422 at `["body", field]`.
+pub(crate) fn invalid(field: &str, err: impl Refusal) -> crate::ApiError {
+    let issue = err.issue();
+    crate::ApiError::field(issue.kind, "body", field, issue.msg)
 }

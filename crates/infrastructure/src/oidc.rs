@@ -358,11 +358,7 @@ impl IdentityProviders for OidcProviders {
         if payload.b != bound {
             return None;
         }
-        let flow = match payload.f.as_str() {
-            "signin" => OAuthFlow::SignIn,
-            "associate" => OAuthFlow::Associate,
-            _ => return None,
-        };
+        let flow = OAuthFlow::parse(&payload.f)?;
         Some(OAuthState {
             id: payload.i,
             provider: payload.p,

@@ -9,6 +9,7 @@ mod identities;
 mod mail_queue;
 mod mfa;
 mod recovery;
+mod recovery_tokens;
 mod reservations;
 mod sessions;
 mod sql;

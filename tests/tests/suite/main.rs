@@ -24,24 +24,19 @@ macro_rules! on_both_backends {
 }
 
 mod abuse;
-mod account_back_store;
 mod adapters;
 mod audit;
-mod audit_store;
 mod auth;
 mod bad_input;
 mod docs;
 mod faults;
 mod hardening;
 mod health;
-mod identity_store;
 mod mfa;
-mod mfa_store;
 mod oidc;
 mod owner_wins;
 mod pooler;
 mod recovery;
-mod recovery_store;
 mod sessions;
 mod shared_limits;
 mod signing;

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::UserId;
+use super::{UserId, Username};
 
 /// What a provider said of the account that signed in, its ID token (and
 /// user info) verified.
@@ -52,23 +52,13 @@ pub struct LinkedIdentity {
     pub linked_at: OffsetDateTime,
 }
 
-/// What a sign-in at a provider is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OAuthFlow {
-    /// Signing in (or up) without tokens.
-    SignIn,
-    /// Linking the provider's account to the signed-in user.
-    Associate,
-}
-
-impl OAuthFlow {
-    /// As carried in the signed state: `signin` or `associate`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::SignIn => "signin",
-            Self::Associate => "associate",
-        }
+named! {
+    /// What a sign-in at a provider is for.
+    pub enum OAuthFlow {
+        /// Signing in (or up) without tokens.
+        SignIn = "signin",
+        /// Linking the provider's account to the signed-in user.
+        Associate = "associate",
     }
 }
 
@@ -100,12 +90,12 @@ pub fn username_base(identity: &ProviderIdentity, max: usize) -> String {
     for raw in candidates.into_iter().flatten() {
         let cleaned: String = raw
             .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            .filter(|c| Username::allows(*c))
             .map(|c| c.to_ascii_lowercase())
-            .skip_while(|c| !c.is_ascii_alphanumeric())
+            .skip_while(|c| !Username::may_start_with(*c))
             .take(max)
             .collect();
-        if cleaned.len() >= 3 {
+        if cleaned.len() >= Username::MIN_LEN {
             return cleaned;
         }
     }

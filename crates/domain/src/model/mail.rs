@@ -12,51 +12,30 @@ pub struct Mail {
     pub html: String,
 }
 
-/// What a queued mail job is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MailKind {
-    /// A password-reset link.
-    PasswordReset,
-    /// A link that verifies the address.
-    VerifyEmail,
-    /// To the old address of an account whose email changed: the new
-    /// address, and a link that undoes the change.
-    EmailChanged,
-    /// To an account's address: its password changed (no link).
-    PasswordChanged,
-    /// To an account's address: a second factor was turned on (no link:
-    /// whoever reads the inbox must not be able to strip it).
-    SecondFactorOn,
-    /// To an account's address: its second factor was turned off.
-    SecondFactorOff,
-    /// To an account's address: a provider account was linked, with a
-    /// link that undoes it.
-    IdentityLinked,
+named! {
+    /// What a queued mail job is for.
+    pub enum MailKind {
+        /// A password-reset link.
+        PasswordReset = "password_reset",
+        /// A link that verifies the address.
+        VerifyEmail = "verify_email",
+        /// To the old address of an account whose email changed: the new
+        /// address, and a link that undoes the change.
+        EmailChanged = "email_changed",
+        /// To an account's address: its password changed (no link).
+        PasswordChanged = "password_changed",
+        /// To an account's address: a second factor was turned on (no link:
+        /// whoever reads the inbox must not be able to strip it).
+        SecondFactorOn = "mfa_enabled",
+        /// To an account's address: its second factor was turned off.
+        SecondFactorOff = "mfa_disabled",
+        /// To an account's address: a provider account was linked, with a
+        /// link that undoes it.
+        IdentityLinked = "identity_linked",
+    }
 }
 
 impl MailKind {
-    const NAMES: [(Self, &'static str); 7] = [
-        (Self::PasswordReset, "password_reset"),
-        (Self::VerifyEmail, "verify_email"),
-        (Self::EmailChanged, "email_changed"),
-        (Self::PasswordChanged, "password_changed"),
-        (Self::SecondFactorOn, "mfa_enabled"),
-        (Self::SecondFactorOff, "mfa_disabled"),
-        (Self::IdentityLinked, "identity_linked"),
-    ];
-
-    /// The name stored with a job.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        super::name_in(&Self::NAMES, self)
-    }
-
-    /// The kind stored under `name`, if any.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        super::value_in(&Self::NAMES, name)
-    }
-
     /// Whether the mail carries a link that acts on the account.
     #[must_use]
     pub fn carries_a_link(self) -> bool {

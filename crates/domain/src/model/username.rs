@@ -26,6 +26,21 @@ impl Username {
     pub const MIN_LEN: usize = 3;
     /// Longest accepted username.
     pub const MAX_LEN: usize = 32;
+    /// The characters and first character allowed, as a regular
+    /// expression (the OpenAPI schemas and 422 messages quote it).
+    pub const PATTERN: &'static str = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
+
+    /// Whether `c` may appear in a username.
+    #[must_use]
+    pub fn allows(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+    }
+
+    /// Whether a username may start with `c`.
+    #[must_use]
+    pub fn may_start_with(c: char) -> bool {
+        c.is_ascii_alphanumeric()
+    }
 
     /// Validates `raw` and lower-cases it.
     ///
@@ -39,13 +54,8 @@ impl Username {
         if len > Self::MAX_LEN {
             return Err(UsernameError::TooLong);
         }
-        let allowed = raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        let starts_well = raw
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
+        let allowed = raw.chars().all(Self::allows);
+        let starts_well = raw.chars().next().is_some_and(Self::may_start_with);
         if !(allowed && starts_well) {
             return Err(UsernameError::Pattern);
         }

@@ -12,10 +12,10 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::app::ApiState;
 use crate::dto::rfc3339;
 use crate::error::{ApiError, HttpError};
 use crate::extract::{CurrentUser, ValidQuery};
+use crate::state::ApiState;
 use crate::validation::{self, Fields, IntoDomain, Issue};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {

@@ -10,12 +10,12 @@ use userhub_domain::model::UserView;
 use userhub_domain::services::{IssuedTokens, LoginError, LoginRequest, RegisterUser};
 use utoipa::ToSchema;
 
-use crate::app::ApiState;
 use crate::dto::{UserResponse, created, new_user, user_response};
 use crate::error::ApiError;
 use crate::error::{HttpError, OAuthError};
 use crate::extract::{Client, CurrentUser, JsonOrForm, ValidJson, client_info};
 use crate::openapi::TooManyRequests;
+use crate::state::ApiState;
 use crate::validation::{Fields, IntoDomain};
 use crate::{metrics, middleware, validation};
 

@@ -8,11 +8,11 @@ use userhub_domain::model::LinkedIdentity;
 use utoipa::ToSchema;
 
 use super::oauth::provider_of;
-use crate::app::ApiState;
 use crate::dto::rfc3339;
 use crate::error::{ApiError, HttpError};
 use crate::extract::{Client, CurrentUser};
 use crate::openapi::TooManyRequests;
+use crate::state::ApiState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource(

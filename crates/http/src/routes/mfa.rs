@@ -12,11 +12,11 @@ use userhub_domain::model::UserId;
 use utoipa::ToSchema;
 
 use super::auth::token_response;
-use crate::app::ApiState;
 use crate::error::{ApiError, HttpError, OAuthError};
 use crate::extract::{Client, CurrentUser, HashBudgetSpent, JsonOrForm, PathId, ValidJson};
 use crate::middleware;
 use crate::openapi::TooManyRequests;
+use crate::state::ApiState;
 use crate::validation::{self, Fields, IntoDomain};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {

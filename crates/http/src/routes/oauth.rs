@@ -13,12 +13,12 @@ use userhub_domain::services::OAuthCallback;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::token_response;
-use crate::app::ApiState;
 use crate::dto::user_response;
 use crate::error::{ApiError, HttpError};
 use crate::extract::{Client, CurrentUser, HashBudgetSpent, ValidJson, ValidQuery};
 use crate::middleware;
 use crate::openapi::TooManyRequests;
+use crate::state::ApiState;
 use crate::validation::{self, Fields, IntoDomain, Issue};
 
 /// The cookie that binds a `state` to the browser that asked for it.

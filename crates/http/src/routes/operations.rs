@@ -9,8 +9,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::ApiState;
 use crate::openapi;
+use crate::state::ApiState;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/health", [(Method::GET, web::to(health))]))

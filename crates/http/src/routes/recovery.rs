@@ -10,11 +10,12 @@ use userhub_domain::model::{Email, Password, UserView};
 use userhub_domain::services::{ResetPasswordError, RevertEmailError, UndoError, VerifyEmailError};
 use utoipa::ToSchema;
 
-use crate::app::ApiState;
-use crate::dto::{UserResponse, invalid, new_password};
+use crate::dto::{UserResponse, new_password};
 use crate::error::{ApiError, HttpError};
 use crate::extract::{Client, ValidJson};
 use crate::openapi::TooManyRequests;
+use crate::state::ApiState;
+use crate::validation::invalid;
 use crate::validation::{Fields, IntoDomain};
 use crate::{middleware, validation};
 

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use userhub_domain::model::{Password, SessionId};
 use utoipa::ToSchema;
 
-use crate::app::ApiState;
 use crate::dto::{new_password, rfc3339};
 use crate::error::{ApiError, HttpError};
 use crate::extract::{Client, CurrentUser, HashBudgetSpent, PathId, ValidJson, client_info};
+use crate::state::ApiState;
 use crate::validation::{self, Fields, IntoDomain};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {

@@ -2,10 +2,10 @@
 //! "not yet" (see the migration).
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait, Query, UpdateStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DeriveIden, EntityTrait, QueryFilter,
-    QueryResult, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryResult,
+    TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -15,58 +15,10 @@ use userhub_domain::model::{
 use userhub_domain::ports::{self, RevertOutcome, WayIn};
 use uuid::Uuid;
 
+use super::recovery_tokens::{RESET, REVERT, RecoveryTokens, UNDO, VERIFY, spend, spend_tokens};
 use super::users::to_domain;
 use super::{Database, DbResultExt, audit, delete_older, micros, port_error};
 use crate::entities::{session, user};
-
-#[derive(DeriveIden, Clone, Copy)]
-enum RecoveryTokens {
-    Table,
-    TokenHash,
-    Purpose,
-    UserId,
-    Email,
-    CreatedAt,
-    ExpiresAt,
-    SpentAt,
-    Target,
-}
-
-/// Marks live tokens spent; the caller narrows which.
-fn spend(now: OffsetDateTime) -> UpdateStatement {
-    Query::update()
-        .table(RecoveryTokens::Table)
-        .value(RecoveryTokens::SpentAt, micros(now))
-        .and_where(Expr::col(RecoveryTokens::SpentAt).eq(0))
-        .to_owned()
-}
-
-/// The purpose stored with a password-reset token.
-const RESET: &str = "password_reset";
-/// The purpose stored with a verification token.
-const VERIFY: &str = "verify_email";
-/// The purpose stored with a token that undoes an email change.
-const REVERT: &str = "email_changed";
-/// The purpose stored with a token that removes a way in someone added.
-const UNDO: &str = "identity_linked";
-
-/// Spends every live token of `user` with one of these purposes, in the
-/// transaction of the change that ends them.
-pub(super) async fn spend_tokens(
-    conn: &impl ConnectionTrait,
-    user: Uuid,
-    purposes: &[&str],
-    now: OffsetDateTime,
-) -> Result<(), sea_orm::DbErr> {
-    for purpose in purposes {
-        let mine = spend(now)
-            .and_where(Expr::col(RecoveryTokens::UserId).eq(user))
-            .and_where(Expr::col(RecoveryTokens::Purpose).eq(*purpose))
-            .to_owned();
-        conn.execute(&mine).await?;
-    }
-    Ok(())
-}
 
 /// A token just spent.
 struct Spent {
@@ -109,10 +61,6 @@ async fn spend_live(
         })
         .transpose()
 }
-
-/// The purposes of the tokens an email or password change, or a
-/// deactivation, ends.
-pub(super) const RESET_TOKENS: &[&str] = &[RESET];
 
 /// Password-reset tokens, by hash.
 #[derive(Clone, Debug)]

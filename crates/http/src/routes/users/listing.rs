@@ -6,10 +6,10 @@ use userhub_domain::ports::{UserSort, UserSortField};
 use userhub_domain::services::{ListUsers, UserListing};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::ApiState;
 use crate::dto::UserResponse;
 use crate::error::{ApiError, HttpError};
 use crate::extract::{CurrentUser, ValidQuery};
+use crate::state::ApiState;
 use crate::validation::{self, Fields, IntoDomain};
 
 #[derive(Deserialize, IntoParams)]

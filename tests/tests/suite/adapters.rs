@@ -1,6 +1,11 @@
 //! The SeaORM repositories against real databases: round trips, unique
 //! constraints, races, escaping and the session lookups.
 
+mod account_back;
+mod audit;
+mod identities;
+mod mfa;
+mod recovery;
 mod sessions;
 mod users;
 mod writes;

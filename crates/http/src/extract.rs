@@ -15,8 +15,8 @@ use userhub_domain::ports::AccessClaims;
 use userhub_domain::services::Authenticated;
 use uuid::Uuid;
 
-use crate::app::ApiState;
 use crate::error::{ApiError, FieldError};
+use crate::state::ApiState;
 use crate::validation::IntoDomain;
 
 pub(crate) use fields::parse_json;

@@ -153,7 +153,7 @@ impl ApiError {
     }
 
     fn weak_password(field: &str, err: PasswordError) -> Self {
-        crate::dto::invalid(field, err)
+        crate::validation::invalid(field, err)
     }
 }
 

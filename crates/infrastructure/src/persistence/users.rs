@@ -162,8 +162,13 @@ impl SeaOrmUserRepository {
                 return Ok(Err(Miss::EmailReserved));
             }
             if spends_reset_tokens {
-                super::recovery::spend_tokens(&txn, row.id, super::recovery::RESET_TOKENS, at)
-                    .await?;
+                super::recovery_tokens::spend_tokens(
+                    &txn,
+                    row.id,
+                    super::recovery_tokens::RESET_TOKENS,
+                    at,
+                )
+                .await?;
             }
             audit::write(&txn, event).await?;
             txn.commit().await?;
@@ -323,9 +328,14 @@ impl UserRepository for SeaOrmUserRepository {
         let replaced = result.rows_affected == 1;
         if let Some(event) = event.filter(|_| replaced) {
             // A new password (not a rehash of the same one) ends reset links.
-            super::recovery::spend_tokens(&txn, id.as_uuid(), super::recovery::RESET_TOKENS, at)
-                .await
-                .port()?;
+            super::recovery_tokens::spend_tokens(
+                &txn,
+                id.as_uuid(),
+                super::recovery_tokens::RESET_TOKENS,
+                at,
+            )
+            .await
+            .port()?;
             audit::write(&txn, &event).await.port()?;
         }
         txn.commit().await.port()?;

@@ -11,12 +11,12 @@ use userhub_domain::model::{Email, FullName, UserId, Username, VersionMatch};
 use userhub_domain::services::{CreateUser, UserChanges};
 use utoipa::ToSchema;
 
-use crate::app::ApiState;
 use crate::dto::{UserResponse, created, new_password, new_user, user_response};
 use crate::error::{ApiError, HttpError};
 use crate::extract::{
     Claimed, Client, CurrentUser, HashBudgetSpent, PathId, ValidJson, client_info,
 };
+use crate::state::ApiState;
 use crate::validation::{self, Fields, IntoDomain};
 
 pub(crate) use listing::*;
