@@ -330,6 +330,12 @@ pub(crate) fn parse_text<T, E: Refusal>(
     parse(&raw).map_err(|err| err.issue())
 }
 
+/// A value the domain refused, as a 422 at `["body", field]`.
+pub(crate) fn invalid(field: &str, err: impl Refusal) -> crate::ApiError {
+    let issue = err.issue();
+    crate::ApiError::field(issue.kind, "body", field, issue.msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,10 +436,4 @@ mod tests {
             )
         );
     }
-}
-
-/// A value the domain refused, as a 422 at `["body", field]`.
-pub(crate) fn invalid(field: &str, err: impl Refusal) -> crate::ApiError {
-    let issue = err.issue();
-    crate::ApiError::field(issue.kind, "body", field, issue.msg)
 }
