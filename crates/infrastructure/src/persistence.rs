@@ -203,34 +203,24 @@ impl Database {
     /// # Errors
     /// The database's error, or no system randomness.
     pub async fn server_secret(&self, name: &str) -> Result<SecretString, DbErr> {
-        use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+        use crate::entities::server_secret;
+        use sea_orm::{ActiveValue::Set, EntityTrait};
         let mut random = [0_u8; 32];
         getrandom::fill(&mut random).map_err(|e| DbErr::Custom(e.to_string()))?;
         let fresh: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let table = Alias::new("server_secrets");
-        let insert = Query::insert()
-            .into_table(table.clone())
-            .columns([Alias::new("name"), Alias::new("secret")])
-            .values_panic([name.into(), fresh.into()])
-            // Several instances starting together: the first one's stays.
-            .on_conflict(
-                OnConflict::column(Alias::new("name"))
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .to_owned();
-        self.conn.execute(&insert).await?;
-        let select = Query::select()
-            .column(Alias::new("secret"))
-            .from(table)
-            .and_where(Expr::col(Alias::new("name")).eq(name))
-            .to_owned();
-        let row = self
-            .conn
-            .query_one(&select)
+        // Several instances starting together: the first one's stays.
+        server_secret::Entity::insert(server_secret::ActiveModel {
+            name: Set(name.to_owned()),
+            secret: Set(fresh),
+        })
+        .on_conflict_do_nothing_on([server_secret::Column::Name])
+        .exec(&self.conn)
+        .await?;
+        let row = server_secret::Entity::find_by_id(name.to_owned())
+            .one(&self.conn)
             .await?
             .ok_or_else(|| DbErr::RecordNotFound(format!("server secret {name}")))?;
-        Ok(SecretString::from(row.try_get::<String>("", "secret")?))
+        Ok(SecretString::from(row.secret))
     }
 
     /// The pool, as the adapters use it.

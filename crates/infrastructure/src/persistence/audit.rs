@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
-use sea_orm::{ConnectionTrait, DbErr, DeriveIden, QueryResult};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Iterable, QueryResult};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -16,33 +16,20 @@ use userhub_domain::ports::AuditLog;
 use uuid::Uuid;
 
 use super::{Database, DbResultExt, from_micros, micros, read};
+use crate::entities::audit_event;
 
-#[derive(DeriveIden, Clone, Copy)]
-enum AuditEvents {
-    Table,
-    Id,
-    At,
-    Type,
-    Outcome,
-    ActorId,
-    SubjectId,
-    Ip,
-    UserAgent,
-    RequestId,
-    Details,
-}
-
-/// The columns an event is read from (and, with its outcome, written to).
-const READ: [AuditEvents; 9] = [
-    AuditEvents::Id,
-    AuditEvents::At,
-    AuditEvents::Type,
-    AuditEvents::ActorId,
-    AuditEvents::SubjectId,
-    AuditEvents::Ip,
-    AuditEvents::UserAgent,
-    AuditEvents::RequestId,
-    AuditEvents::Details,
+/// The columns an event is written to, with its outcome, in the order
+/// the insert gives their values.
+const WRITTEN: [audit_event::Column; 9] = [
+    audit_event::Column::Id,
+    audit_event::Column::At,
+    audit_event::Column::Kind,
+    audit_event::Column::ActorId,
+    audit_event::Column::SubjectId,
+    audit_event::Column::Ip,
+    audit_event::Column::UserAgent,
+    audit_event::Column::RequestId,
+    audit_event::Column::Details,
 ];
 
 /// Rows deleted per statement when purging, so that no transaction holds
@@ -82,8 +69,8 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
     };
     let details = serde_json::to_string(&details).map_err(|err| DbErr::Json(err.to_string()))?;
     let insert = Query::insert()
-        .into_table(AuditEvents::Table)
-        .columns(READ.into_iter().chain([AuditEvents::Outcome]))
+        .into_table(audit_event::Entity)
+        .columns(WRITTEN.into_iter().chain([audit_event::Column::Outcome]))
         .values_panic([
             event.id.into(),
             micros(event.at).into(),
@@ -101,30 +88,22 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
     Ok(())
 }
 
-fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, PortError> {
-    row.try_get("", column).port()
-}
-
 fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
-    let kind: String = get(row, "type")?;
-    let kind = AuditKind::parse(&kind)
-        .ok_or_else(|| PortError::unexpected(format!("unknown audit event type {kind:?}")))?;
-    let at: i64 = get(row, "at")?;
-    let details: String = get(row, "details")?;
-    let details: StoredDetails = serde_json::from_str(&details).map_err(PortError::unexpected)?;
-    let user = |column: &str| -> Result<Option<UserId>, PortError> {
-        Ok(get::<Option<Uuid>>(row, column)?.map(UserId::from_uuid))
-    };
+    let row = audit_event::Model::from_query_result(row, "").port()?;
+    let kind = AuditKind::parse(&row.kind)
+        .ok_or_else(|| PortError::unexpected(format!("unknown audit event type {:?}", row.kind)))?;
+    let details: StoredDetails =
+        serde_json::from_str(&row.details).map_err(PortError::unexpected)?;
     Ok(AuditEvent {
-        id: get(row, "id")?,
-        at: from_micros(at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        id: row.id,
+        at: from_micros(row.at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         kind,
-        actor_id: user("actor_id")?,
-        subject_id: user("subject_id")?,
+        actor_id: row.actor_id.map(UserId::from_uuid),
+        subject_id: row.subject_id.map(UserId::from_uuid),
         client: ClientInfo {
-            ip: get(row, "ip")?,
-            user_agent: get(row, "user_agent")?,
-            request_id: get(row, "request_id")?,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            request_id: row.request_id,
         },
         details: AuditDetails {
             fields: details.fields,
@@ -162,34 +141,36 @@ impl AuditLog for SeaOrmAuditLog {
         // Ids grow with time, so the primary key (or an index that ends in
         // the id) serves both the order and the time bounds.
         let mut select = Query::select();
-        select.columns(READ).from(AuditEvents::Table);
+        select
+            .columns(audit_event::Column::iter())
+            .from(audit_event::Entity);
         if let Some(subject) = query.subject {
-            select.and_where(Expr::col(AuditEvents::SubjectId).eq(subject.as_uuid()));
+            select.and_where(Expr::col(audit_event::Column::SubjectId).eq(subject.as_uuid()));
         }
         if let Some(actor) = query.actor {
-            select.and_where(Expr::col(AuditEvents::ActorId).eq(actor.as_uuid()));
+            select.and_where(Expr::col(audit_event::Column::ActorId).eq(actor.as_uuid()));
         }
         if let Some(kind) = query.kind {
-            select.and_where(Expr::col(AuditEvents::Type).eq(kind.as_str()));
+            select.and_where(Expr::col(audit_event::Column::Kind).eq(kind.as_str()));
         }
         // An id's time is its event's, or a little later when many events
         // came in one microsecond: `at` decides, the id bounds the scan.
         if let Some(since) = query.since {
             select
-                .and_where(Expr::col(AuditEvents::Id).gte(first_id_at(since)))
-                .and_where(Expr::col(AuditEvents::At).gte(micros(since)));
+                .and_where(Expr::col(audit_event::Column::Id).gte(first_id_at(since)))
+                .and_where(Expr::col(audit_event::Column::At).gte(micros(since)));
         }
         if let Some(until) = query.until {
             let bound = first_id_at(until + time::Duration::seconds(1));
             select
-                .and_where(Expr::col(AuditEvents::Id).lt(bound))
-                .and_where(Expr::col(AuditEvents::At).lt(micros(until)));
+                .and_where(Expr::col(audit_event::Column::Id).lt(bound))
+                .and_where(Expr::col(audit_event::Column::At).lt(micros(until)));
         }
         if let Some(before) = query.before {
-            select.and_where(Expr::col(AuditEvents::Id).lt(before));
+            select.and_where(Expr::col(audit_event::Column::Id).lt(before));
         }
         select
-            .order_by(AuditEvents::Id, Order::Desc)
+            .order_by(audit_event::Column::Id, Order::Desc)
             .limit(query.limit);
         let conn = self.db.connection();
         let rows = read(|| conn.query_all(&select)).await.port()?;
@@ -201,14 +182,14 @@ impl AuditLog for SeaOrmAuditLog {
         let mut purged = 0;
         loop {
             let oldest = Query::select()
-                .column(AuditEvents::Id)
-                .from(AuditEvents::Table)
-                .and_where(Expr::col(AuditEvents::Id).lt(bound))
+                .column(audit_event::Column::Id)
+                .from(audit_event::Entity)
+                .and_where(Expr::col(audit_event::Column::Id).lt(bound))
                 .limit(PURGE_BATCH)
                 .to_owned();
             let batch = Query::delete()
-                .from_table(AuditEvents::Table)
-                .and_where(Expr::col(AuditEvents::Id).in_subquery(oldest))
+                .from_table(audit_event::Entity)
+                .and_where(Expr::col(audit_event::Column::Id).in_subquery(oldest))
                 .to_owned();
             let deleted = self
                 .db

@@ -4,20 +4,13 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DeriveIden};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use time::{Duration, OffsetDateTime};
 use userhub_domain::PortError;
 use userhub_domain::ports::RequestCounter;
 
 use super::{Database, DbResultExt, micros};
-
-#[derive(DeriveIden)]
-enum RequestCounts {
-    Table,
-    Key,
-    WindowStart,
-    Hits,
-}
+use crate::entities::request_count;
 
 /// Rate-limit counts shared by every server instance.
 #[derive(Clone, Debug)]
@@ -43,26 +36,27 @@ impl RequestCounter for SeaOrmRequestCounter {
     ) -> Result<u32, PortError> {
         let length = Ord::max(micros(OffsetDateTime::UNIX_EPOCH + window), 1);
         let start = micros(now) / length * length;
-        let hits = Expr::col((RequestCounts::Table, RequestCounts::Hits));
-        let same_window = Expr::col((RequestCounts::Table, RequestCounts::WindowStart)).eq(start);
+        let hits = Expr::col((request_count::Entity, request_count::Column::Hits));
+        let same_window =
+            Expr::col((request_count::Entity, request_count::Column::WindowStart)).eq(start);
         let upsert = Query::insert()
-            .into_table(RequestCounts::Table)
+            .into_table(request_count::Entity)
             .columns([
-                RequestCounts::Key,
-                RequestCounts::WindowStart,
-                RequestCounts::Hits,
+                request_count::Column::Key,
+                request_count::Column::WindowStart,
+                request_count::Column::Hits,
             ])
             .values_panic([key.into(), start.into(), 1.into()])
             .on_conflict(
-                OnConflict::column(RequestCounts::Key)
+                OnConflict::column(request_count::Column::Key)
                     .value(
-                        RequestCounts::Hits,
+                        request_count::Column::Hits,
                         Expr::case(same_window, hits.add(1)).finally(1),
                     )
-                    .value(RequestCounts::WindowStart, start)
+                    .value(request_count::Column::WindowStart, start)
                     .to_owned(),
             )
-            .returning_col(RequestCounts::Hits)
+            .returning_all()
             .to_owned();
         let row = self
             .db
@@ -71,14 +65,14 @@ impl RequestCounter for SeaOrmRequestCounter {
             .await
             .port()?
             .ok_or_else(|| PortError::unexpected("the request count upsert returned no row"))?;
-        let hits: i32 = row.try_get("", "hits").port()?;
-        Ok(u32::try_from(hits).unwrap_or(u32::MAX))
+        let count = request_count::Model::from_query_result(&row, "").port()?;
+        Ok(u32::try_from(count.hits).unwrap_or(u32::MAX))
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
         let stale = Query::delete()
-            .from_table(RequestCounts::Table)
-            .and_where(Expr::col(RequestCounts::WindowStart).lt(micros(before)))
+            .from_table(request_count::Entity)
+            .and_where(Expr::col(request_count::Column::WindowStart).lt(micros(before)))
             .to_owned();
         let done = self.db.connection().execute(&stale).await.port()?;
         Ok(done.rows_affected())

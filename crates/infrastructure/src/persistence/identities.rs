@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, DeriveIden, EntityTrait, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -18,24 +19,7 @@ use super::users::rows::{Unique, active_model, unique_violation};
 use super::{
     Database, DbResultExt, audit, delete_older, from_micros, micros, port_error, violated_unique,
 };
-use crate::entities::user;
-
-#[derive(DeriveIden, Clone, Copy)]
-enum UserIdentities {
-    Table,
-    Provider,
-    Subject,
-    UserId,
-    Email,
-    LinkedAt,
-}
-
-#[derive(DeriveIden, Clone, Copy)]
-enum OauthSpentStates {
-    Table,
-    Id,
-    ExpiresAt,
-}
+use crate::entities::{oauth_spent_state, user, user_identity};
 
 /// Which of the table's two keys refused a row.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,12 +58,12 @@ impl SeaOrmIdentityRepository {
 }
 
 /// The columns of a new row, in the order the inserts give them.
-const COLUMNS: [UserIdentities; 5] = [
-    UserIdentities::Provider,
-    UserIdentities::Subject,
-    UserIdentities::UserId,
-    UserIdentities::Email,
-    UserIdentities::LinkedAt,
+const COLUMNS: [user_identity::Column; 5] = [
+    user_identity::Column::Provider,
+    user_identity::Column::Subject,
+    user_identity::Column::UserId,
+    user_identity::Column::Email,
+    user_identity::Column::LinkedAt,
 ];
 
 fn insert_identity(
@@ -88,7 +72,7 @@ fn insert_identity(
     now: OffsetDateTime,
 ) -> sea_orm::sea_query::InsertStatement {
     Query::insert()
-        .into_table(UserIdentities::Table)
+        .into_table(user_identity::Entity)
         .columns(COLUMNS)
         .values_panic([
             identity.provider.clone().into(),
@@ -104,10 +88,10 @@ fn insert_identity(
 impl IdentityRepository for SeaOrmIdentityRepository {
     async fn find_user(&self, provider: &str, subject: &str) -> Result<Option<UserId>, PortError> {
         let select = Query::select()
-            .column(UserIdentities::UserId)
-            .from(UserIdentities::Table)
-            .and_where(Expr::col(UserIdentities::Provider).eq(provider))
-            .and_where(Expr::col(UserIdentities::Subject).eq(subject))
+            .column(user_identity::Column::UserId)
+            .from(user_identity::Entity)
+            .and_where(Expr::col(user_identity::Column::Provider).eq(provider))
+            .and_where(Expr::col(user_identity::Column::Subject).eq(subject))
             .to_owned();
         let row = self.db.connection().query_one(&select).await.port()?;
         row.map(|row| row.try_get::<Uuid>("", "user_id").map(UserId::from_uuid))
@@ -174,7 +158,7 @@ impl IdentityRepository for SeaOrmIdentityRepository {
             .and_where(user::Column::IsActive.eq(true))
             .to_owned();
         let insert = Query::insert()
-            .into_table(UserIdentities::Table)
+            .into_table(user_identity::Entity)
             .columns(COLUMNS)
             .select_from(active)
             .map_err(PortError::unexpected)?
@@ -209,26 +193,20 @@ impl IdentityRepository for SeaOrmIdentityRepository {
     }
 
     async fn list(&self, user: UserId) -> Result<Vec<LinkedIdentity>, PortError> {
-        let select = Query::select()
-            .columns([
-                UserIdentities::Provider,
-                UserIdentities::Subject,
-                UserIdentities::Email,
-                UserIdentities::LinkedAt,
-            ])
-            .from(UserIdentities::Table)
-            .and_where(Expr::col(UserIdentities::UserId).eq(user.as_uuid()))
-            .order_by(UserIdentities::LinkedAt, Order::Asc)
-            .order_by(UserIdentities::Provider, Order::Asc)
-            .to_owned();
-        let rows = self.db.connection().query_all(&select).await.port()?;
+        let rows = user_identity::Entity::find()
+            .filter(user_identity::Column::UserId.eq(user.as_uuid()))
+            .order_by_asc(user_identity::Column::LinkedAt)
+            .order_by_asc(user_identity::Column::Provider)
+            .all(self.db.connection())
+            .await
+            .port()?;
         rows.into_iter()
             .map(|row| {
                 Ok(LinkedIdentity {
-                    provider: row.try_get("", "provider").port()?,
-                    subject: row.try_get("", "subject").port()?,
-                    email: row.try_get("", "email").port()?,
-                    linked_at: from_micros(row.try_get("", "linked_at").port()?)
+                    provider: row.provider,
+                    subject: row.subject,
+                    email: row.email,
+                    linked_at: from_micros(row.linked_at)
                         .ok_or_else(|| PortError::unexpected("linked_at out of range"))?,
                 })
             })
@@ -264,22 +242,22 @@ impl IdentityRepository for SeaOrmIdentityRepository {
             .to_owned();
         let has_other = Query::select()
             .expr(Expr::val(1))
-            .from(UserIdentities::Table)
-            .and_where(Expr::col(UserIdentities::UserId).eq(user_id))
-            .and_where(Expr::col(UserIdentities::Provider).ne(provider))
+            .from(user_identity::Entity)
+            .and_where(Expr::col(user_identity::Column::UserId).eq(user_id))
+            .and_where(Expr::col(user_identity::Column::Provider).ne(provider))
             .to_owned();
         let delete = Query::delete()
-            .from_table(UserIdentities::Table)
-            .and_where(Expr::col(UserIdentities::UserId).eq(user_id))
-            .and_where(Expr::col(UserIdentities::Provider).eq(provider))
+            .from_table(user_identity::Entity)
+            .and_where(Expr::col(user_identity::Column::UserId).eq(user_id))
+            .and_where(Expr::col(user_identity::Column::Provider).eq(provider))
             .and_where(Expr::exists(has_password).or(Expr::exists(has_other)))
             .to_owned();
         if txn.execute(&delete).await.port()?.rows_affected() == 0 {
             let linked = Query::select()
                 .expr(Expr::val(1))
-                .from(UserIdentities::Table)
-                .and_where(Expr::col(UserIdentities::UserId).eq(user_id))
-                .and_where(Expr::col(UserIdentities::Provider).eq(provider))
+                .from(user_identity::Entity)
+                .and_where(Expr::col(user_identity::Column::UserId).eq(user_id))
+                .and_where(Expr::col(user_identity::Column::Provider).eq(provider))
                 .to_owned();
             return Ok(if txn.query_one(&linked).await.port()?.is_some() {
                 Unlinked::LastMethod
@@ -294,11 +272,14 @@ impl IdentityRepository for SeaOrmIdentityRepository {
 
     async fn spend_state(&self, id: &str, expires_at: OffsetDateTime) -> Result<bool, PortError> {
         let insert = Query::insert()
-            .into_table(OauthSpentStates::Table)
-            .columns([OauthSpentStates::Id, OauthSpentStates::ExpiresAt])
+            .into_table(oauth_spent_state::Entity)
+            .columns([
+                oauth_spent_state::Column::Id,
+                oauth_spent_state::Column::ExpiresAt,
+            ])
             .values_panic([id.into(), micros(expires_at).into()])
             .on_conflict(
-                OnConflict::column(OauthSpentStates::Id)
+                OnConflict::column(oauth_spent_state::Column::Id)
                     .do_nothing()
                     .to_owned(),
             )
@@ -309,8 +290,8 @@ impl IdentityRepository for SeaOrmIdentityRepository {
 
     async fn purge(&self, now: OffsetDateTime) -> Result<u64, PortError> {
         let delete = delete_older(
-            OauthSpentStates::Table,
-            OauthSpentStates::ExpiresAt,
+            oauth_spent_state::Entity,
+            oauth_spent_state::Column::ExpiresAt,
             micros(now),
         );
         Ok(self
@@ -331,14 +312,14 @@ pub(super) async fn unlink_since(
     since: i64,
 ) -> Result<Vec<String>, DbErr> {
     let later = |q: &mut sea_orm::sea_query::SelectStatement| {
-        q.and_where(Expr::col(UserIdentities::UserId).eq(user))
-            .and_where(Expr::col(UserIdentities::LinkedAt).gte(since));
+        q.and_where(Expr::col(user_identity::Column::UserId).eq(user))
+            .and_where(Expr::col(user_identity::Column::LinkedAt).gte(since));
     };
     let mut select = Query::select();
     select
-        .column(UserIdentities::Provider)
-        .from(UserIdentities::Table)
-        .order_by(UserIdentities::Provider, Order::Asc);
+        .column(user_identity::Column::Provider)
+        .from(user_identity::Entity)
+        .order_by(user_identity::Column::Provider, Order::Asc);
     later(&mut select);
     let providers = conn
         .query_all(&select)
@@ -347,9 +328,9 @@ pub(super) async fn unlink_since(
         .map(|row| row.try_get::<String>("", "provider"))
         .collect::<Result<Vec<_>, _>>()?;
     let delete = Query::delete()
-        .from_table(UserIdentities::Table)
-        .and_where(Expr::col(UserIdentities::UserId).eq(user))
-        .and_where(Expr::col(UserIdentities::LinkedAt).gte(since))
+        .from_table(user_identity::Entity)
+        .and_where(Expr::col(user_identity::Column::UserId).eq(user))
+        .and_where(Expr::col(user_identity::Column::LinkedAt).gte(since))
         .to_owned();
     conn.execute(&delete).await?;
     Ok(providers)
@@ -364,10 +345,10 @@ pub(super) async fn unlink_subject(
     subject: &str,
 ) -> Result<bool, DbErr> {
     let delete = Query::delete()
-        .from_table(UserIdentities::Table)
-        .and_where(Expr::col(UserIdentities::UserId).eq(user))
-        .and_where(Expr::col(UserIdentities::Provider).eq(provider))
-        .and_where(Expr::col(UserIdentities::Subject).eq(subject))
+        .from_table(user_identity::Entity)
+        .and_where(Expr::col(user_identity::Column::UserId).eq(user))
+        .and_where(Expr::col(user_identity::Column::Provider).eq(provider))
+        .and_where(Expr::col(user_identity::Column::Subject).eq(subject))
         .to_owned();
     Ok(conn.execute(&delete).await?.rows_affected() == 1)
 }

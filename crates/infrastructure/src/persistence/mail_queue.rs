@@ -7,7 +7,7 @@ use sea_orm::sea_query::{
     CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order, Query,
     ReturningClause, SelectStatement, UpdateStatement,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DeriveIden, QueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Iterable};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{ClientInfo, MailJob, MailKind, Notice, UndoTarget, UserId};
@@ -15,45 +15,7 @@ use userhub_domain::ports::MailQueue;
 use uuid::Uuid;
 
 use super::{Database, DbResultExt, from_micros, micros};
-
-#[derive(DeriveIden, Clone, Copy)]
-enum MailJobs {
-    Table,
-    Id,
-    Kind,
-    Email,
-    CreatedAt,
-    NextAttemptAt,
-    Attempts,
-    CompletedAt,
-    FailedAt,
-    Ip,
-    UserAgent,
-    RequestId,
-    UserId,
-    NewEmail,
-    Target,
-    LastError,
-}
-
-/// The columns a claimed job is read from.
-const CLAIMED: [MailJobs; 11] = [
-    MailJobs::Id,
-    MailJobs::Kind,
-    MailJobs::Email,
-    MailJobs::Attempts,
-    MailJobs::Ip,
-    MailJobs::UserAgent,
-    MailJobs::RequestId,
-    MailJobs::UserId,
-    MailJobs::NewEmail,
-    MailJobs::CreatedAt,
-    MailJobs::Target,
-];
-
-fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, PortError> {
-    row.try_get("", column).port()
-}
+use crate::entities::mail_job;
 
 /// A new job's row: due now, no attempt yet. `extra` adds the columns of
 /// a notice.
@@ -65,17 +27,17 @@ fn new_job(
     extra: Option<(UserId, Option<String>, Option<String>)>,
 ) -> sea_orm::sea_query::InsertStatement {
     let mut columns = vec![
-        MailJobs::Id,
-        MailJobs::Kind,
-        MailJobs::Email,
-        MailJobs::CreatedAt,
-        MailJobs::NextAttemptAt,
-        MailJobs::Attempts,
-        MailJobs::CompletedAt,
-        MailJobs::FailedAt,
-        MailJobs::Ip,
-        MailJobs::UserAgent,
-        MailJobs::RequestId,
+        mail_job::Column::Id,
+        mail_job::Column::Kind,
+        mail_job::Column::Email,
+        mail_job::Column::CreatedAt,
+        mail_job::Column::NextAttemptAt,
+        mail_job::Column::Attempts,
+        mail_job::Column::CompletedAt,
+        mail_job::Column::FailedAt,
+        mail_job::Column::Ip,
+        mail_job::Column::UserAgent,
+        mail_job::Column::RequestId,
     ];
     let mut values: Vec<Expr> = vec![
         Uuid::now_v7().into(),
@@ -91,11 +53,15 @@ fn new_job(
         client.request_id.clone().into(),
     ];
     if let Some((user, new_email, target)) = extra {
-        columns.extend([MailJobs::UserId, MailJobs::NewEmail, MailJobs::Target]);
+        columns.extend([
+            mail_job::Column::UserId,
+            mail_job::Column::NewEmail,
+            mail_job::Column::Target,
+        ]);
         values.extend([user.as_uuid().into(), new_email.into(), target.into()]);
     }
     Query::insert()
-        .into_table(MailJobs::Table)
+        .into_table(mail_job::Entity)
         .columns(columns)
         .values_panic(values)
         .to_owned()
@@ -104,12 +70,12 @@ fn new_job(
 /// The due jobs, oldest due first, at most `limit`.
 fn due(now: OffsetDateTime, limit: u32) -> SelectStatement {
     Query::select()
-        .column(MailJobs::Id)
-        .from(MailJobs::Table)
-        .and_where(Expr::col(MailJobs::CompletedAt).eq(0))
-        .and_where(Expr::col(MailJobs::FailedAt).eq(0))
-        .and_where(Expr::col(MailJobs::NextAttemptAt).lte(micros(now)))
-        .order_by(MailJobs::NextAttemptAt, Order::Asc)
+        .column(mail_job::Column::Id)
+        .from(mail_job::Entity)
+        .and_where(Expr::col(mail_job::Column::CompletedAt).eq(0))
+        .and_where(Expr::col(mail_job::Column::FailedAt).eq(0))
+        .and_where(Expr::col(mail_job::Column::NextAttemptAt).lte(micros(now)))
+        .order_by(mail_job::Column::NextAttemptAt, Order::Asc)
         .limit(u64::from(limit))
         .to_owned()
 }
@@ -117,14 +83,17 @@ fn due(now: OffsetDateTime, limit: u32) -> SelectStatement {
 /// Counts an attempt and leases the job until `lease_until`.
 fn lease(lease_until: OffsetDateTime) -> UpdateStatement {
     Query::update()
-        .table(MailJobs::Table)
-        .value(MailJobs::Attempts, Expr::col(MailJobs::Attempts).add(1))
-        .value(MailJobs::NextAttemptAt, micros(lease_until))
+        .table(mail_job::Entity)
+        .value(
+            mail_job::Column::Attempts,
+            Expr::col(mail_job::Column::Attempts).add(1),
+        )
+        .value(mail_job::Column::NextAttemptAt, micros(lease_until))
         .to_owned()
 }
 
 fn returning_claimed() -> ReturningClause {
-    Query::returning().exprs(CLAIMED.map(|c| Expr::col((MailJobs::Table, c))))
+    Query::returning().exprs(mail_job::Column::iter().map(|c| Expr::col((mail_job::Entity, c))))
 }
 
 /// The mail queue.
@@ -144,15 +113,15 @@ impl SeaOrmMailQueue {
     async fn settle(
         &self,
         id: Uuid,
-        column: MailJobs,
+        column: mail_job::Column,
         value: i64,
         error: Option<&str>,
     ) -> Result<(), PortError> {
         let update = Query::update()
-            .table(MailJobs::Table)
+            .table(mail_job::Entity)
             .value(column, value)
-            .value(MailJobs::LastError, error.map(str::to_owned))
-            .and_where(Expr::col(MailJobs::Id).eq(id))
+            .value(mail_job::Column::LastError, error.map(str::to_owned))
+            .and_where(Expr::col(mail_job::Column::Id).eq(id))
             .to_owned();
         self.db.connection().execute(&update).await.port().map(drop)
     }
@@ -215,7 +184,8 @@ impl MailQueue for SeaOrmMailQueue {
             let claim = lease(lease_until)
                 .from("picked")
                 .and_where(
-                    Expr::col((MailJobs::Table, MailJobs::Id)).equals(("picked", MailJobs::Id)),
+                    Expr::col((mail_job::Entity, mail_job::Column::Id))
+                        .equals(("picked", mail_job::Column::Id)),
                 )
                 .returning(returning_claimed())
                 .with_cte(
@@ -229,65 +199,62 @@ impl MailQueue for SeaOrmMailQueue {
         } else {
             // SQLite runs one writer at a time.
             let claim = lease(lease_until)
-                .and_where(Expr::col(MailJobs::Id).in_subquery(due(now, limit)))
+                .and_where(Expr::col(mail_job::Column::Id).in_subquery(due(now, limit)))
                 .returning(returning_claimed())
                 .to_owned();
             conn.query_all(&claim).await.port()?
         };
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
-            let kind: String = get(&row, "kind")?;
-            let Some(kind) = MailKind::parse(&kind) else {
-                tracing::warn!(kind, "mail job of an unknown kind left alone");
+            let job = mail_job::Model::from_query_result(&row, "").port()?;
+            let Some(kind) = MailKind::parse(&job.kind) else {
+                tracing::warn!(kind = job.kind, "mail job of an unknown kind left alone");
                 continue;
             };
-            let attempts: i32 = get(&row, "attempts")?;
             jobs.push(MailJob {
-                id: get(&row, "id")?,
+                id: job.id,
                 kind,
-                email: get(&row, "email")?,
-                attempts: u32::try_from(attempts).unwrap_or_default(),
+                email: job.email,
+                attempts: u32::try_from(job.attempts).unwrap_or_default(),
                 client: ClientInfo {
-                    ip: get(&row, "ip")?,
-                    user_agent: get(&row, "user_agent")?,
-                    request_id: get(&row, "request_id")?,
+                    ip: job.ip,
+                    user_agent: job.user_agent,
+                    request_id: job.request_id,
                 },
-                user_id: get::<Option<Uuid>>(&row, "user_id")?.map(UserId::from_uuid),
-                new_email: get(&row, "new_email")?,
-                queued_at: from_micros(get(&row, "created_at")?)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                target: get::<Option<String>>(&row, "target")?
-                    .as_deref()
-                    .and_then(UndoTarget::parse),
+                user_id: job.user_id.map(UserId::from_uuid),
+                new_email: job.new_email,
+                queued_at: from_micros(job.created_at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                target: job.target.as_deref().and_then(UndoTarget::parse),
             });
         }
         Ok(jobs)
     }
 
     async fn complete(&self, id: Uuid, now: OffsetDateTime) -> Result<(), PortError> {
-        self.settle(id, MailJobs::CompletedAt, micros(now), None)
+        self.settle(id, mail_job::Column::CompletedAt, micros(now), None)
             .await
     }
 
     async fn retry(&self, id: Uuid, at: OffsetDateTime, error: &str) -> Result<(), PortError> {
-        self.settle(id, MailJobs::NextAttemptAt, micros(at), Some(error))
+        self.settle(id, mail_job::Column::NextAttemptAt, micros(at), Some(error))
             .await
     }
 
     async fn fail(&self, id: Uuid, now: OffsetDateTime, error: &str) -> Result<(), PortError> {
-        self.settle(id, MailJobs::FailedAt, micros(now), Some(error))
+        self.settle(id, mail_job::Column::FailedAt, micros(now), Some(error))
             .await
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
         let before = micros(before);
-        let ended = |column: MailJobs| Expr::col(column).gt(0).and(Expr::col(column).lt(before));
+        let ended =
+            |column: mail_job::Column| Expr::col(column).gt(0).and(Expr::col(column).lt(before));
         let purge = Query::delete()
-            .from_table(MailJobs::Table)
+            .from_table(mail_job::Entity)
             .cond_where(
                 sea_orm::Condition::any()
-                    .add(ended(MailJobs::CompletedAt))
-                    .add(ended(MailJobs::FailedAt)),
+                    .add(ended(mail_job::Column::CompletedAt))
+                    .add(ended(mail_job::Column::FailedAt)),
             )
             .to_owned();
         let done = self.db.connection().execute(&purge).await.port()?;

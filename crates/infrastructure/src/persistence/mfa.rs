@@ -4,7 +4,10 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DeriveIden, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    TransactionTrait,
+};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
@@ -15,38 +18,7 @@ use userhub_domain::ports::MfaRepository;
 use uuid::Uuid;
 
 use super::{Database, DbResultExt, audit, delete_older, delete_where, micros};
-use crate::entities::{session, user};
-
-#[derive(DeriveIden, Clone, Copy)]
-enum UserTotp {
-    Table,
-    UserId,
-    Secret,
-    Enabled,
-    LastStep,
-    UpdatedAt,
-    EnabledAt,
-}
-
-#[derive(DeriveIden, Clone, Copy)]
-enum MfaRecoveryCodes {
-    Table,
-    UserId,
-    CodeHash,
-    UsedAt,
-}
-
-#[derive(DeriveIden, Clone, Copy)]
-enum MfaChallenges {
-    Table,
-    TokenHash,
-    UserId,
-    PasswordHash,
-    Federated,
-    ExpiresAt,
-    Attempts,
-    SpentAt,
-}
+use crate::entities::{mfa_challenge, mfa_recovery_code, session, user, user_totp};
 
 /// Second factors on this database.
 #[derive(Clone, Debug)]
@@ -72,16 +44,20 @@ async fn store_codes(
     user: Uuid,
     codes: &[TokenHash],
 ) -> Result<(), PortError> {
-    let old = delete_where(MfaRecoveryCodes::Table, MfaRecoveryCodes::UserId, user);
+    let old = delete_where(
+        mfa_recovery_code::Entity,
+        mfa_recovery_code::Column::UserId,
+        user,
+    );
     txn.execute(&old).await.port()?;
     if codes.is_empty() {
         return Ok(());
     }
     let mut insert = Query::insert();
-    insert.into_table(MfaRecoveryCodes::Table).columns([
-        MfaRecoveryCodes::UserId,
-        MfaRecoveryCodes::CodeHash,
-        MfaRecoveryCodes::UsedAt,
+    insert.into_table(mfa_recovery_code::Entity).columns([
+        mfa_recovery_code::Column::UserId,
+        mfa_recovery_code::Column::CodeHash,
+        mfa_recovery_code::Column::UsedAt,
     ]);
     for code in codes {
         insert.values_panic([user.into(), code.as_str().into(), 0_i64.into()]);
@@ -94,11 +70,18 @@ async fn store_codes(
 fn is_on(user: Uuid) -> Expr {
     let on = Query::select()
         .expr(Expr::val(1))
-        .from(UserTotp::Table)
-        .and_where(Expr::col(UserTotp::UserId).eq(user))
-        .and_where(Expr::col(UserTotp::Enabled).eq(true))
+        .from(user_totp::Entity)
+        .and_where(Expr::col(user_totp::Column::UserId).eq(user))
+        .and_where(Expr::col(user_totp::Column::Enabled).eq(true))
         .to_owned();
     Expr::exists(on)
+}
+
+/// What [`MfaRepository::status`] reads, in one row.
+#[derive(FromQueryResult)]
+struct Status {
+    totp: bool,
+    codes_left: i64,
 }
 
 #[async_trait]
@@ -106,10 +89,10 @@ impl MfaRepository for SeaOrmMfaRepository {
     async fn status(&self, user: UserId) -> Result<MfaStatus, PortError> {
         let user = user.as_uuid();
         let left = Query::select()
-            .expr(Func::count(Expr::col(MfaRecoveryCodes::CodeHash)))
-            .from(MfaRecoveryCodes::Table)
-            .and_where(Expr::col(MfaRecoveryCodes::UserId).eq(user))
-            .and_where(Expr::col(MfaRecoveryCodes::UsedAt).eq(0))
+            .expr(Func::count(Expr::col(mfa_recovery_code::Column::CodeHash)))
+            .from(mfa_recovery_code::Entity)
+            .and_where(Expr::col(mfa_recovery_code::Column::UserId).eq(user))
+            .and_where(Expr::col(mfa_recovery_code::Column::UsedAt).eq(0))
             .to_owned();
         let select = Query::select()
             .expr_as(is_on(user), "totp")
@@ -119,28 +102,22 @@ impl MfaRepository for SeaOrmMfaRepository {
         let Some(row) = row else {
             return Ok(MfaStatus::default());
         };
-        let totp: bool = row.try_get("", "totp").port()?;
-        let left: i64 = row.try_get("", "codes_left").port()?;
+        let status = Status::from_query_result(&row, "").port()?;
         Ok(MfaStatus {
-            totp,
-            recovery_codes_left: u32::try_from(left).unwrap_or_default(),
+            totp: status.totp,
+            recovery_codes_left: u32::try_from(status.codes_left).unwrap_or_default(),
         })
     }
 
     async fn secret(&self, user: UserId) -> Result<Option<StoredTotp>, PortError> {
-        let select = Query::select()
-            .columns([UserTotp::Secret, UserTotp::Enabled])
-            .from(UserTotp::Table)
-            .and_where(Expr::col(UserTotp::UserId).eq(user.as_uuid()))
-            .to_owned();
-        let row = self.db.connection().query_one(&select).await.port()?;
-        row.map(|row| {
-            Ok(StoredTotp {
-                sealed: SealedSecret(row.try_get("", "secret").port()?),
-                enabled: row.try_get("", "enabled").port()?,
-            })
-        })
-        .transpose()
+        let row = user_totp::Entity::find_by_id(user.as_uuid())
+            .one(self.db.connection())
+            .await
+            .port()?;
+        Ok(row.map(|row| StoredTotp {
+            sealed: SealedSecret(row.secret),
+            enabled: row.enabled,
+        }))
     }
 
     async fn set_pending(
@@ -149,16 +126,16 @@ impl MfaRepository for SeaOrmMfaRepository {
         sealed: &SealedSecret,
         now: OffsetDateTime,
     ) -> Result<bool, PortError> {
-        let row = |column| Expr::col((UserTotp::Table, column));
+        let row = |column| Expr::col((user_totp::Entity, column));
         // A pending secret is replaced; one that is on is left alone.
         let upsert = Query::insert()
-            .into_table(UserTotp::Table)
+            .into_table(user_totp::Entity)
             .columns([
-                UserTotp::UserId,
-                UserTotp::Secret,
-                UserTotp::Enabled,
-                UserTotp::LastStep,
-                UserTotp::UpdatedAt,
+                user_totp::Column::UserId,
+                user_totp::Column::Secret,
+                user_totp::Column::Enabled,
+                user_totp::Column::LastStep,
+                user_totp::Column::UpdatedAt,
             ])
             .values_panic([
                 user.as_uuid().into(),
@@ -168,11 +145,11 @@ impl MfaRepository for SeaOrmMfaRepository {
                 micros(now).into(),
             ])
             .on_conflict(
-                OnConflict::column(UserTotp::UserId)
-                    .value(UserTotp::Secret, sealed.0.clone())
-                    .value(UserTotp::LastStep, 0_i64)
-                    .value(UserTotp::UpdatedAt, micros(now))
-                    .action_and_where(row(UserTotp::Enabled).eq(false))
+                OnConflict::column(user_totp::Column::UserId)
+                    .value(user_totp::Column::Secret, sealed.0.clone())
+                    .value(user_totp::Column::LastStep, 0_i64)
+                    .value(user_totp::Column::UpdatedAt, micros(now))
+                    .action_and_where(row(user_totp::Column::Enabled).eq(false))
                     .to_owned(),
             )
             .to_owned();
@@ -191,14 +168,14 @@ impl MfaRepository for SeaOrmMfaRepository {
     ) -> Result<bool, PortError> {
         let txn = self.begin().await?;
         let on = Query::update()
-            .table(UserTotp::Table)
-            .value(UserTotp::Enabled, true)
-            .value(UserTotp::LastStep, step)
-            .value(UserTotp::UpdatedAt, micros(now))
-            .value(UserTotp::EnabledAt, micros(now))
-            .and_where(Expr::col(UserTotp::UserId).eq(user.as_uuid()))
-            .and_where(Expr::col(UserTotp::Enabled).eq(false))
-            .and_where(Expr::col(UserTotp::Secret).eq(sealed.0.clone()))
+            .table(user_totp::Entity)
+            .value(user_totp::Column::Enabled, true)
+            .value(user_totp::Column::LastStep, step)
+            .value(user_totp::Column::UpdatedAt, micros(now))
+            .value(user_totp::Column::EnabledAt, micros(now))
+            .and_where(Expr::col(user_totp::Column::UserId).eq(user.as_uuid()))
+            .and_where(Expr::col(user_totp::Column::Enabled).eq(false))
+            .and_where(Expr::col(user_totp::Column::Secret).eq(sealed.0.clone()))
             .to_owned();
         if txn.execute(&on).await.port()?.rows_affected() != 1 {
             return Ok(false);
@@ -211,11 +188,11 @@ impl MfaRepository for SeaOrmMfaRepository {
 
     async fn spend_step(&self, user: UserId, step: i64) -> Result<bool, PortError> {
         let spend = Query::update()
-            .table(UserTotp::Table)
-            .value(UserTotp::LastStep, step)
-            .and_where(Expr::col(UserTotp::UserId).eq(user.as_uuid()))
-            .and_where(Expr::col(UserTotp::Enabled).eq(true))
-            .and_where(Expr::col(UserTotp::LastStep).lt(step))
+            .table(user_totp::Entity)
+            .value(user_totp::Column::LastStep, step)
+            .and_where(Expr::col(user_totp::Column::UserId).eq(user.as_uuid()))
+            .and_where(Expr::col(user_totp::Column::Enabled).eq(true))
+            .and_where(Expr::col(user_totp::Column::LastStep).lt(step))
             .to_owned();
         let done = self.db.connection().execute(&spend).await.port()?;
         Ok(done.rows_affected() == 1)
@@ -230,11 +207,11 @@ impl MfaRepository for SeaOrmMfaRepository {
     ) -> Result<bool, PortError> {
         let user = user.as_uuid();
         let spend = Query::update()
-            .table(MfaRecoveryCodes::Table)
-            .value(MfaRecoveryCodes::UsedAt, micros(now))
-            .and_where(Expr::col(MfaRecoveryCodes::UserId).eq(user))
-            .and_where(Expr::col(MfaRecoveryCodes::CodeHash).eq(code.as_str()))
-            .and_where(Expr::col(MfaRecoveryCodes::UsedAt).eq(0))
+            .table(mfa_recovery_code::Entity)
+            .value(mfa_recovery_code::Column::UsedAt, micros(now))
+            .and_where(Expr::col(mfa_recovery_code::Column::UserId).eq(user))
+            .and_where(Expr::col(mfa_recovery_code::Column::CodeHash).eq(code.as_str()))
+            .and_where(Expr::col(mfa_recovery_code::Column::UsedAt).eq(0))
             .and_where(is_on(user))
             .to_owned();
         let txn = self.begin().await?;
@@ -257,12 +234,12 @@ impl MfaRepository for SeaOrmMfaRepository {
     ) -> Result<bool, PortError> {
         let txn = self.begin().await?;
         let mut off = Query::delete()
-            .from_table(UserTotp::Table)
-            .and_where(Expr::col(UserTotp::UserId).eq(user.as_uuid()))
-            .and_where(Expr::col(UserTotp::Enabled).eq(true))
+            .from_table(user_totp::Entity)
+            .and_where(Expr::col(user_totp::Column::UserId).eq(user.as_uuid()))
+            .and_where(Expr::col(user_totp::Column::Enabled).eq(true))
             .to_owned();
         if let Some(step) = step {
-            off.and_where(Expr::col(UserTotp::LastStep).lt(step));
+            off.and_where(Expr::col(user_totp::Column::LastStep).lt(step));
         }
         if let Some(actor) = superuser {
             let still = Query::select()
@@ -304,10 +281,10 @@ impl MfaRepository for SeaOrmMfaRepository {
         // Touching the row both checks that TOTP is on and holds it (on
         // PostgreSQL) against a concurrent disable until the commit.
         let touch = Query::update()
-            .table(UserTotp::Table)
-            .value(UserTotp::UpdatedAt, micros(now))
-            .and_where(Expr::col(UserTotp::UserId).eq(user.as_uuid()))
-            .and_where(Expr::col(UserTotp::Enabled).eq(true))
+            .table(user_totp::Entity)
+            .value(user_totp::Column::UpdatedAt, micros(now))
+            .and_where(Expr::col(user_totp::Column::UserId).eq(user.as_uuid()))
+            .and_where(Expr::col(user_totp::Column::Enabled).eq(true))
             .to_owned();
         if txn.execute(&touch).await.port()?.rows_affected() != 1 {
             return Ok(false);
@@ -325,15 +302,15 @@ impl MfaRepository for SeaOrmMfaRepository {
         expires_at: OffsetDateTime,
     ) -> Result<(), PortError> {
         let insert = Query::insert()
-            .into_table(MfaChallenges::Table)
+            .into_table(mfa_challenge::Entity)
             .columns([
-                MfaChallenges::TokenHash,
-                MfaChallenges::UserId,
-                MfaChallenges::PasswordHash,
-                MfaChallenges::Federated,
-                MfaChallenges::ExpiresAt,
-                MfaChallenges::Attempts,
-                MfaChallenges::SpentAt,
+                mfa_challenge::Column::TokenHash,
+                mfa_challenge::Column::UserId,
+                mfa_challenge::Column::PasswordHash,
+                mfa_challenge::Column::Federated,
+                mfa_challenge::Column::ExpiresAt,
+                mfa_challenge::Column::Attempts,
+                mfa_challenge::Column::SpentAt,
             ])
             .values_panic([
                 token.as_str().into(),
@@ -356,28 +333,24 @@ impl MfaRepository for SeaOrmMfaRepository {
         max_attempts: u32,
     ) -> Result<Option<PendingLogin>, PortError> {
         let attempt = Query::update()
-            .table(MfaChallenges::Table)
+            .table(mfa_challenge::Entity)
             .value(
-                MfaChallenges::Attempts,
-                Expr::col(MfaChallenges::Attempts).add(1),
+                mfa_challenge::Column::Attempts,
+                Expr::col(mfa_challenge::Column::Attempts).add(1),
             )
-            .and_where(Expr::col(MfaChallenges::TokenHash).eq(token.as_str()))
-            .and_where(Expr::col(MfaChallenges::SpentAt).eq(0))
-            .and_where(Expr::col(MfaChallenges::ExpiresAt).gt(micros(now)))
-            .and_where(Expr::col(MfaChallenges::Attempts).lt(i64::from(max_attempts)))
-            .returning(Query::returning().columns([
-                MfaChallenges::UserId,
-                MfaChallenges::PasswordHash,
-                MfaChallenges::Federated,
-            ]))
+            .and_where(Expr::col(mfa_challenge::Column::TokenHash).eq(token.as_str()))
+            .and_where(Expr::col(mfa_challenge::Column::SpentAt).eq(0))
+            .and_where(Expr::col(mfa_challenge::Column::ExpiresAt).gt(micros(now)))
+            .and_where(Expr::col(mfa_challenge::Column::Attempts).lt(i64::from(max_attempts)))
+            .returning_all()
             .to_owned();
         let row = self.db.connection().query_one(&attempt).await.port()?;
         row.map(|row| {
-            let hash: String = row.try_get("", "password_hash").port()?;
+            let challenge = mfa_challenge::Model::from_query_result(&row, "").port()?;
             Ok(PendingLogin {
-                user: UserId::from_uuid(row.try_get("", "user_id").port()?),
-                password_hash: PasswordHash::new(hash),
-                federated: row.try_get("", "federated").port()?,
+                user: UserId::from_uuid(challenge.user_id),
+                password_hash: PasswordHash::new(challenge.password_hash),
+                federated: challenge.federated,
             })
         })
         .transpose()
@@ -389,10 +362,10 @@ impl MfaRepository for SeaOrmMfaRepository {
         now: OffsetDateTime,
     ) -> Result<bool, PortError> {
         let spend = Query::update()
-            .table(MfaChallenges::Table)
-            .value(MfaChallenges::SpentAt, micros(now))
-            .and_where(Expr::col(MfaChallenges::TokenHash).eq(token.as_str()))
-            .and_where(Expr::col(MfaChallenges::SpentAt).eq(0))
+            .table(mfa_challenge::Entity)
+            .value(mfa_challenge::Column::SpentAt, micros(now))
+            .and_where(Expr::col(mfa_challenge::Column::TokenHash).eq(token.as_str()))
+            .and_where(Expr::col(mfa_challenge::Column::SpentAt).eq(0))
             .to_owned();
         let done = self.db.connection().execute(&spend).await.port()?;
         Ok(done.rows_affected() == 1)
@@ -400,8 +373,8 @@ impl MfaRepository for SeaOrmMfaRepository {
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
         let old = delete_older(
-            MfaChallenges::Table,
-            MfaChallenges::ExpiresAt,
+            mfa_challenge::Entity,
+            mfa_challenge::Column::ExpiresAt,
             micros(before),
         );
         let done = self.db.connection().execute(&old).await.port()?;
@@ -418,25 +391,25 @@ pub(super) async fn remove_enabled_since(
     since: i64,
 ) -> Result<bool, sea_orm::DbErr> {
     let on_since = Query::delete()
-        .from_table(UserTotp::Table)
-        .and_where(Expr::col(UserTotp::UserId).eq(user))
-        .and_where(Expr::col(UserTotp::Enabled).eq(true))
-        .and_where(Expr::col(UserTotp::EnabledAt).gte(since))
+        .from_table(user_totp::Entity)
+        .and_where(Expr::col(user_totp::Column::UserId).eq(user))
+        .and_where(Expr::col(user_totp::Column::Enabled).eq(true))
+        .and_where(Expr::col(user_totp::Column::EnabledAt).gte(since))
         .to_owned();
     let removed = conn.execute(&on_since).await?.rows_affected() == 1;
     if removed {
         conn.execute(&delete_where(
-            MfaRecoveryCodes::Table,
-            MfaRecoveryCodes::UserId,
+            mfa_recovery_code::Entity,
+            mfa_recovery_code::Column::UserId,
             user,
         ))
         .await?;
     }
     let pending_since = Query::delete()
-        .from_table(UserTotp::Table)
-        .and_where(Expr::col(UserTotp::UserId).eq(user))
-        .and_where(Expr::col(UserTotp::Enabled).eq(false))
-        .and_where(Expr::col(UserTotp::UpdatedAt).gte(since))
+        .from_table(user_totp::Entity)
+        .and_where(Expr::col(user_totp::Column::UserId).eq(user))
+        .and_where(Expr::col(user_totp::Column::Enabled).eq(false))
+        .and_where(Expr::col(user_totp::Column::UpdatedAt).gte(since))
         .to_owned();
     conn.execute(&pending_since).await?;
     Ok(removed)

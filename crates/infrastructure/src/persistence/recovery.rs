@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryResult,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -15,10 +15,10 @@ use userhub_domain::model::{
 use userhub_domain::ports::{self, RevertOutcome, WayIn};
 use uuid::Uuid;
 
-use super::recovery_tokens::{RESET, REVERT, RecoveryTokens, UNDO, VERIFY, spend, spend_tokens};
+use super::recovery_tokens::{RESET, REVERT, UNDO, VERIFY, spend, spend_tokens};
 use super::users::to_domain;
 use super::{Database, DbResultExt, audit, delete_older, micros, port_error};
-use crate::entities::{session, user};
+use crate::entities::{recovery_token, session, user};
 
 /// A token just spent.
 struct Spent {
@@ -40,26 +40,20 @@ async fn spend_live(
     now: OffsetDateTime,
 ) -> Result<Option<Spent>, PortError> {
     let live = spend(now)
-        .and_where(Expr::col(RecoveryTokens::TokenHash).eq(hash.as_str()))
-        .and_where(Expr::col(RecoveryTokens::Purpose).eq(purpose))
-        .and_where(Expr::col(RecoveryTokens::ExpiresAt).gt(micros(now)))
-        .returning(Query::returning().columns([
-            RecoveryTokens::UserId,
-            RecoveryTokens::Email,
-            RecoveryTokens::CreatedAt,
-        ]))
+        .and_where(Expr::col(recovery_token::Column::TokenHash).eq(hash.as_str()))
+        .and_where(Expr::col(recovery_token::Column::Purpose).eq(purpose))
+        .and_where(Expr::col(recovery_token::Column::ExpiresAt).gt(micros(now)))
+        .returning_all()
         .to_owned();
-    let spent = txn.query_one(&live).await.port()?;
-    spent
-        .map(|row| {
-            let email: Option<String> = get(&row, "email")?;
-            Ok(Spent {
-                user_id: get(&row, "user_id")?,
-                email: email.unwrap_or_default(),
-                created_at: get(&row, "created_at")?,
-            })
-        })
-        .transpose()
+    let Some(row) = txn.query_one(&live).await.port()? else {
+        return Ok(None);
+    };
+    let token = recovery_token::Model::from_query_result(&row, "").port()?;
+    Ok(Some(Spent {
+        user_id: token.user_id,
+        email: token.email.unwrap_or_default(),
+        created_at: token.created_at,
+    }))
 }
 
 /// Password-reset tokens, by hash.
@@ -74,10 +68,6 @@ impl SeaOrmRecoveryTokens {
     pub fn new(db: Database) -> Self {
         Self { db }
     }
-}
-
-fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, PortError> {
-    row.try_get("", column).port()
 }
 
 async fn active_user(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, PortError> {
@@ -139,16 +129,16 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
                 .port()?;
         }
         let insert = Query::insert()
-            .into_table(RecoveryTokens::Table)
+            .into_table(recovery_token::Entity)
             .columns([
-                RecoveryTokens::TokenHash,
-                RecoveryTokens::Purpose,
-                RecoveryTokens::UserId,
-                RecoveryTokens::Email,
-                RecoveryTokens::CreatedAt,
-                RecoveryTokens::ExpiresAt,
-                RecoveryTokens::SpentAt,
-                RecoveryTokens::Target,
+                recovery_token::Column::TokenHash,
+                recovery_token::Column::Purpose,
+                recovery_token::Column::UserId,
+                recovery_token::Column::Email,
+                recovery_token::Column::CreatedAt,
+                recovery_token::Column::ExpiresAt,
+                recovery_token::Column::SpentAt,
+                recovery_token::Column::Target,
             ])
             .values_panic([
                 hash.as_str().into(),
@@ -202,17 +192,19 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
         now: OffsetDateTime,
     ) -> Result<Option<User>, PortError> {
         let conn = self.db.connection();
-        let live = Query::select()
-            .column(RecoveryTokens::UserId)
-            .from(RecoveryTokens::Table)
-            .and_where(Expr::col(RecoveryTokens::TokenHash).eq(hash.as_str()))
-            .and_where(Expr::col(RecoveryTokens::Purpose).eq(RESET))
-            .and_where(Expr::col(RecoveryTokens::SpentAt).eq(0))
-            .and_where(Expr::col(RecoveryTokens::ExpiresAt).gt(micros(now)))
-            .to_owned();
-        let row = conn.query_one(&live).await.port()?;
-        match row {
-            Some(row) => active_user(conn, get(&row, "user_id")?).await,
+        let live = recovery_token::Entity::find()
+            .select_only()
+            .column(recovery_token::Column::UserId)
+            .filter(recovery_token::Column::TokenHash.eq(hash.as_str()))
+            .filter(recovery_token::Column::Purpose.eq(RESET))
+            .filter(recovery_token::Column::SpentAt.eq(0))
+            .filter(recovery_token::Column::ExpiresAt.gt(micros(now)))
+            .into_tuple::<Uuid>()
+            .one(conn)
+            .await
+            .port()?;
+        match live {
+            Some(user_id) => active_user(conn, user_id).await,
             None => Ok(None),
         }
     }
@@ -286,9 +278,9 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
         // intruder's, say) must not take the address back. Older links
         // stay, each still undoing its own, earlier change.
         let later = spend(now)
-            .and_where(Expr::col(RecoveryTokens::UserId).eq(user_id))
-            .and_where(Expr::col(RecoveryTokens::Purpose).eq(REVERT))
-            .and_where(Expr::col(RecoveryTokens::CreatedAt).gte(created_at))
+            .and_where(Expr::col(recovery_token::Column::UserId).eq(user_id))
+            .and_where(Expr::col(recovery_token::Column::Purpose).eq(REVERT))
+            .and_where(Expr::col(recovery_token::Column::CreatedAt).gte(created_at))
             .to_owned();
         txn.execute(&later).await.port()?;
         end_sessions(&txn, user_id, now).await?;
@@ -335,17 +327,17 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
     ) -> Result<Option<UndoTarget>, PortError> {
         let txn = self.db.connection().begin().await.port()?;
         let live = spend(now)
-            .and_where(Expr::col(RecoveryTokens::TokenHash).eq(hash.as_str()))
-            .and_where(Expr::col(RecoveryTokens::Purpose).eq(UNDO))
-            .and_where(Expr::col(RecoveryTokens::ExpiresAt).gt(micros(now)))
-            .returning(Query::returning().columns([RecoveryTokens::UserId, RecoveryTokens::Target]))
+            .and_where(Expr::col(recovery_token::Column::TokenHash).eq(hash.as_str()))
+            .and_where(Expr::col(recovery_token::Column::Purpose).eq(UNDO))
+            .and_where(Expr::col(recovery_token::Column::ExpiresAt).gt(micros(now)))
+            .returning_all()
             .to_owned();
         let Some(row) = txn.query_one(&live).await.port()? else {
             return Ok(None);
         };
-        let user_id: Uuid = get(&row, "user_id")?;
-        let target: Option<String> = get(&row, "target")?;
-        let Some(target) = target.as_deref().and_then(UndoTarget::parse) else {
+        let token = recovery_token::Model::from_query_result(&row, "").port()?;
+        let user_id = token.user_id;
+        let Some(target) = token.target.as_deref().and_then(UndoTarget::parse) else {
             return Err(PortError::unexpected("an undo token without its target"));
         };
         let mut event = event.clone().about(UserId::from_uuid(user_id));
@@ -366,8 +358,8 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
         let expired = delete_older(
-            RecoveryTokens::Table,
-            RecoveryTokens::ExpiresAt,
+            recovery_token::Entity,
+            recovery_token::Column::ExpiresAt,
             micros(before),
         );
         let conn = self.db.connection();

@@ -3,32 +3,19 @@
 //! change, the recovery adapter issues and spends them one by one.
 
 use sea_orm::ConnectionTrait;
-use sea_orm::DeriveIden;
 use sea_orm::sea_query::{Expr, ExprTrait, Query, UpdateStatement};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::micros;
-
-#[derive(DeriveIden, Clone, Copy)]
-pub(super) enum RecoveryTokens {
-    Table,
-    TokenHash,
-    Purpose,
-    UserId,
-    Email,
-    CreatedAt,
-    ExpiresAt,
-    SpentAt,
-    Target,
-}
+use crate::entities::recovery_token;
 
 /// Marks live tokens spent; the caller narrows which.
 pub(super) fn spend(now: OffsetDateTime) -> UpdateStatement {
     Query::update()
-        .table(RecoveryTokens::Table)
-        .value(RecoveryTokens::SpentAt, micros(now))
-        .and_where(Expr::col(RecoveryTokens::SpentAt).eq(0))
+        .table(recovery_token::Entity)
+        .value(recovery_token::Column::SpentAt, micros(now))
+        .and_where(Expr::col(recovery_token::Column::SpentAt).eq(0))
         .to_owned()
 }
 
@@ -51,8 +38,8 @@ pub(super) async fn spend_tokens(
 ) -> Result<(), sea_orm::DbErr> {
     for purpose in purposes {
         let mine = spend(now)
-            .and_where(Expr::col(RecoveryTokens::UserId).eq(user))
-            .and_where(Expr::col(RecoveryTokens::Purpose).eq(*purpose))
+            .and_where(Expr::col(recovery_token::Column::UserId).eq(user))
+            .and_where(Expr::col(recovery_token::Column::Purpose).eq(*purpose))
             .to_owned();
         conn.execute(&mine).await?;
     }

@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DeriveIden, QueryResult, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, FromQueryResult, QueryResult, TransactionTrait,
+};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
@@ -17,46 +19,25 @@ use userhub_domain::model::AuditEvent;
 use userhub_domain::ports::{LoginThrottle, ThrottleState};
 
 use super::{Database, DbResultExt, audit, delete_older, delete_where, from_micros, micros};
-
-/// Failures and locks per (name, address).
-#[derive(DeriveIden, Clone, Copy)]
-enum LoginFailures {
-    Table,
-    Login,
-    Address,
-    Failures,
-    Lockouts,
-    LockedUntil,
-    UpdatedAt,
-}
-
-/// Failures per name in an hourly window.
-#[derive(DeriveIden, Clone, Copy)]
-enum LoginNameFailures {
-    Table,
-    Login,
-    WindowStart,
-    Failures,
-    UpdatedAt,
-}
+use crate::entities::{login_failure, login_name_failure};
 
 /// One column of the (name, address) row, as a scalar subquery.
-fn pair_column(name: &str, address: &str, column: LoginFailures) -> Expr {
+fn pair_column(name: &str, address: &str, column: login_failure::Column) -> Expr {
     let select: SelectStatement = Query::select()
         .column(column)
-        .from(LoginFailures::Table)
-        .and_where(Expr::col(LoginFailures::Login).eq(name))
-        .and_where(Expr::col(LoginFailures::Address).eq(address))
+        .from(login_failure::Entity)
+        .and_where(Expr::col(login_failure::Column::Login).eq(name))
+        .and_where(Expr::col(login_failure::Column::Address).eq(address))
         .to_owned();
     Expr::SubQuery(None, Box::new(select.into()))
 }
 
 /// One column of the name's row, as a scalar subquery.
-fn name_column(name: &str, column: LoginNameFailures) -> Expr {
+fn name_column(name: &str, column: login_name_failure::Column) -> Expr {
     let select: SelectStatement = Query::select()
         .column(column)
-        .from(LoginNameFailures::Table)
-        .and_where(Expr::col(LoginNameFailures::Login).eq(name))
+        .from(login_name_failure::Entity)
+        .and_where(Expr::col(login_name_failure::Column::Login).eq(name))
         .to_owned();
     Expr::SubQuery(None, Box::new(select.into()))
 }
@@ -128,21 +109,21 @@ async fn upsert_one(
 /// Counts a failure of (name, address) unless the pair is locked: failures
 /// in flight when a lock landed neither re-arm nor escalate it.
 fn pair_failure(name: &str, address: &str, now: i64) -> InsertStatement {
-    let row = |column| Expr::col((LoginFailures::Table, column));
+    let row = |column| Expr::col((login_failure::Entity, column));
     let counted = Expr::case(
-        row(LoginFailures::LockedUntil).gt(now),
-        row(LoginFailures::Failures),
+        row(login_failure::Column::LockedUntil).gt(now),
+        row(login_failure::Column::Failures),
     )
-    .finally(row(LoginFailures::Failures).add(1));
+    .finally(row(login_failure::Column::Failures).add(1));
     Query::insert()
-        .into_table(LoginFailures::Table)
+        .into_table(login_failure::Entity)
         .columns([
-            LoginFailures::Login,
-            LoginFailures::Address,
-            LoginFailures::Failures,
-            LoginFailures::Lockouts,
-            LoginFailures::LockedUntil,
-            LoginFailures::UpdatedAt,
+            login_failure::Column::Login,
+            login_failure::Column::Address,
+            login_failure::Column::Failures,
+            login_failure::Column::Lockouts,
+            login_failure::Column::LockedUntil,
+            login_failure::Column::UpdatedAt,
         ])
         .values_panic([
             name.into(),
@@ -153,61 +134,65 @@ fn pair_failure(name: &str, address: &str, now: i64) -> InsertStatement {
             now.into(),
         ])
         .on_conflict(
-            OnConflict::columns([LoginFailures::Login, LoginFailures::Address])
-                .value(LoginFailures::Failures, counted)
-                .value(LoginFailures::UpdatedAt, now)
+            OnConflict::columns([login_failure::Column::Login, login_failure::Column::Address])
+                .value(login_failure::Column::Failures, counted)
+                .value(login_failure::Column::UpdatedAt, now)
                 .to_owned(),
         )
-        .returning(Query::returning().columns([
-            LoginFailures::Failures,
-            LoginFailures::Lockouts,
-            LoginFailures::LockedUntil,
-        ]))
+        .returning_all()
         .to_owned()
 }
 
 /// Counts a failure of the name in its window, opening a new window when
 /// the old one is over.
 fn name_failure(name: &str, now: i64, window: i64) -> InsertStatement {
-    let row = |column| Expr::col((LoginNameFailures::Table, column));
-    let expired = || row(LoginNameFailures::WindowStart).add(window).lte(now);
+    let row = |column| Expr::col((login_name_failure::Entity, column));
+    let expired = || {
+        row(login_name_failure::Column::WindowStart)
+            .add(window)
+            .lte(now)
+    };
     Query::insert()
-        .into_table(LoginNameFailures::Table)
+        .into_table(login_name_failure::Entity)
         .columns([
-            LoginNameFailures::Login,
-            LoginNameFailures::WindowStart,
-            LoginNameFailures::Failures,
-            LoginNameFailures::UpdatedAt,
+            login_name_failure::Column::Login,
+            login_name_failure::Column::WindowStart,
+            login_name_failure::Column::Failures,
+            login_name_failure::Column::UpdatedAt,
         ])
         .values_panic([name.into(), now.into(), 1.into(), now.into()])
         .on_conflict(
-            OnConflict::column(LoginNameFailures::Login)
+            OnConflict::column(login_name_failure::Column::Login)
                 .value(
-                    LoginNameFailures::Failures,
-                    Expr::case(expired(), 1).finally(row(LoginNameFailures::Failures).add(1)),
+                    login_name_failure::Column::Failures,
+                    Expr::case(expired(), 1)
+                        .finally(row(login_name_failure::Column::Failures).add(1)),
                 )
                 .value(
-                    LoginNameFailures::WindowStart,
-                    Expr::case(expired(), now).finally(row(LoginNameFailures::WindowStart)),
+                    login_name_failure::Column::WindowStart,
+                    Expr::case(expired(), now)
+                        .finally(row(login_name_failure::Column::WindowStart)),
                 )
-                .value(LoginNameFailures::UpdatedAt, now)
+                .value(login_name_failure::Column::UpdatedAt, now)
                 .to_owned(),
         )
-        .returning(
-            Query::returning()
-                .columns([LoginNameFailures::Failures, LoginNameFailures::WindowStart]),
-        )
+        .returning_all()
         .to_owned()
 }
 
-fn count(row: &QueryResult, column: &str) -> Result<u32, PortError> {
-    let n: i32 = row.try_get("", column).port()?;
-    Ok(u32::try_from(n).unwrap_or_default())
+fn count(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or_default()
 }
 
-fn time(row: &QueryResult, column: &str) -> Result<Option<OffsetDateTime>, PortError> {
-    let us: i64 = row.try_get("", column).port()?;
-    Ok(from_micros(us))
+/// What [`LoginThrottle::state`] reads: a (name, address) row's columns and
+/// the name's, each `NULL` when its row does not exist.
+#[derive(FromQueryResult)]
+struct Throttled {
+    pair_failures: Option<i32>,
+    pair_lockouts: Option<i32>,
+    pair_locked_until: Option<i64>,
+    name_failures: Option<i32>,
+    name_window_start: Option<i64>,
 }
 
 #[async_trait]
@@ -217,23 +202,23 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let name = name.as_str();
         let select = Query::select()
             .expr_as(
-                pair_column(name, address, LoginFailures::Failures),
+                pair_column(name, address, login_failure::Column::Failures),
                 "pair_failures",
             )
             .expr_as(
-                pair_column(name, address, LoginFailures::Lockouts),
+                pair_column(name, address, login_failure::Column::Lockouts),
                 "pair_lockouts",
             )
             .expr_as(
-                pair_column(name, address, LoginFailures::LockedUntil),
+                pair_column(name, address, login_failure::Column::LockedUntil),
                 "pair_locked_until",
             )
             .expr_as(
-                name_column(name, LoginNameFailures::Failures),
+                name_column(name, login_name_failure::Column::Failures),
                 "name_failures",
             )
             .expr_as(
-                name_column(name, LoginNameFailures::WindowStart),
+                name_column(name, login_name_failure::Column::WindowStart),
                 "name_window_start",
             )
             .to_owned();
@@ -241,20 +226,13 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let Some(row) = row else {
             return Ok(ThrottleState::default());
         };
-        let optional_count = |column: &str| -> Result<u32, PortError> {
-            let n: Option<i32> = row.try_get("", column).port()?;
-            Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or_default())
-        };
-        let optional_time = |column: &str| -> Result<Option<OffsetDateTime>, PortError> {
-            let us: Option<i64> = row.try_get("", column).port()?;
-            Ok(us.and_then(from_micros))
-        };
+        let row = Throttled::from_query_result(&row, "").port()?;
         Ok(ThrottleState {
-            pair_failures: optional_count("pair_failures")?,
-            pair_lockouts: optional_count("pair_lockouts")?,
-            pair_locked_until: optional_time("pair_locked_until")?,
-            name_failures: optional_count("name_failures")?,
-            name_window_start: optional_time("name_window_start")?,
+            pair_failures: row.pair_failures.map(count).unwrap_or_default(),
+            pair_lockouts: row.pair_lockouts.map(count).unwrap_or_default(),
+            pair_locked_until: row.pair_locked_until.and_then(from_micros),
+            name_failures: row.name_failures.map(count).unwrap_or_default(),
+            name_window_start: row.name_window_start.and_then(from_micros),
         })
     }
 
@@ -272,14 +250,16 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let window = i64::try_from(window.whole_microseconds()).unwrap_or(i64::MAX);
         let txn = self.begin().await?;
         let pair = upsert_one(&txn, pair_failure(name, address, now)).await?;
+        let pair = login_failure::Model::from_query_result(&pair, "").port()?;
         let by_name = upsert_one(&txn, name_failure(name, now, window)).await?;
+        let by_name = login_name_failure::Model::from_query_result(&by_name, "").port()?;
         commit_with(txn, Some(event)).await?;
         Ok(ThrottleState {
-            pair_failures: count(&pair, "failures")?,
-            pair_lockouts: count(&pair, "lockouts")?,
-            pair_locked_until: time(&pair, "locked_until")?,
-            name_failures: count(&by_name, "failures")?,
-            name_window_start: time(&by_name, "window_start")?,
+            pair_failures: count(pair.failures),
+            pair_lockouts: count(pair.lockouts),
+            pair_locked_until: from_micros(pair.locked_until),
+            name_failures: count(by_name.failures),
+            name_window_start: from_micros(by_name.window_start),
         })
     }
 
@@ -295,17 +275,17 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let name = name.as_str();
         let txn = self.begin().await?;
         let lock = Query::update()
-            .table(LoginFailures::Table)
-            .value(LoginFailures::LockedUntil, micros(until))
+            .table(login_failure::Entity)
+            .value(login_failure::Column::LockedUntil, micros(until))
             .value(
-                LoginFailures::Lockouts,
-                Expr::col(LoginFailures::Lockouts).add(1),
+                login_failure::Column::Lockouts,
+                Expr::col(login_failure::Column::Lockouts).add(1),
             )
-            .value(LoginFailures::Failures, 0)
-            .value(LoginFailures::UpdatedAt, micros(now))
-            .and_where(Expr::col(LoginFailures::Login).eq(name))
-            .and_where(Expr::col(LoginFailures::Address).eq(address))
-            .and_where(Expr::col(LoginFailures::LockedUntil).lte(micros(now)))
+            .value(login_failure::Column::Failures, 0)
+            .value(login_failure::Column::UpdatedAt, micros(now))
+            .and_where(Expr::col(login_failure::Column::Login).eq(name))
+            .and_where(Expr::col(login_failure::Column::Address).eq(address))
+            .and_where(Expr::col(login_failure::Column::LockedUntil).lte(micros(now)))
             .to_owned();
         let locked = txn.execute(&lock).await.port()?.rows_affected() == 1;
         commit_with(txn, Some(event).filter(|_| locked)).await?;
@@ -316,9 +296,9 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let name = self.stored(name);
         let name = name.as_str();
         let clear = Query::delete()
-            .from_table(LoginFailures::Table)
-            .and_where(Expr::col(LoginFailures::Login).eq(name))
-            .and_where(Expr::col(LoginFailures::Address).eq(address))
+            .from_table(login_failure::Entity)
+            .and_where(Expr::col(login_failure::Column::Login).eq(name))
+            .and_where(Expr::col(login_failure::Column::Address).eq(address))
             .to_owned();
         self.db.connection().execute(&clear).await.port()?;
         Ok(())
@@ -332,11 +312,15 @@ impl LoginThrottle for SeaOrmLoginThrottle {
         let txn = self.begin().await?;
         for name in names {
             let name = self.stored(name);
-            let pairs = delete_where(LoginFailures::Table, LoginFailures::Login, name.as_str());
+            let pairs = delete_where(
+                login_failure::Entity,
+                login_failure::Column::Login,
+                name.as_str(),
+            );
             txn.execute(&pairs).await.port()?;
             let window = delete_where(
-                LoginNameFailures::Table,
-                LoginNameFailures::Login,
+                login_name_failure::Entity,
+                login_name_failure::Column::Login,
                 name.as_str(),
             );
             txn.execute(&window).await.port()?;
@@ -347,11 +331,15 @@ impl LoginThrottle for SeaOrmLoginThrottle {
     async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
         let before = micros(before);
         let conn = self.db.connection();
-        let pairs = delete_older(LoginFailures::Table, LoginFailures::UpdatedAt, before);
+        let pairs = delete_older(
+            login_failure::Entity,
+            login_failure::Column::UpdatedAt,
+            before,
+        );
         let pairs = conn.execute(&pairs).await.port()?.rows_affected();
         let names = delete_older(
-            LoginNameFailures::Table,
-            LoginNameFailures::UpdatedAt,
+            login_name_failure::Entity,
+            login_name_failure::Column::UpdatedAt,
             before,
         );
         let names = conn.execute(&names).await.port()?.rows_affected();

@@ -17,7 +17,7 @@ use userhub_domain::ports::{
 };
 
 use super::{Database, DbResultExt, audit, escape_like, port_error, read, reservations};
-use crate::entities::user;
+use crate::entities::{user, user_count};
 
 use rows::active_model;
 pub(super) use rows::{Unique, to_domain, unique_violation, user_write};
@@ -44,12 +44,12 @@ impl SeaOrmUserRepository {
         let mut stmt = Query::select();
         // SUM over bigint is numeric on PostgreSQL: cast it back.
         stmt.expr(Expr::cust("CAST(COALESCE(SUM(n), 0) AS BIGINT)"))
-            .from(Alias::new("user_counts"));
+            .from(user_count::Entity);
         if let Some(active) = query.is_active {
-            stmt.and_where(Expr::col(Alias::new("is_active")).eq(active));
+            stmt.and_where(Expr::col(user_count::Column::IsActive).eq(active));
         }
         if let Some(superuser) = query.is_superuser {
-            stmt.and_where(Expr::col(Alias::new("is_superuser")).eq(superuser));
+            stmt.and_where(Expr::col(user_count::Column::IsSuperuser).eq(superuser));
         }
         let row = self.db.connection().query_one(&stmt).await?;
         let total: i64 = match row {
