@@ -5,13 +5,14 @@
 //! cookie; the PKCE verifier and the `nonce` are derived from the cookie,
 //! so nothing secret travels in the URL and nothing is stored per request.
 
+mod state;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata,
 };
@@ -21,13 +22,12 @@ use openidconnect::{
     RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use tokio::sync::RwLock;
 use tracing::{info, warn};
-use userhub_domain::model::{OAuthFlow, OAuthState, ProviderIdentity, UserId};
+use userhub_domain::model::{OAuthFlow, OAuthState, ProviderIdentity};
 use userhub_domain::ports::{Authorization, IdentityProviders, ProviderError};
+
+use state::StateKey;
 
 /// How long a discovery document (with its keys) is used before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
@@ -83,25 +83,7 @@ pub struct OidcProviders {
     http: reqwest::Client,
     providers: HashMap<String, Provider>,
     redirect_base: String,
-    key: Vec<u8>,
-}
-
-/// The `state` as signed: short keys, as it travels in a URL.
-#[derive(Serialize, Deserialize)]
-struct StatePayload {
-    /// Id.
-    i: String,
-    /// Provider.
-    p: String,
-    /// Flow.
-    f: String,
-    /// User of an associate flow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    u: Option<uuid::Uuid>,
-    /// Expiry, Unix seconds.
-    e: i64,
-    /// SHA-256 of the browser's cookie.
-    b: String,
+    key: StateKey,
 }
 
 impl OidcProviders {
@@ -136,48 +118,8 @@ impl OidcProviders {
             http,
             providers,
             redirect_base: settings.redirect_base.trim_end_matches('/').to_owned(),
-            key: settings.state_key.expose_secret().as_bytes().to_vec(),
+            key: StateKey(settings.state_key.expose_secret().as_bytes().to_vec()),
         })
-    }
-
-    fn mac(&self, parts: &[&[u8]]) -> Hmac<Sha256> {
-        #[allow(clippy::expect_used)] // HMAC takes a key of any length
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        for part in parts {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac
-    }
-
-    /// A value derived from the cookie and the state: the PKCE verifier or
-    /// the `nonce`. Only who holds the cookie can compute it.
-    fn derived(&self, purpose: &str, binding: &str, state_id: &str) -> String {
-        let bytes = self
-            .mac(&[purpose.as_bytes(), binding.as_bytes(), state_id.as_bytes()])
-            .finalize()
-            .into_bytes();
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    fn sign_state(&self, state: &OAuthState, binding: &str) -> String {
-        let payload = StatePayload {
-            i: state.id.clone(),
-            p: state.provider.clone(),
-            f: state.flow.as_str().to_owned(),
-            u: state.user_id.map(|id| id.as_uuid()),
-            e: state.expires_at.unix_timestamp(),
-            b: URL_SAFE_NO_PAD.encode(Sha256::digest(binding.as_bytes())),
-        };
-        #[allow(clippy::expect_used)] // a struct of strings always serialises
-        let json = serde_json::to_vec(&payload).expect("serialisable");
-        let body = URL_SAFE_NO_PAD.encode(json);
-        let tag = URL_SAFE_NO_PAD.encode(
-            self.mac(&[b"state", body.as_bytes()])
-                .finalize()
-                .into_bytes(),
-        );
-        format!("{body}.{tag}")
     }
 
     fn redirect_uri(&self, provider: &str, flow: OAuthFlow) -> String {
@@ -322,9 +264,9 @@ impl IdentityProviders for OidcProviders {
         let mut random = [0_u8; 32];
         getrandom::fill(&mut random).map_err(|err| ProviderError::Unavailable(err.to_string()))?;
         let binding = URL_SAFE_NO_PAD.encode(random);
-        let signed = self.sign_state(state, &binding);
-        let verifier = PkceCodeVerifier::new(self.derived("pkce", &binding, &state.id));
-        let nonce = Nonce::new(self.derived("nonce", &binding, &state.id));
+        let signed = self.key.sign(state, &binding);
+        let verifier = PkceCodeVerifier::new(self.key.derived("pkce", &binding, &state.id));
+        let nonce = Nonce::new(self.key.derived("nonce", &binding, &state.id));
         let scopes: Vec<String> = match scopes {
             Some(asked) => asked.split_whitespace().map(str::to_owned).collect(),
             None => provider.settings.scopes.clone(),
@@ -346,26 +288,7 @@ impl IdentityProviders for OidcProviders {
     }
 
     fn open_state(&self, raw: &str, binding: &str) -> Option<OAuthState> {
-        let (body, tag) = raw.split_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        self.mac(&[b"state", body.as_bytes()])
-            .verify_slice(&tag)
-            .ok()?;
-        let payload: StatePayload =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
-        let bound = URL_SAFE_NO_PAD.encode(Sha256::digest(binding.as_bytes()));
-        // Both are hashes of public length: comparing them leaks nothing of the cookie.
-        if payload.b != bound {
-            return None;
-        }
-        let flow = OAuthFlow::parse(&payload.f)?;
-        Some(OAuthState {
-            id: payload.i,
-            provider: payload.p,
-            flow,
-            user_id: payload.u.map(UserId::from_uuid),
-            expires_at: OffsetDateTime::from_unix_timestamp(payload.e).ok()?,
-        })
+        self.key.open(raw, binding)
     }
 
     async fn exchange(
@@ -381,7 +304,7 @@ impl IdentityProviders for OidcProviders {
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|err| ProviderError::Unavailable(err.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(
-                self.derived("pkce", binding, &state.id),
+                self.key.derived("pkce", binding, &state.id),
             ))
             .request_async(&self.http)
             .await
@@ -402,7 +325,7 @@ impl IdentityProviders for OidcProviders {
         let id_token = response
             .id_token()
             .ok_or_else(|| ProviderError::TokenRejected("no ID token".into()))?;
-        let nonce = Nonce::new(self.derived("nonce", binding, &state.id));
+        let nonce = Nonce::new(self.key.derived("nonce", binding, &state.id));
         let verified = {
             let verifier = client.id_token_verifier();
             id_token.claims(&verifier, &nonce).cloned()

@@ -1,23 +1,23 @@
 //! [`UserRepository`] on SeaORM.
 
+mod listing;
 pub(super) mod rows;
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{AuditEvent, PasswordHash, User, UserId};
 use userhub_domain::ports::{
-    InsertUserError, PatchUserError, SortValue, UserPage, UserPatch, UserQuery, UserRepository,
-    UserSortField, WriteGuard,
+    InsertUserError, PatchUserError, UserPage, UserPatch, UserQuery, UserRepository, WriteGuard,
 };
 
-use super::{Database, DbResultExt, audit, escape_like, port_error, read, reservations};
-use crate::entities::{user, user_count};
+use super::{Database, DbResultExt, audit, port_error, read, reservations};
+use crate::entities::user;
 
 use rows::active_model;
 pub(super) use rows::{Unique, to_domain, unique_violation, user_write};
@@ -37,28 +37,6 @@ impl SeaOrmUserRepository {
 }
 
 impl SeaOrmUserRepository {
-    /// How many users match the flags, from the counters the database keeps
-    /// per (`is_active`, `is_superuser`) pair: four rows at most, however
-    /// many users there are.
-    async fn count_from_counters(&self, query: &UserQuery) -> Result<u64, DbErr> {
-        let mut stmt = Query::select();
-        // SUM over bigint is numeric on PostgreSQL: cast it back.
-        stmt.expr(Expr::cust("CAST(COALESCE(SUM(n), 0) AS BIGINT)"))
-            .from(user_count::Entity);
-        if let Some(active) = query.is_active {
-            stmt.and_where(Expr::col(user_count::Column::IsActive).eq(active));
-        }
-        if let Some(superuser) = query.is_superuser {
-            stmt.and_where(Expr::col(user_count::Column::IsSuperuser).eq(superuser));
-        }
-        let row = self.db.connection().query_one(&stmt).await?;
-        let total: i64 = match row {
-            Some(row) => row.try_get_by_index(0)?,
-            None => 0,
-        };
-        Ok(u64::try_from(total).unwrap_or(0))
-    }
-
     /// Runs `update` (a [`user_write`]) on user `id`
     /// only if `guard` holds and, when `version` is given, the user is still
     /// at it, all in one statement; says which condition failed when
@@ -365,84 +343,7 @@ impl UserRepository for SeaOrmUserRepository {
     }
 
     async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError> {
-        let mut select = user::Entity::find();
-        if let Some(active) = query.is_active {
-            select = select.filter(user::Column::IsActive.eq(active));
-        }
-        if let Some(superuser) = query.is_superuser {
-            select = select.filter(user::Column::IsSuperuser.eq(superuser));
-        }
-        if let Some(term) = &query.search {
-            let pattern = format!("%{}%", escape_like(term));
-            let like = || LikeExpr::new(pattern.clone()).escape('\\');
-            // Emails and usernames are stored lower-cased; only full names need LOWER().
-            let mut any = Condition::any()
-                .add(user::Column::Username.like(like()))
-                .add(Expr::expr(Func::lower(Expr::col(user::Column::FullName))).like(like()));
-            if query.search_email {
-                any = any.add(user::Column::Email.like(like()));
-            }
-            select = select.filter(any);
-        }
-        let order = if query.sort.descending {
-            Order::Desc
-        } else {
-            Order::Asc
-        };
-        let column = match query.sort.field {
-            // SQLite keeps timestamps as RFC 3339 text whose fraction varies in
-            // length, so text order is not time order there; UUIDv7 ids are
-            // minted at creation and are.
-            UserSortField::CreatedAt if self.db.backend() == DbBackend::Sqlite => user::Column::Id,
-            UserSortField::CreatedAt => user::Column::CreatedAt,
-            UserSortField::Username => user::Column::Username,
-            UserSortField::Email => user::Column::Email,
-        };
-        // The total ignores the cursor, as it ignores skip and limit.
-        let matching = select.clone();
-        if let Some(after) = &query.after {
-            // (key, id) beyond the cursor's, in the listing's direction: one
-            // index range scan however deep the page.
-            let value: sea_orm::Value = match (&after.value, column) {
-                (_, user::Column::Id) => after.id.as_uuid().into(),
-                (SortValue::Time(at), _) => (*at).into(),
-                (SortValue::Text(text), _) => text.clone().into(),
-            };
-            let key = Expr::tuple([
-                Expr::col((user::Entity, column)),
-                Expr::col((user::Entity, user::Column::Id)),
-            ]);
-            let beyond = Expr::tuple([Expr::val(value), Expr::val(after.id.as_uuid())]);
-            select = select.filter(if query.sort.descending {
-                key.lt(beyond)
-            } else {
-                key.gt(beyond)
-            });
-        }
-        let conn = self.db.connection();
-        let searched = query.search.is_some();
-        let page = select
-            .clone()
-            .order_by(column, order.clone())
-            .order_by(user::Column::Id, order)
-            .offset(query.skip)
-            .limit(query.limit);
-        let total = || {
-            let matching = matching.clone();
-            async move {
-                if searched {
-                    // Matches are few and found through the search indexes.
-                    matching.count(conn).await
-                } else {
-                    self.count_from_counters(query).await
-                }
-            }
-        };
-        let (rows, total) = read(|| async { tokio::try_join!(page.clone().all(conn), total()) })
-            .await
-            .port()?;
-        let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
-        Ok(UserPage { items, total })
+        listing::list(&self.db, query).await
     }
 
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), PortError> {

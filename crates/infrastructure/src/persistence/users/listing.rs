@@ -1,0 +1,117 @@
+//! Listing users: filters, search, sort, paging by offset or cursor, and
+//! the total.
+
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use userhub_domain::PortError;
+use userhub_domain::ports::{SortValue, UserPage, UserQuery, UserSortField};
+
+use super::super::{Database, DbResultExt, escape_like, read};
+use super::to_domain;
+use crate::entities::{user, user_count};
+
+pub(super) async fn list(db: &Database, query: &UserQuery) -> Result<UserPage, PortError> {
+    let mut select = user::Entity::find();
+    if let Some(active) = query.is_active {
+        select = select.filter(user::Column::IsActive.eq(active));
+    }
+    if let Some(superuser) = query.is_superuser {
+        select = select.filter(user::Column::IsSuperuser.eq(superuser));
+    }
+    if let Some(term) = &query.search {
+        let pattern = format!("%{}%", escape_like(term));
+        let like = || LikeExpr::new(pattern.clone()).escape('\\');
+        // Emails and usernames are stored lower-cased; only full names need LOWER().
+        let mut any = Condition::any()
+            .add(user::Column::Username.like(like()))
+            .add(Expr::expr(Func::lower(Expr::col(user::Column::FullName))).like(like()));
+        if query.search_email {
+            any = any.add(user::Column::Email.like(like()));
+        }
+        select = select.filter(any);
+    }
+    let order = if query.sort.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let column = match query.sort.field {
+        // SQLite keeps timestamps as RFC 3339 text whose fraction varies in
+        // length, so text order is not time order there; UUIDv7 ids are
+        // minted at creation and are.
+        UserSortField::CreatedAt if db.backend() == DbBackend::Sqlite => user::Column::Id,
+        UserSortField::CreatedAt => user::Column::CreatedAt,
+        UserSortField::Username => user::Column::Username,
+        UserSortField::Email => user::Column::Email,
+    };
+    // The total ignores the cursor, as it ignores skip and limit.
+    let matching = select.clone();
+    if let Some(after) = &query.after {
+        // (key, id) beyond the cursor's, in the listing's direction: one
+        // index range scan however deep the page.
+        let value: sea_orm::Value = match (&after.value, column) {
+            (_, user::Column::Id) => after.id.as_uuid().into(),
+            (SortValue::Time(at), _) => (*at).into(),
+            (SortValue::Text(text), _) => text.clone().into(),
+        };
+        let key = Expr::tuple([
+            Expr::col((user::Entity, column)),
+            Expr::col((user::Entity, user::Column::Id)),
+        ]);
+        let beyond = Expr::tuple([Expr::val(value), Expr::val(after.id.as_uuid())]);
+        select = select.filter(if query.sort.descending {
+            key.lt(beyond)
+        } else {
+            key.gt(beyond)
+        });
+    }
+    let conn = db.connection();
+    let searched = query.search.is_some();
+    let page = select
+        .clone()
+        .order_by(column, order.clone())
+        .order_by(user::Column::Id, order)
+        .offset(query.skip)
+        .limit(query.limit);
+    let total = || {
+        let matching = matching.clone();
+        async move {
+            if searched {
+                // Matches are few and found through the search indexes.
+                matching.count(conn).await
+            } else {
+                count_from_counters(db, query).await
+            }
+        }
+    };
+    let (rows, total) = read(|| async { tokio::try_join!(page.clone().all(conn), total()) })
+        .await
+        .port()?;
+    let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+    Ok(UserPage { items, total })
+}
+
+/// How many users match the flags, from the counters the database keeps
+/// per (`is_active`, `is_superuser`) pair: four rows at most, however
+/// many users there are.
+async fn count_from_counters(db: &Database, query: &UserQuery) -> Result<u64, DbErr> {
+    let mut stmt = Query::select();
+    // SUM over bigint is numeric on PostgreSQL: cast it back.
+    stmt.expr(Expr::cust("CAST(COALESCE(SUM(n), 0) AS BIGINT)"))
+        .from(user_count::Entity);
+    if let Some(active) = query.is_active {
+        stmt.and_where(Expr::col(user_count::Column::IsActive).eq(active));
+    }
+    if let Some(superuser) = query.is_superuser {
+        stmt.and_where(Expr::col(user_count::Column::IsSuperuser).eq(superuser));
+    }
+    let row = db.connection().query_one(&stmt).await?;
+    let total: i64 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(u64::try_from(total).unwrap_or(0))
+}
