@@ -3,14 +3,16 @@
 # database, loaded over loopback by wrk, next to the machine's own ceilings
 # (pgbench running the same SQL; bcrypt verifications on every core).
 #
-#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|forgot|audit]
+#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|writes|forgot|audit]
 #
 # Defaults: 10 000 users, 15 s per workload, 64 connections. Results go to
 # bench/results/<users>.md (a table) and the console; `--only reads` runs
 # only W1, W2 and W3 (three rounds, with the server's and PostgreSQL's CPU
 # per request, next to pgbench's for the same SQL, into
 # bench/results/reads-<users>.md; with BENCH_BASELINE_BIN, that build too,
-# round by round, for a comparison within one run), and
+# round by round, for a comparison within one run), `--only writes` the
+# profile writes W10 (random users) and W11 (one's own row) next to W1 and
+# W3, three rounds, into bench/results/writes-<users>.md, and
 # `--only forgot` only the forgot-password timing comparison (W8, into
 # bench/results/forgot-<users>.md), and `--only audit` only the audit-trail
 # listings over AUDIT_EVENTS (default 1 000 000) seeded events (W9, into
@@ -93,7 +95,7 @@ start_server() {
     started_ns="$(date +%s%N)"
     env APP_ENV=production HOST=127.0.0.1 PORT="$port" \
         DATABASE_URL="$db_url" JWT_SECRET_KEY="bench-signing-key-of-at-least-32-bytes!" \
-        BCRYPT_COST=12 AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_MAX_FAILURES=0 \
+        BCRYPT_COST=12 AUTH_RATE_LIMIT_PER_MINUTE=0 LOGIN_MAX_FAILURES=0 USER_WRITE_LIMIT_PER_MINUTE=0 \
         DB_POOL_MAX_SIZE="${BENCH_POOL_SIZE:-32}" RUST_LOG=warn \
         SMTP_HOST=127.0.0.1 SMTP_PORT="$smtp_port" SMTP_TLS=none PUBLIC_URL=https://app.bench.example \
         MFA_ENCRYPTION_KEY="$(printf "ab%.0s" $(seq 32))" \
@@ -345,6 +347,55 @@ if [[ "$only" == reads ]]; then
             reads_medians "" ""
         fi
     } | tee "bench/results/reads-${users}.md"
+    exit 0
+fi
+
+if [[ "$only" == writes ]]; then
+    # W10: a superuser's profile writes to random users; W11: everyone's
+    # own row (one account, one hot row); next to W1 (the HTTP floor) and
+    # W3 (a read), three rounds each.
+    psql "$db_url" -qc "UPDATE users SET is_superuser = true WHERE username = 'user1'"
+    echo "$me_id" > "$work/me"
+    echo "== profile writes: ${duration}s each, $connections connections, three rounds of W1 W3 W10 W11"
+    for round in 1 2 3; do
+        run_wrk "W1.$round" 2 "$connections" plain.lua /health/live
+        run_wrk "W3.$round" 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+        run_wrk "W10.$round" 2 "$connections" patch.lua /api/users "$token" "$work/ids"
+        run_wrk "W11.$round" 2 "$connections" patch.lua /api/users "$token" "$work/me"
+    done
+    {
+        echo "### profile writes, $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo
+        echo "${duration} s per run, $connections connections, three rounds; pool ${BENCH_POOL_SIZE:-32}."
+        echo "W10: PATCH /api/users/{id} {full_name} by a superuser to random users;"
+        echo "W11: the same to one's own row, one account (one hot row)."
+        echo
+        echo "| Run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        for round in 1 2 3; do
+            for w in W1 W3 W10 W11; do
+                name="$w.$round"
+                echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | ${cpu_server[$name]} | ${cpu_pg[$name]} |"
+            done
+        done
+        echo
+        python3 - <<PY
+import statistics as s
+runs = {w: {"rps": [], "server": [], "pg": [], "p99": []} for w in ["W1", "W3", "W10", "W11"]}
+$(for round in 1 2 3; do for w in W1 W3 W10 W11; do n="$w.$round"; echo "runs['$w']['rps'].append(${rps[$n]}); runs['$w']['server'].append(${cpu_server[$n]}); runs['$w']['pg'].append(${cpu_pg[$n]}); runs['$w']['p99'].append(${p99[$n]})"; done; done)
+m = {w: {k: s.median(v) for k, v in d.items()} for w, d in runs.items()}
+print("| Workload (medians of 3) | req/s | p99 ms | server CPU µs/req | over W3's | PostgreSQL CPU µs/req | over W3's |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for w, what in [("W1", "GET /health/live"), ("W3", "GET /api/users/{id}"),
+                ("W10", "PATCH /api/users/{id}, random users"), ("W11", "PATCH /api/users/{own id}, one row")]:
+    r = m[w]
+    over_s = f"{r['server'] / m['W3']['server']:.1f}×" if w != "W1" else ""
+    over_p = f"{r['pg'] / m['W3']['pg']:.1f}×" if w not in ("W1",) and m['W3']['pg'] else ""
+    print(f"| {w} {what} | {r['rps']:.0f} | {r['p99']:.1f} | {r['server']:.1f} | {over_s} | {r['pg']:.1f} | {over_p} |")
+print()
+print(f"One hot row against random rows: {m['W11']['rps'] / m['W10']['rps'] * 100:.0f} % of the writes per second.")
+PY
+    } | tee "bench/results/writes-${users}.md"
     exit 0
 fi
 
