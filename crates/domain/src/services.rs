@@ -10,7 +10,7 @@ mod users;
 
 use std::sync::Arc;
 
-pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
+pub use audit::{AuditPage, AuditPorts, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
     AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
     EndSessionError, IssuedTokens, LoginError, LoginRequest, MfaChangeError, MfaLoginError,
@@ -24,7 +24,8 @@ pub use recovery::{
 pub use throttle::LockoutPolicy;
 pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,
-    RestoreUserError, UnlockUserError, UpdateUserError, UserChanges, UserListing, UserService,
+    RestoreUserError, UnlockUserError, UpdateUserError, UserChanges, UserListing, UserPorts,
+    UserService,
 };
 
 use crate::PortError;
@@ -37,7 +38,9 @@ use crate::ports::{
     UserRepository,
 };
 
-/// Every port a use case may need, shared by all services.
+/// The ports of the authentication use cases ([`AuthService`]), which use
+/// every one of them; the other services take only theirs
+/// ([`UserPorts`], [`AuditPorts`], [`RecoveryPorts`]).
 #[derive(Clone)]
 #[allow(missing_docs)] // each field is the port its type names
 pub struct Ports {
@@ -54,6 +57,94 @@ pub struct Ports {
     pub identities: Arc<dyn IdentityRepository>,
     pub providers: Arc<dyn IdentityProviders>,
 }
+
+impl Ports {
+    /// The part user management uses, for a composition root that holds
+    /// every adapter.
+    #[must_use]
+    pub fn for_users(&self) -> UserPorts {
+        UserPorts {
+            users: self.users.clone(),
+            sessions: self.sessions.clone(),
+            hasher: self.hasher.clone(),
+            throttle: self.throttle.clone(),
+            audit: self.audit.clone(),
+            mail: self.mail.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// The part the audit trail's use cases use.
+    #[must_use]
+    pub fn for_audit(&self) -> AuditPorts {
+        AuditPorts {
+            audit: self.audit.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// The part recovery uses, with the ports only recovery has.
+    #[must_use]
+    pub fn for_recovery(
+        &self,
+        tokens: Arc<dyn crate::ports::RecoveryTokens>,
+        mailer: Arc<dyn crate::ports::Mailer>,
+        counter: Arc<dyn crate::ports::RequestCounter>,
+    ) -> RecoveryPorts {
+        RecoveryPorts {
+            users: self.users.clone(),
+            hasher: self.hasher.clone(),
+            throttle: self.throttle.clone(),
+            issuer: self.tokens.clone(),
+            mail: self.mail.clone(),
+            clock: self.clock.clone(),
+            tokens,
+            mailer,
+            counter,
+        }
+    }
+}
+
+/// Where mail is queued, and the time it is queued at.
+#[derive(Clone, Copy)]
+struct Outbox<'a> {
+    mail: &'a dyn MailQueue,
+    clock: &'a dyn Clock,
+}
+
+/// What making a user uses.
+#[derive(Clone, Copy)]
+struct NewUserPorts<'a> {
+    users: &'a dyn UserRepository,
+    hasher: &'a dyn PasswordHasher,
+    outbox: Outbox<'a>,
+}
+
+/// `outbox()` and `new_user()` for the port sets that have a mail queue, a
+/// clock, users and a hasher.
+macro_rules! mails_and_makes_users {
+    ($($ports:ty),*) => {$(
+        impl $ports {
+            fn outbox(&self) -> Outbox<'_> {
+                Outbox {
+                    mail: self.mail.as_ref(),
+                    clock: self.clock.as_ref(),
+                }
+            }
+
+            #[allow(dead_code)] // not every service makes users
+            fn new_user(&self) -> NewUserPorts<'_> {
+                NewUserPorts {
+                    users: self.users.as_ref(),
+                    hasher: self.hasher.as_ref(),
+                    outbox: self.outbox(),
+                }
+            }
+        }
+    )*};
+}
+
+mails_and_makes_users!(Ports, UserPorts, RecoveryPorts);
 
 /// Why a new user (registered, or created by a superuser) was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +164,7 @@ pub enum NewUserError {
 /// stores the user with `event`, now about them (and by them, for a
 /// registration): the one way a user comes into existence.
 async fn insert_user(
-    ports: &Ports,
+    ports: NewUserPorts<'_>,
     policy: PasswordPolicy,
     cmd: CreateUser,
     mut event: AuditEvent,
@@ -81,7 +172,7 @@ async fn insert_user(
     policy
         .check(&cmd.password, &cmd.username, &cmd.email)
         .map_err(NewUserError::WeakPassword)?;
-    let now = ports.clock.now();
+    let now = ports.outbox.clock.now();
     let user = User {
         id: UserId::generate(),
         email: cmd.email,
@@ -110,7 +201,7 @@ async fn insert_user(
             InsertUserError::Port(err) => NewUserError::Port(err),
         })?;
     if !user.is_verified {
-        queue_verification(ports, &user.email, &event.client).await;
+        queue_verification(ports.outbox, &user.email, &event.client).await;
     }
     Ok(user)
 }
@@ -118,7 +209,7 @@ async fn insert_user(
 /// Queues a verification mail for `email`. The change that calls for it
 /// has landed already, so a failure is logged, not returned: the user can
 /// ask for another link.
-async fn queue_verification(ports: &Ports, email: &crate::model::Email, client: &ClientInfo) {
+async fn queue_verification(ports: Outbox<'_>, email: &crate::model::Email, client: &ClientInfo) {
     let now = ports.clock.now();
     if let Err(err) = ports
         .mail
@@ -136,7 +227,7 @@ async fn queue_verification(ports: &Ports, email: &crate::model::Email, client: 
 
 /// Queues a security notice of a change that has landed already; like
 /// [`queue_verification`], a failure is logged, not returned.
-async fn queue_notice(ports: &Ports, notice: &crate::model::Notice, client: &ClientInfo) {
+async fn queue_notice(ports: Outbox<'_>, notice: &crate::model::Notice, client: &ClientInfo) {
     let now = ports.clock.now();
     if let Err(err) = ports.mail.notify(notice, now, client).await {
         tracing::error!(error = %err, kind = notice.kind.as_str(), "queueing a security notice failed");

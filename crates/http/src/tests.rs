@@ -14,8 +14,8 @@ use userhub_domain::ports::{
 };
 use userhub_domain::services::fixtures;
 use userhub_domain::services::{
-    AuditService, AuthConfig, AuthService, LockoutPolicy, RecoveryConfig, RecoveryPorts,
-    RecoveryService, UserService,
+    AuditService, AuthConfig, AuthService, LockoutPolicy, RecoveryConfig, RecoveryService,
+    UserService,
 };
 
 use crate::{ApiSettings, ApiState, build_app};
@@ -62,18 +62,17 @@ impl Mocks {
                 },
             ),
             users: UserService::new(
-                ports.clone(),
+                ports.for_users(),
                 PasswordPolicy::default(),
                 LockoutPolicy::default(),
             ),
-            audit: AuditService::new(ports.clone(), time::Duration::days(90)),
+            audit: AuditService::new(ports.for_audit(), time::Duration::days(90)),
             recovery: RecoveryService::new(
-                ports,
-                RecoveryPorts {
-                    tokens: Arc::new(MockRecoveryTokens::new()),
-                    mailer: Arc::new(MockMailer::new()),
-                    counter: Arc::new(MockRequestCounter::new()),
-                },
+                ports.for_recovery(
+                    Arc::new(MockRecoveryTokens::new()),
+                    Arc::new(MockMailer::new()),
+                    Arc::new(MockRequestCounter::new()),
+                ),
                 RecoveryConfig {
                     reset_token_ttl: time::Duration::minutes(30),
                     verify_token_ttl: time::Duration::hours(48),

@@ -5,9 +5,11 @@ use time::{Duration, OffsetDateTime};
 use tracing::info;
 use uuid::Uuid;
 
-use super::Ports;
+use std::sync::Arc;
+
 use crate::PortError;
 use crate::model::{AuditEvent, AuditKind, AuditQuery, User, UserId};
+use crate::ports::{AuditLog, Clock};
 
 /// Filters and window of a superuser's listing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,17 +50,25 @@ pub enum ListAuditEventsError {
     Port(#[from] PortError),
 }
 
+/// The ports of the audit trail's use cases.
+#[derive(Clone)]
+#[allow(missing_docs)] // each field is the port its type names
+pub struct AuditPorts {
+    pub audit: Arc<dyn AuditLog>,
+    pub clock: Arc<dyn Clock>,
+}
+
 /// The audit trail's use cases.
 #[derive(Clone)]
 pub struct AuditService {
-    ports: Ports,
+    ports: AuditPorts,
     retention: Duration,
 }
 
 impl AuditService {
     /// Keeps events for `retention`.
     #[must_use]
-    pub fn new(ports: Ports, retention: Duration) -> Self {
+    pub fn new(ports: AuditPorts, retention: Duration) -> Self {
         Self { ports, retention }
     }
 
@@ -179,7 +189,7 @@ mod tests {
                 ..AuditQuery::default()
             }))
             .returning(move |_| Ok(listed.clone()));
-        let service = AuditService::new(mocks.ports(), Duration::days(90));
+        let service = AuditService::new(mocks.audit_ports(), Duration::days(90));
         let page = service.own(&me, None, 10).await.unwrap();
         assert_eq!(page.next, None);
         assert_eq!(page.items[0], mine);
@@ -204,7 +214,7 @@ mod tests {
             .audit
             .expect_list()
             .returning(move |_| Ok(listed.clone()));
-        let service = AuditService::new(mocks.ports(), Duration::days(90));
+        let service = AuditService::new(mocks.audit_ports(), Duration::days(90));
         let page = service.own(&me, None, 2).await.unwrap();
         assert_eq!(page.items, events[..2]);
         assert_eq!(page.next, Some(events[1].id));
@@ -213,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn only_superusers_list_everyone() {
         let mocks = Mocks::default();
-        let service = AuditService::new(mocks.ports(), Duration::days(90));
+        let service = AuditService::new(mocks.audit_ports(), Duration::days(90));
         let err = service
             .list(&user("ada"), ListAuditEvents::default())
             .await
@@ -240,7 +250,7 @@ mod tests {
                 ..AuditQuery::default()
             }))
             .returning(|_| Ok(Vec::new()));
-        let service = AuditService::new(mocks.ports(), Duration::days(90));
+        let service = AuditService::new(mocks.audit_ports(), Duration::days(90));
         let request = ListAuditEvents {
             user_id: Some(subject),
             kind: Some(AuditKind::LoginFailed),
@@ -261,7 +271,7 @@ mod tests {
             .expect_purge()
             .with(eq(NOW - Duration::days(90)))
             .returning(|_| Ok(4));
-        let service = AuditService::new(mocks.ports(), Duration::days(90));
+        let service = AuditService::new(mocks.audit_ports(), Duration::days(90));
         assert_eq!(service.purge().await.unwrap(), 4);
     }
 }

@@ -123,7 +123,7 @@ impl AuthService {
             new_email: None,
             target,
         };
-        crate::services::queue_notice(&self.ports, &notice, client).await;
+        crate::services::queue_notice(self.ports.outbox(), &notice, client).await;
     }
 
     fn issue(

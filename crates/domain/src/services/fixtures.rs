@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use super::Ports;
+use super::{AuditPorts, Ports, UserPorts};
 use crate::model::{
     Email, Password, PasswordHash, Session, SessionId, TokenHash, User, UserId, Username,
 };
@@ -22,7 +22,16 @@ use crate::ports::{
 /// The time the fixtures' clock tells.
 pub const NOW: OffsetDateTime = datetime!(2026-11-25 10:00 UTC);
 
-/// One mock per port; set expectations, then call [`Mocks::ports`].
+/// A clock that always tells [`NOW`].
+#[must_use]
+pub fn stopped_clock() -> MockClock {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(NOW);
+    clock
+}
+
+/// One mock per port; set expectations, then call [`Mocks::ports`] (or
+/// the ports of one service: [`Mocks::user_ports`], [`Mocks::audit_ports`]).
 #[derive(Default)]
 #[allow(missing_docs)] // each field is the mock of the port of the same name
 pub struct Mocks {
@@ -43,9 +52,7 @@ impl Mocks {
     /// The ports, with a clock stopped at [`NOW`].
     #[must_use]
     pub fn ports(self) -> Ports {
-        let mut clock = MockClock::new();
-        clock.expect_now().return_const(NOW);
-        self.ports_with_clock(clock)
+        self.ports_with_clock(stopped_clock())
     }
 
     /// The ports, with this clock.
@@ -69,6 +76,31 @@ impl Mocks {
 }
 
 impl Mocks {
+    /// The user-management ports, with a clock stopped at [`NOW`]: the
+    /// mocks of the other ports are dropped (a rule that used one would not
+    /// compile).
+    #[must_use]
+    pub fn user_ports(self) -> UserPorts {
+        UserPorts {
+            users: Arc::new(self.users),
+            sessions: Arc::new(self.sessions),
+            hasher: Arc::new(self.hasher),
+            throttle: Arc::new(self.throttle),
+            audit: Arc::new(self.audit),
+            mail: Arc::new(self.mail),
+            clock: Arc::new(stopped_clock()),
+        }
+    }
+
+    /// The audit trail's ports, with a clock stopped at [`NOW`].
+    #[must_use]
+    pub fn audit_ports(self) -> AuditPorts {
+        AuditPorts {
+            audit: Arc::new(self.audit),
+            clock: Arc::new(stopped_clock()),
+        }
+    }
+
     /// No user has a second factor.
     pub fn without_second_factor(&mut self) {
         self.mfa

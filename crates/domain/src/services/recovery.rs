@@ -15,13 +15,15 @@ use secrecy::{ExposeSecret, SecretString};
 use time::Duration;
 use tracing::info;
 
-use super::Ports;
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, Email, MailKind, Notice, Password, PasswordError,
     PasswordPolicy, User,
 };
-use crate::ports::{Mailer, RecoveryTokens, RequestCounter, RevertOutcome, WayIn};
+use crate::ports::{
+    Clock, LoginThrottle, MailQueue, Mailer, PasswordHasher, RecoveryTokens, RequestCounter,
+    RevertOutcome, TokenIssuer, UserRepository, WayIn,
+};
 
 /// Settings of the recovery use cases.
 #[derive(Clone, Debug)]
@@ -45,9 +47,21 @@ pub struct RecoveryConfig {
     pub max_links_per_address_per_hour: u32,
 }
 
-/// The ports recovery needs besides the shared ones.
+/// The ports of password reset, verification, reverts and mail delivery.
 #[derive(Clone)]
 pub struct RecoveryPorts {
+    /// The users the links act on.
+    pub users: Arc<dyn UserRepository>,
+    /// Hashes a reset's new password.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Forgets a reset account's failed logins.
+    pub throttle: Arc<dyn LoginThrottle>,
+    /// Makes the links' random tokens and hashes them.
+    pub issuer: Arc<dyn TokenIssuer>,
+    /// The queue of mails to send.
+    pub mail: Arc<dyn MailQueue>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
     /// Reset, verification and revert tokens.
     pub tokens: Arc<dyn RecoveryTokens>,
     /// The mail system.
@@ -122,20 +136,15 @@ const BATCH: u32 = 16;
 /// Password reset and the delivery of its mail.
 #[derive(Clone)]
 pub struct RecoveryService {
-    ports: Ports,
-    recovery: RecoveryPorts,
+    ports: RecoveryPorts,
     config: RecoveryConfig,
 }
 
 impl RecoveryService {
     /// Wires the use cases to their ports.
     #[must_use]
-    pub fn new(ports: Ports, recovery: RecoveryPorts, config: RecoveryConfig) -> Self {
-        Self {
-            ports,
-            recovery,
-            config,
-        }
+    pub fn new(ports: RecoveryPorts, config: RecoveryConfig) -> Self {
+        Self { ports, config }
     }
 
     /// Queues a reset mail for `email` and returns: the same for every
@@ -179,11 +188,11 @@ impl RecoveryService {
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<User, VerifyEmailError> {
-        let hash = self.ports.tokens.hash_token(token.expose_secret());
+        let hash = self.ports.issuer.hash_token(token.expose_secret());
         let now = self.ports.clock.now();
         let event = AuditEvent::new(AuditKind::EmailVerified, now, client);
         let user = self
-            .recovery
+            .ports
             .tokens
             .verify_email(&hash, now, &event)
             .await?
@@ -201,10 +210,10 @@ impl RecoveryService {
         new_password: Password,
         client: &ClientInfo,
     ) -> Result<(), ResetPasswordError> {
-        let hash = self.ports.tokens.hash_token(token.expose_secret());
+        let hash = self.ports.issuer.hash_token(token.expose_secret());
         let now = self.ports.clock.now();
         let user = self
-            .recovery
+            .ports
             .tokens
             .find_reset(&hash, now)
             .await?
@@ -219,7 +228,7 @@ impl RecoveryService {
         let now = self.ports.clock.now();
         let event = AuditEvent::new(AuditKind::PasswordReset, now, client);
         let user = self
-            .recovery
+            .ports
             .tokens
             .reset_password(&hash, &new_hash, now, &event)
             .await?
@@ -232,7 +241,7 @@ impl RecoveryService {
             new_email: None,
             target: None,
         };
-        crate::services::queue_notice(&self.ports, &notice, client).await;
+        crate::services::queue_notice(self.ports.outbox(), &notice, client).await;
         info!(user_id = %user.id, "password reset; every session ended");
         Ok(())
     }
@@ -247,11 +256,11 @@ impl RecoveryService {
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<String, UndoError> {
-        let hash = self.ports.tokens.hash_token(token.expose_secret());
+        let hash = self.ports.issuer.hash_token(token.expose_secret());
         let now = self.ports.clock.now();
         let event = AuditEvent::new(AuditKind::IdentityUnlinked, now, client);
         let target = self
-            .recovery
+            .ports
             .tokens
             .undo(&hash, now, &event)
             .await?
@@ -269,11 +278,11 @@ impl RecoveryService {
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<User, RevertEmailError> {
-        let hash = self.ports.tokens.hash_token(token.expose_secret());
+        let hash = self.ports.issuer.hash_token(token.expose_secret());
         let now = self.ports.clock.now();
         let event = AuditEvent::new(AuditKind::EmailReverted, now, client);
         let user = match self
-            .recovery
+            .ports
             .tokens
             .revert_email(&hash, now, EVICTED_BY_REVERT, &event)
             .await?
@@ -311,7 +320,7 @@ mod tests {
     use crate::ports::{
         MailError, MockMailer, MockRecoveryTokens, MockRequestCounter, RefreshToken,
     };
-    use crate::services::fixtures::{Mocks, NOW, password, user};
+    use crate::services::fixtures::{Mocks, NOW, password, stopped_clock, user};
 
     /// What the mock mailer answers.
     type Outcome = fn() -> Result<(), MailError>;
@@ -350,8 +359,13 @@ mod tests {
 
     fn service(mocks: Mocks, recovery: RecoveryMocks) -> RecoveryService {
         RecoveryService::new(
-            mocks.ports(),
             RecoveryPorts {
+                users: Arc::new(mocks.users),
+                hasher: Arc::new(mocks.hasher),
+                throttle: Arc::new(mocks.throttle),
+                issuer: Arc::new(mocks.tokens),
+                mail: Arc::new(mocks.mail),
+                clock: Arc::new(stopped_clock()),
                 tokens: Arc::new(recovery.tokens),
                 mailer: Arc::new(recovery.mailer),
                 counter: Arc::new(recovery.counter),

@@ -1,9 +1,13 @@
 //! User management: who may read, create, change, delete and restore whom.
 
-use super::Ports;
+use std::sync::Arc;
+
 use super::throttle::{LockoutPolicy, Throttle};
 use crate::PortError;
 use crate::model::{PasswordPolicy, User, UserId};
+use crate::ports::{
+    AuditLog, Clock, LoginThrottle, MailQueue, PasswordHasher, SessionRepository, UserRepository,
+};
 
 mod create;
 mod lifecycle;
@@ -17,10 +21,23 @@ pub use lifecycle::{DeleteUserError, RestoreUserError, UnlockUserError};
 pub use read::{GetUserError, ListUsers, ListUsersError, UserListing};
 pub use update::{UpdateUserError, UserChanges};
 
+/// The ports of user management.
+#[derive(Clone)]
+#[allow(missing_docs)] // each field is the port its type names
+pub struct UserPorts {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub throttle: Arc<dyn LoginThrottle>,
+    pub audit: Arc<dyn AuditLog>,
+    pub mail: Arc<dyn MailQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
 /// The user-management use cases. Every method takes the acting user first.
 #[derive(Clone)]
 pub struct UserService {
-    ports: Ports,
+    ports: UserPorts,
     password_policy: PasswordPolicy,
     throttle: Throttle,
     email_change_requires_password: bool,
@@ -31,7 +48,7 @@ impl UserService {
     /// `lockout` counts the wrong passwords an update checks, as logins
     /// do, so that the update route is no way around a lock.
     #[must_use]
-    pub fn new(ports: Ports, password_policy: PasswordPolicy, lockout: LockoutPolicy) -> Self {
+    pub fn new(ports: UserPorts, password_policy: PasswordPolicy, lockout: LockoutPolicy) -> Self {
         let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), lockout);
         Self {
             ports,

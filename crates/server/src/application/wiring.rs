@@ -6,7 +6,7 @@ use anyhow::Context;
 use secrecy::SecretString;
 use userhub_domain::ports::{Clock, Mailer, RequestCounter, SystemClock};
 use userhub_domain::services::{
-    AuditService, AuthConfig, AuthService, Ports, RecoveryPorts, RecoveryService, UserService,
+    AuditService, AuthConfig, AuthService, Ports, RecoveryService, UserService,
 };
 use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
@@ -80,20 +80,22 @@ impl Services {
                 },
             ),
             users: UserService::new(
-                ports.clone(),
+                ports.for_users(),
                 settings.password_policy(),
                 settings.lockout(),
             )
             .email_change_requires_password(settings.accounts.email_change_requires_password)
             .old_email_reserved_for(settings.mail.revert_email_token_days.time()),
-            audit: AuditService::new(ports.clone(), settings.database.audit_retention_days.time()),
+            audit: AuditService::new(
+                ports.for_audit(),
+                settings.database.audit_retention_days.time(),
+            ),
             recovery: RecoveryService::new(
-                ports,
-                RecoveryPorts {
-                    tokens: Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
+                ports.for_recovery(
+                    Arc::new(SeaOrmRecoveryTokens::new(database.clone())),
                     mailer,
-                    counter: counter.clone(),
-                },
+                    counter.clone(),
+                ),
                 settings.recovery(),
             ),
             counter,

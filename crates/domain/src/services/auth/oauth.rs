@@ -345,7 +345,12 @@ impl AuthService {
                     info!(user_id = %user.id, provider = %identity.provider, "user created by a provider sign-in");
                     if !user.is_verified {
                         // As after a registration: the address can still be shown to be theirs.
-                        crate::services::queue_verification(&self.ports, &user.email, client).await;
+                        crate::services::queue_verification(
+                            self.ports.outbox(),
+                            &user.email,
+                            client,
+                        )
+                        .await;
                     }
                     return Ok(user);
                 }

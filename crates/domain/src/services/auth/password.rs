@@ -86,7 +86,7 @@ impl AuthService {
             new_email: None,
             target: None,
         };
-        crate::services::queue_notice(&self.ports, &notice, client).await;
+        crate::services::queue_notice(self.ports.outbox(), &notice, client).await;
         info!("password changed; other sessions ended");
         Ok(())
     }

@@ -34,9 +34,13 @@ impl AuthService {
             is_verified: None,
         };
         let event = AuditEvent::new(AuditKind::UserRegistered, self.ports.clock.now(), client);
-        let user =
-            crate::services::insert_user(&self.ports, self.config.password_policy, cmd, event)
-                .await?;
+        let user = crate::services::insert_user(
+            self.ports.new_user(),
+            self.config.password_policy,
+            cmd,
+            event,
+        )
+        .await?;
         info!(user_id = %user.id, "user registered");
         Ok(user)
     }

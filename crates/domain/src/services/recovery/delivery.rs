@@ -47,7 +47,7 @@ impl RecoveryService {
 
     /// Deletes expired tokens and finished mail jobs older than `before`.
     pub async fn purge(&self, before: OffsetDateTime) -> Result<u64, PortError> {
-        Ok(self.recovery.tokens.purge(before).await? + self.ports.mail.purge(before).await?)
+        Ok(self.ports.tokens.purge(before).await? + self.ports.mail.purge(before).await?)
     }
 
     fn retry_wait(&self, attempts: u32) -> Duration {
@@ -65,7 +65,7 @@ impl RecoveryService {
             // limits links anyone can ask for, and a notice must reach the
             // owner however many of those were asked for first.
             return self
-                .recovery
+                .ports
                 .mailer
                 .send(&self.plain_notice(job.kind, to))
                 .await;
@@ -99,7 +99,7 @@ impl RecoveryService {
             return Ok(());
         }
         // A token per attempt: one that was never delivered is superseded.
-        let token = self.ports.tokens.new_refresh_token().map_err(transient)?;
+        let token = self.ports.issuer.new_refresh_token().map_err(transient)?;
         let now = self.ports.clock.now();
         // A notice's link is dated, and lives from, the change it undoes:
         // links of later changes are told apart by it, whatever order the
@@ -113,7 +113,7 @@ impl RecoveryService {
         let event = (job.kind == MailKind::PasswordReset).then(|| {
             AuditEvent::new(AuditKind::PasswordResetRequested, now, &job.client).about(user.id)
         });
-        self.recovery
+        self.ports
             .tokens
             .issue(
                 job.kind,
@@ -128,7 +128,7 @@ impl RecoveryService {
             .await
             .map_err(transient)?;
         let mail = self.mail(job, &user, to, &token.secret);
-        self.recovery.mailer.send(&mail).await
+        self.ports.mailer.send(&mail).await
     }
 
     /// Whether the job's address has had its hourly share of link mails.
@@ -139,7 +139,7 @@ impl RecoveryService {
         }
         let now = self.ports.clock.now();
         let sent = self
-            .recovery
+            .ports
             .counter
             .count(&format!("mail:{}", job.email), Duration::HOUR, now)
             .await?;

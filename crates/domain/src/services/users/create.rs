@@ -55,7 +55,13 @@ impl UserService {
             return Err(CreateUserError::Forbidden);
         }
         let event = AuditEvent::new(AuditKind::UserCreated, self.ports.clock.now(), client);
-        let user = insert_user(&self.ports, self.password_policy, cmd, event.by(actor.id)).await?;
+        let user = insert_user(
+            self.ports.new_user(),
+            self.password_policy,
+            cmd,
+            event.by(actor.id),
+        )
+        .await?;
         info!(user_id = %user.id, is_superuser = user.is_superuser, "user created");
         Ok(UserView::for_viewer(user, actor))
     }
@@ -86,7 +92,7 @@ impl UserService {
             self.ports.clock.now(),
             &ClientInfo::default(),
         );
-        match insert_user(&self.ports, self.password_policy, cmd, event).await {
+        match insert_user(self.ports.new_user(), self.password_policy, cmd, event).await {
             Ok(user) => {
                 info!(user_id = %user.id, "first superuser created");
                 Ok(true)

@@ -10,7 +10,7 @@ use crate::services::fixtures::{Mocks, NOW};
 
 pub(super) fn service(mocks: Mocks) -> UserService {
     UserService::new(
-        mocks.ports(),
+        mocks.user_ports(),
         PasswordPolicy::default(),
         LockoutPolicy::default(),
     )

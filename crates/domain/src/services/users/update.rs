@@ -253,8 +253,8 @@ impl UserService {
                 new_email: Some(email.clone()),
                 target: None,
             };
-            crate::services::queue_notice(&self.ports, &notice, client).await;
-            crate::services::queue_verification(&self.ports, email, client).await;
+            crate::services::queue_notice(self.ports.outbox(), &notice, client).await;
+            crate::services::queue_verification(self.ports.outbox(), email, client).await;
         }
         if patch.password_hash.is_some() {
             let notice = Notice {
@@ -264,7 +264,7 @@ impl UserService {
                 new_email: None,
                 target: None,
             };
-            crate::services::queue_notice(&self.ports, &notice, client).await;
+            crate::services::queue_notice(self.ports.outbox(), &notice, client).await;
         }
         info!("user updated");
         Ok(UserView::for_viewer(after, actor))
