@@ -327,13 +327,13 @@ if [[ "$only" == reads ]]; then
         echo "what the postmaster reaped), over the run, divided by the requests served."
         [[ ${#builds[@]} -gt 1 ]] && echo "Runs tagged \`base\` are BENCH_BASELINE_BIN's, in the same rounds."
         echo
-        echo "| Run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
+        echo "| Run | req/s | p50 ms | p99 ms | errors | peak RSS MB | server CPU µs/req | PostgreSQL CPU µs/req |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
         for round in 1 2 3; do
             for t in "${tags[@]}"; do
                 for w in W1 W2 W3; do
                     name="$w$t.$round"
-                    echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | ${cpu_server[$name]} | ${cpu_pg[$name]} |"
+                    echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | ${rss[$name]} | ${cpu_server[$name]} | ${cpu_pg[$name]} |"
                 done
             done
         done

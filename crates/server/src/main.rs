@@ -23,6 +23,7 @@ the environment or the command line.";
 
 /// mimalloc rather than glibc's malloc: the profile of the authenticated
 /// reads spent 12–15 % of the server's CPU in the allocator (BENCHMARKS.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
