@@ -120,19 +120,19 @@ struct NewUserPorts<'a> {
     outbox: Outbox<'a>,
 }
 
-/// `outbox()` and `new_user()` for the port sets that have a mail queue, a
-/// clock, users and a hasher.
-macro_rules! mails_and_makes_users {
-    ($($ports:ty),*) => {$(
-        impl $ports {
+/// `outbox()` for the port sets with a mail queue and a clock, and
+/// `new_user()` for those that also make users.
+macro_rules! shared_parts {
+    (outbox: $($mails:ty),*; new_user: $($makes:ty),*) => {
+        $(impl $mails {
             fn outbox(&self) -> Outbox<'_> {
                 Outbox {
                     mail: self.mail.as_ref(),
                     clock: self.clock.as_ref(),
                 }
             }
-
-            #[allow(dead_code)] // not every service makes users
+        })*
+        $(impl $makes {
             fn new_user(&self) -> NewUserPorts<'_> {
                 NewUserPorts {
                     users: self.users.as_ref(),
@@ -140,11 +140,11 @@ macro_rules! mails_and_makes_users {
                     outbox: self.outbox(),
                 }
             }
-        }
-    )*};
+        })*
+    };
 }
 
-mails_and_makes_users!(Ports, UserPorts, RecoveryPorts);
+shared_parts!(outbox: Ports, UserPorts, RecoveryPorts; new_user: Ports, UserPorts);
 
 /// Why a new user (registered, or created by a superuser) was not stored.
 #[derive(Debug, thiserror::Error)]
