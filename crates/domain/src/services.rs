@@ -10,12 +10,12 @@ mod users;
 
 use std::sync::Arc;
 
-pub use audit::{AuditPage, AuditPorts, AuditService, ListAuditEvents, ListAuditEventsError};
+pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
-    AuthConfig, AuthService, AuthenticateError, Authenticated, ChangePasswordError,
+    AuthConfig, AuthService, AuthServices, AuthenticateError, Authenticated, ChangePasswordError,
     EndSessionError, IssuedTokens, LoginError, LoginRequest, MfaChangeError, MfaLoginError,
-    MfaResetError, OAuthCallback, OAuthError, RefreshError, RegisterUser, TotpEnrolment,
-    UnlinkError,
+    MfaResetError, MfaService, OAuthCallback, OAuthError, OAuthService, RefreshError, RegisterUser,
+    SessionService, TotpEnrolment, UnlinkError,
 };
 pub use recovery::{
     EVICTED_BY_REVERT, RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError,
@@ -24,8 +24,7 @@ pub use recovery::{
 pub use throttle::LockoutPolicy;
 pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,
-    RestoreUserError, UnlockUserError, UpdateUserError, UserChanges, UserListing, UserPorts,
-    UserService,
+    RestoreUserError, UnlockUserError, UpdateUserError, UserChanges, UserListing, UserService,
 };
 
 use crate::PortError;
@@ -38,9 +37,9 @@ use crate::ports::{
     UserRepository,
 };
 
-/// The ports of the authentication use cases ([`AuthService`]), which use
-/// every one of them; the other services take only theirs
-/// ([`UserPorts`], [`AuditPorts`], [`RecoveryPorts`]).
+/// Every port, as a composition root holds them; each service takes its
+/// own set out of it ([`Ports::for_auth`], [`Ports::for_sessions`], …),
+/// so a service's test mocks only what its rules touch.
 #[derive(Clone)]
 #[allow(missing_docs)] // each field is the port its type names
 pub struct Ports {
@@ -58,31 +57,110 @@ pub struct Ports {
     pub providers: Arc<dyn IdentityProviders>,
 }
 
+/// Declares a service's ports, a part of [`Ports`] (same field names), and
+/// the method of [`Ports`] that takes that part out.
+macro_rules! port_set {
+    ($(#[$doc:meta])* $name:ident = $method:ident { $($field:ident: $port:ident),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        #[allow(missing_docs)] // each field is the port its type names
+        pub struct $name {
+            $(pub $field: Arc<dyn $port>,)*
+        }
+
+        impl Ports {
+            #[doc = concat!("The part [`", stringify!($name), "`] names.")]
+            #[must_use]
+            pub fn $method(&self) -> $name {
+                $name {
+                    $($field: self.$field.clone(),)*
+                }
+            }
+        }
+    };
+}
+
+port_set! {
+    /// The ports of registration, login and password change ([`AuthService`]).
+    AuthPorts = for_auth {
+        users: UserRepository,
+        sessions: SessionRepository,
+        throttle: LoginThrottle,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        mail: MailQueue,
+        audit: AuditLog,
+        clock: Clock,
+        mfa: MfaRepository,
+        second_factor: SecondFactor,
+    }
+}
+
+port_set! {
+    /// The ports of request authentication, refresh and the caller's
+    /// sessions ([`SessionService`]).
+    SessionPorts = for_sessions {
+        users: UserRepository,
+        sessions: SessionRepository,
+        tokens: TokenIssuer,
+        clock: Clock,
+    }
+}
+
+port_set! {
+    /// The ports of second-factor management ([`MfaService`]).
+    MfaPorts = for_mfa {
+        users: UserRepository,
+        throttle: LoginThrottle,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        mail: MailQueue,
+        audit: AuditLog,
+        clock: Clock,
+        mfa: MfaRepository,
+        second_factor: SecondFactor,
+    }
+}
+
+port_set! {
+    /// The ports of provider sign-in and linking ([`OAuthService`]).
+    OAuthPorts = for_oauth {
+        users: UserRepository,
+        sessions: SessionRepository,
+        throttle: LoginThrottle,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        mail: MailQueue,
+        audit: AuditLog,
+        clock: Clock,
+        mfa: MfaRepository,
+        identities: IdentityRepository,
+        providers: IdentityProviders,
+    }
+}
+
+port_set! {
+    /// The ports of user management ([`UserService`]).
+    UserPorts = for_users {
+        users: UserRepository,
+        sessions: SessionRepository,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        audit: AuditLog,
+        mail: MailQueue,
+        clock: Clock,
+    }
+}
+
+port_set! {
+    /// The ports of the audit trail's use cases ([`AuditService`]).
+    AuditPorts = for_audit {
+        audit: AuditLog,
+        clock: Clock,
+    }
+}
+
 impl Ports {
-    /// The part user management uses, for a composition root that holds
-    /// every adapter.
-    #[must_use]
-    pub fn for_users(&self) -> UserPorts {
-        UserPorts {
-            users: self.users.clone(),
-            sessions: self.sessions.clone(),
-            hasher: self.hasher.clone(),
-            throttle: self.throttle.clone(),
-            audit: self.audit.clone(),
-            mail: self.mail.clone(),
-            clock: self.clock.clone(),
-        }
-    }
-
-    /// The part the audit trail's use cases use.
-    #[must_use]
-    pub fn for_audit(&self) -> AuditPorts {
-        AuditPorts {
-            audit: self.audit.clone(),
-            clock: self.clock.clone(),
-        }
-    }
-
     /// The part recovery uses, with the ports only recovery has.
     #[must_use]
     pub fn for_recovery(
@@ -144,7 +222,7 @@ macro_rules! shared_parts {
     };
 }
 
-shared_parts!(outbox: Ports, UserPorts, RecoveryPorts; new_user: Ports, UserPorts);
+shared_parts!(outbox: AuthPorts, MfaPorts, OAuthPorts, UserPorts, RecoveryPorts; new_user: AuthPorts, UserPorts);
 
 /// Why a new user (registered, or created by a superuser) was not stored.
 #[derive(Debug, thiserror::Error)]

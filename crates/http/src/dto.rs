@@ -91,6 +91,36 @@ pub(crate) fn created(view: UserView) -> HttpResponse {
         .json(UserResponse::from(view))
 }
 
+/// Declares the body of a request that makes a user: the fields every new
+/// user is made of, their documented limits written once, then `$extra`.
+macro_rules! new_user_request {
+    ($(#[$meta:meta])* $name:ident { $($(#[$extra_meta:meta])* $extra:ident: $ty:ty,)* }) => {
+        #[derive(serde::Deserialize, utoipa::ToSchema)]
+        $(#[$meta])*
+        pub(crate) struct $name {
+            /// A valid address; trimmed and lower-cased before storage; unique.
+            #[schema(format = Email, max_length = 254)]
+            email: String,
+            /// Lower-cased before storage; unique.
+            #[schema(
+                min_length = 3,
+                max_length = 32,
+                pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+            )]
+            username: String,
+            /// 8–72 bytes, not containing the username or the e-mail's local part,
+            /// and strong enough by the zxcvbn estimate.
+            #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
+            password: String,
+            /// At most 100 characters, no control characters.
+            #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+            full_name: Option<String>,
+            $($(#[$extra_meta])* $extra: $ty,)*
+        }
+    };
+}
+pub(crate) use new_user_request;
+
 /// The fields every new user is made of, each parsed once, every refusal
 /// recorded in `fields`.
 pub(crate) fn new_user(

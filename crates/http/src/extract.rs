@@ -234,7 +234,7 @@ impl FromRequest for CurrentUser {
             if token.len() > MAX_TOKEN_LEN {
                 return Err(ApiError::Unauthorized("Could not validate credentials"));
             }
-            Ok(Self(state.auth.authenticate(&token).await?))
+            Ok(Self(state.sessions.authenticate(&token).await?))
         })
     }
 }
@@ -263,7 +263,7 @@ fn claims(req: &HttpRequest) -> Result<(web::Data<ApiState>, AccessClaims), ApiE
     if token.len() > MAX_TOKEN_LEN {
         return Err(ApiError::Unauthorized("Could not validate credentials"));
     }
-    let claims = state.auth.claimed_user(&token)?;
+    let claims = state.sessions.claimed_user(&token)?;
     Ok((state.clone(), claims))
 }
 

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use userhub_domain::model::UserId;
 use userhub_domain::ports::HealthProbe;
-use userhub_domain::services::{AuditService, AuthService, RecoveryService, UserService};
+use userhub_domain::services::{
+    AuditService, AuthService, MfaService, OAuthService, RecoveryService, SessionService,
+    UserService,
+};
 
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
@@ -12,8 +15,14 @@ use crate::rate_limit::{AuthRateLimit, HashBudget};
 
 /// What every handler shares.
 pub struct ApiState {
-    /// Registration, login, refresh, authentication.
+    /// Registration, login, password change.
     pub auth: AuthService,
+    /// Request authentication, refresh, the caller's sessions.
+    pub sessions: SessionService,
+    /// The second factor.
+    pub mfa: MfaService,
+    /// Provider sign-in and linking.
+    pub oauth: OAuthService,
     /// User management.
     pub users: UserService,
     /// Password reset and its mail.

@@ -14,7 +14,7 @@ use userhub_domain::ports::{
 };
 use userhub_domain::services::fixtures;
 use userhub_domain::services::{
-    AuditService, AuthConfig, AuthService, LockoutPolicy, RecoveryConfig, RecoveryService,
+    AuditService, AuthConfig, AuthServices, LockoutPolicy, RecoveryConfig, RecoveryService,
     UserService,
 };
 
@@ -46,21 +46,25 @@ impl Mocks {
         let mut clock = MockClock::new();
         clock.expect_now().returning(OffsetDateTime::now_utc);
         let ports = self.ports.ports_with_clock(clock);
+        let auth = AuthServices::new(
+            &ports,
+            AuthConfig {
+                refresh_token_ttl: time::Duration::days(7),
+                refresh_reuse_grace: time::Duration::ZERO,
+                lockout: LockoutPolicy::default(),
+                password_policy: PasswordPolicy::default(),
+                require_verified_email: false,
+                oauth_associate_by_email: false,
+                oauth_state_ttl: time::Duration::minutes(10),
+                reauth_window: time::Duration::minutes(10),
+            },
+        );
         web::Data::new(ApiState {
             oauth_cookie_secure: false,
-            auth: AuthService::new(
-                ports.clone(),
-                AuthConfig {
-                    refresh_token_ttl: time::Duration::days(7),
-                    refresh_reuse_grace: time::Duration::ZERO,
-                    lockout: LockoutPolicy::default(),
-                    password_policy: PasswordPolicy::default(),
-                    require_verified_email: false,
-                    oauth_associate_by_email: false,
-                    oauth_state_ttl: time::Duration::minutes(10),
-                    reauth_window: time::Duration::minutes(10),
-                },
-            ),
+            auth: auth.auth,
+            sessions: auth.sessions,
+            mfa: auth.mfa,
+            oauth: auth.oauth,
             users: UserService::new(
                 ports.for_users(),
                 PasswordPolicy::default(),

@@ -123,7 +123,10 @@ impl Application {
         let lifecycle = Arc::new(Lifecycle::default());
         let tasks = services.clone();
         let state = web::Data::new(ApiState {
-            auth: services.auth,
+            auth: services.auth.auth,
+            sessions: services.auth.sessions,
+            mfa: services.auth.mfa,
+            oauth: services.auth.oauth,
             users: services.users,
             recovery: services.recovery,
             audit: services.audit,

@@ -5,11 +5,9 @@ use time::{Duration, OffsetDateTime};
 use tracing::info;
 use uuid::Uuid;
 
-use std::sync::Arc;
-
+use super::AuditPorts;
 use crate::PortError;
 use crate::model::{AuditEvent, AuditKind, AuditQuery, User, UserId};
-use crate::ports::{AuditLog, Clock};
 
 /// Filters and window of a superuser's listing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,14 +46,6 @@ pub enum ListAuditEventsError {
     /// The store failed.
     #[error(transparent)]
     Port(#[from] PortError),
-}
-
-/// The ports of the audit trail's use cases.
-#[derive(Clone)]
-#[allow(missing_docs)] // each field is the port its type names
-pub struct AuditPorts {
-    pub audit: Arc<dyn AuditLog>,
-    pub clock: Arc<dyn Clock>,
 }
 
 /// The audit trail's use cases.

@@ -1,14 +1,22 @@
-//! Registration, login, token refresh and request authentication.
+//! Registration, login, token refresh and request authentication, as four
+//! services that each take the ports they use: [`AuthService`] (register,
+//! log in, change the password), [`SessionService`] (authenticate a
+//! request, refresh, the caller's sessions), [`MfaService`] (the second
+//! factor) and [`OAuthService`] (provider sign-in and linking).
 
 use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 use tracing::info;
 
-use super::Ports;
+use self::codes::Codes;
+use self::password::PasswordCheck;
 use super::throttle::{LockoutPolicy, Throttle};
+use super::{AuthPorts, Outbox, Ports};
 use crate::PortError;
-use crate::model::{PasswordPolicy, SessionId, SignInProof, UserId};
-use crate::ports::{RefreshToken, TokenError};
+use crate::model::{
+    ClientInfo, MailKind, Notice, PasswordPolicy, SessionId, SignInProof, UndoTarget, User, UserId,
+};
+use crate::ports::{RefreshToken, TokenError, TokenIssuer};
 
 mod codes;
 mod linking;
@@ -24,12 +32,12 @@ mod test_support;
 
 pub use linking::UnlinkError;
 pub use login::{LoginError, LoginRequest, MfaLoginError};
-pub use mfa::{MfaChangeError, MfaResetError, TotpEnrolment};
-pub use oauth::{OAuthCallback, OAuthError};
+pub use mfa::{MfaChangeError, MfaResetError, MfaService, TotpEnrolment};
+pub use oauth::{OAuthCallback, OAuthError, OAuthService};
 pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
 pub use register::RegisterUser;
-pub use sessions::{AuthenticateError, Authenticated, EndSessionError};
+pub use sessions::{AuthenticateError, Authenticated, EndSessionError, SessionService};
 
 /// Settings of the authentication use cases.
 #[derive(Clone, Copy, Debug)]
@@ -70,10 +78,34 @@ pub struct IssuedTokens {
     pub session_id: SessionId,
 }
 
-/// The authentication use cases.
+/// The four authentication services, each with its part of one set of
+/// ports and one configuration.
+#[derive(Clone)]
+#[allow(missing_docs)] // each field is the service its type names
+pub struct AuthServices {
+    pub auth: AuthService,
+    pub sessions: SessionService,
+    pub mfa: MfaService,
+    pub oauth: OAuthService,
+}
+
+impl AuthServices {
+    /// Each service takes its part of `ports`.
+    #[must_use]
+    pub fn new(ports: &Ports, config: AuthConfig) -> Self {
+        Self {
+            auth: AuthService::new(ports.for_auth(), config),
+            sessions: SessionService::new(ports.for_sessions(), config),
+            mfa: MfaService::new(ports.for_mfa(), config),
+            oauth: OAuthService::new(ports.for_oauth(), config),
+        }
+    }
+}
+
+/// Registration, login (both steps) and password change.
 #[derive(Clone)]
 pub struct AuthService {
-    ports: Ports,
+    ports: AuthPorts,
     config: AuthConfig,
     throttle: Throttle,
 }
@@ -81,7 +113,7 @@ pub struct AuthService {
 impl AuthService {
     /// One failed-login throttle per service, built from `config.lockout`.
     #[must_use]
-    pub fn new(ports: Ports, config: AuthConfig) -> Self {
+    pub fn new(ports: AuthPorts, config: AuthConfig) -> Self {
         let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), config.lockout);
         Self {
             ports,
@@ -90,66 +122,88 @@ impl AuthService {
         }
     }
 
-    /// Deletes ended sessions, stale failed-login state and expired login
-    /// challenges, so that no table grows without bound.
-    pub async fn purge_ended_sessions(&self) -> Result<u64, PortError> {
+    /// Deletes stale failed-login state and expired login challenges, so
+    /// that neither table grows without bound.
+    pub async fn purge_login_state(&self) -> Result<u64, PortError> {
         let now = self.ports.clock.now();
-        let purged = self.ports.sessions.purge_ended(now).await?;
-        let forgotten = self.throttle.purge(now).await?
-            + self.ports.mfa.purge(now).await?
-            + self.ports.identities.purge(now).await?;
-        if purged > 0 || forgotten > 0 {
-            info!(
-                purged,
-                forgotten, "ended sessions and old login failures deleted"
-            );
+        let forgotten = self.throttle.purge(now).await? + self.ports.mfa.purge(now).await?;
+        if forgotten > 0 {
+            info!(forgotten, "old login failures and challenges deleted");
         }
-        Ok(purged + forgotten)
+        Ok(forgotten)
     }
+}
 
-    /// Mails `user` a notice of a change of a way in, to the account's
-    /// address; with `target`, the notice carries a link that undoes it.
-    async fn notify(
-        &self,
-        user: &crate::model::User,
-        kind: crate::model::MailKind,
-        target: Option<crate::model::UndoTarget>,
-        client: &crate::model::ClientInfo,
-    ) {
-        let notice = crate::model::Notice {
-            kind,
-            user_id: user.id,
-            to: user.email.clone(),
-            new_email: None,
-            target,
-        };
-        crate::services::queue_notice(self.ports.outbox(), &notice, client).await;
-    }
+/// `codes()` (what checking a second-factor code uses) for the services
+/// that check codes, and `password_check()` for those that prove a
+/// signed-in user's password; each borrows the service's ports and throttle.
+macro_rules! checks {
+    (codes: $($codes:ty),*; passwords: $($passwords:ty),*) => {
+        $(impl $codes {
+            fn codes(&self) -> Codes<'_> {
+                Codes {
+                    mfa: self.ports.mfa.as_ref(),
+                    second_factor: self.ports.second_factor.as_ref(),
+                    tokens: self.ports.tokens.as_ref(),
+                    throttle: &self.throttle,
+                }
+            }
+        })*
+        $(impl $passwords {
+            fn password_check(&self) -> PasswordCheck<'_> {
+                PasswordCheck {
+                    hasher: self.ports.hasher.as_ref(),
+                    throttle: &self.throttle,
+                    clock: self.ports.clock.as_ref(),
+                }
+            }
+        })*
+    };
+}
 
-    fn issue(
-        &self,
-        user_id: UserId,
-        session_id: SessionId,
-        proof: SignInProof,
-        refresh: RefreshToken,
-        now: OffsetDateTime,
-    ) -> Result<IssuedTokens, PortError> {
-        let access = self
-            .ports
-            .tokens
-            .issue_access_token(user_id, session_id, proof, now)
-            .map_err(|err| match err {
-                TokenError::Port(err) => err,
-                TokenError::Invalid(reason) => PortError::unexpected(reason),
-            })?;
-        Ok(IssuedTokens {
-            access_token: access.token,
-            refresh_token: refresh.secret,
-            expires_in: access.expires_in,
-            user_id,
-            session_id,
-        })
-    }
+checks!(codes: AuthService, MfaService; passwords: AuthService, MfaService, OAuthService);
+
+/// Mails `user` a notice of a change of a way in, to the account's
+/// address; with `target`, the notice carries a link that undoes it.
+async fn notify(
+    outbox: Outbox<'_>,
+    user: &User,
+    kind: MailKind,
+    target: Option<UndoTarget>,
+    client: &ClientInfo,
+) {
+    let notice = Notice {
+        kind,
+        user_id: user.id,
+        to: user.email.clone(),
+        new_email: None,
+        target,
+    };
+    crate::services::queue_notice(outbox, &notice, client).await;
+}
+
+/// The token pair of a session that signed in (or refreshed) just now.
+fn issue(
+    tokens: &dyn TokenIssuer,
+    user_id: UserId,
+    session_id: SessionId,
+    proof: SignInProof,
+    refresh: RefreshToken,
+    now: OffsetDateTime,
+) -> Result<IssuedTokens, PortError> {
+    let access = tokens
+        .issue_access_token(user_id, session_id, proof, now)
+        .map_err(|err| match err {
+            TokenError::Port(err) => err,
+            TokenError::Invalid(reason) => PortError::unexpected(reason),
+        })?;
+    Ok(IssuedTokens {
+        access_token: access.token,
+        refresh_token: refresh.secret,
+        expires_in: access.expires_in,
+        user_id,
+        session_id,
+    })
 }
 
 #[cfg(test)]
@@ -173,6 +227,15 @@ mod tests {
             .with(eq(NOW))
             .times(1)
             .returning(|_| Ok(3));
+        assert_eq!(
+            session_service(mocks).purge_ended_sessions().await.unwrap(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn purging_deletes_old_login_failures_and_expired_challenges() {
+        let mut mocks = Mocks::default();
         // Failed-login state is kept twice as long as the longest lock or window.
         mocks
             .throttle
@@ -187,13 +250,24 @@ mod tests {
             .with(eq(NOW))
             .times(1)
             .returning(|_| Ok(1));
-        // Spent sign-in states that expired.
+        assert_eq!(service(mocks).purge_login_state().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn purging_deletes_spent_sign_in_states_that_expired() {
+        let mut mocks = Mocks::default();
         mocks
             .identities
             .expect_purge()
             .with(eq(NOW))
             .times(1)
             .returning(|_| Ok(4));
-        assert_eq!(service(mocks).purge_ended_sessions().await.unwrap(), 10);
+        assert_eq!(
+            oauth_service(mocks, false)
+                .purge_spent_states()
+                .await
+                .unwrap(),
+            4
+        );
     }
 }

@@ -81,24 +81,13 @@ impl Mocks {
     /// compile).
     #[must_use]
     pub fn user_ports(self) -> UserPorts {
-        UserPorts {
-            users: Arc::new(self.users),
-            sessions: Arc::new(self.sessions),
-            hasher: Arc::new(self.hasher),
-            throttle: Arc::new(self.throttle),
-            audit: Arc::new(self.audit),
-            mail: Arc::new(self.mail),
-            clock: Arc::new(stopped_clock()),
-        }
+        self.ports().for_users()
     }
 
     /// The audit trail's ports, with a clock stopped at [`NOW`].
     #[must_use]
     pub fn audit_ports(self) -> AuditPorts {
-        AuditPorts {
-            audit: Arc::new(self.audit),
-            clock: Arc::new(stopped_clock()),
-        }
+        self.ports().for_audit()
     }
 
     /// No user has a second factor.

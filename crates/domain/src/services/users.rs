@@ -1,13 +1,9 @@
 //! User management: who may read, create, change, delete and restore whom.
 
-use std::sync::Arc;
-
+use super::UserPorts;
 use super::throttle::{LockoutPolicy, Throttle};
 use crate::PortError;
 use crate::model::{PasswordPolicy, User, UserId};
-use crate::ports::{
-    AuditLog, Clock, LoginThrottle, MailQueue, PasswordHasher, SessionRepository, UserRepository,
-};
 
 mod create;
 mod lifecycle;
@@ -20,19 +16,6 @@ pub use create::{CreateUser, CreateUserError};
 pub use lifecycle::{DeleteUserError, RestoreUserError, UnlockUserError};
 pub use read::{GetUserError, ListUsers, ListUsersError, UserListing};
 pub use update::{UpdateUserError, UserChanges};
-
-/// The ports of user management.
-#[derive(Clone)]
-#[allow(missing_docs)] // each field is the port its type names
-pub struct UserPorts {
-    pub users: Arc<dyn UserRepository>,
-    pub sessions: Arc<dyn SessionRepository>,
-    pub hasher: Arc<dyn PasswordHasher>,
-    pub throttle: Arc<dyn LoginThrottle>,
-    pub audit: Arc<dyn AuditLog>,
-    pub mail: Arc<dyn MailQueue>,
-    pub clock: Arc<dyn Clock>,
-}
 
 /// The user-management use cases. Every method takes the acting user first.
 #[derive(Clone)]

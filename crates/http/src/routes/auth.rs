@@ -37,27 +37,10 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 /// Longest login name or password looked at; both are checked later anyway.
 const MAX_CREDENTIAL: usize = 1024;
 
-/// A new account.
-#[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"email": "ada@example.com", "username": "ada", "password": "correct horse battery staple", "full_name": "Ada Lovelace"}))]
-pub(crate) struct RegisterRequest {
-    /// A valid address; trimmed and lower-cased before storage; unique.
-    #[schema(format = Email, max_length = 254)]
-    email: String,
-    /// Lower-cased before storage; unique.
-    #[schema(
-        min_length = 3,
-        max_length = 32,
-        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-    )]
-    username: String,
-    /// 8–72 bytes, not containing the username or the e-mail's local part,
-    /// and strong enough by the zxcvbn estimate.
-    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
-    password: String,
-    /// At most 100 characters, no control characters.
-    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
-    full_name: Option<String>,
+crate::dto::new_user_request! {
+    /// A new account.
+    #[schema(example = json!({"email": "ada@example.com", "username": "ada", "password": "correct horse battery staple", "full_name": "Ada Lovelace"}))]
+    RegisterRequest {}
 }
 
 impl IntoDomain for RegisterRequest {
@@ -296,7 +279,7 @@ pub(crate) async fn refresh(
         JsonOrForm::Form(form) => form.refresh_token,
     };
     let tokens = state
-        .auth
+        .sessions
         .refresh(&presented, &client.0)
         .await
         .map_err(|e| ApiError::from(e).for_oauth())?;

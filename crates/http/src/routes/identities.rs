@@ -62,7 +62,7 @@ pub(crate) async fn identities(
     state: web::Data<ApiState>,
     caller: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
-    let list = state.auth.identities(caller.0.user.id).await?;
+    let list = state.oauth.identities(caller.0.user.id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .json(
@@ -97,7 +97,7 @@ pub(crate) async fn unlink(
 ) -> Result<HttpResponse, ApiError> {
     state.spend_write_budget(caller.0.user.id).await?;
     state
-        .auth
+        .oauth
         .unlink_identity(caller.0.user.id, &provider_of(&req), &client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())

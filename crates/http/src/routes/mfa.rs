@@ -83,7 +83,7 @@ pub(crate) async fn status(
     state: web::Data<ApiState>,
     caller: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
-    let status = state.auth.mfa_status(&caller.0).await?;
+    let status = state.mfa.mfa_status(&caller.0).await?;
     Ok(no_store(HttpResponse::Ok()).json(MfaStatusResponse {
         totp: status.totp,
         recovery_codes_left: status.recovery_codes_left,
@@ -145,7 +145,7 @@ pub(crate) async fn begin(
     body: ValidJson<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.spend_write_budget(caller.0.user.id).await?;
-    let enrolment = state.auth.begin_totp(&caller.0, &client.0, &body.0).await?;
+    let enrolment = state.mfa.begin_totp(&caller.0, &client.0, &body.0).await?;
     Ok(no_store(HttpResponse::Ok()).json(TotpEnrolmentResponse {
         secret: enrolment.secret.expose().to_owned(),
         otpauth_uri: enrolment.uri,
@@ -208,7 +208,7 @@ pub(crate) async fn confirm(
 ) -> Result<HttpResponse, ApiError> {
     state.spend_write_budget(caller.0.user.id).await?;
     let codes = state
-        .auth
+        .mfa
         .confirm_totp(&caller.0, &client.0, &body.0)
         .await?;
     Ok(codes_response(&codes))
@@ -263,7 +263,7 @@ pub(crate) async fn disable(
     state.spend_write_budget(caller.0.user.id).await?;
     let (password, code) = body.0;
     state
-        .auth
+        .mfa
         .disable_totp(&caller.0, &client.0, &password, &code)
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -294,7 +294,7 @@ pub(crate) async fn recovery_codes(
     state.spend_write_budget(caller.0.user.id).await?;
     let (password, code) = body.0;
     let codes = state
-        .auth
+        .mfa
         .regenerate_recovery_codes(&caller.0, &client.0, &password, &code)
         .await?;
     Ok(codes_response(&codes))
@@ -409,6 +409,6 @@ pub(crate) async fn reset(
     client: Client,
     id: PathId<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.reset_mfa(&caller.0, id.0, &client.0).await?;
+    state.mfa.reset_mfa(&caller.0, id.0, &client.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }

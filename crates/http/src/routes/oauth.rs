@@ -203,7 +203,7 @@ pub(crate) async fn authorize(
     query: ValidQuery<AuthorizeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let authorization = state
-        .auth
+        .oauth
         .oauth_authorize(&provider_of(&req), None, query.0)
         .await?;
     Ok(authorization_response(&state, &authorization))
@@ -236,7 +236,7 @@ pub(crate) async fn callback(
 ) -> Result<HttpResponse, ApiError> {
     let (provider, binding, (code, raw_state)) = (provider_of(&req), binding_of(&req), query.0);
     let outcome = state
-        .auth
+        .oauth
         .oauth_sign_in(callback_of(&provider, &code, &raw_state, &binding, &client))
         .await;
     crate::metrics::record_login(match &outcome {
@@ -280,7 +280,7 @@ pub(crate) async fn associate_authorize(
     query: ValidQuery<AuthorizeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let authorization = state
-        .auth
+        .oauth
         .oauth_authorize_link(&caller.0, &provider_of(&req), query.0, None, &client.0)
         .await?;
     Ok(authorization_response(&state, &authorization))
@@ -315,7 +315,7 @@ pub(crate) async fn associate_authorize_with_password(
     body: ValidJson<crate::routes::mfa::PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let authorization = state
-        .auth
+        .oauth
         .oauth_authorize_link(
             &caller.0,
             &provider_of(&req),
@@ -356,7 +356,7 @@ pub(crate) async fn associate_callback(
     state.spend_write_budget(caller.0.user.id).await?;
     let (provider, binding, (code, raw_state)) = (provider_of(&req), binding_of(&req), query.0);
     let user = state
-        .auth
+        .oauth
         .oauth_associate(
             callback_of(&provider, &code, &raw_state, &binding, &client),
             caller.0.user.id,

@@ -51,7 +51,7 @@ pub(crate) async fn logout(
     caller: CurrentUser,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(&caller.0, &client.0).await?;
+    state.sessions.logout(&caller.0, &client.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -69,7 +69,7 @@ pub(crate) async fn logout_all(
     caller: CurrentUser,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout_all(&caller.0, &client.0).await?;
+    state.sessions.logout_all(&caller.0, &client.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -104,7 +104,7 @@ pub(crate) async fn list(
     state: web::Data<ApiState>,
     caller: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
-    let sessions = state.auth.sessions(&caller.0).await?;
+    let sessions = state.sessions.sessions(&caller.0).await?;
     let body: Vec<SessionResponse> = sessions
         .into_iter()
         .map(|s| SessionResponse {
@@ -138,7 +138,10 @@ pub(crate) async fn end(
     id: PathId<SessionId>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.end_session(&caller.0, id.0, &client.0).await?;
+    state
+        .sessions
+        .end_session(&caller.0, id.0, &client.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -97,27 +97,15 @@ pub(crate) async fn get(
     Ok(user_response(view))
 }
 
-/// A user made by a superuser.
-#[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"email": "grace@example.com", "username": "grace", "password": "correct horse battery staple", "full_name": "Grace Hopper", "is_superuser": false}))]
-pub(crate) struct CreateUserRequest {
-    #[schema(format = Email, max_length = 254)]
-    email: String,
-    #[schema(
-        min_length = 3,
-        max_length = 32,
-        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-    )]
-    username: String,
-    /// 8–72 bytes, strong enough, without the username or e-mail.
-    #[schema(min_length = 8, max_length = 72, pattern = "^[^\\x00]*$", format = Password)]
-    password: String,
-    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
-    full_name: Option<String>,
-    /// Default `true`.
-    is_active: Option<bool>,
-    /// Default `false`.
-    is_superuser: Option<bool>,
+crate::dto::new_user_request! {
+    /// A user made by a superuser.
+    #[schema(example = json!({"email": "grace@example.com", "username": "grace", "password": "correct horse battery staple", "full_name": "Grace Hopper", "is_superuser": false}))]
+    CreateUserRequest {
+        /// Default `true`.
+        is_active: Option<bool>,
+        /// Default `false`.
+        is_superuser: Option<bool>,
+    }
 }
 
 impl IntoDomain for CreateUserRequest {

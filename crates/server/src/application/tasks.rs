@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use userhub_domain::ports::{Clock, RequestCounter};
-use userhub_domain::services::{AuditService, AuthService, RecoveryService};
+use userhub_domain::services::{AuditService, AuthServices, RecoveryService};
 use userhub_http::Metrics;
 use userhub_infrastructure::SeaOrmRequestCounter;
 
@@ -21,7 +21,7 @@ pub(super) async fn upkeep_every(metrics: Metrics) {
 /// week ago and audit events past their retention now and then, so the
 /// tables stay small.
 pub(super) async fn purge_every(
-    auth: AuthService,
+    auth: AuthServices,
     recovery: RecoveryService,
     audit: AuditService,
     counter: Arc<SeaOrmRequestCounter>,
@@ -31,8 +31,14 @@ pub(super) async fn purge_every(
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
     loop {
         interval.tick().await;
-        if let Err(err) = auth.purge_ended_sessions().await {
+        if let Err(err) = auth.sessions.purge_ended_sessions().await {
             tracing::warn!(error = %err, "deleting ended sessions failed; will retry");
+        }
+        if let Err(err) = auth.auth.purge_login_state().await {
+            tracing::warn!(error = %err, "deleting old login failures failed; will retry");
+        }
+        if let Err(err) = auth.oauth.purge_spent_states().await {
+            tracing::warn!(error = %err, "deleting expired sign-in states failed; will retry");
         }
         let week_ago = clock.now() - time::Duration::days(7);
         if let Err(err) = recovery.purge(week_ago).await {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use secrecy::SecretString;
 use userhub_domain::ports::{Clock, Mailer, RequestCounter, SystemClock};
 use userhub_domain::services::{
-    AuditService, AuthConfig, AuthService, Ports, RecoveryService, UserService,
+    AuditService, AuthConfig, AuthServices, Ports, RecoveryService, UserService,
 };
 use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
@@ -24,7 +24,7 @@ use super::tasks::{deliver_mail, purge_every, upkeep_every};
 /// The use cases, wired to the adapters.
 #[derive(Clone)]
 pub(super) struct Services {
-    pub(super) auth: AuthService,
+    pub(super) auth: AuthServices,
     pub(super) users: UserService,
     pub(super) recovery: RecoveryService,
     pub(super) audit: AuditService,
@@ -66,8 +66,8 @@ impl Services {
         };
         let counter = Arc::new(SeaOrmRequestCounter::new(database.clone()));
         Ok(Self {
-            auth: AuthService::new(
-                ports.clone(),
+            auth: AuthServices::new(
+                &ports,
                 AuthConfig {
                     refresh_token_ttl: settings.tokens.refresh_token_expire_days.time(),
                     refresh_reuse_grace: settings.tokens.refresh_reuse_grace_seconds.time(),

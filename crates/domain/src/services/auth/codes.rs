@@ -6,13 +6,14 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::AuthService;
 use super::mfa::MfaChangeError;
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, RECOVERY_CODES, SecondFactorCode, TokenHash, TotpSecret,
     User, UserId,
 };
+use crate::ports::{MfaRepository, SecondFactor, TokenIssuer};
+use crate::services::throttle::Throttle;
 
 /// The name a user's wrong second-factor codes are counted under. Login
 /// names are lower-cased before they are counted, so none can be this.
@@ -20,7 +21,16 @@ pub(super) fn code_counter(user: UserId) -> String {
     format!("MFA {user}")
 }
 
-impl AuthService {
+/// What checking a code uses: borrowed from the service that checks one.
+#[derive(Clone, Copy)]
+pub(super) struct Codes<'a> {
+    pub(super) mfa: &'a dyn MfaRepository,
+    pub(super) second_factor: &'a dyn SecondFactor,
+    pub(super) tokens: &'a dyn TokenIssuer,
+    pub(super) throttle: &'a Throttle,
+}
+
+impl Codes<'_> {
     /// Refuses a code check while the user's wrong codes have them locked.
     pub(super) async fn check_code_lock(
         &self,
@@ -81,7 +91,7 @@ impl AuthService {
             SecondFactorCode::Totp(digits) => match self.totp_step(user.id, &digits, now).await? {
                 // Conditional on no later step having been used: of two
                 // requests with one code, one wins.
-                Some(step) => self.ports.mfa.spend_step(user.id, step).await?,
+                Some(step) => self.mfa.spend_step(user.id, step).await?,
                 None => false,
             },
             SecondFactorCode::Recovery(code) => {
@@ -104,10 +114,7 @@ impl AuthService {
     ) -> Result<bool, PortError> {
         let hash = self.recovery_hash(code);
         let event = AuditEvent::new(AuditKind::MfaRecoveryCodeUsed, now, client).own(user);
-        self.ports
-            .mfa
-            .spend_recovery_code(user, &hash, now, &event)
-            .await
+        self.mfa.spend_recovery_code(user, &hash, now, &event).await
     }
 
     /// The step of `user`'s secret that `digits` matches, if TOTP is on.
@@ -117,21 +124,21 @@ impl AuthService {
         digits: &str,
         now: OffsetDateTime,
     ) -> Result<Option<i64>, PortError> {
-        let stored = self.ports.mfa.secret(user).await?;
+        let stored = self.mfa.secret(user).await?;
         let Some(stored) = stored.filter(|s| s.enabled) else {
             return Ok(None);
         };
         let Some(secret) = self.open(&stored.sealed) else {
             return Ok(None);
         };
-        Ok(self.ports.second_factor.matching_step(&secret, digits, now))
+        Ok(self.second_factor.matching_step(&secret, digits, now))
     }
 
     /// The secret, or `None` (logged) when no configured key opens it: its
     /// key was dropped too early after a rotation. The user can still sign
     /// in with a recovery code, or a superuser can reset the second factor.
     pub(super) fn open(&self, sealed: &crate::model::SealedSecret) -> Option<TotpSecret> {
-        match self.ports.second_factor.open(sealed) {
+        match self.second_factor.open(sealed) {
             Ok(secret) => Some(secret),
             Err(err) => {
                 tracing::error!(error = %err, "a TOTP secret does not open: is MFA_PREVIOUS_ENCRYPTION_KEY still set?");
@@ -145,7 +152,7 @@ impl AuthService {
         let mut codes = Vec::with_capacity(RECOVERY_CODES);
         let mut hashes = Vec::with_capacity(RECOVERY_CODES);
         for _ in 0..RECOVERY_CODES {
-            let code = self.ports.second_factor.new_recovery_code()?;
+            let code = self.second_factor.new_recovery_code()?;
             let SecondFactorCode::Recovery(normal) = SecondFactorCode::parse(code.expose_secret())
             else {
                 return Err(PortError::unexpected(
@@ -159,6 +166,6 @@ impl AuthService {
     }
 
     fn recovery_hash(&self, normal: &SecretString) -> TokenHash {
-        self.ports.tokens.hash_token(normal.expose_secret())
+        self.tokens.hash_token(normal.expose_secret())
     }
 }

@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::oauth::linked_event;
 use super::password::Proof;
-use super::{AuthService, Authenticated, OAuthCallback, OAuthError};
+use super::{Authenticated, OAuthCallback, OAuthError, OAuthService};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, LinkedIdentity, MailKind, OAuthFlow, ProviderIdentity,
@@ -29,7 +29,7 @@ pub enum UnlinkError {
     Port(#[from] PortError),
 }
 
-impl AuthService {
+impl OAuthService {
     /// Starts linking an account at `provider` to the caller, who proves
     /// it is them: with their password, or (`password` none) by a session
     /// that signed in within the re-authentication window. A stolen access
@@ -50,7 +50,11 @@ impl AuthService {
             return Err(OAuthError::UnknownProvider);
         }
         match password {
-            Some(password) => match self.prove_password(&caller.user, client, password).await? {
+            Some(password) => match self
+                .password_check()
+                .prove(&caller.user, client, password)
+                .await?
+            {
                 Proof::Proven => {}
                 Proof::Wrong => return Err(OAuthError::WrongPassword),
                 Proof::Locked { retry_after } => return Err(OAuthError::Locked { retry_after }),
@@ -134,8 +138,14 @@ impl AuthService {
             provider: identity.provider.clone(),
             subject: identity.subject.clone(),
         };
-        self.notify(user, MailKind::IdentityLinked, Some(target), client)
-            .await;
+        super::notify(
+            self.ports.outbox(),
+            user,
+            MailKind::IdentityLinked,
+            Some(target),
+            client,
+        )
+        .await;
     }
 
     /// The caller's linked identities.

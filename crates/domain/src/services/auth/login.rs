@@ -5,13 +5,13 @@ use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
-use super::{AuthService, IssuedTokens};
+use super::{AuthService, IssuedTokens, issue};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, FailureReason, MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL,
     NewSession, Password, PendingLogin, SessionId, SignInProof, User, UserId,
 };
-use crate::ports::RefreshToken;
+use crate::ports::{MfaRepository, RefreshToken, TokenIssuer};
 
 /// Credentials presented at login.
 #[derive(Debug)]
@@ -119,13 +119,21 @@ impl AuthService {
                 warn!(user_id = %user.id, reason = "second factor locked", "login refused");
                 return Err(LoginError::Locked { retry_after });
             }
-            let mfa_token = self.mfa_challenge(&user, false, now).await?;
+            let mfa_token = mfa_challenge(
+                self.ports.tokens.as_ref(),
+                self.ports.mfa.as_ref(),
+                &user,
+                false,
+                now,
+            )
+            .await?;
             info!(user_id = %user.id, "password right; second factor required");
             return Err(LoginError::MfaRequired { mfa_token });
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, &request.client).own(user.id);
-        let session = self.new_session(
+        let session = new_session(
+            self.config.refresh_token_ttl,
             user.id,
             &refresh,
             now,
@@ -146,7 +154,14 @@ impl AuthService {
         self.rehash_if_outdated(&user, request.password).await?;
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login succeeded");
-        Ok(self.issue(user.id, session.id, SignInProof::PASSWORD, refresh, now)?)
+        Ok(issue(
+            self.ports.tokens.as_ref(),
+            user.id,
+            session.id,
+            SignInProof::PASSWORD,
+            refresh,
+            now,
+        )?)
     }
 
     /// Replaces a hash made at an older cost, now that the password is
@@ -210,7 +225,7 @@ impl AuthService {
                 return Err(MfaLoginError::Locked { retry_after });
             }
         }
-        if !self.accept_code(&user, code, client, now).await? {
+        if !self.codes().accept_code(&user, code, client, now).await? {
             return Err(MfaLoginError::InvalidCode);
         }
         if !self.ports.mfa.spend_challenge(&hash, now).await? {
@@ -221,7 +236,14 @@ impl AuthService {
             federated: pending.federated,
             second_factor: true,
         };
-        let session = self.new_session(user.id, &refresh, now, client.clone(), proof);
+        let session = new_session(
+            self.config.refresh_token_ttl,
+            user.id,
+            &refresh,
+            now,
+            client.clone(),
+            proof,
+        );
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
             .own(user.id)
             .session(session.id);
@@ -240,50 +262,57 @@ impl AuthService {
         self.throttle.succeeded(&codes, address).await?;
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "login with a second factor succeeded");
-        Ok(self.issue(user.id, session.id, proof, refresh, now)?)
-    }
-
-    /// The session a login opens, its first refresh token `refresh`.
-    pub(super) fn new_session(
-        &self,
-        user: UserId,
-        refresh: &RefreshToken,
-        now: OffsetDateTime,
-        client: ClientInfo,
-        proof: SignInProof,
-    ) -> NewSession {
-        NewSession {
-            id: SessionId::generate(),
-            user_id: user,
-            refresh_token_hash: refresh.hash.clone(),
-            created_at: now,
-            expires_at: now + self.config.refresh_token_ttl,
-            client,
+        Ok(issue(
+            self.ports.tokens.as_ref(),
+            user.id,
+            session.id,
             proof,
-        }
+            refresh,
+            now,
+        )?)
     }
+}
 
-    /// Opens the challenge of a login whose first step was right (the
-    /// password, or a provider when `federated`); its token.
-    pub(super) async fn mfa_challenge(
-        &self,
-        user: &User,
-        federated: bool,
-        now: OffsetDateTime,
-    ) -> Result<SecretString, PortError> {
-        let token = self.ports.tokens.new_refresh_token()?;
-        let expires_at = now + MFA_CHALLENGE_TTL;
-        let login = PendingLogin {
-            user: user.id,
-            password_hash: user.password_hash.clone(),
-            federated,
-        };
-        self.ports
-            .mfa
-            .create_challenge(&token.hash, &login, expires_at)
-            .await?;
-        Ok(token.secret)
+/// The session a login opens, its first refresh token `refresh`, living
+/// `ttl`.
+pub(super) fn new_session(
+    ttl: Duration,
+    user: UserId,
+    refresh: &RefreshToken,
+    now: OffsetDateTime,
+    client: ClientInfo,
+    proof: SignInProof,
+) -> NewSession {
+    NewSession {
+        id: SessionId::generate(),
+        user_id: user,
+        refresh_token_hash: refresh.hash.clone(),
+        created_at: now,
+        expires_at: now + ttl,
+        client,
+        proof,
     }
+}
+
+/// Opens the challenge of a login whose first step was right (the
+/// password, or a provider when `federated`); its token.
+pub(super) async fn mfa_challenge(
+    tokens: &dyn TokenIssuer,
+    mfa: &dyn MfaRepository,
+    user: &User,
+    federated: bool,
+    now: OffsetDateTime,
+) -> Result<SecretString, PortError> {
+    let token = tokens.new_refresh_token()?;
+    let expires_at = now + MFA_CHALLENGE_TTL;
+    let login = PendingLogin {
+        user: user.id,
+        password_hash: user.password_hash.clone(),
+        federated,
+    };
+    mfa.create_challenge(&token.hash, &login, expires_at)
+        .await?;
+    Ok(token.secret)
 }
 
 /// Why the second step of a login failed. A wrong code and an unknown,
@@ -339,7 +368,7 @@ mod tests {
             })
             .times(1)
             .returning(|_| Ok(()));
-        let err = AuthService::new(mocks.ports(), strict)
+        let err = AuthService::new(mocks.ports().for_auth(), strict)
             .login(login("ada", "pw"))
             .await
             .unwrap_err();
@@ -351,7 +380,7 @@ mod tests {
         mocks.finds_by_login(&ada);
         mocks.password_matches(false);
         mocks.throttle_permissive();
-        let err = AuthService::new(mocks.ports(), strict)
+        let err = AuthService::new(mocks.ports().for_auth(), strict)
             .login(login("ada", "wrong"))
             .await
             .unwrap_err();
@@ -366,7 +395,7 @@ mod tests {
         mocks.sessions.expect_create().returning(|_, _, _| Ok(true));
         mocks.users.expect_record_login().returning(|_, _| Ok(()));
         expect_tokens(&mut mocks);
-        AuthService::new(mocks.ports(), strict)
+        AuthService::new(mocks.ports().for_auth(), strict)
             .login(login("ada", "pw"))
             .await
             .unwrap();

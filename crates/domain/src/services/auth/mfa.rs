@@ -11,11 +11,14 @@ use time::Duration;
 use tracing::{info, warn};
 
 use super::password::Proof;
-use super::{AuthService, Authenticated};
+use super::{AuthConfig, Authenticated};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, MailKind, MfaStatus, SecondFactorCode, TotpSecret, UserId,
+    AuditEvent, AuditKind, ClientInfo, MailKind, MfaStatus, SecondFactorCode, TotpSecret, User,
+    UserId,
 };
+use crate::services::MfaPorts;
+use crate::services::throttle::Throttle;
 
 /// What an enrolment shows once: the secret and its `otpauth://` URI.
 #[derive(Debug)]
@@ -73,7 +76,27 @@ pub enum MfaResetError {
     Port(#[from] PortError),
 }
 
-impl AuthService {
+/// The caller's second factor (enrolment, turning it off, recovery codes)
+/// and a superuser's reset of someone's.
+#[derive(Clone)]
+pub struct MfaService {
+    pub(super) ports: MfaPorts,
+    pub(super) throttle: Throttle,
+}
+
+impl MfaService {
+    /// Checks of passwords and codes count against `config.lockout`.
+    #[must_use]
+    pub fn new(ports: MfaPorts, config: AuthConfig) -> Self {
+        let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), config.lockout);
+        Self { ports, throttle }
+    }
+
+    /// Mails the caller's account a notice of a change of its second factor.
+    async fn notify(&self, user: &User, kind: MailKind, client: &ClientInfo) {
+        super::notify(self.ports.outbox(), user, kind, None, client).await;
+    }
+
     /// Whether the caller's TOTP is on, and how many recovery codes are left.
     pub async fn mfa_status(&self, caller: &Authenticated) -> Result<MfaStatus, PortError> {
         self.ports.mfa.status(caller.user.id).await
@@ -116,7 +139,7 @@ impl AuthService {
         let Some(stored) = stored.filter(|s| !s.enabled) else {
             return Err(MfaChangeError::NothingPending);
         };
-        let Some(secret) = self.open(&stored.sealed) else {
+        let Some(secret) = self.codes().open(&stored.sealed) else {
             return Err(MfaChangeError::InvalidCode);
         };
         let now = self.ports.clock.now();
@@ -130,7 +153,7 @@ impl AuthService {
         else {
             return Err(MfaChangeError::InvalidCode);
         };
-        let (codes, hashes) = self.recovery_codes()?;
+        let (codes, hashes) = self.codes().recovery_codes()?;
         let event = AuditEvent::new(AuditKind::MfaEnabled, now, client).own(user.id);
         if !self
             .ports
@@ -142,8 +165,7 @@ impl AuthService {
             return Err(MfaChangeError::NothingPending);
         }
         info!("TOTP on");
-        self.notify(user, MailKind::SecondFactorOn, None, client)
-            .await;
+        self.notify(user, MailKind::SecondFactorOn, client).await;
         Ok(codes)
     }
 
@@ -165,35 +187,38 @@ impl AuthService {
         self.check_password(caller, client, current_password)
             .await?;
         let now = self.ports.clock.now();
-        self.check_code_lock(user, client, now).await?;
+        self.codes().check_code_lock(user, client, now).await?;
         let event = AuditEvent::new(AuditKind::MfaDisabled, now, client).own(user.id);
         let keep = Some(caller.session_id);
         let off = match SecondFactorCode::parse(code) {
             // The step is spent by the turn-off itself, atomically: a
             // concurrent one with the same code waits, then finds TOTP off.
-            SecondFactorCode::Totp(digits) => match self.totp_step(user.id, &digits, now).await? {
-                Some(step) => {
-                    self.ports
-                        .mfa
-                        .disable(user.id, keep, None, Some(step), now, &event)
-                        .await?
+            SecondFactorCode::Totp(digits) => {
+                match self.codes().totp_step(user.id, &digits, now).await? {
+                    Some(step) => {
+                        self.ports
+                            .mfa
+                            .disable(user.id, keep, None, Some(step), now, &event)
+                            .await?
+                    }
+                    // No secret to match: a concurrent turn-off may have just
+                    // landed, which is no wrong code.
+                    None if !self.ports.mfa.status(user.id).await?.totp => {
+                        return Err(MfaChangeError::NotOn);
+                    }
+                    None => return Err(self.codes().code_failed(user, client, now).await?),
                 }
-                // No secret to match: a concurrent turn-off may have just
-                // landed, which is no wrong code.
-                None if !self.ports.mfa.status(user.id).await?.totp => {
-                    return Err(MfaChangeError::NotOn);
-                }
-                None => return Err(self.code_failed(user, client, now).await?),
-            },
+            }
             SecondFactorCode::Recovery(code) => {
                 if !self
+                    .codes()
                     .spend_recovery_code(user.id, &code, client, now)
                     .await?
                 {
                     if !self.ports.mfa.status(user.id).await?.totp {
                         return Err(MfaChangeError::NotOn);
                     }
-                    return Err(self.code_failed(user, client, now).await?);
+                    return Err(self.codes().code_failed(user, client, now).await?);
                 }
                 self.ports
                     .mfa
@@ -211,8 +236,7 @@ impl AuthService {
             });
         }
         info!("TOTP off; other sessions ended");
-        self.notify(user, MailKind::SecondFactorOff, None, client)
-            .await;
+        self.notify(user, MailKind::SecondFactorOff, client).await;
         Ok(())
     }
 
@@ -227,7 +251,7 @@ impl AuthService {
     ) -> Result<Vec<SecretString>, MfaChangeError> {
         self.check_password_and_code(caller, client, current_password, code)
             .await?;
-        let (codes, hashes) = self.recovery_codes()?;
+        let (codes, hashes) = self.codes().recovery_codes()?;
         let now = self.ports.clock.now();
         let user = caller.user.id;
         let event = AuditEvent::new(AuditKind::MfaRecoveryCodesRegenerated, now, client).own(user);
@@ -277,8 +301,7 @@ impl AuthService {
             return Err(MfaResetError::NotOn);
         }
         info!("TOTP reset by a superuser; every session of the user ended");
-        self.notify(&user, MailKind::SecondFactorOff, None, client)
-            .await;
+        self.notify(&user, MailKind::SecondFactorOff, client).await;
         Ok(())
     }
 
@@ -289,7 +312,11 @@ impl AuthService {
         client: &ClientInfo,
         password: &SecretString,
     ) -> Result<(), MfaChangeError> {
-        match self.prove_password(&caller.user, client, password).await? {
+        match self
+            .password_check()
+            .prove(&caller.user, client, password)
+            .await?
+        {
             Proof::Proven => Ok(()),
             Proof::Locked { retry_after } => Err(MfaChangeError::Locked { retry_after }),
             Proof::Wrong => {
@@ -313,8 +340,14 @@ impl AuthService {
         }
         self.check_password(caller, client, password).await?;
         let now = self.ports.clock.now();
-        self.check_code_lock(&caller.user, client, now).await?;
-        if !self.accept_code(&caller.user, code, client, now).await? {
+        self.codes()
+            .check_code_lock(&caller.user, client, now)
+            .await?;
+        if !self
+            .codes()
+            .accept_code(&caller.user, code, client, now)
+            .await?
+        {
             return Err(MfaChangeError::InvalidCode);
         }
         Ok(())
@@ -492,7 +525,7 @@ mod tests {
             .expect_matching_step()
             .returning(|_, _, _| None);
         // `enable` is never called.
-        let err = service(mocks)
+        let err = mfa_service(mocks)
             .confirm_totp(&caller(&ada), &ClientInfo::default(), "111111")
             .await
             .unwrap_err();
@@ -500,7 +533,7 @@ mod tests {
         // Nothing pending: 409, whatever the code.
         let mut mocks = Mocks::default();
         mocks.mfa.expect_secret().returning(|_| Ok(stored(true)));
-        let err = service(mocks)
+        let err = mfa_service(mocks)
             .confirm_totp(&caller(&ada), &ClientInfo::default(), "111111")
             .await
             .unwrap_err();
@@ -516,7 +549,7 @@ mod tests {
             .expect_status()
             .returning(|_| Ok(MfaStatus::default()));
         // The hasher expects nothing.
-        let err = service(mocks)
+        let err = mfa_service(mocks)
             .disable_totp(
                 &caller(&ada),
                 &ClientInfo::default(),
@@ -531,7 +564,7 @@ mod tests {
     #[tokio::test]
     async fn only_a_superuser_resets_someone_elses_second_factor() {
         let ada = user("ada");
-        let err = service(Mocks::default())
+        let err = mfa_service(Mocks::default())
             .reset_mfa(&caller(&ada), UserId::generate(), &ClientInfo::default())
             .await
             .unwrap_err();
@@ -560,7 +593,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _| Ok(()));
-        service(mocks)
+        mfa_service(mocks)
             .reset_mfa(
                 &caller(&superuser_with_id(root.id)),
                 ada.id,
@@ -587,7 +620,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _, _| Ok(crate::ports::ThrottleState::default()));
-        let err = service(mocks)
+        let err = mfa_service(mocks)
             .disable_totp(
                 &caller(&ada),
                 &ClientInfo::default(),
@@ -625,7 +658,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _| Ok(()));
-        service(mocks)
+        mfa_service(mocks)
             .disable_totp(
                 &me,
                 &ClientInfo::default(),
@@ -667,7 +700,7 @@ mod tests {
             .returning(|_, _, _, _, _, _| Ok(false));
         // Nothing counted as a wrong code.
         mocks.throttle.expect_record_failure().never();
-        let err = service(mocks)
+        let err = mfa_service(mocks)
             .disable_totp(
                 &caller(&ada),
                 &ClientInfo::default(),
@@ -692,7 +725,7 @@ mod tests {
             .times(1)
             .returning(|_, _, _, _, _, _| Ok(false));
         mocks.throttle.expect_record_failure().never();
-        let err = service(mocks)
+        let err = mfa_service(mocks)
             .disable_totp(
                 &caller(&ada),
                 &ClientInfo::default(),
@@ -742,7 +775,7 @@ mod tests {
             .expect_disable()
             .times(1)
             .returning(|_, _, _, _, _, _| Ok(false));
-        let err = service(mocks)
+        let err = mfa_service(mocks)
             .reset_mfa(&caller(&root), ada.id, &ClientInfo::default())
             .await
             .unwrap_err();

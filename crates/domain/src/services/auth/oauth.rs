@@ -4,13 +4,15 @@
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::{AuthService, IssuedTokens};
+use super::{AuthConfig, IssuedTokens};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, Email, OAuthFlow, OAuthState, PasswordHash,
     ProviderIdentity, SignInProof, User, UserId, Username, username_base,
 };
 use crate::ports::{Authorization, LinkIdentityError, NewIdentityUserError, ProviderError};
+use crate::services::OAuthPorts;
+use crate::services::throttle::Throttle;
 
 /// Why a provider step failed. The HTTP layer answers each with the
 /// contract's code.
@@ -105,7 +107,39 @@ pub struct OAuthCallback<'a> {
 /// Candidates tried for a new user's username before giving up.
 const USERNAME_TRIES: usize = 8;
 
-impl AuthService {
+/// Sign-in with a provider, and linking a provider's account to the
+/// signed-in user.
+#[derive(Clone)]
+pub struct OAuthService {
+    pub(super) ports: OAuthPorts,
+    pub(super) config: AuthConfig,
+    pub(super) throttle: Throttle,
+}
+
+impl OAuthService {
+    /// Reads `config`'s provider settings, refresh lifetime, verification
+    /// rule and re-authentication window; a linking's password check counts
+    /// against `config.lockout`.
+    #[must_use]
+    pub fn new(ports: OAuthPorts, config: AuthConfig) -> Self {
+        let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), config.lockout);
+        Self {
+            ports,
+            config,
+            throttle,
+        }
+    }
+
+    /// Deletes spent sign-in states that expired, so that the table does
+    /// not grow without bound.
+    pub async fn purge_spent_states(&self) -> Result<u64, PortError> {
+        let purged = self.ports.identities.purge(self.ports.clock.now()).await?;
+        if purged > 0 {
+            info!(purged, "expired sign-in states deleted");
+        }
+        Ok(purged)
+    }
+
     /// Starts a sign-in (`user` none) or a link to `user` at `provider`.
     ///
     /// # Errors
@@ -190,7 +224,14 @@ impl AuthService {
         }
         let now = self.ports.clock.now();
         if self.ports.mfa.status(user.id).await?.totp {
-            let mfa_token = self.mfa_challenge(&user, true, now).await?;
+            let mfa_token = super::login::mfa_challenge(
+                self.ports.tokens.as_ref(),
+                self.ports.mfa.as_ref(),
+                &user,
+                true,
+                now,
+            )
+            .await?;
             info!(user_id = %user.id, "provider sign-in; second factor required");
             return Err(OAuthError::MfaRequired { mfa_token });
         }
@@ -199,7 +240,14 @@ impl AuthService {
             federated: true,
             second_factor: false,
         };
-        let session = self.new_session(user.id, &refresh, now, callback.client.clone(), proof);
+        let session = super::login::new_session(
+            self.config.refresh_token_ttl,
+            user.id,
+            &refresh,
+            now,
+            callback.client.clone(),
+            proof,
+        );
         let mut event = AuditEvent::new(AuditKind::LoginSucceeded, now, callback.client)
             .own(user.id)
             .session(session.id);
@@ -215,7 +263,14 @@ impl AuthService {
         }
         self.ports.users.record_login(user.id, now).await?;
         info!(user_id = %user.id, session_id = %session.id, "provider sign-in succeeded");
-        Ok(self.issue(user.id, session.id, proof, refresh, now)?)
+        Ok(super::issue(
+            self.ports.tokens.as_ref(),
+            user.id,
+            session.id,
+            proof,
+            refresh,
+            now,
+        )?)
     }
 
     /// The user of `identity`: the linked one; else, by a verified address
@@ -383,7 +438,7 @@ mod tests {
     use crate::model::{MailKind, MfaStatus, UndoTarget};
     use crate::ports::{LinkIdentityError, Unlinked};
     use crate::services::auth::UnlinkError;
-    use crate::services::auth::test_support::{config, expect_tokens};
+    use crate::services::auth::test_support::{expect_tokens, oauth_service};
     use crate::services::fixtures::{Mocks, NOW, user};
 
     const BINDING: &str = "cookie";
@@ -441,10 +496,8 @@ mod tests {
             .returning(move |_, _, _| Ok(identity.clone()));
     }
 
-    fn service(mocks: Mocks, associate_by_email: bool) -> AuthService {
-        let mut config = config(Duration::ZERO);
-        config.oauth_associate_by_email = associate_by_email;
-        AuthService::new(mocks.ports(), config)
+    fn service(mocks: Mocks, associate_by_email: bool) -> OAuthService {
+        oauth_service(mocks, associate_by_email)
     }
 
     #[tokio::test]

@@ -8,9 +8,10 @@ use tracing::{info, warn};
 use super::{AuthService, Authenticated};
 use crate::PortError;
 use crate::model::{
-    AuditEvent, AuditKind, ClientInfo, FailureReason, MailKind, Notice, Password, PasswordError,
-    User,
+    AuditEvent, AuditKind, ClientInfo, FailureReason, MailKind, Password, PasswordError, User,
 };
+use crate::ports::{Clock, PasswordHasher};
+use crate::services::throttle::Throttle;
 
 /// Why a password change failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ impl AuthService {
         new: Password,
     ) -> Result<(), ChangePasswordError> {
         let user = &caller.user;
-        match self.prove_password(user, client, current).await? {
+        match self.password_check().prove(user, client, current).await? {
             Proof::Proven => {}
             Proof::Locked { retry_after } => {
                 return Err(ChangePasswordError::Locked { retry_after });
@@ -79,14 +80,14 @@ impl AuthService {
             .sessions
             .revoke_all_for_user(user.id, Some(caller.session_id), now, None)
             .await?;
-        let notice = Notice {
-            kind: MailKind::PasswordChanged,
-            user_id: user.id,
-            to: user.email.clone(),
-            new_email: None,
-            target: None,
-        };
-        crate::services::queue_notice(self.ports.outbox(), &notice, client).await;
+        super::notify(
+            self.ports.outbox(),
+            user,
+            MailKind::PasswordChanged,
+            None,
+            client,
+        )
+        .await;
         info!("password changed; other sessions ended");
         Ok(())
     }
@@ -105,11 +106,19 @@ pub(super) enum Proof {
     },
 }
 
-impl AuthService {
+/// What proving a password uses: borrowed from the service that asks.
+#[derive(Clone, Copy)]
+pub(super) struct PasswordCheck<'a> {
+    pub(super) hasher: &'a dyn PasswordHasher,
+    pub(super) throttle: &'a Throttle,
+    pub(super) clock: &'a dyn Clock,
+}
+
+impl PasswordCheck<'_> {
     /// Checks a signed-in user's password under the login lockout: a wrong
     /// one counts as a failed login of their username from this address,
     /// so that a stolen access token is no password-guessing oracle.
-    pub(super) async fn prove_password(
+    pub(super) async fn prove(
         &self,
         user: &User,
         client: &ClientInfo,
@@ -118,16 +127,11 @@ impl AuthService {
         let name = user.username.as_str();
         let address = client.address_key();
         let address = address.as_deref();
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         if let Some(retry_after) = self.throttle.refusal(name, address, now).await? {
             return Ok(Proof::Locked { retry_after });
         }
-        if self
-            .ports
-            .hasher
-            .verify(password, &user.password_hash)
-            .await?
-        {
+        if self.hasher.verify(password, &user.password_hash).await? {
             return Ok(Proof::Proven);
         }
         let event = AuditEvent::new(AuditKind::LoginFailed, now, client)

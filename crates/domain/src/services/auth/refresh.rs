@@ -3,9 +3,10 @@
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::{AuthService, IssuedTokens};
+use super::{IssuedTokens, SessionService, issue};
 use crate::PortError;
-use crate::model::{AuditEvent, AuditKind, ClientInfo, SessionId, UserId};
+use crate::model::{AuditEvent, AuditKind, ClientInfo, Session, SessionId, UserId};
+use crate::ports::RefreshToken;
 
 /// Why a refresh failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +23,7 @@ pub enum RefreshError {
     Port(#[from] PortError),
 }
 
-impl AuthService {
+impl SessionService {
     /// Spends a refresh token for a new token pair in the same session.
     ///
     /// A token that was already spent is taken as stolen and its whole
@@ -52,7 +53,7 @@ impl AuthService {
                 .rotate(session.id, &hash, &next.hash, now, expires_at)
                 .await?
             {
-                return Ok(self.issue(session.user_id, session.id, session.proof, next, now)?);
+                return Ok(self.issue(&session, next, now)?);
             }
             // Another request spent the same token between our read and write.
         }
@@ -71,7 +72,7 @@ impl AuthService {
             if let Some(session) = current.filter(|s| s.id == session_id && s.is_live(now)) {
                 self.ensure_may_refresh(session.user_id, session.id, now)
                     .await?;
-                return Ok(self.issue(session.user_id, session.id, session.proof, next, now)?);
+                return Ok(self.issue(&session, next, now)?);
             }
         }
         warn!(%session_id, "spent refresh token presented again; revoking its session");
@@ -81,6 +82,23 @@ impl AuthService {
             .revoke(session_id, now, Some(event))
             .await?;
         Err(RefreshError::InvalidToken)
+    }
+
+    /// The new token pair of a refreshed `session`.
+    fn issue(
+        &self,
+        session: &Session,
+        next: RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<IssuedTokens, PortError> {
+        issue(
+            self.ports.tokens.as_ref(),
+            session.user_id,
+            session.id,
+            session.proof,
+            next,
+            now,
+        )
     }
 
     /// Refuses (and ends) the session of a user who is no longer active,
@@ -141,7 +159,7 @@ mod tests {
             .times(1)
             .returning(|_, _, _, _, _| Ok(true));
         expect_tokens(&mut mocks);
-        let tokens = service(mocks)
+        let tokens = session_service(mocks)
             .refresh("old-secret", &ClientInfo::default())
             .await
             .unwrap();
@@ -171,7 +189,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _| Ok(()));
-        let err = service(mocks)
+        let err = session_service(mocks)
             .refresh("spent-secret", &ClientInfo::default())
             .await
             .unwrap_err();
@@ -186,7 +204,7 @@ mod tests {
             .sessions
             .expect_find_by_spent_token()
             .returning(|_| Ok(None));
-        let err = service(mocks)
+        let err = session_service(mocks)
             .refresh("garbage", &ClientInfo::default())
             .await
             .unwrap_err();
@@ -208,7 +226,7 @@ mod tests {
         ] {
             let mut mocks = Mocks::default();
             mocks.refresh_token_finds("x", Some(s));
-            let err = service(mocks)
+            let err = session_service(mocks)
                 .refresh("t", &ClientInfo::default())
                 .await
                 .unwrap_err();
@@ -246,7 +264,7 @@ mod tests {
             .with(eq(sid), eq(NOW), mockall::predicate::always())
             .times(1)
             .returning(|_, _, _| Ok(()));
-        let err = service(mocks)
+        let err = session_service(mocks)
             .refresh("old", &ClientInfo::default())
             .await
             .unwrap_err();
@@ -270,7 +288,9 @@ mod tests {
             .times(1)
             .returning(|_, _, _| Ok(()));
         assert!(matches!(
-            service(mocks).refresh("old", &ClientInfo::default()).await,
+            session_service(mocks)
+                .refresh("old", &ClientInfo::default())
+                .await,
             Err(RefreshError::InvalidToken)
         ));
     }
@@ -308,7 +328,7 @@ mod tests {
         mocks.finds_by_id(&ada);
         mocks.issues_access_tokens();
         // Neither rotate nor revoke is expected.
-        let tokens = service_with_grace(mocks, Duration::seconds(5))
+        let tokens = session_service_with_grace(mocks, Duration::seconds(5))
             .refresh("old-secret", &ClientInfo::default())
             .await
             .unwrap();
@@ -329,7 +349,7 @@ mod tests {
             .with(eq(sid), eq(NOW), mockall::predicate::always())
             .times(1)
             .returning(|_, _, _| Ok(()));
-        let err = service_with_grace(mocks, Duration::seconds(5))
+        let err = session_service_with_grace(mocks, Duration::seconds(5))
             .refresh("old-secret", &ClientInfo::default())
             .await
             .unwrap_err();

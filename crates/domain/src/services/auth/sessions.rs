@@ -2,10 +2,11 @@
 
 use tracing::info;
 
-use super::AuthService;
+use super::AuthConfig;
 use crate::PortError;
 use crate::model::{AuditEvent, AuditKind, ClientInfo, SessionId, SessionSummary, User};
 use crate::ports::{AccessClaims, TokenError};
+use crate::services::SessionPorts;
 
 /// The caller behind a valid access token.
 #[derive(Clone, Debug)]
@@ -38,7 +39,34 @@ pub enum EndSessionError {
     Port(#[from] PortError),
 }
 
-impl AuthService {
+/// Request authentication, refresh, and the caller's sessions: the hot
+/// path, which touches no hasher, throttle or mail.
+#[derive(Clone)]
+pub struct SessionService {
+    pub(super) ports: SessionPorts,
+    pub(super) config: AuthConfig,
+}
+
+impl SessionService {
+    /// Reads `config`'s refresh lifetime, reuse grace and verification rule.
+    #[must_use]
+    pub fn new(ports: SessionPorts, config: AuthConfig) -> Self {
+        Self { ports, config }
+    }
+
+    /// Deletes ended sessions, so that the table does not grow without bound.
+    pub async fn purge_ended_sessions(&self) -> Result<u64, PortError> {
+        let purged = self
+            .ports
+            .sessions
+            .purge_ended(self.ports.clock.now())
+            .await?;
+        if purged > 0 {
+            info!(purged, "ended sessions deleted");
+        }
+        Ok(purged)
+    }
+
     /// Resolves a bearer token to an active user with a live session.
     pub async fn authenticate(
         &self,
@@ -181,7 +209,7 @@ mod tests {
             .expect_find_active_user()
             .with(eq(uid), eq(sid), eq(NOW))
             .returning(move |_, _, _| Ok(Some(ada.clone())));
-        let auth = service(mocks).authenticate("jwt").await.unwrap();
+        let auth = session_service(mocks).authenticate("jwt").await.unwrap();
         assert_eq!((auth.user.id, auth.session_id), (uid, sid));
     }
 
@@ -191,7 +219,7 @@ mod tests {
         mocks.access_token_names(UserId::generate(), SessionId::generate());
         mocks.session_finds(None);
         assert!(matches!(
-            service(mocks).authenticate("jwt").await,
+            session_service(mocks).authenticate("jwt").await,
             Err(AuthenticateError::InvalidToken)
         ));
     }
@@ -204,7 +232,7 @@ mod tests {
             .expect_verify_access_token()
             .returning(|_| Err(TokenError::Invalid("bad signature".into())));
         assert!(matches!(
-            service(mocks).authenticate("jwt").await,
+            session_service(mocks).authenticate("jwt").await,
             Err(AuthenticateError::InvalidToken)
         ));
     }
@@ -217,7 +245,7 @@ mod tests {
             .sessions
             .expect_revoke_for_user()
             .returning(|_, _, _, _| Ok(false));
-        let err = service(mocks)
+        let err = session_service(mocks)
             .end_session(&caller(&ada), SessionId::generate(), &ClientInfo::default())
             .await
             .unwrap_err();
@@ -240,7 +268,7 @@ mod tests {
             .sessions
             .expect_list_live_for_user()
             .returning(move |_, _| Ok(vec![mine.clone(), other.clone()]));
-        let listed = service(mocks).sessions(&me).await.unwrap();
+        let listed = session_service(mocks).sessions(&me).await.unwrap();
         assert_eq!(
             listed.iter().map(|s| s.current).collect::<Vec<_>>(),
             [true, false]

@@ -14,7 +14,25 @@ pub(super) fn service(mocks: Mocks) -> AuthService {
 }
 
 pub(super) fn service_with_grace(mocks: Mocks, grace: Duration) -> AuthService {
-    AuthService::new(mocks.ports(), config(grace))
+    AuthService::new(mocks.ports().for_auth(), config(grace))
+}
+
+pub(super) fn session_service(mocks: Mocks) -> SessionService {
+    session_service_with_grace(mocks, Duration::ZERO)
+}
+
+pub(super) fn session_service_with_grace(mocks: Mocks, grace: Duration) -> SessionService {
+    SessionService::new(mocks.ports().for_sessions(), config(grace))
+}
+
+pub(super) fn mfa_service(mocks: Mocks) -> MfaService {
+    MfaService::new(mocks.ports().for_mfa(), config(Duration::ZERO))
+}
+
+pub(super) fn oauth_service(mocks: Mocks, associate_by_email: bool) -> OAuthService {
+    let mut config = config(Duration::ZERO);
+    config.oauth_associate_by_email = associate_by_email;
+    OAuthService::new(mocks.ports().for_oauth(), config)
 }
 
 pub(super) fn config(grace: Duration) -> AuthConfig {
