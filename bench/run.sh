@@ -3,7 +3,7 @@
 # database, loaded over loopback by wrk, next to the machine's own ceilings
 # (pgbench running the same SQL; bcrypt verifications on every core).
 #
-#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|writes|forgot|audit]
+#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|writes|tokens|forgot|audit]
 #
 # Defaults: 10 000 users, 15 s per workload, 64 connections. Results go to
 # bench/results/<users>.md (a table) and the console; `--only reads` runs
@@ -12,7 +12,9 @@
 # bench/results/reads-<users>.md; with BENCH_BASELINE_BIN, that build too,
 # round by round, for a comparison within one run), `--only writes` the
 # profile writes W10 (random users) and W11 (one's own row) next to W1 and
-# W3, three rounds, into bench/results/writes-<users>.md, and
+# W3, three rounds, into bench/results/writes-<users>.md, `--only tokens`
+# GET /api/auth/me with an access token (W2) and with a personal access
+# token (W12), three rounds, into bench/results/tokens-<users>.md, and
 # `--only forgot` only the forgot-password timing comparison (W8, into
 # bench/results/forgot-<users>.md), and `--only audit` only the audit-trail
 # listings over AUDIT_EVENTS (default 1 000 000) seeded events (W9, into
@@ -222,6 +224,20 @@ run_wrk() {
         "${cpu_server[$name]}" "${cpu_pg[$name]}"
 }
 
+# rounds_table <workload…>: every round's figures of the workloads, as a
+# Markdown table.
+rounds_table() {
+    echo "| Run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    local round w name
+    for round in 1 2 3; do
+        for w in "$@"; do
+            name="$w.$round"
+            echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | ${cpu_server[$name]} | ${cpu_pg[$name]} |"
+        done
+    done
+}
+
 # W8: forgot-password for addresses accounts have, then for addresses none
 # has, twice in A B B A order so that drift over the run cancels out. The
 # answers must not tell the two apart, in body or in time.
@@ -370,14 +386,7 @@ if [[ "$only" == writes ]]; then
         echo "W10: PATCH /api/users/{id} {full_name} by a superuser to random users;"
         echo "W11: the same to one's own row, one account (one hot row)."
         echo
-        echo "| Run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
-        for round in 1 2 3; do
-            for w in W1 W3 W10 W11; do
-                name="$w.$round"
-                echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | ${errs[$name]} | ${cpu_server[$name]} | ${cpu_pg[$name]} |"
-            done
-        done
+        rounds_table W1 W3 W10 W11
         echo
         python3 - <<PY
 import statistics as s
@@ -396,6 +405,42 @@ print()
 print(f"One hot row against random rows: {m['W11']['rps'] / m['W10']['rps'] * 100:.0f} % of the writes per second.")
 PY
     } | tee "bench/results/writes-${users}.md"
+    exit 0
+fi
+
+if [[ "$only" == tokens ]]; then
+    # W12: the same read as W2, authenticated by a personal access token.
+    pat="$(curl -fsS -X POST "$api/api/auth/tokens" -H "authorization: Bearer $token" \
+        -H 'content-type: application/json' \
+        -d "{\"name\":\"bench\",\"scopes\":[\"profile:read\"],\"current_password\":\"$password\"}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+    echo "== GET /api/auth/me by access token and by personal access token: ${duration}s each, $connections connections, three rounds"
+    for round in 1 2 3; do
+        run_wrk "W2.$round" 2 "$connections" get.lua /api/auth/me "$token" /api/auth/me
+        run_wrk "W12.$round" 2 "$connections" get.lua /api/auth/me "$pat" /api/auth/me
+    done
+    {
+        echo "### personal access tokens, $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo
+        echo "${duration} s per run, $connections connections, three rounds; pool ${BENCH_POOL_SIZE:-32}."
+        echo "W2: GET /api/auth/me with an access token; W12: the same with a personal access token."
+        echo
+        rounds_table W2 W12
+        echo
+        python3 - <<PY
+import statistics as s
+runs = {w: {"rps": [], "server": [], "pg": []} for w in ["W2", "W12"]}
+$(for round in 1 2 3; do for w in W2 W12; do n="$w.$round"; echo "runs['$w']['rps'].append(${rps[$n]}); runs['$w']['server'].append(${cpu_server[$n]}); runs['$w']['pg'].append(${cpu_pg[$n]})"; done; done)
+m = {w: {k: s.median(v) for k, v in d.items()} for w, d in runs.items()}
+print("| Workload (medians of 3) | req/s | server CPU µs/req | PostgreSQL CPU µs/req |")
+print("|---|---:|---:|---:|")
+for w, what in [("W2", "GET /api/auth/me, access token"), ("W12", "GET /api/auth/me, personal access token")]:
+    print(f"| {w} {what} | {m[w]['rps']:.0f} | {m[w]['server']:.1f} | {m[w]['pg']:.1f} |")
+print()
+print(f"A token's read against an access token's: {m['W12']['rps'] / m['W2']['rps'] * 100:.0f} % of the requests per second, "
+      f"{m['W12']['server'] / m['W2']['server']:.2f}× the server CPU, {m['W12']['pg'] / m['W2']['pg']:.2f}× PostgreSQL's.")
+PY
+    } | tee "bench/results/tokens-${users}.md"
     exit 0
 fi
 

@@ -45,6 +45,7 @@ mod mail;
 mod mfa;
 mod password;
 mod session;
+mod token;
 mod user;
 mod username;
 
@@ -53,7 +54,7 @@ pub use audit::{
 };
 pub use email::{Email, EmailError};
 pub use identity::{LinkedIdentity, OAuthFlow, OAuthState, ProviderIdentity, username_base};
-pub use ids::{SessionId, UserId};
+pub use ids::{SessionId, TokenId, UserId};
 pub use mail::{Mail, MailJob, MailKind, Notice, UndoTarget};
 pub use mfa::{
     MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL, MfaStatus, PendingLogin, RECOVERY_CODES,
@@ -62,6 +63,10 @@ pub use mfa::{
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use session::{
     ClientInfo, NewSession, Session, SessionSummary, SignInProof, TokenHash, network_of,
+};
+pub use token::{
+    DEFAULT_TOKEN_DAYS, LAST_USED_RESOLUTION, MAX_TOKENS_PER_USER, NewPersonalToken, PersonalToken,
+    Scope, Scopes, TokenGrant, TokenName,
 };
 pub use user::{FullName, FullNameError, Taken, User, UserView, VersionMatch};
 pub use username::{Username, UsernameError};

@@ -11,6 +11,7 @@ mod records;
 mod recovery;
 mod sessions;
 mod system;
+mod tokens;
 mod users;
 
 pub use credentials::*;
@@ -20,4 +21,5 @@ pub use records::*;
 pub use recovery::*;
 pub use sessions::*;
 pub use system::*;
+pub use tokens::*;
 pub use users::*;

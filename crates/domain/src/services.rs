@@ -14,8 +14,9 @@ pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
     AuthConfig, AuthService, AuthServices, AuthenticateError, Authenticated, ChangePasswordError,
     EndSessionError, IssuedTokens, LoginError, LoginRequest, MfaChangeError, MfaLoginError,
-    MfaResetError, MfaService, OAuthCallback, OAuthError, OAuthService, RefreshError, RegisterUser,
-    SessionService, TotpEnrolment, UnlinkError,
+    MfaResetError, MfaService, NewToken, NewTokenError, OAuthCallback, OAuthError, OAuthService,
+    RefreshError, RegisterUser, SessionService, TokenAccessError, TokenService, TotpEnrolment,
+    UnlinkError,
 };
 pub use recovery::{
     EVICTED_BY_REVERT, RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError,
@@ -33,8 +34,8 @@ use crate::model::{
 };
 use crate::ports::{
     AuditLog, Clock, IdentityProviders, IdentityRepository, InsertUserError, LoginThrottle,
-    MailQueue, MfaRepository, PasswordHasher, SecondFactor, SessionRepository, TokenIssuer,
-    UserRepository,
+    MailQueue, MfaRepository, PasswordHasher, PersonalTokenRepository, SecondFactor,
+    SessionRepository, TokenIssuer, UserRepository,
 };
 
 /// Every port, as a composition root holds them; each service takes its
@@ -55,6 +56,7 @@ pub struct Ports {
     pub second_factor: Arc<dyn SecondFactor>,
     pub identities: Arc<dyn IdentityRepository>,
     pub providers: Arc<dyn IdentityProviders>,
+    pub pats: Arc<dyn PersonalTokenRepository>,
 }
 
 /// Declares a service's ports, a part of [`Ports`] (same field names), and
@@ -103,6 +105,20 @@ port_set! {
         users: UserRepository,
         sessions: SessionRepository,
         tokens: TokenIssuer,
+        clock: Clock,
+        pats: PersonalTokenRepository,
+    }
+}
+
+port_set! {
+    /// The ports of personal access tokens ([`TokenService`]).
+    TokenPorts = for_tokens {
+        users: UserRepository,
+        pats: PersonalTokenRepository,
+        tokens: TokenIssuer,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        audit: AuditLog,
         clock: Clock,
     }
 }

@@ -88,6 +88,13 @@ pub enum ApiError {
     /// to add a way in without the password.
     #[error("reauthentication required")]
     ReauthenticationRequired,
+    /// 403 `{"detail": "Insufficient scope", "required_scope": …}`: a
+    /// personal access token without the scope the route needs.
+    #[error("insufficient scope")]
+    InsufficientScope {
+        /// The scope the route needs.
+        required_scope: &'static str,
+    },
     /// 412: `If-Match` names a version that is no longer current.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -163,6 +170,16 @@ impl ApiError {
 pub(crate) struct HttpError<'a> {
     /// What went wrong, for people.
     detail: &'a str,
+}
+
+/// A personal access token's 403 for a route outside its scopes.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": "Insufficient scope", "required_scope": "users:write"}))]
+pub(crate) struct ScopeError<'a> {
+    /// `Insufficient scope`.
+    detail: &'a str,
+    /// The scope the route needs.
+    required_scope: &'a str,
 }
 
 /// RFC 6749 §5.2's error codes, as the token endpoints use them.
@@ -248,9 +265,10 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::MfaRequired { .. } | Self::ReauthenticationRequired => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Forbidden(_)
+            | Self::MfaRequired { .. }
+            | Self::ReauthenticationRequired
+            | Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -278,6 +296,12 @@ impl ResponseError for ApiError {
                         error_description: "The password is right; send a code of the second factor with mfa_token to /api/auth/login/mfa",
                         mfa_token: Some(mfa_token),
                     });
+            }
+            Self::InsufficientScope { required_scope } => {
+                return response.json(ScopeError {
+                    detail: self.detail(),
+                    required_scope,
+                });
             }
             Self::ReauthenticationRequired => {
                 return response.json(CodedError {
@@ -329,6 +353,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "Method Not Allowed",
             Self::MfaRequired { .. } => MFA_REQUIRED,
             Self::ReauthenticationRequired => "Sign in again to link an account",
+            Self::InsufficientScope { .. } => "Insufficient scope",
             Self::PayloadTooLarge => "Request body too large",
             Self::BodyTimeout => "Request body not received in time",
             Self::PreconditionFailed => "The user changed since it was read",

@@ -10,8 +10,8 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
-use userhub_domain::model::{ClientInfo, SessionId, UserId};
-use userhub_domain::ports::AccessClaims;
+use userhub_domain::model::{ClientInfo, SessionId, TokenId, UserId};
+use userhub_domain::ports::{AccessClaims, PERSONAL_TOKEN_PREFIX};
 use userhub_domain::services::Authenticated;
 use uuid::Uuid;
 
@@ -152,6 +152,12 @@ impl FromUuid for UserId {
     }
 }
 
+impl FromUuid for TokenId {
+    fn from_uuid(uuid: Uuid) -> Self {
+        TokenId::from_uuid(uuid)
+    }
+}
+
 impl FromUuid for SessionId {
     fn from_uuid(uuid: Uuid) -> Self {
         SessionId::from_uuid(uuid)
@@ -217,8 +223,9 @@ impl FromRequest for Client {
 /// Longest bearer token looked at; anything longer is refused unread.
 const MAX_TOKEN_LEN: usize = 4096;
 
-/// The caller, authenticated by `Authorization: Bearer <access token>`:
-/// a valid token of a live session of an active user.
+/// The caller, authenticated by `Authorization: Bearer <token>`: an
+/// access token of a live session of an active user, or a personal access
+/// token of an active user whose scopes reach the route ([`crate::scopes`]).
 pub(crate) struct CurrentUser(pub Authenticated);
 
 impl FromRequest for CurrentUser {
@@ -226,30 +233,50 @@ impl FromRequest for CurrentUser {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<ApiState>>().cloned();
-        let token = bearer_token(req);
-        Box::pin(async move {
-            let state = state.ok_or(ApiError::Internal)?;
-            let token = token.ok_or(ApiError::Unauthorized("Not authenticated"))?;
-            if token.len() > MAX_TOKEN_LEN {
-                return Err(ApiError::Unauthorized("Could not validate credentials"));
-            }
-            Ok(Self(state.sessions.authenticate(&token).await?))
-        })
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await.map(Self) })
     }
 }
 
+/// [`CurrentUser`]'s check.
+async fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
+    let state = req
+        .app_data::<web::Data<ApiState>>()
+        .ok_or(ApiError::Internal)?;
+    let token = bearer_token(req).ok_or(ApiError::Unauthorized("Not authenticated"))?;
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::Unauthorized("Could not validate credentials"));
+    }
+    let caller = state.sessions.authenticate(&token).await?;
+    if let Some(grant) = &caller.token {
+        crate::scopes::check(req, grant)?;
+    }
+    Ok(caller)
+}
+
 /// The caller a valid access token names: its signature and claims are
-/// checked, not yet its session. For handlers whose use case checks the
-/// session in the same round trip as its own read.
-pub(crate) struct Claimed(pub AccessClaims);
+/// checked, not yet its session, for handlers whose use case checks the
+/// session in the same round trip as its own read. A personal access
+/// token is authenticated as by [`CurrentUser`].
+pub(crate) enum Claimed {
+    /// An access token's claims, its session unchecked.
+    Claims(AccessClaims),
+    /// A personal access token's caller, authenticated.
+    Token(Authenticated),
+}
 
 impl FromRequest for Claimed {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(claims(req).map(|(_, claims)| Self(claims)))
+        let req = req.clone();
+        Box::pin(async move {
+            if bearer_token(&req).is_some_and(|t| t.starts_with(PERSONAL_TOKEN_PREFIX)) {
+                return authenticate(&req).await.map(Self::Token);
+            }
+            claims(&req).map(|(_, claims)| Self::Claims(claims))
+        })
     }
 }
 
@@ -284,10 +311,24 @@ impl FromRequest for HashBudgetSpent {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = claims(req).ok();
+        // A personal access token is charged by its own first characters
+        // (its owner is known only after a lookup).
+        let caller = match bearer_token(req) {
+            Some(token) if token.starts_with(PERSONAL_TOKEN_PREFIX) => {
+                req.app_data::<web::Data<ApiState>>().map(|state| {
+                    (
+                        state.clone(),
+                        format!("token:{}", token.get(..16).unwrap_or(&token)),
+                    )
+                })
+            }
+            _ => claims(req)
+                .ok()
+                .map(|(state, claims)| (state, format!("user:{}", claims.user_id))),
+        };
         Box::pin(async move {
             let refused = match caller {
-                Some((state, claims)) => state.spend_hash_budget(claims.user_id).await.err(),
+                Some((state, key)) => state.spend_hash_budget(key).await.err(),
                 None => None,
             };
             match refused {

@@ -12,6 +12,7 @@ mod middleware;
 mod openapi;
 mod rate_limit;
 mod routes;
+mod scopes;
 mod state;
 mod validation;
 

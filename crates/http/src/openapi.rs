@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::path::Operation;
@@ -15,9 +16,11 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToResponse};
 
 use crate::error::{
     ApiError, CodedError, FieldError, HttpError, HttpValidationError, MfaRequiredError, OAuthError,
-    OAuthValidationError,
+    OAuthValidationError, ScopeError,
 };
-use crate::routes::{audit, auth, identities, mfa, oauth, operations, recovery, sessions, users};
+use crate::routes::{
+    audit, auth, identities, mfa, oauth, operations, recovery, sessions, tokens, users,
+};
 
 /// 429: an account lockout or the per-IP limit.
 #[derive(ToResponse)]
@@ -43,6 +46,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         recovery::request_verify_token, recovery::verify, recovery::revert_email, recovery::undo,
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password, audit::own,
+        tokens::list, tokens::create, tokens::revoke, tokens::list_for, tokens::revoke_for,
         mfa::status, mfa::begin, mfa::confirm, mfa::disable, mfa::recovery_codes,
         oauth::authorize, oauth::callback, oauth::associate_authorize,
         oauth::associate_authorize_with_password, oauth::associate_callback,
@@ -52,7 +56,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         operations::health, operations::live, operations::jwks, operations::metrics,
     ),
     components(
-        schemas(HttpValidationError, FieldError, OAuthError, OAuthValidationError, MfaRequiredError, CodedError),
+        schemas(HttpValidationError, FieldError, OAuthError, OAuthValidationError, MfaRequiredError, CodedError, ScopeError),
         responses(TooManyRequests)
     ),
     modifiers(&Conventions),
@@ -62,6 +66,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         (name = "mfa", description = "The caller's second factor (TOTP, RFC 6238)"),
         (name = "oauth", description = "Sign-in with an OpenID provider, and the caller's linked identities"),
         (name = "users", description = "User management"),
+        (name = "tokens", description = "Personal access tokens: scoped, expiring credentials for scripts and services"),
         (name = "operations", description = "Health, public keys and metrics"),
     )
 )]
@@ -102,7 +107,39 @@ impl Modify for Conventions {
                 "The OAuth2 password flow: log in with your e-mail (or username) and password",
             )),
         );
+        components.add_security_scheme(
+            "pat",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("uhp_…")
+                    .description(Some(
+                        "A personal access token from `/api/auth/tokens`, sent as `Authorization: Bearer uhp_…`; \
+                         an operation lists the scope it needs",
+                    ))
+                    .build(),
+            ),
+        );
         let shared = [
+            (
+                "InsufficientScope",
+                ResponseBuilder::new()
+                    .description(
+                        "A personal access token without the scope this operation needs, or any token \
+                         where tokens are not allowed (`{\"detail\": \"Not allowed with a personal access token\"}`)",
+                    )
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(RefOr::Ref(Ref::from_schema_name("ScopeError"))))
+                            .example(Some(serde_json::json!({
+                                "detail": "Insufficient scope",
+                                "required_scope": "users:write",
+                            })))
+                            .build(),
+                    )
+                    .build(),
+            ),
             (
                 "Unauthorized",
                 error(
@@ -164,14 +201,17 @@ impl Modify for Conventions {
 
         for (path, item) in &mut doc.paths.paths {
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (Method::GET, &mut item.get),
+                (Method::PUT, &mut item.put),
+                (Method::POST, &mut item.post),
+                (Method::DELETE, &mut item.delete),
+                (Method::PATCH, &mut item.patch),
             ];
-            for op in operations.into_iter().flatten() {
-                add_conventional(path, op);
+            for (method, op) in operations {
+                if let Some(op) = op {
+                    add_conventional(path, op);
+                    crate::scopes::document(&method, path, op);
+                }
             }
         }
         // PATCH is served like PUT.

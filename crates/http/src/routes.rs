@@ -8,6 +8,7 @@ pub(crate) mod oauth;
 pub(crate) mod operations;
 pub(crate) mod recovery;
 pub(crate) mod sessions;
+pub(crate) mod tokens;
 pub(crate) mod users;
 
 use actix_web::http::Method;
@@ -25,6 +26,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     identities::configure(cfg);
     recovery::configure(cfg);
     sessions::configure(cfg);
+    tokens::configure(cfg);
     users::configure(cfg);
     audit::configure(cfg);
 }

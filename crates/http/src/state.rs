@@ -6,7 +6,7 @@ use userhub_domain::model::UserId;
 use userhub_domain::ports::HealthProbe;
 use userhub_domain::services::{
     AuditService, AuthService, MfaService, OAuthService, RecoveryService, SessionService,
-    UserService,
+    TokenService, UserService,
 };
 
 use crate::cursor::CursorKey;
@@ -23,6 +23,8 @@ pub struct ApiState {
     pub mfa: MfaService,
     /// Provider sign-in and linking.
     pub oauth: OAuthService,
+    /// Personal access tokens.
+    pub tokens: TokenService,
     /// User management.
     pub users: UserService,
     /// Password reset and its mail.
@@ -70,20 +72,17 @@ impl ApiState {
     }
 
     /// Spends one unit of `caller`'s hashing budget, or refuses with 429.
-    pub(crate) async fn spend_hash_budget(&self, caller: UserId) -> Result<(), ApiError> {
+    pub(crate) async fn spend_hash_budget(&self, caller: String) -> Result<(), ApiError> {
         let Some(budget) = &self.hash_budget else {
             return Ok(());
         };
-        budget
-            .check(format!("user:{caller}"))
-            .await
-            .map_err(|wait| {
-                // Debug only: a flood of refusals must not become a flood of log lines.
-                tracing::debug!("password hashing budget exceeded");
-                ApiError::TooManyRequests {
-                    detail: "Too many requests; slow down",
-                    retry_after: wait.as_secs() + 1,
-                }
-            })
+        budget.check(caller).await.map_err(|wait| {
+            // Debug only: a flood of refusals must not become a flood of log lines.
+            tracing::debug!("password hashing budget exceeded");
+            ApiError::TooManyRequests {
+                detail: "Too many requests; slow down",
+                retry_after: wait.as_secs() + 1,
+            }
+        })
     }
 }

@@ -57,6 +57,7 @@ impl Mocks {
                 oauth_associate_by_email: false,
                 oauth_state_ttl: time::Duration::minutes(10),
                 reauth_window: time::Duration::minutes(10),
+                token_max_days: 365,
             },
         );
         web::Data::new(ApiState {
@@ -65,6 +66,7 @@ impl Mocks {
             sessions: auth.sessions,
             mfa: auth.mfa,
             oauth: auth.oauth,
+            tokens: auth.tokens,
             users: UserService::new(
                 ports.for_users(),
                 PasswordPolicy::default(),

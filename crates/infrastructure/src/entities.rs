@@ -3,7 +3,8 @@
 //! sea-query with the entities' columns). Conversions to domain types live
 //! in the repositories, not here.
 //!
-//! Times: the tables the API shows rows of (`users`, `sessions`) hold
+//! Times: the tables the API shows rows of (`users`, `sessions`,
+//! `personal_access_tokens`) hold
 //! timestamps; bookkeeping rows (tokens, jobs, counters, the audit trail)
 //! hold integer microseconds since the epoch, with 0 meaning "not yet",
 //! so that a spend or claim is one comparison with 0 that reads alike on
@@ -17,6 +18,7 @@ pub mod mail_job;
 pub mod mfa_challenge;
 pub mod mfa_recovery_code;
 pub mod oauth_spent_state;
+pub mod personal_access_token;
 pub mod recovery_token;
 pub mod request_count;
 pub mod server_secret;

@@ -14,8 +14,8 @@ pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
 pub use oidc::{OidcProviderSettings, OidcProviders, OidcSettings};
 pub use persistence::{
     Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle,
-    SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
-    SeaOrmSessionRepository, SeaOrmUserRepository,
+    SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmPersonalTokenRepository, SeaOrmRecoveryTokens,
+    SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 pub use second_factor::{SealingKey, TotpSecondFactor};
 pub use tokens::{JwtSettings, JwtTokenIssuer, PreviousKey, SigningKey};

@@ -14,6 +14,7 @@ mod reservations;
 mod sessions;
 mod sql;
 mod throttle;
+mod tokens;
 mod users;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ pub use mfa::SeaOrmMfaRepository;
 pub use recovery::SeaOrmRecoveryTokens;
 pub use sessions::SeaOrmSessionRepository;
 pub use throttle::SeaOrmLoginThrottle;
+pub use tokens::SeaOrmPersonalTokenRepository;
 pub use users::SeaOrmUserRepository;
 
 /// Connection-pool settings.

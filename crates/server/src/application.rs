@@ -127,6 +127,7 @@ impl Application {
             sessions: services.auth.sessions,
             mfa: services.auth.mfa,
             oauth: services.auth.oauth,
+            tokens: services.auth.tokens,
             users: services.users,
             recovery: services.recovery,
             audit: services.audit,

@@ -2,7 +2,8 @@
 the password grant, refresh_token(), and errors raised as OAuth2 errors; and
 a second factor driven with pyotp (an independent TOTP implementation):
 enrolment, the password grant surfacing `mfa_required`, the second step,
-replay, recovery codes and turning it off.
+replay, recovery codes and turning it off; and a personal access token
+used as a script would (its checksum checked with Python's own CRC-32).
 
 Run by scripts/client-test.sh with USERHUB_URL set; exits non-zero on failure.
 """
@@ -11,6 +12,7 @@ import os
 import sys
 import unittest
 import uuid
+import zlib
 
 import time
 
@@ -173,6 +175,63 @@ class SecondFactor(unittest.TestCase):
             "access_token",
             client.fetch_token(TOKEN_URL, username=email, password=PASSWORD),
         )
+
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(BASE62[digit])
+    assert number == 0
+    return "".join(reversed(digits))
+
+
+class PersonalAccessToken(unittest.TestCase):
+    """A script's flow: a person makes a token once with their password;
+    a cron job then calls the API with nothing but that token."""
+
+    def test_a_script_calls_the_api_with_a_token(self):
+        email, access = register_with_token()
+        made = requests.post(
+            f"{BASE}/api/auth/tokens",
+            json={
+                "name": "nightly export",
+                "scopes": ["profile:read", "users:read"],
+                "expires_in_days": 7,
+                "current_password": PASSWORD,
+            },
+            headers={"Authorization": f"Bearer {access}"},
+            timeout=10,
+        )
+        self.assertEqual(made.status_code, 201, made.text)
+        token = made.json()["token"]
+        # The documented format, checked here with Python's own CRC-32.
+        self.assertRegex(token, r"^uhp_[0-9A-Za-z]{49}$")
+        body, check = token[4:47], token[47:]
+        self.assertEqual(check, base62(zlib.crc32(body.encode()), 6))
+
+        script = requests.Session()
+        script.headers["Authorization"] = f"Bearer {token}"
+        me = script.get(f"{BASE}/api/auth/me", timeout=10)
+        self.assertEqual(me.status_code, 200, me.text)
+        self.assertEqual(me.json()["email"], email)
+        page = script.get(f"{BASE}/api/users", params={"limit": 5}, timeout=10)
+        self.assertEqual(page.status_code, 200, page.text)
+        refused = script.get(f"{BASE}/api/auth/events", timeout=10)
+        self.assertEqual(refused.status_code, 403)
+        self.assertEqual(
+            refused.json(),
+            {"detail": "Insufficient scope", "required_scope": "audit:read"},
+        )
+        # The script retires its own token.
+        revoked = script.delete(
+            f"{BASE}/api/auth/tokens/{made.json()['id']}", timeout=10
+        )
+        self.assertEqual(revoked.status_code, 204)
+        self.assertEqual(script.get(f"{BASE}/api/auth/me", timeout=10).status_code, 401)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ mod identities;
 mod mfa;
 mod recovery;
 mod sessions;
+mod tokens;
 mod users;
 mod writes;
 

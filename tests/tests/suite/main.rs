@@ -40,4 +40,5 @@ mod recovery;
 mod sessions;
 mod shared_limits;
 mod signing;
+mod tokens;
 mod users;

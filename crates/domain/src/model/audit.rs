@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use uuid::Uuid;
 
-use super::{ClientInfo, SessionId, UserId};
+use super::{ClientInfo, SessionId, TokenId, UserId};
 
 named! {
     /// What happened. The names are part of the HTTP contract.
@@ -35,6 +35,8 @@ named! {
         MfaRecoveryCodeUsed = "mfa.recovery_code_used",
         IdentityLinked = "identity.linked",
         IdentityUnlinked = "identity.unlinked",
+        TokenCreated = "token.created",
+        TokenRevoked = "token.revoked",
     }
 }
 
@@ -96,6 +98,8 @@ pub struct AuditDetails {
     /// The ways in an `email.reverted` removed with the change it undid:
     /// `identity:<provider>`, `totp`.
     pub removed: Vec<String>,
+    /// The personal access token a `token.*` event is about.
+    pub token_id: Option<TokenId>,
 }
 
 impl AuditDetails {

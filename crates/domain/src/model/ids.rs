@@ -44,3 +44,7 @@ uuid_id!(
     /// Identifies a login session (one refresh-token family).
     SessionId
 );
+uuid_id!(
+    /// Identifies a personal access token.
+    TokenId
+);

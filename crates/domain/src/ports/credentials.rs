@@ -110,4 +110,18 @@ pub trait TokenIssuer: Send + Sync + 'static {
 
     /// The hash under which a presented refresh token would be stored.
     fn hash_token(&self, token: &str) -> TokenHash;
+
+    /// A new random personal access token (`uhp_`, its random part and
+    /// its checksum) and its SHA-256 hash.
+    ///
+    /// # Errors
+    /// [`PortError`] when the system's randomness fails.
+    fn new_personal_token(&self) -> Result<RefreshToken, PortError>;
+
+    /// The hash of `presented` if it has the form of a personal access
+    /// token and its checksum is right; `None` (no lookup needed) otherwise.
+    fn personal_token_hash(&self, presented: &str) -> Option<TokenHash>;
 }
+
+/// The prefix every personal access token starts with.
+pub const PERSONAL_TOKEN_PREFIX: &str = "uhp_";

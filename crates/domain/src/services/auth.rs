@@ -29,6 +29,7 @@ mod register;
 mod sessions;
 #[cfg(test)]
 mod test_support;
+mod tokens;
 
 pub use linking::UnlinkError;
 pub use login::{LoginError, LoginRequest, MfaLoginError};
@@ -38,6 +39,7 @@ pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
 pub use register::RegisterUser;
 pub use sessions::{AuthenticateError, Authenticated, EndSessionError, SessionService};
+pub use tokens::{NewToken, NewTokenError, TokenAccessError, TokenService};
 
 /// Settings of the authentication use cases.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +63,8 @@ pub struct AuthConfig {
     /// How long after signing in a session may add a way in without the
     /// password.
     pub reauth_window: Duration,
+    /// Longest lifetime of a personal access token, in days.
+    pub token_max_days: i64,
 }
 
 /// Tokens handed out at login and refresh.
@@ -78,7 +82,7 @@ pub struct IssuedTokens {
     pub session_id: SessionId,
 }
 
-/// The four authentication services, each with its part of one set of
+/// The authentication services, each with its part of one set of
 /// ports and one configuration.
 #[derive(Clone)]
 #[allow(missing_docs)] // each field is the service its type names
@@ -87,6 +91,7 @@ pub struct AuthServices {
     pub sessions: SessionService,
     pub mfa: MfaService,
     pub oauth: OAuthService,
+    pub tokens: TokenService,
 }
 
 impl AuthServices {
@@ -98,6 +103,7 @@ impl AuthServices {
             sessions: SessionService::new(ports.for_sessions(), config),
             mfa: MfaService::new(ports.for_mfa(), config),
             oauth: OAuthService::new(ports.for_oauth(), config),
+            tokens: TokenService::new(ports.for_tokens(), config),
         }
     }
 }
@@ -161,7 +167,7 @@ macro_rules! checks {
     };
 }
 
-checks!(codes: AuthService, MfaService; passwords: AuthService, MfaService, OAuthService);
+checks!(codes: AuthService, MfaService; passwords: AuthService, MfaService, OAuthService, TokenService);
 
 /// Mails `user` a notice of a change of a way in, to the account's
 /// address; with `target`, the notice carries a link that undoes it.

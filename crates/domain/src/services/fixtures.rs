@@ -15,8 +15,8 @@ use crate::model::{
 use crate::ports::{
     AccessClaims, AccessToken, MockAuditLog, MockClock, MockIdentityProviders,
     MockIdentityRepository, MockLoginThrottle, MockMailQueue, MockMfaRepository,
-    MockPasswordHasher, MockSecondFactor, MockSessionRepository, MockTokenIssuer,
-    MockUserRepository, RefreshToken, ThrottleState,
+    MockPasswordHasher, MockPersonalTokenRepository, MockSecondFactor, MockSessionRepository,
+    MockTokenIssuer, MockUserRepository, RefreshToken, ThrottleState,
 };
 
 /// The time the fixtures' clock tells.
@@ -46,6 +46,7 @@ pub struct Mocks {
     pub second_factor: MockSecondFactor,
     pub identities: MockIdentityRepository,
     pub providers: MockIdentityProviders,
+    pub pats: MockPersonalTokenRepository,
 }
 
 impl Mocks {
@@ -71,6 +72,7 @@ impl Mocks {
             second_factor: Arc::new(self.second_factor),
             identities: Arc::new(self.identities),
             providers: Arc::new(self.providers),
+            pats: Arc::new(self.pats),
         }
     }
 }

@@ -4,8 +4,8 @@ use userhub_domain::model::Taken;
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
     GetUserError, ListAuditEventsError, ListUsersError, LoginError, MfaChangeError, MfaLoginError,
-    MfaResetError, NewUserError, OAuthError, RefreshError, RestoreUserError, UnlinkError,
-    UnlockUserError, UpdateUserError,
+    MfaResetError, NewTokenError, NewUserError, OAuthError, RefreshError, RestoreUserError,
+    TokenAccessError, UnlinkError, UnlockUserError, UpdateUserError,
 };
 
 use super::ApiError;
@@ -163,6 +163,41 @@ impl From<RestoreUserError> for ApiError {
             RestoreUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
             RestoreUserError::Forbidden => Self::Forbidden(FORBIDDEN),
             RestoreUserError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<NewTokenError> for ApiError {
+    fn from(err: NewTokenError) -> Self {
+        match err {
+            NewTokenError::NotWithToken => Self::Forbidden(crate::scopes::NOT_WITH_TOKEN),
+            NewTokenError::Lifetime { max } => Self::field(
+                "value_error",
+                "body",
+                "expires_in_days",
+                format!("Value error, expires_in_days must be from 1 to {max}"),
+            ),
+            NewTokenError::WrongPassword => Self::BadRequest("Incorrect password"),
+            NewTokenError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
+            NewTokenError::TooMany => {
+                Self::Conflict("Too many personal access tokens (at most 50)")
+            }
+            NewTokenError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenAccessError> for ApiError {
+    fn from(err: TokenAccessError) -> Self {
+        match err {
+            TokenAccessError::NotWithToken => Self::Forbidden(crate::scopes::NOT_WITH_TOKEN),
+            TokenAccessError::Forbidden => Self::Forbidden(FORBIDDEN),
+            TokenAccessError::UnknownUser => Self::NotFound(USER_NOT_FOUND),
+            TokenAccessError::NotFound => Self::NotFound("Token not found"),
+            TokenAccessError::Port(e) => e.into(),
         }
     }
 }

@@ -98,6 +98,10 @@ pub(crate) struct Details {
     /// `identity:<provider>`, `totp`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     removed: Vec<String>,
+    /// The personal access token a `token.created` or `token.revoked` is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    token_id: Option<String>,
 }
 
 impl From<AuditEvent> for AuditEventResponse {
@@ -121,6 +125,7 @@ impl From<AuditEvent> for AuditEventResponse {
                 method: event.details.method,
                 provider: event.details.provider,
                 removed: event.details.removed,
+                token_id: event.details.token_id.map(|id| id.to_string()),
             },
         }
     }

@@ -92,8 +92,11 @@ pub(crate) async fn get(
     caller: Claimed,
     id: PathId<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    // The session check and the read are one query.
-    let view = state.users.get_as(caller.0, id.0).await?;
+    let view = match caller {
+        // The session check and the read are one query.
+        Claimed::Claims(claims) => state.users.get_as(claims, id.0).await?,
+        Claimed::Token(caller) => state.users.get(&caller.user, id.0).await?,
+    };
     Ok(user_response(view))
 }
 
@@ -255,14 +258,23 @@ pub(crate) async fn update(
     body: ValidJson<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let changes = body.0;
+    let caller_user = &caller.0.user;
+    // A token never changes its owner's credentials.
+    if caller.0.token.is_some()
+        && caller_user.id == id.0
+        && (changes.email.is_some() || changes.password.is_some())
+    {
+        return Err(ApiError::Forbidden(crate::scopes::NOT_WITH_TOKEN));
+    }
     // Counted against the account written, and only for those who may
     // write it: nobody else can spend someone's budget with refused calls.
-    let caller_user = &caller.0.user;
     if caller_user.is_superuser || caller_user.id == id.0 {
         state.spend_write_budget(id.0).await?;
     }
     if changes.password.is_some() || changes.current_password.is_some() {
-        state.spend_hash_budget(caller.0.user.id).await?;
+        state
+            .spend_hash_budget(format!("user:{}", caller.0.user.id))
+            .await?;
     }
     let client = client_info(&req, state.trust_forwarded_for);
     let view = state

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditDetails, AuditEvent, AuditKind, AuditQuery, ClientInfo, FailureReason, SessionId, UserId,
-    first_id_at,
+    AuditDetails, AuditEvent, AuditKind, AuditQuery, ClientInfo, FailureReason, SessionId, TokenId,
+    UserId, first_id_at,
 };
 use userhub_domain::ports::AuditLog;
 use uuid::Uuid;
@@ -53,6 +53,8 @@ struct StoredDetails {
     provider: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     removed: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_id: Option<Uuid>,
 }
 
 /// Stores `event` on `conn`: within a transaction, it commits or rolls
@@ -66,6 +68,7 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
         method: event.details.method.clone(),
         provider: event.details.provider.clone(),
         removed: event.details.removed.clone(),
+        token_id: event.details.token_id.map(|id| id.as_uuid()),
     };
     let details = serde_json::to_string(&details).map_err(|err| DbErr::Json(err.to_string()))?;
     let insert = Query::insert()
@@ -113,6 +116,7 @@ fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
             method: details.method,
             provider: details.provider,
             removed: details.removed,
+            token_id: details.token_id.map(TokenId::from_uuid),
         },
     })
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::recovery_tokens::{RESET, REVERT, UNDO, VERIFY, spend, spend_tokens};
 use super::users::to_domain;
 use super::{Database, DbResultExt, audit, delete_older, micros, port_error};
-use crate::entities::{recovery_token, session, user};
+use crate::entities::{personal_access_token, recovery_token, session, user};
 
 /// A token just spent.
 struct Spent {
@@ -90,6 +90,12 @@ async fn end_sessions(
         .col_expr(session::Column::RevokedAt, Expr::value(now))
         .filter(session::Column::UserId.eq(user))
         .filter(session::Column::RevokedAt.is_null())
+        .exec(txn)
+        .await
+        .port()?;
+    // Taking an account back leaves no long-lived credential behind either.
+    personal_access_token::Entity::delete_many()
+        .filter(personal_access_token::Column::UserId.eq(user))
         .exec(txn)
         .await
         .port()?;

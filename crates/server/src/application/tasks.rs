@@ -37,6 +37,9 @@ pub(super) async fn purge_every(
         if let Err(err) = auth.auth.purge_login_state().await {
             tracing::warn!(error = %err, "deleting old login failures failed; will retry");
         }
+        if let Err(err) = auth.tokens.purge_expired().await {
+            tracing::warn!(error = %err, "deleting expired access tokens failed; will retry");
+        }
         if let Err(err) = auth.oauth.purge_spent_states().await {
             tracing::warn!(error = %err, "deleting expired sign-in states failed; will retry");
         }

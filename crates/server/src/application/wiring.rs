@@ -12,8 +12,8 @@ use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, JwtTokenIssuer, LogMailer, OidcProviderSettings, OidcProviders,
     OidcSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle, SeaOrmMailQueue,
-    SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository,
-    SeaOrmUserRepository, SealingKey, SmtpMailer, TotpSecondFactor,
+    SeaOrmMfaRepository, SeaOrmPersonalTokenRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
+    SeaOrmSessionRepository, SeaOrmUserRepository, SealingKey, SmtpMailer, TotpSecondFactor,
 };
 
 use crate::Settings;
@@ -55,6 +55,7 @@ impl Services {
             second_factor: Arc::new(second_factor(settings, database).await?),
             identities: Arc::new(SeaOrmIdentityRepository::new(database.clone())),
             providers: Arc::new(providers(settings, database).await?),
+            pats: Arc::new(SeaOrmPersonalTokenRepository::new(database.clone())),
         };
         let clock = ports.clock.clone();
         let mailer: Arc<dyn Mailer> = match settings.smtp() {
@@ -77,6 +78,7 @@ impl Services {
                     oauth_associate_by_email: settings.oauth.oauth_associate_by_email,
                     oauth_state_ttl: settings.oauth.oauth_state_ttl_seconds.time(),
                     reauth_window: settings.accounts.reauth_window_minutes.time(),
+                    token_max_days: settings.tokens.pat_max_days.into(),
                 },
             ),
             users: UserService::new(

@@ -142,6 +142,9 @@ section! {
         /// client that raced two refreshes); 0 treats every reuse as theft.
         #[garde(custom(within(0, 3600)))]
         refresh_reuse_grace_seconds: Seconds = Span(0),
+        /// Longest lifetime of a personal access token, in days.
+        #[garde(custom(within(1, 3650)))]
+        pat_max_days: u32 = 365,
     }
 }
 

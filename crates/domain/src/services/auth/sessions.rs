@@ -5,16 +5,21 @@ use tracing::info;
 use super::AuthConfig;
 use crate::PortError;
 use crate::model::{AuditEvent, AuditKind, ClientInfo, SessionId, SessionSummary, User};
-use crate::ports::{AccessClaims, TokenError};
+use crate::model::{LAST_USED_RESOLUTION, TokenGrant};
+use crate::ports::{AccessClaims, PERSONAL_TOKEN_PREFIX, TokenError};
 use crate::services::SessionPorts;
 
-/// The caller behind a valid access token.
+/// The caller behind a valid access token or personal access token.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
     /// The caller, active.
     pub user: User,
-    /// The session their token belongs to.
+    /// The session their access token belongs to; for a personal access
+    /// token, an id no session has (the routes that act on the caller's
+    /// session refuse personal access tokens at the edge).
     pub session_id: SessionId,
+    /// The personal access token that authenticated the request, if one did.
+    pub token: Option<TokenGrant>,
 }
 
 /// Why a request could not be authenticated.
@@ -67,11 +72,15 @@ impl SessionService {
         Ok(purged)
     }
 
-    /// Resolves a bearer token to an active user with a live session.
+    /// Resolves a bearer token to an active user: an access token of a
+    /// live session, or a live personal access token (`uhp_…`).
     pub async fn authenticate(
         &self,
         access_token: &str,
     ) -> Result<Authenticated, AuthenticateError> {
+        if access_token.starts_with(PERSONAL_TOKEN_PREFIX) {
+            return self.authenticate_personal(access_token).await;
+        }
         let claims = self.claimed_user(access_token)?;
         let now = self.ports.clock.now();
         let user = self
@@ -83,6 +92,46 @@ impl SessionService {
         Ok(Authenticated {
             user,
             session_id: claims.session_id,
+            token: None,
+        })
+    }
+
+    /// A personal access token: its checksum before any lookup, then its
+    /// active owner in one read; its use recorded at most once a minute.
+    async fn authenticate_personal(
+        &self,
+        presented: &str,
+    ) -> Result<Authenticated, AuthenticateError> {
+        let hash = self
+            .ports
+            .tokens
+            .personal_token_hash(presented)
+            .ok_or(AuthenticateError::InvalidToken)?;
+        let now = self.ports.clock.now();
+        let (user, grant) = self
+            .ports
+            .pats
+            .authenticate(&hash, now)
+            .await?
+            .ok_or(AuthenticateError::InvalidToken)?;
+        if grant
+            .last_used_at
+            .is_none_or(|at| now - at >= LAST_USED_RESOLUTION)
+        {
+            // Bookkeeping: its failure costs the request nothing.
+            if let Err(err) = self
+                .ports
+                .pats
+                .touch(grant.id, now, LAST_USED_RESOLUTION)
+                .await
+            {
+                tracing::warn!(error = %err, "recording a token's use failed");
+            }
+        }
+        Ok(Authenticated {
+            user,
+            session_id: SessionId::from_uuid(uuid::Uuid::nil()),
+            token: Some(grant),
         })
     }
 

@@ -45,6 +45,7 @@ pub(super) fn config(grace: Duration) -> AuthConfig {
         oauth_associate_by_email: false,
         oauth_state_ttl: time::Duration::minutes(10),
         reauth_window: time::Duration::minutes(10),
+        token_max_days: 365,
     }
 }
 
@@ -106,5 +107,6 @@ pub(super) fn caller(user: &User) -> Authenticated {
     Authenticated {
         user: user.clone(),
         session_id: SessionId::generate(),
+        token: None,
     }
 }
