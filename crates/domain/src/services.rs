@@ -13,10 +13,10 @@ use std::sync::Arc;
 pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
     AuthConfig, AuthService, AuthServices, AuthenticateError, Authenticated, ChangePasswordError,
-    EndSessionError, IssuedTokens, LoginError, LoginRequest, MfaChangeError, MfaLoginError,
-    MfaResetError, MfaService, NewToken, NewTokenError, OAuthCallback, OAuthError, OAuthService,
-    RefreshError, RegisterUser, SessionService, TokenAccessError, TokenService, TotpEnrolment,
-    UnlinkError,
+    Credential, EndSessionError, IssuedTokens, LoginError, LoginRequest, MfaChangeError,
+    MfaLoginError, MfaResetError, MfaService, NewToken, NewTokenError, OAuthCallback, OAuthError,
+    OAuthService, RefreshError, RegisterUser, SessionService, TokenAccessError, TokenService,
+    TotpEnrolment, UnlinkError,
 };
 pub use recovery::{
     EVICTED_BY_REVERT, RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError,

@@ -238,8 +238,8 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// [`CurrentUser`]'s check.
-async fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
+/// The state and the request's bearer token, unchecked but for its length.
+fn presented(req: &HttpRequest) -> Result<(&web::Data<ApiState>, String), ApiError> {
     let state = req
         .app_data::<web::Data<ApiState>>()
         .ok_or(ApiError::Internal)?;
@@ -247,8 +247,14 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(ApiError::Unauthorized("Could not validate credentials"));
     }
+    Ok((state, token))
+}
+
+/// [`CurrentUser`]'s check.
+async fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
+    let (state, token) = presented(req)?;
     let caller = state.sessions.authenticate(&token).await?;
-    if let Some(grant) = &caller.token {
+    if let Some(grant) = caller.token() {
         crate::scopes::check(req, grant)?;
     }
     Ok(caller)
@@ -283,13 +289,7 @@ impl FromRequest for Claimed {
 /// The state and the claims of the request's bearer token, its signature
 /// checked (not its session).
 fn claims(req: &HttpRequest) -> Result<(web::Data<ApiState>, AccessClaims), ApiError> {
-    let state = req
-        .app_data::<web::Data<ApiState>>()
-        .ok_or(ApiError::Internal)?;
-    let token = bearer_token(req).ok_or(ApiError::Unauthorized("Not authenticated"))?;
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(ApiError::Unauthorized("Could not validate credentials"));
-    }
+    let (state, token) = presented(req)?;
     let claims = state.sessions.claimed_user(&token)?;
     Ok((state.clone(), claims))
 }

@@ -4,6 +4,8 @@
 //! request, refresh, the caller's sessions), [`MfaService`] (the second
 //! factor) and [`OAuthService`] (provider sign-in and linking).
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 use tracing::info;
@@ -14,9 +16,10 @@ use super::throttle::{LockoutPolicy, Throttle};
 use super::{AuthPorts, Outbox, Ports};
 use crate::PortError;
 use crate::model::{
-    ClientInfo, MailKind, Notice, PasswordPolicy, SessionId, SignInProof, UndoTarget, User, UserId,
+    ClientInfo, MailKind, NewSession, Notice, PasswordPolicy, SessionId, SignInProof, UndoTarget,
+    User, UserId,
 };
-use crate::ports::{RefreshToken, TokenError, TokenIssuer};
+use crate::ports::{RefreshToken, TokenError, TokenIssuer, UserRepository};
 
 mod codes;
 mod linking;
@@ -38,7 +41,7 @@ pub use oauth::{OAuthCallback, OAuthError, OAuthService};
 pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
 pub use register::RegisterUser;
-pub use sessions::{AuthenticateError, Authenticated, EndSessionError, SessionService};
+pub use sessions::{AuthenticateError, Authenticated, Credential, EndSessionError, SessionService};
 pub use tokens::{NewToken, NewTokenError, TokenAccessError, TokenService};
 
 /// Settings of the authentication use cases.
@@ -186,6 +189,28 @@ async fn notify(
         target,
     };
     crate::services::queue_notice(outbox, &notice, client).await;
+}
+
+/// The end of every sign-in whose session was stored: the login recorded
+/// and logged as `what`, and the session's first tokens.
+async fn signed_in(
+    users: &Arc<dyn UserRepository>,
+    tokens: &Arc<dyn TokenIssuer>,
+    session: &NewSession,
+    refresh: RefreshToken,
+    now: OffsetDateTime,
+    what: &'static str,
+) -> Result<IssuedTokens, PortError> {
+    users.record_login(session.user_id, now).await?;
+    info!(user_id = %session.user_id, session_id = %session.id, "{what}");
+    issue(
+        tokens.as_ref(),
+        session.user_id,
+        session.id,
+        session.proof,
+        refresh,
+        now,
+    )
 }
 
 /// The token pair of a session that signed in (or refreshed) just now.

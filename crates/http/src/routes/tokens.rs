@@ -87,6 +87,16 @@ impl From<PersonalToken> for TokenResponse {
     }
 }
 
+/// 200 with `tokens` as the listings show them.
+fn listing(tokens: Vec<PersonalToken>) -> HttpResponse {
+    HttpResponse::Ok().json(
+        tokens
+            .into_iter()
+            .map(TokenResponse::from)
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// A new token: what the listing shows, and the token itself, this once.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct CreatedTokenResponse {
@@ -177,12 +187,7 @@ pub(crate) async fn list(
     caller: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state.tokens.list(&caller.0).await?;
-    Ok(HttpResponse::Ok().json(
-        tokens
-            .into_iter()
-            .map(TokenResponse::from)
-            .collect::<Vec<_>>(),
-    ))
+    Ok(listing(tokens))
 }
 
 /// Makes a token for the caller, who proves their password.
@@ -266,12 +271,7 @@ pub(crate) async fn list_for(
     id: PathId<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     let tokens = state.tokens.list_for(&caller.0, id.0).await?;
-    Ok(HttpResponse::Ok().json(
-        tokens
-            .into_iter()
-            .map(TokenResponse::from)
-            .collect::<Vec<_>>(),
-    ))
+    Ok(listing(tokens))
 }
 
 /// Revokes a user's token (superusers only).

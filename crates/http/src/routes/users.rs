@@ -260,7 +260,7 @@ pub(crate) async fn update(
     let changes = body.0;
     let caller_user = &caller.0.user;
     // A token never changes its owner's credentials.
-    if caller.0.token.is_some()
+    if caller.0.token().is_some()
         && caller_user.id == id.0
         && (changes.email.is_some() || changes.password.is_some())
     {

@@ -83,7 +83,7 @@ impl OAuthService {
             .await?;
         Ok(sessions
             .iter()
-            .find(|s| s.id == caller.session_id)
+            .find(|s| Some(s.id) == caller.session_id())
             .is_some_and(|s| s.created_at > now - self.config.reauth_window))
     }
     /// The callback of a link: the provider's account becomes a way in to

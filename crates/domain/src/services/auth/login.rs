@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
-use super::{AuthService, IssuedTokens, issue};
+use super::{AuthService, IssuedTokens, signed_in};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, FailureReason, MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL,
@@ -152,16 +152,15 @@ impl AuthService {
         }
         self.throttle.succeeded(&login, address).await?;
         self.rehash_if_outdated(&user, request.password).await?;
-        self.ports.users.record_login(user.id, now).await?;
-        info!(user_id = %user.id, session_id = %session.id, "login succeeded");
-        Ok(issue(
-            self.ports.tokens.as_ref(),
-            user.id,
-            session.id,
-            SignInProof::PASSWORD,
+        Ok(signed_in(
+            &self.ports.users,
+            &self.ports.tokens,
+            &session,
             refresh,
             now,
-        )?)
+            "login succeeded",
+        )
+        .await?)
     }
 
     /// Replaces a hash made at an older cost, now that the password is
@@ -260,16 +259,15 @@ impl AuthService {
         }
         self.throttle.succeeded(name, address).await?;
         self.throttle.succeeded(&codes, address).await?;
-        self.ports.users.record_login(user.id, now).await?;
-        info!(user_id = %user.id, session_id = %session.id, "login with a second factor succeeded");
-        Ok(issue(
-            self.ports.tokens.as_ref(),
-            user.id,
-            session.id,
-            proof,
+        Ok(signed_in(
+            &self.ports.users,
+            &self.ports.tokens,
+            &session,
             refresh,
             now,
-        )?)
+            "login with a second factor succeeded",
+        )
+        .await?)
     }
 }
 

@@ -189,7 +189,7 @@ impl MfaService {
         let now = self.ports.clock.now();
         self.codes().check_code_lock(user, client, now).await?;
         let event = AuditEvent::new(AuditKind::MfaDisabled, now, client).own(user.id);
-        let keep = Some(caller.session_id);
+        let keep = caller.session_id();
         let off = match SecondFactorCode::parse(code) {
             // The step is spent by the turn-off itself, atomically: a
             // concurrent one with the same code waits, then finds TOTP off.
@@ -632,7 +632,7 @@ mod tests {
         assert!(matches!(err, MfaChangeError::InvalidCode));
         // The right code: off, the caller's own session kept.
         let me = caller(&ada);
-        let session = me.session_id;
+        let session = me.session_id().unwrap();
         let mut mocks = Mocks::default();
         mocks.throttle_permissive();
         mocks.password_matches(true);

@@ -261,16 +261,15 @@ impl OAuthService {
             // Deactivated meanwhile.
             return Err(OAuthError::BadCredentials);
         }
-        self.ports.users.record_login(user.id, now).await?;
-        info!(user_id = %user.id, session_id = %session.id, "provider sign-in succeeded");
-        Ok(super::issue(
-            self.ports.tokens.as_ref(),
-            user.id,
-            session.id,
-            proof,
+        Ok(super::signed_in(
+            &self.ports.users,
+            &self.ports.tokens,
+            &session,
             refresh,
             now,
-        )?)
+            "provider sign-in succeeded",
+        )
+        .await?)
     }
 
     /// The user of `identity`: the linked one; else, by a verified address

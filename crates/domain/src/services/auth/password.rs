@@ -78,7 +78,7 @@ impl AuthService {
         }
         self.ports
             .sessions
-            .revoke_all_for_user(user.id, Some(caller.session_id), now, None)
+            .revoke_all_for_user(user.id, caller.session_id(), now, None)
             .await?;
         super::notify(
             self.ports.outbox(),
@@ -161,7 +161,7 @@ mod tests {
     async fn change_password_checks_the_current_one_and_keeps_only_this_session() {
         let ada = user("ada");
         let me = caller(&ada);
-        let (uid, sid) = (ada.id, me.session_id);
+        let (uid, sid) = (ada.id, me.session_id().unwrap());
         let mut mocks = Mocks::default();
         mocks
             .hasher

@@ -14,12 +14,48 @@ use crate::services::SessionPorts;
 pub struct Authenticated {
     /// The caller, active.
     pub user: User,
-    /// The session their access token belongs to; for a personal access
-    /// token, an id no session has (the routes that act on the caller's
-    /// session refuse personal access tokens at the edge).
-    pub session_id: SessionId,
+    /// What proved it is them.
+    pub credential: Credential,
+}
+
+/// What authenticated a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token of this live session.
+    Session(SessionId),
+    /// A live personal access token (the routes that act on a session or
+    /// a credential refuse these at the edge).
+    Token(TokenGrant),
+}
+
+impl Authenticated {
+    /// The caller signed in with a session: `user`, by `session`.
+    #[must_use]
+    pub fn by_session(user: User, session: SessionId) -> Self {
+        Self {
+            user,
+            credential: Credential::Session(session),
+        }
+    }
+
+    /// The session the caller's access token belongs to; none for a
+    /// personal access token.
+    #[must_use]
+    pub fn session_id(&self) -> Option<SessionId> {
+        match self.credential {
+            Credential::Session(id) => Some(id),
+            Credential::Token(_) => None,
+        }
+    }
+
     /// The personal access token that authenticated the request, if one did.
-    pub token: Option<TokenGrant>,
+    #[must_use]
+    pub fn token(&self) -> Option<&TokenGrant> {
+        match &self.credential {
+            Credential::Token(grant) => Some(grant),
+            Credential::Session(_) => None,
+        }
+    }
 }
 
 /// Why a request could not be authenticated.
@@ -89,11 +125,7 @@ impl SessionService {
             .find_active_user(claims.user_id, claims.session_id, now)
             .await?
             .ok_or(AuthenticateError::InvalidToken)?;
-        Ok(Authenticated {
-            user,
-            session_id: claims.session_id,
-            token: None,
-        })
+        Ok(Authenticated::by_session(user, claims.session_id))
     }
 
     /// A personal access token: its checksum before any lookup, then its
@@ -130,8 +162,7 @@ impl SessionService {
         }
         Ok(Authenticated {
             user,
-            session_id: SessionId::from_uuid(uuid::Uuid::nil()),
-            token: Some(grant),
+            credential: Credential::Token(grant),
         })
     }
 
@@ -161,15 +192,20 @@ impl SessionService {
         caller: &Authenticated,
         client: &ClientInfo,
     ) -> Result<(), PortError> {
+        // A personal access token has no session to end (its route
+        // refuses tokens at the edge).
+        let Some(session) = caller.session_id() else {
+            return Ok(());
+        };
         let now = self.ports.clock.now();
         let event = AuditEvent::new(AuditKind::SessionEnded, now, client)
             .own(caller.user.id)
-            .session(caller.session_id);
+            .session(session);
         self.ports
             .sessions
-            .revoke(caller.session_id, now, Some(event))
+            .revoke(session, now, Some(event))
             .await?;
-        info!(user_id = %caller.user.id, session_id = %caller.session_id, "logged out");
+        info!(user_id = %caller.user.id, session_id = %session, "logged out");
         Ok(())
     }
 
@@ -200,7 +236,7 @@ impl SessionService {
         Ok(sessions
             .into_iter()
             .map(|session| SessionSummary {
-                current: session.id == caller.session_id,
+                current: Some(session.id) == caller.session_id(),
                 session,
             })
             .collect())
@@ -259,7 +295,7 @@ mod tests {
             .with(eq(uid), eq(sid), eq(NOW))
             .returning(move |_, _, _| Ok(Some(ada.clone())));
         let auth = session_service(mocks).authenticate("jwt").await.unwrap();
-        assert_eq!((auth.user.id, auth.session_id), (uid, sid));
+        assert_eq!((auth.user.id, auth.session_id()), (uid, Some(sid)));
     }
 
     #[tokio::test]
@@ -307,7 +343,7 @@ mod tests {
         let me = caller(&ada);
         let (mine, other) = (
             Session {
-                id: me.session_id,
+                id: me.session_id().unwrap(),
                 ..session(&ada)
             },
             session(&ada),

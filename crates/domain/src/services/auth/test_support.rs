@@ -104,9 +104,5 @@ pub(super) fn right_password(user: User) -> Mocks {
 }
 
 pub(super) fn caller(user: &User) -> Authenticated {
-    Authenticated {
-        user: user.clone(),
-        session_id: SessionId::generate(),
-        token: None,
-    }
+    Authenticated::by_session(user.clone(), SessionId::generate())
 }

@@ -113,7 +113,7 @@ impl TokenService {
         new: NewToken,
         client: &ClientInfo,
     ) -> Result<(PersonalToken, SecretString), NewTokenError> {
-        if caller.token.is_some() {
+        if caller.token().is_some() {
             return Err(NewTokenError::NotWithToken);
         }
         let days = new.expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
@@ -191,7 +191,7 @@ impl TokenService {
         id: TokenId,
         client: &ClientInfo,
     ) -> Result<(), TokenAccessError> {
-        if caller.token.is_some_and(|grant| grant.id != id) {
+        if caller.token().is_some_and(|grant| grant.id != id) {
             return Err(TokenAccessError::NotWithToken);
         }
         let now = self.ports.clock.now();
@@ -254,7 +254,7 @@ impl TokenService {
         caller: &Authenticated,
         user: UserId,
     ) -> Result<(), TokenAccessError> {
-        if caller.token.is_some() {
+        if caller.token().is_some() {
             return Err(TokenAccessError::NotWithToken);
         }
         if !caller.user.is_superuser {
@@ -274,8 +274,9 @@ mod tests {
     use mockall::predicate::{always, eq};
 
     use super::*;
-    use crate::model::{Scope, SessionId, TokenGrant, TokenHash};
+    use crate::model::{Scope, TokenGrant, TokenHash};
     use crate::ports::RefreshToken;
+    use crate::services::auth::Credential;
     use crate::services::auth::test_support::{caller, config};
     use crate::services::fixtures::{Mocks, NOW, superuser, user};
 
@@ -294,7 +295,7 @@ mod tests {
 
     fn with_token(caller: &mut Authenticated) -> TokenId {
         let id = TokenId::generate();
-        caller.token = Some(TokenGrant {
+        caller.credential = Credential::Token(TokenGrant {
             id,
             scopes: Scopes::of(Scope::ALL),
             last_used_at: None,
@@ -523,8 +524,8 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(auth.user.id, ada.id);
-            assert_eq!(auth.token, Some(grant));
-            assert_ne!(auth.session_id, SessionId::generate());
+            assert_eq!(auth.token(), Some(&grant));
+            assert_eq!(auth.session_id(), None);
         }
     }
 }
