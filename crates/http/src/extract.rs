@@ -300,8 +300,24 @@ fn claims(req: &HttpRequest) -> Result<(web::Data<ApiState>, AccessClaims), ApiE
 /// back for up to [`REFUSAL_DELAY`], so that a client flooding on a few
 /// connections sends a few requests a second rather than thousands, and
 /// cannot take the processor from other users' logins either.
-/// A request without a valid token passes, to be refused by [`CurrentUser`].
+/// A request without a valid access token passes, to be refused by
+/// [`CurrentUser`]; one with a personal access token is charged by its
+/// handler ([`charge_token_caller`]).
 pub(crate) struct HashBudgetSpent;
+
+/// Charges a caller authenticated by a personal access token the hashing
+/// budget [`HashBudgetSpent`] could not charge before the lookup.
+pub(crate) async fn charge_token_caller(
+    state: &ApiState,
+    caller: &Authenticated,
+) -> Result<(), ApiError> {
+    if caller.token().is_none() {
+        return Ok(());
+    }
+    state
+        .spend_hash_budget(format!("user:{}", caller.user.id))
+        .await
+}
 
 /// Longest a budget refusal is held back (never longer than `Retry-After`).
 const REFUSAL_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -311,21 +327,12 @@ impl FromRequest for HashBudgetSpent {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // A personal access token is charged by its own first characters
-        // (its owner is known only after a lookup).
-        let caller = match bearer_token(req) {
-            Some(token) if token.starts_with(PERSONAL_TOKEN_PREFIX) => {
-                req.app_data::<web::Data<ApiState>>().map(|state| {
-                    (
-                        state.clone(),
-                        format!("token:{}", token.get(..16).unwrap_or(&token)),
-                    )
-                })
-            }
-            _ => claims(req)
-                .ok()
-                .map(|(state, claims)| (state, format!("user:{}", claims.user_id))),
-        };
+        // A personal access token names its owner only after a lookup: its
+        // handler charges the owner once authenticated (a key per presented
+        // token would let anyone grow the budget's table).
+        let caller = claims(req)
+            .ok()
+            .map(|(state, claims)| (state, format!("user:{}", claims.user_id)));
         Box::pin(async move {
             let refused = match caller {
                 Some((state, key)) => state.spend_hash_budget(key).await.err(),

@@ -3,7 +3,7 @@
 //! edge, and following their owner at every request.
 
 use serde_json::{Value, json};
-use userhub_tests::{Backend, PASSWORD, TestApp, TestUser, spawn_app};
+use userhub_tests::{Backend, PASSWORD, ROOT_PASSWORD, TestApp, TestUser, spawn_app};
 
 on_both_backends!(
     a_token_is_made_with_the_password_shown_once_and_authenticates,
@@ -12,6 +12,7 @@ on_both_backends!(
     a_token_revokes_itself_and_no_other,
     bad_requests_are_422_and_bad_tokens_401,
     superusers_list_and_revoke_anyones_tokens,
+    a_token_that_makes_users_spends_its_owners_hashing_budget,
 );
 
 /// Makes a token of `access`'s user with `scopes`; its JSON.
@@ -333,5 +334,47 @@ async fn superusers_list_and_revoke_anyones_tokens(backend: Backend) {
             .unwrap()
             .iter()
             .any(|e| e["type"] == "token.revoked" && e["details"]["token_id"] == made["id"])
+    );
+}
+
+async fn a_token_that_makes_users_spends_its_owners_hashing_budget(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let root = app.root_token().await;
+    let made = app
+        .post(
+            "/api/auth/tokens",
+            &json!({"name": "provisioning", "scopes": ["users:write"], "current_password": ROOT_PASSWORD}),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(made.status(), 201);
+    let writer = secret(&made.json().await.unwrap());
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let body = json!({
+            "email": format!("made{i}@example.com"),
+            "username": format!("made{i}"),
+            "password": "Quartz-Lantern-Orbit-47",
+        });
+        statuses.push(
+            app.post("/api/users", &body, Some(&writer))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    // PASSWORD_HASH_BUDGET_PER_MINUTE is 10 by default, per owner; making
+    // the token spent one.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        9,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // The budget is the owner's: their session is over it too.
+    let body = json!({"email": "more@example.com", "username": "more", "password": "Quartz-Lantern-Orbit-47"});
+    assert_eq!(
+        app.post("/api/users", &body, Some(&root)).await.status(),
+        429
     );
 }

@@ -157,6 +157,7 @@ pub(crate) async fn create(
     body: ValidJson<CreateUserRequest>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
+    crate::extract::charge_token_caller(&state, &caller.0).await?;
     let view = state
         .users
         .create(&caller.0.user, body.0, &client.0)
