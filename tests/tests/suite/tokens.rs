@@ -268,6 +268,7 @@ async fn bad_requests_are_422_and_bad_tokens_401(backend: Backend) {
     let app = spawn_app(backend).await;
     let TestUser { access, .. } = app.user("ada").await;
     for (body, field) in [
+        (json!({}), "name"),
         (
             json!({"name": "x", "scopes": ["admin"], "current_password": PASSWORD}),
             "scopes",

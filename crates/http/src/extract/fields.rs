@@ -9,6 +9,11 @@ use crate::validation::{self, Fields, IntoDomain};
 /// At most this many fields are reported in one 422.
 const MAX_FIELD_ERRORS: usize = 32;
 
+/// At most this many repairs of one field: set aside, then stood in for.
+/// A field a stand-in does not satisfy (one that is not a string) ends
+/// the repairs, so that no input makes them loop.
+const MAX_REPAIRS_PER_FIELD: usize = 2;
+
 /// The top-level field an error is about, if any.
 fn field_of(error: &FieldError) -> Option<&str> {
     error.loc.get(1).map(String::as_str)
@@ -26,6 +31,7 @@ where
     S: FieldSource<T>,
 {
     let mut errors: Vec<FieldError> = Vec::new();
+    let mut repairs: Vec<String> = Vec::new();
     let parsed = loop {
         match input.deserialize() {
             Ok(value) => break Some(value),
@@ -33,8 +39,20 @@ where
                 let error = validation::from_serde(source, &path, &message);
                 let field = field_of(&error).map(str::to_owned);
                 let repaired = match (&field, error.kind) {
-                    (Some(field), "missing") => input.stand_in(field),
-                    (Some(field), _) => input.remove(field),
+                    (Some(field), _)
+                        if repairs.iter().filter(|f| *f == field).count()
+                            >= MAX_REPAIRS_PER_FIELD =>
+                    {
+                        false
+                    }
+                    (Some(field), kind) => {
+                        repairs.push(field.clone());
+                        if kind == "missing" {
+                            input.stand_in(field)
+                        } else {
+                            input.remove(field)
+                        }
+                    }
                     (None, _) => false,
                 };
                 add_unseen(&mut errors, [error]);
@@ -148,4 +166,41 @@ where
 {
     let pairs = form_urlencoded::parse(raw).into_owned().collect();
     parse_all::<T, _>(source, UrlencodedSource(pairs))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)] // read only by serde
+    struct Listed {
+        names: Vec<String>,
+        label: String,
+    }
+
+    impl IntoDomain for Listed {
+        type Domain = ();
+
+        fn into_domain(self, _: &mut Fields) -> Option<()> {
+            Some(())
+        }
+    }
+
+    /// A required field that is not a string cannot be stood in for: the
+    /// repairs end (they once looped for ever on `{}`).
+    #[test]
+    fn a_required_list_missing_or_of_the_wrong_type_ends_the_repairs() {
+        for body in [r#"{}"#, r#"{"names": 5}"#, r#"{"names": "x", "label": 3}"#] {
+            let Err(ApiError::Validation(errors)) = parse_json::<Listed>(body.as_bytes()) else {
+                panic!("{body} is refused");
+            };
+            assert!(
+                errors.iter().any(|e| e.loc == ["body", "names"]),
+                "{body}: {errors:?}"
+            );
+        }
+    }
 }
