@@ -237,8 +237,7 @@ pub(crate) async fn create(
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 204, description = "Revoked: it stops working at once"),
-        (status = 403, description = "A personal access token revoking another", body = HttpError),
-        (status = 404, description = "Not one of the caller's tokens", body = HttpError),
+        (status = 404, description = "Not one of the caller's tokens (or, to a personal access token, not itself)", body = HttpError),
     )
 )]
 pub(crate) async fn revoke(

@@ -64,8 +64,7 @@ pub enum NewTokenError {
 /// Why tokens could not be listed or revoked.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenAccessError {
-    /// A personal access token acting on another token or on another
-    /// user's tokens.
+    /// A personal access token acting on another user's tokens.
     #[error("not allowed with a personal access token")]
     NotWithToken,
     /// Someone not a superuser acting on another user's tokens.
@@ -180,11 +179,12 @@ impl TokenService {
     }
 
     /// Revokes one of the caller's tokens; a personal access token may
-    /// revoke itself and no other.
+    /// revoke itself and no other (any other is, to it, not found, as the
+    /// contract lists no other answer).
     ///
     /// # Errors
-    /// [`TokenAccessError::NotWithToken`] for a token revoking another,
-    /// [`TokenAccessError::NotFound`] for no such token of the caller's.
+    /// [`TokenAccessError::NotFound`] for no such token of the caller's,
+    /// or another token than the one the request came with.
     pub async fn revoke(
         &self,
         caller: &Authenticated,
@@ -192,7 +192,7 @@ impl TokenService {
         client: &ClientInfo,
     ) -> Result<(), TokenAccessError> {
         if caller.token().is_some_and(|grant| grant.id != id) {
-            return Err(TokenAccessError::NotWithToken);
+            return Err(TokenAccessError::NotFound);
         }
         let now = self.ports.clock.now();
         let mut event = AuditEvent::new(AuditKind::TokenRevoked, now, client).own(caller.user.id);
@@ -407,7 +407,7 @@ mod tests {
             .revoke(&me, TokenId::generate(), &ClientInfo::default())
             .await
             .unwrap_err();
-        assert!(matches!(err, TokenAccessError::NotWithToken), "{err:?}");
+        assert!(matches!(err, TokenAccessError::NotFound), "{err:?}");
         let mut mocks = Mocks::default();
         mocks
             .pats
