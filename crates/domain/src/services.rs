@@ -160,6 +160,7 @@ port_set! {
     UserPorts = for_users {
         users: UserRepository,
         sessions: SessionRepository,
+        pats: PersonalTokenRepository,
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         audit: AuditLog,

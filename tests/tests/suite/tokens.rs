@@ -218,7 +218,7 @@ async fn a_token_follows_its_owners_state_and_rights(backend: Backend) {
         204
     );
     assert_eq!(app.get("/api/auth/me", &ada_token).await.status(), 401);
-    // Restored: it works again (it was never revoked), until revoked.
+    // Restored: the account gets none of its tokens back.
     let restored = app
         .post(
             &format!("/api/users/{ada_id}/restore"),
@@ -227,7 +227,11 @@ async fn a_token_follows_its_owners_state_and_rights(backend: Backend) {
         )
         .await;
     assert_eq!(restored.status(), 200);
-    assert_eq!(app.get("/api/auth/me", &ada_token).await.status(), 200);
+    assert_eq!(app.get("/api/auth/me", &ada_token).await.status(), 401);
+    let tokens: Value = app.login("ada", PASSWORD).await.json().await.unwrap();
+    let ada = tokens["access_token"].as_str().unwrap();
+    let listed: Value = app.get("/api/auth/tokens", ada).await.json().await.unwrap();
+    assert_eq!(listed, json!([]));
 }
 
 async fn a_token_revokes_itself_and_no_other(backend: Backend) {

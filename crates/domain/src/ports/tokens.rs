@@ -69,6 +69,10 @@ pub trait PersonalTokenRepository: Send + Sync + 'static {
         resolution: time::Duration,
     ) -> Result<(), PortError>;
 
+    /// Deletes every token of `user` (a deactivation: a restored account
+    /// gets none of them back); how many.
+    async fn revoke_all(&self, user: UserId) -> Result<u64, PortError>;
+
     /// Deletes tokens that expired before `now`; how many.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, PortError>;
 }

@@ -336,6 +336,15 @@ impl PersonalTokenRepository for SeaOrmPersonalTokenRepository {
         Ok(())
     }
 
+    async fn revoke_all(&self, user: UserId) -> Result<u64, PortError> {
+        let done = pat::Entity::delete_many()
+            .filter(pat::Column::UserId.eq(user.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .port()?;
+        Ok(done.rows_affected)
+    }
+
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, PortError> {
         let done = pat::Entity::delete_many()
             .filter(pat::Column::ExpiresAt.lte(now))

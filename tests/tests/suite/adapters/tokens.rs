@@ -212,6 +212,16 @@ async fn a_token_is_revoked_by_its_owner_only_and_expired_ones_are_purged(backen
         .await
         .unwrap();
     assert_eq!(s.tokens.purge_expired(t0).await.unwrap(), 0);
+    s.tokens
+        .create(&token(&bob, "b2", t0, 1), 50, t0, &any_event())
+        .await
+        .unwrap();
+    assert_eq!(s.tokens.revoke_all(bob.id).await.unwrap(), 2);
+    assert!(s.tokens.list(bob.id, t0).await.unwrap().is_empty());
+    s.tokens
+        .create(&token(&bob, "b3", t0, 1), 50, t0, &any_event())
+        .await
+        .unwrap();
     assert_eq!(
         s.tokens
             .purge_expired(t0 + Duration::days(1))

@@ -108,7 +108,8 @@ impl UserService {
                     .sessions
                     .revoke_all_for_user(id, None, now, None)
                     .await?;
-                info!("user deactivated");
+                self.ports.pats.revoke_all(id).await?;
+                info!("user deactivated; sessions ended, tokens revoked");
                 Ok(())
             }
             Err(PatchUserError::Stale) => Err(DeleteUserError::PreconditionFailed),
@@ -238,7 +239,7 @@ mod tests {
     use crate::services::users::test_support::*;
 
     #[tokio::test]
-    async fn delete_of_oneself_deactivates_and_ends_every_session() {
+    async fn delete_of_oneself_deactivates_and_ends_every_session_and_token() {
         let ada = user("ada");
         let mut mocks = Mocks::default();
         found(&mut mocks, &ada);
@@ -271,6 +272,12 @@ mod tests {
             .with(eq(ada.id), eq(None), eq(NOW), mockall::predicate::always())
             .times(1)
             .returning(|_, _, _, _| Ok(()));
+        mocks
+            .pats
+            .expect_revoke_all()
+            .with(eq(ada.id))
+            .times(1)
+            .returning(|_| Ok(0));
         service(mocks)
             .delete(&ada, ada.id, None, &ClientInfo::default())
             .await

@@ -245,6 +245,9 @@ impl UserService {
                 .revoke_all_for_user(id, None, now, None)
                 .await?;
         }
+        if patch.is_active == Some(false) {
+            self.ports.pats.revoke_all(id).await?;
+        }
         if let Some(email) = &patch.email {
             let notice = Notice {
                 kind: MailKind::EmailChanged,
@@ -858,7 +861,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn update_that_deactivates_a_user_ends_their_sessions() {
+    async fn update_that_deactivates_a_user_ends_their_sessions_and_tokens() {
         let bob = user("bob");
         let mut mocks = Mocks::default();
         found(&mut mocks, &bob);
@@ -872,6 +875,12 @@ mod tests {
             .expect_revoke_all_for_user()
             .times(1)
             .returning(|_, _, _, _| Ok(()));
+        mocks
+            .pats
+            .expect_revoke_all()
+            .with(eq(bob.id))
+            .times(1)
+            .returning(|_| Ok(2));
         let changes = UserChanges {
             is_active: Some(false),
             ..UserChanges::default()
