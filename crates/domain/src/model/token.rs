@@ -3,7 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use super::{TokenHash, TokenId, UserId};
+use super::{PasswordHash, TokenHash, TokenId, UserId};
 
 /// Most live tokens one user may hold.
 pub const MAX_TOKENS_PER_USER: u64 = 50;
@@ -141,6 +141,9 @@ pub struct NewPersonalToken {
     pub token: PersonalToken,
     /// The SHA-256 hash of its secret, what it is found by.
     pub hash: TokenHash,
+    /// The owner's password hash that the creation proved the password
+    /// against: the token is stored only while it is still theirs.
+    pub proven: PasswordHash,
 }
 
 /// What a request authenticated by a token may do, beyond its owner's

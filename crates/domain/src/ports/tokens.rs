@@ -14,9 +14,10 @@ pub enum CreateTokenError {
     /// The owner holds the most live tokens allowed already.
     #[error("too many tokens")]
     TooMany,
-    /// The owner is no longer active.
-    #[error("owner inactive")]
-    Inactive,
+    /// The owner is no longer active, or their password is no longer the
+    /// one the creation proved (a reset landed meanwhile).
+    #[error("owner changed")]
+    OwnerChanged,
     /// A port failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -26,9 +27,11 @@ pub enum CreateTokenError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait PersonalTokenRepository: Send + Sync + 'static {
-    /// Stores `token` with `event`, unless its owner is inactive or holds
-    /// `max` live (unexpired) tokens already: the count and the insert are
-    /// one decision, so concurrent creations never exceed `max`.
+    /// Stores `token` with `event`, unless its owner is inactive, no longer
+    /// has the password hash `token.proven`, or holds `max` live
+    /// (unexpired) tokens already: those checks and the insert are one
+    /// decision, so concurrent creations never exceed `max` and a creation
+    /// that proved a password a reset has since replaced stores nothing.
     async fn create(
         &self,
         token: &NewPersonalToken,

@@ -199,6 +199,7 @@ impl PersonalTokenRepository for SeaOrmPersonalTokenRepository {
             .from(user::Entity)
             .and_where(user::Column::Id.eq(owner))
             .and_where(user::Column::IsActive.eq(true))
+            .and_where(user::Column::PasswordHash.eq(new.proven.as_str()))
             .and_where(Expr::exists(at_max).not())
             .to_owned();
         let insert = Query::insert()
@@ -218,15 +219,16 @@ impl PersonalTokenRepository for SeaOrmPersonalTokenRepository {
             .map_err(PortError::unexpected)?
             .to_owned();
         if txn.execute(&insert).await.port()?.rows_affected() != 1 {
-            let active = user::Entity::find_by_id(owner)
+            let unchanged = user::Entity::find_by_id(owner)
                 .filter(user::Column::IsActive.eq(true))
+                .filter(user::Column::PasswordHash.eq(new.proven.as_str()))
                 .one(&txn)
                 .await
                 .port()?;
-            return Err(if active.is_some() {
+            return Err(if unchanged.is_some() {
                 CreateTokenError::TooMany
             } else {
-                CreateTokenError::Inactive
+                CreateTokenError::OwnerChanged
             });
         }
         audit::write(&txn, event).await.port()?;

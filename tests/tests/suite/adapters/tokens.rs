@@ -1,7 +1,8 @@
 //! The personal access token store against real databases: the cap holds
 //! when creations race, the authenticating read follows the owner and the
 //! expiry, a use is written at most once a minute, and a password reset
-//! revokes every token.
+//! revokes every token, including one whose creation proved the old
+//! password while the reset landed.
 
 use std::sync::Arc;
 
@@ -66,6 +67,7 @@ fn token(owner: &User, hash: &str, at: OffsetDateTime, days: i64) -> NewPersonal
             last_used_at: None,
         },
         hash: TokenHash::new(hash.into()),
+        proven: owner.password_hash.clone(),
     }
 }
 
@@ -118,7 +120,7 @@ async fn a_token_is_found_by_its_hash_while_it_lives_and_its_owner_is_active(bac
         .create(&token(&ada, "h3", t0, 1), 50, t0, &any_event())
         .await
         .unwrap_err();
-    assert!(matches!(err, CreateTokenError::Inactive), "{err:?}");
+    assert!(matches!(err, CreateTokenError::OwnerChanged), "{err:?}");
 }
 
 async fn the_cap_holds_when_creations_race(backend: Backend) {
@@ -265,6 +267,15 @@ async fn a_password_reset_revokes_every_token(backend: Backend) {
         .unwrap();
     let hash = TokenHash::new("h".into());
     assert!(s.tokens.authenticate(&hash, t0).await.unwrap().is_none());
+    assert!(s.tokens.list(ada.id, t0).await.unwrap().is_empty());
+    // A creation that proved the old password (its bcrypt ran while the
+    // reset landed) stores nothing.
+    let err = s
+        .tokens
+        .create(&token(&ada, "late", t0, 30), 50, t0, &any_event())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CreateTokenError::OwnerChanged), "{err:?}");
     assert!(s.tokens.list(ada.id, t0).await.unwrap().is_empty());
 }
 

@@ -153,6 +153,7 @@ impl TokenService {
         let stored = NewPersonalToken {
             token: token.clone(),
             hash: secret.hash,
+            proven: caller.user.password_hash.clone(),
         };
         match self
             .ports
@@ -162,8 +163,8 @@ impl TokenService {
         {
             Ok(()) => {}
             Err(CreateTokenError::TooMany) => return Err(NewTokenError::TooMany),
-            // Deactivated since the request was authenticated.
-            Err(CreateTokenError::Inactive) => return Err(NewTokenError::WrongPassword),
+            // Deactivated, or the password reset, since it was proven.
+            Err(CreateTokenError::OwnerChanged) => return Err(NewTokenError::WrongPassword),
             Err(CreateTokenError::Port(err)) => return Err(err.into()),
         }
         info!(token_id = %token.id, "personal access token created");
@@ -315,12 +316,13 @@ mod tests {
                 hash: TokenHash::new("h".into()),
             })
         });
-        let owner = ada.id;
+        let (owner, owner_hash) = (ada.id, ada.password_hash.clone());
         mocks
             .pats
             .expect_create()
             .withf(move |new, max, at, event| {
                 new.hash.as_str() == "h"
+                    && new.proven == owner_hash
                     && new.token.prefix == "uhp_abcd"
                     && new.token.expires_at == NOW + Duration::days(30)
                     && *max == 50
