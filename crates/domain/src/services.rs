@@ -25,7 +25,8 @@ pub use recovery::{
 pub use throttle::LockoutPolicy;
 pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,
-    RestoreUserError, UnlockUserError, UpdateUserError, UserChanges, UserListing, UserService,
+    RestoreUserError, UnlockUserError, UpdateTarget, UpdateUserError, UserChanges, UserListing,
+    UserService,
 };
 
 use crate::PortError;

@@ -15,7 +15,7 @@ mod update;
 pub use create::{CreateUser, CreateUserError};
 pub use lifecycle::{DeleteUserError, RestoreUserError, UnlockUserError};
 pub use read::{GetUserError, ListUsers, ListUsersError, UserListing};
-pub use update::{UpdateUserError, UserChanges};
+pub use update::{UpdateTarget, UpdateUserError, UserChanges};
 
 /// The user-management use cases. Every method takes the acting user first.
 #[derive(Clone)]

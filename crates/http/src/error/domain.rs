@@ -113,6 +113,9 @@ impl From<CreateUserError> for ApiError {
 impl From<UpdateUserError> for ApiError {
     fn from(err: UpdateUserError) -> Self {
         match err {
+            UpdateUserError::Unauthenticated => {
+                Self::Unauthorized("Could not validate credentials")
+            }
             UpdateUserError::NotFound => Self::NotFound(USER_NOT_FOUND),
             UpdateUserError::Forbidden => Self::Forbidden(FORBIDDEN),
             UpdateUserError::Taken(taken) => taken.into(),

@@ -254,33 +254,34 @@ impl IntoDomain for UpdateUserRequest {
 pub(crate) async fn update(
     state: web::Data<ApiState>,
     req: HttpRequest,
-    caller: CurrentUser,
+    caller: Claimed,
     id: PathId<UserId>,
     body: ValidJson<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let changes = body.0;
-    let caller_user = &caller.0.user;
-    // A token never changes its owner's credentials.
-    if caller.0.token().is_some()
-        && caller_user.id == id.0
-        && (changes.email.is_some() || changes.password.is_some())
-    {
-        return Err(ApiError::Forbidden(crate::scopes::NOT_WITH_TOKEN));
-    }
-    // Counted against the account written, and only for those who may
-    // write it: nobody else can spend someone's budget with refused calls.
-    if caller_user.is_superuser || caller_user.id == id.0 {
-        state.spend_write_budget(id.0).await?;
-    }
+    let target = match caller {
+        // The session check and the read of the user are one round trip.
+        Claimed::Claims(claims) => state.users.target_as(claims, id.0).await?,
+        Claimed::Token(caller) => {
+            // A token never changes its owner's credentials.
+            if caller.user.id == id.0 && (changes.email.is_some() || changes.password.is_some()) {
+                return Err(ApiError::Forbidden(crate::scopes::NOT_WITH_TOKEN));
+            }
+            state.users.target(caller.user, id.0).await?
+        }
+    };
+    // Counted against the account written, and only once the caller is
+    // known to be allowed to write it: nobody else can spend someone's budget.
+    state.spend_write_budget(id.0).await?;
     if changes.password.is_some() || changes.current_password.is_some() {
         state
-            .spend_hash_budget(format!("user:{}", caller.0.user.id))
+            .spend_hash_budget(format!("user:{}", target.actor().id))
             .await?;
     }
     let client = client_info(&req, state.trust_forwarded_for);
     let view = state
         .users
-        .update(&caller.0.user, id.0, changes, if_match(&req), &client)
+        .apply(target, changes, if_match(&req), &client)
         .await?;
     Ok(user_response(view))
 }

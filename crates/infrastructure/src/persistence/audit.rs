@@ -60,6 +60,37 @@ struct StoredDetails {
 /// Stores `event` on `conn`: within a transaction, it commits or rolls
 /// back with the change it records.
 pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Result<(), DbErr> {
+    let insert = Query::insert()
+        .into_table(audit_event::Entity)
+        .columns(WRITTEN.into_iter().chain([audit_event::Column::Outcome]))
+        .values_panic(values(event)?)
+        .to_owned();
+    conn.execute(&insert).await?;
+    Ok(())
+}
+
+/// Stores `event` once for each row of `source` (a common table
+/// expression of the same statement): with a write's `RETURNING`, the
+/// event is stored exactly when the write happened, in one statement.
+pub(crate) fn write_for_each(
+    event: &AuditEvent,
+    source: impl sea_orm::sea_query::IntoIden,
+) -> Result<sea_orm::sea_query::InsertStatement, DbErr> {
+    let rows = Query::select()
+        .exprs(values(event)?)
+        .from(source)
+        .to_owned();
+    let mut insert = Query::insert();
+    insert
+        .into_table(audit_event::Entity)
+        .columns(WRITTEN.into_iter().chain([audit_event::Column::Outcome]))
+        .select_from(rows)
+        .map_err(|err| DbErr::Custom(err.to_string()))?;
+    Ok(insert)
+}
+
+/// An event's values, in the order of [`WRITTEN`] and then its outcome.
+fn values(event: &AuditEvent) -> Result<[Expr; 10], DbErr> {
     let details = StoredDetails {
         fields: event.details.fields.clone(),
         reason: event.details.reason.map(|r| r.as_str().to_owned()),
@@ -71,24 +102,18 @@ pub(crate) async fn write(conn: &impl ConnectionTrait, event: &AuditEvent) -> Re
         token_id: event.details.token_id.map(|id| id.as_uuid()),
     };
     let details = serde_json::to_string(&details).map_err(|err| DbErr::Json(err.to_string()))?;
-    let insert = Query::insert()
-        .into_table(audit_event::Entity)
-        .columns(WRITTEN.into_iter().chain([audit_event::Column::Outcome]))
-        .values_panic([
-            event.id.into(),
-            micros(event.at).into(),
-            event.kind.as_str().into(),
-            event.actor_id.map(|id| id.as_uuid()).into(),
-            event.subject_id.map(|id| id.as_uuid()).into(),
-            event.client.ip.clone().into(),
-            event.client.user_agent.clone().into(),
-            event.client.request_id.clone().into(),
-            details.into(),
-            event.outcome().as_str().into(),
-        ])
-        .to_owned();
-    conn.execute(&insert).await?;
-    Ok(())
+    Ok([
+        Expr::value(event.id),
+        Expr::value(micros(event.at)),
+        Expr::value(event.kind.as_str()),
+        Expr::value(event.actor_id.map(|id| id.as_uuid())),
+        Expr::value(event.subject_id.map(|id| id.as_uuid())),
+        Expr::value(event.client.ip.clone()),
+        Expr::value(event.client.user_agent.clone()),
+        Expr::value(event.client.request_id.clone()),
+        Expr::value(details),
+        Expr::value(event.outcome().as_str()),
+    ])
 }
 
 fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {

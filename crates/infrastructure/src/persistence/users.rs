@@ -4,10 +4,10 @@ mod listing;
 pub(super) mod rows;
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QuerySelect, QueryTrait, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -95,6 +95,47 @@ impl SeaOrmUserRepository {
             }
             update = update.filter(Expr::exists(actor_still_may));
         }
+        // Most profile writes (a name, a username) need nothing but the
+        // update and its audit row: on PostgreSQL one statement, one round
+        // trip, and the row lock held only until its commit.
+        let one_statement = self.db.backend() == DbBackend::Postgres
+            && !guard.keep_a_superuser
+            && patch.email.is_none()
+            && patch.reserve_old_email.is_none()
+            && !spends_reset_tokens;
+        if one_statement {
+            let written = Alias::new("written");
+            let mut write = update.into_query();
+            write.returning_all();
+            let statement = Query::select()
+                .column(Asterisk)
+                .from(written.clone())
+                .to_owned()
+                .with(
+                    Query::with()
+                        .cte(
+                            CommonTableExpression::new()
+                                .query(write)
+                                .table_name(written.clone())
+                                .to_owned(),
+                        )
+                        .cte(
+                            CommonTableExpression::new()
+                                .query(audit::write_for_each(event, written)?)
+                                .table_name(Alias::new("recorded"))
+                                .to_owned(),
+                        )
+                        .to_owned(),
+                );
+            let conn = self.db.connection();
+            let row = user::Model::find_by_statement(conn.get_database_backend().build(&statement))
+                .one(conn)
+                .await?;
+            return Ok(match row {
+                Some(row) => Ok(row),
+                None => Err(miss(conn, id, guard, condition, expected).await?),
+            });
+        }
         let txn = self.db.connection().begin().await?;
         if guard.keep_a_superuser {
             if self.db.backend() == DbBackend::Postgres {
@@ -152,37 +193,49 @@ impl SeaOrmUserRepository {
             txn.commit().await?;
             return Ok(Ok(row));
         }
-        let current = user::Entity::find_by_id(id.as_uuid()).one(&txn).await?;
-        let actor = user::Entity::find_by_id(guard.actor.as_uuid())
-            .one(&txn)
-            .await?;
-        let meets_condition = match &current {
-            Some(_) => user::Entity::find_by_id(id.as_uuid())
-                .filter(condition)
-                .one(&txn)
-                .await?
-                .is_some(),
-            None => false,
-        };
+        let miss = miss(&txn, id, guard, condition, expected).await?;
         txn.rollback().await?;
-        let actor_may =
-            actor.is_some_and(|a| a.is_active && (a.is_superuser || !guard.actor_is_superuser));
-        Ok(Err(match current {
-            None => Miss::NotFound,
-            Some(_) if !actor_may => Miss::ActorChanged,
-            Some(row) if expected.is_some_and(|v| v != row.version) => Miss::Stale,
-            Some(_) if !meets_condition => Miss::Condition,
-            Some(row)
-                if guard
-                    .password_hash
-                    .as_ref()
-                    .is_some_and(|h| h.as_str() != row.password_hash) =>
-            {
-                Miss::PasswordChanged
-            }
-            Some(_) => Miss::LastSuperuser,
-        }))
+        Ok(Err(miss))
     }
+}
+
+/// Which condition made a conditional write of user `id` write nothing.
+async fn miss(
+    conn: &impl ConnectionTrait,
+    id: UserId,
+    guard: &WriteGuard,
+    condition: Condition,
+    expected: Option<i64>,
+) -> Result<Miss, DbErr> {
+    let current = user::Entity::find_by_id(id.as_uuid()).one(conn).await?;
+    let actor = user::Entity::find_by_id(guard.actor.as_uuid())
+        .one(conn)
+        .await?;
+    let meets_condition = match &current {
+        Some(_) => user::Entity::find_by_id(id.as_uuid())
+            .filter(condition)
+            .one(conn)
+            .await?
+            .is_some(),
+        None => false,
+    };
+    let actor_may =
+        actor.is_some_and(|a| a.is_active && (a.is_superuser || !guard.actor_is_superuser));
+    Ok(match current {
+        None => Miss::NotFound,
+        Some(_) if !actor_may => Miss::ActorChanged,
+        Some(row) if expected.is_some_and(|v| v != row.version) => Miss::Stale,
+        Some(_) if !meets_condition => Miss::Condition,
+        Some(row)
+            if guard
+                .password_hash
+                .as_ref()
+                .is_some_and(|h| h.as_str() != row.password_hash) =>
+        {
+            Miss::PasswordChanged
+        }
+        Some(_) => Miss::LastSuperuser,
+    })
 }
 
 /// Which condition of a conditional write failed.

@@ -10,7 +10,7 @@ use crate::model::{
     AuditEvent, AuditKind, ClientInfo, Email, FailureReason, FullName, MailKind, Notice, Password,
     PasswordError, Taken, User, UserId, UserView, Username, VersionMatch,
 };
-use crate::ports::{PatchUserError, UserPatch, WriteGuard};
+use crate::ports::{AccessClaims, PatchUserError, UserPatch, WriteGuard};
 
 /// The fields an update sends; `None` leaves a field as it is.
 #[derive(Debug, Default)]
@@ -31,9 +31,37 @@ pub struct UserChanges {
     pub current_password: Option<SecretString>,
 }
 
+/// A user about to be changed, with who changes it: the actor may write it.
+#[derive(Debug)]
+pub struct UpdateTarget {
+    actor: User,
+    before: User,
+}
+
+impl UpdateTarget {
+    /// Permission first: only those who may write the user learn whether
+    /// the version matched, or spend its budgets.
+    fn new(actor: User, before: Option<User>) -> Result<Self, UpdateUserError> {
+        let before = before.ok_or(UpdateUserError::NotFound)?;
+        if !actor.is_superuser && actor.id != before.id {
+            return Err(UpdateUserError::Forbidden);
+        }
+        Ok(Self { actor, before })
+    }
+
+    /// Who changes the user, as read with it.
+    #[must_use]
+    pub fn actor(&self) -> &User {
+        &self.actor
+    }
+}
+
 /// Why a user could not be changed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateUserError {
+    /// The access token's session has ended, or its user is deactivated.
+    #[error("could not validate credentials")]
+    Unauthenticated,
     /// No such user, or invisible to the caller.
     #[error("user not found")]
     NotFound,
@@ -149,7 +177,6 @@ impl UserService {
     /// version only when the client sent `If-Match`. An email change mails
     /// the old address a notice with a link that undoes it, and the new
     /// one a verification link; a new password mails a notice.
-    #[tracing::instrument(skip_all, fields(actor = %actor.id, target = %id))]
     pub async fn update(
         &self,
         actor: &User,
@@ -158,15 +185,50 @@ impl UserService {
         if_match: Option<VersionMatch>,
         client: &ClientInfo,
     ) -> Result<UserView, UpdateUserError> {
-        let before = self
-            .visible(actor, id)
+        let target = self.target(actor.clone(), id).await?;
+        self.apply(target, changes, if_match, client).await
+    }
+
+    /// The first half of [`UserService::update`]: reads the user `actor`
+    /// wants to change; 404 when it is invisible to them, 403 when it is
+    /// not theirs to change. The caller may spend budgets on the
+    /// [`UpdateTarget::actor`] before [`UserService::apply`].
+    pub async fn target(&self, actor: User, id: UserId) -> Result<UpdateTarget, UpdateUserError> {
+        let before = self.visible(&actor, id).await?;
+        UpdateTarget::new(actor, before)
+    }
+
+    /// [`UserService::target`] for the caller a verified access token
+    /// names: the session check and the read are one round trip.
+    pub async fn target_as(
+        &self,
+        caller: AccessClaims,
+        id: UserId,
+    ) -> Result<UpdateTarget, UpdateUserError> {
+        let now = self.ports.clock.now();
+        let (actor, before) = self
+            .ports
+            .sessions
+            .find_active_user_and(caller.user_id, caller.session_id, id, now)
             .await?
-            .ok_or(UpdateUserError::NotFound)?;
-        // Permission first: only those who may write the user learn
-        // whether the version matched.
-        if !actor.is_superuser && actor.id != before.id {
-            return Err(UpdateUserError::Forbidden);
-        }
+            .ok_or(UpdateUserError::Unauthenticated)?;
+        let before = before.filter(|u| u.is_active || actor.is_superuser);
+        UpdateTarget::new(actor, before)
+    }
+
+    /// The second half of [`UserService::update`]: applies the changes to
+    /// the user [`UserService::target`] read.
+    #[tracing::instrument(skip_all, fields(actor = %target.actor.id, target = %target.before.id))]
+    pub async fn apply(
+        &self,
+        target: UpdateTarget,
+        changes: UserChanges,
+        if_match: Option<VersionMatch>,
+        client: &ClientInfo,
+    ) -> Result<UserView, UpdateUserError> {
+        let UpdateTarget { actor, before } = target;
+        let actor = &actor;
+        let id = before.id;
         if if_match
             .as_ref()
             .is_some_and(|m| !m.accepts(before.version))
