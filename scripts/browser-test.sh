@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Browser tests in headless Chromium (Debian's package, driven by
 # playwright-core): Swagger UI's OAuth2 password flow at /docs, CORS as a
-# browser enforces it, and a provider sign-in (a real oidc-provider) run by
-# a front end on its own origin. Installs Chromium and the npm packages when missing.
+# browser enforces it, a provider sign-in (a real oidc-provider) run by
+# a front end on its own origin, and passkeys with Chromium's virtual
+# authenticator. Installs Chromium and the npm packages when missing.
 # Screenshots go to build/browser/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ trap 'stop_server; rm -rf "$workdir"' EXIT
 allowed_port="$(free_port)"
 other_port="$(free_port)"
 while [[ "$other_port" == "$allowed_port" ]]; do other_port="$(free_port)"; done
+# The origin of the passkey pages: WebAuthn wants a domain, so localhost.
+passkey_port="$(free_port)"
 
 # A real OpenID provider, whose redirects go to the front end's own origin.
 oidc_dir="tests/oidc"
@@ -46,7 +49,8 @@ issuer="$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readl
 
 start_server "sqlite://$workdir/browser.db?mode=rwc" CORS_ORIGINS="http://127.0.0.1:$allowed_port" \
     OAUTH_PROVIDERS=test OAUTH_TEST_ISSUER="$issuer" OAUTH_TEST_CLIENT_ID=userhub \
-    OAUTH_TEST_CLIENT_SECRET=userhub-test-secret OAUTH_REDIRECT_BASE_URL="http://127.0.0.1:$allowed_port"
+    OAUTH_TEST_CLIENT_SECRET=userhub-test-secret OAUTH_REDIRECT_BASE_URL="http://127.0.0.1:$allowed_port" \
+    WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$passkey_port"
 echo "== server at $SERVER_URL; pages from :$allowed_port (allowed) and :$other_port (not)"
 
 mkdir -p build/browser
@@ -54,6 +58,7 @@ mkdir -p build/browser
     cd tests/browser
     USERHUB_URL="$SERVER_URL" USERHUB_EMAIL="$ROOT_EMAIL" USERHUB_PASSWORD="$ROOT_PASSWORD" \
         ALLOWED_ORIGIN_PORT="$allowed_port" OTHER_ORIGIN_PORT="$other_port" OAUTH_PROVIDER_NAME=test \
+        PASSKEY_ORIGIN_PORT="$passkey_port" \
         ARTIFACTS_DIR="$PWD/../../build/browser" \
         node --test --test-concurrency=1 ./*.test.mjs
 )

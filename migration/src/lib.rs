@@ -18,6 +18,7 @@ mod m20261205_000012_second_factor;
 mod m20261206_000013_user_identities;
 mod m20261207_000014_taking_an_account_back;
 mod m20261207_000015_personal_access_tokens;
+mod m20261207_000016_passkeys;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -79,6 +80,7 @@ impl Migrator {
             Box::new(m20261206_000013_user_identities::Migration),
             Box::new(m20261207_000014_taking_an_account_back::Migration),
             Box::new(m20261207_000015_personal_access_tokens::Migration),
+            Box::new(m20261207_000016_passkeys::Migration),
         ]
     }
 }

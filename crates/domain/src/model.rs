@@ -43,6 +43,7 @@ mod identity;
 mod ids;
 mod mail;
 mod mfa;
+mod passkey;
 mod password;
 mod session;
 mod token;
@@ -54,11 +55,15 @@ pub use audit::{
 };
 pub use email::{Email, EmailError};
 pub use identity::{LinkedIdentity, OAuthFlow, OAuthState, ProviderIdentity, username_base};
-pub use ids::{SessionId, TokenId, UserId};
+pub use ids::{PasskeyId, SessionId, TokenId, UserId};
 pub use mail::{Mail, MailJob, MailKind, Notice, UndoTarget};
 pub use mfa::{
     MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL, MfaStatus, PendingLogin, RECOVERY_CODES,
     SealedSecret, SecondFactorCode, StoredTotp, TotpSecret,
+};
+pub use passkey::{
+    CEREMONY_TTL, CeremonyKind, CeremonyState, MAX_PASSKEYS_PER_USER, NewPasskey, Passkey,
+    PasskeyCredential, PasskeyName,
 };
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use session::{

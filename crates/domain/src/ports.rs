@@ -7,6 +7,7 @@
 mod credentials;
 mod identities;
 mod mfa;
+mod passkeys;
 mod records;
 mod recovery;
 mod sessions;
@@ -17,6 +18,7 @@ mod users;
 pub use credentials::*;
 pub use identities::*;
 pub use mfa::*;
+pub use passkeys::*;
 pub use records::*;
 pub use recovery::*;
 pub use sessions::*;

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
-    AuthConfig, AuthService, AuthServices, AuthenticateError, Authenticated, ChangePasswordError,
-    Credential, EndSessionError, IssuedTokens, LoginError, LoginRequest, MfaChangeError,
-    MfaLoginError, MfaResetError, MfaService, NewToken, NewTokenError, OAuthCallback, OAuthError,
-    OAuthService, RefreshError, RegisterUser, SessionService, TokenAccessError, TokenService,
-    TotpEnrolment, UnlinkError,
+    AuthConfig, AuthService, AuthServices, AuthenticateError, Authenticated, CeremonyOptions,
+    ChangePasswordError, Credential, EndSessionError, IssuedTokens, LoginError, LoginRequest,
+    MfaChangeError, MfaLoginError, MfaResetError, MfaService, NewToken, NewTokenError,
+    OAuthCallback, OAuthError, OAuthService, PasskeyError, PasskeyLoginError, PasskeyService,
+    RefreshError, RegisterUser, SessionService, TokenAccessError, TokenService, TotpEnrolment,
+    UnlinkError,
 };
 pub use recovery::{
     EVICTED_BY_REVERT, RecoveryConfig, RecoveryPorts, RecoveryService, ResetPasswordError,
@@ -35,8 +36,8 @@ use crate::model::{
 };
 use crate::ports::{
     AuditLog, Clock, IdentityProviders, IdentityRepository, InsertUserError, LoginThrottle,
-    MailQueue, MfaRepository, PasswordHasher, PersonalTokenRepository, SecondFactor,
-    SessionRepository, TokenIssuer, UserRepository,
+    MailQueue, MfaRepository, PasskeyCeremonies, PasskeyRepository, PasswordHasher,
+    PersonalTokenRepository, SecondFactor, SessionRepository, TokenIssuer, UserRepository,
 };
 
 /// Every port, as a composition root holds them; each service takes its
@@ -58,6 +59,8 @@ pub struct Ports {
     pub identities: Arc<dyn IdentityRepository>,
     pub providers: Arc<dyn IdentityProviders>,
     pub pats: Arc<dyn PersonalTokenRepository>,
+    pub passkeys: Arc<dyn PasskeyRepository>,
+    pub ceremonies: Arc<dyn PasskeyCeremonies>,
 }
 
 /// Declares a service's ports, a part of [`Ports`] (same field names), and
@@ -116,6 +119,21 @@ port_set! {
     TokenPorts = for_tokens {
         users: UserRepository,
         pats: PersonalTokenRepository,
+        tokens: TokenIssuer,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        audit: AuditLog,
+        clock: Clock,
+    }
+}
+
+port_set! {
+    /// The ports of passkeys ([`PasskeyService`]).
+    PasskeyPorts = for_passkeys {
+        users: UserRepository,
+        sessions: SessionRepository,
+        passkeys: PasskeyRepository,
+        ceremonies: PasskeyCeremonies,
         tokens: TokenIssuer,
         hasher: PasswordHasher,
         throttle: LoginThrottle,

@@ -10,7 +10,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
-use userhub_domain::model::{ClientInfo, SessionId, TokenId, UserId};
+use userhub_domain::model::{ClientInfo, PasskeyId, SessionId, TokenId, UserId};
 use userhub_domain::ports::{AccessClaims, PERSONAL_TOKEN_PREFIX};
 use userhub_domain::services::Authenticated;
 use uuid::Uuid;
@@ -146,23 +146,17 @@ pub(crate) trait FromUuid {
     fn from_uuid(uuid: Uuid) -> Self;
 }
 
-impl FromUuid for UserId {
-    fn from_uuid(uuid: Uuid) -> Self {
-        UserId::from_uuid(uuid)
-    }
+macro_rules! from_uuid {
+    ($($id:ident),*) => {
+        $(impl FromUuid for $id {
+            fn from_uuid(uuid: Uuid) -> Self {
+                $id::from_uuid(uuid)
+            }
+        })*
+    };
 }
 
-impl FromUuid for TokenId {
-    fn from_uuid(uuid: Uuid) -> Self {
-        TokenId::from_uuid(uuid)
-    }
-}
-
-impl FromUuid for SessionId {
-    fn from_uuid(uuid: Uuid) -> Self {
-        SessionId::from_uuid(uuid)
-    }
-}
+from_uuid!(UserId, TokenId, SessionId, PasskeyId);
 
 /// The `{id}` path segment as a typed id; anything but a UUID is a 422 at
 /// `["path", "id"]`. Put it after the authentication extractor, so that a

@@ -19,7 +19,7 @@ use crate::error::{
     OAuthValidationError, ScopeError,
 };
 use crate::routes::{
-    audit, auth, identities, mfa, oauth, operations, recovery, sessions, tokens, users,
+    audit, auth, identities, mfa, oauth, operations, passkeys, recovery, sessions, tokens, users,
 };
 
 /// 429: an account lockout or the per-IP limit.
@@ -47,6 +47,8 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         sessions::logout, sessions::logout_all, sessions::list, sessions::end,
         sessions::change_password, audit::own,
         tokens::list, tokens::create, tokens::revoke, tokens::list_for, tokens::revoke_for,
+        passkeys::list, passkeys::registration_options, passkeys::register, passkeys::rename,
+        passkeys::remove, passkeys::login_options, passkeys::login, passkeys::remove_all,
         mfa::status, mfa::begin, mfa::confirm, mfa::disable, mfa::recovery_codes,
         oauth::authorize, oauth::callback, oauth::associate_authorize,
         oauth::associate_authorize_with_password, oauth::associate_callback,
@@ -67,6 +69,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         (name = "oauth", description = "Sign-in with an OpenID provider, and the caller's linked identities"),
         (name = "users", description = "User management"),
         (name = "tokens", description = "Personal access tokens: scoped, expiring credentials for scripts and services"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): sign in with a fingerprint, a face or a security key"),
         (name = "operations", description = "Health, public keys and metrics"),
     )
 )]

@@ -6,6 +6,7 @@ pub(crate) mod identities;
 pub(crate) mod mfa;
 pub(crate) mod oauth;
 pub(crate) mod operations;
+pub(crate) mod passkeys;
 pub(crate) mod recovery;
 pub(crate) mod sessions;
 pub(crate) mod tokens;
@@ -27,6 +28,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     recovery::configure(cfg);
     sessions::configure(cfg);
     tokens::configure(cfg);
+    passkeys::configure(cfg);
     users::configure(cfg);
     audit::configure(cfg);
 }

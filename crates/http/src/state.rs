@@ -5,8 +5,8 @@ use std::sync::Arc;
 use userhub_domain::model::UserId;
 use userhub_domain::ports::HealthProbe;
 use userhub_domain::services::{
-    AuditService, AuthService, MfaService, OAuthService, RecoveryService, SessionService,
-    TokenService, UserService,
+    AuditService, AuthService, MfaService, OAuthService, PasskeyService, RecoveryService,
+    SessionService, TokenService, UserService,
 };
 
 use crate::cursor::CursorKey;
@@ -25,6 +25,8 @@ pub struct ApiState {
     pub oauth: OAuthService,
     /// Personal access tokens.
     pub tokens: TokenService,
+    /// Passkeys.
+    pub passkeys: PasskeyService,
     /// User management.
     pub users: UserService,
     /// Password reset and its mail.

@@ -67,6 +67,7 @@ impl Mocks {
             mfa: auth.mfa,
             oauth: auth.oauth,
             tokens: auth.tokens,
+            passkeys: auth.passkeys,
             users: UserService::new(
                 ports.for_users(),
                 PasswordPolicy::default(),

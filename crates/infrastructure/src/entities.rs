@@ -4,7 +4,7 @@
 //! in the repositories, not here.
 //!
 //! Times: the tables the API shows rows of (`users`, `sessions`,
-//! `personal_access_tokens`) hold
+//! `personal_access_tokens`, `passkeys`) hold
 //! timestamps; bookkeeping rows (tokens, jobs, counters, the audit trail)
 //! hold integer microseconds since the epoch, with 0 meaning "not yet",
 //! so that a spend or claim is one comparison with 0 that reads alike on
@@ -18,6 +18,7 @@ pub mod mail_job;
 pub mod mfa_challenge;
 pub mod mfa_recovery_code;
 pub mod oauth_spent_state;
+pub mod passkey;
 pub mod personal_access_token;
 pub mod recovery_token;
 pub mod request_count;
@@ -28,3 +29,4 @@ pub mod user;
 pub mod user_count;
 pub mod user_identity;
 pub mod user_totp;
+pub mod webauthn_ceremony;

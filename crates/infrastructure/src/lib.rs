@@ -8,14 +8,16 @@ pub mod oidc;
 pub mod persistence;
 pub mod second_factor;
 pub mod tokens;
+pub mod webauthn;
 
 pub use hashing::BcryptPasswordHasher;
 pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
 pub use oidc::{OidcProviderSettings, OidcProviders, OidcSettings};
 pub use persistence::{
     Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle,
-    SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmPersonalTokenRepository, SeaOrmRecoveryTokens,
-    SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
+    SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmPasskeyRepository, SeaOrmPersonalTokenRepository,
+    SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 pub use second_factor::{SealingKey, TotpSecondFactor};
 pub use tokens::{JwtSettings, JwtTokenIssuer, PreviousKey, SigningKey};
+pub use webauthn::{WebauthnCeremonies, WebauthnSettings};

@@ -128,6 +128,7 @@ impl Application {
             mfa: services.auth.mfa,
             oauth: services.auth.oauth,
             tokens: services.auth.tokens,
+            passkeys: services.auth.passkeys,
             users: services.users,
             recovery: services.recovery,
             audit: services.audit,

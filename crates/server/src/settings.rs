@@ -89,6 +89,8 @@ settings! {
     mfa: MfaSettings,
     /// Sign-in with OpenID providers.
     oauth: OAuthSettings,
+    /// Passkeys.
+    webauthn: WebauthnSettings,
 }
 
 /// The text `config/default.toml` has: every setting with its default.
@@ -226,6 +228,7 @@ impl Settings {
         problems.check(self.sealing_keys().map(drop));
         problems.check(self.check_jwt());
         problems.check(self.check_oauth());
+        problems.check(self.webauthn().map(drop));
         problems.into_result()
     }
 

@@ -5,6 +5,7 @@ mod account_back;
 mod audit;
 mod identities;
 mod mfa;
+mod passkeys;
 mod recovery;
 mod sessions;
 mod tokens;

@@ -37,6 +37,10 @@ named! {
         IdentityUnlinked = "identity.unlinked",
         TokenCreated = "token.created",
         TokenRevoked = "token.revoked",
+        PasskeyAdded = "passkey.added",
+        PasskeyRemoved = "passkey.removed",
+        PasskeyRenamed = "passkey.renamed",
+        PasskeyCounterRegressed = "passkey.counter_regressed",
     }
 }
 
@@ -46,9 +50,11 @@ impl AuditKind {
     #[must_use]
     pub const fn outcome(self) -> AuditOutcome {
         match self {
-            Self::LoginFailed | Self::LoginLocked | Self::TokenReuseDetected | Self::MfaFailed => {
-                AuditOutcome::Failure
-            }
+            Self::LoginFailed
+            | Self::LoginLocked
+            | Self::TokenReuseDetected
+            | Self::MfaFailed
+            | Self::PasskeyCounterRegressed => AuditOutcome::Failure,
             _ => AuditOutcome::Success,
         }
     }

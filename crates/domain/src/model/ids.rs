@@ -48,3 +48,7 @@ uuid_id!(
     /// Identifies a personal access token.
     TokenId
 );
+uuid_id!(
+    /// Identifies a passkey (UserHub's id, not the WebAuthn credential id).
+    PasskeyId
+);

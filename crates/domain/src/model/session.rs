@@ -95,8 +95,10 @@ impl ClientInfo {
 pub struct SignInProof {
     /// Through a provider (`fed`) rather than the password (`pwd`).
     pub federated: bool,
-    /// A second factor too (`otp`).
+    /// A second factor too (`otp`, or `pop` when it was a passkey).
     pub second_factor: bool,
+    /// A passkey (`pop`): alone, it is two factors already.
+    pub passkey: bool,
 }
 
 impl SignInProof {
@@ -104,15 +106,27 @@ impl SignInProof {
     pub const PASSWORD: Self = Self {
         federated: false,
         second_factor: false,
+        passkey: false,
     };
 
-    /// The `amr` values: `pwd` or `fed`, then `otp` after a code.
+    /// A passkey with user verification, alone.
+    pub const PASSKEY: Self = Self {
+        federated: false,
+        second_factor: false,
+        passkey: true,
+    };
+
+    /// The `amr` values: `pwd` or `fed`, then `otp` after a code; a
+    /// passkey alone is `pop` and `mfa`, a passkey as the second step `pop`.
     #[must_use]
     pub fn amr(self) -> Vec<&'static str> {
+        if self.passkey && !self.second_factor {
+            return vec!["pop", "mfa"];
+        }
         let first = if self.federated { "fed" } else { "pwd" };
         let mut amr = vec![first];
         if self.second_factor {
-            amr.push("otp");
+            amr.push(if self.passkey { "pop" } else { "otp" });
         }
         amr
     }

@@ -19,13 +19,14 @@ use crate::model::{
     ClientInfo, MailKind, NewSession, Notice, PasswordPolicy, SessionId, SignInProof, UndoTarget,
     User, UserId,
 };
-use crate::ports::{RefreshToken, TokenError, TokenIssuer, UserRepository};
+use crate::ports::{RefreshToken, SessionRepository, TokenError, TokenIssuer, UserRepository};
 
 mod codes;
 mod linking;
 mod login;
 mod mfa;
 mod oauth;
+mod passkeys;
 mod password;
 mod refresh;
 mod register;
@@ -38,6 +39,7 @@ pub use linking::UnlinkError;
 pub use login::{LoginError, LoginRequest, MfaLoginError};
 pub use mfa::{MfaChangeError, MfaResetError, MfaService, TotpEnrolment};
 pub use oauth::{OAuthCallback, OAuthError, OAuthService};
+pub use passkeys::{CeremonyOptions, PasskeyError, PasskeyLoginError, PasskeyService};
 pub use password::ChangePasswordError;
 pub use refresh::RefreshError;
 pub use register::RegisterUser;
@@ -95,6 +97,7 @@ pub struct AuthServices {
     pub mfa: MfaService,
     pub oauth: OAuthService,
     pub tokens: TokenService,
+    pub passkeys: PasskeyService,
 }
 
 impl AuthServices {
@@ -107,6 +110,7 @@ impl AuthServices {
             mfa: MfaService::new(ports.for_mfa(), config),
             oauth: OAuthService::new(ports.for_oauth(), config),
             tokens: TokenService::new(ports.for_tokens(), config),
+            passkeys: PasskeyService::new(ports.for_passkeys(), config),
         }
     }
 }
@@ -170,7 +174,10 @@ macro_rules! checks {
     };
 }
 
-checks!(codes: AuthService, MfaService; passwords: AuthService, MfaService, OAuthService, TokenService);
+checks!(
+    codes: AuthService, MfaService;
+    passwords: AuthService, MfaService, OAuthService, TokenService, PasskeyService
+);
 
 /// Mails `user` a notice of a change of a way in, to the account's
 /// address; with `target`, the notice carries a link that undoes it.
@@ -189,6 +196,22 @@ async fn notify(
         target,
     };
     crate::services::queue_notice(outbox, &notice, client).await;
+}
+
+/// Whether the caller's session signed in within `window` of `now` (a
+/// refresh keeps the sign-in's time): a way in may be added without the
+/// password only then.
+async fn signed_in_within(
+    sessions: &dyn SessionRepository,
+    now: OffsetDateTime,
+    caller: &Authenticated,
+    window: Duration,
+) -> Result<bool, PortError> {
+    let live = sessions.list_live_for_user(caller.user.id, now).await?;
+    Ok(live
+        .iter()
+        .find(|s| Some(s.id) == caller.session_id())
+        .is_some_and(|s| s.created_at > now - window))
 }
 
 /// The end of every sign-in whose session was stored: the login recorded

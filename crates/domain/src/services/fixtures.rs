@@ -15,8 +15,9 @@ use crate::model::{
 use crate::ports::{
     AccessClaims, AccessToken, MockAuditLog, MockClock, MockIdentityProviders,
     MockIdentityRepository, MockLoginThrottle, MockMailQueue, MockMfaRepository,
-    MockPasswordHasher, MockPersonalTokenRepository, MockSecondFactor, MockSessionRepository,
-    MockTokenIssuer, MockUserRepository, RefreshToken, ThrottleState,
+    MockPasskeyCeremonies, MockPasskeyRepository, MockPasswordHasher, MockPersonalTokenRepository,
+    MockSecondFactor, MockSessionRepository, MockTokenIssuer, MockUserRepository, RefreshToken,
+    ThrottleState,
 };
 
 /// The time the fixtures' clock tells.
@@ -47,6 +48,8 @@ pub struct Mocks {
     pub identities: MockIdentityRepository,
     pub providers: MockIdentityProviders,
     pub pats: MockPersonalTokenRepository,
+    pub passkeys: MockPasskeyRepository,
+    pub ceremonies: MockPasskeyCeremonies,
 }
 
 impl Mocks {
@@ -73,6 +76,8 @@ impl Mocks {
             identities: Arc::new(self.identities),
             providers: Arc::new(self.providers),
             pats: Arc::new(self.pats),
+            passkeys: Arc::new(self.passkeys),
+            ceremonies: Arc::new(self.ceremonies),
         }
     }
 }

@@ -4,8 +4,9 @@ use userhub_domain::model::Taken;
 use userhub_domain::services::{
     AuthenticateError, ChangePasswordError, CreateUserError, DeleteUserError, EndSessionError,
     GetUserError, ListAuditEventsError, ListUsersError, LoginError, MfaChangeError, MfaLoginError,
-    MfaResetError, NewTokenError, NewUserError, OAuthError, RefreshError, RestoreUserError,
-    TokenAccessError, UnlinkError, UnlockUserError, UpdateUserError,
+    MfaResetError, NewTokenError, NewUserError, OAuthError, PasskeyError, PasskeyLoginError,
+    RefreshError, RestoreUserError, TokenAccessError, UnlinkError, UnlockUserError,
+    UpdateUserError,
 };
 
 use super::ApiError;
@@ -16,6 +17,8 @@ const EMAIL_TAKEN: &str = "Email already registered";
 const USERNAME_TAKEN: &str = "Username already taken";
 const FORBIDDEN: &str = "Not enough permissions";
 const USER_NOT_FOUND: &str = "User not found";
+const LAST_METHOD: &str = "Cannot remove the last sign-in method";
+const INVALID_PASSKEY: &str = "Invalid passkey";
 const TOO_MANY_PASSWORD_FAILURES: &str = "Too many failed login attempts; try again later";
 
 /// Seconds to announce in `Retry-After`, rounded up so that a client that
@@ -315,8 +318,44 @@ impl From<UnlinkError> for ApiError {
     fn from(err: UnlinkError) -> Self {
         match err {
             UnlinkError::NotLinked => Self::NotFound("No identity of this provider is linked"),
-            UnlinkError::LastMethod => Self::Conflict("Cannot remove the last sign-in method"),
+            UnlinkError::LastMethod => Self::Conflict(LAST_METHOD),
             UnlinkError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<PasskeyError> for ApiError {
+    fn from(err: PasskeyError) -> Self {
+        match err {
+            PasskeyError::NotWithToken => Self::Forbidden(crate::scopes::NOT_WITH_TOKEN),
+            PasskeyError::PasswordRequired => {
+                Self::field("missing", "body", "current_password", "Field required")
+            }
+            PasskeyError::WrongPassword => Self::BadRequest("Incorrect password"),
+            PasskeyError::Locked { retry_after } => Self::TooManyRequests {
+                detail: TOO_MANY_PASSWORD_FAILURES,
+                retry_after: retry_after_seconds(retry_after),
+            },
+            PasskeyError::ReauthenticationRequired => {
+                Self::Forbidden("Sign in again to add a passkey")
+            }
+            PasskeyError::TooMany => Self::Conflict("20 passkeys already"),
+            PasskeyError::Invalid => Self::BadRequest(INVALID_PASSKEY),
+            PasskeyError::AlreadyRegistered => Self::Conflict("Passkey already registered"),
+            PasskeyError::NotFound => Self::NotFound("Passkey not found"),
+            PasskeyError::UnknownUser => Self::NotFound(USER_NOT_FOUND),
+            PasskeyError::LastMethod => Self::Conflict(LAST_METHOD),
+            PasskeyError::Forbidden => Self::Forbidden(FORBIDDEN),
+            PasskeyError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<PasskeyLoginError> for ApiError {
+    fn from(err: PasskeyLoginError) -> Self {
+        match err {
+            PasskeyLoginError::Invalid => Self::Unauthorized(INVALID_PASSKEY).for_oauth(),
+            PasskeyLoginError::Port(e) => e.into(),
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct Model {
     pub ip: Option<String>,
     pub second_factor: bool,
     pub federated: bool,
+    /// A passkey signed the session in (`pop` in `amr`).
+    pub passkey: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,7 +19,7 @@ use super::users::rows::{Unique, active_model, unique_violation};
 use super::{
     Database, DbResultExt, audit, delete_older, from_micros, micros, port_error, violated_unique,
 };
-use crate::entities::{oauth_spent_state, user, user_identity};
+use crate::entities::{oauth_spent_state, passkey, user, user_identity};
 
 /// Which of the table's two keys refused a row.
 #[derive(Debug, PartialEq, Eq)]
@@ -246,11 +246,20 @@ impl IdentityRepository for SeaOrmIdentityRepository {
             .and_where(Expr::col(user_identity::Column::UserId).eq(user_id))
             .and_where(Expr::col(user_identity::Column::Provider).ne(provider))
             .to_owned();
+        let has_passkey = Query::select()
+            .expr(Expr::val(1))
+            .from(passkey::Entity)
+            .and_where(Expr::col(passkey::Column::UserId).eq(user_id))
+            .to_owned();
         let delete = Query::delete()
             .from_table(user_identity::Entity)
             .and_where(Expr::col(user_identity::Column::UserId).eq(user_id))
             .and_where(Expr::col(user_identity::Column::Provider).eq(provider))
-            .and_where(Expr::exists(has_password).or(Expr::exists(has_other)))
+            .and_where(
+                Expr::exists(has_password)
+                    .or(Expr::exists(has_other))
+                    .or(Expr::exists(has_passkey)),
+            )
             .to_owned();
         if txn.execute(&delete).await.port()?.rows_affected() == 0 {
             let linked = Query::select()

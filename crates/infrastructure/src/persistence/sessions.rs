@@ -116,7 +116,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             .and_where(user::Column::IsActive.eq(true))
             .and_where(user::Column::PasswordHash.eq(password_hash.as_str()))
             .to_owned();
-        let values: [sea_orm::Value; 11] = [
+        let values: [sea_orm::Value; 12] = [
             s.id.as_uuid().into(),
             s.user_id.as_uuid().into(),
             s.refresh_token_hash.as_str().into(),
@@ -128,6 +128,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             s.client.ip.clone().into(),
             s.proof.second_factor.into(),
             s.proof.federated.into(),
+            s.proof.passkey.into(),
         ];
         let row = Query::select()
             .exprs(values.into_iter().map(Expr::val))
@@ -147,6 +148,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 session::Column::Ip,
                 session::Column::SecondFactor,
                 session::Column::Federated,
+                session::Column::Passkey,
             ])
             .select_from(row)
             .map_err(PortError::unexpected)?
@@ -392,6 +394,7 @@ fn to_domain(row: session::Model) -> Session {
         },
         proof: SignInProof {
             federated: row.federated,
+            passkey: row.passkey,
             second_factor: row.second_factor,
         },
     }

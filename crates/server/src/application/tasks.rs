@@ -43,6 +43,9 @@ pub(super) async fn purge_every(
         if let Err(err) = auth.oauth.purge_spent_states().await {
             tracing::warn!(error = %err, "deleting expired sign-in states failed; will retry");
         }
+        if let Err(err) = auth.passkeys.purge_ceremonies().await {
+            tracing::warn!(error = %err, "deleting expired passkey ceremonies failed; will retry");
+        }
         let week_ago = clock.now() - time::Duration::days(7);
         if let Err(err) = recovery.purge(week_ago).await {
             tracing::warn!(error = %err, "deleting old reset tokens and mail failed; will retry");

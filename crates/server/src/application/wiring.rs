@@ -12,8 +12,9 @@ use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, JwtTokenIssuer, LogMailer, OidcProviderSettings, OidcProviders,
     OidcSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle, SeaOrmMailQueue,
-    SeaOrmMfaRepository, SeaOrmPersonalTokenRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
-    SeaOrmSessionRepository, SeaOrmUserRepository, SealingKey, SmtpMailer, TotpSecondFactor,
+    SeaOrmMfaRepository, SeaOrmPasskeyRepository, SeaOrmPersonalTokenRepository,
+    SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
+    SealingKey, SmtpMailer, TotpSecondFactor, WebauthnCeremonies,
 };
 
 use crate::Settings;
@@ -56,6 +57,10 @@ impl Services {
             identities: Arc::new(SeaOrmIdentityRepository::new(database.clone())),
             providers: Arc::new(providers(settings, database).await?),
             pats: Arc::new(SeaOrmPersonalTokenRepository::new(database.clone())),
+            passkeys: Arc::new(SeaOrmPasskeyRepository::new(database.clone())),
+            ceremonies: Arc::new(
+                WebauthnCeremonies::new(&settings.webauthn()?).map_err(anyhow::Error::msg)?,
+            ),
         };
         let clock = ports.clock.clone();
         let mailer: Arc<dyn Mailer> = match settings.smtp() {

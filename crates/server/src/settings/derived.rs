@@ -26,6 +26,43 @@ impl Settings {
         }
     }
 
+    /// The relying party of passkeys, checked: every origin on the RP ID.
+    ///
+    /// # Errors
+    /// One line naming the setting that is wrong.
+    pub fn webauthn(&self) -> anyhow::Result<userhub_infrastructure::WebauthnSettings> {
+        let public = url::Url::parse(&self.public_url()).context("PUBLIC_URL")?;
+        // WebAuthn refuses IP addresses: a development server on
+        // 127.0.0.1 serves its passkeys to http://localhost instead.
+        let mut default_origin = public.clone();
+        if matches!(public.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) {
+            default_origin
+                .set_host(Some("localhost"))
+                .context("PUBLIC_URL")?;
+        }
+        let configured = &self.webauthn;
+        let rp_id = match configured.webauthn_rp_id.trim() {
+            "" => default_origin.host_str().unwrap_or("localhost").to_owned(),
+            id => id.to_owned(),
+        };
+        let origins = super::split_origins(&configured.webauthn_origins);
+        let origins = if origins.is_empty() {
+            vec![default_origin]
+        } else {
+            origins
+                .iter()
+                .map(|o| url::Url::parse(o).with_context(|| format!("WEBAUTHN_ORIGINS: {o}")))
+                .collect::<anyhow::Result<_>>()?
+        };
+        let settings = userhub_infrastructure::WebauthnSettings {
+            rp_id,
+            rp_name: configured.webauthn_rp_name.clone(),
+            origins,
+        };
+        settings.validate().map_err(anyhow::Error::msg)?;
+        Ok(settings)
+    }
+
     /// The CORS origins, separated by commas or white space.
     #[must_use]
     pub fn cors_origins(&self) -> Vec<String> {

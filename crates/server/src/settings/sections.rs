@@ -271,6 +271,23 @@ section! {
 }
 
 section! {
+    /// Passkeys (WebAuthn): the relying party browsers bind them to.
+    #[derive(garde::Validate)]
+    pub struct WebauthnSettings("webauthn") {
+        /// The RP ID: the domain passkeys belong to (every origin is it or
+        /// under it); empty means the host of PUBLIC_URL (`localhost` when
+        /// that is an IP address, which WebAuthn does not allow).
+        webauthn_rp_id: String = String::new(),
+        /// The name browsers show while a passkey is made.
+        webauthn_rp_name: String = "UserHub".into(),
+        /// Comma-separated origins a passkey ceremony may come from (the
+        /// front ends' pages); empty means the origin of PUBLIC_URL.
+        #[garde(custom(origins))]
+        webauthn_origins: String = String::new(),
+    }
+}
+
+section! {
     /// Sign-in with OpenID providers. Each provider named in
     /// OAUTH_PROVIDERS also reads OAUTH_<NAME>_ISSUER, OAUTH_<NAME>_CLIENT_ID,
     /// OAUTH_<NAME>_CLIENT_SECRET and OAUTH_<NAME>_SCOPES.

@@ -665,3 +665,37 @@ fn every_malformed_value_is_named_in_one_run() {
         Ok(())
     });
 }
+
+#[test]
+fn passkey_origins_must_be_on_the_rp_id_and_default_to_the_public_url() {
+    // The default: a development server on 127.0.0.1 serves passkeys to localhost.
+    let relying_party = Settings::default().webauthn().unwrap();
+    assert_eq!(relying_party.rp_id, "localhost");
+    assert_eq!(relying_party.origins[0].as_str(), "http://localhost:8000/");
+    let public = with(|s| s.server.public_url = "https://app.example.com".into());
+    let relying_party = public.webauthn().unwrap();
+    assert_eq!(relying_party.rp_id, "app.example.com");
+    assert_eq!(
+        relying_party.origins[0].as_str(),
+        "https://app.example.com/"
+    );
+    let shared = with(|s| {
+        s.webauthn.webauthn_rp_id = "example.com".into();
+        s.webauthn.webauthn_origins = "https://app.example.com, https://example.com".into();
+    });
+    assert_eq!(shared.webauthn().unwrap().origins.len(), 2);
+    let message = checked(|s| {
+        s.webauthn.webauthn_rp_id = "example.com".into();
+        s.webauthn.webauthn_origins = "https://example.org".into();
+    })
+    .unwrap_err();
+    assert!(
+        message.starts_with(
+            "WEBAUTHN_ORIGINS: https://example.org/ is not on WEBAUTHN_RP_ID example.com"
+        ),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1);
+    let message = checked(|s| s.webauthn.webauthn_origins = "not a url".into()).unwrap_err();
+    assert!(message.starts_with("WEBAUTHN_ORIGINS"), "{message}");
+}

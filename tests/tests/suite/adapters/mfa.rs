@@ -223,6 +223,7 @@ async fn turning_it_off_forgets_the_codes_and_ends_the_other_sessions(backend: B
             proof: userhub_domain::model::SignInProof {
                 federated: false,
                 second_factor: true,
+                passkey: false,
             },
         };
         assert!(

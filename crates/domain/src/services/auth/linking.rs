@@ -75,17 +75,15 @@ impl OAuthService {
         &self,
         caller: &Authenticated,
     ) -> Result<bool, PortError> {
-        let now = self.ports.clock.now();
-        let sessions = self
-            .ports
-            .sessions
-            .list_live_for_user(caller.user.id, now)
-            .await?;
-        Ok(sessions
-            .iter()
-            .find(|s| Some(s.id) == caller.session_id())
-            .is_some_and(|s| s.created_at > now - self.config.reauth_window))
+        super::signed_in_within(
+            self.ports.sessions.as_ref(),
+            self.ports.clock.now(),
+            caller,
+            self.config.reauth_window,
+        )
+        .await
     }
+
     /// The callback of a link: the provider's account becomes a way in to
     /// `user`, the caller, who started it.
     #[tracing::instrument(skip_all, fields(provider = callback.provider))]

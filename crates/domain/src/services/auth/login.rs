@@ -234,6 +234,7 @@ impl AuthService {
         let proof = SignInProof {
             federated: pending.federated,
             second_factor: true,
+            passkey: false,
         };
         let session = new_session(
             self.config.refresh_token_ttl,

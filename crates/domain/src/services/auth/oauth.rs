@@ -239,6 +239,7 @@ impl OAuthService {
         let proof = SignInProof {
             federated: true,
             second_factor: false,
+            passkey: false,
         };
         let session = super::login::new_session(
             self.config.refresh_token_ttl,

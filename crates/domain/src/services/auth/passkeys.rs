@@ -1,0 +1,438 @@
+//! Passkeys: added by a signed-in user who proves it is them, listed,
+//! renamed and removed (never the last way in), and signing in alone.
+
+use secrecy::SecretString;
+use time::Duration;
+use tracing::{info, warn};
+
+use super::password::Proof;
+use super::{AuthConfig, Authenticated, IssuedTokens};
+use crate::PortError;
+use crate::model::{
+    AuditEvent, AuditKind, CEREMONY_TTL, CeremonyKind, ClientInfo, MAX_PASSKEYS_PER_USER,
+    NewPasskey, Passkey, PasskeyId, PasskeyName, SignInProof, UserId,
+};
+use crate::ports::{CeremonyError, CreatePasskeyError, PasskeyRemoval};
+use crate::services::PasskeyPorts;
+use crate::services::throttle::Throttle;
+
+/// Why a passkey could not be added, renamed or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    /// The request came with a personal access token.
+    #[error("not allowed with a personal access token")]
+    NotWithToken,
+    /// An account with a password sent none.
+    #[error("the current password is required")]
+    PasswordRequired,
+    /// The current password was wrong (counted as a failed login).
+    #[error("wrong password")]
+    WrongPassword,
+    /// Too many failed password checks: refused for this long.
+    #[error("locked")]
+    Locked {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
+    /// An account without a password whose session signed in too long ago.
+    #[error("sign in again first")]
+    ReauthenticationRequired,
+    /// The account holds the most passkeys allowed already.
+    #[error("too many passkeys")]
+    TooMany,
+    /// The browser's answer failed a check, or the token is unknown,
+    /// spent, expired or another user's.
+    #[error("invalid passkey")]
+    Invalid,
+    /// The credential is registered already.
+    #[error("credential already registered")]
+    AlreadyRegistered,
+    /// No such passkey of the caller's.
+    #[error("not found")]
+    NotFound,
+    /// No such user (a superuser's removal).
+    #[error("user not found")]
+    UnknownUser,
+    /// It is the caller's last way in.
+    #[error("cannot remove the last sign-in method")]
+    LastMethod,
+    /// Someone not a superuser acting on another user's passkeys.
+    #[error("forbidden")]
+    Forbidden,
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why a sign-in with a passkey failed: every reason looks the same.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyLoginError {
+    /// Unknown credential, failed check, spent or expired token, inactive user.
+    #[error("invalid passkey")]
+    Invalid,
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Options for the browser and the opaque token that finishes the ceremony.
+#[derive(Debug)]
+pub struct CeremonyOptions {
+    /// `{"publicKey": …}`, WebAuthn Level 3's JSON form.
+    pub options: String,
+    /// Single use, for 5 minutes.
+    pub token: SecretString,
+}
+
+/// Passkeys.
+#[derive(Clone)]
+pub struct PasskeyService {
+    pub(super) ports: PasskeyPorts,
+    pub(super) throttle: Throttle,
+    config: AuthConfig,
+}
+
+impl PasskeyService {
+    /// A wrong password counts against `config.lockout`; an account without
+    /// one re-authenticates within `config.reauth_window`.
+    #[must_use]
+    pub fn new(ports: PasskeyPorts, config: AuthConfig) -> Self {
+        let throttle = Throttle::new(ports.throttle.clone(), ports.audit.clone(), config.lockout);
+        Self {
+            ports,
+            throttle,
+            config,
+        }
+    }
+
+    /// The caller's passkeys, oldest first.
+    pub async fn list(&self, caller: &Authenticated) -> Result<Vec<Passkey>, PortError> {
+        self.ports.passkeys.list(caller.user.id).await
+    }
+
+    /// Starts adding a passkey to the caller, who proves it is them: with
+    /// their password, or, for an account without one, by a session that
+    /// signed in within the re-authentication window. A stolen access
+    /// token alone opens no new way in.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+    pub async fn registration_options(
+        &self,
+        caller: &Authenticated,
+        current_password: Option<&SecretString>,
+        client: &ClientInfo,
+    ) -> Result<CeremonyOptions, PasskeyError> {
+        if caller.token().is_some() {
+            return Err(PasskeyError::NotWithToken);
+        }
+        let user = &caller.user;
+        if user.password_hash.is_set() {
+            let password = current_password.ok_or(PasskeyError::PasswordRequired)?;
+            match self.password_check().prove(user, client, password).await? {
+                Proof::Proven => {}
+                Proof::Wrong => {
+                    warn!("passkey registration refused: wrong password");
+                    return Err(PasskeyError::WrongPassword);
+                }
+                Proof::Locked { retry_after } => return Err(PasskeyError::Locked { retry_after }),
+            }
+        } else if !super::signed_in_within(
+            self.ports.sessions.as_ref(),
+            self.ports.clock.now(),
+            caller,
+            self.config.reauth_window,
+        )
+        .await?
+        {
+            return Err(PasskeyError::ReauthenticationRequired);
+        }
+        let existing = self.ports.passkeys.credentials(user.id).await?;
+        if existing.len() as u64 >= MAX_PASSKEYS_PER_USER {
+            return Err(PasskeyError::TooMany);
+        }
+        let start = self.ports.ceremonies.start_registration(user, &existing)?;
+        let token = self
+            .begin(CeremonyKind::Register, Some(user.id), start.state)
+            .await?;
+        Ok(CeremonyOptions {
+            options: start.options,
+            token,
+        })
+    }
+
+    /// Finishes adding a passkey: the token must be the caller's live
+    /// registration, and the browser's answer must pass every check.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user.id))]
+    pub async fn register(
+        &self,
+        caller: &Authenticated,
+        token: &str,
+        response: &str,
+        name: Option<PasskeyName>,
+        client: &ClientInfo,
+    ) -> Result<Passkey, PasskeyError> {
+        if caller.token().is_some() {
+            return Err(PasskeyError::NotWithToken);
+        }
+        let user = &caller.user;
+        let now = self.ports.clock.now();
+        let hash = self.ports.tokens.hash_token(token);
+        let state = match self
+            .ports
+            .passkeys
+            .take_ceremony(&hash, CeremonyKind::Register, now)
+            .await?
+        {
+            Some((Some(owner), state)) if owner == user.id => state,
+            _ => return Err(PasskeyError::Invalid),
+        };
+        let registered = self
+            .ports
+            .ceremonies
+            .finish_registration(&state, response)
+            .map_err(|err| {
+                warn!(%err, "passkey registration refused");
+                PasskeyError::Invalid
+            })?;
+        let name = match name {
+            Some(name) => name,
+            None => {
+                let held = self.ports.passkeys.list(user.id).await?.len() as u64;
+                PasskeyName::numbered(held + 1)
+            }
+        };
+        let passkey = Passkey {
+            id: PasskeyId::generate(),
+            user_id: user.id,
+            name,
+            created_at: now,
+            last_used_at: None,
+            backed_up: registered.backed_up,
+        };
+        let event = AuditEvent::new(AuditKind::PasskeyAdded, now, client).own(user.id);
+        let new = NewPasskey {
+            passkey: passkey.clone(),
+            credential: registered.credential,
+        };
+        match self
+            .ports
+            .passkeys
+            .create(&new, MAX_PASSKEYS_PER_USER, &event)
+            .await
+        {
+            Ok(()) => {}
+            Err(CreatePasskeyError::TooMany) => return Err(PasskeyError::TooMany),
+            Err(CreatePasskeyError::Duplicate) => return Err(PasskeyError::AlreadyRegistered),
+            Err(CreatePasskeyError::OwnerInactive) => return Err(PasskeyError::Invalid),
+            Err(CreatePasskeyError::Port(err)) => return Err(err.into()),
+        }
+        info!(passkey_id = %passkey.id, "passkey added");
+        Ok(passkey)
+    }
+
+    /// Renames one of the caller's passkeys.
+    pub async fn rename(
+        &self,
+        caller: &Authenticated,
+        id: PasskeyId,
+        name: &PasskeyName,
+        client: &ClientInfo,
+    ) -> Result<Passkey, PasskeyError> {
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::PasskeyRenamed, now, client).own(caller.user.id);
+        self.ports
+            .passkeys
+            .rename(caller.user.id, id, name, &event)
+            .await?
+            .ok_or(PasskeyError::NotFound)
+    }
+
+    /// Removes one of the caller's passkeys, unless it is their last way in.
+    pub async fn remove(
+        &self,
+        caller: &Authenticated,
+        id: PasskeyId,
+        client: &ClientInfo,
+    ) -> Result<(), PasskeyError> {
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::PasskeyRemoved, now, client).own(caller.user.id);
+        match self
+            .ports
+            .passkeys
+            .remove(caller.user.id, id, &event)
+            .await?
+        {
+            PasskeyRemoval::Removed => Ok(()),
+            PasskeyRemoval::NotFound => Err(PasskeyError::NotFound),
+            PasskeyRemoval::LastMethod => Err(PasskeyError::LastMethod),
+        }
+    }
+
+    /// A superuser removes every passkey of a user who lost theirs; every
+    /// session of that user ends.
+    pub async fn remove_all(
+        &self,
+        actor: &Authenticated,
+        user: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), PasskeyError> {
+        if !actor.user.is_superuser {
+            return Err(PasskeyError::Forbidden);
+        }
+        if self.ports.users.find_by_id(user).await?.is_none() {
+            return Err(PasskeyError::UnknownUser);
+        }
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(AuditKind::PasskeyRemoved, now, client)
+            .by(actor.user.id)
+            .about(user);
+        let removed = self.ports.passkeys.remove_all(user, &event).await?;
+        self.ports
+            .sessions
+            .revoke_all_for_user(user, None, now, None)
+            .await?;
+        info!(%user, removed, "passkeys removed by a superuser");
+        Ok(())
+    }
+
+    /// Starts a sign-in with any of the browser's passkeys: the options
+    /// name no account.
+    pub async fn login_options(&self) -> Result<CeremonyOptions, PortError> {
+        let start = self.ports.ceremonies.start_login()?;
+        let token = self.begin(CeremonyKind::Login, None, start.state).await?;
+        Ok(CeremonyOptions {
+            options: start.options,
+            token,
+        })
+    }
+
+    /// Signs in with a passkey: the token must be a live sign-in ceremony,
+    /// the credential a passkey of an active user, the answer must pass
+    /// every check, and its signature counter must not go back (a cloned
+    /// authenticator; audited). The tokens say `amr: ["pop", "mfa"]`.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(
+        &self,
+        token: &str,
+        response: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, PasskeyLoginError> {
+        let now = self.ports.clock.now();
+        let hash = self.ports.tokens.hash_token(token);
+        let Some((_, state)) = self
+            .ports
+            .passkeys
+            .take_ceremony(&hash, CeremonyKind::Login, now)
+            .await?
+        else {
+            return Err(PasskeyLoginError::Invalid);
+        };
+        let (credential_id, handle) = self
+            .ports
+            .ceremonies
+            .identify(response)
+            .map_err(|_| PasskeyLoginError::Invalid)?;
+        let Some((passkey, credential, user)) = self
+            .ports
+            .passkeys
+            .find_by_credential(&credential_id)
+            .await?
+        else {
+            warn!("passkey sign-in refused: unknown credential");
+            return Err(PasskeyLoginError::Invalid);
+        };
+        if handle.is_some_and(|h| h != user.id) || !user.is_active {
+            warn!(user_id = %user.id, "passkey sign-in refused: user handle or inactive user");
+            return Err(PasskeyLoginError::Invalid);
+        }
+        let checked = match self
+            .ports
+            .ceremonies
+            .finish_login(&state, response, &credential)
+        {
+            Ok(checked) => checked,
+            Err(CeremonyError::CounterRegressed) => {
+                warn!(user_id = %user.id, passkey_id = %passkey.id, "passkey counter went back");
+                let event =
+                    AuditEvent::new(AuditKind::PasskeyCounterRegressed, now, client).about(user.id);
+                self.ports.audit.record(&event).await?;
+                return Err(PasskeyLoginError::Invalid);
+            }
+            Err(CeremonyError::Invalid(reason)) => {
+                warn!(user_id = %user.id, %reason, "passkey sign-in refused");
+                return Err(PasskeyLoginError::Invalid);
+            }
+        };
+        // Conditional on the counter read: of two sign-ins with one
+        // counter value, one is recorded.
+        if !self
+            .ports
+            .passkeys
+            .record_use(
+                passkey.id,
+                credential.counter,
+                &checked.credential,
+                checked.backed_up,
+                now,
+            )
+            .await?
+        {
+            return Err(PasskeyLoginError::Invalid);
+        }
+        let refresh = self.ports.tokens.new_refresh_token()?;
+        let session = super::login::new_session(
+            self.config.refresh_token_ttl,
+            user.id,
+            &refresh,
+            now,
+            client.clone(),
+            SignInProof::PASSKEY,
+        );
+        let mut event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
+            .own(user.id)
+            .session(session.id);
+        event.details.method = Some("passkey".to_owned());
+        // Conditional on the account as read: a deactivation or a reset
+        // since then opens no session.
+        if !self
+            .ports
+            .sessions
+            .create(&session, &user.password_hash, &event)
+            .await?
+        {
+            return Err(PasskeyLoginError::Invalid);
+        }
+        Ok(super::signed_in(
+            &self.ports.users,
+            &self.ports.tokens,
+            &session,
+            refresh,
+            now,
+            "login with a passkey succeeded",
+        )
+        .await?)
+    }
+
+    /// Keeps a ceremony's state under a new token's hash; the token.
+    async fn begin(
+        &self,
+        kind: CeremonyKind,
+        user: Option<UserId>,
+        state: crate::model::CeremonyState,
+    ) -> Result<SecretString, PortError> {
+        let token = self.ports.tokens.new_refresh_token()?;
+        let expires_at = self.ports.clock.now() + CEREMONY_TTL;
+        self.ports
+            .passkeys
+            .begin_ceremony(&token.hash, kind, user, &state, expires_at)
+            .await?;
+        Ok(token.secret)
+    }
+
+    /// Forgets ceremonies that expired.
+    pub async fn purge_ceremonies(&self) -> Result<u64, PortError> {
+        self.ports
+            .passkeys
+            .purge_ceremonies(self.ports.clock.now())
+            .await
+    }
+}
