@@ -1,7 +1,8 @@
 // Passkeys in a real Chromium with its virtual authenticator (the DevTools
 // protocol's WebAuthn domain): a page on the allowed origin
 // (http://localhost:PASSKEY_ORIGIN_PORT, the server's WEBAUTHN_ORIGINS)
-// registers a passkey, signs in with it, and the server refuses what it
+// registers a passkey, signs in with it, answers a TOTP user's
+// `mfa_required` step with it, and the server refuses what it
 // must: a replayed answer, a page on another origin, an unknown
 // credential, a cloned authenticator whose counter went back, and a
 // deactivated user. The page only runs the browser's WebAuthn calls; the
@@ -11,6 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { API, EMAIL, PASSWORD, launch, offline } from './browser.mjs';
 
 const ORIGIN_PORT = Number(process.env.PASSKEY_ORIGIN_PORT);
@@ -301,6 +303,71 @@ test('a superuser removes a user\'s passkeys and ends their sessions', async () 
     const me = await api('/api/auth/me', { method: 'GET', token: user.token });
     assert.equal(me.status, 401, 'their sessions ended');
     assert.equal((await signIn(page)).result.status, 401);
+  } finally {
+    await context.close();
+  }
+});
+
+/** The current TOTP code of `secret`, from pyotp (an independent implementation). */
+function totp(secret) {
+  const python = process.env.USERHUB_TEST_SMTP_PYTHON ?? '../../build/smtp-venv/bin/python';
+  return execFileSync(python, ['-c', 'import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).now())', secret])
+    .toString()
+    .trim();
+}
+
+test('a passkey answers the mfa_required step of a TOTP user', async () => {
+  const user = await newUser('pkmfa');
+  const { context, page } = await pageWithAuthenticator();
+  try {
+    const begun = await api('/api/auth/mfa/totp', {
+      token: user.token, body: { current_password: user.password },
+    });
+    assert.equal(begun.status, 200, JSON.stringify(begun.body));
+    const confirmed = await api('/api/auth/mfa/totp/confirm', {
+      token: user.token, body: { code: totp(begun.body.secret) },
+    });
+    assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
+
+    // No passkey yet: the 403 has no passkey options.
+    const before = await api('/api/auth/login', { body: { email: user.email, password: user.password } });
+    assert.equal(before.status, 403);
+    assert.equal(before.body.passkey, undefined);
+
+    const registered = await register(page, user);
+    assert.equal(registered.status, 201, JSON.stringify(registered.body));
+    const [credential] = (await api('/api/auth/passkeys', { method: 'GET', token: user.token })).body;
+
+    const challenge = await api('/api/auth/login', { body: { email: user.email, password: user.password } });
+    assert.equal(challenge.status, 403);
+    assert.equal(challenge.body.error, 'mfa_required');
+    const options = challenge.body.passkey;
+    assert.ok(options, 'the 403 offers the passkeys');
+    assert.equal(options.userVerification, 'required');
+    assert.equal(options.allowCredentials.length, 1);
+    assert.ok(credential.id);
+
+    const answer = await get(page, options);
+    const signedIn = await api('/api/auth/login/mfa', {
+      body: { mfa_token: challenge.body.mfa_token, credential: answer },
+    });
+    assert.equal(signedIn.status, 200, JSON.stringify(signedIn.body));
+    assert.deepEqual(claims(signedIn.body.access_token).amr, ['pwd', 'pop']);
+
+    // The mfa_token is spent: the same answer again is refused.
+    const again = await api('/api/auth/login/mfa', {
+      body: { mfa_token: challenge.body.mfa_token, credential: answer },
+    });
+    assert.equal(again.status, 401);
+    assert.equal(again.body.error, 'invalid_grant');
+    // A code still answers a new challenge (a recovery code: the app's
+    // current one was spent confirming).
+    const next = await api('/api/auth/login', { body: { email: user.email, password: user.password } });
+    const byCode = await api('/api/auth/login/mfa', {
+      body: { mfa_token: next.body.mfa_token, code: confirmed.body.recovery_codes[0] },
+    });
+    assert.equal(byCode.status, 200, JSON.stringify(byCode.body));
+    assert.deepEqual(claims(byCode.body.access_token).amr, ['pwd', 'otp']);
   } finally {
     await context.close();
   }

@@ -134,6 +134,7 @@ port_set! {
         sessions: SessionRepository,
         passkeys: PasskeyRepository,
         ceremonies: PasskeyCeremonies,
+        mfa: MfaRepository,
         tokens: TokenIssuer,
         hasher: PasswordHasher,
         throttle: LoginThrottle,

@@ -83,6 +83,9 @@ pub enum ApiError {
     MfaRequired {
         /// Opaque, single use, five minutes.
         mfa_token: String,
+        /// The user's passkeys may answer instead of a code: the
+        /// `PublicKeyCredentialRequestOptionsJSON` that lists them.
+        passkey: Option<serde_json::Value>,
     },
     /// 403 `reauthentication_required`: the session signed in too long ago
     /// to add a way in without the password.
@@ -239,6 +242,12 @@ pub(crate) struct MfaRequiredError<'a> {
     /// Opaque, single use, valid five minutes for five codes.
     #[serde(skip_serializing_if = "Option::is_none")]
     mfa_token: Option<&'a str>,
+    /// When the user has passkeys: a `PublicKeyCredentialRequestOptionsJSON`
+    /// listing exactly them; its answer goes to `/api/auth/login/mfa` as
+    /// `credential`, instead of a code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    passkey: Option<&'a serde_json::Value>,
 }
 
 /// A 403 with a machine-readable reason next to `detail`.
@@ -287,7 +296,7 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         match self {
             Self::OAuth { inner, error } => return Self::oauth_response(inner, *error),
-            Self::MfaRequired { mfa_token } => {
+            Self::MfaRequired { mfa_token, passkey } => {
                 return response
                     .insert_header(CacheControl(vec![CacheDirective::NoStore]))
                     .json(MfaRequiredError {
@@ -295,6 +304,7 @@ impl ResponseError for ApiError {
                         error: "mfa_required",
                         error_description: "The password is right; send a code of the second factor with mfa_token to /api/auth/login/mfa",
                         mfa_token: Some(mfa_token),
+                        passkey: passkey.as_ref(),
                     });
             }
             Self::InsufficientScope { required_scope } => {

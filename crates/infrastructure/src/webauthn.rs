@@ -13,8 +13,8 @@ use userhub_domain::ports::{
     CeremonyError, CeremonyStart, CheckedAssertion, PasskeyCeremonies, RegisteredCredential,
 };
 use webauthn_rs::prelude::{
-    CredentialID, DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Url, WebauthnError,
+    AuthenticationResult, CredentialID, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, Url, WebauthnError,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 use webauthn_rs_proto::ResidentKeyRequirement;
@@ -105,6 +105,27 @@ fn backed_up(credential: &PasskeyCredential) -> bool {
         .unwrap_or(false)
 }
 
+/// A verified assertion of `credential`: the user verified, its stored
+/// form with the new counter.
+fn checked(
+    credential: &PasskeyCredential,
+    result: &AuthenticationResult,
+) -> Result<CheckedAssertion, CeremonyError> {
+    if !result.user_verified() {
+        return Err(CeremonyError::Invalid("user not verified".to_owned()));
+    }
+    let mut passkey: Passkey = from_json(&credential.data)?;
+    if passkey.update_credential(result).is_none() {
+        return Err(CeremonyError::Invalid(
+            "another credential answered".to_owned(),
+        ));
+    }
+    Ok(CheckedAssertion {
+        backed_up: result.backup_state(),
+        credential: stored(&passkey)?,
+    })
+}
+
 fn refused(err: WebauthnError) -> CeremonyError {
     match err {
         WebauthnError::CredentialPossibleCompromise => CeremonyError::CounterRegressed,
@@ -190,6 +211,39 @@ impl PasskeyCeremonies for WebauthnCeremonies {
         Ok((credential_id, handle))
     }
 
+    fn start_second_factor(
+        &self,
+        credentials: &[PasskeyCredential],
+    ) -> Result<CeremonyStart, PortError> {
+        let passkeys = credentials
+            .iter()
+            .map(|c| serde_json::from_str::<Passkey>(&c.data).map_err(PortError::unexpected))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (options, state) = self
+            .webauthn
+            .start_passkey_authentication(&passkeys)
+            .map_err(PortError::unexpected)?;
+        Ok(CeremonyStart {
+            options: to_json(&options)?,
+            state: CeremonyState(to_json(&state)?),
+        })
+    }
+
+    fn finish_second_factor(
+        &self,
+        state: &CeremonyState,
+        response: &str,
+        credential: &PasskeyCredential,
+    ) -> Result<CheckedAssertion, CeremonyError> {
+        let state: PasskeyAuthentication = from_json(&state.0)?;
+        let response: PublicKeyCredential = from_json(response)?;
+        let result = self
+            .webauthn
+            .finish_passkey_authentication(&response, &state)
+            .map_err(refused)?;
+        checked(credential, &result)
+    }
+
     fn finish_login(
         &self,
         state: &CeremonyState,
@@ -198,19 +252,11 @@ impl PasskeyCeremonies for WebauthnCeremonies {
     ) -> Result<CheckedAssertion, CeremonyError> {
         let state: DiscoverableAuthentication = from_json(&state.0)?;
         let response: PublicKeyCredential = from_json(response)?;
-        let mut passkey: Passkey = from_json(&credential.data)?;
+        let passkey: Passkey = from_json(&credential.data)?;
         let result = self
             .webauthn
             .finish_discoverable_authentication_v2(&response, state, &passkey)
             .map_err(refused)?;
-        if !result.user_verified() {
-            return Err(CeremonyError::Invalid("user not verified".to_owned()));
-        }
-        passkey.update_credential(&result);
-        let credential = stored(&passkey)?;
-        Ok(CheckedAssertion {
-            backed_up: result.backup_state(),
-            credential,
-        })
+        checked(credential, &result)
     }
 }

@@ -101,6 +101,8 @@ pub enum CeremonyKind {
     Register,
     /// Signing in with a passkey.
     Login,
+    /// A passkey as the second step of a login (under the `mfa_token`).
+    SecondFactor,
 }
 
 impl CeremonyKind {
@@ -110,6 +112,7 @@ impl CeremonyKind {
         match self {
             Self::Register => "register",
             Self::Login => "login",
+            Self::SecondFactor => "mfa",
         }
     }
 }

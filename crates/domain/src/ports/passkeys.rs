@@ -186,6 +186,21 @@ pub trait PasskeyCeremonies: Send + Sync + 'static {
     /// the user handle it carries, before any check.
     fn identify(&self, response: &str) -> Result<(String, Option<UserId>), CeremonyError>;
 
+    /// Starts the second step of a login with one of `credentials` (the
+    /// user's passkeys, listed in `allowCredentials`).
+    fn start_second_factor(
+        &self,
+        credentials: &[PasskeyCredential],
+    ) -> Result<CeremonyStart, PortError>;
+
+    /// Checks a second step's answer against the stored credential.
+    fn finish_second_factor(
+        &self,
+        state: &CeremonyState,
+        response: &str,
+        credential: &PasskeyCredential,
+    ) -> Result<CheckedAssertion, CeremonyError>;
+
     /// Checks a sign-in answer against the stored credential.
     fn finish_login(
         &self,

@@ -51,8 +51,9 @@ impl From<LoginError> for ApiError {
         match err {
             LoginError::InvalidCredentials => Self::Unauthorized("Incorrect email or password"),
             LoginError::EmailNotVerified => Self::Forbidden("Email not verified"),
-            LoginError::MfaRequired { mfa_token } => Self::MfaRequired {
+            LoginError::MfaRequired { mfa_token, .. } => Self::MfaRequired {
                 mfa_token: secrecy::ExposeSecret::expose_secret(&mfa_token).to_owned(),
+                passkey: None,
             },
             LoginError::Locked { retry_after } => Self::TooManyRequests {
                 detail: TOO_MANY_PASSWORD_FAILURES,
@@ -295,6 +296,7 @@ impl From<OAuthError> for ApiError {
             OAuthError::EmailNotVerified => Self::BadRequest("LOGIN_USER_NOT_VERIFIED"),
             OAuthError::MfaRequired { mfa_token } => Self::MfaRequired {
                 mfa_token: secrecy::ExposeSecret::expose_secret(&mfa_token).to_owned(),
+                passkey: None,
             },
             OAuthError::LinkedElsewhere => {
                 Self::Conflict("This identity is linked to another account")

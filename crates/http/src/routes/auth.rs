@@ -165,7 +165,7 @@ fn credential(value: String) -> Result<String, validation::Issue> {
             body = OAuthError,
             headers(("WWW-Authenticate" = String, description = "`Bearer`")),
             example = json!({"detail": "Incorrect email or password", "error": "invalid_grant", "error_description": "Incorrect email or password"})),
-        (status = 403, description = "The password was right, but a second factor is required (`error` `mfa_required`, with the `mfa_token` for `/api/auth/login/mfa`), or `REQUIRE_VERIFIED_EMAIL` is on and the address is not verified (`error` `invalid_grant`)",
+        (status = 403, description = "The password was right, but a second factor is required (`error` `mfa_required`, with the `mfa_token` for `/api/auth/login/mfa`, and `passkey` options when the user has passkeys), or `REQUIRE_VERIFIED_EMAIL` is on and the address is not verified (`error` `invalid_grant`)",
             body = crate::error::MfaRequiredError,
             example = json!({"detail": "MFA required", "error": "mfa_required", "error_description": "The password is right; send a code of the second factor with mfa_token to /api/auth/login/mfa", "mfa_token": "3q2-7wAAAAB0aGlzIGlzIG5vdCBhIHJlYWwgdG9rZW4"})),
         (status = 429, response = TooManyRequests),
@@ -194,7 +194,25 @@ pub(crate) async fn login(
         Err(LoginError::MfaRequired { .. }) => metrics::record_login("mfa_required"),
         Err(LoginError::Port(_)) => {}
     }
-    let tokens = outcome.map_err(|e| ApiError::from(e).for_oauth())?;
+    let tokens = match outcome {
+        Ok(tokens) => tokens,
+        // The user's passkeys may answer the second step instead of a code.
+        Err(LoginError::MfaRequired { mfa_token, user }) => {
+            let passkey = state
+                .passkeys
+                .second_factor_options(user, &mfa_token)
+                .await?
+                .and_then(|options| {
+                    let mut options: serde_json::Value = serde_json::from_str(&options).ok()?;
+                    Some(options.get_mut("publicKey")?.take())
+                });
+            return Err(ApiError::MfaRequired {
+                mfa_token: mfa_token.expose_secret().to_owned(),
+                passkey,
+            });
+        }
+        Err(err) => return Err(ApiError::from(err).for_oauth()),
+    };
     Ok(token_response(&tokens))
 }
 

@@ -17,7 +17,7 @@ use crate::extract::{Client, CurrentUser, HashBudgetSpent, JsonOrForm, PathId, V
 use crate::middleware;
 use crate::openapi::TooManyRequests;
 use crate::state::ApiState;
-use crate::validation::{self, Fields, IntoDomain};
+use crate::validation::{self, Fields, IntoDomain, Issue};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     let limited = || from_fn(middleware::auth_rate_limit);
@@ -307,21 +307,57 @@ pub(crate) struct MfaLoginRequest {
     /// The `mfa_token` of the login's 403.
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]*$")]
     mfa_token: String,
-    /// Six digits, or a recovery code.
+    /// Six digits, or a recovery code; or send `credential` instead.
     #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00]*$")]
-    code: String,
+    code: Option<String>,
+    /// A passkey's answer to the 403's `passkey` options
+    /// (`AuthenticationResponseJSON`), instead of a code.
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
+}
+
+/// What answers a login's second step.
+pub(crate) enum SecondStep {
+    /// A code of the app, or a recovery code.
+    Code(String),
+    /// A passkey's answer, as JSON text.
+    Passkey(String),
 }
 
 impl IntoDomain for MfaLoginRequest {
-    type Domain = (String, String);
+    type Domain = (String, SecondStep);
 
     fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain> {
         let token = fields.take(
             "mfa_token",
             validation::required(MAX_CREDENTIAL)(self.mfa_token),
         );
-        let code = fields.take("code", validation::required(MAX_CODE)(self.code));
-        Some((token?, code?))
+        let answer = match (self.code, self.credential) {
+            (Some(code), None) => fields
+                .take("code", validation::required(MAX_CODE)(code))
+                .map(SecondStep::Code),
+            (None, Some(credential)) if credential.is_object() => {
+                Some(SecondStep::Passkey(credential.to_string()))
+            }
+            (None, Some(_)) => fields.take::<SecondStep, _>(
+                "credential",
+                Err(Issue::new(
+                    "dict_type",
+                    "Input should be a valid dictionary",
+                )),
+            ),
+            (None, None) => {
+                fields.take::<SecondStep, _>("code", Err(Issue::new("missing", "Field required")))
+            }
+            (Some(_), Some(_)) => fields.take::<SecondStep, _>(
+                "credential",
+                Err(Issue::new(
+                    "value_error",
+                    "Value error, send a code or a credential, not both",
+                )),
+            ),
+        };
+        Some((token?, answer?))
     }
 }
 
@@ -340,19 +376,21 @@ pub(crate) struct MfaLoginForm {
 }
 
 impl IntoDomain for MfaLoginForm {
-    type Domain = (String, String);
+    type Domain = (String, SecondStep);
 
     fn into_domain(self, fields: &mut Fields) -> Option<Self::Domain> {
         MfaLoginRequest {
             mfa_token: self.mfa_token,
-            code: self.code,
+            code: Some(self.code),
+            credential: None,
         }
         .into_domain(fields)
     }
 }
 
 /// Exchanges the `mfa_token` of a login and a code (of the app, or a
-/// recovery code) for the usual tokens. JSON or a form.
+/// recovery code), or a passkey's answer, for the usual tokens. JSON or a
+/// form (a code only).
 #[utoipa::path(
     post,
     path = "/api/auth/login/mfa",
@@ -364,7 +402,7 @@ impl IntoDomain for MfaLoginForm {
     )),
     responses(
         (status = 200, description = "A new session's tokens", body = crate::routes::auth::TokenResponse),
-        (status = 401, description = "Wrong code, or an expired, spent or unknown `mfa_token`",
+        (status = 401, description = "Wrong code or passkey (`Invalid passkey`), or an expired, spent or unknown `mfa_token`",
             body = OAuthError,
             example = json!({"detail": "Invalid code", "error": "invalid_grant", "error_description": "Invalid code"})),
         (status = 429, response = TooManyRequests),
@@ -375,14 +413,22 @@ pub(crate) async fn login(
     client: Client,
     body: Result<JsonOrForm<MfaLoginRequest, MfaLoginForm>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let (token, code) = match body.map_err(ApiError::for_oauth)? {
+    let (token, answer) = match body.map_err(ApiError::for_oauth)? {
         JsonOrForm::Json(pair) | JsonOrForm::Form(pair) => pair,
     };
-    let tokens = state
-        .auth
-        .login_mfa(&token, &code, &client.0)
-        .await
-        .map_err(|e| ApiError::from(e).for_oauth())?;
+    let tokens = match answer {
+        SecondStep::Code(code) => state
+            .auth
+            .login_mfa(&token, &code, &client.0)
+            .await
+            .map_err(|e| ApiError::from(e).for_oauth())?,
+        SecondStep::Passkey(credential) => {
+            state
+                .passkeys
+                .login_second_factor(&token, &credential, &client.0)
+                .await?
+        }
+    };
     crate::metrics::record_login("success");
     Ok(token_response(&tokens))
 }

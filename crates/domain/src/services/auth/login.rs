@@ -40,6 +40,8 @@ pub enum LoginError {
     MfaRequired {
         /// The opaque `mfa_token`.
         mfa_token: SecretString,
+        /// Whose login it is (for the passkey options of the second step).
+        user: UserId,
     },
     /// Too many failed logins: refused, even with the right password, for this long.
     #[error("account locked")]
@@ -128,7 +130,10 @@ impl AuthService {
             )
             .await?;
             info!(user_id = %user.id, "password right; second factor required");
-            return Err(LoginError::MfaRequired { mfa_token });
+            return Err(LoginError::MfaRequired {
+                mfa_token,
+                user: user.id,
+            });
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
         let event = AuditEvent::new(AuditKind::LoginSucceeded, now, &request.client).own(user.id);

@@ -417,7 +417,7 @@ mod tests {
             .returning(|_, _, _| Ok(()));
         // The sessions mock expects nothing: no session is opened.
         let err = service(mocks).login(login("ada", "pw")).await.unwrap_err();
-        let LoginError::MfaRequired { mfa_token } = err else {
+        let LoginError::MfaRequired { mfa_token, .. } = err else {
             panic!("{err:?}");
         };
         assert_eq!(mfa_token.expose_secret(), "challenge");

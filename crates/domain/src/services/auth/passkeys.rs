@@ -1,7 +1,7 @@
 //! Passkeys: added by a signed-in user who proves it is them, listed,
 //! renamed and removed (never the last way in), and signing in alone.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use time::Duration;
 use tracing::{info, warn};
 
@@ -10,9 +10,9 @@ use super::{AuthConfig, Authenticated, IssuedTokens};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, CEREMONY_TTL, CeremonyKind, ClientInfo, MAX_PASSKEYS_PER_USER,
-    NewPasskey, Passkey, PasskeyId, PasskeyName, SignInProof, UserId,
+    MFA_CHALLENGE_ATTEMPTS, NewPasskey, Passkey, PasskeyId, PasskeyName, SignInProof, User, UserId,
 };
-use crate::ports::{CeremonyError, CreatePasskeyError, PasskeyRemoval};
+use crate::ports::{CeremonyError, CheckedAssertion, CreatePasskeyError, PasskeyRemoval};
 use crate::services::PasskeyPorts;
 use crate::services::throttle::Throttle;
 
@@ -344,24 +344,16 @@ impl PasskeyService {
             warn!(user_id = %user.id, "passkey sign-in refused: user handle or inactive user");
             return Err(PasskeyLoginError::Invalid);
         }
-        let checked = match self
-            .ports
-            .ceremonies
-            .finish_login(&state, response, &credential)
-        {
-            Ok(checked) => checked,
-            Err(CeremonyError::CounterRegressed) => {
-                warn!(user_id = %user.id, passkey_id = %passkey.id, "passkey counter went back");
-                let event =
-                    AuditEvent::new(AuditKind::PasskeyCounterRegressed, now, client).about(user.id);
-                self.ports.audit.record(&event).await?;
-                return Err(PasskeyLoginError::Invalid);
-            }
-            Err(CeremonyError::Invalid(reason)) => {
-                warn!(user_id = %user.id, %reason, "passkey sign-in refused");
-                return Err(PasskeyLoginError::Invalid);
-            }
-        };
+        let checked = self
+            .checked(
+                self.ports
+                    .ceremonies
+                    .finish_login(&state, response, &credential),
+                &user,
+                passkey.id,
+                client,
+            )
+            .await?;
         // Conditional on the counter read: of two sign-ins with one
         // counter value, one is recorded.
         if !self
@@ -378,6 +370,160 @@ impl PasskeyService {
         {
             return Err(PasskeyLoginError::Invalid);
         }
+        // Conditional on the account as read: a deactivation or a reset
+        // since then opens no session.
+        self.open_session(
+            &user,
+            SignInProof::PASSKEY,
+            &user.password_hash,
+            client,
+            now,
+        )
+        .await
+    }
+
+    /// The passkey options of a login's second step, when `user` (whose
+    /// password was right) has passkeys: a ceremony kept under the
+    /// `mfa_token`'s hash, listing exactly their passkeys; `None` otherwise.
+    pub async fn second_factor_options(
+        &self,
+        user: UserId,
+        mfa_token: &SecretString,
+    ) -> Result<Option<String>, PortError> {
+        let credentials = self.ports.passkeys.credentials(user).await?;
+        if credentials.is_empty() {
+            return Ok(None);
+        }
+        let start = self.ports.ceremonies.start_second_factor(&credentials)?;
+        let hash = self.ports.tokens.hash_token(mfa_token.expose_secret());
+        let expires_at = self.ports.clock.now() + CEREMONY_TTL;
+        self.ports
+            .passkeys
+            .begin_ceremony(
+                &hash,
+                CeremonyKind::SecondFactor,
+                Some(user),
+                &start.state,
+                expires_at,
+            )
+            .await?;
+        Ok(Some(start.options))
+    }
+
+    /// The second step of a login answered with a passkey instead of a
+    /// code: a live `mfa_token`, and an answer by one of its user's
+    /// passkeys. The tokens say `amr: ["pwd", "pop"]` (`fed` after a
+    /// provider).
+    #[tracing::instrument(skip_all)]
+    pub async fn login_second_factor(
+        &self,
+        mfa_token: &str,
+        response: &str,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, PasskeyLoginError> {
+        let now = self.ports.clock.now();
+        let hash = self.ports.tokens.hash_token(mfa_token);
+        let Some((Some(owner), state)) = self
+            .ports
+            .passkeys
+            .take_ceremony(&hash, CeremonyKind::SecondFactor, now)
+            .await?
+        else {
+            return Err(PasskeyLoginError::Invalid);
+        };
+        let Some(pending) = self
+            .ports
+            .mfa
+            .attempt_challenge(&hash, now, MFA_CHALLENGE_ATTEMPTS)
+            .await?
+            .filter(|p| p.user == owner)
+        else {
+            return Err(PasskeyLoginError::Invalid);
+        };
+        let (credential_id, _) = self
+            .ports
+            .ceremonies
+            .identify(response)
+            .map_err(|_| PasskeyLoginError::Invalid)?;
+        let Some((passkey, credential, user)) = self
+            .ports
+            .passkeys
+            .find_by_credential(&credential_id)
+            .await?
+            .filter(|(_, _, user)| user.id == owner && user.is_active)
+        else {
+            warn!(user_id = %owner, "second step refused: not a passkey of the user");
+            return Err(PasskeyLoginError::Invalid);
+        };
+        let checked = self
+            .checked(
+                self.ports
+                    .ceremonies
+                    .finish_second_factor(&state, response, &credential),
+                &user,
+                passkey.id,
+                client,
+            )
+            .await?;
+        if !self
+            .ports
+            .passkeys
+            .record_use(
+                passkey.id,
+                credential.counter,
+                &checked.credential,
+                checked.backed_up,
+                now,
+            )
+            .await?
+            || !self.ports.mfa.spend_challenge(&hash, now).await?
+        {
+            return Err(PasskeyLoginError::Invalid);
+        }
+        let proof = SignInProof {
+            federated: pending.federated,
+            second_factor: true,
+            passkey: true,
+        };
+        self.open_session(&user, proof, &pending.password_hash, client, now)
+            .await
+    }
+
+    /// A ceremony's outcome; a counter that went back is audited.
+    async fn checked(
+        &self,
+        outcome: Result<CheckedAssertion, CeremonyError>,
+        user: &User,
+        passkey: PasskeyId,
+        client: &ClientInfo,
+    ) -> Result<CheckedAssertion, PasskeyLoginError> {
+        match outcome {
+            Ok(checked) => Ok(checked),
+            Err(CeremonyError::CounterRegressed) => {
+                warn!(user_id = %user.id, passkey_id = %passkey, "passkey counter went back");
+                let now = self.ports.clock.now();
+                let event =
+                    AuditEvent::new(AuditKind::PasskeyCounterRegressed, now, client).about(user.id);
+                self.ports.audit.record(&event).await?;
+                Err(PasskeyLoginError::Invalid)
+            }
+            Err(CeremonyError::Invalid(reason)) => {
+                warn!(user_id = %user.id, %reason, "passkey refused");
+                Err(PasskeyLoginError::Invalid)
+            }
+        }
+    }
+
+    /// Opens the session of a sign-in that `proof` proved, conditional on
+    /// the account's password hash as `proven` (a reset since ends it).
+    async fn open_session(
+        &self,
+        user: &User,
+        proof: SignInProof,
+        proven: &crate::model::PasswordHash,
+        client: &ClientInfo,
+        now: time::OffsetDateTime,
+    ) -> Result<IssuedTokens, PasskeyLoginError> {
         let refresh = self.ports.tokens.new_refresh_token()?;
         let session = super::login::new_session(
             self.config.refresh_token_ttl,
@@ -385,20 +531,13 @@ impl PasskeyService {
             &refresh,
             now,
             client.clone(),
-            SignInProof::PASSKEY,
+            proof,
         );
         let mut event = AuditEvent::new(AuditKind::LoginSucceeded, now, client)
             .own(user.id)
             .session(session.id);
         event.details.method = Some("passkey".to_owned());
-        // Conditional on the account as read: a deactivation or a reset
-        // since then opens no session.
-        if !self
-            .ports
-            .sessions
-            .create(&session, &user.password_hash, &event)
-            .await?
-        {
+        if !self.ports.sessions.create(&session, proven, &event).await? {
             return Err(PasskeyLoginError::Invalid);
         }
         Ok(super::signed_in(
@@ -731,6 +870,102 @@ mod tests {
             .unwrap();
         assert_eq!(tokens.user_id, ada.id);
         assert_eq!(crate::model::SignInProof::PASSKEY.amr(), vec!["pop", "mfa"]);
+    }
+
+    #[tokio::test]
+    async fn a_passkey_answers_a_second_step_only_for_the_challenges_user() {
+        let ada = user("ada");
+        let pending = crate::model::PendingLogin {
+            user: ada.id,
+            password_hash: ada.password_hash.clone(),
+            federated: false,
+        };
+        // The ceremony under the mfa_token was begun for someone else.
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_token()
+            .returning(|t| TokenHash::new(t.into()));
+        mocks
+            .passkeys
+            .expect_take_ceremony()
+            .with(
+                eq(TokenHash::new("m".into())),
+                eq(CeremonyKind::SecondFactor),
+                eq(NOW),
+            )
+            .returning(|_, _, _| Ok(Some((Some(UserId::generate()), CeremonyState("s".into())))));
+        let answer = pending.clone();
+        mocks
+            .mfa
+            .expect_attempt_challenge()
+            .returning(move |_, _, _| Ok(Some(answer.clone())));
+        mocks.ceremonies.expect_finish_second_factor().times(0);
+        let err = service(mocks)
+            .login_second_factor("m", "{}", &ClientInfo::default())
+            .await;
+        assert!(matches!(err, Err(PasskeyLoginError::Invalid)));
+
+        // Its own: the challenge is spent and the session says pwd + pop.
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_token()
+            .returning(|t| TokenHash::new(t.into()));
+        let owner = ada.id;
+        mocks
+            .passkeys
+            .expect_take_ceremony()
+            .returning(move |_, _, _| Ok(Some((Some(owner), CeremonyState("s".into())))));
+        mocks
+            .mfa
+            .expect_attempt_challenge()
+            .returning(move |_, _, _| Ok(Some(pending.clone())));
+        mocks
+            .ceremonies
+            .expect_identify()
+            .returning(|_| Ok(("cred".into(), None)));
+        let (passkey, credential) = key(ada.id);
+        let found = ada.clone();
+        mocks
+            .passkeys
+            .expect_find_by_credential()
+            .returning(move |_| Ok(Some((passkey.clone(), credential.clone(), found.clone()))));
+        mocks
+            .ceremonies
+            .expect_finish_second_factor()
+            .returning(|_, _, _| {
+                Ok(CheckedAssertion {
+                    credential: PasskeyCredential {
+                        credential_id: "cred".into(),
+                        counter: 6,
+                        data: "{}".into(),
+                    },
+                    backed_up: false,
+                })
+            });
+        mocks
+            .passkeys
+            .expect_record_use()
+            .returning(|_, _, _, _, _| Ok(true));
+        mocks
+            .mfa
+            .expect_spend_challenge()
+            .times(1)
+            .returning(|_, _| Ok(true));
+        mocks.issues_refresh_tokens("refresh");
+        mocks.issues_access_tokens();
+        mocks
+            .sessions
+            .expect_create()
+            .withf(|session, _, _| session.proof.amr() == vec!["pwd", "pop"])
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        mocks.users.expect_record_login().returning(|_, _| Ok(()));
+        service(mocks)
+            .login_second_factor("m", "{}", &ClientInfo::default())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
