@@ -135,6 +135,7 @@ port_set! {
         passkeys: PasskeyRepository,
         ceremonies: PasskeyCeremonies,
         mfa: MfaRepository,
+        mail: MailQueue,
         tokens: TokenIssuer,
         hasher: PasswordHasher,
         throttle: LoginThrottle,
@@ -259,7 +260,10 @@ macro_rules! shared_parts {
     };
 }
 
-shared_parts!(outbox: AuthPorts, MfaPorts, OAuthPorts, UserPorts, RecoveryPorts; new_user: AuthPorts, UserPorts);
+shared_parts!(
+    outbox: AuthPorts, MfaPorts, OAuthPorts, UserPorts, RecoveryPorts, PasskeyPorts;
+    new_user: AuthPorts, UserPorts
+);
 
 /// Why a new user (registered, or created by a superuser) was not stored.
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,9 @@ named! {
         /// To an account's address: a provider account was linked, with a
         /// link that undoes it.
         IdentityLinked = "identity_linked",
+        /// To an account's address: a passkey was added, with a link that
+        /// removes it.
+        PasskeyAdded = "passkey_added",
     }
 }
 
@@ -80,6 +83,11 @@ pub enum UndoTarget {
         /// The provider's id of the account.
         subject: String,
     },
+    /// The passkey with this id.
+    Passkey {
+        /// UserHub's id of it.
+        id: super::PasskeyId,
+    },
 }
 
 impl UndoTarget {
@@ -89,12 +97,19 @@ impl UndoTarget {
     pub fn to_stored(&self) -> String {
         match self {
             Self::Identity { provider, subject } => format!("identity:{provider}:{subject}"),
+            Self::Passkey { id } => format!("passkey:{id}"),
         }
     }
 
     /// The target stored as `raw`, if it is one.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
+        if let Some(id) = raw.strip_prefix("passkey:") {
+            let id = uuid::Uuid::parse_str(id).ok()?;
+            return Some(Self::Passkey {
+                id: super::PasskeyId::from_uuid(id),
+            });
+        }
         let rest = raw.strip_prefix("identity:")?;
         let (provider, subject) = rest.split_once(':')?;
         Some(Self::Identity {
@@ -108,6 +123,7 @@ impl UndoTarget {
     pub fn removed(&self) -> String {
         match self {
             Self::Identity { provider, .. } => format!("identity:{provider}"),
+            Self::Passkey { .. } => "passkey".to_owned(),
         }
     }
 }

@@ -104,6 +104,8 @@ pub enum WayIn {
     Identity,
     /// A second factor (TOTP, its recovery codes).
     SecondFactor,
+    /// Passkeys.
+    Passkey,
 }
 
 /// What a revert link did.

@@ -124,7 +124,7 @@ pub enum UndoError {
 /// The ways in that undoing an email change removes when they were added
 /// after it: whoever changed the address may have added their own. (Ways
 /// in older than the change stay: the owner's.)
-pub const EVICTED_BY_REVERT: &[WayIn] = &[WayIn::Identity, WayIn::SecondFactor];
+pub const EVICTED_BY_REVERT: &[WayIn] = &[WayIn::Identity, WayIn::SecondFactor, WayIn::Passkey];
 
 /// The longest wait between two attempts at one mail.
 const MAX_RETRY_WAIT: Duration = Duration::hours(1);
@@ -964,7 +964,7 @@ mod tests {
                         && *now == NOW
                         && event.kind == AuditKind::EmailReverted
                         // What an intruder could add goes with the change.
-                        && evict == [WayIn::Identity, WayIn::SecondFactor]
+                        && evict == [WayIn::Identity, WayIn::SecondFactor, WayIn::Passkey]
                 })
                 .return_once(move |_, _, _, _| Ok(outcome));
             let result = service(mocks, recovery)

@@ -10,7 +10,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AuditEvent, Email, MailKind, PasswordHash, TokenHash, UndoTarget, User, UserId,
+    AuditEvent, AuditKind, Email, MailKind, PasswordHash, TokenHash, UndoTarget, User, UserId,
 };
 use userhub_domain::ports::{self, RevertOutcome, WayIn};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::recovery_tokens::{RESET, REVERT, UNDO, VERIFY, spend, spend_tokens};
 use super::users::to_domain;
 use super::{Database, DbResultExt, audit, delete_older, micros, port_error};
-use crate::entities::{personal_access_token, recovery_token, session, user};
+use crate::entities::{passkey, personal_access_token, recovery_token, session, user};
 
 /// A token just spent.
 struct Spent {
@@ -125,7 +125,11 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
         now: OffsetDateTime,
         event: Option<AuditEvent>,
     ) -> Result<(), PortError> {
-        let purpose = kind.as_str();
+        // Every link that removes a way in is an undo link; its target says which.
+        let purpose = match kind {
+            MailKind::PasskeyAdded => UNDO,
+            other => other.as_str(),
+        };
         let txn = self.db.connection().begin().await.port()?;
         // Each revert or undo link undoes its own change: a later change
         // must not kill the link that undoes an earlier one.
@@ -301,6 +305,19 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
                         .into_iter()
                         .map(|provider| format!("identity:{provider}")),
                 ),
+                WayIn::Passkey => {
+                    let since =
+                        super::from_micros(created_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                    let gone = passkey::Entity::delete_many()
+                        .filter(passkey::Column::UserId.eq(user_id))
+                        .filter(passkey::Column::CreatedAt.gte(since))
+                        .exec(&txn)
+                        .await
+                        .port()?;
+                    if gone.rows_affected > 0 {
+                        removed.push("passkey".to_owned());
+                    }
+                }
                 WayIn::SecondFactor => {
                     if super::mfa::remove_enabled_since(&txn, user_id, created_at)
                         .await
@@ -354,6 +371,16 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
                     .await
                     .port()?;
                 event.details.provider = Some(provider.clone());
+            }
+            UndoTarget::Passkey { id } => {
+                passkey::Entity::delete_many()
+                    .filter(passkey::Column::Id.eq(id.as_uuid()))
+                    .filter(passkey::Column::UserId.eq(user_id))
+                    .exec(&txn)
+                    .await
+                    .port()?;
+                event.kind = AuditKind::PasskeyRemoved;
+                event.details.removed = vec![target.removed()];
             }
         }
         end_sessions(&txn, user_id, now).await?;

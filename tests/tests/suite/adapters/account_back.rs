@@ -3,17 +3,18 @@
 //! undoing the change removes the ways in added after it, and only those.
 
 use userhub_domain::model::{
-    ClientInfo, Email, MailKind, NewSession, ProviderIdentity, SealedSecret, SessionId,
-    SignInProof, TokenHash, UndoTarget, User,
+    ClientInfo, Email, MailKind, NewPasskey, NewSession, Passkey, PasskeyCredential, PasskeyId,
+    PasskeyName, ProviderIdentity, SealedSecret, SessionId, SignInProof, TokenHash, UndoTarget,
+    User,
 };
 use userhub_domain::ports::{
-    IdentityRepository, InsertUserError, MfaRepository, PatchUserError, RecoveryTokens,
-    RevertOutcome, SessionRepository, UserPatch, UserRepository, WriteGuard,
+    IdentityRepository, InsertUserError, MfaRepository, PasskeyRepository, PatchUserError,
+    RecoveryTokens, RevertOutcome, SessionRepository, UserPatch, UserRepository, WriteGuard,
 };
 use userhub_domain::services::EVICTED_BY_REVERT;
 use userhub_infrastructure::{
-    SeaOrmIdentityRepository, SeaOrmMfaRepository, SeaOrmRecoveryTokens, SeaOrmSessionRepository,
-    SeaOrmUserRepository,
+    SeaOrmIdentityRepository, SeaOrmMfaRepository, SeaOrmPasskeyRepository, SeaOrmRecoveryTokens,
+    SeaOrmSessionRepository, SeaOrmUserRepository,
 };
 use userhub_tests::{
     Backend, TestDatabase, any_event, migrated_database, stored_now as now, stored_user as user,
@@ -25,6 +26,7 @@ on_both_backends!(
     a_replaced_address_is_reserved_for_its_account_until_the_reservation_ends,
     a_revert_removes_the_ways_in_added_after_the_change_and_keeps_the_older,
     an_undo_link_removes_its_identity_ends_every_session_and_works_once,
+    a_passkeys_undo_link_removes_it_and_a_revert_removes_the_passkeys_added_after_the_change,
 );
 
 struct Stores {
@@ -372,4 +374,106 @@ async fn an_undo_link_removes_its_identity_ends_every_session_and_works_once(bac
         s.tokens.undo(&old, now(), &any_event()).await.unwrap(),
         None
     );
+}
+
+fn passkey(owner: &User, credential_id: &str, at: OffsetDateTime) -> NewPasskey {
+    NewPasskey {
+        passkey: Passkey {
+            id: PasskeyId::generate(),
+            user_id: owner.id,
+            name: PasskeyName::numbered(1),
+            created_at: at,
+            last_used_at: None,
+            backed_up: false,
+        },
+        credential: PasskeyCredential {
+            credential_id: credential_id.into(),
+            counter: 0,
+            data: "{}".into(),
+        },
+    }
+}
+
+async fn a_passkeys_undo_link_removes_it_and_a_revert_removes_the_passkeys_added_after_the_change(
+    backend: Backend,
+) {
+    let (database, _db) = migrated_database(backend).await;
+    let users = SeaOrmUserRepository::new(database.clone());
+    let passkeys = SeaOrmPasskeyRepository::new(database.clone());
+    let tokens = SeaOrmRecoveryTokens::new(database);
+    let ada = user("ada");
+    users.insert(&ada, &any_event()).await.unwrap();
+    let t0 = now() - Duration::hours(3);
+    let changed = now() - Duration::hours(2);
+    let mine = passkey(&ada, "mine", t0);
+    let theirs = passkey(&ada, "theirs", now() - Duration::hours(1));
+    let noticed = passkey(&ada, "noticed", now() - Duration::hours(1));
+    for key in [&mine, &theirs, &noticed] {
+        passkeys.create(key, 20, &any_event()).await.unwrap();
+    }
+    // The notice of one passkey: its link removes it, and only it.
+    let target = UndoTarget::Passkey {
+        id: noticed.passkey.id,
+    };
+    let undo = TokenHash::new("undo-passkey".into());
+    tokens
+        .issue(
+            MailKind::PasskeyAdded,
+            ada.id,
+            &ada.email,
+            &undo,
+            Some(target.clone()),
+            now() + Duration::days(7),
+            now(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tokens.undo(&undo, now(), &any_event()).await.unwrap(),
+        Some(target)
+    );
+    assert_eq!(passkeys.list(ada.id).await.unwrap().len(), 2);
+    // A revert of an email change removes the passkey added after it.
+    users
+        .update(
+            ada.id,
+            None,
+            &UserPatch {
+                email: Some(Email::parse("intruder@evil.example").unwrap()),
+                ..UserPatch::default()
+            },
+            &own(&ada),
+            changed,
+            &any_event(),
+        )
+        .await
+        .unwrap();
+    let revert = TokenHash::new("revert-passkey".into());
+    tokens
+        .issue(
+            MailKind::EmailChanged,
+            ada.id,
+            &ada.email,
+            &revert,
+            None,
+            changed + Duration::days(7),
+            changed,
+            None,
+        )
+        .await
+        .unwrap();
+    let reverted = tokens
+        .revert_email(&revert, now(), EVICTED_BY_REVERT, &any_event())
+        .await
+        .unwrap();
+    assert!(matches!(reverted, RevertOutcome::Reverted(_)));
+    let left: Vec<_> = passkeys
+        .list(ada.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(left, vec![mine.passkey.id]);
 }

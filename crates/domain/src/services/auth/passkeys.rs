@@ -10,7 +10,8 @@ use super::{AuthConfig, Authenticated, IssuedTokens};
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, CEREMONY_TTL, CeremonyKind, ClientInfo, MAX_PASSKEYS_PER_USER,
-    MFA_CHALLENGE_ATTEMPTS, NewPasskey, Passkey, PasskeyId, PasskeyName, SignInProof, User, UserId,
+    MFA_CHALLENGE_ATTEMPTS, MailKind, NewPasskey, Passkey, PasskeyId, PasskeyName, SignInProof,
+    UndoTarget, User, UserId,
 };
 use crate::ports::{CeremonyError, CheckedAssertion, CreatePasskeyError, PasskeyRemoval};
 use crate::services::PasskeyPorts;
@@ -226,6 +227,15 @@ impl PasskeyService {
             Err(CreatePasskeyError::Port(err)) => return Err(err.into()),
         }
         info!(passkey_id = %passkey.id, "passkey added");
+        let target = UndoTarget::Passkey { id: passkey.id };
+        super::notify(
+            self.ports.outbox(),
+            user,
+            MailKind::PasskeyAdded,
+            Some(target),
+            client,
+        )
+        .await;
         Ok(passkey)
     }
 
@@ -772,6 +782,62 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, PasskeyError::Invalid), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_passkey_added_is_stored_with_its_event_and_mailed_with_an_undo_link() {
+        let ada = user("ada");
+        let owner = ada.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_token()
+            .returning(|t| TokenHash::new(t.into()));
+        mocks
+            .passkeys
+            .expect_take_ceremony()
+            .returning(move |_, _, _| Ok(Some((Some(owner), CeremonyState("s".into())))));
+        mocks
+            .ceremonies
+            .expect_finish_registration()
+            .returning(|_, _| {
+                Ok(crate::ports::RegisteredCredential {
+                    credential: PasskeyCredential {
+                        credential_id: "new".into(),
+                        counter: 0,
+                        data: "{}".into(),
+                    },
+                    backed_up: true,
+                })
+            });
+        mocks.passkeys.expect_list().returning(|_| Ok(vec![]));
+        mocks
+            .passkeys
+            .expect_create()
+            .withf(move |new, max, event| {
+                new.passkey.name.as_str() == "Passkey 1"
+                    && new.passkey.backed_up
+                    && *max == MAX_PASSKEYS_PER_USER
+                    && event.kind == AuditKind::PasskeyAdded
+                    && event.subject_id == Some(owner)
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        mocks
+            .mail
+            .expect_notify()
+            .withf(move |notice, _, _| {
+                notice.kind == MailKind::PasskeyAdded
+                    && notice.user_id == owner
+                    && matches!(notice.target, Some(UndoTarget::Passkey { .. }))
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let key = service(mocks)
+            .register(&caller(&ada), "t", "{}", None, &ClientInfo::default())
+            .await
+            .unwrap();
+        assert_eq!(key.name.as_str(), "Passkey 1");
     }
 
     #[tokio::test]

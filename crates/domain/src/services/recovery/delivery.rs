@@ -150,7 +150,7 @@ impl RecoveryService {
         match kind {
             MailKind::PasswordReset => self.config.reset_token_ttl,
             MailKind::VerifyEmail => self.config.verify_token_ttl,
-            MailKind::IdentityLinked => UNDO_TTL,
+            MailKind::IdentityLinked | MailKind::PasskeyAdded => UNDO_TTL,
             MailKind::EmailChanged
             | MailKind::PasswordChanged
             | MailKind::SecondFactorOn
@@ -193,11 +193,22 @@ impl RecoveryService {
                      ends too.",
                     match &job.target {
                         Some(UndoTarget::Identity { provider, .. }) => provider.as_str(),
-                        None => "a provider",
+                        Some(UndoTarget::Passkey { .. }) | None => "a provider",
                     },
                     ttl.whole_days()
                 ),
                 "If you linked it, ignore this message.\n\
+                 If you did not, someone has your password: reset it too.",
+            ),
+            MailKind::PasskeyAdded => (
+                "/undo",
+                "A passkey was added to your account",
+                format!(
+                    "A passkey can now sign in to your account. If you did not add it, open this \
+                     link within {} days to remove it: every session of your account ends too.",
+                    ttl.whole_days()
+                ),
+                "If you added it, ignore this message.\n\
                  If you did not, someone has your password: reset it too.",
             ),
             _ => (
