@@ -62,4 +62,25 @@ mkdir -p build/browser
         ARTIFACTS_DIR="$PWD/../../build/browser" \
         node --test --test-concurrency=1 ./*.test.mjs
 )
+
+# Passkeys again on PostgreSQL, when it is reachable: the ceremonies'
+# state and the counters live in the database.
+pg_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if command -v psql >/dev/null && psql "$pg_url" -qc 'SELECT 1' >/dev/null 2>&1; then
+    stop_server
+    pg_database="userhub_browser_$$"
+    psql "$pg_url" -qc "CREATE DATABASE $pg_database" >/dev/null
+    trap 'stop_server; kill "$provider_pid" 2>/dev/null || true; psql "$pg_url" -qc "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$workdir"' EXIT
+    start_server "${pg_url%/*}/$pg_database" \
+        WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$passkey_port"
+    echo "== passkeys on PostgreSQL ($pg_database), server at $SERVER_URL"
+    (
+        cd tests/browser
+        USERHUB_URL="$SERVER_URL" USERHUB_EMAIL="$ROOT_EMAIL" USERHUB_PASSWORD="$ROOT_PASSWORD" \
+            PASSKEY_ORIGIN_PORT="$passkey_port" \
+            node --test --test-concurrency=1 ./passkeys.test.mjs
+    )
+else
+    echo "warning: PostgreSQL is unreachable: the passkey browser tests ran on SQLite only" >&2
+fi
 echo "== screenshots in build/browser/"
