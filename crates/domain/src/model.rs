@@ -76,6 +76,22 @@ pub use token::{
 pub use user::{FullName, FullNameError, Taken, User, UserView, VersionMatch};
 pub use username::{Username, UsernameError};
 
+/// A name someone gives a thing of theirs (a token, a passkey) to tell
+/// it apart: not blank, no control characters, at most `max` characters
+/// (`too_long` says so).
+pub(crate) fn label(raw: &str, max: usize, too_long: &'static str) -> Result<String, &'static str> {
+    if raw.trim().is_empty() {
+        return Err("name must not be blank");
+    }
+    if raw.chars().any(char::is_control) {
+        return Err("name holds a control character");
+    }
+    if raw.chars().count() > max {
+        return Err(too_long);
+    }
+    Ok(raw.to_owned())
+}
+
 /// Whether a string holds a character no field accepts (PostgreSQL cannot store NUL).
 pub(crate) fn has_nul(raw: &str) -> bool {
     raw.contains('\0')

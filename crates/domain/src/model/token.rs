@@ -94,16 +94,7 @@ impl TokenName {
     /// # Errors
     /// What is wrong with it, in words.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if raw.trim().is_empty() {
-            return Err("name must not be blank");
-        }
-        if raw.chars().any(char::is_control) {
-            return Err("name holds a control character");
-        }
-        if raw.chars().count() > Self::MAX_LEN {
-            return Err("name longer than 100 characters");
-        }
-        Ok(Self(raw.to_owned()))
+        super::label(raw, Self::MAX_LEN, "name longer than 100 characters").map(Self)
     }
 
     /// The name as stored.

@@ -2,10 +2,9 @@
 //! Times are microseconds since the Unix epoch (see the migration).
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use time::OffsetDateTime;
 use userhub_domain::PortError;
@@ -19,7 +18,7 @@ use super::users::rows::{Unique, active_model, unique_violation};
 use super::{
     Database, DbResultExt, audit, delete_older, from_micros, micros, port_error, violated_unique,
 };
-use crate::entities::{oauth_spent_state, passkey, user, user_identity};
+use crate::entities::{oauth_spent_state, user, user_identity};
 
 /// Which of the table's two keys refused a row.
 #[derive(Debug, PartialEq, Eq)]
@@ -225,41 +224,15 @@ impl IdentityRepository for SeaOrmIdentityRepository {
         // pass the check below: on PostgreSQL the user row serialises
         // them. SQLite has one writer, and a read first would only make
         // the second one fail to take the writer lock.
-        if txn.get_database_backend() == DbBackend::Postgres {
-            let hold = Query::select()
-                .column(user::Column::Id)
-                .from(user::Entity)
-                .and_where(user::Column::Id.eq(user_id))
-                .lock(LockType::Update)
-                .to_owned();
-            txn.query_one(&hold).await.port()?;
-        }
-        let has_password = Query::select()
-            .expr(Expr::val(1))
-            .from(user::Entity)
-            .and_where(user::Column::Id.eq(user_id))
-            .and_where(user::Column::PasswordHash.ne(""))
-            .to_owned();
-        let has_other = Query::select()
-            .expr(Expr::val(1))
-            .from(user_identity::Entity)
-            .and_where(Expr::col(user_identity::Column::UserId).eq(user_id))
-            .and_where(Expr::col(user_identity::Column::Provider).ne(provider))
-            .to_owned();
-        let has_passkey = Query::select()
-            .expr(Expr::val(1))
-            .from(passkey::Entity)
-            .and_where(Expr::col(passkey::Column::UserId).eq(user_id))
-            .to_owned();
+        super::passkeys::hold_user(&txn, UserId::from_uuid(user_id)).await?;
         let delete = Query::delete()
             .from_table(user_identity::Entity)
             .and_where(Expr::col(user_identity::Column::UserId).eq(user_id))
             .and_where(Expr::col(user_identity::Column::Provider).eq(provider))
-            .and_where(
-                Expr::exists(has_password)
-                    .or(Expr::exists(has_other))
-                    .or(Expr::exists(has_passkey)),
-            )
+            .and_where(super::passkeys::keeps_a_way_in(
+                user_id,
+                &super::passkeys::Leaving::Identity(provider),
+            ))
             .to_owned();
         if txn.execute(&delete).await.port()?.rows_affected() == 0 {
             let linked = Query::select()

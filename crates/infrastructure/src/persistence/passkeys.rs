@@ -51,9 +51,50 @@ fn credential(row: &passkey::Model) -> PasskeyCredential {
     }
 }
 
+/// The way in a removal takes, which [`keeps_a_way_in`] does not count.
+pub(super) enum Leaving<'a> {
+    /// The identity at this provider.
+    Identity(&'a str),
+    /// This passkey.
+    Passkey(PasskeyId),
+}
+
+/// Whether `user` keeps a way in besides `leaving`: a password, a linked
+/// identity or a passkey. Checked by the statement that removes, after
+/// [`hold_user`], so two removals of the last two ways in cannot both pass.
+pub(super) fn keeps_a_way_in(user: uuid::Uuid, leaving: &Leaving<'_>) -> Expr {
+    let has_password = Query::select()
+        .expr(Expr::val(1))
+        .from(user::Entity)
+        .and_where(user::Column::Id.eq(user))
+        .and_where(user::Column::PasswordHash.ne(""))
+        .to_owned();
+    let mut has_identity = Query::select()
+        .expr(Expr::val(1))
+        .from(user_identity::Entity)
+        .and_where(Expr::col(user_identity::Column::UserId).eq(user))
+        .to_owned();
+    let mut has_passkey = Query::select()
+        .expr(Expr::val(1))
+        .from(passkey::Entity)
+        .and_where(Expr::col(passkey::Column::UserId).eq(user))
+        .to_owned();
+    match leaving {
+        Leaving::Identity(provider) => {
+            has_identity.and_where(Expr::col(user_identity::Column::Provider).ne(*provider));
+        }
+        Leaving::Passkey(id) => {
+            has_passkey.and_where(Expr::col(passkey::Column::Id).ne(id.as_uuid()));
+        }
+    }
+    Expr::exists(has_password)
+        .or(Expr::exists(has_identity))
+        .or(Expr::exists(has_passkey))
+}
+
 /// On PostgreSQL, takes `user`'s row lock: changes to one user's ways in
 /// queue there, so each sees the others' outcome (SQLite has one writer).
-async fn hold_user(conn: &impl ConnectionTrait, user: UserId) -> Result<(), PortError> {
+pub(super) async fn hold_user(conn: &impl ConnectionTrait, user: UserId) -> Result<(), PortError> {
     if conn.get_database_backend() == DbBackend::Postgres {
         let lock = Query::select()
             .column(user::Column::Id)
@@ -208,32 +249,11 @@ impl PasskeyRepository for SeaOrmPasskeyRepository {
         // Two removals of one user's last two ways in must not both pass
         // the check below.
         hold_user(&txn, user).await?;
-        let has_password = Query::select()
-            .expr(Expr::val(1))
-            .from(user::Entity)
-            .and_where(user::Column::Id.eq(user_id))
-            .and_where(user::Column::PasswordHash.ne(""))
-            .to_owned();
-        let has_identity = Query::select()
-            .expr(Expr::val(1))
-            .from(user_identity::Entity)
-            .and_where(Expr::col(user_identity::Column::UserId).eq(user_id))
-            .to_owned();
-        let has_other = Query::select()
-            .expr(Expr::val(1))
-            .from(passkey::Entity)
-            .and_where(Expr::col(passkey::Column::UserId).eq(user_id))
-            .and_where(Expr::col(passkey::Column::Id).ne(id.as_uuid()))
-            .to_owned();
         let delete = Query::delete()
             .from_table(passkey::Entity)
             .and_where(Expr::col(passkey::Column::Id).eq(id.as_uuid()))
             .and_where(Expr::col(passkey::Column::UserId).eq(user_id))
-            .and_where(
-                Expr::exists(has_password)
-                    .or(Expr::exists(has_identity))
-                    .or(Expr::exists(has_other)),
-            )
+            .and_where(keeps_a_way_in(user_id, &Leaving::Passkey(id)))
             .to_owned();
         if txn.execute(&delete).await.port()?.rows_affected() == 0 {
             let held = passkey::Entity::find_by_id(id.as_uuid())

@@ -354,32 +354,12 @@ impl PasskeyService {
             warn!(user_id = %user.id, "passkey sign-in refused: user handle or inactive user");
             return Err(PasskeyLoginError::Invalid);
         }
-        let checked = self
-            .checked(
-                self.ports
-                    .ceremonies
-                    .finish_login(&state, response, &credential),
-                &user,
-                passkey.id,
-                client,
-            )
-            .await?;
-        // Conditional on the counter read: of two sign-ins with one
-        // counter value, one is recorded.
-        if !self
+        let outcome = self
             .ports
-            .passkeys
-            .record_use(
-                passkey.id,
-                credential.counter,
-                &checked.credential,
-                checked.backed_up,
-                now,
-            )
-            .await?
-        {
-            return Err(PasskeyLoginError::Invalid);
-        }
+            .ceremonies
+            .finish_login(&state, response, &credential);
+        self.record(outcome, &user, passkey.id, credential.counter, client)
+            .await?;
         // Conditional on the account as read: a deactivation or a reset
         // since then opens no session.
         self.open_session(
@@ -465,29 +445,13 @@ impl PasskeyService {
             warn!(user_id = %owner, "second step refused: not a passkey of the user");
             return Err(PasskeyLoginError::Invalid);
         };
-        let checked = self
-            .checked(
-                self.ports
-                    .ceremonies
-                    .finish_second_factor(&state, response, &credential),
-                &user,
-                passkey.id,
-                client,
-            )
-            .await?;
-        if !self
+        let outcome = self
             .ports
-            .passkeys
-            .record_use(
-                passkey.id,
-                credential.counter,
-                &checked.credential,
-                checked.backed_up,
-                now,
-            )
-            .await?
-            || !self.ports.mfa.spend_challenge(&hash, now).await?
-        {
+            .ceremonies
+            .finish_second_factor(&state, response, &credential);
+        self.record(outcome, &user, passkey.id, credential.counter, client)
+            .await?;
+        if !self.ports.mfa.spend_challenge(&hash, now).await? {
             return Err(PasskeyLoginError::Invalid);
         }
         let proof = SignInProof {
@@ -499,28 +463,42 @@ impl PasskeyService {
             .await
     }
 
-    /// A ceremony's outcome; a counter that went back is audited.
-    async fn checked(
+    /// Records a checked assertion of passkey `id` (its new counter),
+    /// conditional on the counter `seen` when it was read: of two sign-ins
+    /// with one counter value, one is recorded. A refused one is an
+    /// error; a counter that went back is audited.
+    async fn record(
         &self,
         outcome: Result<CheckedAssertion, CeremonyError>,
         user: &User,
-        passkey: PasskeyId,
+        id: PasskeyId,
+        seen: u32,
         client: &ClientInfo,
-    ) -> Result<CheckedAssertion, PasskeyLoginError> {
-        match outcome {
-            Ok(checked) => Ok(checked),
+    ) -> Result<(), PasskeyLoginError> {
+        let now = self.ports.clock.now();
+        let checked = match outcome {
+            Ok(checked) => checked,
             Err(CeremonyError::CounterRegressed) => {
-                warn!(user_id = %user.id, passkey_id = %passkey, "passkey counter went back");
-                let now = self.ports.clock.now();
+                warn!(user_id = %user.id, passkey_id = %id, "passkey counter went back");
                 let event =
                     AuditEvent::new(AuditKind::PasskeyCounterRegressed, now, client).about(user.id);
                 self.ports.audit.record(&event).await?;
-                Err(PasskeyLoginError::Invalid)
+                return Err(PasskeyLoginError::Invalid);
             }
             Err(CeremonyError::Invalid(reason)) => {
                 warn!(user_id = %user.id, %reason, "passkey refused");
-                Err(PasskeyLoginError::Invalid)
+                return Err(PasskeyLoginError::Invalid);
             }
+        };
+        let recorded = self
+            .ports
+            .passkeys
+            .record_use(id, seen, &checked.credential, checked.backed_up, now)
+            .await?;
+        if recorded {
+            Ok(())
+        } else {
+            Err(PasskeyLoginError::Invalid)
         }
     }
 
