@@ -35,6 +35,7 @@ mod health;
 mod mfa;
 mod oidc;
 mod owner_wins;
+mod passkeys;
 mod pooler;
 mod recovery;
 mod sessions;
