@@ -207,3 +207,24 @@ mod network_tests {
         assert_eq!(ClientInfo::default().address_key(), None);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SignInProof;
+
+    #[test]
+    fn amr_says_what_the_sign_in_proved() {
+        let proof = |federated, second_factor, passkey| SignInProof {
+            federated,
+            second_factor,
+            passkey,
+        };
+        assert_eq!(SignInProof::PASSWORD.amr(), ["pwd"]);
+        assert_eq!(proof(false, true, false).amr(), ["pwd", "otp"]);
+        assert_eq!(proof(true, false, false).amr(), ["fed"]);
+        assert_eq!(proof(true, true, false).amr(), ["fed", "otp"]);
+        assert_eq!(SignInProof::PASSKEY.amr(), ["pop", "mfa"]);
+        assert_eq!(proof(false, true, true).amr(), ["pwd", "pop"]);
+        assert_eq!(proof(true, true, true).amr(), ["fed", "pop"]);
+    }
+}

@@ -294,7 +294,7 @@ impl From<OAuthError> for ApiError {
             OAuthError::UserAlreadyExists => Self::BadRequest("OAUTH_USER_ALREADY_EXISTS"),
             OAuthError::BadCredentials => Self::BadRequest("LOGIN_BAD_CREDENTIALS"),
             OAuthError::EmailNotVerified => Self::BadRequest("LOGIN_USER_NOT_VERIFIED"),
-            OAuthError::MfaRequired { mfa_token } => Self::MfaRequired {
+            OAuthError::MfaRequired { mfa_token, .. } => Self::MfaRequired {
                 mfa_token: secrecy::ExposeSecret::expose_secret(&mfa_token).to_owned(),
                 passkey: None,
             },

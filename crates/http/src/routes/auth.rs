@@ -198,18 +198,7 @@ pub(crate) async fn login(
         Ok(tokens) => tokens,
         // The user's passkeys may answer the second step instead of a code.
         Err(LoginError::MfaRequired { mfa_token, user }) => {
-            let passkey = state
-                .passkeys
-                .second_factor_options(user, &mfa_token)
-                .await?
-                .and_then(|options| {
-                    let mut options: serde_json::Value = serde_json::from_str(&options).ok()?;
-                    Some(options.get_mut("publicKey")?.take())
-                });
-            return Err(ApiError::MfaRequired {
-                mfa_token: mfa_token.expose_secret().to_owned(),
-                passkey,
-            });
+            return Err(super::passkeys::mfa_required(&state, &mfa_token, user).await);
         }
         Err(err) => return Err(ApiError::from(err).for_oauth()),
     };

@@ -244,7 +244,15 @@ pub(crate) async fn callback(
         Err(userhub_domain::services::OAuthError::MfaRequired { .. }) => "mfa_required",
         Err(_) => "failure",
     });
-    let mut response = token_response(&outcome?);
+    let tokens = match outcome {
+        Ok(tokens) => tokens,
+        // The user's passkeys may answer the second step instead of a code.
+        Err(userhub_domain::services::OAuthError::MfaRequired { mfa_token, user }) => {
+            return Err(super::passkeys::mfa_required(&state, &mfa_token, user).await);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let mut response = token_response(&tokens);
     clear_cookie(&state, &mut response);
     Ok(response)
 }

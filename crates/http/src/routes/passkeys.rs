@@ -102,6 +102,27 @@ fn ceremony(options: &CeremonyOptions, token_member: &str) -> Result<HttpRespons
         .json(body))
 }
 
+/// The 403 of a login that needs its second step, with the passkey
+/// options when `user` has passkeys: they may answer instead of a code.
+pub(super) async fn mfa_required(
+    state: &ApiState,
+    mfa_token: &SecretString,
+    user: UserId,
+) -> ApiError {
+    let options = match state.passkeys.second_factor_options(user, mfa_token).await {
+        Ok(options) => options,
+        Err(err) => return err.into(),
+    };
+    let passkey = options.and_then(|options| {
+        let mut options: serde_json::Value = serde_json::from_str(&options).ok()?;
+        Some(options.get_mut("publicKey")?.take())
+    });
+    ApiError::MfaRequired {
+        mfa_token: mfa_token.expose_secret().to_owned(),
+        passkey,
+    }
+}
+
 /// A registration's options: `publicKey` is a
 /// `PublicKeyCredentialCreationOptionsJSON` (resident key and user
 /// verification required; `excludeCredentials` lists the caller's passkeys).

@@ -49,6 +49,8 @@ pub enum OAuthError {
     MfaRequired {
         /// The opaque `mfa_token`.
         mfa_token: secrecy::SecretString,
+        /// Whose sign-in it is (for the passkey options of the second step).
+        user: crate::model::UserId,
     },
     /// The identity is linked to another account.
     #[error("identity linked to another account")]
@@ -233,7 +235,10 @@ impl OAuthService {
             )
             .await?;
             info!(user_id = %user.id, "provider sign-in; second factor required");
-            return Err(OAuthError::MfaRequired { mfa_token });
+            return Err(OAuthError::MfaRequired {
+                mfa_token,
+                user: user.id,
+            });
         }
         let refresh = self.ports.tokens.new_refresh_token()?;
         let proof = SignInProof {
