@@ -176,7 +176,7 @@ impl IntoDomain for RegistrationOptionsRequest {
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct RegisterPasskeyRequest {
     /// From the options.
-    #[schema(max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024)]
     registration_token: String,
     /// `RegistrationResponseJSON`: what `credential.toJSON()` gives.
     #[schema(value_type = Object)]
@@ -251,7 +251,7 @@ impl IntoDomain for RenamePasskeyRequest {
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct PasskeyLoginRequest {
     /// From the options.
-    #[schema(max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024)]
     login_token: String,
     /// `AuthenticationResponseJSON`: what `credential.toJSON()` gives.
     #[schema(value_type = Object)]
@@ -379,6 +379,8 @@ pub(crate) async fn register(
     responses(
         (status = 200, description = "The passkey", body = PasskeyResponse),
         (status = 404, description = "Not one of the caller's passkeys", body = HttpError),
+        (status = 422, description = "A blank name, one with a control character, or longer than 64 characters", body = crate::error::HttpValidationError),
+        (status = 429, response = crate::openapi::TooManyRequests),
     )
 )]
 pub(crate) async fn rename(
@@ -409,6 +411,7 @@ pub(crate) async fn rename(
         (status = 404, description = "Not one of the caller's passkeys", body = HttpError),
         (status = 409, description = "The caller's last way in", body = HttpError,
             example = json!({"detail": "Cannot remove the last sign-in method"})),
+        (status = 429, response = crate::openapi::TooManyRequests),
     )
 )]
 pub(crate) async fn remove(
