@@ -50,7 +50,7 @@ issuer="$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readl
 start_server "sqlite://$workdir/browser.db?mode=rwc" CORS_ORIGINS="http://127.0.0.1:$allowed_port" \
     OAUTH_PROVIDERS=test OAUTH_TEST_ISSUER="$issuer" OAUTH_TEST_CLIENT_ID=userhub \
     OAUTH_TEST_CLIENT_SECRET=userhub-test-secret OAUTH_REDIRECT_BASE_URL="http://127.0.0.1:$allowed_port" \
-    WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$passkey_port"
+    WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$passkey_port,http://other.localhost:$passkey_port"
 echo "== server at $SERVER_URL; pages from :$allowed_port (allowed) and :$other_port (not)"
 
 mkdir -p build/browser
@@ -72,7 +72,7 @@ if command -v psql >/dev/null && psql "$pg_url" -qc 'SELECT 1' >/dev/null 2>&1; 
     psql "$pg_url" -qc "CREATE DATABASE $pg_database" >/dev/null
     trap 'stop_server; kill "$provider_pid" 2>/dev/null || true; psql "$pg_url" -qc "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$workdir"' EXIT
     start_server "${pg_url%/*}/$pg_database" \
-        WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$passkey_port"
+        WEBAUTHN_RP_ID=localhost WEBAUTHN_ORIGINS="http://localhost:$passkey_port,http://other.localhost:$passkey_port"
     echo "== passkeys on PostgreSQL ($pg_database), server at $SERVER_URL"
     (
         cd tests/browser

@@ -40,7 +40,7 @@ export async function offline(context) {
   const escaped = [];
   await context.route('**/*', (route) => {
     const { hostname } = new URL(route.request().url());
-    if (hostname === '127.0.0.1' || hostname === 'localhost') {
+    if (hostname === '127.0.0.1' || hostname === 'localhost' || hostname.endsWith('.localhost')) {
       return route.continue();
     }
     escaped.push(route.request().url());

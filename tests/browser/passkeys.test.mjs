@@ -104,7 +104,7 @@ function get(page, publicKey) {
   }, publicKey);
 }
 
-async function register(page, user, name) {
+async function register(page, user, name, rpId) {
   const options = await api('/api/auth/passkeys/register/options', {
     token: user.token,
     body: { current_password: user.password },
@@ -113,11 +113,13 @@ async function register(page, user, name) {
   const selection = options.body.publicKey.authenticatorSelection;
   assert.equal(selection.residentKey, 'required');
   assert.equal(selection.userVerification, 'required');
+  if (rpId) options.body.publicKey.rp.id = rpId;
   const credential = await create(page, options.body.publicKey);
-  return api('/api/auth/passkeys/register', {
+  const result = await api('/api/auth/passkeys/register', {
     token: user.token,
     body: { registration_token: options.body.registration_token, credential, name },
   });
+  return { ...result, credential };
 }
 
 async function signIn(page) {
@@ -151,6 +153,14 @@ test('a passkey registers, lists, signs in with amr pop+mfa, and is not replayed
     });
     assert.equal(again.body.publicKey.excludeCredentials.length, 1);
     await assert.rejects(create(page, again.body.publicKey), /InvalidStateError|excluded/);
+
+    // The same credential registered again (its answer replayed with a
+    // fresh token): 409, though the challenge would fail too.
+    const replayed = await api('/api/auth/passkeys/register', {
+      token: user.token,
+      body: { registration_token: again.body.registration_token, credential: registered.credential },
+    });
+    assert.equal(replayed.status, 409, JSON.stringify(replayed.body));
 
     const { answer, result } = await signIn(page);
     assert.equal(result.status, 200, JSON.stringify(result.body));
@@ -210,6 +220,31 @@ test('registration needs the current password and a registration token of the ca
     });
     assert.equal(stolen.status, 400);
     assert.equal(stolen.body.detail, 'Invalid passkey');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a credential made for another RP ID is refused', async () => {
+  // other.localhost is an allowed origin (it is under the RP ID localhost),
+  // and the page asks its browser for a credential of RP ID other.localhost.
+  const user = await newUser('pkrpid');
+  const context = await browser.newContext();
+  try {
+    await offline(context);
+    const page = await context.newPage();
+    await page.goto(`http://other.localhost:${ORIGIN_PORT}/`);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+        hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+      },
+    });
+    const registered = await register(page, user, undefined, 'other.localhost');
+    assert.equal(registered.status, 400, JSON.stringify(registered.body));
+    assert.equal(registered.body.detail, 'Invalid passkey');
   } finally {
     await context.close();
   }

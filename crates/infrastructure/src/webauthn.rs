@@ -166,6 +166,11 @@ impl PasskeyCeremonies for WebauthnCeremonies {
         })
     }
 
+    fn registered_id(&self, response: &str) -> Result<String, CeremonyError> {
+        let response: RegisterPublicKeyCredential = from_json(response)?;
+        Ok(URL_SAFE_NO_PAD.encode(&response.raw_id))
+    }
+
     fn finish_registration(
         &self,
         state: &CeremonyState,

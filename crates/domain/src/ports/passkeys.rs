@@ -172,6 +172,9 @@ pub trait PasskeyCeremonies: Send + Sync + 'static {
         existing: &[PasskeyCredential],
     ) -> Result<CeremonyStart, PortError>;
 
+    /// The credential id a registration answer names, before any check.
+    fn registered_id(&self, response: &str) -> Result<String, CeremonyError>;
+
     /// Checks the browser's answer (`RegistrationResponseJSON`).
     fn finish_registration(
         &self,

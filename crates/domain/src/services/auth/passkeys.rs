@@ -186,6 +186,13 @@ impl PasskeyService {
             Some((Some(owner), state)) if owner == user.id => state,
             _ => return Err(PasskeyError::Invalid),
         };
+        // A credential registered already is 409, whatever else the
+        // answer fails (a replayed answer fails the challenge, say).
+        if let Ok(id) = self.ports.ceremonies.registered_id(response)
+            && self.ports.passkeys.find_by_credential(&id).await?.is_some()
+        {
+            return Err(PasskeyError::AlreadyRegistered);
+        }
         let registered = self
             .ports
             .ceremonies
@@ -777,6 +784,15 @@ mod tests {
             .returning(move |_, _, _| Ok(Some((Some(owner), CeremonyState("s".into())))));
         mocks
             .ceremonies
+            .expect_registered_id()
+            .returning(|_| Ok("new".into()));
+        mocks
+            .passkeys
+            .expect_find_by_credential()
+            .with(eq("new"))
+            .returning(|_| Ok(None));
+        mocks
+            .ceremonies
             .expect_finish_registration()
             .returning(|_, _| {
                 Ok(crate::ports::RegisteredCredential {
@@ -816,6 +832,40 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(key.name.as_str(), "Passkey 1");
+    }
+
+    #[tokio::test]
+    async fn a_credential_registered_already_is_409_before_any_other_check() {
+        let ada = user("ada");
+        let owner = ada.id;
+        let mut mocks = Mocks::default();
+        mocks
+            .tokens
+            .expect_hash_token()
+            .returning(|t| TokenHash::new(t.into()));
+        mocks
+            .passkeys
+            .expect_take_ceremony()
+            .returning(move |_, _, _| Ok(Some((Some(owner), CeremonyState("s".into())))));
+        mocks
+            .ceremonies
+            .expect_registered_id()
+            .returning(|_| Ok("cred".into()));
+        let (passkey, credential) = key(owner);
+        mocks
+            .passkeys
+            .expect_find_by_credential()
+            .returning(move |_| Ok(Some((passkey.clone(), credential.clone(), ada_again()))));
+        mocks.ceremonies.expect_finish_registration().times(0);
+        let err = service(mocks)
+            .register(&caller(&ada), "t", "{}", None, &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PasskeyError::AlreadyRegistered), "{err:?}");
+    }
+
+    fn ada_again() -> crate::model::User {
+        user("ada")
     }
 
     #[tokio::test]
