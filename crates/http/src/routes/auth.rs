@@ -198,7 +198,7 @@ pub(crate) async fn login(
         Ok(tokens) => tokens,
         // The user's passkeys may answer the second step instead of a code.
         Err(LoginError::MfaRequired { mfa_token, user }) => {
-            return Err(super::passkeys::mfa_required(&state, &mfa_token, user).await);
+            return Err(super::passkeys::sign_in::mfa_required(&state, &mfa_token, user).await);
         }
         Err(err) => return Err(ApiError::from(err).for_oauth()),
     };
