@@ -49,13 +49,14 @@ mod session;
 mod token;
 mod user;
 mod username;
+mod webhook;
 
 pub use audit::{
     AuditDetails, AuditEvent, AuditKind, AuditOutcome, AuditQuery, FailureReason, first_id_at,
 };
 pub use email::{Email, EmailError};
 pub use identity::{LinkedIdentity, OAuthFlow, OAuthState, ProviderIdentity, username_base};
-pub use ids::{PasskeyId, SessionId, TokenId, UserId};
+pub use ids::{DeliveryId, PasskeyId, SessionId, TokenId, UserId, WebhookId};
 pub use mail::{Mail, MailJob, MailKind, Notice, UndoTarget};
 pub use mfa::{
     MFA_CHALLENGE_ATTEMPTS, MFA_CHALLENGE_TTL, MfaStatus, PendingLogin, RECOVERY_CODES,
@@ -75,6 +76,12 @@ pub use token::{
 };
 pub use user::{FullName, FullNameError, Taken, User, UserView, VersionMatch};
 pub use username::{Username, UsernameError};
+pub use webhook::{
+    AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus, DueDelivery, Endpoint, EventFilter,
+    MAX_WEBHOOK_DESCRIPTION_LEN, MAX_WEBHOOK_URL_LEN, PREVIOUS_SECRET_OVERLAP, RetryPolicy,
+    SendResult, Webhook, WebhookChange, WebhookDescription, WebhookMessage, WebhookSecret,
+    WebhookUrl,
+};
 
 /// A name someone gives a thing of theirs (a token, a passkey) to tell
 /// it apart: not blank, no control characters, at most `max` characters

@@ -14,6 +14,7 @@ mod sessions;
 mod system;
 mod tokens;
 mod users;
+mod webhooks;
 
 pub use credentials::*;
 pub use identities::*;
@@ -25,3 +26,4 @@ pub use sessions::*;
 pub use system::*;
 pub use tokens::*;
 pub use users::*;
+pub use webhooks::*;

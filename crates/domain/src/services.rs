@@ -7,6 +7,7 @@ mod auth;
 mod recovery;
 mod throttle;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -28,6 +29,9 @@ pub use users::{
     CreateUser, CreateUserError, DeleteUserError, GetUserError, ListUsers, ListUsersError,
     RestoreUserError, UnlockUserError, UpdateTarget, UpdateUserError, UserChanges, UserListing,
     UserService,
+};
+pub use webhooks::{
+    DispatchRound, NewWebhook, WebhookConfig, WebhookError, WebhookPorts, WebhookService,
 };
 
 use crate::PortError;

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use uuid::Uuid;
 
-use super::{ClientInfo, SessionId, TokenId, UserId};
+use super::{ClientInfo, SessionId, TokenId, UserId, WebhookId};
 
 named! {
     /// What happened. The names are part of the HTTP contract.
@@ -41,6 +41,11 @@ named! {
         PasskeyRemoved = "passkey.removed",
         PasskeyRenamed = "passkey.renamed",
         PasskeyCounterRegressed = "passkey.counter_regressed",
+        WebhookCreated = "webhook.created",
+        WebhookUpdated = "webhook.updated",
+        WebhookDeleted = "webhook.deleted",
+        WebhookDisabled = "webhook.disabled",
+        WebhookTest = "webhook.test",
     }
 }
 
@@ -57,6 +62,20 @@ impl AuditKind {
             | Self::PasskeyCounterRegressed => AuditOutcome::Failure,
             _ => AuditOutcome::Success,
         }
+    }
+
+    /// Whether webhooks may carry it: every event but those about
+    /// webhooks themselves, so a delivery never causes another.
+    #[must_use]
+    pub const fn is_deliverable(self) -> bool {
+        !matches!(
+            self,
+            Self::WebhookCreated
+                | Self::WebhookUpdated
+                | Self::WebhookDeleted
+                | Self::WebhookDisabled
+                | Self::WebhookTest
+        )
     }
 }
 
@@ -106,6 +125,8 @@ pub struct AuditDetails {
     pub removed: Vec<String>,
     /// The personal access token a `token.*` event is about.
     pub token_id: Option<TokenId>,
+    /// The webhook a `webhook.*` event is about.
+    pub webhook_id: Option<WebhookId>,
 }
 
 impl AuditDetails {

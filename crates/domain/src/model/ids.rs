@@ -52,3 +52,11 @@ uuid_id!(
     /// Identifies a passkey (UserHub's id, not the WebAuthn credential id).
     PasskeyId
 );
+uuid_id!(
+    /// Identifies a webhook endpoint.
+    WebhookId
+);
+uuid_id!(
+    /// Identifies the delivery of one event to one webhook.
+    DeliveryId
+);
