@@ -19,6 +19,7 @@ mod m20261206_000013_user_identities;
 mod m20261207_000014_taking_an_account_back;
 mod m20261207_000015_personal_access_tokens;
 mod m20261207_000016_passkeys;
+mod m20261207_000017_webhooks;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -81,6 +82,7 @@ impl Migrator {
             Box::new(m20261207_000014_taking_an_account_back::Migration),
             Box::new(m20261207_000015_personal_access_tokens::Migration),
             Box::new(m20261207_000016_passkeys::Migration),
+            Box::new(m20261207_000017_webhooks::Migration),
         ]
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Times: the tables the API shows rows of (`users`, `sessions`,
 //! `personal_access_tokens`, `passkeys`) hold
-//! timestamps; bookkeeping rows (tokens, jobs, counters, the audit trail)
+//! timestamps; bookkeeping rows (tokens, jobs, counters, the audit trail,
+//! webhooks and their deliveries, which a trigger writes)
 //! hold integer microseconds since the epoch, with 0 meaning "not yet",
 //! so that a spend or claim is one comparison with 0 that reads alike on
 //! PostgreSQL and SQLite, and ordering and expiry are integer comparisons.
@@ -30,3 +31,6 @@ pub mod user_count;
 pub mod user_identity;
 pub mod user_totp;
 pub mod webauthn_ceremony;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;

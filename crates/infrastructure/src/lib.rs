@@ -17,7 +17,8 @@ pub use persistence::{
     Database, DatabaseSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle,
     SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmPasskeyRepository, SeaOrmPersonalTokenRepository,
     SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
+    SeaOrmWebhookStore,
 };
-pub use second_factor::{SealingKey, TotpSecondFactor};
+pub use second_factor::{Sealer, SealingKey, TotpSecondFactor};
 pub use tokens::{JwtSettings, JwtTokenIssuer, PreviousKey, SigningKey};
 pub use webauthn::{WebauthnCeremonies, WebauthnSettings};

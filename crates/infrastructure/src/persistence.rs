@@ -17,6 +17,7 @@ mod sql;
 mod throttle;
 mod tokens;
 mod users;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use sessions::SeaOrmSessionRepository;
 pub use throttle::SeaOrmLoginThrottle;
 pub use tokens::SeaOrmPersonalTokenRepository;
 pub use users::SeaOrmUserRepository;
+pub use webhooks::SeaOrmWebhookStore;
 
 /// Connection-pool settings.
 #[derive(Clone, Debug)]

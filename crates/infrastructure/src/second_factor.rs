@@ -26,7 +26,7 @@ const RECOVERY_BYTES: usize = 7;
 /// The format of a sealed secret.
 const VERSION: u8 = 1;
 
-/// A 256-bit key that seals TOTP secrets.
+/// A 256-bit key that seals secrets.
 #[derive(Clone)]
 pub struct SealingKey {
     id: [u8; 4],
@@ -77,12 +77,70 @@ impl SealingKey {
     }
 }
 
+/// Seals secrets the server must read back (TOTP secrets, webhook
+/// signing secrets) with the current key, and opens what the current or
+/// the previous key sealed.
+#[derive(Clone, Debug)]
+pub struct Sealer {
+    current: SealingKey,
+    previous: Option<SealingKey>,
+}
+
+impl Sealer {
+    /// Sealing with `current`, still opening what `previous` sealed.
+    #[must_use]
+    pub const fn new(current: SealingKey, previous: Option<SealingKey>) -> Self {
+        Self { current, previous }
+    }
+
+    /// `plain`, sealed.
+    ///
+    /// # Errors
+    /// The system's random source failed.
+    pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, PortError> {
+        let nonce = random::<12>()?;
+        let ciphertext = self
+            .current
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plain)
+            .map_err(|_| PortError::unexpected("sealing a secret failed"))?;
+        let mut sealed = Vec::with_capacity(1 + 4 + 12 + ciphertext.len());
+        sealed.push(VERSION);
+        sealed.extend_from_slice(&self.current.id);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        Ok(sealed)
+    }
+
+    /// What `sealed` holds.
+    ///
+    /// # Errors
+    /// An unknown format, a key that is neither the current nor the
+    /// previous one, or a sealed text that was changed.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, PortError> {
+        if sealed.len() < 17 || sealed[0] != VERSION {
+            return Err(PortError::unexpected("a sealed secret of an unknown format"));
+        }
+        let key = [Some(&self.current), self.previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|key| key.id == sealed[1..5])
+            .ok_or_else(|| {
+                PortError::unexpected(
+                    "a secret sealed with a key that is neither MFA_ENCRYPTION_KEY nor MFA_PREVIOUS_ENCRYPTION_KEY",
+                )
+            })?;
+        key.cipher
+            .decrypt(Nonce::from_slice(&sealed[5..17]), &sealed[17..])
+            .map_err(|_| PortError::unexpected("a sealed secret does not open"))
+    }
+}
+
 /// TOTP with sealed secrets.
 #[derive(Clone, Debug)]
 pub struct TotpSecondFactor {
     issuer: String,
-    current: SealingKey,
-    previous: Option<SealingKey>,
+    sealer: Sealer,
 }
 
 impl TotpSecondFactor {
@@ -92,9 +150,14 @@ impl TotpSecondFactor {
     pub fn new(issuer: &str, current: SealingKey, previous: Option<SealingKey>) -> Self {
         Self {
             issuer: issuer.to_owned(),
-            current,
-            previous,
+            sealer: Sealer::new(current, previous),
         }
+    }
+
+    /// What seals its secrets, to seal others' with the same keys.
+    #[must_use]
+    pub fn sealer(&self) -> Sealer {
+        self.sealer.clone()
     }
 
     fn totp(secret: &TotpSecret) -> Option<TOTP> {
@@ -147,40 +210,13 @@ impl SecondFactor for TotpSecondFactor {
     }
 
     fn seal(&self, secret: &TotpSecret) -> Result<SealedSecret, PortError> {
-        let nonce = random::<12>()?;
-        let ciphertext = self
-            .current
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), secret.expose().as_bytes())
-            .map_err(|_| PortError::unexpected("sealing a TOTP secret failed"))?;
-        let mut sealed = Vec::with_capacity(1 + 4 + 12 + ciphertext.len());
-        sealed.push(VERSION);
-        sealed.extend_from_slice(&self.current.id);
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
-        Ok(SealedSecret(sealed))
+        self.sealer
+            .seal(secret.expose().as_bytes())
+            .map(SealedSecret)
     }
 
     fn open(&self, sealed: &SealedSecret) -> Result<TotpSecret, PortError> {
-        let bytes = &sealed.0;
-        if bytes.len() < 17 || bytes[0] != VERSION {
-            return Err(PortError::unexpected(
-                "a sealed TOTP secret of an unknown format",
-            ));
-        }
-        let key = [Some(&self.current), self.previous.as_ref()]
-            .into_iter()
-            .flatten()
-            .find(|key| key.id == bytes[1..5])
-            .ok_or_else(|| {
-                PortError::unexpected(
-                    "a TOTP secret sealed with a key that is neither MFA_ENCRYPTION_KEY nor MFA_PREVIOUS_ENCRYPTION_KEY",
-                )
-            })?;
-        let plain = key
-            .cipher
-            .decrypt(Nonce::from_slice(&bytes[5..17]), &bytes[17..])
-            .map_err(|_| PortError::unexpected("a sealed TOTP secret does not open"))?;
+        let plain = self.sealer.open(&sealed.0)?;
         let text = String::from_utf8(plain).map_err(PortError::unexpected)?;
         Ok(TotpSecret::new(SecretString::from(text)))
     }

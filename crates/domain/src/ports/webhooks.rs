@@ -142,12 +142,14 @@ pub trait WebhookOutbox: Send + Sync + 'static {
         outcome: AttemptOutcome,
     ) -> Result<Option<OffsetDateTime>, PortError>;
 
-    /// Ends `worker`'s lease of endpoint `id`; with `paused_until`, no
-    /// worker takes it before then.
+    /// Ends `worker`'s lease of endpoint `id` at `now` (endpoints served
+    /// longest ago are claimed first); with `paused_until`, no worker
+    /// takes it before then.
     async fn release(
         &self,
         id: WebhookId,
         worker: Uuid,
+        now: OffsetDateTime,
         paused_until: Option<OffsetDateTime>,
     ) -> Result<(), PortError>;
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
     AuditDetails, AuditEvent, AuditKind, AuditQuery, ClientInfo, FailureReason, SessionId, TokenId,
-    UserId, first_id_at,
+    UserId, WebhookId, first_id_at,
 };
 use userhub_domain::ports::AuditLog;
 use uuid::Uuid;
@@ -55,6 +55,8 @@ struct StoredDetails {
     removed: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_id: Option<Uuid>,
 }
 
 /// Stores `event` on `conn`: within a transaction, it commits or rolls
@@ -100,6 +102,7 @@ fn values(event: &AuditEvent) -> Result<[Expr; 10], DbErr> {
         provider: event.details.provider.clone(),
         removed: event.details.removed.clone(),
         token_id: event.details.token_id.map(|id| id.as_uuid()),
+        webhook_id: event.details.webhook_id.map(|id| id.as_uuid()),
     };
     let details = serde_json::to_string(&details).map_err(|err| DbErr::Json(err.to_string()))?;
     Ok([
@@ -116,7 +119,7 @@ fn values(event: &AuditEvent) -> Result<[Expr; 10], DbErr> {
     ])
 }
 
-fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
+pub(crate) fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
     let row = audit_event::Model::from_query_result(row, "").port()?;
     let kind = AuditKind::parse(&row.kind)
         .ok_or_else(|| PortError::unexpected(format!("unknown audit event type {:?}", row.kind)))?;
@@ -142,6 +145,7 @@ fn from_row(row: &QueryResult) -> Result<AuditEvent, PortError> {
             provider: details.provider,
             removed: details.removed,
             token_id: details.token_id.map(TokenId::from_uuid),
+            webhook_id: details.webhook_id.map(WebhookId::from_uuid),
         },
     })
 }

@@ -54,7 +54,10 @@ impl WebhookService {
         let paused_until = self
             .drain(worker, &endpoint, now + LEASE, &mut round)
             .await?;
-        outbox.release(endpoint.id, worker, paused_until).await?;
+        let now = self.ports.clock.now();
+        outbox
+            .release(endpoint.id, worker, now, paused_until)
+            .await?;
         Ok(round)
     }
 

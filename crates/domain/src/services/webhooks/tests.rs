@@ -247,8 +247,8 @@ async fn round(
     mocks
         .outbox
         .expect_release()
-        .with(always(), eq(worker), always())
-        .returning(move |_, _, paused| {
+        .with(always(), eq(worker), eq(NOW), always())
+        .returning(move |_, _, _, paused| {
             *release.lock().unwrap() = Some(paused);
             Ok(())
         });
