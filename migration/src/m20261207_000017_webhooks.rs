@@ -101,7 +101,9 @@ impl MigrationTrait for Migration {
                 POSTGRES_FAN_OUT,
             ),
             _ => (
-                TABLES.replace("{uuid}", "uuid_text").replace("{bytes}", "blob"),
+                TABLES
+                    .replace("{uuid}", "uuid_text")
+                    .replace("{bytes}", "blob"),
                 SQLITE_FAN_OUT,
             ),
         };
@@ -114,8 +116,10 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         if manager.get_database_backend() == DbBackend::Postgres {
-            db.execute_unprepared("DROP TRIGGER IF EXISTS audit_events_to_webhooks ON audit_events")
-                .await?;
+            db.execute_unprepared(
+                "DROP TRIGGER IF EXISTS audit_events_to_webhooks ON audit_events",
+            )
+            .await?;
             db.execute_unprepared("DROP FUNCTION IF EXISTS webhook_fan_out()")
                 .await?;
         } else {

@@ -10,7 +10,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
-use userhub_domain::model::{ClientInfo, PasskeyId, SessionId, TokenId, UserId};
+use userhub_domain::model::{ClientInfo, PasskeyId, SessionId, TokenId, UserId, WebhookId};
 use userhub_domain::ports::{AccessClaims, PERSONAL_TOKEN_PREFIX};
 use userhub_domain::services::Authenticated;
 use uuid::Uuid;
@@ -156,7 +156,7 @@ macro_rules! from_uuid {
     };
 }
 
-from_uuid!(UserId, TokenId, SessionId, PasskeyId);
+from_uuid!(UserId, TokenId, SessionId, PasskeyId, WebhookId);
 
 /// The `{id}` path segment as a typed id; anything but a UUID is a 422 at
 /// `["path", "id"]`. Put it after the authentication extractor, so that a

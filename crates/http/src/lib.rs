@@ -23,6 +23,7 @@ pub use lifecycle::Lifecycle;
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 pub use rate_limit::{AuthRateLimit, HashBudget};
+pub use routes::webhooks::payload::webhook_body;
 pub use state::ApiState;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::http::Method;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use userhub_domain::ports::PoolStatus;
+use userhub_domain::services::DispatchRound;
 
 /// Latency buckets in seconds: from a cached read to a slow bcrypt.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -67,6 +68,27 @@ impl Metrics {
         metrics::gauge!("db_pool_max_connections").set(f64::from(pool.max));
         self.handle.render()
     }
+
+    /// Counts what a round of the webhook worker did.
+    pub fn record_webhook_round(&self, round: &DispatchRound) {
+        for (outcome, count) in [
+            ("delivered", round.delivered),
+            ("retried", round.retried),
+            ("failed", round.failed),
+        ] {
+            if count > 0 {
+                metrics::counter!("userhub_webhook_deliveries_total", "outcome" => outcome)
+                    .increment(u64::from(count));
+            }
+        }
+    }
+
+    /// The deliveries waiting, and how long the oldest has waited.
+    pub fn set_webhook_backlog(&self, pending: u64, oldest_age: Duration) {
+        #[allow(clippy::cast_precision_loss)] // a gauge; exact below 2^53
+        metrics::gauge!("userhub_webhook_queue_depth").set(pending as f64);
+        metrics::gauge!("userhub_webhook_oldest_pending_seconds").set(oldest_age.as_secs_f64());
+    }
 }
 
 fn describe() {
@@ -91,6 +113,18 @@ fn describe() {
     metrics::describe_counter!(
         "userhub_users_registered_total",
         "Users created, by way: register or admin"
+    );
+    metrics::describe_counter!(
+        "userhub_webhook_deliveries_total",
+        "Webhook delivery attempts by outcome: delivered, retried (failed, tried again later) or failed (given up)"
+    );
+    metrics::describe_gauge!(
+        "userhub_webhook_queue_depth",
+        "Webhook deliveries pending for enabled endpoints"
+    );
+    metrics::describe_gauge!(
+        "userhub_webhook_oldest_pending_seconds",
+        "Age of the oldest pending webhook delivery's event, 0 when none"
     );
 }
 

@@ -20,6 +20,7 @@ use crate::error::{
 };
 use crate::routes::{
     audit, auth, identities, mfa, oauth, operations, passkeys, recovery, sessions, tokens, users,
+    webhooks,
 };
 
 /// 429: an account lockout or the per-IP limit.
@@ -56,6 +57,9 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         identities::identities, identities::unlink,
         users::list, users::create, users::get, users::update, users::delete,
         users::restore, users::unlock, mfa::reset, audit::list,
+        webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::rotate_secret, webhooks::test, webhooks::deliveries::list,
+        webhooks::deliveries::attempts, webhooks::deliveries::retry,
         operations::health, operations::live, operations::jwks, operations::metrics,
     ),
     components(
@@ -71,6 +75,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         (name = "users", description = "User management"),
         (name = "tokens", description = "Personal access tokens: scoped, expiring credentials for scripts and services"),
         (name = "passkeys", description = "Passkeys (WebAuthn): sign in with a fingerprint, a face or a security key"),
+        (name = "webhooks", description = "Webhooks: the audit trail's events delivered to your services, signed as Standard Webhooks (superusers)"),
         (name = "operations", description = "Health, public keys and metrics"),
     )
 )]

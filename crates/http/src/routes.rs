@@ -11,6 +11,7 @@ pub(crate) mod recovery;
 pub(crate) mod sessions;
 pub(crate) mod tokens;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, Resource, Route, web};
@@ -31,6 +32,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     passkeys::configure(cfg);
     users::configure(cfg);
     audit::configure(cfg);
+    webhooks::configure(cfg);
 }
 
 /// A resource serving each route under its method; any other method gets a

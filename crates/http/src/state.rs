@@ -6,7 +6,7 @@ use userhub_domain::model::UserId;
 use userhub_domain::ports::HealthProbe;
 use userhub_domain::services::{
     AuditService, AuthService, MfaService, OAuthService, PasskeyService, RecoveryService,
-    SessionService, TokenService, UserService,
+    SessionService, TokenService, UserService, WebhookService,
 };
 
 use crate::cursor::CursorKey;
@@ -33,6 +33,8 @@ pub struct ApiState {
     pub recovery: RecoveryService,
     /// The audit trail.
     pub audit: AuditService,
+    /// Webhooks.
+    pub webhooks: WebhookService,
     /// Database health.
     pub health: Arc<dyn HealthProbe>,
     /// Reported by `/health`.

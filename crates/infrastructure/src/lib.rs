@@ -9,6 +9,7 @@ pub mod persistence;
 pub mod second_factor;
 pub mod tokens;
 pub mod webauthn;
+pub mod webhooks;
 
 pub use hashing::BcryptPasswordHasher;
 pub use mail::{LogMailer, SmtpMailer, SmtpSettings, SmtpTls};
@@ -22,3 +23,4 @@ pub use persistence::{
 pub use second_factor::{Sealer, SealingKey, TotpSecondFactor};
 pub use tokens::{JwtSettings, JwtTokenIssuer, PreviousKey, SigningKey};
 pub use webauthn::{WebauthnCeremonies, WebauthnSettings};
+pub use webhooks::{HttpWebhookSender, RenderBody};

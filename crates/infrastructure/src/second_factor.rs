@@ -119,7 +119,9 @@ impl Sealer {
     /// previous one, or a sealed text that was changed.
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, PortError> {
         if sealed.len() < 17 || sealed[0] != VERSION {
-            return Err(PortError::unexpected("a sealed secret of an unknown format"));
+            return Err(PortError::unexpected(
+                "a sealed secret of an unknown format",
+            ));
         }
         let key = [Some(&self.current), self.previous.as_ref()]
             .into_iter()

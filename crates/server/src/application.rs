@@ -132,6 +132,7 @@ impl Application {
             users: services.users,
             recovery: services.recovery,
             audit: services.audit,
+            webhooks: services.webhooks,
             health: Arc::new(database.clone()),
             version: env!("CARGO_PKG_VERSION"),
             auth_rate_limit,

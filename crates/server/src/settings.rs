@@ -91,6 +91,8 @@ settings! {
     oauth: OAuthSettings,
     /// Passkeys.
     webauthn: WebauthnSettings,
+    /// Webhooks.
+    webhooks: WebhookSettings,
 }
 
 /// The text `config/default.toml` has: every setting with its default.

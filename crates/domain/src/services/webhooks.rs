@@ -300,7 +300,24 @@ impl WebhookService {
         }
     }
 
+    /// How many deliveries wait, and how long the oldest has waited.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn backlog(&self) -> Result<(u64, time::Duration), PortError> {
+        let (pending, oldest) = self.ports.outbox.backlog().await?;
+        let age = oldest.map_or(time::Duration::ZERO, |at| {
+            (self.ports.clock.now() - at).max(time::Duration::ZERO)
+        });
+        Ok((pending, age))
+    }
+
     async fn check(&self, url: &WebhookUrl) -> Result<(), WebhookError> {
+        if url.url().scheme() != "https" && !self.config.allow_http {
+            return Err(WebhookError::UrlRefused(
+                "URL must use https:// in production".into(),
+            ));
+        }
         self.ports
             .sender
             .check(url)

@@ -30,7 +30,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Longest cursor looked at; the server's own are far shorter.
-const MAX_CURSOR: usize = 128;
+pub(crate) const MAX_CURSOR: usize = 128;
 
 /// One security event.
 #[derive(Serialize, ToSchema)]
@@ -305,7 +305,7 @@ fn limit(raw: Option<i64>) -> u64 {
     u64::try_from(raw.unwrap_or(10)).unwrap_or(10)
 }
 
-fn open_cursor(
+pub(crate) fn open_cursor(
     state: &ApiState,
     caller: UserId,
     binding: &str,

@@ -342,7 +342,11 @@ impl WebhookRepository for SeaOrmWebhookStore {
         let conn = self.db.connection();
         let rows = read(|| conn.query_all(&select)).await.port()?;
         rows.iter()
-            .map(|row| DeliveryRow::from_query_result(row, "").port().and_then(to_delivery))
+            .map(|row| {
+                DeliveryRow::from_query_result(row, "")
+                    .port()
+                    .and_then(to_delivery)
+            })
             .collect()
     }
 
@@ -391,13 +395,15 @@ impl WebhookRepository for SeaOrmWebhookStore {
     ) -> Result<RetryRequest, PortError> {
         let again = Query::update()
             .table(webhook_delivery::Entity)
-            .value(webhook_delivery::Column::Status, DeliveryStatus::Pending.as_str())
+            .value(
+                webhook_delivery::Column::Status,
+                DeliveryStatus::Pending.as_str(),
+            )
             .value(webhook_delivery::Column::NextAttemptAt, micros(now))
             .and_where(Expr::col(webhook_delivery::Column::Id).eq(delivery.as_uuid()))
             .and_where(Expr::col(webhook_delivery::Column::WebhookId).eq(id.as_uuid()))
             .and_where(
-                Expr::col(webhook_delivery::Column::Status)
-                    .ne(DeliveryStatus::Delivered.as_str()),
+                Expr::col(webhook_delivery::Column::Status).ne(DeliveryStatus::Delivered.as_str()),
             )
             .to_owned();
         // Asked for by hand: the endpoint's pause ends too.

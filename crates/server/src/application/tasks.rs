@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use userhub_domain::ports::{Clock, RequestCounter};
-use userhub_domain::services::{AuditService, AuthServices, RecoveryService};
+use userhub_domain::services::{AuditService, AuthServices, RecoveryService, WebhookService};
 use userhub_http::Metrics;
 use userhub_infrastructure::SeaOrmRequestCounter;
 
@@ -73,6 +73,37 @@ pub(super) async fn deliver_mail(recovery: RecoveryService) {
                 tracing::warn!(error = %err, "reading the mail queue failed; will retry");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             }
+        }
+    }
+}
+
+/// Sends webhook deliveries: polls every second, and goes on at once
+/// while it finds work. An endpoint leased by an instance that stops is
+/// taken again when its lease ends.
+pub(super) async fn deliver_webhooks(webhooks: WebhookService, metrics: Metrics) {
+    let worker = uuid::Uuid::new_v4();
+    loop {
+        match webhooks.dispatch(worker).await {
+            Ok(round) if round.claimed => metrics.record_webhook_round(&round),
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the webhook deliveries failed; will retry");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Reports the webhook backlog on `/metrics` every five seconds.
+pub(super) async fn webhook_backlog_every(webhooks: WebhookService, metrics: Metrics) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        match webhooks.backlog().await {
+            Ok((pending, age)) => {
+                metrics.set_webhook_backlog(pending, age.try_into().unwrap_or_default())
+            }
+            Err(err) => tracing::debug!(error = %err, "reading the webhook backlog failed"),
         }
     }
 }

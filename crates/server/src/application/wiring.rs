@@ -4,23 +4,28 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use secrecy::SecretString;
+use userhub_domain::model::RetryPolicy;
 use userhub_domain::ports::{Clock, Mailer, RequestCounter, SystemClock};
 use userhub_domain::services::{
-    AuditService, AuthConfig, AuthServices, Ports, RecoveryService, UserService,
+    AuditService, AuthConfig, AuthServices, Ports, RecoveryService, UserService, WebhookConfig,
+    WebhookPorts, WebhookService,
 };
 use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
-    BcryptPasswordHasher, Database, JwtTokenIssuer, LogMailer, OidcProviderSettings, OidcProviders,
-    OidcSettings, SeaOrmAuditLog, SeaOrmIdentityRepository, SeaOrmLoginThrottle, SeaOrmMailQueue,
-    SeaOrmMfaRepository, SeaOrmPasskeyRepository, SeaOrmPersonalTokenRepository,
-    SeaOrmRecoveryTokens, SeaOrmRequestCounter, SeaOrmSessionRepository, SeaOrmUserRepository,
-    SealingKey, SmtpMailer, TotpSecondFactor, WebauthnCeremonies,
+    BcryptPasswordHasher, Database, HttpWebhookSender, JwtTokenIssuer, LogMailer,
+    OidcProviderSettings, OidcProviders, OidcSettings, SeaOrmAuditLog, SeaOrmIdentityRepository,
+    SeaOrmLoginThrottle, SeaOrmMailQueue, SeaOrmMfaRepository, SeaOrmPasskeyRepository,
+    SeaOrmPersonalTokenRepository, SeaOrmRecoveryTokens, SeaOrmRequestCounter,
+    SeaOrmSessionRepository, SeaOrmUserRepository, SeaOrmWebhookStore, SealingKey, SmtpMailer,
+    TotpSecondFactor, WebauthnCeremonies,
 };
 
 use crate::Settings;
 use crate::settings::RateLimitStore;
 
-use super::tasks::{deliver_mail, purge_every, upkeep_every};
+use super::tasks::{
+    deliver_mail, deliver_webhooks, purge_every, upkeep_every, webhook_backlog_every,
+};
 
 /// The use cases, wired to the adapters.
 #[derive(Clone)]
@@ -29,6 +34,7 @@ pub(super) struct Services {
     pub(super) users: UserService,
     pub(super) recovery: RecoveryService,
     pub(super) audit: AuditService,
+    pub(super) webhooks: WebhookService,
     pub(super) counter: Arc<SeaOrmRequestCounter>,
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -43,6 +49,11 @@ impl Services {
         let hasher = BcryptPasswordHasher::new(settings.accounts.bcrypt_cost)
             .await
             .context("BCRYPT_COST")?;
+        let second_factor = second_factor(settings, database).await?;
+        let webhook_store = Arc::new(SeaOrmWebhookStore::new(
+            database.clone(),
+            second_factor.sealer(),
+        ));
         let ports = Ports {
             users: Arc::new(SeaOrmUserRepository::new(database.clone())),
             sessions: Arc::new(SeaOrmSessionRepository::new(database.clone())),
@@ -53,7 +64,7 @@ impl Services {
             audit: Arc::new(SeaOrmAuditLog::new(database.clone())),
             clock: Arc::new(SystemClock),
             mfa: Arc::new(SeaOrmMfaRepository::new(database.clone())),
-            second_factor: Arc::new(second_factor(settings, database).await?),
+            second_factor: Arc::new(second_factor),
             identities: Arc::new(SeaOrmIdentityRepository::new(database.clone())),
             providers: Arc::new(providers(settings, database).await?),
             pats: Arc::new(SeaOrmPersonalTokenRepository::new(database.clone())),
@@ -71,7 +82,26 @@ impl Services {
             }
         };
         let counter = Arc::new(SeaOrmRequestCounter::new(database.clone()));
+        let sender = HttpWebhookSender::new(
+            settings.webhooks.webhook_allow_private_networks,
+            Arc::new(userhub_http::webhook_body),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let webhooks = WebhookService::new(
+            WebhookPorts {
+                webhooks: webhook_store.clone(),
+                outbox: webhook_store,
+                sender: Arc::new(sender),
+                users: ports.users.clone(),
+                clock: clock.clone(),
+            },
+            WebhookConfig {
+                allow_http: !settings.is_production(),
+                retry: RetryPolicy::new(settings.webhooks.webhook_retry_base_seconds.time()),
+            },
+        );
         Ok(Self {
+            webhooks,
             auth: AuthServices::new(
                 &ports,
                 AuthConfig {
@@ -110,8 +140,8 @@ impl Services {
         })
     }
 
-    /// The cleanup task (unless turned off), the mail worker and the
-    /// metrics upkeep.
+    /// The cleanup task (unless turned off), the mail and webhook
+    /// workers and the metrics upkeep.
     pub(super) fn spawn_background(
         self,
         settings: &Settings,
@@ -129,9 +159,23 @@ impl Services {
         });
         let mail = tokio::spawn(deliver_mail(self.recovery));
         let upkeep = tokio::spawn(upkeep_every(metrics.clone()));
-        cleanup.into_iter().chain([upkeep, mail]).collect()
+        let backlog = tokio::spawn(webhook_backlog_every(
+            self.webhooks.clone(),
+            metrics.clone(),
+        ));
+        let hooks = (0..WEBHOOK_WORKERS)
+            .map(|_| tokio::spawn(deliver_webhooks(self.webhooks.clone(), metrics.clone())));
+        cleanup
+            .into_iter()
+            .chain([upkeep, mail, backlog])
+            .chain(hooks)
+            .collect()
     }
 }
+
+/// Webhook workers per instance: each serves one endpoint at a time, so
+/// this many slow endpoints do not hold up the others.
+const WEBHOOK_WORKERS: usize = 2;
 
 /// The per-IP limit, the hashing budget and the per-account write limit,
 /// held where `RATE_LIMIT_STORE` says.

@@ -283,7 +283,7 @@ impl Settings {
         )?;
         if current.is_none() && self.is_production() {
             bail!(
-                "MFA_ENCRYPTION_KEY is required when APP_ENV=production (it encrypts TOTP secrets)"
+                "MFA_ENCRYPTION_KEY is required when APP_ENV=production (it encrypts TOTP and webhook secrets)"
             );
         }
         if current.is_none() && previous.is_some() {

@@ -257,7 +257,7 @@ section! {
     #[derive(garde::Validate)]
     pub struct MfaSettings("mfa") {
         /// 64 hexadecimal digits (openssl rand -hex 32) that encrypt TOTP
-        /// secrets at rest; required when APP_ENV=production. Empty in
+        /// and webhook signing secrets at rest; required when APP_ENV=production. Empty in
         /// development: a key the server keeps in its database.
         #[serde(skip_serializing)]
         mfa_encryption_key: Option<SecretString> = None,
@@ -284,6 +284,21 @@ section! {
         /// front ends' pages); empty means the origin of PUBLIC_URL.
         #[garde(custom(origins))]
         webauthn_origins: String = String::new(),
+    }
+}
+
+section! {
+    /// Webhooks: deliveries of audit events to the team's services.
+    #[derive(garde::Validate)]
+    pub struct WebhookSettings("webhooks") {
+        /// Seconds before a failed delivery's first retry; each next one
+        /// waits about twice as long (at most 6 hours), for 24 hours.
+        #[garde(custom(within(1, 3600)))]
+        webhook_retry_base_seconds: Seconds = Span(5),
+        /// Let endpoints be on loopback, private and link-local addresses
+        /// (development and tests only: it opens the server to request
+        /// forgery against its own network).
+        webhook_allow_private_networks: bool = false,
     }
 }
 

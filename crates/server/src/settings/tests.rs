@@ -639,7 +639,7 @@ fn a_production_start_lists_every_missing_setting_at_once() {
         "BCRYPT_COST=4: expected a number from 10 to 31",
         "SMTP_HOST is required when APP_ENV=production (mail would only be logged)",
         "PUBLIC_URL is required when APP_ENV=production (the base of links in mails)",
-        "MFA_ENCRYPTION_KEY is required when APP_ENV=production (it encrypts TOTP secrets)",
+        "MFA_ENCRYPTION_KEY is required when APP_ENV=production (it encrypts TOTP and webhook secrets)",
         "JWT_SECRET_KEY is required when APP_ENV=production",
     ] {
         assert!(lines.contains(&expected), "{expected} not in {lines:?}");

@@ -118,6 +118,22 @@ async fn a_refused_host_stores_nothing() {
 }
 
 #[tokio::test]
+async fn plain_http_is_refused_in_production() {
+    let mut mocks = Mocks::default();
+    mocks.sender.expect_check().never();
+    let new = NewWebhook {
+        url: WebhookUrl::parse("http://hooks.example.com/in", true).unwrap(),
+        ..new_webhook()
+    };
+    let err = mocks
+        .service()
+        .create(&superuser("root"), new, &ClientInfo::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WebhookError::UrlRefused(why) if why.contains("https://")));
+}
+
+#[tokio::test]
 async fn a_creation_is_stored_with_its_event_and_shows_its_secret() {
     let mut mocks = Mocks::default();
     mocks.sender.expect_check().returning(|_| Ok(()));

@@ -12,8 +12,8 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
 use userhub_domain::model::{
-    AttemptOutcome, AuditEvent, DeliveryAttempt, DeliveryId, DeliveryStatus, DueDelivery,
-    Endpoint, WebhookId, WebhookUrl,
+    AttemptOutcome, AuditEvent, DeliveryAttempt, DeliveryId, DeliveryStatus, DueDelivery, Endpoint,
+    WebhookId, WebhookUrl,
 };
 use userhub_domain::ports::WebhookOutbox;
 use uuid::Uuid;
@@ -67,8 +67,11 @@ impl WebhookOutbox for SeaOrmWebhookStore {
             .expr(Expr::val(1))
             .from(webhook_delivery::Entity)
             .and_where(
-                Expr::col((webhook_delivery::Entity, webhook_delivery::Column::WebhookId))
-                    .equals((webhook::Entity, webhook::Column::Id)),
+                Expr::col((
+                    webhook_delivery::Entity,
+                    webhook_delivery::Column::WebhookId,
+                ))
+                .equals((webhook::Entity, webhook::Column::Id)),
             )
             .and_where(Expr::col(webhook_delivery::Column::Status).eq(PENDING))
             .and_where(Expr::col(webhook_delivery::Column::NextAttemptAt).lte(now_us))
@@ -186,7 +189,9 @@ impl WebhookOutbox for SeaOrmWebhookStore {
                 at.into(),
                 attempt.status.map(i32::from).into(),
                 attempt.error.clone().into(),
-                i32::try_from(attempt.duration_ms).unwrap_or(i32::MAX).into(),
+                i32::try_from(attempt.duration_ms)
+                    .unwrap_or(i32::MAX)
+                    .into(),
             ])
             .to_owned();
         let mut settle = Query::update();
@@ -287,7 +292,10 @@ impl WebhookOutbox for SeaOrmWebhookStore {
     async fn backlog(&self) -> Result<(u64, Option<OffsetDateTime>), PortError> {
         let d = webhook_delivery::Entity;
         let select = Query::select()
-            .expr_as(Expr::col((d, webhook_delivery::Column::Id)).count(), Alias::new("pending"))
+            .expr_as(
+                Expr::col((d, webhook_delivery::Column::Id)).count(),
+                Alias::new("pending"),
+            )
             .expr_as(
                 Expr::col((audit_event::Entity, audit_event::Column::At)).min(),
                 Alias::new("oldest"),
@@ -312,17 +320,17 @@ impl WebhookOutbox for SeaOrmWebhookStore {
         };
         let pending: i64 = row.try_get("", "pending").port()?;
         let oldest: Option<i64> = row.try_get("", "oldest").port()?;
-        Ok((
-            u64::try_from(pending).unwrap_or(0),
-            oldest.and_then(when),
-        ))
+        Ok((u64::try_from(pending).unwrap_or(0), oldest.and_then(when)))
     }
 }
 
 /// The failure streak after a failure at `at`: it starts now unless it
 /// runs already.
 fn failing_from(at: i64) -> SimpleExpr {
-    Expr::case(Expr::col(webhook::Column::FailingSince).eq(0), Expr::val(at))
-        .finally(Expr::col(webhook::Column::FailingSince))
-        .into()
+    Expr::case(
+        Expr::col(webhook::Column::FailingSince).eq(0),
+        Expr::val(at),
+    )
+    .finally(Expr::col(webhook::Column::FailingSince))
+    .into()
 }
