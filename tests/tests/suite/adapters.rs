@@ -10,6 +10,7 @@ mod recovery;
 mod sessions;
 mod tokens;
 mod users;
+mod webhooks;
 mod writes;
 
 use std::sync::Arc;
