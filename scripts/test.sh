@@ -49,7 +49,7 @@ fi
 # pyotp from it.
 smtp_venv="build/smtp-venv"
 if [[ ! -x "$smtp_venv/bin/python" ]] || ! cmp -s tests/smtp/requirements.txt "$smtp_venv/requirements.txt"; then
-    echo "== installing aiosmtpd into $smtp_venv"
+    echo "== installing aiosmtpd, pyotp and standardwebhooks into $smtp_venv"
     python3 -m venv "$smtp_venv"
     "$smtp_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/smtp/requirements.txt
     cp tests/smtp/requirements.txt "$smtp_venv/requirements.txt"

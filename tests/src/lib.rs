@@ -7,6 +7,7 @@ pub mod oidc;
 mod proxy;
 pub mod smtp;
 pub mod totp;
+pub mod webhooks;
 
 use std::time::Duration;
 

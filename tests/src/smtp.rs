@@ -19,8 +19,9 @@ pub struct SmtpServer {
 pub(crate) fn python() -> String {
     std::env::var("USERHUB_TEST_SMTP_PYTHON").unwrap_or_else(|_| {
         panic!(
-            "the mail and TOTP tests need aiosmtpd and pyotp: run them through ./scripts/test.sh, or set \
-             USERHUB_TEST_SMTP_PYTHON to a python that has them (pip install aiosmtpd pyotp)"
+            "the mail, TOTP and webhook tests need aiosmtpd, pyotp and standardwebhooks: run them through \
+             ./scripts/test.sh, or set USERHUB_TEST_SMTP_PYTHON to a python that has them \
+             (pip install -r tests/smtp/requirements.txt)"
         )
     })
 }

@@ -341,6 +341,67 @@ mod tests {
         assert!(vet("h", vec![], true).is_err());
     }
 
+    /// The check at each delivery: a name that resolves to a loopback
+    /// address now (whatever it resolved to when the endpoint was made)
+    /// is never connected to.
+    #[tokio::test]
+    async fn a_delivery_to_a_private_address_never_connects() {
+        use userhub_domain::model::{AuditEvent, AuditKind, ClientInfo, WebhookId};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let strict = HttpWebhookSender::new(false, Arc::new(|_| "{}".into())).unwrap();
+        let message = WebhookMessage {
+            event: AuditEvent::new(
+                AuditKind::UserRegistered,
+                time::OffsetDateTime::now_utc(),
+                &ClientInfo::default(),
+            ),
+            user: None,
+        };
+        for url in [
+            format!("http://localhost:{port}/hook"),
+            format!("http://127.0.0.1:{port}/hook"),
+        ] {
+            let endpoint = Endpoint {
+                id: WebhookId::generate(),
+                url: WebhookUrl::parse(&url, true).unwrap(),
+                secrets: vec![strict.new_secret().unwrap()],
+                failing_since: None,
+            };
+            let result = strict.send(&endpoint, &message).await;
+            assert_eq!(result.status, None, "{url}");
+            assert!(
+                result
+                    .error
+                    .as_deref()
+                    .unwrap()
+                    .contains("not a public address"),
+                "{result:?}"
+            );
+        }
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "nothing connected");
+    }
+
+    #[test]
+    fn signatures_follow_the_standard_webhooks_example() {
+        // The specification's example: secret, id, timestamp and body.
+        let secret = WebhookSecret::new(SecretString::from(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ));
+        let body = r#"{"test": 2432232314}"#;
+        assert_eq!(
+            signature(
+                &[secret],
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                body
+            )
+            .unwrap(),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
     #[tokio::test]
     async fn loopback_names_are_refused_unless_allowed() {
         let strict = HttpWebhookSender::new(false, Arc::new(|_| String::new())).unwrap();

@@ -43,3 +43,4 @@ mod shared_limits;
 mod signing;
 mod tokens;
 mod users;
+mod webhooks;

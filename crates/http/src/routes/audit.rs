@@ -102,6 +102,10 @@ pub(crate) struct Details {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = Uuid)]
     token_id: Option<String>,
+    /// The webhook a `webhook.*` event is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    webhook_id: Option<String>,
 }
 
 impl From<AuditEvent> for AuditEventResponse {
@@ -126,6 +130,7 @@ impl From<AuditEvent> for AuditEventResponse {
                 provider: event.details.provider,
                 removed: event.details.removed,
                 token_id: event.details.token_id.map(|id| id.to_string()),
+                webhook_id: event.details.webhook_id.map(|id| id.to_string()),
             },
         }
     }

@@ -1,0 +1,430 @@
+//! Webhooks over HTTP, delivered to a real receiver that verifies every
+//! delivery with the `standardwebhooks` library: filters, retries after
+//! failures, secret rotation, the test event, retries by hand, who may
+//! manage endpoints, and the refusals of non-public addresses.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use userhub_server::Span;
+use userhub_tests::webhooks::Receiver;
+use userhub_tests::{Backend, PASSWORD, TestApp, spawn_app_with};
+
+on_both_backends!(
+    a_subscribed_event_arrives_signed_with_its_subject_and_others_do_not,
+    failed_deliveries_are_retried_until_the_receiver_answers,
+    a_rotated_secret_signs_beside_the_new_one,
+    a_delivery_is_retried_by_hand_and_a_delivered_one_is_409,
+    only_superusers_manage_webhooks_with_the_contracts_errors,
+    endpoints_are_changed_turned_off_and_deleted,
+    non_public_addresses_are_refused,
+);
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A server that may deliver to the local receiver and retries after
+/// `retry_base` seconds.
+async fn app(backend: Backend, retry_base: u64) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.webhooks.webhook_allow_private_networks = true;
+        s.webhooks.webhook_retry_base_seconds = Span(retry_base);
+    })
+    .await
+}
+
+/// Subscribes `receiver` to `events`; the endpoint's JSON (with its secret).
+async fn subscribe(app: &TestApp, root: &str, receiver: &Receiver, events: &[&str]) -> Value {
+    let response = app
+        .post(
+            "/api/webhooks",
+            &json!({"url": receiver.url(), "events": events, "description": "test"}),
+            Some(root),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let hook: Value = response.json().await.unwrap();
+    receiver
+        .verify_with(&[hook["secret"].as_str().unwrap()])
+        .await;
+    hook
+}
+
+fn path(hook: &Value, rest: &str) -> String {
+    format!("/api/webhooks/{}{rest}", hook["id"].as_str().unwrap())
+}
+
+async fn deliveries(app: &TestApp, root: &str, hook: &Value) -> Vec<Value> {
+    let page: Value = app
+        .get(&path(hook, "/deliveries"), root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn a_subscribed_event_arrives_signed_with_its_subject_and_others_do_not(backend: Backend) {
+    let app = app(backend, 1).await;
+    let root = app.root_token().await;
+    let receiver = Receiver::start();
+    let hook = subscribe(&app, &root, &receiver, &["user.registered"]).await;
+    assert_eq!(hook["events"], json!(["user.registered"]));
+    assert_eq!(hook["enabled"], true);
+    assert!(hook["secret"].as_str().unwrap().starts_with("whsec_"));
+    let ada = app.user("ada").await;
+    let got = receiver.wait_for(WAIT, |got| !got.is_empty()).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let delivery = &got[0];
+    assert_eq!(
+        delivery["verified"],
+        json!([true]),
+        "standardwebhooks verified it"
+    );
+    assert_eq!(delivery["type"], "user.registered");
+    let body = &delivery["body"];
+    assert_eq!(
+        body["data"]["event"]["id"], delivery["id"],
+        "webhook-id is the event's id"
+    );
+    assert_eq!(body["data"]["event"]["subject_id"], ada.id.as_str());
+    assert!(body["data"]["event"].get("ip").is_none());
+    assert!(body["data"]["event"].get("user_agent").is_none());
+    assert_eq!(body["data"]["user"]["email"], "ada@example.com");
+    assert_eq!(body["data"]["user"]["username"], "ada");
+    // The login that followed is not subscribed: nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().await.len(), 1);
+    let listed = deliveries(&app, &root, &hook).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["status"], "delivered");
+    assert_eq!(listed[0]["attempts"], 1);
+    assert_eq!(listed[0]["last_status"], 204);
+    assert_eq!(listed[0]["event_id"], delivery["id"]);
+    let attempts: Value = app
+        .get(
+            &path(
+                &hook,
+                &format!("/deliveries/{}/attempts", listed[0]["id"].as_str().unwrap()),
+            ),
+            &root,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(attempts[0]["status"], 204);
+    // The audit trail says who subscribed it.
+    let events: Value = app
+        .get("/api/audit-events?type=webhook.created", &root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["items"][0]["details"]["webhook_id"], hook["id"]);
+}
+
+async fn failed_deliveries_are_retried_until_the_receiver_answers(backend: Backend) {
+    let app = app(backend, 1).await;
+    let root = app.root_token().await;
+    let receiver = Receiver::start();
+    let hook = subscribe(&app, &root, &receiver, &["user.deleted"]).await;
+    receiver.control(json!({"fail": 2, "status": 503})).await;
+    // The test event goes out whatever the endpoint's filter.
+    let queued = app
+        .post(&path(&hook, "/test"), &json!({}), Some(&root))
+        .await;
+    assert_eq!(queued.status(), 202);
+    let got = receiver
+        .wait_for(WAIT, |got| got.iter().any(|d| d["status"] == 204))
+        .await;
+    let statuses: Vec<&Value> = got.iter().map(|d| &d["status"]).collect();
+    assert_eq!(statuses, [&json!(503), &json!(503), &json!(204)], "{got:?}");
+    assert!(
+        got.iter().all(|d| d["id"] == got[0]["id"]),
+        "one webhook-id across retries"
+    );
+    assert!(got.iter().all(|d| d["verified"] == json!([true])));
+    assert_eq!(got[0]["type"], "webhook.test");
+    let listed = deliveries(&app, &root, &hook).await;
+    assert_eq!(listed[0]["status"], "delivered");
+    assert_eq!(listed[0]["attempts"], 3);
+    let attempts: Value = app
+        .get(
+            &path(
+                &hook,
+                &format!("/deliveries/{}/attempts", listed[0]["id"].as_str().unwrap()),
+            ),
+            &root,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let answered: Vec<&Value> = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status"])
+        .collect();
+    assert_eq!(answered, [&json!(503), &json!(503), &json!(204)]);
+    assert_eq!(attempts[0]["error"], "HTTP 503");
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("userhub_webhook_deliveries_total{outcome=\"retried\"}"),
+        "{metrics}"
+    );
+}
+
+async fn a_rotated_secret_signs_beside_the_new_one(backend: Backend) {
+    let app = app(backend, 1).await;
+    let root = app.root_token().await;
+    let receiver = Receiver::start();
+    let hook = subscribe(&app, &root, &receiver, &["user.registered"]).await;
+    let old = hook["secret"].as_str().unwrap().to_owned();
+    let rotated = app
+        .post(&path(&hook, "/rotate-secret"), &json!({}), Some(&root))
+        .await;
+    assert_eq!(rotated.status(), 200);
+    let new = rotated.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new, old);
+    receiver.verify_with(&[&old, &new]).await;
+    app.register("bea").await;
+    let got = receiver.wait_for(WAIT, |got| !got.is_empty()).await;
+    assert_eq!(
+        got[0]["verified"],
+        json!([true, true]),
+        "a receiver with either secret verifies it"
+    );
+}
+
+async fn a_delivery_is_retried_by_hand_and_a_delivered_one_is_409(backend: Backend) {
+    // Retries an hour apart: only a retry by hand sends it again soon.
+    let app = app(backend, 3600).await;
+    let root = app.root_token().await;
+    let receiver = Receiver::start();
+    let hook = subscribe(&app, &root, &receiver, &["user.registered"]).await;
+    receiver.control(json!({"fail": 1, "status": 500})).await;
+    app.register("cai").await;
+    receiver.wait_for(WAIT, |got| got.len() == 1).await;
+    let pending: Value = app
+        .get(&path(&hook, "/deliveries?status=pending"), &root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let delivery = pending["items"][0].clone();
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(delivery["last_status"], 500);
+    assert!(delivery["next_attempt_at"].is_string());
+    let retry = path(
+        &hook,
+        &format!("/deliveries/{}/retry", delivery["id"].as_str().unwrap()),
+    );
+    assert_eq!(
+        app.post(&retry, &json!({}), Some(&root)).await.status(),
+        202
+    );
+    let got = receiver.wait_for(WAIT, |got| got.len() == 2).await;
+    assert_eq!(got[1]["status"], 204);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app
+            .post(&retry, &json!({}), Some(&root))
+            .await
+            .status()
+            .as_u16();
+        if status == 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 409, "delivered already");
+    let unknown = path(
+        &hook,
+        &format!("/deliveries/{}/retry", uuid::Uuid::now_v7()),
+    );
+    assert_eq!(
+        app.post(&unknown, &json!({}), Some(&root)).await.status(),
+        404
+    );
+    let filtered: Value = app
+        .get(&path(&hook, "/deliveries?status=failed"), &root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filtered["items"], json!([]));
+    let bad = app
+        .get(&path(&hook, "/deliveries?status=lost"), &root)
+        .await;
+    assert_eq!(bad.status(), 422);
+}
+
+async fn only_superusers_manage_webhooks_with_the_contracts_errors(backend: Backend) {
+    let app = app(backend, 1).await;
+    let root = app.root_token().await;
+    let ada = app.user("ada").await;
+    let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]});
+    assert_eq!(app.get("/api/webhooks", &ada.access).await.status(), 403);
+    assert_eq!(
+        app.post("/api/webhooks", &body, Some(&ada.access))
+            .await
+            .status(),
+        403
+    );
+    // A superuser's personal access token manages nothing either.
+    let pat: Value = app
+        .post(
+            "/api/auth/tokens",
+            &json!({"name": "ops", "scopes": ["users:read"], "current_password": userhub_tests::ROOT_PASSWORD}),
+            Some(&root),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let refused = app
+        .get("/api/webhooks", pat["token"].as_str().unwrap())
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["detail"],
+        "Not allowed with a personal access token"
+    );
+    for (events, field) in [
+        (json!(["user.nope"]), "events"),
+        (json!(["webhook.created"]), "events"),
+        (json!([]), "events"),
+    ] {
+        let response = app
+            .post(
+                "/api/webhooks",
+                &json!({"url": "http://127.0.0.1:9/hook", "events": events}),
+                Some(&root),
+            )
+            .await;
+        assert_eq!(response.status(), 422, "{events}");
+        let detail: Value = response.json().await.unwrap();
+        assert_eq!(
+            detail["detail"][0]["loc"],
+            json!(["body", field]),
+            "{detail}"
+        );
+    }
+    let response = app
+        .post(
+            "/api/webhooks",
+            &json!({"url": "not a url", "events": ["*"]}),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["detail"][0]["loc"],
+        json!(["body", "url"])
+    );
+    let missing = format!("/api/webhooks/{}", uuid::Uuid::now_v7());
+    assert_eq!(app.get(&missing, &root).await.status(), 404);
+    assert_eq!(app.get(&missing, &ada.access).await.status(), 403);
+    let _ = PASSWORD;
+}
+
+async fn endpoints_are_changed_turned_off_and_deleted(backend: Backend) {
+    let app = app(backend, 1).await;
+    let root = app.root_token().await;
+    let receiver = Receiver::start();
+    let hook = subscribe(&app, &root, &receiver, &["user.registered"]).await;
+    let patch = |body: Value| {
+        let url = app.url(&path(&hook, ""));
+        let root = root.clone();
+        async move {
+            reqwest::Client::new()
+                .patch(url)
+                .bearer_auth(root)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let off = patch(json!({"enabled": false, "description": null})).await;
+    assert_eq!(off.status(), 200);
+    let off: Value = off.json().await.unwrap();
+    assert_eq!(off["enabled"], false);
+    assert_eq!(off["description"], Value::Null);
+    app.register("dee").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        receiver.received().await.is_empty(),
+        "an endpoint turned off hears nothing"
+    );
+    let on: Value = patch(json!({"enabled": true, "events": ["*"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(on["events"], json!(["*"]));
+    assert_eq!(on["disabled_reason"], Value::Null);
+    app.register("eve").await;
+    receiver.wait_for(WAIT, |got| !got.is_empty()).await;
+    let listed: Value = app.get("/api/webhooks", &root).await.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        listed[0].get("secret").is_none(),
+        "the secret is shown once only"
+    );
+    assert_eq!(app.delete(&path(&hook, ""), &root).await.status(), 204);
+    assert_eq!(app.get(&path(&hook, ""), &root).await.status(), 404);
+    let events: Value = app
+        .get("/api/audit-events?type=webhook.deleted", &root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["items"][0]["details"]["webhook_id"], hook["id"]);
+}
+
+async fn non_public_addresses_are_refused(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let root = app.root_token().await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://[::1]:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.1/hook",
+        "https://does-not-resolve.invalid/hook",
+    ] {
+        let response = app
+            .post(
+                "/api/webhooks",
+                &json!({"url": url, "events": ["*"]}),
+                Some(&root),
+            )
+            .await;
+        assert_eq!(response.status(), 422, "{url}");
+        let detail: Value = response.json().await.unwrap();
+        assert_eq!(
+            detail["detail"][0]["loc"],
+            json!(["body", "url"]),
+            "{detail}"
+        );
+    }
+    assert_eq!(
+        app.get("/api/webhooks", &root)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+        json!([])
+    );
+}
