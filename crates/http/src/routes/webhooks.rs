@@ -194,7 +194,7 @@ impl From<WebhookError> for ApiError {
             WebhookError::Forbidden => Self::Forbidden("Not enough permissions"),
             WebhookError::NotFound => Self::NotFound("Webhook not found"),
             WebhookError::UrlRefused(why) => {
-                Self::field("value_error", "body", "url", &format!("Value error, {why}"))
+                Self::field("value_error", "body", "url", format!("Value error, {why}"))
             }
             WebhookError::AlreadyDelivered => Self::Conflict("Delivery already delivered"),
             WebhookError::Port(e) => e.into(),

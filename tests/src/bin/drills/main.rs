@@ -13,12 +13,14 @@
 mod database;
 mod harness;
 mod starts;
+mod webhooks;
 
 use std::path::PathBuf;
 
 use database::{burst_lockout, database_restart, one_winner, replicas, sigterm_drain};
 use harness::Cluster;
 use starts::{closed_stdout, first_start_killed, key_rotation, late_database};
+use webhooks::{webhook_kills, webhook_two_instances};
 
 #[tokio::main]
 async fn main() {
@@ -38,6 +40,8 @@ async fn main() {
         "closed-stdout",
         "late-database",
         "key-rotation",
+        "webhook-kills",
+        "webhook-two-instances",
     ] {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
             continue;
@@ -51,6 +55,8 @@ async fn main() {
             "first-start-killed" => first_start_killed(&cluster, &logs).await,
             "closed-stdout" => closed_stdout(&cluster, &logs).await,
             "late-database" => late_database(&cluster, &logs).await,
+            "webhook-kills" => webhook_kills(&cluster, &logs).await,
+            "webhook-two-instances" => webhook_two_instances(&cluster, &logs).await,
             _ => key_rotation(&cluster, &logs).await,
         };
         println!(

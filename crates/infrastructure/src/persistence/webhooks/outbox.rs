@@ -208,7 +208,7 @@ impl WebhookOutbox for SeaOrmWebhookStore {
             .value(webhook_delivery::Column::LastError, attempt.error.clone())
             .and_where(Expr::col(webhook_delivery::Column::Id).eq(delivery.as_uuid()))
             .and_where(Expr::col(webhook_delivery::Column::Status).eq(PENDING));
-        let streak: SimpleExpr = match outcome {
+        let streak: Expr = match outcome {
             AttemptOutcome::Delivered => {
                 settle
                     .value(
@@ -216,7 +216,7 @@ impl WebhookOutbox for SeaOrmWebhookStore {
                         DeliveryStatus::Delivered.as_str(),
                     )
                     .value(webhook_delivery::Column::DeliveredAt, at);
-                Expr::val(0_i64).into()
+                Expr::val(0_i64)
             }
             AttemptOutcome::Retry(next) => {
                 settle.value(webhook_delivery::Column::NextAttemptAt, micros(next));
