@@ -28,6 +28,8 @@ use userhub_domain::ports::WebhookSender;
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of an answer read.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// How long a name may take to resolve when an endpoint is saved.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Random bytes per signing secret.
 const SECRET_BYTES: usize = 32;
 
@@ -123,8 +125,10 @@ impl WebhookSender for HttpWebhookSender {
             return Ok(());
         };
         let port = url.url().port_or_known_default().unwrap_or(443);
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)));
+        let addrs: Vec<SocketAddr> = lookup
             .await
+            .map_err(|_| format!("{host} did not resolve in time"))?
             .map_err(|_| format!("{host} does not resolve"))?
             .collect();
         vet(host, addrs, self.allow_private).map(drop)

@@ -64,6 +64,16 @@ async fn deliveries(app: &TestApp, root: &str, hook: &Value) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 
+/// The attempts of `delivery` (as listed).
+async fn attempts(app: &TestApp, root: &str, hook: &Value, delivery: &Value) -> Value {
+    let id = delivery["id"].as_str().unwrap();
+    app.get(&path(hook, &format!("/deliveries/{id}/attempts")), root)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn a_subscribed_event_arrives_signed_with_its_subject_and_others_do_not(backend: Backend) {
     let app = app(backend, 1).await;
     let root = app.root_token().await;
@@ -101,18 +111,7 @@ async fn a_subscribed_event_arrives_signed_with_its_subject_and_others_do_not(ba
     assert_eq!(listed[0]["attempts"], 1);
     assert_eq!(listed[0]["last_status"], 204);
     assert_eq!(listed[0]["event_id"], delivery["id"]);
-    let attempts: Value = app
-        .get(
-            &path(
-                &hook,
-                &format!("/deliveries/{}/attempts", listed[0]["id"].as_str().unwrap()),
-            ),
-            &root,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let attempts = attempts(&app, &root, &hook, &listed[0]).await;
     assert_eq!(attempts[0]["status"], 204);
     // The audit trail says who subscribed it.
     let events: Value = app
@@ -149,18 +148,7 @@ async fn failed_deliveries_are_retried_until_the_receiver_answers(backend: Backe
     let listed = deliveries(&app, &root, &hook).await;
     assert_eq!(listed[0]["status"], "delivered");
     assert_eq!(listed[0]["attempts"], 3);
-    let attempts: Value = app
-        .get(
-            &path(
-                &hook,
-                &format!("/deliveries/{}/attempts", listed[0]["id"].as_str().unwrap()),
-            ),
-            &root,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let attempts = attempts(&app, &root, &hook, &listed[0]).await;
     let answered: Vec<&Value> = attempts
         .as_array()
         .unwrap()

@@ -39,6 +39,22 @@ impl SeaOrmWebhookStore {
         Self { db, sealer }
     }
 
+    /// Runs `write` and, if it changed a row, stores `event` with it, in
+    /// one transaction; whether it changed one.
+    pub(super) async fn write_with_event(
+        &self,
+        write: &impl sea_orm::StatementBuilder,
+        event: &AuditEvent,
+    ) -> Result<bool, PortError> {
+        let txn = self.db.connection().begin().await.port()?;
+        if txn.execute(write).await.port()?.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::write(&txn, event).await.port()?;
+        txn.commit().await.port()?;
+        Ok(true)
+    }
+
     fn seal(&self, secret: &WebhookSecret) -> Result<Vec<u8>, PortError> {
         self.sealer.seal(secret.expose().as_bytes())
     }
@@ -225,18 +241,11 @@ impl WebhookRepository for SeaOrmWebhookStore {
     }
 
     async fn delete(&self, id: WebhookId, event: &AuditEvent) -> Result<bool, PortError> {
-        let txn = self.db.connection().begin().await.port()?;
-        let deleted = webhook::Entity::delete_by_id(id.as_uuid())
-            .exec(&txn)
-            .await
-            .port()?
-            .rows_affected;
-        if deleted == 0 {
-            return Ok(false);
-        }
-        audit::write(&txn, event).await.port()?;
-        txn.commit().await.port()?;
-        Ok(true)
+        let delete = Query::delete()
+            .from_table(webhook::Entity)
+            .and_where(Expr::col(webhook::Column::Id).eq(id.as_uuid()))
+            .to_owned();
+        self.write_with_event(&delete, event).await
     }
 
     async fn rotate_secret(
@@ -258,13 +267,7 @@ impl WebhookRepository for SeaOrmWebhookStore {
             .value(webhook::Column::UpdatedAt, micros(event.at))
             .and_where(Expr::col(webhook::Column::Id).eq(id.as_uuid()))
             .to_owned();
-        let txn = self.db.connection().begin().await.port()?;
-        if txn.execute(&update).await.port()?.rows_affected() == 0 {
-            return Ok(false);
-        }
-        audit::write(&txn, event).await.port()?;
-        txn.commit().await.port()?;
-        Ok(true)
+        self.write_with_event(&update, event).await
     }
 
     async fn queue_test(&self, id: WebhookId, event: &AuditEvent) -> Result<bool, PortError> {

@@ -280,13 +280,7 @@ impl WebhookOutbox for SeaOrmWebhookStore {
             .and_where(Expr::col(webhook::Column::Id).eq(id.as_uuid()))
             .and_where(Expr::col(webhook::Column::Enabled).eq(true))
             .to_owned();
-        let txn = self.db.connection().begin().await.port()?;
-        if txn.execute(&update).await.port()?.rows_affected() == 0 {
-            return Ok(false);
-        }
-        audit::write(&txn, event).await.port()?;
-        txn.commit().await.port()?;
-        Ok(true)
+        self.write_with_event(&update, event).await
     }
 
     async fn backlog(&self) -> Result<(u64, Option<OffsetDateTime>), PortError> {
