@@ -2,6 +2,7 @@
 //! service type keeps the HTTP layer free of generics and compiles once,
 //! while tests still swap any port for a mock.
 
+mod accounts;
 mod audit;
 mod auth;
 mod recovery;
@@ -11,6 +12,7 @@ mod webhooks;
 
 use std::sync::Arc;
 
+pub use accounts::{AccountError, AccountService, SignInMethods};
 pub use audit::{AuditPage, AuditService, ListAuditEvents, ListAuditEventsError};
 pub use auth::{
     AuthConfig, AuthService, AuthServices, AuthenticateError, Authenticated, CeremonyOptions,
@@ -190,6 +192,19 @@ port_set! {
         throttle: LoginThrottle,
         audit: AuditLog,
         mail: MailQueue,
+        clock: Clock,
+    }
+}
+
+port_set! {
+    /// The ports of a superuser's account view ([`AccountService`]).
+    AccountPorts = for_accounts {
+        users: UserRepository,
+        sessions: SessionRepository,
+        mfa: MfaRepository,
+        passkeys: PasskeyRepository,
+        identities: IdentityRepository,
+        pats: PersonalTokenRepository,
         clock: Clock,
     }
 }

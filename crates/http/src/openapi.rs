@@ -19,8 +19,8 @@ use crate::error::{
     OAuthValidationError, ScopeError,
 };
 use crate::routes::{
-    audit, auth, identities, mfa, oauth, operations, passkeys, recovery, sessions, tokens, users,
-    webhooks,
+    accounts, audit, auth, identities, mfa, oauth, operations, passkeys, recovery, sessions,
+    tokens, users, webhooks,
 };
 
 /// 429: an account lockout or the per-IP limit.
@@ -57,6 +57,7 @@ pub(crate) struct TooManyRequests(HttpError<'static>);
         identities::identities, identities::unlink,
         users::list, users::create, users::get, users::update, users::delete,
         users::restore, users::unlock, mfa::reset, audit::list,
+        accounts::sessions, accounts::end_sessions, accounts::sign_in_methods,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::rotate_secret, webhooks::test, webhooks::deliveries::list,
         webhooks::deliveries::attempts, webhooks::deliveries::retry,

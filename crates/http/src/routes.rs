@@ -1,5 +1,6 @@
 //! Routes, one module per resource.
 
+pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod identities;
@@ -30,6 +31,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     sessions::configure(cfg);
     tokens::configure(cfg);
     passkeys::configure(cfg);
+    accounts::configure(cfg);
     users::configure(cfg);
     audit::configure(cfg);
     webhooks::configure(cfg);

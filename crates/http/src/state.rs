@@ -5,8 +5,8 @@ use std::sync::Arc;
 use userhub_domain::model::UserId;
 use userhub_domain::ports::HealthProbe;
 use userhub_domain::services::{
-    AuditService, AuthService, MfaService, OAuthService, PasskeyService, RecoveryService,
-    SessionService, TokenService, UserService, WebhookService,
+    AccountService, AuditService, AuthService, MfaService, OAuthService, PasskeyService,
+    RecoveryService, SessionService, TokenService, UserService, WebhookService,
 };
 
 use crate::cursor::CursorKey;
@@ -35,6 +35,8 @@ pub struct ApiState {
     pub audit: AuditService,
     /// Webhooks.
     pub webhooks: WebhookService,
+    /// A superuser's view of an account's sessions and ways in.
+    pub accounts: AccountService,
     /// Database health.
     pub health: Arc<dyn HealthProbe>,
     /// Reported by `/health`.

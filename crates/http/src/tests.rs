@@ -7,15 +7,15 @@ use actix_web::{test, web};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use userhub_domain::PortError;
-use userhub_domain::model::{PasswordPolicy, SessionId, UserId};
+use userhub_domain::model::{PasswordPolicy, RetryPolicy, SessionId, UserId};
 use userhub_domain::ports::{
     AccessClaims, InsertUserError, MockClock, MockHealthProbe, MockMailer, MockRecoveryTokens,
-    MockRequestCounter,
+    MockRequestCounter, MockWebhookOutbox, MockWebhookRepository, MockWebhookSender,
 };
 use userhub_domain::services::fixtures;
 use userhub_domain::services::{
-    AuditService, AuthConfig, AuthServices, LockoutPolicy, RecoveryConfig, RecoveryService,
-    UserService,
+    AccountService, AuditService, AuthConfig, AuthServices, LockoutPolicy, RecoveryConfig,
+    RecoveryService, UserService, WebhookConfig, WebhookPorts, WebhookService,
 };
 
 use crate::{ApiSettings, ApiState, build_app};
@@ -74,6 +74,20 @@ impl Mocks {
                 LockoutPolicy::default(),
             ),
             audit: AuditService::new(ports.for_audit(), time::Duration::days(90)),
+            accounts: AccountService::new(ports.for_accounts()),
+            webhooks: WebhookService::new(
+                WebhookPorts {
+                    webhooks: Arc::new(MockWebhookRepository::new()),
+                    outbox: Arc::new(MockWebhookOutbox::new()),
+                    sender: Arc::new(MockWebhookSender::new()),
+                    users: ports.users.clone(),
+                    clock: ports.clock.clone(),
+                },
+                WebhookConfig {
+                    allow_http: true,
+                    retry: RetryPolicy::new(time::Duration::seconds(5)),
+                },
+            ),
             recovery: RecoveryService::new(
                 ports.for_recovery(
                     Arc::new(MockRecoveryTokens::new()),

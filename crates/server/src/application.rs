@@ -133,6 +133,7 @@ impl Application {
             recovery: services.recovery,
             audit: services.audit,
             webhooks: services.webhooks,
+            accounts: services.accounts,
             health: Arc::new(database.clone()),
             version: env!("CARGO_PKG_VERSION"),
             auth_rate_limit,

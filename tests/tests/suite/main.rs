@@ -24,6 +24,7 @@ macro_rules! on_both_backends {
 }
 
 mod abuse;
+mod accounts;
 mod adapters;
 mod audit;
 mod auth;

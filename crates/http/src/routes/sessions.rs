@@ -5,7 +5,7 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use userhub_domain::model::{Password, SessionId};
+use userhub_domain::model::{Password, SessionId, SessionSummary};
 use utoipa::ToSchema;
 
 use crate::dto::{new_password, rfc3339};
@@ -91,6 +91,29 @@ pub(crate) struct SessionResponse {
     current: bool,
 }
 
+impl From<SessionSummary> for SessionResponse {
+    fn from(s: SessionSummary) -> Self {
+        Self {
+            id: s.session.id.to_string(),
+            created_at: rfc3339(s.session.created_at),
+            last_used_at: rfc3339(s.session.last_used_at),
+            user_agent: s.session.client.user_agent,
+            ip: s.session.client.ip,
+            current: s.current,
+        }
+    }
+}
+
+/// 200 with `sessions` as the listings show them.
+pub(crate) fn listing(sessions: Vec<SessionSummary>) -> HttpResponse {
+    HttpResponse::Ok().json(
+        sessions
+            .into_iter()
+            .map(SessionResponse::from)
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// The caller's live sessions.
 #[utoipa::path(
     get,
@@ -105,18 +128,7 @@ pub(crate) async fn list(
     caller: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
     let sessions = state.sessions.sessions(&caller.0).await?;
-    let body: Vec<SessionResponse> = sessions
-        .into_iter()
-        .map(|s| SessionResponse {
-            id: s.session.id.to_string(),
-            created_at: rfc3339(s.session.created_at),
-            last_used_at: rfc3339(s.session.last_used_at),
-            user_agent: s.session.client.user_agent,
-            ip: s.session.client.ip,
-            current: s.current,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(body))
+    Ok(listing(sessions))
 }
 
 /// Ends one of the caller's sessions.

@@ -7,8 +7,8 @@ use secrecy::SecretString;
 use userhub_domain::model::RetryPolicy;
 use userhub_domain::ports::{Clock, Mailer, RequestCounter, SystemClock};
 use userhub_domain::services::{
-    AuditService, AuthConfig, AuthServices, Ports, RecoveryService, UserService, WebhookConfig,
-    WebhookPorts, WebhookService,
+    AccountService, AuditService, AuthConfig, AuthServices, Ports, RecoveryService, UserService,
+    WebhookConfig, WebhookPorts, WebhookService,
 };
 use userhub_http::{AuthRateLimit, HashBudget, Metrics};
 use userhub_infrastructure::{
@@ -35,6 +35,7 @@ pub(super) struct Services {
     pub(super) recovery: RecoveryService,
     pub(super) audit: AuditService,
     pub(super) webhooks: WebhookService,
+    pub(super) accounts: AccountService,
     pub(super) counter: Arc<SeaOrmRequestCounter>,
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -82,6 +83,11 @@ impl Services {
             }
         };
         let counter = Arc::new(SeaOrmRequestCounter::new(database.clone()));
+        if settings.webhooks.webhook_allow_private_networks {
+            tracing::warn!(
+                "WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhook endpoints may be on loopback and private addresses"
+            );
+        }
         let sender = HttpWebhookSender::new(
             settings.webhooks.webhook_allow_private_networks,
             Arc::new(userhub_http::webhook_body),
@@ -102,6 +108,7 @@ impl Services {
         );
         Ok(Self {
             webhooks,
+            accounts: AccountService::new(ports.for_accounts()),
             auth: AuthServices::new(
                 &ports,
                 AuthConfig {

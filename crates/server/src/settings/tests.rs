@@ -557,6 +557,23 @@ fn totp_encryption_keys_are_checked_and_required_in_production() {
 }
 
 #[test]
+fn the_webhook_retry_base_is_checked() {
+    let err = |tweak: fn(&mut Settings)| checked(tweak).unwrap_err();
+    assert!(
+        err(|s| s.webhooks.webhook_retry_base_seconds = Span(0))
+            .starts_with("WEBHOOK_RETRY_BASE_SECONDS: ")
+    );
+    assert!(
+        err(|s| s.webhooks.webhook_retry_base_seconds = Span(3601))
+            .starts_with("WEBHOOK_RETRY_BASE_SECONDS: ")
+    );
+    assert_eq!(
+        checked(|s| s.webhooks.webhook_retry_base_seconds = Span(1)),
+        Ok(())
+    );
+}
+
+#[test]
 fn providers_are_read_by_name_and_each_mistake_is_named() {
     Jail::expect_with(|jail| {
         jail.set_env("OAUTH_PROVIDERS", "Corp, google");
