@@ -62,7 +62,7 @@ CREATE INDEX ix_webhook_attempts_delivery ON webhook_attempts (delivery_id, at);
 ";
 
 const POSTGRES_FAN_OUT: &str = "
-CREATE FUNCTION webhook_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION webhook_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO webhook_deliveries (id, webhook_id, event_id, status, next_attempt_at)
     SELECT encode(overlay(uuid_send(NEW.id)

@@ -6,7 +6,8 @@ Standard Webhooks library (never with UserHub's own signing code).
 Control, over HTTP on the same port:
   POST /_control {"secrets": [...], "fail": N, "status": S, "delay": SECONDS}
       verify with these secrets; answer the next N deliveries with S
-      (default 503); wait `delay` seconds before each answer.
+      (default 503; a 3xx carries a Location); wait `delay` seconds
+      before each answer.
   GET /_received
       every delivery so far, oldest first: {"id", "type", "verified":
       [one boolean per secret], "status" (what was answered), "body"}.
@@ -31,6 +32,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status, body=b""):
         self.send_response(status)
+        if 300 <= status < 400:
+            # Somewhere to go, for a client that follows redirects.
+            self.send_header("Location", "/elsewhere")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -28,8 +28,8 @@ pub struct Application {
     lifecycle: Arc<Lifecycle>,
     shutdown: ShutdownTiming,
     first_superuser: Option<bool>,
-    /// Periodic tasks, stopped with the server.
-    background: Vec<tokio::task::JoinHandle<()>>,
+    /// Periodic tasks and workers, stopped with the server.
+    background: wiring::Background,
 }
 
 /// What serving and `create-superuser` both need: the database, migrated,
@@ -158,7 +158,7 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         // Background work starts only once the server can serve.
-        let background = tasks.spawn_background(&settings, &metrics);
+        let background = tasks.spawn_background(&settings, &metrics, &lifecycle);
         let mut server = HttpServer::new(move || build_app(state.clone(), api.clone()))
             .listen(listener)?
             // A connection must send a complete request head within this
@@ -235,8 +235,18 @@ impl Application {
             drain(&handle, &lifecycle, timing).await;
         });
         self.server.await?;
-        for task in self.background {
+        for task in self.background.tasks {
             task.abort();
+        }
+        // Draining told the webhook workers to stop after the delivery in
+        // hand (at most one attempt's timeout); then their endpoints are
+        // released, not left leased until the lease ends.
+        let deadline = tokio::time::Instant::now() + WEBHOOK_STOP_GRACE;
+        for worker in self.background.webhook_workers {
+            let abort = worker.abort_handle();
+            if tokio::time::timeout_at(deadline, worker).await.is_err() {
+                abort.abort();
+            }
         }
         self.database.close().await?;
         tracing::info!("stopped");
@@ -269,6 +279,10 @@ impl Stopper {
         drain(&self.handle, &self.lifecycle, self.timing).await;
     }
 }
+
+/// How long webhook workers may take to finish the attempt in hand at
+/// shutdown: one attempt's timeout, and a moment to record it.
+const WEBHOOK_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(11);
 
 /// How long each step of the shutdown sequence may take.
 #[derive(Clone, Copy, Debug)]

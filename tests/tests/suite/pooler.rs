@@ -33,6 +33,7 @@ behind_pgbouncer!(
     many_concurrent_statements_share_few_server_connections,
     every_transaction_gets_the_statement_timeout,
     the_server_refuses_pgbouncer_without_a_direct_url_for_migrations,
+    webhooks_are_delivered_through_the_pooler,
 );
 
 async fn tokens(app: &TestApp, login: &str, password: &str) -> Value {
@@ -231,4 +232,49 @@ async fn the_server_refuses_pgbouncer_without_a_direct_url_for_migrations() {
     assert!(err.starts_with("DATABASE_DIRECT_URL: required"), "{err}");
     settings.database.run_migrations = false;
     settings.validate().unwrap();
+}
+
+/// The outbox's trigger, the endpoint lease (`SKIP LOCKED`) and the
+/// settling transaction all work in transaction pooling mode.
+async fn webhooks_are_delivered_through_the_pooler() {
+    let app = spawn_app_behind_pgbouncer(|s| {
+        s.webhooks.webhook_allow_private_networks = true;
+        s.webhooks.webhook_retry_base_seconds = userhub_server::Span(1);
+    })
+    .await;
+    let root = app.root_token().await;
+    let receiver = userhub_tests::webhooks::Receiver::start();
+    let hook: Value = app
+        .post(
+            "/api/webhooks",
+            &json!({"url": receiver.url(), "events": ["user.registered"]}),
+            Some(&root),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    receiver
+        .verify_with(&[hook["secret"].as_str().unwrap()])
+        .await;
+    receiver.control(json!({"fail": 1, "status": 503})).await;
+    for name in ["ada", "bea", "cai"] {
+        app.register(name).await;
+    }
+    let got = receiver
+        .wait_for(Duration::from_secs(20), |got| {
+            got.iter().filter(|d| d["status"] == 204).count() == 3
+        })
+        .await;
+    let delivered: Vec<&Value> = got
+        .iter()
+        .filter(|d| d["status"] == 204)
+        .map(|d| &d["body"]["data"]["user"]["username"])
+        .collect();
+    assert_eq!(
+        delivered,
+        [&json!("ada"), &json!("bea"), &json!("cai")],
+        "in order, after a retry"
+    );
+    assert!(got.iter().all(|d| d["verified"] == json!([true])));
 }

@@ -15,6 +15,7 @@ on_both_backends!(
     failed_deliveries_are_retried_until_the_receiver_answers,
     a_rotated_secret_signs_beside_the_new_one,
     a_delivery_is_retried_by_hand_and_a_delivered_one_is_409,
+    a_redirect_is_not_followed_and_a_slow_receiver_times_out,
     only_superusers_manage_webhooks_with_the_contracts_errors,
     endpoints_are_changed_turned_off_and_deleted,
     non_public_addresses_are_refused,
@@ -255,6 +256,51 @@ async fn a_delivery_is_retried_by_hand_and_a_delivered_one_is_409(backend: Backe
         .get(&path(&hook, "/deliveries?status=lost"), &root)
         .await;
     assert_eq!(bad.status(), 422);
+}
+
+async fn a_redirect_is_not_followed_and_a_slow_receiver_times_out(backend: Backend) {
+    let app = app(backend, 1).await;
+    let root = app.root_token().await;
+    let receiver = Receiver::start();
+    let hook = subscribe(&app, &root, &receiver, &["user.registered"]).await;
+    // A redirect is a failure as it stands: followed, it would end at a
+    // path that answers 404.
+    receiver.control(json!({"fail": 1, "status": 302})).await;
+    app.post(&path(&hook, "/test"), &json!({}), Some(&root))
+        .await;
+    receiver.wait_for(WAIT, |got| got.len() == 2).await;
+    let listed = deliveries(&app, &root, &hook).await;
+    let tried = attempts(&app, &root, &hook, &listed[0]).await;
+    assert_eq!(tried[0]["status"], 302);
+    assert_eq!(tried[0]["error"], "HTTP 302");
+    assert_eq!(tried[1]["status"], 204);
+    // An answer later than 10 seconds is a failure, tried again.
+    receiver.control(json!({"delay": 11})).await;
+    app.post(&path(&hook, "/test"), &json!({}), Some(&root))
+        .await;
+    receiver.wait_for(WAIT, |got| got.len() == 3).await;
+    receiver.control(json!({"delay": 0})).await;
+    let got = receiver.wait_for(WAIT, |got| got.len() == 4).await;
+    assert_eq!(got[2]["id"], got[3]["id"], "the same message again");
+    let mut tried = Value::Null;
+    for _ in 0..100 {
+        let listed = deliveries(&app, &root, &hook).await;
+        tried = attempts(&app, &root, &hook, &listed[0]).await;
+        if tried.as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(tried[0]["status"].is_null(), "{tried}");
+    assert!(
+        tried[0]["error"].as_str().unwrap().starts_with("timed out"),
+        "{tried}"
+    );
+    assert!(
+        tried[0]["duration_ms"].as_u64().unwrap() >= 9_900,
+        "{tried}"
+    );
+    assert_eq!(tried[1]["status"], 204);
 }
 
 async fn only_superusers_manage_webhooks_with_the_contracts_errors(backend: Backend) {

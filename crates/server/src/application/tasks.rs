@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use userhub_domain::ports::{Clock, RequestCounter};
 use userhub_domain::services::{AuditService, AuthServices, RecoveryService, WebhookService};
-use userhub_http::Metrics;
+use userhub_http::{Lifecycle, Metrics};
 use userhub_infrastructure::SeaOrmRequestCounter;
 
 /// Folds histogram samples into buckets now and then, so that memory stays
@@ -78,12 +78,18 @@ pub(super) async fn deliver_mail(recovery: RecoveryService) {
 }
 
 /// Sends webhook deliveries: polls every second, and goes on at once
-/// while it finds work. An endpoint leased by an instance that stops is
-/// taken again when its lease ends.
-pub(super) async fn deliver_webhooks(webhooks: WebhookService, metrics: Metrics) {
+/// while it finds work, until the server drains (then it finishes the
+/// delivery in hand and releases its endpoint). An endpoint leased by an
+/// instance that died is taken again when its lease ends.
+pub(super) async fn deliver_webhooks(
+    webhooks: WebhookService,
+    metrics: Metrics,
+    lifecycle: Arc<Lifecycle>,
+) {
     let worker = uuid::Uuid::new_v4();
-    loop {
-        match webhooks.dispatch(worker).await {
+    let keep_going = || !lifecycle.is_draining();
+    while keep_going() {
+        match webhooks.dispatch(worker, &keep_going).await {
             Ok(round) if round.claimed => metrics.record_webhook_round(&round),
             Ok(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
             Err(err) => {

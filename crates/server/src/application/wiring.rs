@@ -10,7 +10,7 @@ use userhub_domain::services::{
     AccountService, AuditService, AuthConfig, AuthServices, Ports, RecoveryService, UserService,
     WebhookConfig, WebhookPorts, WebhookService,
 };
-use userhub_http::{AuthRateLimit, HashBudget, Metrics};
+use userhub_http::{AuthRateLimit, HashBudget, Lifecycle, Metrics};
 use userhub_infrastructure::{
     BcryptPasswordHasher, Database, HttpWebhookSender, JwtTokenIssuer, LogMailer,
     OidcProviderSettings, OidcProviders, OidcSettings, SeaOrmAuditLog, SeaOrmIdentityRepository,
@@ -153,7 +153,8 @@ impl Services {
         self,
         settings: &Settings,
         metrics: &Metrics,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
+        lifecycle: &Arc<Lifecycle>,
+    ) -> Background {
         let cleanup = (settings.database.session_cleanup_interval_seconds.0 > 0).then(|| {
             tokio::spawn(purge_every(
                 self.auth,
@@ -170,14 +171,29 @@ impl Services {
             self.webhooks.clone(),
             metrics.clone(),
         ));
-        let hooks = (0..WEBHOOK_WORKERS)
-            .map(|_| tokio::spawn(deliver_webhooks(self.webhooks.clone(), metrics.clone())));
-        cleanup
-            .into_iter()
-            .chain([upkeep, mail, backlog])
-            .chain(hooks)
-            .collect()
+        let webhook_workers = (0..WEBHOOK_WORKERS)
+            .map(|_| {
+                tokio::spawn(deliver_webhooks(
+                    self.webhooks.clone(),
+                    metrics.clone(),
+                    lifecycle.clone(),
+                ))
+            })
+            .collect();
+        Background {
+            tasks: cleanup.into_iter().chain([upkeep, mail, backlog]).collect(),
+            webhook_workers,
+        }
     }
+}
+
+/// The tasks that run beside the server.
+pub(super) struct Background {
+    /// Stopped with the server.
+    pub(super) tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Given a moment to finish the delivery in hand and release their
+    /// endpoint once the server drains, then stopped.
+    pub(super) webhook_workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Webhook workers per instance: each serves one endpoint at a time, so

@@ -559,13 +559,13 @@ fn totp_encryption_keys_are_checked_and_required_in_production() {
 #[test]
 fn the_webhook_retry_base_is_checked() {
     let err = |tweak: fn(&mut Settings)| checked(tweak).unwrap_err();
-    assert!(
-        err(|s| s.webhooks.webhook_retry_base_seconds = Span(0))
-            .starts_with("WEBHOOK_RETRY_BASE_SECONDS: ")
+    assert_eq!(
+        err(|s| s.webhooks.webhook_retry_base_seconds = Span(0)),
+        "WEBHOOK_RETRY_BASE_SECONDS=0: expected a number from 1 to 3600"
     );
-    assert!(
-        err(|s| s.webhooks.webhook_retry_base_seconds = Span(3601))
-            .starts_with("WEBHOOK_RETRY_BASE_SECONDS: ")
+    assert_eq!(
+        err(|s| s.webhooks.webhook_retry_base_seconds = Span(3601)),
+        "WEBHOOK_RETRY_BASE_SECONDS=3601: expected a number from 1 to 3600"
     );
     assert_eq!(
         checked(|s| s.webhooks.webhook_retry_base_seconds = Span(1)),

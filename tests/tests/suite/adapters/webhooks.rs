@@ -254,7 +254,7 @@ async fn two_workers_send_a_burst_once_each_in_order(backend: Backend) {
         let id = Uuid::new_v4();
         let mut idle = 0;
         while idle < 3 {
-            if service.dispatch(id).await.unwrap().claimed {
+            if service.dispatch(id, &|| true).await.unwrap().claimed {
                 idle = 0;
             } else {
                 idle += 1;

@@ -37,11 +37,17 @@ pub struct DispatchRound {
 }
 
 impl WebhookService {
-    /// One round of `worker` (an id this process chose for itself).
+    /// One round of `worker` (an id this process chose for itself); it
+    /// sends nothing more once `keep_going` says no (the server is
+    /// stopping), and releases its endpoint at once.
     ///
     /// # Errors
     /// A store failed; the lease then ends by itself.
-    pub async fn dispatch(&self, worker: Uuid) -> Result<DispatchRound, PortError> {
+    pub async fn dispatch(
+        &self,
+        worker: Uuid,
+        keep_going: &(dyn Fn() -> bool + Sync),
+    ) -> Result<DispatchRound, PortError> {
         let outbox = &self.ports.outbox;
         let now = self.ports.clock.now();
         let Some(endpoint) = outbox.claim(worker, now, now + LEASE).await? else {
@@ -52,7 +58,7 @@ impl WebhookService {
             ..DispatchRound::default()
         };
         let paused_until = self
-            .drain(worker, &endpoint, now + LEASE, &mut round)
+            .drain(worker, &endpoint, now + LEASE, keep_going, &mut round)
             .await?;
         let now = self.ports.clock.now();
         outbox
@@ -68,11 +74,15 @@ impl WebhookService {
         worker: Uuid,
         endpoint: &Endpoint,
         mut lease_until: OffsetDateTime,
+        keep_going: &(dyn Fn() -> bool + Sync),
         round: &mut DispatchRound,
     ) -> Result<Option<OffsetDateTime>, PortError> {
         let now = self.ports.clock.now();
         let due = self.ports.outbox.due(endpoint.id, now, BATCH).await?;
         for delivery in due {
+            if !keep_going() {
+                return Ok(None);
+            }
             let now = self.ports.clock.now();
             if lease_until - now < EXTEND_BELOW {
                 if !self

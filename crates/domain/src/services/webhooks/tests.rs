@@ -279,7 +279,7 @@ async fn round(
             *off.lock().unwrap() = true;
             Ok(true)
         });
-    let done = mocks.service().dispatch(worker).await.unwrap();
+    let done = mocks.service().dispatch(worker, &|| true).await.unwrap();
     let outcomes = recorded.lock().unwrap().clone();
     let paused = *released.lock().unwrap();
     let off = *disabled.lock().unwrap();
@@ -339,6 +339,49 @@ async fn no_due_endpoint_is_a_quiet_round() {
     let mut mocks = Mocks::default();
     mocks.outbox.expect_claim().returning(|_, _, _| Ok(None));
     mocks.outbox.expect_release().never();
-    let done = mocks.service().dispatch(Uuid::nil()).await.unwrap();
+    let done = mocks
+        .service()
+        .dispatch(Uuid::nil(), &|| true)
+        .await
+        .unwrap();
     assert!(!done.claimed);
+}
+
+#[tokio::test]
+async fn a_stopping_server_sends_no_more_and_releases_its_endpoint() {
+    let mut mocks = Mocks::default();
+    mocks
+        .outbox
+        .expect_claim()
+        .returning(|_, _, _| Ok(Some(endpoint(None))));
+    mocks
+        .outbox
+        .expect_due()
+        .returning(|_, _, _| Ok((0..3).map(due).collect()));
+    mocks.users.expect_find_by_id().returning(|_| Ok(None));
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = stopping.clone();
+    mocks.sender.expect_send().times(1).returning(move |_, _| {
+        // The signal comes while the first one is out.
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        answer(204)
+    });
+    mocks
+        .outbox
+        .expect_record()
+        .times(1)
+        .returning(|_, _, _, _| Ok(None));
+    mocks
+        .outbox
+        .expect_release()
+        .with(always(), always(), always(), eq(None))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let keep_going = move || !stopping.load(std::sync::atomic::Ordering::SeqCst);
+    let done = mocks
+        .service()
+        .dispatch(Uuid::nil(), &keep_going)
+        .await
+        .unwrap();
+    assert_eq!(done.delivered, 1);
 }
