@@ -35,6 +35,7 @@ on_both_backends!(
     two_workers_send_a_burst_once_each_in_order,
     an_attempt_settles_its_delivery_and_the_failure_streak,
     a_rotated_secret_signs_beside_the_new_one_while_it_overlaps,
+    a_secret_sealed_with_a_dropped_key_is_rotated_away,
     a_delivery_is_retried_by_hand_unless_delivered,
     the_audit_retention_purges_deliveries_with_their_events,
 );
@@ -42,6 +43,7 @@ on_both_backends!(
 struct Stores {
     hooks: Arc<SeaOrmWebhookStore>,
     audit: SeaOrmAuditLog,
+    database: userhub_infrastructure::Database,
     users: Arc<SeaOrmUserRepository>,
     _db: TestDatabase,
 }
@@ -54,7 +56,8 @@ async fn stores(backend: Backend) -> Stores {
             Sealer::new(SealingKey::new(&[7; 32]), None),
         )),
         audit: SeaOrmAuditLog::new(database.clone()),
-        users: Arc::new(SeaOrmUserRepository::new(database)),
+        users: Arc::new(SeaOrmUserRepository::new(database.clone())),
+        database,
         _db: db,
     }
 }
@@ -417,6 +420,49 @@ async fn a_rotated_secret_signs_beside_the_new_one_while_it_overlaps(backend: Ba
             )
             .await
             .unwrap()
+    );
+}
+
+async fn a_secret_sealed_with_a_dropped_key_is_rotated_away(backend: Backend) {
+    let s = stores(backend).await;
+    let id = endpoint(&s, EventFilter::All).await;
+    record(&s, AuditKind::UserRegistered).await;
+    // The same database, opened by a server whose only key is a new one.
+    let rekeyed = SeaOrmWebhookStore::new(
+        s.database.clone(),
+        Sealer::new(SealingKey::new(&[8; 32]), None),
+    );
+    let t = now();
+    let worker = Uuid::new_v4();
+    assert!(
+        rekeyed
+            .claim(worker, t, t + Duration::seconds(60))
+            .await
+            .is_err(),
+        "a secret nobody can open signs nothing"
+    );
+    assert!(
+        rekeyed
+            .rotate_secret(
+                id,
+                &secret("whsec_bmV3"),
+                t + Duration::hours(24),
+                &stored_event(AuditKind::WebhookUpdated)
+            )
+            .await
+            .unwrap()
+    );
+    let later = t + Duration::seconds(61);
+    let held = rekeyed
+        .claim(worker, later, later + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let shown: Vec<&str> = held.secrets.iter().map(WebhookSecret::expose).collect();
+    assert_eq!(
+        shown,
+        ["whsec_bmV3"],
+        "the old secret, unopenable, is left out"
     );
 }
 
