@@ -86,12 +86,6 @@ impl WebhookService {
         Self { ports, config }
     }
 
-    /// Whether plain `http://` endpoints are accepted.
-    #[must_use]
-    pub const fn allows_http(&self) -> bool {
-        self.config.allow_http
-    }
-
     /// Every endpoint.
     ///
     /// # Errors
