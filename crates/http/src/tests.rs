@@ -81,6 +81,7 @@ impl Mocks {
                     outbox: Arc::new(MockWebhookOutbox::new()),
                     sender: Arc::new(MockWebhookSender::new()),
                     users: ports.users.clone(),
+                    mail: ports.mail.clone(),
                     clock: ports.clock.clone(),
                 },
                 WebhookConfig {

@@ -19,6 +19,7 @@ on_both_backends!(
     only_superusers_manage_webhooks_with_the_contracts_errors,
     endpoints_are_changed_turned_off_and_deleted,
     non_public_addresses_are_refused,
+    the_superusers_inbox_deletes_a_webhook_it_did_not_add,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -461,4 +462,54 @@ async fn non_public_addresses_are_refused(backend: Backend) {
             .unwrap(),
         json!([])
     );
+}
+
+/// A webhook sends every account's events away: one added with a stolen
+/// superuser session is deleted from the superuser's inbox alone.
+async fn the_superusers_inbox_deletes_a_webhook_it_did_not_add(backend: Backend) {
+    use userhub_tests::smtp::{SmtpServer, link_token, recipient};
+    let smtp = SmtpServer::started();
+    let port = smtp.port;
+    let app = spawn_app_with(backend, move |s| {
+        s.webhooks.webhook_allow_private_networks = true;
+        s.mail.smtp_host = "127.0.0.1".into();
+        s.mail.smtp_port = Some(port);
+        s.mail.smtp_tls = userhub_server::SmtpTlsSetting::None;
+        s.mail.mail_retry_seconds = Span(1);
+        s.server.public_url = "https://app.example.com".into();
+    })
+    .await;
+    let owner = app.root_token().await;
+    let intruder = app.root_token().await;
+    let receiver = Receiver::start();
+    let hook = subscribe(&app, &intruder, &receiver, &["*"]).await;
+    let notice = smtp.wait_for_links("/undo", 1).await;
+    assert_eq!(recipient(&notice[0]), userhub_tests::ROOT_EMAIL);
+    let token = link_token(&notice[0], "/undo");
+    let undone = app
+        .post("/api/auth/undo", &json!({"token": token}), None)
+        .await;
+    assert_eq!(undone.status(), 200);
+    assert_eq!(
+        undone.json::<Value>().await.unwrap(),
+        json!({"removed": "webhook"})
+    );
+    // Gone, and every session of the account with it.
+    for token in [&owner, &intruder] {
+        assert_eq!(app.get("/api/auth/me", token).await.status(), 401);
+    }
+    let root = app.root_token().await;
+    assert_eq!(app.get(&path(&hook, ""), &root).await.status(), 404);
+    let events: Value = app
+        .get("/api/audit-events?type=webhook.deleted", &root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["items"][0]["details"]["webhook_id"], hook["id"]);
+    assert_eq!(events["items"][0]["details"]["removed"], json!(["webhook"]));
+    let again = app
+        .post("/api/auth/undo", &json!({"token": token}), None)
+        .await;
+    assert_eq!(again.status(), 400);
 }

@@ -35,6 +35,9 @@ named! {
         /// To an account's address: a passkey was added, with a link that
         /// removes it.
         PasskeyAdded = "passkey_added",
+        /// To a superuser's address: they subscribed a webhook (which
+        /// receives every account's events), with a link that deletes it.
+        WebhookCreated = "webhook_created",
     }
 }
 
@@ -88,6 +91,12 @@ pub enum UndoTarget {
         /// UserHub's id of it.
         id: super::PasskeyId,
     },
+    /// The webhook with this id (a superuser's: its events leave the
+    /// server, so a stolen session must not be able to keep one).
+    Webhook {
+        /// Its id.
+        id: super::WebhookId,
+    },
 }
 
 impl UndoTarget {
@@ -98,12 +107,19 @@ impl UndoTarget {
         match self {
             Self::Identity { provider, subject } => format!("identity:{provider}:{subject}"),
             Self::Passkey { id } => format!("passkey:{id}"),
+            Self::Webhook { id } => format!("webhook:{id}"),
         }
     }
 
     /// The target stored as `raw`, if it is one.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
+        if let Some(id) = raw.strip_prefix("webhook:") {
+            let id = uuid::Uuid::parse_str(id).ok()?;
+            return Some(Self::Webhook {
+                id: super::WebhookId::from_uuid(id),
+            });
+        }
         if let Some(id) = raw.strip_prefix("passkey:") {
             let id = uuid::Uuid::parse_str(id).ok()?;
             return Some(Self::Passkey {
@@ -124,6 +140,7 @@ impl UndoTarget {
         match self {
             Self::Identity { provider, .. } => format!("identity:{provider}"),
             Self::Passkey { .. } => "passkey".to_owned(),
+            Self::Webhook { .. } => "webhook".to_owned(),
         }
     }
 }

@@ -14,11 +14,11 @@ pub use dispatch::DispatchRound;
 use crate::PortError;
 use crate::model::{
     AuditEvent, AuditKind, ClientInfo, Delivery, DeliveryAttempt, DeliveryId, DeliveryStatus,
-    EventFilter, PREVIOUS_SECRET_OVERLAP, RetryPolicy, User, Webhook, WebhookChange,
-    WebhookDescription, WebhookId, WebhookSecret, WebhookUrl,
+    EventFilter, MailKind, Notice, PREVIOUS_SECRET_OVERLAP, RetryPolicy, UndoTarget, User, Webhook,
+    WebhookChange, WebhookDescription, WebhookId, WebhookSecret, WebhookUrl,
 };
 use crate::ports::{
-    Clock, RetryRequest, UserRepository, WebhookOutbox, WebhookRepository, WebhookSender,
+    Clock, MailQueue, RetryRequest, UserRepository, WebhookOutbox, WebhookRepository, WebhookSender,
 };
 
 /// The ports of webhooks ([`WebhookService`]).
@@ -29,6 +29,7 @@ pub struct WebhookPorts {
     pub outbox: Arc<dyn WebhookOutbox>,
     pub sender: Arc<dyn WebhookSender>,
     pub users: Arc<dyn UserRepository>,
+    pub mail: Arc<dyn MailQueue>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -138,6 +139,20 @@ impl WebhookService {
             .create(&webhook, &secret, &event)
             .await?;
         info!(actor = %actor.id, webhook_id = %webhook.id, url = webhook.url.as_str(), "webhook created");
+        // Its events leave the server: the superuser's inbox can delete it,
+        // as it can a way in added with a stolen session.
+        let notice = Notice {
+            kind: MailKind::WebhookCreated,
+            user_id: actor.id,
+            to: actor.email.clone(),
+            new_email: None,
+            target: Some(UndoTarget::Webhook { id: webhook.id }),
+        };
+        let outbox = super::Outbox {
+            mail: self.ports.mail.as_ref(),
+            clock: self.ports.clock.as_ref(),
+        };
+        super::queue_notice(outbox, &notice, client).await;
         Ok((webhook, secret))
     }
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::recovery_tokens::{RESET, REVERT, UNDO, VERIFY, spend, spend_tokens};
 use super::users::to_domain;
 use super::{Database, DbResultExt, audit, delete_older, micros, port_error};
-use crate::entities::{passkey, personal_access_token, recovery_token, session, user};
+use crate::entities::{passkey, personal_access_token, recovery_token, session, user, webhook};
 
 /// A token just spent.
 struct Spent {
@@ -127,7 +127,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
     ) -> Result<(), PortError> {
         // Every link that removes a way in is an undo link; its target says which.
         let purpose = match kind {
-            MailKind::PasskeyAdded => UNDO,
+            MailKind::PasskeyAdded | MailKind::WebhookCreated => UNDO,
             other => other.as_str(),
         };
         let txn = self.db.connection().begin().await.port()?;
@@ -380,6 +380,16 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
                     .await
                     .port()?;
                 event.kind = AuditKind::PasskeyRemoved;
+                event.details.removed = vec![target.removed()];
+            }
+            UndoTarget::Webhook { id } => {
+                // Gone already (deleted by a superuser): the sessions still end.
+                webhook::Entity::delete_by_id(id.as_uuid())
+                    .exec(&txn)
+                    .await
+                    .port()?;
+                event.kind = AuditKind::WebhookDeleted;
+                event.details.webhook_id = Some(*id);
                 event.details.removed = vec![target.removed()];
             }
         }

@@ -99,6 +99,7 @@ impl Services {
                 outbox: webhook_store,
                 sender: Arc::new(sender),
                 users: ports.users.clone(),
+                mail: ports.mail.clone(),
                 clock: clock.clone(),
             },
             WebhookConfig {

@@ -24,7 +24,7 @@ use userhub_domain::ports::{
 };
 use userhub_domain::services::{WebhookConfig, WebhookPorts, WebhookService};
 use userhub_infrastructure::{
-    SeaOrmAuditLog, SeaOrmUserRepository, SeaOrmWebhookStore, Sealer, SealingKey,
+    SeaOrmAuditLog, SeaOrmMailQueue, SeaOrmUserRepository, SeaOrmWebhookStore, Sealer, SealingKey,
 };
 use userhub_tests::{Backend, TestDatabase, migrated_database, stored_event, stored_now as now};
 use uuid::Uuid;
@@ -246,6 +246,7 @@ async fn two_workers_send_a_burst_once_each_in_order(backend: Backend) {
             outbox: s.hooks.clone(),
             sender: receiver.clone(),
             users: s.users.clone() as Arc<dyn UserRepository>,
+            mail: Arc::new(SeaOrmMailQueue::new(s.database.clone())),
             clock: Arc::new(SystemClock),
         },
         WebhookConfig {

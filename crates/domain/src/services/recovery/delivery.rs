@@ -150,7 +150,9 @@ impl RecoveryService {
         match kind {
             MailKind::PasswordReset => self.config.reset_token_ttl,
             MailKind::VerifyEmail => self.config.verify_token_ttl,
-            MailKind::IdentityLinked | MailKind::PasskeyAdded => UNDO_TTL,
+            MailKind::IdentityLinked | MailKind::PasskeyAdded | MailKind::WebhookCreated => {
+                UNDO_TTL
+            }
             MailKind::EmailChanged
             | MailKind::PasswordChanged
             | MailKind::SecondFactorOn
@@ -193,7 +195,9 @@ impl RecoveryService {
                      ends too.",
                     match &job.target {
                         Some(UndoTarget::Identity { provider, .. }) => provider.as_str(),
-                        Some(UndoTarget::Passkey { .. }) | None => "a provider",
+                        Some(UndoTarget::Passkey { .. } | UndoTarget::Webhook { .. }) | None => {
+                            "a provider"
+                        }
                     },
                     ttl.whole_days()
                 ),
@@ -210,6 +214,18 @@ impl RecoveryService {
                 ),
                 "If you added it, ignore this message.\n\
                  If you did not, someone has your password: reset it too.",
+            ),
+            MailKind::WebhookCreated => (
+                "/undo",
+                "A webhook was added with your account",
+                format!(
+                    "Your superuser account subscribed a webhook: every account event it takes \
+                     is now sent to another server. If you did not add it, open this link within \
+                     {} days to delete it: every session of your account ends too.",
+                    ttl.whole_days()
+                ),
+                "If you added it, ignore this message.\n\
+                 If you did not, someone has your password or a session: reset it too.",
             ),
             _ => (
                 "/revert-email",

@@ -8,9 +8,9 @@ use time::Duration;
 use uuid::Uuid;
 
 use super::*;
-use crate::model::{AttemptOutcome, DueDelivery, Endpoint, SendResult};
+use crate::model::{AttemptOutcome, DueDelivery, Endpoint, MailKind, SendResult, UndoTarget};
 use crate::ports::{
-    MockUserRepository, MockWebhookOutbox, MockWebhookRepository, MockWebhookSender,
+    MockMailQueue, MockUserRepository, MockWebhookOutbox, MockWebhookRepository, MockWebhookSender,
 };
 use crate::services::fixtures::{NOW, stopped_clock, superuser, user};
 
@@ -20,6 +20,7 @@ struct Mocks {
     outbox: MockWebhookOutbox,
     sender: MockWebhookSender,
     users: MockUserRepository,
+    mail: MockMailQueue,
 }
 
 impl Mocks {
@@ -30,6 +31,7 @@ impl Mocks {
                 outbox: Arc::new(self.outbox),
                 sender: Arc::new(self.sender),
                 users: Arc::new(self.users),
+                mail: Arc::new(self.mail),
                 clock: Arc::new(stopped_clock()),
             },
             WebhookConfig {
@@ -152,6 +154,17 @@ async fn a_creation_is_stored_with_its_event_and_shows_its_secret() {
                 && event.details.webhook_id == Some(hook.id)
                 && hook.enabled
                 && secret.expose() == "whsec_c2VjcmV0"
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    // The superuser's inbox hears of it, with a link that deletes it.
+    mocks
+        .mail
+        .expect_notify()
+        .withf(move |notice, _, _| {
+            notice.kind == MailKind::WebhookCreated
+                && notice.user_id == root_id
+                && matches!(notice.target, Some(UndoTarget::Webhook { .. }))
         })
         .times(1)
         .returning(|_, _, _| Ok(()));
