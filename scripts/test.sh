@@ -47,14 +47,8 @@ fi
 # The mail tests talk to a real SMTP server, aiosmtpd, which they start
 # themselves from this venv; the second-factor tests compute codes with
 # pyotp from it.
-smtp_venv="build/smtp-venv"
-if [[ ! -x "$smtp_venv/bin/python" ]] || ! cmp -s tests/smtp/requirements.txt "$smtp_venv/requirements.txt"; then
-    echo "== installing aiosmtpd, pyotp and standardwebhooks into $smtp_venv"
-    python3 -m venv "$smtp_venv"
-    "$smtp_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/smtp/requirements.txt
-    cp tests/smtp/requirements.txt "$smtp_venv/requirements.txt"
-fi
-export USERHUB_TEST_SMTP_PYTHON="$PWD/$smtp_venv/bin/python"
+source scripts/lib/python.sh
+ensure_test_python
 
 # The sign-in tests run a real OpenID provider, oidc-provider (Node.js),
 # installed from tests/oidc/package-lock.json when it changed.

@@ -19,7 +19,7 @@ start_server() {
     local bin
     bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/userhub-server"
     local port
-    port="$(free_port)"
+    port="${SERVER_PORT:-$(free_port)}"
     SERVER_URL="http://127.0.0.1:$port"
     SERVER_LOG="$(mktemp)"
     env APP_ENV=development HOST=127.0.0.1 PORT="$port" WORKERS=2 \

@@ -7,6 +7,7 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::{DefaultHeaders, NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, web};
 
+use crate::console::{self, ConsoleSettings};
 use crate::state::ApiState;
 use crate::{middleware, routes};
 
@@ -21,6 +22,8 @@ pub struct ApiSettings {
     pub max_header_bytes: usize,
     /// Longest a body may take to arrive after its head; slower ones get 408.
     pub body_timeout: std::time::Duration,
+    /// The browser console at `/admin/`, or `None` when it is off.
+    pub console: Option<ConsoleSettings>,
 }
 
 /// The complete actix-web application.
@@ -41,6 +44,7 @@ pub fn build_app(
         .app_data(web::PayloadConfig::new(settings.max_body_bytes))
         .app_data(crate::extract::BodyDeadline(settings.body_timeout))
         .configure(routes::configure)
+        .configure(|cfg| console::configure(cfg, settings.console.clone()))
         .default_service(web::to(routes::not_found))
         .wrap(cors(&settings.cors_origins))
         .wrap(from_fn(middleware::request_context))

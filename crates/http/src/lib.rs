@@ -2,6 +2,7 @@
 //! top of the domain's use cases.
 
 mod app;
+mod console;
 mod cursor;
 mod dto;
 mod error;
@@ -17,6 +18,7 @@ mod state;
 mod validation;
 
 pub use app::{ApiSettings, build_app};
+pub use console::ConsoleSettings;
 pub use cursor::CursorKey;
 pub use error::ApiError;
 pub use lifecycle::Lifecycle;

@@ -119,12 +119,15 @@ pub(crate) async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);
     }
-    // The policy depends on the path (the docs page runs Swagger UI); the
-    // fixed security headers are `DefaultHeaders` in `build_app`.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }),
-    );
+    // The policy depends on the path (the docs page runs Swagger UI; the
+    // console's pages set their own); the fixed security headers are
+    // `DefaultHeaders` in `build_app`.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }),
+        );
+    }
     Ok(response)
 }
 

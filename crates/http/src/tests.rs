@@ -126,6 +126,7 @@ fn settings() -> ApiSettings {
         max_body_bytes: 1024,
         max_header_bytes: 16 * 1024,
         body_timeout: std::time::Duration::from_secs(10),
+        console: None,
     }
 }
 

@@ -12,7 +12,9 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use userhub_http::{ApiSettings, ApiState, CursorKey, Lifecycle, Metrics, build_app};
+use userhub_http::{
+    ApiSettings, ApiState, ConsoleSettings, CursorKey, Lifecycle, Metrics, build_app,
+};
 use userhub_infrastructure::{Database, JwtSettings, JwtTokenIssuer};
 
 use crate::Settings;
@@ -151,6 +153,13 @@ impl Application {
             max_body_bytes: settings.server.max_body_bytes,
             max_header_bytes: settings.server.max_header_bytes,
             body_timeout: settings.server.body_timeout_seconds.std(),
+            console: settings.server.admin_console.then(|| ConsoleSettings {
+                providers: settings
+                    .oauth_providers
+                    .iter()
+                    .map(|provider| provider.name.clone())
+                    .collect(),
+            }),
         };
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {

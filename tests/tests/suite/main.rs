@@ -29,6 +29,7 @@ mod adapters;
 mod audit;
 mod auth;
 mod bad_input;
+mod console;
 mod docs;
 mod faults;
 mod hardening;

@@ -42,7 +42,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             "/api/auth/oauth/{provider}/callback",
             [(Method::GET, web::to(callback))],
         )
-        .wrap(limited()),
+        .wrap(limited())
+        .wrap(from_fn(crate::console::callback_page)),
     )
     .service(super::resource(
         "/api/auth/oauth/{provider}/associate/authorize",
@@ -51,10 +52,13 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             (Method::POST, web::to(associate_authorize_with_password)),
         ],
     ))
-    .service(super::resource(
-        "/api/auth/oauth/{provider}/associate/callback",
-        [(Method::GET, web::to(associate_callback))],
-    ));
+    .service(
+        super::resource(
+            "/api/auth/oauth/{provider}/associate/callback",
+            [(Method::GET, web::to(associate_callback))],
+        )
+        .wrap(from_fn(crate::console::callback_page)),
+    );
 }
 
 /// Where to send the browser.

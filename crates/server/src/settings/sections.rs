@@ -52,6 +52,8 @@ section! {
         rust_log: String = "info".into(),
         /// `pretty` or `json`.
         log_format: LogFormat = LogFormat::Pretty,
+        /// Serve the browser console at `/admin/`; `false` answers 404 there.
+        admin_console: bool = true,
     }
 }
 

@@ -1,0 +1,431 @@
+// The console at /admin/ in Chromium, against the real server (on
+// PostgreSQL in scripts/browser-test.sh): a superuser finds, deactivates,
+// restores and edits a user (and sees the 412 after another change), resets
+// a second factor; a user turns TOTP on from the page's secret (codes from
+// pyotp), adds a passkey with Chromium's virtual authenticator, signs out
+// and back in with it and with a code, makes and revokes an access token;
+// a provider sign-in with a real OpenID provider. Every page is checked by
+// axe-core, the browser must report no CSP violation, the main flow runs
+// with the keyboard alone, and the layout holds at 360 px.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { ARTIFACTS, EMAIL, PASSWORD, launch, offline } from './browser.mjs';
+
+const PORT = Number(process.env.CONSOLE_PORT);
+assert.ok(PORT, 'CONSOLE_PORT must be set (the server listens on it)');
+/** The console's origin: WebAuthn needs a domain, so localhost. */
+const ORIGIN = `http://localhost:${PORT}`;
+const API = ORIGIN;
+const PROVIDER = process.env.OAUTH_PROVIDER_NAME;
+const PYTHON = process.env.PYOTP_PYTHON ?? 'python3';
+/** Screenshots of the main pages go here too when set (docs/console). */
+const SCREENSHOTS = process.env.CONSOLE_SCREENSHOTS;
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+let browser;
+before(async () => {
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** The API from outside the browser: the test's own view of the truth. */
+async function api(path, { method = 'GET', token, body, headers = {} } = {}) {
+  const all = { ...headers };
+  if (body !== undefined) all['content-type'] = 'application/json';
+  if (token) all.authorization = `Bearer ${token}`;
+  const res = await fetch(API + path, { method, headers: all, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+}
+
+async function login(email, password) {
+  const res = await api('/api/auth/login', { method: 'POST', body: { email, password } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.access_token;
+}
+
+async function newUser(prefix) {
+  const root = await login(EMAIL, PASSWORD);
+  const name = `${prefix}${randomBytes(3).toString('hex')}`;
+  const user = { username: name, email: `${name}@example.com`, password: 'Console-Test-Password-7' };
+  const created = await api('/api/users/', { method: 'POST', token: root, body: { ...user, full_name: `Test ${prefix}` } });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return { ...user, id: created.body.id };
+}
+
+/** A TOTP code from pyotp, `offset` seconds from now. */
+function totp(secret, offset = 0) {
+  return execFileSync(PYTHON, ['-c',
+    'import pyotp, sys, time; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))',
+    secret, String(offset)]).toString().trim();
+}
+
+/**
+ * A fresh browser context on the console, which records CSP violations
+ * (the document's event and the console's messages) and script errors.
+ */
+async function open({ width = 1280, height = 900, authenticator = false } = {}) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  const escaped = await offline(context);
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (msg) => {
+    if (/Content.Security.Policy|Refused to/i.test(msg.text())) problems.push(msg.text());
+  });
+  page.on('pageerror', (err) => problems.push(String(err)));
+  let authenticatorId;
+  if (authenticator) {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    ({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+        hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+      },
+    }));
+  }
+  await page.goto(`${ORIGIN}/admin/`);
+  return { context, page, escaped, problems, authenticatorId };
+}
+
+/** Fails on any CSP violation, script error or request off the machine. */
+async function clean({ page, escaped, problems, context }) {
+  const violations = await page.evaluate(() => window.__violations ?? []);
+  assert.deepEqual(violations, [], 'CSP violations');
+  assert.deepEqual(problems, [], 'CSP reports or script errors');
+  assert.deepEqual(escaped, [], 'requests that left the machine');
+  await context.close();
+}
+
+/** axe-core in the page: no serious or critical violation. */
+async function accessible(page, what) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `axe on ${what}`);
+}
+
+async function shot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
+  if (SCREENSHOTS) {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: false });
+  }
+}
+
+async function signIn(page, login, password) {
+  await page.getByLabel('Email or username').fill(login);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
+const nav = (page) => page.getByRole('navigation');
+const region = (page, name) => page.getByRole('region', { name, exact: true });
+
+async function signedIn(page) {
+  await nav(page).getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+test('a superuser finds a user, deactivates and restores them, meets the 412, resets a second factor', async () => {
+  const target = await newUser('ada');
+  const s = await open();
+  const { page } = s;
+  await accessible(page, 'sign-in');
+  await shot(page, 'sign-in');
+  await signIn(page, EMAIL, PASSWORD);
+  await signedIn(page);
+  for (const link of ['My account', 'Users', 'Audit', 'Webhooks']) {
+    await nav(page).getByRole('link', { name: link }).waitFor();
+  }
+
+  await nav(page).getByRole('link', { name: 'Users' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
+  for (const header of ['Username', 'Email', 'Name', 'Active', 'Superuser', 'Created']) {
+    await page.getByRole('columnheader', { name: header, exact: true }).waitFor();
+  }
+  await page.getByRole('button', { name: 'New user' }).waitFor();
+  await page.getByRole('searchbox', { name: 'Search users' }).fill(target.username);
+  await page.getByText('1 user', { exact: true }).waitFor();
+  await accessible(page, 'users');
+  await shot(page, 'users');
+  await page.getByRole('link', { name: target.username, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: target.username }).waitFor();
+  for (const heading of ['Sessions', 'Sign-in methods', 'Access tokens', 'Events']) {
+    await page.getByRole('heading', { level: 2, name: heading, exact: true }).waitFor();
+  }
+  await accessible(page, 'a user');
+  await shot(page, 'user');
+
+  // Deactivate, then restore: the API agrees each time.
+  await page.getByRole('button', { name: 'Deactivate' }).click();
+  await page.getByRole('button', { name: 'Restore' }).waitFor();
+  const root = await login(EMAIL, PASSWORD);
+  assert.equal((await api(`/api/users/${target.id}`, { token: root })).body.is_active, false);
+  assert.equal((await api('/api/auth/login', { method: 'POST', body: { email: target.email, password: target.password } })).status, 401);
+  await page.getByRole('button', { name: 'Restore' }).click();
+  await page.getByRole('button', { name: 'Deactivate' }).waitFor();
+  assert.equal((await api(`/api/users/${target.id}`, { token: root })).body.is_active, true);
+
+  // Another tab changes the user; this page's save is refused with 412.
+  const changed = await api(`/api/users/${target.id}`, { method: 'PATCH', token: root, body: { full_name: 'Changed Elsewhere' } });
+  assert.equal(changed.status, 200);
+  const account = region(page, 'Account');
+  await account.getByLabel('Full name').fill('Changed Here');
+  await account.getByRole('button', { name: 'Save' }).click();
+  await account.getByRole('alert').filter({ hasText: 'changed meanwhile' }).waitFor();
+  assert.equal((await api(`/api/users/${target.id}`, { token: root })).body.full_name, 'Changed Elsewhere');
+  await account.getByRole('button', { name: 'Reload' }).click();
+  assert.equal(await account.getByLabel('Full name').inputValue(), 'Changed Elsewhere');
+  await account.getByLabel('Full name').fill('Changed Here');
+  await account.getByRole('button', { name: 'Save' }).click();
+  await account.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+  assert.equal((await api(`/api/users/${target.id}`, { token: root })).body.full_name, 'Changed Here');
+
+  // The user turns TOTP on (through the API); the superuser resets it.
+  const token = await login(target.email, target.password);
+  const enrol = await api('/api/auth/mfa/totp', { method: 'POST', token, body: { current_password: target.password } });
+  assert.equal(enrol.status, 200);
+  assert.equal((await api('/api/auth/mfa/totp/confirm', { method: 'POST', token, body: { code: totp(enrol.body.secret) } })).status, 200);
+  await page.reload();
+  await page.getByRole('heading', { level: 1, name: target.username }).waitFor();
+  await region(page, 'Sign-in methods').getByText(/^On \(10 recovery codes left\)$/).waitFor();
+  await page.getByRole('button', { name: 'Reset second factor' }).click();
+  await region(page, 'Account').getByRole('status').filter({ hasText: 'second factor is off' }).waitFor();
+  await region(page, 'Sign-in methods').getByText('Off', { exact: true }).waitFor();
+  assert.equal((await api(`/api/users/${target.id}/sign-in-methods`, { token: root })).body.totp, false);
+  // A second reset says why it cannot, in an alert.
+  await page.getByRole('button', { name: 'Reset second factor' }).click();
+  await region(page, 'Account').getByRole('alert').filter({ hasText: /.+/ }).waitFor();
+
+  await page.getByRole('button', { name: 'End all sessions' }).click();
+  await region(page, 'Account').getByRole('status').filter({ hasText: 'Every session' }).waitFor();
+
+  // New user, audit and webhooks pages.
+  await nav(page).getByRole('link', { name: 'Users' }).click();
+  await page.getByRole('button', { name: 'New user' }).click();
+  await page.getByRole('heading', { level: 1, name: 'New user' }).waitFor();
+  await accessible(page, 'new user');
+  const name = `new${randomBytes(3).toString('hex')}`;
+  await page.getByLabel('Email').fill(`${name}@example.com`);
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password', { exact: true }).fill('Brand-New-Password-5');
+  await page.getByRole('button', { name: 'Create user' }).click();
+  await page.getByRole('heading', { level: 1, name }).waitFor();
+
+  await nav(page).getByRole('link', { name: 'Audit' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Audit' }).waitFor();
+  await page.getByLabel('Type').fill('user.created');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await region(page, 'Events').getByRole('cell', { name: 'user.created' }).first().waitFor();
+  await accessible(page, 'audit');
+  await shot(page, 'audit');
+
+  await nav(page).getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+  // A receiver that is not there: deliveries fail and can be retried.
+  await page.getByLabel('URL').fill('http://127.0.0.1:9/hook');
+  await page.getByLabel('Description').fill('Console test');
+  await page.getByRole('button', { name: 'Create webhook' }).click();
+  const secret = await page.getByLabel('Signing secret').inputValue();
+  assert.match(secret, /^whsec_/);
+  await page.getByRole('link', { name: 'http://127.0.0.1:9/hook' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Deliveries' }).waitFor();
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  const retry = region(page, 'Deliveries').getByRole('button', { name: /^Retry delivery of webhook.test/ });
+  for (let i = 0; i < 20 && (await retry.count()) === 0; i++) {
+    await page.waitForTimeout(500);
+    await page.getByLabel('Status').selectOption('');
+  }
+  await retry.first().click();
+  await region(page, 'Deliveries').getByRole('status').filter({ hasText: 'Retry queued' }).waitFor();
+  await accessible(page, 'a webhook');
+  await shot(page, 'webhook');
+  await nav(page).getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('cell', { name: 'http://127.0.0.1:9/hook' }).waitFor();
+  await accessible(page, 'webhooks');
+  await shot(page, 'webhooks');
+
+  await clean(s);
+});
+
+test('a user sets up TOTP from the secret, adds a passkey, signs in with it and with a code, makes and revokes a token', async () => {
+  const user = await newUser('grace');
+  const s = await open({ authenticator: true });
+  const { page } = s;
+  await signIn(page, user.username, user.password);
+  await signedIn(page);
+  for (const link of ['Users', 'Audit', 'Webhooks']) {
+    assert.equal(await nav(page).getByRole('link', { name: link }).count(), 0, `${link} shown to a user`);
+  }
+  await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+  for (const heading of ['Profile', 'Password', 'Two-factor authentication', 'Passkeys', 'Sessions', 'Linked accounts', 'Access tokens', 'Events']) {
+    await page.getByRole('heading', { level: 2, name: heading, exact: true }).waitFor();
+  }
+  await accessible(page, 'my account');
+  await shot(page, 'account');
+
+  // TOTP: the QR code's secret as text, a code from pyotp.
+  const mfa = region(page, 'Two-factor authentication');
+  await mfa.getByLabel('Current password').fill(user.password);
+  await mfa.getByRole('button', { name: 'Set up authenticator app' }).click();
+  await mfa.getByRole('img', { name: /QR code/ }).waitFor();
+  const secret = await mfa.getByLabel('Secret').inputValue();
+  assert.match(secret, /^[A-Z2-7]{16,}$/);
+  await accessible(page, 'the QR step');
+  await shot(page, 'totp');
+  await mfa.getByLabel('Code').fill(totp(secret));
+  await mfa.getByRole('button', { name: 'Verify' }).click();
+  await mfa.getByRole('list', { name: 'Recovery codes' }).waitFor();
+  assert.equal(await mfa.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem').count(), 10);
+
+  // A passkey from Chromium's virtual authenticator.
+  const passkeys = region(page, 'Passkeys');
+  await passkeys.getByLabel('Current password').fill(user.password);
+  await passkeys.getByLabel('Passkey name').fill('Test key');
+  await passkeys.getByRole('button', { name: 'Add a passkey' }).click();
+  await passkeys.getByRole('cell', { name: 'Test key', exact: true }).waitFor();
+
+  // An access token: shown once, works, then revoked.
+  const tokens = region(page, 'Access tokens');
+  await tokens.getByLabel('Token name').fill('ci');
+  await tokens.getByLabel(/profile:read/).check();
+  await tokens.getByLabel('Current password').fill(user.password);
+  await tokens.getByRole('button', { name: 'Create token' }).click();
+  const pat = await tokens.getByLabel('Token ci').inputValue();
+  assert.match(pat, /^uhp_/);
+  assert.equal((await api('/api/auth/me', { token: pat })).status, 200);
+  await tokens.getByRole('button', { name: 'Revoke token ci' }).click();
+  await tokens.getByRole('status').filter({ hasText: 'revoked' }).waitFor();
+  assert.equal((await api('/api/auth/me', { token: pat })).status, 401);
+
+  // Out, and back in with the passkey (no code asked: it is two factors).
+  await nav(page).getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await signedIn(page);
+  await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+
+  // Out, and back in with the password and a code (the next step's, since
+  // the current one was spent turning TOTP on).
+  await nav(page).getByRole('button', { name: 'Sign out' }).click();
+  await signIn(page, user.email, user.password);
+  await page.getByLabel('Code').fill(totp(secret, 30));
+  await accessible(page, 'the code step');
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await signedIn(page);
+
+  // A reload keeps the tab's session (the refresh token in sessionStorage).
+  await page.reload();
+  await signedIn(page);
+  const stored = await page.evaluate(() => Object.keys(window.localStorage).length);
+  assert.equal(stored, 0, 'nothing in localStorage');
+  assert.deepEqual(await s.context.cookies(ORIGIN), [], 'no cookie a script could read');
+
+  // Ended from elsewhere: the next call's 401 takes the page to sign-in.
+  const other = await api('/api/auth/login', { method: 'POST', body: { email: user.email, password: user.password } });
+  assert.equal(other.status, 403);
+  await api('/api/users/' + user.id + '/sessions', { method: 'DELETE', token: await login(EMAIL, PASSWORD) });
+  await nav(page).getByRole('link', { name: 'My account' }).click();
+  await page.getByRole('alert').filter({ hasText: 'signed out' }).waitFor();
+  await page.getByLabel('Email or username').waitFor();
+
+  await clean(s);
+});
+
+test('the main flow works with the keyboard alone, and the layout holds at 360 px', async () => {
+  const target = await newUser('kay');
+  const s = await open({ width: 360, height: 740 });
+  const { page } = s;
+  /** Presses Tab until the focused element matches `accept`, at most 60 times. */
+  async function tabTo(describe) {
+    for (let i = 0; i < 60; i++) {
+      await page.keyboard.press('Tab');
+      const focused = await page.evaluate(() => {
+        const el = document.activeElement;
+        const label = el?.labels?.[0]?.textContent ?? '';
+        return `${el?.tagName} ${label} ${el?.textContent ?? ''}`.trim();
+      });
+      if (describe(focused)) return;
+    }
+    assert.fail('focus never reached the element');
+  }
+  await tabTo((f) => f.startsWith('INPUT Email or username'));
+  await page.keyboard.type(EMAIL);
+  await tabTo((f) => f.startsWith('INPUT Password'));
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press('Enter');
+  await signedIn(page);
+  await tabTo((f) => f === 'A Users');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: 'Users' }).waitFor();
+  await tabTo((f) => f.startsWith('INPUT Search users'));
+  await page.keyboard.type(target.username);
+  await page.getByText('1 user', { exact: true }).waitFor();
+  await tabTo((f) => f === `A ${target.username}`);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: target.username }).waitFor();
+  await tabTo((f) => f === 'BUTTON Deactivate');
+  await page.keyboard.press('Enter');
+  await page.getByRole('button', { name: 'Restore' }).waitFor();
+  const root = await login(EMAIL, PASSWORD);
+  assert.equal((await api(`/api/users/${target.id}`, { token: root })).body.is_active, false);
+
+  // Nothing wider than the screen, on every page.
+  for (const link of ['My account', 'Users', 'Audit', 'Webhooks']) {
+    await nav(page).getByRole('link', { name: link }).click();
+    await page.getByRole('heading', { level: 1 }).waitFor();
+    await page.waitForLoadState('networkidle');
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 360, `${link} is ${width} px wide at 360 px`);
+  }
+  await nav(page).getByRole('link', { name: 'My account' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Events' }).waitFor();
+  await shot(page, 'account-360');
+  await clean(s);
+});
+
+test('a provider sign-in from the console', { skip: !PROVIDER && 'no OpenID provider configured' }, async () => {
+  const s = await open();
+  const { page } = s;
+  await page.getByRole('button', { name: `Sign in with ${PROVIDER}` }).click();
+  // At the provider: its login, then its consent page (posted as forms).
+  await page.waitForURL((url) => !url.href.startsWith(ORIGIN));
+  const account = `console${randomBytes(3).toString('hex')}`;
+  for (let step = 0; step < 4 && !page.url().startsWith(ORIGIN); step++) {
+    const prompt = JSON.parse(await page.evaluate(() => document.body.innerText)).prompt;
+    const here = new URL(page.url()).pathname;
+    const action = prompt === 'login' ? `${here}/login` : `${here}/confirm`;
+    await Promise.all([
+      page.waitForNavigation(),
+      page.evaluate(([target, login]) => {
+        const form = document.createElement('form');
+        form.method = 'POST';
+        form.action = target;
+        const input = document.createElement('input');
+        input.name = 'login';
+        input.value = login;
+        form.append(input);
+        document.body.append(form);
+        form.submit();
+      }, [action, account]),
+    ]);
+  }
+  await signedIn(page);
+  await page.getByText(account, { exact: true }).first().waitFor();
+  assert.equal(new URL(page.url()).pathname, '/admin/');
+  await region(page, 'Linked accounts').getByRole('cell', { name: PROVIDER, exact: true }).waitFor();
+  await clean(s);
+});
