@@ -67,14 +67,32 @@ function totp(secret, offset = 0) {
     secret, String(offset)]).toString().trim();
 }
 
+/** The text of the QR code in a PNG, read by zxing-cpp. */
+function readQr(png) {
+  return execFileSync(PYTHON, ['-c',
+    'import io, sys, zxingcpp; from PIL import Image; '
+    + 'print(zxingcpp.read_barcodes(Image.open(io.BytesIO(sys.stdin.buffer.read())))[0].text)'],
+  { input: png }).toString().trim();
+}
+
 /**
  * A fresh browser context on the console, which records CSP violations
  * (the document's event and the console's messages) and script errors.
  */
-async function open({ width = 1280, height = 900, authenticator = false } = {}) {
-  const context = await browser.newContext({ viewport: { width, height } });
+async function open({ width = 1280, height = 900, authenticator = false, colorScheme = 'light' } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, colorScheme });
   const escaped = await offline(context);
   await context.addInitScript(() => {
+    // Layout shifts not caused by the user's input: content jumping as data loads.
+    window.__shifts = [];
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        if (!entry.hadRecentInput) {
+          const node = entry.sources[0]?.node;
+          window.__shifts.push({ value: entry.value, where: `${location.hash} ${node?.nodeName}.${node?.className ?? ''} ${(node?.textContent ?? '').slice(0, 40)}` });
+        }
+      }
+    }).observe({ type: 'layout-shift', buffered: true });
     window.__violations = [];
     document.addEventListener('securitypolicyviolation', (e) => {
       window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`);
@@ -103,6 +121,9 @@ async function open({ width = 1280, height = 900, authenticator = false } = {}) 
 
 /** Fails on any CSP violation, script error or request off the machine. */
 async function clean({ page, escaped, problems, context }) {
+  const shifts = await page.evaluate(() => window.__shifts ?? []);
+  const shift = shifts.reduce((sum, s) => sum + s.value, 0);
+  assert.ok(shift < 0.1, `the layout jumped while data loaded (shift score ${shift.toFixed(3)}): ${JSON.stringify(shifts)}`);
   const violations = await page.evaluate(() => window.__violations ?? []);
   assert.deepEqual(violations, [], 'CSP violations');
   assert.deepEqual(problems, [], 'CSP reports or script errors');
@@ -189,6 +210,7 @@ test('a superuser finds a user, deactivates and restores them, meets the 412, re
   await account.getByRole('alert').filter({ hasText: 'changed meanwhile' }).waitFor();
   assert.equal((await api(`/api/users/${target.id}`, { token: root })).body.full_name, 'Changed Elsewhere');
   await account.getByRole('button', { name: 'Reload' }).click();
+  await account.getByRole('button', { name: 'Reload' }).waitFor({ state: 'detached' });
   assert.equal(await account.getByLabel('Full name').inputValue(), 'Changed Elsewhere');
   await account.getByLabel('Full name').fill('Changed Here');
   await account.getByRole('button', { name: 'Save' }).click();
@@ -282,12 +304,19 @@ test('a user sets up TOTP from the secret, adds a passkey, signs in with it and 
   const mfa = region(page, 'Two-factor authentication');
   await mfa.getByLabel('Current password').fill(user.password);
   await mfa.getByRole('button', { name: 'Set up authenticator app' }).click();
-  await mfa.getByRole('img', { name: /QR code/ }).waitFor();
+  const qr = mfa.getByRole('img', { name: /QR code/ });
+  await qr.waitFor();
   const secret = await mfa.getByLabel('Secret').inputValue();
   assert.match(secret, /^[A-Z2-7]{16,}$/);
+  // The QR code, read by an independent reader, is the otpauth URI.
+  const uri = new URL(readQr(await qr.screenshot()));
+  assert.equal(uri.protocol, 'otpauth:');
+  assert.equal(uri.searchParams.get('secret'), secret);
+  assert.equal(uri.host, 'totp');
+  assert.equal(decodeURIComponent(uri.pathname), `/UserHub:${user.email}`);
   await accessible(page, 'the QR step');
   await shot(page, 'totp');
-  await mfa.getByLabel('Code').fill(totp(secret));
+  await mfa.getByLabel('Code', { exact: true }).fill(totp(secret));
   await mfa.getByRole('button', { name: 'Verify' }).click();
   await mfa.getByRole('list', { name: 'Recovery codes' }).waitFor();
   assert.equal(await mfa.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem').count(), 10);
@@ -305,7 +334,7 @@ test('a user sets up TOTP from the secret, adds a passkey, signs in with it and 
   await tokens.getByLabel(/profile:read/).check();
   await tokens.getByLabel('Current password').fill(user.password);
   await tokens.getByRole('button', { name: 'Create token' }).click();
-  const pat = await tokens.getByLabel('Token ci').inputValue();
+  const pat = await tokens.getByLabel('Token ci', { exact: true }).inputValue();
   assert.match(pat, /^uhp_/);
   assert.equal((await api('/api/auth/me', { token: pat })).status, 200);
   await tokens.getByRole('button', { name: 'Revoke token ci' }).click();
@@ -318,11 +347,17 @@ test('a user sets up TOTP from the secret, adds a passkey, signs in with it and 
   await signedIn(page);
   await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
 
+  // The password, then the passkey for the second step.
+  await nav(page).getByRole('button', { name: 'Sign out' }).click();
+  await signIn(page, user.username, user.password);
+  await page.getByRole('button', { name: 'Use a passkey instead' }).click();
+  await signedIn(page);
+
   // Out, and back in with the password and a code (the next step's, since
   // the current one was spent turning TOTP on).
   await nav(page).getByRole('button', { name: 'Sign out' }).click();
   await signIn(page, user.email, user.password);
-  await page.getByLabel('Code').fill(totp(secret, 30));
+  await page.getByLabel('Code', { exact: true }).fill(totp(secret, 30));
   await accessible(page, 'the code step');
   await page.getByRole('button', { name: 'Verify' }).click();
   await signedIn(page);
@@ -338,29 +373,33 @@ test('a user sets up TOTP from the secret, adds a passkey, signs in with it and 
   const other = await api('/api/auth/login', { method: 'POST', body: { email: user.email, password: user.password } });
   assert.equal(other.status, 403);
   await api('/api/users/' + user.id + '/sessions', { method: 'DELETE', token: await login(EMAIL, PASSWORD) });
-  await nav(page).getByRole('link', { name: 'My account' }).click();
+  await region(page, 'Profile').getByLabel('Full name').fill('Grace Again');
+  await region(page, 'Profile').getByRole('button', { name: 'Save' }).click();
   await page.getByRole('alert').filter({ hasText: 'signed out' }).waitFor();
   await page.getByLabel('Email or username').waitFor();
 
   await clean(s);
 });
 
-test('the main flow works with the keyboard alone, and the layout holds at 360 px', async () => {
+test('the main flow works with the keyboard alone, and the layout holds at 360 px in dark mode', async () => {
   const target = await newUser('kay');
-  const s = await open({ width: 360, height: 740 });
+  const s = await open({ width: 360, height: 740, colorScheme: 'dark' });
   const { page } = s;
   /** Presses Tab until the focused element matches `accept`, at most 60 times. */
+  const seen = [];
   async function tabTo(describe) {
+    seen.length = 0;
     for (let i = 0; i < 60; i++) {
-      await page.keyboard.press('Tab');
+      if (i > 0) await page.keyboard.press('Tab');
       const focused = await page.evaluate(() => {
         const el = document.activeElement;
         const label = el?.labels?.[0]?.textContent ?? '';
-        return `${el?.tagName} ${label} ${el?.textContent ?? ''}`.trim();
+        return `${el?.tagName} ${label} ${el?.textContent ?? ''}`.replace(/\s+/g, ' ').trim();
       });
       if (describe(focused)) return;
+      seen.push(focused);
     }
-    assert.fail('focus never reached the element');
+    assert.fail(`focus never reached the element; it went through ${JSON.stringify(seen)}`);
   }
   await tabTo((f) => f.startsWith('INPUT Email or username'));
   await page.keyboard.type(EMAIL);
@@ -390,11 +429,31 @@ test('the main flow works with the keyboard alone, and the layout holds at 360 p
     await page.waitForLoadState('networkidle');
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 360, `${link} is ${width} px wide at 360 px`);
+    await accessible(page, `${link}, dark, 360 px`);
   }
   await nav(page).getByRole('link', { name: 'My account' }).click();
   await page.getByRole('heading', { level: 2, name: 'Events' }).waitFor();
-  await shot(page, 'account-360');
+  await shot(page, 'account-360-dark');
   await clean(s);
+});
+
+test('the console refreshes its session before the access token expires', async () => {
+  const user = await newUser('rex');
+  const context = await browser.newContext();
+  await offline(context);
+  const page = await context.newPage();
+  await page.clock.install();
+  await page.goto(`${ORIGIN}/admin/`);
+  await signIn(page, user.username, user.password);
+  await signedIn(page);
+  const refreshed = page.waitForResponse((r) => r.url().endsWith('/api/auth/refresh'));
+  // The access token lives 30 minutes; the console renews it a minute before.
+  await page.clock.runFor('29:30');
+  assert.equal((await refreshed).status(), 200);
+  // The old refresh token is spent: the console holds the new one.
+  await page.reload();
+  await signedIn(page);
+  await context.close();
 });
 
 test('a provider sign-in from the console', { skip: !PROVIDER && 'no OpenID provider configured' }, async () => {

@@ -123,30 +123,33 @@ function store(tokens) {
 
 /** Spends the refresh token for new tokens; false when the session is over. */
 export function refresh() {
-  refreshing ??= (async () => {
-    const token = sessionStorage.getItem(REFRESH_KEY);
-    if (!token) return false;
-    try {
-      const response = await send('POST', '/api/auth/refresh', { body: { refresh_token: token }, auth: false });
-      if (response.ok) {
-        store(await response.json());
-        return true;
-      }
-      if (response.status === 401 || response.status === 403) {
-        sessionStorage.removeItem(REFRESH_KEY);
-        return false;
-      }
-      // 429 or 503: the session may still be good; try again soon.
-      timer = setTimeout(() => refresh(), 5_000);
-      return false;
-    } catch {
-      timer = setTimeout(() => refresh(), 5_000);
-      return false;
-    } finally {
-      refreshing = null;
-    }
-  })();
+  // Callers at the same moment share one request: a refresh token is spent once.
+  refreshing ??= renew().finally(() => {
+    refreshing = null;
+  });
   return refreshing;
+}
+
+async function renew() {
+  const token = sessionStorage.getItem(REFRESH_KEY);
+  if (!token) return false;
+  try {
+    const response = await send('POST', '/api/auth/refresh', { body: { refresh_token: token }, auth: false });
+    if (response.ok) {
+      store(await response.json());
+      return true;
+    }
+    if (response.status === 401 || response.status === 403) {
+      sessionStorage.removeItem(REFRESH_KEY);
+      return false;
+    }
+  } catch {
+    // The server cannot be reached; the session may still be good.
+  }
+  // 429 or 503 or no answer: try again soon.
+  clearTimeout(timer);
+  timer = setTimeout(() => refresh(), 5_000);
+  return false;
 }
 
 /** Resumes this tab's session after a reload; false when there is none. */

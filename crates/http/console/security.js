@@ -51,17 +51,16 @@ function turnedOff(place, reload) {
   const current = currentPassword();
   const start = h('button', { type: 'submit' }, 'Set up authenticator app');
   const next = h('div');
-  return h('div', {},
-    h('p', {}, 'Two-factor authentication is off.'),
-    form({
-      onsubmit: () => act(place, start, async () => {
-        const { body } = await api.post('/api/auth/mfa/totp', withPassword(current.input));
-        current.input.value = '';
-        replace(next, confirmStep(place, body, reload));
-        next.querySelector('input')?.focus();
-      }),
-    }, current.wrapper, start),
-    next);
+  const starting = form({
+    onsubmit: () => act(place, start, async () => {
+      const { body } = await api.post('/api/auth/mfa/totp', withPassword(current.input));
+      current.input.value = '';
+      starting.hidden = true;
+      replace(next, confirmStep(place, body, reload));
+      next.querySelector('input[inputmode="numeric"]')?.focus();
+    }),
+  }, current.wrapper, start);
+  return h('div', {}, h('p', {}, 'Two-factor authentication is off.'), starting, next);
 }
 
 function confirmStep(place, enrolment, reload) {

@@ -15,7 +15,9 @@ export async function userPage(root, id) {
   const methods = section('Sign-in methods');
   const tokens = section('Access tokens');
   const events = section('Events');
-  replace(root, heading, account.el, sessions.el, methods.el, tokens.el, events.el);
+  // The other sections come once the account is in: nothing below it
+  // moves when its form arrives.
+  replace(root, heading, account.el);
   const base = `/api/users/${encodeURIComponent(id)}`;
 
   const answer = await act(account, null, () => api.get(base));
@@ -56,7 +58,7 @@ export async function userPage(root, id) {
     const fullName = field('Full name', { autocomplete: 'off', value: user.full_name ?? '' });
     const superuser = field('Superuser', { type: 'checkbox', checked: user.is_superuser });
     const password = field('New password', { type: 'password', autocomplete: 'new-password' },
-      'Leave empty to keep the password. Setting one ends none of the user\'s sessions; the user is told by mail.');
+      'Leave empty to keep the password; the user is told by mail when it changes.');
     const isMe = user.id === api.currentUser().id;
     const current = field('Current password', { type: 'password', autocomplete: 'current-password' },
       'Needed to change your own email.');
@@ -113,6 +115,7 @@ export async function userPage(root, id) {
       h('div', { class: 'actions' }, toggle, unlock, reset, endAll));
   }
   account.fill(editor());
+  root.append(sessions.el, methods.el, tokens.el, events.el);
 
   const sessionsList = h('div');
   sessions.fill(sessionsList);

@@ -19,7 +19,7 @@ export function section(title, ...children) {
     body,
     /** Shows an error's detail (or clears the message with null). */
     fail(err) {
-      replace(status);
+      if (err) replace(status);
       replace(alert, err ? messageOf(err) : '');
     },
     /** Says something went well. */

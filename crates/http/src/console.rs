@@ -125,10 +125,9 @@ fn page_for_navigation(req: &HttpRequest) -> Option<HttpResponse> {
     (console_on && is_navigation(req)).then(|| {
         let mut response = serve(req, 0);
         // Any stored copy would be served for the next sign-in's URL too.
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     })
 }
@@ -212,7 +211,12 @@ mod tests {
     fn no_inline_code_and_no_markup_from_strings() {
         for asset in &ASSETS {
             let text = std::str::from_utf8(asset.bytes).unwrap();
-            for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"] {
+            for forbidden in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+            ] {
                 assert!(!text.contains(forbidden), "{} uses {forbidden}", asset.name);
             }
             for forbidden in ["eval(", "new Function", "localStorage", "document.cookie"] {

@@ -15,14 +15,29 @@ async fn the_console_is_served_from_the_binary_under_its_policy() {
         assert_eq!(page.status(), 200, "{path}");
         assert_eq!(page.headers()["content-security-policy"], POLICY);
         assert_eq!(page.headers()["x-frame-options"], "DENY");
-        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         let html = page.text().await.unwrap();
         assert!(html.contains(r#"<script type="module" src="/admin/main.js">"#));
     }
-    let script = app.client.get(app.url("/admin/main.js")).send().await.unwrap();
+    let script = app
+        .client
+        .get(app.url("/admin/main.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(script.status(), 200);
     assert_eq!(script.headers()["content-security-policy"], POLICY);
-    assert!(script.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
     let etag = script.headers()["etag"].clone();
     let again = app
         .client
@@ -66,7 +81,12 @@ async fn admin_console_false_turns_it_off() {
         .await
         .unwrap();
     assert_eq!(landing.status(), 404);
-    assert!(landing.headers()["content-type"].to_str().unwrap().contains("json"));
+    assert!(
+        landing.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("json")
+    );
 }
 
 /// A browser the provider sends back to the API's callback gets the
@@ -100,6 +120,11 @@ async fn a_provider_redirect_in_a_browser_lands_on_the_console() {
             .await
             .unwrap();
         assert_ne!(script.status(), 200, "{path}");
-        assert!(script.headers()["content-type"].to_str().unwrap().contains("json"));
+        assert!(
+            script.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .contains("json")
+        );
     }
 }
