@@ -49,18 +49,24 @@ oidc_dir="tests/oidc"
 if ! cmp -s "$oidc_dir/package-lock.json" "$oidc_dir/node_modules/.installed-lock.json"; then
     (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json)
 fi
-node "$oidc_dir/provider.mjs" "http://127.0.0.1:$allowed_port" >"$workdir/provider.out" 2>"$workdir/provider.err" &
-provider_pid=$!
-trap 'stop_server; kill "$provider_pid" 2>/dev/null || true; rm -rf "$workdir"' EXIT
-for _ in $(seq 1 100); do
-    grep -q issuer "$workdir/provider.out" 2>/dev/null && break
-    sleep 0.1
-done
-issuer="$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["issuer"])' "$workdir/provider.out")" || {
-    echo "error: the OpenID provider did not start:" >&2
-    cat "$workdir/provider.err" >&2
-    exit 1
+provider_pids=()
+trap 'stop_server; kill "${provider_pids[@]}" 2>/dev/null || true; rm -rf "$workdir"' EXIT
+# start_provider <redirect base> <name>: sets PROVIDER_ISSUER once it serves.
+start_provider() {
+    node "$oidc_dir/provider.mjs" "$1" >"$workdir/$2.out" 2>"$workdir/$2.err" &
+    provider_pids+=($!)
+    for _ in $(seq 1 100); do
+        grep -q issuer "$workdir/$2.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    PROVIDER_ISSUER="$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["issuer"])' "$workdir/$2.out")" || {
+        echo "error: the OpenID provider did not start:" >&2
+        cat "$workdir/$2.err" >&2
+        exit 1
+    }
 }
+start_provider "http://127.0.0.1:$allowed_port" provider
+issuer="$PROVIDER_ISSUER"
 
 start_server "sqlite://$workdir/browser.db?mode=rwc" CORS_ORIGINS="http://127.0.0.1:$allowed_port" \
     OAUTH_PROVIDERS=test OAUTH_TEST_ISSUER="$issuer" OAUTH_TEST_CLIENT_ID=userhub \
@@ -85,21 +91,14 @@ if command -v psql >/dev/null && psql "$pg_url" -qc 'SELECT 1' >/dev/null 2>&1; 
     stop_server
     pg_database="userhub_browser_$$"
     psql "$pg_url" -qc "CREATE DATABASE $pg_database" >/dev/null
-    trap 'stop_server; kill "$provider_pid" 2>/dev/null || true; psql "$pg_url" -qc "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$workdir"' EXIT
     # The console's origin is the server's own: localhost, for WebAuthn,
     # with a provider whose redirects come back to it.
     console_port="$(free_port)"
-    node "$oidc_dir/provider.mjs" "http://localhost:$console_port" >"$workdir/console-provider.out" 2>"$workdir/console-provider.err" &
-    console_provider_pid=$!
-    trap 'stop_server; kill "$provider_pid" "$console_provider_pid" 2>/dev/null || true; psql "$pg_url" -qc "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$workdir"' EXIT
-    for _ in $(seq 1 100); do
-        grep -q issuer "$workdir/console-provider.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    console_issuer="$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["issuer"])' "$workdir/console-provider.out")"
+    start_provider "http://localhost:$console_port" console-provider
+    trap 'stop_server; kill "${provider_pids[@]}" 2>/dev/null || true; psql "$pg_url" -qc "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$workdir"' EXIT
     SERVER_PORT="$console_port" start_server "${pg_url%/*}/$pg_database" \
         PUBLIC_URL="http://localhost:$console_port" WEBHOOK_ALLOW_PRIVATE_NETWORKS=true \
-        OAUTH_PROVIDERS=test OAUTH_TEST_ISSUER="$console_issuer" OAUTH_TEST_CLIENT_ID=userhub \
+        OAUTH_PROVIDERS=test OAUTH_TEST_ISSUER="$PROVIDER_ISSUER" OAUTH_TEST_CLIENT_ID=userhub \
         OAUTH_TEST_CLIENT_SECRET=userhub-test-secret OAUTH_REDIRECT_BASE_URL="http://localhost:$console_port" \
         WEBAUTHN_RP_ID=localhost \
         WEBAUTHN_ORIGINS="http://localhost:$passkey_port,http://other.localhost:$passkey_port,http://localhost:$console_port"

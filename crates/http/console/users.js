@@ -2,7 +2,7 @@
 // the form for a new user.
 import { h, field, replace, select, when, yesNo } from './dom.js';
 import * as api from './api.js';
-import { act, form, section, table } from './widgets.js';
+import { act, cursorList, form, section, table } from './widgets.js';
 
 const PAGE = 20;
 
@@ -18,66 +18,35 @@ export function usersPage(root) {
     ['email', 'Email A–Z'], ['-email', 'Email Z–A'],
   ], '-created_at');
   const total = h('p', { class: 'total', 'aria-live': 'polite' }, '\u00a0');
-  const rows = h('div', { class: 'rows' });
-  const back = h('button', { type: 'button', hidden: true }, 'Previous page');
-  const more = h('button', { type: 'button', hidden: true }, 'Next page');
-  let stack = [];
-  let next = null;
-  let generation = 0;
-
-  async function show(cursor) {
-    const mine = ++generation;
+  replace(root,
+    h('div', { class: 'title-row' },
+      h('h1', { tabindex: '-1' }, 'Users'),
+      h('button', { type: 'button', class: 'primary', onclick: () => { window.location.hash = '#/users/new'; } }, 'New user')),
+    place.el);
+  const list = cursorList(place, async (cursor) => {
     const query = new URLSearchParams({ limit: String(PAGE), sort: sort.input.value });
     if (search.input.value.trim()) query.set('search', search.input.value.trim());
     if (active.input.value) query.set('is_active', active.input.value);
     if (superuser.input.value) query.set('is_superuser', superuser.input.value);
     if (cursor) query.set('cursor', cursor);
-    rows.setAttribute('aria-busy', 'true');
-    const page = await act(place, null, async () => (await api.get(`/api/users/?${query}`)).body);
-    // An older answer arriving late must not replace a newer one.
-    if (!page || mine !== generation) return;
-    next = page.next_cursor;
+    return (await api.get(`/api/users/?${query}`)).body;
+  }, (items, page) => {
     replace(total, page.total === 1 ? '1 user' : `${page.total} users`);
-    replace(rows, table('Users', ['Username', 'Email', 'Name', 'Active', 'Superuser', 'Created'], page.items.map((u) => [
+    return table('Users', ['Username', 'Email', 'Name', 'Active', 'Superuser', 'Created'], items.map((u) => [
       h('a', { href: `#/users/${u.id}` }, u.username),
       u.email ?? '—',
       u.full_name ?? '',
       yesNo(u.is_active),
       yesNo(u.is_superuser),
       when(u.created_at),
-    ]), 'No user matches.'));
-    rows.setAttribute('aria-busy', 'false');
-    more.hidden = !next;
-    back.hidden = stack.length === 0;
-  }
-  const restart = () => {
-    stack = [];
-    show(null);
-  };
+    ]), 'No user matches.');
+  }, [h('div', { class: 'filters', role: 'search' }, search.wrapper, active.wrapper, superuser.wrapper, sort.wrapper), total]);
   let typing = null;
   search.input.addEventListener('input', () => {
     clearTimeout(typing);
-    typing = setTimeout(restart, 250);
+    typing = setTimeout(() => list.restart(), 250);
   });
-  for (const control of [active, superuser, sort]) control.input.addEventListener('change', restart);
-  more.addEventListener('click', () => {
-    stack.push(next);
-    show(next);
-  });
-  back.addEventListener('click', () => {
-    stack.pop();
-    show(stack.at(-1) ?? null);
-  });
-
-  replace(root,
-    h('div', { class: 'title-row' },
-      h('h1', { tabindex: '-1' }, 'Users'),
-      h('button', { type: 'button', class: 'primary', onclick: () => { window.location.hash = '#/users/new'; } }, 'New user')),
-    place.el);
-  place.fill(
-    h('div', { class: 'filters', role: 'search' }, search.wrapper, active.wrapper, superuser.wrapper, sort.wrapper),
-    total, rows, h('div', { class: 'pager' }, back, more));
-  show(null);
+  for (const control of [active, superuser, sort]) control.input.addEventListener('change', () => list.restart());
 }
 
 /** The form for a new user. */

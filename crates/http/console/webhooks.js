@@ -115,7 +115,6 @@ export async function webhookPage(root, id) {
         setTimeout(() => list.reload(), 1000);
       }),
     }, 'Retry'),
-  ]), 'No deliveries yet.'));
+  ]), 'No deliveries yet.'), [h('div', { class: 'filters' }, status.wrapper)]);
   status.input.addEventListener('change', () => list.restart());
-  deliveries.body.prepend(h('div', { class: 'filters' }, status.wrapper));
 }

@@ -144,23 +144,28 @@ function person(id) {
 }
 
 /**
- * A page of items fetched with a cursor, with a "Next page" button.
- * `load(cursor)` resolves to `{items, next_cursor}`; `render(items)` to nodes.
+ * A page of items fetched with a cursor, with "Previous page" and "Next
+ * page" buttons. `load(cursor)` resolves to `{items, next_cursor, …}`;
+ * `render(items, page)` to nodes; `before` are nodes shown above (filters).
  */
-export function cursorList(place, load, render) {
+export function cursorList(place, load, render, before = []) {
   const more = h('button', { type: 'button', hidden: true }, 'Next page');
   const back = h('button', { type: 'button', hidden: true }, 'Previous page');
-  const holder = h('div');
+  const holder = h('div', { class: 'rows', 'aria-busy': 'true' });
   const stack = [];
   let next = null;
+  let generation = 0;
   async function show(cursor) {
+    const mine = ++generation;
+    holder.setAttribute('aria-busy', 'true');
     const page = await act(place, null, () => load(cursor));
-    if (!page) return;
+    // An older answer arriving late must not replace a newer one.
+    if (!page || mine !== generation) return;
     next = page.next_cursor;
-    replace(holder, render(page.items));
+    replace(holder, render(page.items, page));
+    holder.setAttribute('aria-busy', 'false');
     more.hidden = !next;
     back.hidden = stack.length === 0;
-    place.body.setAttribute('aria-busy', 'false');
   }
   more.addEventListener('click', () => {
     stack.push(next);
@@ -170,8 +175,7 @@ export function cursorList(place, load, render) {
     stack.pop();
     show(stack.at(-1) ?? null);
   });
-  place.fill(holder, h('div', { class: 'pager' }, back, more));
-  place.body.setAttribute('aria-busy', 'true');
+  place.fill(...before, holder, h('div', { class: 'pager' }, back, more));
   show(null);
   return {
     reload: () => show(stack.at(-1) ?? null),
