@@ -20,6 +20,7 @@ on_both_backends!(
     endpoints_are_changed_turned_off_and_deleted,
     non_public_addresses_are_refused,
     the_superusers_inbox_deletes_a_webhook_it_did_not_add,
+    the_superusers_inbox_deletes_a_webhook_pointed_elsewhere,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -533,4 +534,70 @@ async fn the_superusers_inbox_deletes_a_webhook_it_did_not_add(backend: Backend)
         .post("/api/auth/undo", &json!({"token": token}), None)
         .await;
     assert_eq!(again.status(), 400);
+}
+
+/// Pointing a webhook at another server with a stolen session is told to
+/// the superuser's inbox too, whose link deletes it; the same URL sent back
+/// (a client saving the whole object) tells nothing.
+async fn the_superusers_inbox_deletes_a_webhook_pointed_elsewhere(backend: Backend) {
+    use userhub_tests::smtp::{SmtpServer, link_token, recipient};
+    let smtp = SmtpServer::started();
+    let port = smtp.port;
+    let app = spawn_app_with(backend, move |s| {
+        s.webhooks.webhook_allow_private_networks = true;
+        s.mail.smtp_host = "127.0.0.1".into();
+        s.mail.smtp_port = Some(port);
+        s.mail.smtp_tls = userhub_server::SmtpTlsSetting::None;
+        s.mail.mail_retry_seconds = Span(1);
+        s.server.public_url = "https://app.example.com".into();
+    })
+    .await;
+    let root = app.root_token().await;
+    let receiver = Receiver::start();
+    let hook = subscribe(&app, &root, &receiver, &["*"]).await;
+    smtp.wait_for_links("/undo", 1).await;
+    let patch = |url: String| {
+        let (to, root) = (app.url(&path(&hook, "")), root.clone());
+        async move {
+            reqwest::Client::new()
+                .patch(to)
+                .bearer_auth(root)
+                .json(&json!({"url": url, "description": "same"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(patch(receiver.url()).await, 200);
+    let elsewhere = format!("{}?elsewhere", receiver.url());
+    assert_eq!(patch(elsewhere).await, 200);
+    let notices = smtp.wait_for_links("/undo", 2).await;
+    // Both notices were queued by the time the second PATCH answered.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        smtp.wait_for_links("/undo", 2).await.len(),
+        2,
+        "the same URL sent back mailed nothing"
+    );
+    assert_eq!(recipient(&notices[1]), userhub_tests::ROOT_EMAIL);
+    assert!(
+        notices[1].contains("pointed at another server"),
+        "{}",
+        notices[1]
+    );
+    let undone = app
+        .post(
+            "/api/auth/undo",
+            &json!({"token": link_token(&notices[1], "/undo")}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        undone.json::<Value>().await.unwrap(),
+        json!({"removed": "webhook"})
+    );
+    assert_eq!(app.get("/api/auth/me", &root).await.status(), 401);
+    let root = app.root_token().await;
+    assert_eq!(app.get(&path(&hook, ""), &root).await.status(), 404);
 }

@@ -38,6 +38,9 @@ named! {
         /// To a superuser's address: they subscribed a webhook (which
         /// receives every account's events), with a link that deletes it.
         WebhookCreated = "webhook_created",
+        /// To a superuser's address: they pointed a webhook at another
+        /// URL, with a link that deletes it.
+        WebhookRedirected = "webhook_redirected",
     }
 }
 

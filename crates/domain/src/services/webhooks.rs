@@ -139,21 +139,27 @@ impl WebhookService {
             .create(&webhook, &secret, &event)
             .await?;
         info!(actor = %actor.id, webhook_id = %webhook.id, url = webhook.url.as_str(), "webhook created");
-        // Its events leave the server: the superuser's inbox can delete it,
-        // as it can a way in added with a stolen session.
+        self.tell_owner(MailKind::WebhookCreated, actor, webhook.id, client)
+            .await;
+        Ok((webhook, secret))
+    }
+
+    /// Events leave the server: the superuser's inbox can delete a webhook
+    /// it did not add or point elsewhere, as it can a way in added with a
+    /// stolen session.
+    async fn tell_owner(&self, kind: MailKind, actor: &User, id: WebhookId, client: &ClientInfo) {
         let notice = Notice {
-            kind: MailKind::WebhookCreated,
+            kind,
             user_id: actor.id,
             to: actor.email.clone(),
             new_email: None,
-            target: Some(UndoTarget::Webhook { id: webhook.id }),
+            target: Some(UndoTarget::Webhook { id }),
         };
         let outbox = super::Outbox {
             mail: self.ports.mail.as_ref(),
             clock: self.ports.clock.as_ref(),
         };
         super::queue_notice(outbox, &notice, client).await;
-        Ok((webhook, secret))
     }
 
     /// Writes the fields `change` sets; the endpoint as it is then.
@@ -168,8 +174,12 @@ impl WebhookService {
         client: &ClientInfo,
     ) -> Result<Webhook, WebhookError> {
         superuser(actor)?;
+        // Whether events will go somewhere new: the owner is told then.
+        let mut redirected = false;
         if let Some(url) = &change.url {
             self.check(url).await?;
+            let before = self.ports.webhooks.find(id).await?;
+            redirected = before.ok_or(WebhookError::NotFound)?.url != *url;
         }
         let mut event = self.event(AuditKind::WebhookUpdated, actor, id, client);
         event.details.fields = change.fields();
@@ -180,6 +190,10 @@ impl WebhookService {
             .await?
             .ok_or(WebhookError::NotFound)?;
         info!(actor = %actor.id, webhook_id = %id, fields = ?event.details.fields, "webhook updated");
+        if redirected {
+            self.tell_owner(MailKind::WebhookRedirected, actor, id, client)
+                .await;
+        }
         Ok(webhook)
     }
 

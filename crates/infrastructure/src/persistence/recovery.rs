@@ -127,7 +127,7 @@ impl ports::RecoveryTokens for SeaOrmRecoveryTokens {
     ) -> Result<(), PortError> {
         // Every link that removes a way in is an undo link; its target says which.
         let purpose = match kind {
-            MailKind::PasskeyAdded | MailKind::WebhookCreated => UNDO,
+            MailKind::PasskeyAdded | MailKind::WebhookCreated | MailKind::WebhookRedirected => UNDO,
             other => other.as_str(),
         };
         let txn = self.db.connection().begin().await.port()?;

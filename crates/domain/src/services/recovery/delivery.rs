@@ -150,9 +150,10 @@ impl RecoveryService {
         match kind {
             MailKind::PasswordReset => self.config.reset_token_ttl,
             MailKind::VerifyEmail => self.config.verify_token_ttl,
-            MailKind::IdentityLinked | MailKind::PasskeyAdded | MailKind::WebhookCreated => {
-                UNDO_TTL
-            }
+            MailKind::IdentityLinked
+            | MailKind::PasskeyAdded
+            | MailKind::WebhookCreated
+            | MailKind::WebhookRedirected => UNDO_TTL,
             MailKind::EmailChanged
             | MailKind::PasswordChanged
             | MailKind::SecondFactorOn
@@ -225,6 +226,18 @@ impl RecoveryService {
                     ttl.whole_days()
                 ),
                 "If you added it, ignore this message.\n\
+                 If you did not, someone has your password or a session: reset it too.",
+            ),
+            MailKind::WebhookRedirected => (
+                "/undo",
+                "A webhook was pointed at another server with your account",
+                format!(
+                    "Your superuser account changed where a webhook sends account events: they \
+                     now go to another server. If you did not change it, open this link within \
+                     {} days to delete the webhook: every session of your account ends too.",
+                    ttl.whole_days()
+                ),
+                "If you changed it, ignore this message.\n\
                  If you did not, someone has your password or a session: reset it too.",
             ),
             _ => (

@@ -177,10 +177,27 @@ async fn a_creation_is_stored_with_its_event_and_shows_its_secret() {
     assert_eq!(secret.expose(), "whsec_c2VjcmV0");
 }
 
+/// A stored endpoint at `url`.
+fn stored(url: &str) -> Webhook {
+    Webhook {
+        id: WebhookId::generate(),
+        url: WebhookUrl::parse(url, false).unwrap(),
+        events: new_webhook().events,
+        description: None,
+        enabled: true,
+        created_at: NOW,
+        disabled_reason: None,
+    }
+}
+
 #[tokio::test]
 async fn an_update_names_the_fields_it_sets_and_checks_a_new_url() {
     let mut mocks = Mocks::default();
     mocks.sender.expect_check().times(1).returning(|_| Ok(()));
+    mocks
+        .webhooks
+        .expect_find()
+        .returning(|_| Ok(Some(stored("https://hooks.example.com/in"))));
     mocks
         .webhooks
         .expect_update()
@@ -397,4 +414,49 @@ async fn a_stopping_server_sends_no_more_and_releases_its_endpoint() {
         .await
         .unwrap();
     assert_eq!(done.delivered, 1);
+}
+
+/// Events that go somewhere new: the superuser's inbox can delete the
+/// webhook, as after its creation. The same URL sent back says nothing.
+#[tokio::test]
+async fn pointing_a_webhook_elsewhere_tells_the_superuser_with_an_undo_link() {
+    for (url, told) in [
+        ("https://elsewhere.example.net/in", 1),
+        ("https://hooks.example.com/in", 0),
+    ] {
+        let mut mocks = Mocks::default();
+        mocks.sender.expect_check().returning(|_| Ok(()));
+        let hook = stored("https://hooks.example.com/in");
+        let id = hook.id;
+        mocks
+            .webhooks
+            .expect_find()
+            .with(eq(id))
+            .returning(move |_| Ok(Some(hook.clone())));
+        mocks
+            .webhooks
+            .expect_update()
+            .returning(move |_, _, _| Ok(Some(stored(url))));
+        let root = superuser("root");
+        let root_id = root.id;
+        mocks
+            .mail
+            .expect_notify()
+            .withf(move |notice, _, _| {
+                notice.kind == MailKind::WebhookRedirected
+                    && notice.user_id == root_id
+                    && notice.target == Some(UndoTarget::Webhook { id })
+            })
+            .times(told)
+            .returning(|_, _, _| Ok(()));
+        let change = WebhookChange {
+            url: Some(WebhookUrl::parse(url, false).unwrap()),
+            ..WebhookChange::default()
+        };
+        mocks
+            .service()
+            .update(&root, id, change, &ClientInfo::default())
+            .await
+            .unwrap();
+    }
 }
