@@ -51,11 +51,14 @@ async function login(email, password) {
   return res.body.access_token;
 }
 
+/** Markup in a name: the console must show it as text, never run it. */
+const MARKUP = '<img src=x onerror="window.__ran=1">';
+
 async function newUser(prefix) {
   const root = await login(EMAIL, PASSWORD);
   const name = `${prefix}${randomBytes(3).toString('hex')}`;
   const user = { username: name, email: `${name}@example.com`, password: 'Console-Test-Password-7' };
-  const created = await api('/api/users/', { method: 'POST', token: root, body: { ...user, full_name: `Test ${prefix}` } });
+  const created = await api('/api/users/', { method: 'POST', token: root, body: { ...user, full_name: `Test ${prefix} ${MARKUP}` } });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   return { ...user, id: created.body.id };
 }
@@ -181,6 +184,10 @@ test('a superuser finds a user, deactivates and restores them, meets the 412, re
   await page.getByRole('button', { name: 'New user' }).waitFor();
   await page.getByRole('searchbox', { name: 'Search users' }).fill(target.username);
   await page.getByText('1 user', { exact: true }).waitFor();
+  // The name's markup is text in its cell, and nothing of it ran.
+  await page.getByRole('cell', { name: `Test ada ${MARKUP}`, exact: true }).waitFor();
+  assert.equal(await page.locator('main img').count(), 0);
+  assert.equal(await page.evaluate(() => window.__ran), undefined);
   await accessible(page, 'users');
   await shot(page, 'users');
   await page.getByRole('link', { name: target.username, exact: true }).click();
