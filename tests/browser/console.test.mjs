@@ -463,13 +463,9 @@ test('the console refreshes its session before the access token expires', async 
   await context.close();
 });
 
-test('a provider sign-in from the console', { skip: !PROVIDER && 'no OpenID provider configured' }, async () => {
-  const s = await open();
-  const { page } = s;
-  await page.getByRole('button', { name: `Sign in with ${PROVIDER}` }).click();
-  // At the provider: its login, then its consent page (posted as forms).
+/** At the provider: its login as `account`, then its consent page (posted as forms). */
+async function atProvider(page, account) {
   await page.waitForURL((url) => !url.href.startsWith(ORIGIN));
-  const account = `console${randomBytes(3).toString('hex')}`;
   for (let step = 0; step < 4 && !page.url().startsWith(ORIGIN); step++) {
     const prompt = JSON.parse(await page.evaluate(() => document.body.innerText)).prompt;
     const here = new URL(page.url()).pathname;
@@ -489,9 +485,37 @@ test('a provider sign-in from the console', { skip: !PROVIDER && 'no OpenID prov
       }, [action, account]),
     ]);
   }
+}
+
+test('a provider sign-in from the console', { skip: !PROVIDER && 'no OpenID provider configured' }, async () => {
+  const s = await open();
+  const { page } = s;
+  await page.getByRole('button', { name: `Sign in with ${PROVIDER}` }).click();
+  const account = `console${randomBytes(3).toString('hex')}`;
+  await atProvider(page, account);
   await signedIn(page);
   await page.getByText(account, { exact: true }).first().waitFor();
   assert.equal(new URL(page.url()).pathname, '/admin/');
   await region(page, 'Linked accounts').getByRole('cell', { name: PROVIDER, exact: true }).waitFor();
+  await clean(s);
+});
+
+test('linking a provider account from My account', { skip: !PROVIDER && 'no OpenID provider configured' }, async () => {
+  const user = await newUser('lin');
+  const s = await open();
+  const { page } = s;
+  await signIn(page, user.username, user.password);
+  await signedIn(page);
+  const linked = region(page, 'Linked accounts');
+  await linked.getByLabel('Current password').fill(user.password);
+  await linked.getByRole('button', { name: `Link ${PROVIDER}` }).click();
+  await atProvider(page, `linked${randomBytes(3).toString('hex')}`);
+  // Back in the same tab: the session resumes and the link is made.
+  await page.getByRole('status').filter({ hasText: 'The account is linked.' }).waitFor();
+  await region(page, 'Linked accounts').getByRole('cell', { name: PROVIDER, exact: true }).waitFor();
+  const token = await login(user.email, user.password);
+  const identities = await api('/api/auth/identities', { token });
+  assert.equal(identities.body.length, 1);
+  assert.equal(identities.body[0].provider, PROVIDER);
   await clean(s);
 });
