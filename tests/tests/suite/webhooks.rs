@@ -491,16 +491,7 @@ async fn non_public_addresses_are_refused(backend: Backend) {
 async fn the_superusers_inbox_deletes_a_webhook_it_did_not_add(backend: Backend) {
     use userhub_tests::smtp::{SmtpServer, link_token, recipient};
     let smtp = SmtpServer::started();
-    let port = smtp.port;
-    let app = spawn_app_with(backend, move |s| {
-        s.webhooks.webhook_allow_private_networks = true;
-        s.mail.smtp_host = "127.0.0.1".into();
-        s.mail.smtp_port = Some(port);
-        s.mail.smtp_tls = userhub_server::SmtpTlsSetting::None;
-        s.mail.mail_retry_seconds = Span(1);
-        s.server.public_url = "https://app.example.com".into();
-    })
-    .await;
+    let app = app_mailing_to(backend, smtp.port).await;
     let owner = app.root_token().await;
     let intruder = app.root_token().await;
     let receiver = Receiver::start();
@@ -542,16 +533,7 @@ async fn the_superusers_inbox_deletes_a_webhook_it_did_not_add(backend: Backend)
 async fn the_superusers_inbox_deletes_a_webhook_pointed_elsewhere(backend: Backend) {
     use userhub_tests::smtp::{SmtpServer, link_token, recipient};
     let smtp = SmtpServer::started();
-    let port = smtp.port;
-    let app = spawn_app_with(backend, move |s| {
-        s.webhooks.webhook_allow_private_networks = true;
-        s.mail.smtp_host = "127.0.0.1".into();
-        s.mail.smtp_port = Some(port);
-        s.mail.smtp_tls = userhub_server::SmtpTlsSetting::None;
-        s.mail.mail_retry_seconds = Span(1);
-        s.server.public_url = "https://app.example.com".into();
-    })
-    .await;
+    let app = app_mailing_to(backend, smtp.port).await;
     let root = app.root_token().await;
     let receiver = Receiver::start();
     let hook = subscribe(&app, &root, &receiver, &["*"]).await;
@@ -600,4 +582,17 @@ async fn the_superusers_inbox_deletes_a_webhook_pointed_elsewhere(backend: Backe
     assert_eq!(app.get("/api/auth/me", &root).await.status(), 401);
     let root = app.root_token().await;
     assert_eq!(app.get(&path(&hook, ""), &root).await.status(), 404);
+}
+
+/// The server with webhooks to local receivers, mailing to an SMTP server on `port`.
+async fn app_mailing_to(backend: Backend, port: u16) -> TestApp {
+    spawn_app_with(backend, move |s| {
+        s.webhooks.webhook_allow_private_networks = true;
+        s.mail.smtp_host = "127.0.0.1".into();
+        s.mail.smtp_port = Some(port);
+        s.mail.smtp_tls = userhub_server::SmtpTlsSetting::None;
+        s.mail.mail_retry_seconds = Span(1);
+        s.server.public_url = "https://app.example.com".into();
+    })
+    .await
 }
