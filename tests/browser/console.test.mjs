@@ -288,6 +288,23 @@ test('a superuser finds a user, deactivates and restores them, meets the 412, re
   await accessible(page, 'webhooks');
   await shot(page, 'webhooks');
 
+  // Edit, rotate the secret, delete.
+  await page.getByRole('link', { name: 'http://127.0.0.1:9/hook' }).click();
+  const settings = region(page, 'Settings');
+  await settings.getByLabel('Description').fill('Renamed in the console');
+  await settings.getByRole('button', { name: 'Save' }).click();
+  await settings.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+  await settings.getByRole('button', { name: 'Rotate secret' }).click();
+  const rotated = await settings.getByLabel('New signing secret').inputValue();
+  assert.match(rotated, /^whsec_/);
+  assert.notEqual(rotated, secret);
+  const hooks = (await api('/api/webhooks', { token: await login(EMAIL, PASSWORD) })).body;
+  const mine = hooks.find((w) => w.url === 'http://127.0.0.1:9/hook');
+  assert.equal(mine.description, 'Renamed in the console');
+  await settings.getByRole('button', { name: 'Delete webhook' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+  assert.equal((await api(`/api/webhooks/${mine.id}`, { token: await login(EMAIL, PASSWORD) })).status, 404);
+
   await clean(s);
 });
 
@@ -385,6 +402,64 @@ test('a user sets up TOTP from the secret, adds a passkey, signs in with it and 
   await page.getByRole('alert').filter({ hasText: 'signed out' }).waitFor();
   await page.getByLabel('Email or username').waitFor();
 
+  await clean(s);
+});
+
+test('My account: email change with the password, one session ended, recovery codes, TOTP off, a passkey removed', async () => {
+  const user = await newUser('mia');
+  const s = await open({ authenticator: true });
+  const { page } = s;
+  const other = await login(user.email, user.password);
+  await signIn(page, user.username, user.password);
+  await signedIn(page);
+
+  // The email: the "Current password" box appears for it and is sent.
+  const profile = region(page, 'Profile');
+  assert.equal(await profile.getByLabel('Current password').isVisible(), false);
+  const email = `moved-${user.username}@example.com`;
+  await profile.getByLabel('Email').fill(email);
+  await profile.getByLabel('Current password').fill(user.password);
+  await profile.getByRole('button', { name: 'Save' }).click();
+  await profile.getByRole('status').filter({ hasText: 'verification link' }).waitFor();
+  assert.equal((await api('/api/auth/me', { token: await login(email, user.password) })).body.email, email);
+
+  // The other session (the API login above) ends from the list.
+  const sessions = region(page, 'Sessions');
+  await sessions.getByRole('button', { name: /^End session started/ }).first().click();
+  await sessions.getByRole('status').filter({ hasText: 'Session ended.' }).waitFor();
+  assert.equal((await api('/api/auth/me', { token: other })).status, 401);
+
+  // TOTP on, new recovery codes with a recovery code, then off with a code.
+  const mfa = region(page, 'Two-factor authentication');
+  await mfa.getByLabel('Current password').fill(user.password);
+  await mfa.getByRole('button', { name: 'Set up authenticator app' }).click();
+  const secret = await mfa.getByLabel('Secret').inputValue();
+  await mfa.getByLabel('Code', { exact: true }).fill(totp(secret));
+  await mfa.getByRole('button', { name: 'Verify' }).click();
+  await mfa.getByRole('list', { name: 'Recovery codes' }).waitFor();
+  const first = await mfa.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem').allInnerTexts();
+  await mfa.getByRole('button', { name: 'Done' }).click();
+  await mfa.getByText('Recovery codes left: 10.', { exact: false }).waitFor();
+  await mfa.getByLabel('Current password').fill(user.password);
+  await mfa.getByLabel('Code', { exact: true }).fill(first[0]);
+  await mfa.getByRole('button', { name: 'New recovery codes' }).click();
+  await mfa.getByRole('list', { name: 'Recovery codes' }).waitFor();
+  const second = await mfa.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem').allInnerTexts();
+  assert.equal(second.length, 10);
+  assert.ok(!second.includes(first[1]), 'the old set is spent');
+  await mfa.getByLabel('Current password').fill(user.password);
+  await mfa.getByLabel('Code', { exact: true }).fill(totp(secret, 30));
+  await mfa.getByRole('button', { name: 'Turn off' }).click();
+  await mfa.getByText('Two-factor authentication is off.', { exact: true }).first().waitFor();
+  assert.equal((await api('/api/auth/mfa', { token: await login(email, user.password) })).body.totp, false);
+
+  // A passkey added, then removed.
+  const passkeys = region(page, 'Passkeys');
+  await passkeys.getByLabel('Current password').fill(user.password);
+  await passkeys.getByRole('button', { name: 'Add a passkey' }).click();
+  await passkeys.getByRole('button', { name: 'Remove passkey Passkey 1' }).click();
+  await passkeys.getByText('No passkeys').waitFor();
+  assert.deepEqual((await api('/api/auth/passkeys', { token: await login(email, user.password) })).body, []);
   await clean(s);
 });
 
