@@ -413,8 +413,18 @@ test('My account: email change with the password, one session ended, recovery co
   await signIn(page, user.username, user.password);
   await signedIn(page);
 
-  // The email: the "Current password" box appears for it and is sent.
+  // Changed from another session meanwhile: 412, then "Reload".
   const profile = region(page, 'Profile');
+  const elsewhere = await api(`/api/users/${user.id}`, { method: 'PATCH', token: other, body: { full_name: 'From Elsewhere' } });
+  assert.equal(elsewhere.status, 200);
+  await profile.getByLabel('Full name').fill('From Here');
+  await profile.getByRole('button', { name: 'Save' }).click();
+  await profile.getByRole('alert').filter({ hasText: 'changed meanwhile' }).waitFor();
+  await profile.getByRole('button', { name: 'Reload' }).click();
+  await profile.getByRole('button', { name: 'Reload' }).waitFor({ state: 'detached' });
+  assert.equal(await profile.getByLabel('Full name').inputValue(), 'From Elsewhere');
+
+  // The email: the "Current password" box appears for it and is sent.
   assert.equal(await profile.getByLabel('Current password').isVisible(), false);
   const email = `moved-${user.username}@example.com`;
   await profile.getByLabel('Email').fill(email);

@@ -1,7 +1,7 @@
 // My account: what every signed-in user can see and change of their own.
 import { h, field, replace } from './dom.js';
 import * as api from './api.js';
-import { act, cursorList, eventsTable, form, section, sessionsTable } from './widgets.js';
+import { act, changedMeanwhile, cursorList, eventsTable, form, section, sessionsTable } from './widgets.js';
 import { accessTokens, linkedAccounts, passkeys, twoFactor } from './security.js';
 
 /** The page; `providers` are the configured providers' names. */
@@ -55,7 +55,21 @@ function profile(me) {
         place.ok('Nothing to save.');
         return;
       }
-      await api.patch(`/api/users/${user.id}`, changes, { ifMatch: etag });
+      try {
+        await api.patch(`/api/users/${user.id}`, changes, { ifMatch: etag });
+      } catch (err) {
+        if (err.status !== 412) throw err;
+        changedMeanwhile(place, async () => {
+          Object.assign(user, await load());
+          email.input.value = user.email;
+          username.input.value = user.username;
+          fullName.input.value = user.full_name ?? '';
+          current.wrapper.hidden = true;
+          place.body.querySelector('.conflict')?.remove();
+          place.fail(null);
+        });
+        return;
+      }
       current.input.value = '';
       current.wrapper.hidden = true;
       const fresh = await load();

@@ -4,7 +4,8 @@
 import { h, field, replace } from './dom.js';
 import * as api from './api.js';
 import {
-  act, cursorList, eventsTable, form, identitiesTable, passkeysTable, section, sessionsTable, tokensTable,
+  act, changedMeanwhile, cursorList, eventsTable, form, identitiesTable, passkeysTable, section, sessionsTable,
+  tokensTable,
 } from './widgets.js';
 
 /** The page of the user with `id`. */
@@ -33,6 +34,7 @@ export async function userPage(root, id) {
     etag = fresh.etag;
     replace(heading, user.username);
     account.fill(editor());
+    account.fail(null);
   };
 
   /** A write that needs the user as read: 412 offers a reload. */
@@ -41,9 +43,7 @@ export async function userPage(root, id) {
       await request();
     } catch (err) {
       if (err.status === 412) {
-        const again = h('button', { type: 'button', onclick: () => act(account, again, reload) }, 'Reload');
-        account.fail(new api.ApiError(412, { detail: 'This user was changed meanwhile (in another tab or by someone else). Reload to see the changes, then save again.' }));
-        account.body.prepend(h('div', { class: 'conflict' }, again));
+        changedMeanwhile(account, reload);
         return;
       }
       throw err;

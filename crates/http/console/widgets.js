@@ -1,7 +1,7 @@
 // Pieces every page uses: sections, tables, messages, and the lists of
 // sessions, passkeys, identities, tokens and events.
 import { h, replace, uid, when, yesNo } from './dom.js';
-import { messageOf } from './api.js';
+import { ApiError, messageOf } from './api.js';
 
 /**
  * A region named by its level-2 heading, with a place for messages: `alert`
@@ -55,6 +55,16 @@ export async function act(place, trigger, action) {
       trigger.removeAttribute('aria-disabled');
     }
   }
+}
+
+/**
+ * A save refused with 412: says the user changed meanwhile, and offers a
+ * "Reload" button that runs `reload` (which redraws the form).
+ */
+export function changedMeanwhile(place, reload) {
+  const again = h('button', { type: 'button', onclick: () => act(place, again, reload) }, 'Reload');
+  place.fail(new ApiError(412, { detail: 'This user was changed meanwhile (in another tab or by someone else). Reload to see the changes, then save again.' }));
+  place.body.prepend(h('div', { class: 'conflict' }, again));
 }
 
 /** A form whose submit runs `onsubmit` (never a page load). */
