@@ -164,12 +164,6 @@ export async function resume() {
   }
 }
 
-/** Reloads the signed-in user (after they changed their own profile). */
-export async function reloadMe() {
-  me = (await get('/api/auth/me')).body;
-  return me;
-}
-
 /** Ends this session at the server, then here. */
 export async function signOut() {
   try {

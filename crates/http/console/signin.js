@@ -18,7 +18,7 @@ export function signInPage(root, providers, notice) {
         form: { username: login.input.value.trim(), password: password.input.value },
         auth: false,
       }));
-      if (answer) await finishOrSecondStep(root, answer, alert);
+      if (answer) await finishOrSecondStep(root, answer);
     }),
   }, login.wrapper, password.wrapper, submit);
 
@@ -61,7 +61,7 @@ async function attempt(request) {
   }
 }
 
-async function finishOrSecondStep(root, answer, alert) {
+async function finishOrSecondStep(root, answer) {
   if (answer.tokens) {
     await signIn(answer.tokens);
   } else {
@@ -109,7 +109,7 @@ export async function finishProviderSignIn(root) {
   replace(root, h('main', { id: 'main' }, h('div', { class: 'signin card' }, h('h1', { tabindex: '-1' }, 'Signing in…'), alert)));
   try {
     const answer = await attempt(() => call('GET', url, { auth: false }));
-    await finishOrSecondStep(root, answer, alert);
+    await finishOrSecondStep(root, answer);
     return true;
   } catch (err) {
     return messageOf(err);
