@@ -3,8 +3,9 @@
     python3 bench/cpu.py <server pid>
 
 prints `server=<ticks> postgres=<ticks>`: the server process (all its
-threads), and every process named `postgres` plus what the postmaster has
-reaped from backends that exited (their CPU would otherwise be lost).
+threads) with its live children (a server of several worker processes),
+and every process named `postgres` plus what the postmaster has reaped
+from backends that exited (their CPU would otherwise be lost).
 """
 
 import os
@@ -25,7 +26,8 @@ def stat(pid):
 
 
 def main():
-    server = stat(int(sys.argv[1]))[2]
+    server_pid = int(sys.argv[1])
+    server = stat(server_pid)[2]
     postgres = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -33,6 +35,9 @@ def main():
         try:
             comm, ppid, own, reaped = stat(entry)
         except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+        if ppid == server_pid:
+            server += own
             continue
         if comm != "postgres":
             continue

@@ -3,7 +3,7 @@
 # database, loaded over loopback by wrk, next to the machine's own ceilings
 # (pgbench running the same SQL; bcrypt verifications on every core).
 #
-#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|writes|tokens|forgot|audit]
+#   bench/run.sh [--users N] [--duration SECONDS] [--connections C] [--only reads|writes|search|template|login|tokens|forgot|audit]
 #
 # Defaults: 10 000 users, 15 s per workload, 64 connections. Results go to
 # bench/results/<users>.md (a table) and the console; `--only reads` runs
@@ -12,7 +12,13 @@
 # bench/results/reads-<users>.md; with BENCH_BASELINE_BIN, that build too,
 # round by round, for a comparison within one run), `--only writes` the
 # profile writes W10 (random users) and W11 (one's own row) next to W1 and
-# W3, three rounds, into bench/results/writes-<users>.md, `--only tokens`
+# W3, three rounds, into bench/results/writes-<users>.md, `--only search`
+# the searches W5, W5b and a superuser's W5c, three rounds, into
+# bench/results/search-<users>.md, `--only template` W3 and W10 against
+# the FastAPI template of bench/template/ (in a venv under build/), three
+# rounds, into bench/results/template-<users>.md, `--only login` W6
+# against the bcrypt ceiling in turns, three rounds, into
+# bench/results/login-<users>.md, `--only tokens`
 # GET /api/auth/me with an access token (W2) and with a personal access
 # token (W12), three rounds, into bench/results/tokens-<users>.md, and
 # `--only forgot` only the forgot-password timing comparison (W8, into
@@ -131,7 +137,18 @@ FROM generate_series(0, $users - 1) AS g;
 ALTER TABLE users ENABLE TRIGGER USER;
 UPDATE user_counts c SET n = (SELECT count(*) FROM users u
     WHERE u.is_active = c.is_active AND u.is_superuser = c.is_superuser);
-VACUUM ANALYZE users;
+-- The search terms, as the trigger keeps them (a build with them off
+-- users; earlier builds have no such table).
+DO \$\$ BEGIN
+    IF to_regclass('user_search') IS NOT NULL THEN
+        TRUNCATE user_search;
+        INSERT INTO user_search (user_id, field, term)
+            SELECT id, 1, username FROM users
+            UNION ALL SELECT id, 2, coalesce(lower(full_name), '') FROM users
+            UNION ALL SELECT id, 3, email FROM users;
+    END IF;
+END \$\$;
+VACUUM ANALYZE;
 SQL
 psql "$db_url" -Atc "SELECT id FROM users WHERE is_active ORDER BY random() LIMIT 2000" > "$work/ids"
 audit_events="${AUDIT_EVENTS:-1000000}"
@@ -405,6 +422,158 @@ print()
 print(f"One hot row against random rows: {m['W11']['rps'] / m['W10']['rps'] * 100:.0f} % of the writes per second.")
 PY
     } | tee "bench/results/writes-${users}.md"
+    exit 0
+fi
+
+if [[ "$only" == search ]]; then
+    # W5 and W5b: an ordinary user's searches (username and full name);
+    # W5c: a superuser's, which also searches e-mail addresses. Three
+    # rounds each, with the server's and PostgreSQL's CPU per request.
+    psql "$db_url" -qc "UPDATE users SET is_superuser = true WHERE username = 'user2'"
+    admin_token="$(login user2@bench.example | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    echo "== searches: ${duration}s each, $connections connections, three rounds of W5 W5b W5c"
+    for round in 1 2 3; do
+        run_wrk "W5.$round" 2 "$connections" get.lua /api/users "$token" "/api/users?search=$search_term"
+        run_wrk "W5b.$round" 2 "$connections" get.lua /api/users "$token" "/api/users?search=$search_term_b"
+        run_wrk "W5c.$round" 2 "$connections" get.lua /api/users "$admin_token" "/api/users?search=$search_term_b"
+    done
+    {
+        echo "### searches, $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo
+        echo "${duration} s per run, $connections connections, three rounds; pool ${BENCH_POOL_SIZE:-32}."
+        echo "W5: GET /api/users?search=$search_term and W5b: ?search=$search_term_b by an ordinary user"
+        echo "(usernames and full names); W5c: ?search=$search_term_b by a superuser (e-mail addresses too)."
+        echo
+        rounds_table W5 W5b W5c
+        echo
+        python3 - <<PY
+import statistics as s
+runs = {w: {"rps": [], "p50": [], "p99": [], "server": [], "pg": []} for w in ["W5", "W5b", "W5c"]}
+$(for round in 1 2 3; do for w in W5 W5b W5c; do n="$w.$round"; echo "runs['$w']['rps'].append(${rps[$n]}); runs['$w']['p50'].append(${p50[$n]}); runs['$w']['p99'].append(${p99[$n]}); runs['$w']['server'].append(${cpu_server[$n]}); runs['$w']['pg'].append(${cpu_pg[$n]})"; done; done)
+print("| Workload (medians of 3) | req/s | p50 ms | p99 ms | server CPU µs/req | PostgreSQL CPU µs/req |")
+print("|---|---:|---:|---:|---:|---:|")
+for w, what in [("W5", "?search=$search_term"), ("W5b", "?search=$search_term_b"), ("W5c", "?search=$search_term_b, superuser")]:
+    m = {k: s.median(v) for k, v in runs[w].items()}
+    print(f"| {w} GET /api/users{what} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['server']:.1f} | {m['pg']:.1f} |")
+PY
+    } | tee "bench/results/search-${users}.md"
+    exit 0
+fi
+
+if [[ "$only" == template ]]; then
+    # The FastAPI template of bench/template/ on its own database with the
+    # same users, ids and password hash, beside UserHub, one loaded at a
+    # time: W3 (a read) and W10 (a superuser's PATCH of random users'
+    # full_name), three rounds of UserHub then the template.
+    template_venv="build/template-venv"
+    if [[ ! -x "$template_venv/bin/uvicorn" ]] || ! cmp -s bench/template/requirements.txt "$template_venv/requirements.txt"; then
+        echo "== installing the template's packages into $template_venv"
+        python3 -m venv "$template_venv"
+        "$template_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r bench/template/requirements.txt
+        cp bench/template/requirements.txt "$template_venv/requirements.txt"
+    fi
+    tdb="userhub_bench_template_${users}"
+    tdb_url="${admin_url%/*}/$tdb"
+    psql "$admin_url" -qc "DROP DATABASE IF EXISTS $tdb WITH (FORCE)" >/dev/null
+    psql "$admin_url" -qc "CREATE DATABASE $tdb" >/dev/null
+    export TEMPLATE_DATABASE_URL="postgresql+asyncpg://${tdb_url#postgres://}"
+    (cd bench/template && "../../$template_venv/bin/python" app.py create)
+    seed_hash="$(psql "$db_url" -Atc "SELECT password_hash FROM users WHERE username = 'seed'")"
+    psql "$tdb_url" -q <<SQL
+INSERT INTO users (id, email, username, full_name, hashed_password, is_active, is_superuser,
+                   created_at, updated_at)
+SELECT md5('user' || g)::uuid, 'user' || g || '@bench.example', 'user' || g,
+       'Bench User ' || g, '$seed_hash', g % 50 <> 0, g % 1000 = 0 OR g = 1,
+       now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval
+FROM generate_series(0, $users - 1) AS g;
+VACUUM ANALYZE users;
+SQL
+    psql "$db_url" -qc "UPDATE users SET is_superuser = true WHERE username = 'user1'"
+    tport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    (cd bench/template && exec "../../$template_venv/bin/uvicorn" app:app --host 127.0.0.1 --port "$tport" \
+        --workers "$cores" --no-access-log --log-level warning) &
+    template_pid=$!
+    trap 'kill "$template_pid" 2>/dev/null; stop_server; kill "$smtp_pid" 2>/dev/null; rm -rf "$work"' EXIT
+    tapi="http://127.0.0.1:$tport"
+    until curl -fs -o /dev/null "$tapi/openapi.json"; do
+        kill -0 "$template_pid" 2>/dev/null || { echo "the template did not start" >&2; exit 1; }
+        sleep 0.2
+    done
+    ttoken="$(curl -fsS -X POST "$tapi/api/auth/login" -H 'content-type: application/json' \
+        -d "{\"email\":\"user1@bench.example\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    userhub_api="$api" userhub_pid="$server_pid"
+    echo "== UserHub and the FastAPI template: ${duration}s each, $connections connections, three rounds of W3 W10"
+    for round in 1 2 3; do
+        api="$userhub_api" server_pid="$userhub_pid"
+        run_wrk "W3.$round" 2 "$connections" user_by_id.lua /api/users "$token" "$work/ids"
+        run_wrk "W10.$round" 2 "$connections" patch.lua /api/users "$token" "$work/ids"
+        api="$tapi" server_pid="$template_pid"
+        run_wrk "T3.$round" 2 "$connections" user_by_id.lua /api/users "$ttoken" "$work/ids"
+        run_wrk "T10.$round" 2 "$connections" patch.lua /api/users "$ttoken" "$work/ids"
+    done
+    api="$userhub_api" server_pid="$userhub_pid"
+    {
+        echo "### UserHub and the FastAPI template, $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo
+        echo "${duration} s per run, $connections connections, three rounds; UserHub's pool ${BENCH_POOL_SIZE:-32},"
+        echo "the template's $cores workers × 16 connections. W3/T3: GET /api/users/{id} of random users;"
+        echo "W10/T10: a superuser's PATCH /api/users/{id} {full_name} to random users. Server CPU: the"
+        echo "template's every worker process."
+        echo
+        rounds_table W3 W10 T3 T10
+        echo
+        python3 - <<PY
+import statistics as s
+runs = {w: {"rps": [], "p99": [], "server": [], "pg": []} for w in ["W3", "W10", "T3", "T10"]}
+$(for round in 1 2 3; do for w in W3 W10 T3 T10; do n="$w.$round"; echo "runs['$w']['rps'].append(${rps[$n]}); runs['$w']['p99'].append(${p99[$n]}); runs['$w']['server'].append(${cpu_server[$n]}); runs['$w']['pg'].append(${cpu_pg[$n]})"; done; done)
+m = {w: {k: s.median(v) for k, v in d.items()} for w, d in runs.items()}
+print("| Medians of 3 | UserHub req/s | template req/s | UserHub over template | p99 ms (UserHub, template) | server CPU µs/req (UserHub, template) |")
+print("|---|---:|---:|---:|---|---|")
+for (u, t), what in [(("W3", "T3"), "GET /api/users/{id}"), (("W10", "T10"), "PATCH /api/users/{id}, random users")]:
+    print(f"| {what} | {m[u]['rps']:.0f} | {m[t]['rps']:.0f} | {m[u]['rps'] / m[t]['rps']:.1f}× | "
+          f"{m[u]['p99']:.1f}, {m[t]['p99']:.1f} | {m[u]['server']:.1f}, {m[t]['server']:.1f} |")
+PY
+    } | tee "bench/results/template-${users}.md"
+    exit 0
+fi
+
+if [[ "$only" == login ]]; then
+    # W6 against the machine's bcrypt ceiling, measured in turns in the same
+    # run (three rounds of the ceiling, then W6), so that both see the same
+    # machine.
+    login_seconds=$((duration < 20 ? 20 : duration))
+    echo "== logins against bcrypt: ${login_seconds}s each, $((cores * 4)) connections, three rounds"
+    declare -A ceiling
+    saved_duration="$duration"
+    duration="$login_seconds"
+    for round in 1 2 3; do
+        ceiling[$round]="$("$target/release/examples/bcrypt_ceiling" 12 "$login_seconds" |
+            sed -E 's/verifications_per_second=([0-9.]+).*/\1/')"
+        echo "bcrypt ceiling ${ceiling[$round]}/s"
+        run_wrk "W6.$round" 2 $((cores * 4)) login.lua /api/auth/login "$users" "$password"
+    done
+    duration="$saved_duration"
+    {
+        echo "### logins against the bcrypt ceiling, $users users — $(date -u +%Y-%m-%dT%H:%MZ)"
+        echo
+        echo "${login_seconds} s per run, $((cores * 4)) connections, BCRYPT_COST=12; the ceiling is bcrypt"
+        echo "verifications per second at cost 12 on every core (the \`bcrypt_ceiling\` example), run just before each W6."
+        echo
+        echo "| Run | bcrypt/s | W6 req/s | of the ceiling | p50 ms | p99 ms | errors | peak RSS MB |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        for round in 1 2 3; do
+            n="W6.$round"
+            echo "| $round | ${ceiling[$round]} | ${rps[$n]} | $(python3 -c "print(f'{${rps[$n]} / ${ceiling[$round]} * 100:.1f} %')") | ${p50[$n]} | ${p99[$n]} | ${errs[$n]} | ${rss[$n]} |"
+        done
+        echo
+        python3 - <<PY
+import statistics as s
+c = [${ceiling[1]}, ${ceiling[2]}, ${ceiling[3]}]
+w = [${rps[W6.1]}, ${rps[W6.2]}, ${rps[W6.3]}]
+print(f"Medians: {s.median(w):.2f} logins/s against {s.median(c):.2f} bcrypt/s, {s.median(w) / s.median(c) * 100:.1f} % of the ceiling "
+      f"(per round: {', '.join(f'{a / b * 100:.1f} %' for a, b in zip(w, c))}).")
+PY
+    } | tee "bench/results/login-${users}.md"
     exit 0
 fi
 

@@ -20,6 +20,7 @@ mod m20261207_000014_taking_an_account_back;
 mod m20261207_000015_personal_access_tokens;
 mod m20261207_000016_passkeys;
 mod m20261207_000017_webhooks;
+mod m20261208_000018_search_terms_off_users;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -35,6 +36,20 @@ pub fn atomic(migration: Box<dyn MigrationTrait>) -> Box<dyn MigrationTrait> {
 
 struct Atomic(Box<dyn MigrationTrait>);
 
+/// Lifts the server's statement timeout for the migration's transaction
+/// (PostgreSQL): copying or indexing a large table takes as long as it
+/// takes, and a migration cancelled half way would stop every start.
+async fn no_statement_timeout(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+    if manager.get_database_backend() == DbBackend::Postgres {
+        manager
+            .get_connection()
+            .execute_unprepared("SET LOCAL statement_timeout = 0")
+            .await?;
+    }
+    Ok(())
+}
+
 impl MigrationName for Atomic {
     fn name(&self) -> &str {
         self.0.name()
@@ -44,10 +59,12 @@ impl MigrationName for Atomic {
 #[async_trait::async_trait]
 impl MigrationTrait for Atomic {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        no_statement_timeout(manager).await?;
         self.0.up(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        no_statement_timeout(manager).await?;
         self.0.down(manager).await
     }
 
@@ -83,6 +100,7 @@ impl Migrator {
             Box::new(m20261207_000015_personal_access_tokens::Migration),
             Box::new(m20261207_000016_passkeys::Migration),
             Box::new(m20261207_000017_webhooks::Migration),
+            Box::new(m20261208_000018_search_terms_off_users::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ mod passkeys;
 mod recovery;
 mod recovery_tokens;
 mod reservations;
+mod row_queue;
 mod sessions;
 mod sql;
 mod throttle;
@@ -80,6 +81,8 @@ pub struct Database {
     acquire_timeout: Duration,
     /// Concurrent authenticating reads share round trips (PostgreSQL).
     batch_reads: bool,
+    /// Writes to one user's row take turns here rather than in the database.
+    row_queue: Arc<row_queue::RowQueue>,
 }
 
 impl Database {
@@ -142,6 +145,7 @@ impl Database {
             },
             acquire_timeout: settings.acquire_timeout,
             batch_reads: true,
+            row_queue: Arc::new(row_queue::RowQueue::new()),
         })
     }
 
@@ -159,6 +163,11 @@ impl Database {
     #[must_use]
     pub fn batch_reads(&self) -> bool {
         self.batch_reads
+    }
+
+    /// The queue in which writes to one row wait their turn.
+    pub(crate) fn row_queue(&self) -> &row_queue::RowQueue {
+        &self.row_queue
     }
 
     /// How long a query may wait for a connection: a batched read, which

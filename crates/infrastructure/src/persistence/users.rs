@@ -54,6 +54,7 @@ impl SeaOrmUserRepository {
         patch: &UserPatch,
         spends_reset_tokens: bool,
     ) -> Result<Result<user::Model, Miss>, DbErr> {
+        let _turn = self.db.row_queue().turn(id.as_uuid()).await;
         let mut condition = Condition::all();
         if let Some(active) = guard.target_active {
             condition = condition.add(user::Column::IsActive.eq(active));

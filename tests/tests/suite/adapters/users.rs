@@ -17,6 +17,8 @@ on_both_backends!(
     concurrent_registrations_of_one_email_end_in_one_user_and_one_email_taken,
     updating_an_unknown_user_is_not_found,
     search_matches_wildcards_literally_and_counts_all_matches,
+    search_follows_changes_to_names_and_emails,
+    users_made_before_an_upgrade_are_found_after_it,
     listing_sorts_with_ties_broken_by_id_and_pages_do_not_overlap,
     unsearched_totals_follow_every_insert_update_and_delete,
     migrations_go_fresh_down_to_zero_and_up_again,
@@ -327,6 +329,83 @@ async fn search_matches_wildcards_literally_and_counts_all_matches(backend: Back
         .await
         .unwrap();
     assert_eq!((page.items.len(), page.total), (2, 5));
+}
+
+/// Usernames (sorted) of the users a search for `term` finds.
+async fn found(r: &Repos, term: &str, search_email: bool) -> Vec<String> {
+    let page = r
+        .users
+        .list(&UserQuery {
+            limit: 10,
+            search: Some(term.to_owned()),
+            search_email,
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    let mut names: Vec<String> = page
+        .items
+        .into_iter()
+        .map(|u| u.username.as_str().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(page.total, names.len() as u64, "the total counts the same");
+    names
+}
+
+/// A search finds a user by the username, name and address they have now,
+/// never by the ones they had: the terms PostgreSQL searches live off
+/// `users` and must follow every change to it.
+async fn search_follows_changes_to_names_and_emails(backend: Backend) {
+    let r = repos(backend).await;
+    let ada = user("ada");
+    r.users.insert(&ada, &any_event()).await.unwrap();
+    r.users.insert(&user("bob"), &any_event()).await.unwrap();
+    let mut renamed = ada.clone();
+    renamed.full_name = Some(userhub_domain::model::FullName::parse("Countess Lovelace").unwrap());
+    let renamed = r.save(&ada, &ada, &renamed).await.unwrap();
+    assert_eq!(found(&r, "countess", false).await, ["ada"]);
+
+    let mut moved = renamed.clone();
+    moved.username = Username::parse("augusta").unwrap();
+    moved.email = Email::parse("byron@new.example").unwrap();
+    let moved = r.save(&renamed, &renamed, &moved).await.unwrap();
+    assert_eq!(found(&r, "augusta", false).await, ["augusta"]);
+    assert_eq!(found(&r, "lovelace", false).await, ["augusta"]);
+    assert_eq!(found(&r, "byron", true).await, ["augusta"]);
+    assert!(found(&r, "byron", false).await.is_empty(), "addresses only when asked");
+    assert!(found(&r, "ada", true).await.is_empty(), "the old username and address are gone");
+
+    let mut unnamed = moved.clone();
+    unnamed.full_name = None;
+    r.save(&moved, &moved, &unnamed).await.unwrap();
+    assert!(found(&r, "countess", false).await.is_empty());
+    assert_eq!(found(&r, "o", true).await, ["augusta", "bob"]);
+}
+
+/// The migration that moved search terms off `users` fills them from the
+/// users already there, including those made while it was undone.
+async fn users_made_before_an_upgrade_are_found_after_it(backend: Backend) {
+    let r = repos(backend).await;
+    let mut ada = user("ada");
+    ada.full_name = Some(userhub_domain::model::FullName::parse("Ada Lovelace").unwrap());
+    r.users.insert(&ada, &any_event()).await.unwrap();
+    let conn = sea_orm::Database::connect(&r._db.url).await.unwrap();
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| migration::MigrationName::name(m.as_ref()).to_owned())
+        .collect();
+    let moved = names
+        .iter()
+        .position(|n| n == "m20261208_000018_search_terms_off_users")
+        .unwrap();
+    let undo = u32::try_from(names.len() - moved).unwrap();
+    Migrator::down(&conn, Some(undo)).await.unwrap();
+    r.users.insert(&user("bob"), &any_event()).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(found(&r, "lovelace", false).await, ["ada"]);
+    assert_eq!(found(&r, "bob@example", true).await, ["bob"]);
+    let _ = conn.close().await;
 }
 
 async fn listing_sorts_with_ties_broken_by_id_and_pages_do_not_overlap(backend: Backend) {

@@ -1,7 +1,7 @@
 //! Listing users: filters, search, sort, paging by offset or cursor, and
 //! the total.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -12,6 +12,11 @@ use userhub_domain::ports::{SortValue, UserPage, UserQuery, UserSortField};
 use super::super::{Database, DbResultExt, escape_like, read};
 use super::to_domain;
 use crate::entities::{user, user_count};
+
+/// `user_search.field` on PostgreSQL: which of a user's terms a row holds.
+const SEARCH_USERNAME: i16 = 1;
+const SEARCH_FULL_NAME: i16 = 2;
+const SEARCH_EMAIL: i16 = 3;
 
 pub(super) async fn list(db: &Database, query: &UserQuery) -> Result<UserPage, PortError> {
     let mut select = user::Entity::find();
@@ -28,10 +33,34 @@ pub(super) async fn list(db: &Database, query: &UserQuery) -> Result<UserPage, P
         let mut any = Condition::any()
             .add(user::Column::Username.like(like()))
             .add(Expr::expr(Func::lower(Expr::col(user::Column::FullName))).like(like()));
+        let mut fields = vec![SEARCH_USERNAME, SEARCH_FULL_NAME];
         if query.search_email {
             any = any.add(user::Column::Email.like(like()));
+            fields.push(SEARCH_EMAIL);
         }
         select = select.filter(any);
+        if db.backend() == DbBackend::Postgres {
+            // The terms' trigram index lives off `users` (so that a profile
+            // write leaves the table's indexes alone): it finds the
+            // candidates, and the condition above keeps the answer exact.
+            // Each field has its own partial index, so each is its own
+            // `field = n AND term LIKE …` for the planner to match.
+            let terms = Alias::new("user_search");
+            let mut in_fields = Condition::any();
+            for field in fields {
+                in_fields = in_fields.add(
+                    Condition::all()
+                        .add(Expr::col((terms.clone(), Alias::new("field"))).eq(field))
+                        .add(Expr::col((terms.clone(), Alias::new("term"))).like(like())),
+                );
+            }
+            let candidates = Query::select()
+                .column((terms.clone(), Alias::new("user_id")))
+                .from(terms)
+                .cond_where(in_fields)
+                .to_owned();
+            select = select.filter(user::Column::Id.in_subquery(candidates));
+        }
     }
     let order = if query.sort.descending {
         Order::Desc
