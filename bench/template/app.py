@@ -133,7 +133,8 @@ async def read_user(
     return user
 
 
-@app.api_route("/api/users/{user_id}", methods=["PUT", "PATCH"], response_model=UserResponse)
+@app.put("/api/users/{user_id}", response_model=UserResponse, operation_id="put_user")
+@app.patch("/api/users/{user_id}", response_model=UserResponse, operation_id="patch_user")
 async def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,

@@ -373,14 +373,33 @@ async fn search_follows_changes_to_names_and_emails(backend: Backend) {
     assert_eq!(found(&r, "augusta", false).await, ["augusta"]);
     assert_eq!(found(&r, "lovelace", false).await, ["augusta"]);
     assert_eq!(found(&r, "byron", true).await, ["augusta"]);
-    assert!(found(&r, "byron", false).await.is_empty(), "addresses only when asked");
-    assert!(found(&r, "ada", true).await.is_empty(), "the old username and address are gone");
+    assert!(
+        found(&r, "byron", false).await.is_empty(),
+        "addresses only when asked"
+    );
+    assert!(
+        found(&r, "ada", true).await.is_empty(),
+        "the old username and address are gone"
+    );
 
     let mut unnamed = moved.clone();
     unnamed.full_name = None;
     r.save(&moved, &moved, &unnamed).await.unwrap();
     assert!(found(&r, "countess", false).await.is_empty());
     assert_eq!(found(&r, "o", true).await, ["augusta", "bob"]);
+    // A page past the last match still knows how many there are.
+    let beyond = r
+        .users
+        .list(&UserQuery {
+            limit: 10,
+            skip: 5,
+            search: Some("o".into()),
+            search_email: true,
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((beyond.items.len(), beyond.total), (0, 2));
 }
 
 /// The migration that moved search terms off `users` fills them from the

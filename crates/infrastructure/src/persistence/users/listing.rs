@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use userhub_domain::PortError;
 use userhub_domain::ports::{SortValue, UserPage, UserQuery, UserSortField};
@@ -105,6 +105,9 @@ pub(super) async fn list(db: &Database, query: &UserQuery) -> Result<UserPage, P
         .order_by(user::Column::Id, order)
         .offset(query.skip)
         .limit(query.limit);
+    if searched && query.after.is_none() {
+        return searched_page(conn, page, matching).await;
+    }
     let total = || {
         let matching = matching.clone();
         async move {
@@ -120,6 +123,39 @@ pub(super) async fn list(db: &Database, query: &UserQuery) -> Result<UserPage, P
         .await
         .port()?;
     let items = rows.into_iter().map(to_domain).collect::<Result<_, _>>()?;
+    Ok(UserPage { items, total })
+}
+
+/// A searched page (without a cursor) and the number of matches, in one
+/// pass: each row carries the count of every row the search matched, so
+/// the matches are found once rather than again by a count.
+async fn searched_page(
+    conn: &super::super::Connection,
+    page: Select<user::Entity>,
+    matching: Select<user::Entity>,
+) -> Result<UserPage, PortError> {
+    const TOTAL: &str = "total_matching";
+    let counted = page
+        .column_as(Expr::cust("COUNT(*) OVER ()"), TOTAL)
+        .into_query();
+    let rows = read(|| async { conn.query_all(&counted).await })
+        .await
+        .port()?;
+    let total = match rows.first() {
+        Some(row) => u64::try_from(row.try_get::<i64>("", TOTAL).port()?).unwrap_or(0),
+        // A page past the last match says nothing of their number.
+        None => read(|| async { matching.clone().count(conn).await })
+            .await
+            .port()?,
+    };
+    let items = rows
+        .iter()
+        .map(|row| {
+            user::Model::from_query_result(row, "")
+                .port()
+                .and_then(to_domain)
+        })
+        .collect::<Result<_, _>>()?;
     Ok(UserPage { items, total })
 }
 
