@@ -142,10 +142,13 @@ UPDATE user_counts c SET n = (SELECT count(*) FROM users u
 DO \$\$ BEGIN
     IF to_regclass('user_search') IS NOT NULL THEN
         TRUNCATE user_search;
+        -- A user's three rows side by side, as the trigger writes them.
         INSERT INTO user_search (user_id, field, term)
-            SELECT id, 1, username FROM users
-            UNION ALL SELECT id, 2, coalesce(lower(full_name), '') FROM users
-            UNION ALL SELECT id, 3, email FROM users;
+            SELECT u.id, f.field, CASE f.field WHEN 1 THEN u.username
+                                               WHEN 2 THEN coalesce(lower(u.full_name), '')
+                                               ELSE u.email END
+            FROM users u CROSS JOIN (VALUES (1::smallint), (2::smallint), (3::smallint)) AS f (field)
+            ORDER BY u.created_at, u.id, f.field;
     END IF;
 END \$\$;
 VACUUM ANALYZE;

@@ -23,6 +23,7 @@ on_both_backends!(
     unsearched_totals_follow_every_insert_update_and_delete,
     migrations_go_fresh_down_to_zero_and_up_again,
     a_migration_that_fails_half_way_leaves_nothing_behind,
+    a_migration_outlasts_the_statement_timeout,
 );
 
 /// Creates a table, then fails: a migration interrupted half way.
@@ -53,6 +54,62 @@ impl MigratorTrait for HalfWayMigrator {
     fn migrations() -> Vec<Box<dyn migration::MigrationTrait>> {
         vec![migration::atomic(Box::new(HalfWay))]
     }
+}
+
+/// Takes longer than the test connection's statement timeout (PostgreSQL).
+struct Slow;
+
+impl migration::MigrationName for Slow {
+    fn name(&self) -> &str {
+        "m99999999_000002_slow"
+    }
+}
+
+#[migration::async_trait::async_trait]
+impl migration::MigrationTrait for Slow {
+    async fn up(&self, manager: &migration::SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let sql = match manager.get_database_backend() {
+            sea_orm::DbBackend::Postgres => "SELECT pg_sleep(1.5)",
+            _ => "SELECT 1",
+        };
+        sea_orm::ConnectionTrait::execute_unprepared(manager.get_connection(), sql).await?;
+        Ok(())
+    }
+}
+
+struct SlowMigrator;
+
+#[migration::async_trait::async_trait]
+impl MigratorTrait for SlowMigrator {
+    fn migrations() -> Vec<Box<dyn migration::MigrationTrait>> {
+        vec![migration::atomic(Box::new(Slow))]
+    }
+}
+
+/// A migration that copies a large table takes as long as it takes: the
+/// server's statement timeout (here 1 s) must not cancel it half way, or
+/// no start could ever finish it.
+async fn a_migration_outlasts_the_statement_timeout(backend: Backend) {
+    let db = userhub_tests::TestDatabase::create(backend).await;
+    let url = match backend {
+        Backend::Postgres => format!("{}?options=-c%20statement_timeout%3D1000", db.url),
+        Backend::Sqlite => db.url.clone(),
+    };
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    if backend == Backend::Postgres {
+        let timed_out =
+            sea_orm::ConnectionTrait::execute_unprepared(&conn, "SELECT pg_sleep(1.5)").await;
+        assert!(timed_out.is_err(), "the connection has the timeout");
+    }
+    SlowMigrator::up(&conn, None).await.unwrap();
+    assert_eq!(
+        SlowMigrator::get_applied_migrations(&conn)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let _ = conn.close().await;
 }
 
 /// Each migration commits with its `seaql_migrations` row or not at all,
