@@ -177,3 +177,37 @@ fn the_configured_providers_are_logged_at_start_without_their_secrets() {
     assert!(!logs.contains("very-secret-value"), "{logs}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The serving process is opted out of transparent huge pages (each 2 MiB
+/// region the allocator touched would otherwise be resident whole).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch_dir("pages");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_userhub-server"))
+        .current_dir(&dir)
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("PORT", "0")
+        .env("DATABASE_URL", "sqlite://pages.db?mode=rwc")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap().contains("listening on") {
+            break;
+        }
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let flag = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(flag, Some("0"), "{status}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
