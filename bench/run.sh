@@ -258,6 +258,21 @@ rounds_table() {
     done
 }
 
+# medians_py <workload…>: Python that sets `m[w]`, each workload's medians
+# over its three rounds (rps, p50, p99, server, pg), for a mode's summary.
+medians_py() {
+    echo "import statistics as s"
+    echo "runs = {w: {'rps': [], 'p50': [], 'p99': [], 'server': [], 'pg': []} for w in '$*'.split()}"
+    local round w n
+    for round in 1 2 3; do
+        for w in "$@"; do
+            n="$w.$round"
+            echo "for k, v in [('rps', ${rps[$n]}), ('p50', ${p50[$n]}), ('p99', ${p99[$n]}), ('server', ${cpu_server[$n]}), ('pg', ${cpu_pg[$n]})]: runs['$w'][k].append(v)"
+        done
+    done
+    echo "m = {w: {k: s.median(v) for k, v in d.items()} for w, d in runs.items()}"
+}
+
 # W8: forgot-password for addresses accounts have, then for addresses none
 # has, twice in A B B A order so that drift over the run cancels out. The
 # answers must not tell the two apart, in body or in time.
@@ -409,10 +424,7 @@ if [[ "$only" == writes ]]; then
         rounds_table W1 W3 W10 W11
         echo
         python3 - <<PY
-import statistics as s
-runs = {w: {"rps": [], "server": [], "pg": [], "p99": []} for w in ["W1", "W3", "W10", "W11"]}
-$(for round in 1 2 3; do for w in W1 W3 W10 W11; do n="$w.$round"; echo "runs['$w']['rps'].append(${rps[$n]}); runs['$w']['server'].append(${cpu_server[$n]}); runs['$w']['pg'].append(${cpu_pg[$n]}); runs['$w']['p99'].append(${p99[$n]})"; done; done)
-m = {w: {k: s.median(v) for k, v in d.items()} for w, d in runs.items()}
+$(medians_py W1 W3 W10 W11)
 print("| Workload (medians of 3) | req/s | p99 ms | server CPU µs/req | over W3's | PostgreSQL CPU µs/req | over W3's |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for w, what in [("W1", "GET /health/live"), ("W3", "GET /api/users/{id}"),
@@ -450,14 +462,11 @@ if [[ "$only" == search ]]; then
         rounds_table W5 W5b W5c
         echo
         python3 - <<PY
-import statistics as s
-runs = {w: {"rps": [], "p50": [], "p99": [], "server": [], "pg": []} for w in ["W5", "W5b", "W5c"]}
-$(for round in 1 2 3; do for w in W5 W5b W5c; do n="$w.$round"; echo "runs['$w']['rps'].append(${rps[$n]}); runs['$w']['p50'].append(${p50[$n]}); runs['$w']['p99'].append(${p99[$n]}); runs['$w']['server'].append(${cpu_server[$n]}); runs['$w']['pg'].append(${cpu_pg[$n]})"; done; done)
+$(medians_py W5 W5b W5c)
 print("| Workload (medians of 3) | req/s | p50 ms | p99 ms | server CPU µs/req | PostgreSQL CPU µs/req |")
 print("|---|---:|---:|---:|---:|---:|")
 for w, what in [("W5", "?search=$search_term"), ("W5b", "?search=$search_term_b"), ("W5c", "?search=$search_term_b, superuser")]:
-    m = {k: s.median(v) for k, v in runs[w].items()}
-    print(f"| {w} GET /api/users{what} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['server']:.1f} | {m['pg']:.1f} |")
+    print(f"| {w} GET /api/users{what} | {m[w]['rps']:.0f} | {m[w]['p50']:.2f} | {m[w]['p99']:.2f} | {m[w]['server']:.1f} | {m[w]['pg']:.1f} |")
 PY
     } | tee "bench/results/search-${users}.md"
     exit 0
@@ -526,10 +535,7 @@ SQL
         rounds_table W3 W10 T3 T10
         echo
         python3 - <<PY
-import statistics as s
-runs = {w: {"rps": [], "p99": [], "server": [], "pg": []} for w in ["W3", "W10", "T3", "T10"]}
-$(for round in 1 2 3; do for w in W3 W10 T3 T10; do n="$w.$round"; echo "runs['$w']['rps'].append(${rps[$n]}); runs['$w']['p99'].append(${p99[$n]}); runs['$w']['server'].append(${cpu_server[$n]}); runs['$w']['pg'].append(${cpu_pg[$n]})"; done; done)
-m = {w: {k: s.median(v) for k, v in d.items()} for w, d in runs.items()}
+$(medians_py W3 W10 T3 T10)
 print("| Medians of 3 | UserHub req/s | template req/s | UserHub over template | p99 ms (UserHub, template) | server CPU µs/req (UserHub, template) |")
 print("|---|---:|---:|---:|---|---|")
 for (u, t), what in [(("W3", "T3"), "GET /api/users/{id}"), (("W10", "T10"), "PATCH /api/users/{id}, random users")]:
@@ -600,10 +606,7 @@ if [[ "$only" == tokens ]]; then
         rounds_table W2 W12
         echo
         python3 - <<PY
-import statistics as s
-runs = {w: {"rps": [], "server": [], "pg": []} for w in ["W2", "W12"]}
-$(for round in 1 2 3; do for w in W2 W12; do n="$w.$round"; echo "runs['$w']['rps'].append(${rps[$n]}); runs['$w']['server'].append(${cpu_server[$n]}); runs['$w']['pg'].append(${cpu_pg[$n]})"; done; done)
-m = {w: {k: s.median(v) for k, v in d.items()} for w, d in runs.items()}
+$(medians_py W2 W12)
 print("| Workload (medians of 3) | req/s | server CPU µs/req | PostgreSQL CPU µs/req |")
 print("|---|---:|---:|---:|")
 for w, what in [("W2", "GET /api/auth/me, access token"), ("W12", "GET /api/auth/me, personal access token")]:
