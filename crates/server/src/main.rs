@@ -43,9 +43,9 @@ fn main() -> ExitCode {
 
 /// Opts the process out of transparent huge pages, before the runtime's
 /// threads allocate: where the kernel's setting is `always`, every 2 MiB
-/// region the allocator touches becomes resident whole, and the peak
-/// resident memory under load went from 33–40 MB to 50–57 MB
-/// (BENCHMARKS.md, *Allocators*). Nothing is lost if the kernel refuses.
+/// region the allocator touches becomes resident whole: the peak resident
+/// memory under load was 55–60 MB with them and 37–43 MB without
+/// (BENCHMARKS.md, 2026-12-08). Nothing is lost if the kernel refuses.
 fn small_pages() {
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);

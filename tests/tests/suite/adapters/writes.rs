@@ -1,5 +1,6 @@
 //! Conditional user writes against real databases: versions, guards, demotions and races.
 
+use std::time::Duration as StdDuration;
 use userhub_domain::model::{PasswordHash, User, UserId};
 use userhub_domain::ports::{
     PatchUserError, SessionRepository, UserPatch, UserRepository, WriteGuard,
@@ -410,4 +411,81 @@ async fn an_administrators_decision_survives_the_users_concurrent_writes(backend
             "round {round}: a session outlived the reset"
         );
     }
+}
+
+/// Writes to one row queue in the server, not on PostgreSQL's row lock:
+/// while the row is locked elsewhere, one of them waits in the database and
+/// the rest hold no connection, so the pool still serves other users.
+/// (PostgreSQL only: SQLite has no row locks to queue on.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_one_row_wait_in_the_server_and_leave_the_pool_free() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let r = repos(Backend::Postgres).await;
+    let ada = user("ada");
+    let bob = user("bob");
+    r.users.insert(&ada, &any_event()).await.unwrap();
+    r.users.insert(&bob, &any_event()).await.unwrap();
+    let outside = sea_orm::Database::connect(&r._db.url).await.unwrap();
+    let holder = outside.begin().await.unwrap();
+    holder
+        .execute_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 1 FROM users WHERE id = $1 FOR UPDATE",
+            [ada.id.as_uuid().into()],
+        ))
+        .await
+        .unwrap();
+    // More writers than the pool (4) has connections.
+    let writes: Vec<_> = (0..6)
+        .map(|i| {
+            let users = r.users.clone();
+            tokio::spawn(async move {
+                let patch = UserPatch {
+                    full_name: Some(Some(
+                        userhub_domain::model::FullName::parse(&format!("Ada {i}")).unwrap(),
+                    )),
+                    ..UserPatch::default()
+                };
+                users
+                    .update(
+                        ada.id,
+                        None,
+                        &patch,
+                        &own(ada.id, false),
+                        now(),
+                        &any_event(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let waiting = || async {
+        let row = outside
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    };
+    while waiting().await == 0 {
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert_eq!(waiting().await, 1, "one write waits on the row lock");
+    // Well within the pool's 5 s acquire timeout: connections are free.
+    let other = tokio::time::timeout(StdDuration::from_secs(2), r.users.find_by_id(bob.id))
+        .await
+        .expect("another user's read is not starved of connections");
+    assert!(other.unwrap().is_some());
+    holder.commit().await.unwrap();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    let stored = r.users.find_by_id(ada.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 7, "all six writes landed");
+    let _ = outside.close().await;
 }
